@@ -1,0 +1,36 @@
+//! Server-side sessions for Gatehouse, shared by the provider (its SSO session) and the sample
+//! relying party (its local session).
+//!
+//! Why our own crate and not `tower-sessions`: its store crates still pin sqlx 0.8 and
+//! tower-sessions-core 0.14 (see DESIGN.md), and the behaviour we need goes beyond a key-value
+//! bag: a public handle (the OIDC `sid`) that survives id regeneration, indexes by user and by an
+//! external key, expiry enforced in the store query itself, a bounded touch rate, and every
+//! session end reported as an event.
+//!
+//! The pieces:
+//! - [`Sessions`]: the rules (id generation, idle and absolute expiry, touch interval,
+//!   regeneration, revocation) over any [`SessionStore`] backend.
+//! - Backends: [`MemoryStore`] (one process, lost on restart) and [`SqlStore`] (SQLite or
+//!   PostgreSQL through the sqlx `Any` pool).
+//! - [`CookiePolicy`]: the session cookie's name and attributes, in one place.
+//! - CSRF: every session carries a token ([`Session::csrf_token`]) checked in constant time by
+//!   [`Session::verify_csrf`].
+//! - [`Clock`]: injected time, so expiry is tested without sleeping.
+
+mod clock;
+mod cookie;
+mod memory;
+mod model;
+pub mod secret;
+mod sql;
+mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use clock::Clock;
+pub use cookie::CookiePolicy;
+pub use memory::MemoryStore;
+pub use model::{EndCause, NewSession, Session, SessionEnd, SessionPolicy, StoredSession};
+pub use secret::SessionId;
+pub use sql::{SqlStore, connect_any};
+pub use store::{SessionInfo, SessionStore, Sessions, StoreError};

@@ -1,0 +1,257 @@
+//! SQL backend over the sqlx `Any` pool: SQLite (the embedded default) or PostgreSQL, with one
+//! portable SQL string per operation. Expiry is part of every read's `WHERE`, so an expired
+//! row is never returned even before the sweeper deletes it.
+
+use crate::model::StoredSession;
+use crate::store::{SessionStore, StoreError};
+use async_trait::async_trait;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor, FromRow};
+
+/// Connects an `Any` pool to `url` (`sqlite://…` or `postgres://…`). SQLite connections get
+/// WAL journaling, `synchronous=NORMAL` (durable at checkpoints, safe against corruption) and
+/// a busy timeout, so readers never block the writer.
+pub async fn connect_any(url: &str, max_connections: u32) -> Result<AnyPool, sqlx::Error> {
+    install_default_drivers();
+    AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(std::time::Duration::from_secs(5))
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                         PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await
+}
+
+/// Sessions in the `sessions` table (see `migrations/sessions/`).
+#[derive(Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+}
+
+const COLUMNS: &str = "id_hash, handle, user_id, external_key, data, csrf_token, created_at, \
+    last_seen_at, idle_expires_at, absolute_expires_at, auth_time, user_agent, client_addr";
+
+#[derive(FromRow)]
+struct SessionRow {
+    id_hash: String,
+    handle: String,
+    user_id: Option<String>,
+    external_key: Option<String>,
+    data: String,
+    csrf_token: String,
+    created_at: i64,
+    last_seen_at: i64,
+    idle_expires_at: i64,
+    absolute_expires_at: i64,
+    auth_time: Option<i64>,
+    user_agent: Option<String>,
+    client_addr: Option<String>,
+}
+
+impl TryFrom<SessionRow> for StoredSession {
+    type Error = StoreError;
+    fn try_from(r: SessionRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id_hash: r.id_hash,
+            handle: r.handle,
+            user_id: r.user_id,
+            external_key: r.external_key,
+            data: serde_json::from_str(&r.data)?,
+            csrf_token: r.csrf_token,
+            created_at: r.created_at,
+            last_seen_at: r.last_seen_at,
+            idle_expires_at: r.idle_expires_at,
+            absolute_expires_at: r.absolute_expires_at,
+            auth_time: r.auth_time,
+            user_agent: r.user_agent,
+            client_addr: r.client_addr,
+        })
+    }
+}
+
+fn rows(rows: Vec<SessionRow>) -> Result<Vec<StoredSession>, StoreError> {
+    rows.into_iter().map(StoredSession::try_from).collect()
+}
+
+impl SqlStore {
+    /// Uses `pool`; call [`SqlStore::migrate`] once at start-up.
+    pub fn new(pool: AnyPool) -> Self {
+        Self { pool }
+    }
+
+    /// Creates or upgrades the `sessions` table. Safe to run from several processes at once
+    /// (sqlx takes an advisory lock on PostgreSQL), and beside other crates' migrations in the
+    /// same database (missing versions from those are ignored).
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        let mut migrator = sqlx::migrate!("../migrations/sessions");
+        migrator.set_ignore_missing(true);
+        migrator.run(&self.pool).await
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqlStore {
+    async fn insert(&self, s: &StoredSession) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (id_hash, handle, user_id, external_key, data, csrf_token, \
+             created_at, last_seen_at, idle_expires_at, absolute_expires_at, auth_time, \
+             user_agent, client_addr) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(&s.id_hash)
+        .bind(&s.handle)
+        .bind(&s.user_id)
+        .bind(&s.external_key)
+        .bind(s.data.to_string())
+        .bind(&s.csrf_token)
+        .bind(s.created_at)
+        .bind(s.last_seen_at)
+        .bind(s.idle_expires_at)
+        .bind(s.absolute_expires_at)
+        .bind(s.auth_time)
+        .bind(&s.user_agent)
+        .bind(&s.client_addr)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get(&self, id_hash: &str, now: i64) -> Result<Option<StoredSession>, StoreError> {
+        let row: Option<SessionRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM sessions \
+             WHERE id_hash = $1 AND idle_expires_at > $2 AND absolute_expires_at > $2"
+        )))
+        .bind(id_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(StoredSession::try_from).transpose()
+    }
+
+    async fn update(
+        &self,
+        old_hash: &str,
+        s: &StoredSession,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE sessions SET id_hash = $2, handle = $3, user_id = $4, external_key = $5, \
+             data = $6, csrf_token = $7, created_at = $8, last_seen_at = $9, \
+             idle_expires_at = $10, absolute_expires_at = $11, auth_time = $12, \
+             user_agent = $13, client_addr = $14 \
+             WHERE id_hash = $1 AND idle_expires_at > $15 AND absolute_expires_at > $15",
+        )
+        .bind(old_hash)
+        .bind(&s.id_hash)
+        .bind(&s.handle)
+        .bind(&s.user_id)
+        .bind(&s.external_key)
+        .bind(s.data.to_string())
+        .bind(&s.csrf_token)
+        .bind(s.created_at)
+        .bind(s.last_seen_at)
+        .bind(s.idle_expires_at)
+        .bind(s.absolute_expires_at)
+        .bind(s.auth_time)
+        .bind(&s.user_agent)
+        .bind(&s.client_addr)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn touch(&self, id_hash: &str, now: i64, idle_expires_at: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE sessions SET last_seen_at = $2, idle_expires_at = $3 \
+             WHERE id_hash = $1 AND idle_expires_at > $2 AND absolute_expires_at > $2",
+        )
+        .bind(id_hash)
+        .bind(now)
+        .bind(idle_expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn remove(&self, id_hash: &str) -> Result<Option<StoredSession>, StoreError> {
+        let row: Option<SessionRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM sessions WHERE id_hash = $1 RETURNING {COLUMNS}"
+        )))
+        .bind(id_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(StoredSession::try_from).transpose()
+    }
+
+    async fn remove_by_handle(&self, handle: &str) -> Result<Option<StoredSession>, StoreError> {
+        let row: Option<SessionRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM sessions WHERE handle = $1 RETURNING {COLUMNS}"
+        )))
+        .bind(handle)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(StoredSession::try_from).transpose()
+    }
+
+    async fn remove_by_user(&self, user_id: &str) -> Result<Vec<StoredSession>, StoreError> {
+        rows(
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM sessions WHERE user_id = $1 RETURNING {COLUMNS}"
+            )))
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?,
+        )
+    }
+
+    async fn remove_by_external_key(&self, key: &str) -> Result<Vec<StoredSession>, StoreError> {
+        rows(
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM sessions WHERE external_key = $1 RETURNING {COLUMNS}"
+            )))
+            .bind(key)
+            .fetch_all(&self.pool)
+            .await?,
+        )
+    }
+
+    async fn list_by_user(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<StoredSession>, StoreError> {
+        rows(
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM sessions WHERE user_id = $1 \
+                 AND idle_expires_at > $2 AND absolute_expires_at > $2 ORDER BY created_at"
+            )))
+            .bind(user_id)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?,
+        )
+    }
+
+    async fn remove_expired(&self, now: i64) -> Result<Vec<StoredSession>, StoreError> {
+        rows(
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM sessions WHERE idle_expires_at <= $1 OR absolute_expires_at <= $1 \
+                 RETURNING {COLUMNS}"
+            )))
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?,
+        )
+    }
+}

@@ -1,0 +1,323 @@
+//! The [`SessionStore`] backend contract and [`Sessions`], the rules every backend shares.
+
+use crate::clock::Clock;
+use crate::model::{EndCause, NewSession, Session, SessionEnd, SessionPolicy, StoredSession};
+use crate::secret::{RandomError, SessionId, random_handle, random_token};
+use async_trait::async_trait;
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+/// A session store failed. Callers answer with an opaque 500 (or 503) and log it once.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("session store: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("session store: {0}")]
+    Random(#[from] RandomError),
+    #[error("session store: stored data is not valid JSON: {0}")]
+    Data(#[from] serde_json::Error),
+}
+
+/// Storage primitives. Each backend keys sessions on the SHA-256 of their id, keeps the public
+/// handle unique, and never returns a session whose idle or absolute deadline has passed.
+/// The rules themselves (id generation, deadlines, touch rate) live in [`Sessions`].
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Adds a new session.
+    async fn insert(&self, session: &StoredSession) -> Result<(), StoreError>;
+    /// The session stored under `id_hash`, if it is live at `now`.
+    async fn get(&self, id_hash: &str, now: i64) -> Result<Option<StoredSession>, StoreError>;
+    /// Replaces the live session stored under `old_hash` with `session`, which may carry a new
+    /// hash (regeneration: the old id is dead once this returns). False if there was none.
+    async fn update(
+        &self,
+        old_hash: &str,
+        session: &StoredSession,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Records activity: `last_seen_at = now` and the new idle deadline, if still live.
+    async fn touch(&self, id_hash: &str, now: i64, idle_expires_at: i64) -> Result<(), StoreError>;
+    /// Deletes by id hash, returning what was deleted.
+    async fn remove(&self, id_hash: &str) -> Result<Option<StoredSession>, StoreError>;
+    /// Deletes by public handle.
+    async fn remove_by_handle(&self, handle: &str) -> Result<Option<StoredSession>, StoreError>;
+    /// Deletes every session of a user.
+    async fn remove_by_user(&self, user_id: &str) -> Result<Vec<StoredSession>, StoreError>;
+    /// Deletes every session with this external key.
+    async fn remove_by_external_key(&self, key: &str) -> Result<Vec<StoredSession>, StoreError>;
+    /// The live sessions of a user, oldest first.
+    async fn list_by_user(&self, user_id: &str, now: i64)
+    -> Result<Vec<StoredSession>, StoreError>;
+    /// Deletes every session past a deadline at `now`, returning them.
+    async fn remove_expired(&self, now: i64) -> Result<Vec<StoredSession>, StoreError>;
+}
+
+/// A session as listed to its owner: no secrets.
+#[derive(Clone, Debug)]
+pub struct SessionInfo {
+    pub handle: String,
+    pub user_id: Option<String>,
+    pub external_key: Option<String>,
+    pub data: serde_json::Value,
+    pub created_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+    pub idle_expires_at: OffsetDateTime,
+    pub absolute_expires_at: OffsetDateTime,
+    pub auth_time: Option<OffsetDateTime>,
+    pub user_agent: Option<String>,
+    pub client_addr: Option<String>,
+}
+
+/// The session rules over a backend. Cheap to clone.
+#[derive(Clone)]
+pub struct Sessions {
+    store: Arc<dyn SessionStore>,
+    policy: SessionPolicy,
+    clock: Clock,
+}
+
+impl Sessions {
+    pub fn new(store: Arc<dyn SessionStore>, policy: SessionPolicy, clock: Clock) -> Self {
+        Self {
+            store,
+            policy,
+            clock,
+        }
+    }
+
+    pub fn policy(&self) -> &SessionPolicy {
+        &self.policy
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Starts a session with a fresh id, handle and CSRF token.
+    pub async fn create(&self, new: NewSession) -> Result<Session, StoreError> {
+        let now = self.clock.unix();
+        let absolute = now.saturating_add(self.policy.absolute_secs());
+        let stored_id = SessionId::generate()?;
+        let stored = StoredSession {
+            id_hash: stored_id.hash(),
+            handle: random_handle()?,
+            user_id: new.user_id,
+            external_key: new.external_key,
+            data: if new.data.is_null() {
+                serde_json::json!({})
+            } else {
+                new.data
+            },
+            csrf_token: random_token()?,
+            created_at: now,
+            last_seen_at: now,
+            idle_expires_at: now.saturating_add(self.policy.idle_secs()).min(absolute),
+            absolute_expires_at: absolute,
+            auth_time: new.auth_time.map(OffsetDateTime::unix_timestamp),
+            user_agent: new.user_agent.map(|ua| truncate(ua, 512)),
+            client_addr: new.client_addr,
+        };
+        self.store.insert(&stored).await?;
+        Ok(Session::from_stored(stored_id, stored))
+    }
+
+    /// The live session for this id, or `None` (unknown, idle-expired or absolute-expired,
+    /// whatever the cookie says). Slides the idle deadline, writing at most once per touch
+    /// interval.
+    pub async fn load(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        let now = self.clock.unix();
+        let hash = id.hash();
+        let Some(mut stored) = self.store.get(&hash, now).await? else {
+            return Ok(None);
+        };
+        if !stored.is_live(now) {
+            return Ok(None);
+        }
+        if now - stored.last_seen_at >= self.policy.touch_secs() {
+            let idle = now
+                .saturating_add(self.policy.idle_secs())
+                .min(stored.absolute_expires_at);
+            self.store.touch(&hash, now, idle).await?;
+            stored.last_seen_at = now;
+            stored.idle_expires_at = idle;
+        }
+        Ok(Some(Session::from_stored(id.clone(), stored)))
+    }
+
+    /// Writes the session's data, user and external key back. False if it has ended meanwhile.
+    pub async fn save(&self, session: &Session) -> Result<bool, StoreError> {
+        let stored = session.to_stored();
+        self.store
+            .update(&stored.id_hash, &stored, self.clock.unix())
+            .await
+    }
+
+    /// Gives the session a new id and CSRF token; the old id is dead when this returns.
+    /// False if the session had ended meanwhile.
+    pub async fn regenerate(&self, session: &mut Session) -> Result<bool, StoreError> {
+        let old_hash = session.id().hash();
+        session.set_secrets(SessionId::generate()?, random_token()?);
+        let stored = session.to_stored();
+        self.store
+            .update(&old_hash, &stored, self.clock.unix())
+            .await
+    }
+
+    /// Signs `user_id` in on this session: a new id and CSRF token (the pre-login id is dead),
+    /// `auth_time` now, and fresh idle and absolute deadlines. If the session belonged to
+    /// another user, that session ends (reported) and a new one, with a new handle, begins.
+    pub async fn authenticate(
+        &self,
+        session: &mut Session,
+        user_id: &str,
+    ) -> Result<Option<SessionEnd>, StoreError> {
+        let now_at = self.clock.now();
+        let now = now_at.unix_timestamp();
+        let old_hash = session.id().hash();
+        let mut ended = None;
+        match session.user_id.as_deref() {
+            Some(current) if current == user_id => {}
+            Some(_) => {
+                if let Some(old) = self.store.remove(&old_hash).await? {
+                    ended = Some(old.end(EndCause::Logout));
+                }
+                session.handle = random_handle()?;
+                session.external_key = None;
+                session.created_at = now_at;
+            }
+            None => session.created_at = now_at,
+        }
+        let absolute = now.saturating_add(self.policy.absolute_secs());
+        session.user_id = Some(user_id.to_owned());
+        session.auth_time = Some(now_at);
+        session.last_seen_at = now_at;
+        session.absolute_expires_at = at(absolute);
+        session.idle_expires_at = at(now.saturating_add(self.policy.idle_secs()).min(absolute));
+        session.set_secrets(SessionId::generate()?, random_token()?);
+        let stored = session.to_stored();
+        if ended.is_some() || !self.store.update(&old_hash, &stored, now).await? {
+            self.store.insert(&stored).await?;
+        }
+        Ok(ended)
+    }
+
+    /// Ends this session (logout).
+    pub async fn end(
+        &self,
+        id: &SessionId,
+        cause: EndCause,
+    ) -> Result<Option<SessionEnd>, StoreError> {
+        Ok(self.store.remove(&id.hash()).await?.map(|s| s.end(cause)))
+    }
+
+    /// Ends the session with this public handle, but only if it belongs to `user_id` (a user
+    /// revokes their own sessions; `None` is an administrator's revoke).
+    pub async fn revoke_handle(
+        &self,
+        handle: &str,
+        owner: Option<&str>,
+    ) -> Result<Option<SessionEnd>, StoreError> {
+        if let Some(owner) = owner {
+            let mine = self.list_for_user(owner).await?;
+            if !mine.iter().any(|s| s.handle == handle) {
+                return Ok(None);
+            }
+        }
+        Ok(self
+            .store
+            .remove_by_handle(handle)
+            .await?
+            .map(|s| s.end(EndCause::Revoked)))
+    }
+
+    /// Ends every session of a user ("sign out everywhere").
+    pub async fn revoke_user(&self, user_id: &str) -> Result<Vec<SessionEnd>, StoreError> {
+        let removed = self.store.remove_by_user(user_id).await?;
+        Ok(removed
+            .iter()
+            .map(|s| s.end(EndCause::RevokedAll))
+            .collect())
+    }
+
+    /// Ends every session with this external key (the app's sessions under a provider `sid`).
+    pub async fn revoke_external(&self, key: &str) -> Result<Vec<SessionEnd>, StoreError> {
+        let removed = self.store.remove_by_external_key(key).await?;
+        Ok(removed
+            .iter()
+            .map(|s| s.end(EndCause::ExternalRevocation))
+            .collect())
+    }
+
+    /// The live sessions of a user, oldest first, without their secrets.
+    pub async fn list_for_user(&self, user_id: &str) -> Result<Vec<SessionInfo>, StoreError> {
+        let now = self.clock.unix();
+        let rows = self.store.list_by_user(user_id, now).await?;
+        Ok(rows
+            .into_iter()
+            .filter(|s| s.is_live(now))
+            .map(info)
+            .collect())
+    }
+
+    /// Deletes every expired session and reports each end with its cause.
+    pub async fn sweep(&self) -> Result<Vec<SessionEnd>, StoreError> {
+        let now = self.clock.unix();
+        let removed = self.store.remove_expired(now).await?;
+        Ok(removed.iter().map(|s| s.end(s.expiry_cause())).collect())
+    }
+
+    /// Runs [`Sessions::sweep`] every `every`, handing each batch of ends to `on_end`.
+    pub fn spawn_sweeper<F>(
+        &self,
+        every: std::time::Duration,
+        on_end: F,
+    ) -> tokio::task::JoinHandle<()>
+    where
+        F: Fn(Vec<SessionEnd>) + Send + Sync + 'static,
+    {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                match this.sweep().await {
+                    Ok(ended) if !ended.is_empty() => on_end(ended),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "session sweep failed"),
+                }
+            }
+        })
+    }
+}
+
+fn at(unix: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn info(s: StoredSession) -> SessionInfo {
+    SessionInfo {
+        handle: s.handle,
+        user_id: s.user_id,
+        external_key: s.external_key,
+        data: s.data,
+        created_at: at(s.created_at),
+        last_seen_at: at(s.last_seen_at),
+        idle_expires_at: at(s.idle_expires_at),
+        absolute_expires_at: at(s.absolute_expires_at),
+        auth_time: s.auth_time.map(at),
+        user_agent: s.user_agent,
+        client_addr: s.client_addr,
+    }
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}

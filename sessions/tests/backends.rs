@@ -1,0 +1,410 @@
+//! One behavioural suite, run against every backend: memory and SQLite always, PostgreSQL when
+//! `GATEHOUSE_TEST_POSTGRES_URL` is set (each test in its own database).
+
+use sessions::testing::TestPostgres;
+use sessions::{
+    Clock, EndCause, MemoryStore, NewSession, SessionId, SessionPolicy, SessionStore, Sessions,
+    SqlStore, connect_any,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+const IDLE: Duration = Duration::from_secs(60);
+const ABSOLUTE: Duration = Duration::from_secs(300);
+const TOUCH: Duration = Duration::from_secs(10);
+
+/// A backend under test; `url` lets a test reopen the same store as a restarted process would.
+struct Backend {
+    store: Arc<dyn SessionStore>,
+    url: Option<String>,
+    _pg: Option<TestPostgres>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn sql_store(url: &str) -> Arc<dyn SessionStore> {
+    let pool = connect_any(url, 4).await.unwrap();
+    let store = SqlStore::new(pool);
+    store.migrate().await.unwrap();
+    Arc::new(store)
+}
+
+async fn memory() -> Option<Backend> {
+    Some(Backend {
+        store: Arc::new(MemoryStore::new()),
+        url: None,
+        _pg: None,
+        _dir: None,
+    })
+}
+
+async fn sqlite() -> Option<Backend> {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
+    Some(Backend {
+        store: sql_store(&url).await,
+        url: Some(url),
+        _pg: None,
+        _dir: Some(dir),
+    })
+}
+
+async fn postgres() -> Option<Backend> {
+    let pg = TestPostgres::create("sessions store on PostgreSQL").await?;
+    let url = pg.url.clone();
+    Some(Backend {
+        store: sql_store(&url).await,
+        url: Some(url),
+        _pg: Some(pg),
+        _dir: None,
+    })
+}
+
+fn rules(b: &Backend) -> (Sessions, Clock) {
+    let clock = Clock::system();
+    let policy = SessionPolicy {
+        idle_timeout: IDLE,
+        absolute_lifetime: ABSOLUTE,
+        touch_interval: TOUCH,
+    };
+    (Sessions::new(b.store.clone(), policy, clock.clone()), clock)
+}
+
+fn signed_in(user: &str) -> NewSession {
+    NewSession {
+        user_id: Some(user.into()),
+        ..NewSession::default()
+    }
+}
+
+mod behaviours {
+    use super::*;
+
+    pub(crate) async fn create_and_load(b: Backend) {
+        let (s, _) = rules(&b);
+        let created = s
+            .create(NewSession {
+                user_id: Some("u1".into()),
+                external_key: Some("sid-1".into()),
+                data: serde_json::json!({"k": "v"}),
+                user_agent: Some("UA".into()),
+                client_addr: Some("127.0.0.1".into()),
+                ..NewSession::default()
+            })
+            .await
+            .unwrap();
+        let loaded = s.load(created.id()).await.unwrap().expect("live session");
+        assert_eq!(loaded.handle, created.handle);
+        assert_eq!(loaded.user_id.as_deref(), Some("u1"));
+        assert_eq!(loaded.external_key.as_deref(), Some("sid-1"));
+        assert_eq!(loaded.data["k"], "v");
+        assert_eq!(loaded.user_agent.as_deref(), Some("UA"));
+        assert_eq!(loaded.csrf_token(), created.csrf_token());
+        assert_eq!(
+            loaded.absolute_expires_at - loaded.created_at,
+            time::Duration::seconds(300)
+        );
+    }
+
+    pub(crate) async fn unknown_id_is_no_session(b: Backend) {
+        let (s, _) = rules(&b);
+        s.create(signed_in("u1")).await.unwrap();
+        let chosen = SessionId::parse(&"A".repeat(43)).unwrap();
+        assert!(s.load(&chosen).await.unwrap().is_none());
+    }
+
+    pub(crate) async fn idle_expiry(b: Backend) {
+        let (s, clock) = rules(&b);
+        let created = s.create(signed_in("u1")).await.unwrap();
+        clock.advance(IDLE - Duration::from_secs(1));
+        assert!(
+            s.load(created.id()).await.unwrap().is_some(),
+            "still inside the idle window"
+        );
+        clock.advance(IDLE + Duration::from_secs(1));
+        assert!(
+            s.load(created.id()).await.unwrap().is_none(),
+            "idle-expired"
+        );
+    }
+
+    pub(crate) async fn activity_slides_idle_expiry(b: Backend) {
+        let (s, clock) = rules(&b);
+        let created = s.create(signed_in("u1")).await.unwrap();
+        for _ in 0..3 {
+            clock.advance(Duration::from_secs(40));
+            assert!(s.load(created.id()).await.unwrap().is_some());
+        }
+    }
+
+    pub(crate) async fn absolute_expiry_despite_activity(b: Backend) {
+        let (s, clock) = rules(&b);
+        let created = s.create(signed_in("u1")).await.unwrap();
+        let mut alive_for = Duration::ZERO;
+        while alive_for < ABSOLUTE - Duration::from_secs(30) {
+            clock.advance(Duration::from_secs(30));
+            alive_for += Duration::from_secs(30);
+            assert!(
+                s.load(created.id()).await.unwrap().is_some(),
+                "alive at {alive_for:?}"
+            );
+        }
+        clock.advance(Duration::from_secs(31));
+        assert!(
+            s.load(created.id()).await.unwrap().is_none(),
+            "past the absolute lifetime"
+        );
+    }
+
+    pub(crate) async fn touch_interval_limits_writes(b: Backend) {
+        let (s, clock) = rules(&b);
+        let created = s.create(signed_in("u1")).await.unwrap();
+        clock.advance(TOUCH - Duration::from_secs(2));
+        let seen = s.load(created.id()).await.unwrap().unwrap();
+        assert_eq!(
+            seen.last_seen_at, created.last_seen_at,
+            "no write inside the interval"
+        );
+        let listed = s.list_for_user("u1").await.unwrap();
+        assert_eq!(listed[0].last_seen_at, created.last_seen_at);
+        clock.advance(Duration::from_secs(3));
+        let seen = s.load(created.id()).await.unwrap().unwrap();
+        assert!(
+            seen.last_seen_at > created.last_seen_at,
+            "written once the interval passed"
+        );
+        let listed = s.list_for_user("u1").await.unwrap();
+        assert_eq!(
+            listed[0].last_seen_at, seen.last_seen_at,
+            "and the write is stored"
+        );
+    }
+
+    pub(crate) async fn regenerate_kills_old_id(b: Backend) {
+        let (s, _) = rules(&b);
+        let mut session = s.create(signed_in("u1")).await.unwrap();
+        let old_id = session.id().clone();
+        let old_csrf = session.csrf_token().to_owned();
+        assert!(s.regenerate(&mut session).await.unwrap());
+        assert_ne!(session.id(), &old_id);
+        assert_ne!(session.csrf_token(), old_csrf);
+        assert!(
+            s.load(&old_id).await.unwrap().is_none(),
+            "old id dead at once"
+        );
+        let loaded = s.load(session.id()).await.unwrap().unwrap();
+        assert_eq!(loaded.handle, session.handle, "the public handle survives");
+    }
+
+    pub(crate) async fn authenticate_makes_new_id(b: Backend) {
+        let (s, clock) = rules(&b);
+        let mut session = s.create(NewSession::default()).await.unwrap();
+        let pre_login = session.id().clone();
+        clock.advance(Duration::from_secs(20));
+        let ended = s.authenticate(&mut session, "u1").await.unwrap();
+        assert!(ended.is_none());
+        assert!(
+            s.load(&pre_login).await.unwrap().is_none(),
+            "pre-login id never valid after"
+        );
+        let loaded = s.load(session.id()).await.unwrap().unwrap();
+        assert_eq!(loaded.user_id.as_deref(), Some("u1"));
+        assert!(loaded.auth_time.is_some());
+        // Same user again (re-authentication): new id, same handle.
+        let before = session.id().clone();
+        let handle = session.handle.clone();
+        assert!(s.authenticate(&mut session, "u1").await.unwrap().is_none());
+        assert!(s.load(&before).await.unwrap().is_none());
+        assert_eq!(s.load(session.id()).await.unwrap().unwrap().handle, handle);
+        // Another user in the same browser: the old session ends, a new one begins.
+        let ended = s
+            .authenticate(&mut session, "u2")
+            .await
+            .unwrap()
+            .expect("u1's session ended");
+        assert_eq!(ended.user_id.as_deref(), Some("u1"));
+        assert_eq!(ended.handle, handle);
+        assert_ne!(session.handle, handle);
+        assert!(s.list_for_user("u1").await.unwrap().is_empty());
+        assert_eq!(s.list_for_user("u2").await.unwrap().len(), 1);
+    }
+
+    pub(crate) async fn save_persists_data(b: Backend) {
+        let (s, _) = rules(&b);
+        let mut session = s.create(NewSession::default()).await.unwrap();
+        session.data["pending"] = serde_json::json!({"state": "xyz"});
+        assert!(s.save(&session).await.unwrap());
+        let loaded = s.load(session.id()).await.unwrap().unwrap();
+        assert_eq!(loaded.data["pending"]["state"], "xyz");
+    }
+
+    pub(crate) async fn revoke_one_and_all(b: Backend) {
+        let (s, _) = rules(&b);
+        let a = s.create(signed_in("u1")).await.unwrap();
+        let c = s.create(signed_in("u1")).await.unwrap();
+        let other = s.create(signed_in("u2")).await.unwrap();
+        // Nobody revokes someone else's session.
+        assert!(
+            s.revoke_handle(&other.handle, Some("u1"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(s.load(other.id()).await.unwrap().is_some());
+        let ended = s
+            .revoke_handle(&a.handle, Some("u1"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ended.cause, EndCause::Revoked);
+        assert!(s.load(a.id()).await.unwrap().is_none());
+        assert!(s.load(c.id()).await.unwrap().is_some());
+        let ended = s.revoke_user("u1").await.unwrap();
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].cause, EndCause::RevokedAll);
+        assert!(s.load(c.id()).await.unwrap().is_none());
+        assert!(
+            s.load(other.id()).await.unwrap().is_some(),
+            "other users untouched"
+        );
+    }
+
+    pub(crate) async fn revoke_by_external_key(b: Backend) {
+        let (s, _) = rules(&b);
+        let mk = |k: &str| NewSession {
+            external_key: Some(k.into()),
+            ..signed_in("u1")
+        };
+        let a = s.create(mk("sid-a")).await.unwrap();
+        let a2 = s.create(mk("sid-a")).await.unwrap();
+        let other = s.create(mk("sid-b")).await.unwrap();
+        let ended = s.revoke_external("sid-a").await.unwrap();
+        assert_eq!(ended.len(), 2);
+        assert!(
+            ended
+                .iter()
+                .all(|e| e.cause == EndCause::ExternalRevocation)
+        );
+        assert!(s.load(a.id()).await.unwrap().is_none());
+        assert!(s.load(a2.id()).await.unwrap().is_none());
+        assert!(s.load(other.id()).await.unwrap().is_some());
+    }
+
+    pub(crate) async fn list_shows_live_sessions_oldest_first(b: Backend) {
+        let (s, clock) = rules(&b);
+        let first = s.create(signed_in("u1")).await.unwrap();
+        clock.advance(Duration::from_secs(5));
+        let second = s.create(signed_in("u1")).await.unwrap();
+        let listed = s.list_for_user("u1").await.unwrap();
+        let handles: Vec<_> = listed.iter().map(|i| i.handle.clone()).collect();
+        assert_eq!(handles, vec![first.handle.clone(), second.handle.clone()]);
+        clock.advance(IDLE - Duration::from_secs(2));
+        let listed = s.list_for_user("u1").await.unwrap();
+        assert_eq!(listed.len(), 1, "the idle-expired one is not listed");
+        assert_eq!(listed[0].handle, second.handle);
+    }
+
+    pub(crate) async fn sweep_reports_each_end(b: Backend) {
+        let (s, clock) = rules(&b);
+        let idle = s.create(signed_in("u1")).await.unwrap();
+        let busy = s.create(signed_in("u2")).await.unwrap();
+        let mut t = Duration::ZERO;
+        while t <= ABSOLUTE {
+            clock.advance(Duration::from_secs(30));
+            t += Duration::from_secs(30);
+            let _ = s.load(busy.id()).await.unwrap();
+        }
+        let mut ended = s.sweep().await.unwrap();
+        ended.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+        assert_eq!(ended.len(), 2);
+        assert_eq!(
+            (ended[0].handle.as_str(), ended[0].cause),
+            (idle.handle.as_str(), EndCause::IdleExpiry)
+        );
+        assert_eq!(
+            (ended[1].handle.as_str(), ended[1].cause),
+            (busy.handle.as_str(), EndCause::AbsoluteExpiry)
+        );
+        assert!(s.sweep().await.unwrap().is_empty(), "reported once");
+    }
+
+    pub(crate) async fn end_is_logout(b: Backend) {
+        let (s, _) = rules(&b);
+        let a = s.create(signed_in("u1")).await.unwrap();
+        let ended = s.end(a.id(), EndCause::Logout).await.unwrap().unwrap();
+        assert_eq!(ended.cause, EndCause::Logout);
+        assert!(s.load(a.id()).await.unwrap().is_none());
+        assert!(s.end(a.id(), EndCause::Logout).await.unwrap().is_none());
+    }
+
+    pub(crate) async fn csrf_token_is_bound_to_session(b: Backend) {
+        let (s, _) = rules(&b);
+        let a = s.create(NewSession::default()).await.unwrap();
+        let other = s.create(NewSession::default()).await.unwrap();
+        assert!(a.verify_csrf(Some(a.csrf_token())));
+        assert!(!a.verify_csrf(Some(other.csrf_token())));
+        assert!(!a.verify_csrf(None));
+        assert!(!a.verify_csrf(Some("")));
+    }
+
+    pub(crate) async fn survives_restart(b: Backend) {
+        let Some(url) = b.url.clone() else { return }; // memory: lost on restart by design
+        let (s, _) = rules(&b);
+        let a = s.create(signed_in("u1")).await.unwrap();
+        let reopened = Backend {
+            store: sql_store(&url).await,
+            url: None,
+            _pg: None,
+            _dir: None,
+        };
+        let (s2, _) = rules(&reopened);
+        let loaded = s2
+            .load(a.id())
+            .await
+            .unwrap()
+            .expect("the session outlives the process");
+        assert_eq!(loaded.handle, a.handle);
+        drop(b);
+    }
+}
+
+macro_rules! suite {
+    ($backend:ident: $($name:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(b) = super::$backend().await {
+                        super::behaviours::$name(b).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! all_backends {
+    ($($name:ident),* $(,)?) => {
+        suite!(memory: $($name),*);
+        suite!(sqlite: $($name),*);
+        suite!(postgres: $($name),*);
+    };
+}
+
+all_backends!(
+    create_and_load,
+    unknown_id_is_no_session,
+    idle_expiry,
+    activity_slides_idle_expiry,
+    absolute_expiry_despite_activity,
+    touch_interval_limits_writes,
+    regenerate_kills_old_id,
+    authenticate_makes_new_id,
+    save_persists_data,
+    revoke_one_and_all,
+    revoke_by_external_key,
+    list_shows_live_sessions_oldest_first,
+    sweep_reports_each_end,
+    end_is_logout,
+    csrf_token_is_bound_to_session,
+    survives_restart,
+);
