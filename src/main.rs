@@ -1,1 +1,201 @@
-fn main() {}
+//! `cargo run`: the whole Gatehouse demo in one process — the provider on
+//! `idp.localhost:4000` and two sample apps on `app-a.localhost:5001` and
+//! `app-b.localhost:5002` — with demo users and apps seeded (idempotently) and state kept under
+//! `./data`. `PROVIDER_…` and `CLIENT_APP_…` variables reach the parts it starts.
+
+use anyhow::Context;
+use clap::Parser;
+use figment::providers::Serialized;
+use provider::store::{AuthMethod, NewClient, NewUser, Store};
+use sessions::Clock;
+use std::path::{Path, PathBuf};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+#[derive(Parser)]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "Gatehouse single sign-on demo: provider + two apps"
+)]
+struct Args {
+    /// Where the demo keeps its databases.
+    #[arg(long, env = "GATEHOUSE_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+}
+
+struct DemoApp {
+    name: &'static str,
+    client_id: &'static str,
+    secret: &'static str,
+    port: u16,
+    first_party: bool,
+}
+
+const APPS: [DemoApp; 2] = [
+    // App A is a third-party app: the user approves it once (consent is remembered).
+    DemoApp {
+        name: "App A",
+        client_id: "app-a",
+        secret: "app-a-secret",
+        port: 5001,
+        first_party: false,
+    },
+    // App B is first-party: no consent screen, so single sign-on there is a single click.
+    DemoApp {
+        name: "App B",
+        client_id: "app-b",
+        secret: "app-b-secret",
+        port: 5002,
+        first_party: true,
+    },
+];
+
+fn sqlite_url(dir: &Path, file: &str) -> String {
+    format!("sqlite://{}?mode=rwc", dir.join(file).display())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+    std::fs::create_dir_all(&args.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            args.data_dir.display()
+        )
+    })?;
+    let clock = Clock::system();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    // The provider.
+    let provider_config = provider::Config::load(&provider::Config::figment_over(
+        Serialized::defaults(serde_json::json!({
+            "issuer": "http://idp.localhost:4000",
+            "listen": "127.0.0.1:4000",
+            "database_url": sqlite_url(&args.data_dir, "provider.db"),
+            "cookie": { "allow_insecure_http": true },
+        })),
+    ))?;
+    let issuer = provider_config.issuer_str();
+    let provider_listener = TcpListener::bind(provider_config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", provider_config.listen))?;
+    let provider = provider::App::new(provider_config, clock.clone()).await?;
+
+    // The apps' configurations first: their redirect URIs are what the provider registers.
+    let mut app_configs = Vec::new();
+    for app in &APPS {
+        let host = format!("http://{}.localhost:{}", app.client_id, app.port);
+        let identity = serde_json::json!({
+            "name": app.name,
+            "listen": format!("127.0.0.1:{}", app.port),
+            "public_url": host,
+            "issuer": issuer,
+            "client_id": app.client_id,
+            "client_secret": app.secret,
+            "database_url": sqlite_url(&args.data_dir, &format!("{}.db", app.client_id)),
+            "cookie": { "name": format!("{}_session", app.client_id.replace('-', "_")), "allow_insecure_http": true },
+        });
+        let figment = client_app::Config::figment().merge(Serialized::defaults(identity));
+        app_configs.push(client_app::Config::load(&figment)?);
+    }
+    seed(provider.state().store.clone(), &app_configs, clock.unix()).await?;
+
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(
+        provider.serve(provider_listener, stopped(stop_rx.clone())),
+    ));
+    let mut urls = Vec::new();
+    for config in app_configs {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        urls.push((config.name.clone(), config.public_url.to_string()));
+        let app = client_app::App::new(config, clock.clone()).await?;
+        tasks.push(tokio::spawn(app.serve(listener, stopped(stop_rx.clone()))));
+    }
+
+    println!();
+    println!(
+        "Gatehouse demo is running (Ctrl-C to stop). State is kept in {}.",
+        args.data_dir.display()
+    );
+    println!("  provider  {issuer}/");
+    for (name, url) in &urls {
+        println!("  {name:<8}  {url}");
+    }
+    println!("Sign in as alice / wonderland (or bob / builder).");
+    println!(
+        "Open App A, sign in, then open App B: it signs you in without a password (single sign-on)."
+    );
+    println!();
+
+    tokio::signal::ctrl_c().await?;
+    println!("stopping…");
+    let _ = stop_tx.send(true);
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
+}
+
+/// Demo users and apps. Idempotent: existing users are kept, clients are brought up to date.
+async fn seed(store: Store, apps: &[client_app::Config], now: i64) -> anyhow::Result<()> {
+    let users = [
+        (
+            "alice",
+            "wonderland",
+            "Alice Liddell",
+            Some("Alice"),
+            Some("Liddell"),
+            Some("alice@example.com"),
+        ),
+        ("bob", "builder", "Bob the Builder", Some("Bob"), None, None),
+    ];
+    for (username, password, name, given, family, email) in users {
+        if store.user_by_username(username).await?.is_some() {
+            continue;
+        }
+        let user = NewUser {
+            username: username.into(),
+            password_hash: provider::account::password::hash(password.into()).await?,
+            name: Some(name.into()),
+            given_name: given.map(Into::into),
+            family_name: family.map(Into::into),
+            email: email.map(Into::into),
+            email_verified: email.is_some(),
+            developer: username == "alice",
+        };
+        store.create_user(&user, now).await?;
+    }
+    for (demo, config) in APPS.iter().zip(apps) {
+        let base = config.public_url.as_str().trim_end_matches('/');
+        store
+            .upsert_client(
+                &NewClient {
+                    client_id: config.client_id.clone(),
+                    secret_hash: Some(sessions::secret::hash_secret(&config.client_secret.0)),
+                    name: config.name.clone(),
+                    redirect_uris: vec![config.redirect_uri()],
+                    post_logout_redirect_uris: vec![format!("{base}/")],
+                    backchannel_logout_uri: Some(format!("{base}/backchannel-logout")),
+                    grant_types: vec!["authorization_code".into()],
+                    auth_method: AuthMethod::ClientSecretBasic,
+                    id_token_alg: "RS256".into(),
+                    first_party: demo.first_party,
+                },
+                now,
+            )
+            .await?;
+    }
+    Ok(())
+}

@@ -1,1 +1,15 @@
-//! placeholder
+//! Gatehouse OpenID Connect provider: authorization server, SSO session, tokens, keys.
+//!
+//! Layers point down: `oidc` (protocol endpoints) and `account` (pages for people) use
+//! `keys` and the shared `sessions` crate, which use `store` (the only SQL).
+
+pub mod account;
+pub mod app;
+pub mod config;
+pub mod keys;
+pub mod oidc;
+pub mod store;
+pub mod web;
+
+pub use app::{App, AppState, SharedState};
+pub use config::Config;

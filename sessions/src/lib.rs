@@ -18,6 +18,7 @@
 //! - [`Clock`]: injected time, so expiry is tested without sleeping.
 
 mod clock;
+pub mod config;
 mod cookie;
 mod memory;
 mod model;
@@ -28,6 +29,7 @@ mod store;
 pub mod testing;
 
 pub use clock::Clock;
+pub use config::{SessionBackend, SessionConfig};
 pub use cookie::CookiePolicy;
 pub use memory::MemoryStore;
 pub use model::{EndCause, NewSession, Session, SessionEnd, SessionPolicy, StoredSession};

@@ -1,6 +1,9 @@
 //! One behavioural suite, run against every backend: memory and SQLite always, PostgreSQL when
 //! `GATEHOUSE_TEST_POSTGRES_URL` is set (each test in its own database).
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use sessions::testing::TestPostgres;
 use sessions::{
     Clock, EndCause, MemoryStore, NewSession, SessionId, SessionPolicy, SessionStore, Sessions,

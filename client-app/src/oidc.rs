@@ -1,0 +1,224 @@
+//! The relying party's side of the protocol, on the openidconnect crate: discovery, the
+//! authorization URL (state, nonce, PKCE S256), and the callback (code exchange, ID token
+//! verification, `at_hash`, userinfo).
+
+use crate::config::Config;
+use crate::http::OidcHttp;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
+};
+use openidconnect::{
+    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
+    EndpointNotSet, EndpointSet, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+};
+use serde::{Deserialize, Serialize};
+use sessions::Clock;
+use std::time::Duration;
+
+type Client = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// What the app keeps (server-side) between `/login` and `/callback`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PendingLogin {
+    pub state: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    pub created_at: i64,
+}
+
+/// The result of a verified sign-in.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SignedIn {
+    pub sub: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    /// The provider's SSO session (`sid` claim).
+    pub provider_sid: Option<String>,
+    /// The ID token's claims, for display.
+    pub id_token_claims: serde_json::Value,
+    pub id_token: String,
+    pub access_token: String,
+    pub access_token_expires_at: i64,
+}
+
+/// Why a callback was refused. Shown to the person (in general terms) and logged.
+#[derive(Debug, thiserror::Error)]
+pub enum CallbackError {
+    #[error("the provider did not return tokens: {0}")]
+    Exchange(String),
+    #[error("the provider returned no ID token")]
+    NoIdToken,
+    #[error("the ID token is not valid: {0}")]
+    IdToken(String),
+    #[error("the ID token does not match the access token (at_hash)")]
+    AtHash,
+    #[error("the provider's userinfo could not be read: {0}")]
+    UserInfo(String),
+}
+
+/// A discovered provider and this app's registration with it.
+pub struct Oidc {
+    client: Client,
+    http: OidcHttp,
+    scopes: Vec<String>,
+    clock: Clock,
+}
+
+impl Oidc {
+    /// Fetches the provider's discovery document, retrying (with backoff) until
+    /// `discovery_timeout` while the provider is not up yet.
+    pub async fn discover(config: &Config, http: OidcHttp, clock: Clock) -> anyhow::Result<Self> {
+        let issuer = IssuerUrl::new(config.issuer.as_str().trim_end_matches('/').to_owned())?;
+        let deadline = tokio::time::Instant::now() + config.discovery_timeout;
+        let mut wait = Duration::from_millis(100);
+        let metadata = loop {
+            match CoreProviderMetadata::discover_async(issuer.clone(), &http).await {
+                Ok(m) => break m,
+                Err(e) if tokio::time::Instant::now() + wait < deadline => {
+                    tracing::info!(issuer = %issuer.as_str(), error = %e, "provider not reachable yet; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => anyhow::bail!("discovery at {} failed: {e}", issuer.as_str()),
+            }
+        };
+        let client = CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(config.client_id.clone()),
+            Some(ClientSecret::new(config.client_secret.0.clone()))
+                .filter(|s| !s.secret().is_empty()),
+        )
+        .set_redirect_uri(RedirectUrl::new(config.redirect_uri())?);
+        Ok(Self {
+            client,
+            http,
+            scopes: config.scopes.clone(),
+            clock,
+        })
+    }
+
+    /// The authorization URL with fresh state, nonce and PKCE S256, and what to keep of them.
+    pub fn start_login(&self) -> (url::Url, PendingLogin) {
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = self
+            .client
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .set_pkce_challenge(challenge);
+        for scope in self.scopes.iter().filter(|s| *s != "openid") {
+            request = request.add_scope(Scope::new(scope.clone()));
+        }
+        let (url, state, nonce) = request.url();
+        let pending = PendingLogin {
+            state: state.secret().clone(),
+            nonce: nonce.secret().clone(),
+            pkce_verifier: verifier.secret().clone(),
+            created_at: self.clock.unix(),
+        };
+        (url, pending)
+    }
+
+    /// Exchanges the code and verifies everything: the ID token's signature (against the
+    /// provider's JWKS), issuer, audience, expiry (on the injected clock), nonce and `at_hash`;
+    /// then reads userinfo for the same subject.
+    pub async fn finish_login(
+        &self,
+        pending: &PendingLogin,
+        code: &str,
+    ) -> Result<SignedIn, CallbackError> {
+        let token = self
+            .client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .map_err(|e| CallbackError::Exchange(e.to_string()))?
+            .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()))
+            .request_async(&self.http)
+            .await
+            .map_err(|e| CallbackError::Exchange(describe(&e)))?;
+        let id_token = token.id_token().ok_or(CallbackError::NoIdToken)?;
+        let clock = self.clock.clone();
+        let verifier = self.client.id_token_verifier().set_time_fn(move || {
+            chrono::DateTime::from_timestamp(clock.unix(), 0).unwrap_or_default()
+        });
+        let claims = id_token
+            .claims(&verifier, &Nonce::new(pending.nonce.clone()))
+            .map_err(|e| CallbackError::IdToken(e.to_string()))?;
+        // OIDC Core §3.1.3.8: if at_hash is present it must match the access token.
+        if let Some(expected) = claims.access_token_hash() {
+            let alg = id_token
+                .signing_alg()
+                .map_err(|e| CallbackError::IdToken(e.to_string()))?;
+            let key = id_token
+                .signing_key(&verifier)
+                .map_err(|e| CallbackError::IdToken(e.to_string()))?;
+            let actual = AccessTokenHash::from_token(token.access_token(), alg, key)
+                .map_err(|_| CallbackError::AtHash)?;
+            if actual != *expected {
+                return Err(CallbackError::AtHash);
+            }
+        }
+        let jwt = id_token.to_string();
+        // openidconnect has verified this token above; its payload is now trusted. The crate's
+        // claim types have no `sid`, so it is read from the payload directly.
+        let payload = verified_payload(&jwt);
+        let userinfo: CoreUserInfoClaims = self
+            .client
+            .user_info(token.access_token().clone(), Some(claims.subject().clone()))
+            .map_err(|e| CallbackError::UserInfo(e.to_string()))?
+            .request_async(&self.http)
+            .await
+            .map_err(|e| CallbackError::UserInfo(describe(&e)))?;
+        let expires_in = token
+            .expires_in()
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+        Ok(SignedIn {
+            sub: claims.subject().as_str().to_owned(),
+            name: userinfo
+                .name()
+                .and_then(|n| n.get(None))
+                .map(|n| n.as_str().to_owned()),
+            email: userinfo.email().map(|e| e.as_str().to_owned()),
+            provider_sid: payload
+                .get("sid")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned),
+            id_token_claims: payload,
+            id_token: jwt,
+            access_token: token.access_token().secret().clone(),
+            access_token_expires_at: self.clock.unix() + expires_in,
+        })
+    }
+}
+
+/// The JSON payload of a compact JWS (already verified by the caller).
+fn verified_payload(jwt: &str) -> serde_json::Value {
+    jwt.split('.')
+        .nth(1)
+        .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// An error and its sources, on one line.
+fn describe(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,361 @@
+//! The app's routes (a contract, see DESIGN.md): `/`, `/login`, `/callback`, `/me`, `/logout`.
+
+use crate::AppState;
+use crate::oidc::{PendingLogin, SignedIn};
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::CookieJar;
+use sessions::secret::ct_eq;
+use sessions::{EndCause, NewSession, Session};
+use std::collections::HashMap;
+use std::sync::Arc;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+type Shared = State<Arc<AppState>>;
+
+const PENDING_KEY: &str = "pending";
+const USER_KEY: &str = "user";
+/// At most this many sign-ins in flight per browser (tabs), each for at most ten minutes.
+const PENDING_MAX: usize = 5;
+const PENDING_TTL_SECS: i64 = 600;
+
+#[derive(Template, WebTemplate)]
+#[template(path = "client-app/home.html")]
+struct HomePage {
+    app_name: String,
+    signed_in: Option<SignedInView>,
+    csrf_token: String,
+}
+
+struct SignedInView {
+    sub: String,
+    name: String,
+    email: String,
+    provider_sid: String,
+    claims_json: String,
+    created_at: String,
+    last_seen_at: String,
+    idle_expires_at: String,
+    absolute_expires_at: String,
+    access_token_expires_at: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "client-app/error.html")]
+struct ErrorPage {
+    app_name: String,
+    title: &'static str,
+    message: String,
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+fn unix_rfc3339(t: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(t)
+        .map(rfc3339)
+        .unwrap_or_default()
+}
+
+fn no_store() -> [(header::HeaderName, HeaderValue); 1] {
+    [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))]
+}
+
+fn error_page(
+    st: &AppState,
+    status: StatusCode,
+    title: &'static str,
+    message: impl Into<String>,
+) -> Response {
+    let page = ErrorPage {
+        app_name: st.config.name.clone(),
+        title,
+        message: message.into(),
+    };
+    (status, no_store(), page).into_response()
+}
+
+fn internal(st: &AppState, e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "internal error");
+    error_page(
+        st,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "Please try again in a moment.",
+    )
+}
+
+/// The signed-in user kept in a session.
+fn user_of(session: &Session) -> Option<SignedIn> {
+    session.user_id.as_ref()?;
+    serde_json::from_value(session.data.get(USER_KEY)?.clone()).ok()
+}
+
+async fn current(st: &AppState, jar: &CookieJar) -> Result<Option<Session>, sessions::StoreError> {
+    match st.cookies.read(jar) {
+        Some(id) => st.sessions.load(&id).await,
+        None => Ok(None),
+    }
+}
+
+pub(crate) async fn show_home(State(st): Shared, jar: CookieJar) -> Response {
+    let session = match current(&st, &jar).await {
+        Ok(s) => s,
+        Err(e) => return internal(&st, e),
+    };
+    let signed_in = session
+        .as_ref()
+        .and_then(|s| user_of(s).map(|u| (s, u)))
+        .map(|(s, u)| SignedInView {
+            sub: u.sub,
+            name: u.name.unwrap_or_default(),
+            email: u.email.unwrap_or_default(),
+            provider_sid: u.provider_sid.unwrap_or_default(),
+            claims_json: serde_json::to_string_pretty(&u.id_token_claims).unwrap_or_default(),
+            created_at: rfc3339(s.created_at),
+            last_seen_at: rfc3339(s.last_seen_at),
+            idle_expires_at: rfc3339(s.idle_expires_at),
+            absolute_expires_at: rfc3339(s.absolute_expires_at),
+            access_token_expires_at: unix_rfc3339(u.access_token_expires_at),
+        });
+    let csrf_token = session
+        .as_ref()
+        .map(|s| s.csrf_token().to_owned())
+        .unwrap_or_default();
+    let page = HomePage {
+        app_name: st.config.name.clone(),
+        signed_in,
+        csrf_token,
+    };
+    (no_store(), page).into_response()
+}
+
+pub(crate) async fn show_me(State(st): Shared, jar: CookieJar) -> Response {
+    let session = match current(&st, &jar).await {
+        Ok(s) => s,
+        Err(e) => return internal(&st, e),
+    };
+    let Some((s, u)) = session.as_ref().and_then(|s| user_of(s).map(|u| (s, u))) else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            no_store(),
+            Json(serde_json::json!({"error": "not_signed_in"})),
+        )
+            .into_response();
+    };
+    let body = serde_json::json!({
+        "sub": u.sub,
+        "name": u.name,
+        "email": u.email,
+        "provider_sid": u.provider_sid,
+        "session": {
+            "created_at": rfc3339(s.created_at),
+            "last_seen_at": rfc3339(s.last_seen_at),
+            "idle_expires_at": rfc3339(s.idle_expires_at),
+            "absolute_expires_at": rfc3339(s.absolute_expires_at),
+        },
+        "access_token_expires_at": unix_rfc3339(u.access_token_expires_at),
+    });
+    (no_store(), Json(body)).into_response()
+}
+
+/// Starts a sign-in: state, nonce and PKCE verifier are kept in this browser's (pre-login)
+/// session; only the authorization URL leaves the server.
+pub(crate) async fn start_login(State(st): Shared, jar: CookieJar, headers: HeaderMap) -> Response {
+    let existing = match current(&st, &jar).await {
+        Ok(s) => s,
+        Err(e) => return internal(&st, e),
+    };
+    let (mut session, jar) = match existing {
+        Some(s) => (s, jar),
+        None => {
+            let new = NewSession {
+                user_agent: headers
+                    .get(header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+                ..NewSession::default()
+            };
+            match st.sessions.create(new).await {
+                Ok(s) => {
+                    let jar = jar.add(st.cookies.cookie(s.id()));
+                    (s, jar)
+                }
+                Err(e) => return internal(&st, e),
+            }
+        }
+    };
+    let (url, pending) = st.oidc.start_login();
+    let now = st.clock.unix();
+    let mut list = pending_list(&session);
+    list.retain(|p| now - p.created_at < PENDING_TTL_SECS);
+    while list.len() >= PENDING_MAX {
+        list.remove(0);
+    }
+    list.push(pending);
+    set_pending(&mut session, &list);
+    if let Err(e) = st.sessions.save(&session).await {
+        return internal(&st, e);
+    }
+    // DESIGN.md: 302 to the authorization endpoint.
+    let location = HeaderValue::from_str(url.as_str());
+    match location {
+        Ok(l) => (StatusCode::FOUND, jar, no_store(), [(header::LOCATION, l)]).into_response(),
+        Err(e) => internal(&st, e),
+    }
+}
+
+fn pending_list(session: &Session) -> Vec<PendingLogin> {
+    session
+        .data
+        .get(PENDING_KEY)
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default()
+}
+
+fn set_pending(session: &mut Session, list: &[PendingLogin]) {
+    if let (Some(obj), Ok(v)) = (session.data.as_object_mut(), serde_json::to_value(list)) {
+        obj.insert(PENDING_KEY.into(), v);
+    }
+}
+
+/// Query parameters, refusing repeats (a callback with two `state`s or `code`s is forged).
+fn single_params(raw: &str) -> Option<HashMap<String, String>> {
+    let mut map = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
+        if map.insert(k.into_owned(), v.into_owned()).is_some() {
+            return None;
+        }
+    }
+    Some(map)
+}
+
+/// The redirect back from the provider. Checks state (against this browser's pending
+/// sign-ins, in constant time) and `iss` (RFC 9207) before anything else, then exchanges the
+/// code and verifies the tokens. Success creates a fresh local session (new id).
+pub(crate) async fn finish_login(
+    State(st): Shared,
+    jar: CookieJar,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let refuse = |m: &str| error_page(&st, StatusCode::BAD_REQUEST, "Sign-in failed", m.to_owned());
+    let Some(params) = single_params(query.as_deref().unwrap_or("")) else {
+        return refuse("The sign-in response was malformed.");
+    };
+    let mut session = match current(&st, &jar).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return refuse(
+                "This sign-in was not started here, or it took too long. Please sign in again.",
+            );
+        }
+        Err(e) => return internal(&st, e),
+    };
+    let now = st.clock.unix();
+    let mut list = pending_list(&session);
+    let given_state = params.get("state").map(String::as_str).unwrap_or("");
+    let Some(index) = list
+        .iter()
+        .position(|p| now - p.created_at < PENDING_TTL_SECS && ct_eq(&p.state, given_state))
+    else {
+        return refuse(
+            "This sign-in response does not belong to a sign-in started here (state mismatch).",
+        );
+    };
+    let pending = list.remove(index);
+    set_pending(&mut session, &list);
+    if let Err(e) = st.sessions.save(&session).await {
+        return internal(&st, e);
+    }
+    // RFC 9207 §2.4: the provider announces `iss`; it must be there and be our issuer.
+    if params.get("iss").map(String::as_str) != Some(st.issuer.as_str()) {
+        return refuse(
+            "The sign-in response did not come from the expected provider (iss mismatch).",
+        );
+    }
+    if let Some(error) = params.get("error") {
+        let message = match error.as_str() {
+            "access_denied" => "You declined to share your account with this app.".to_owned(),
+            "login_required" | "consent_required" => {
+                "You need to sign in at the provider first.".to_owned()
+            }
+            other => format!("The provider refused the sign-in ({other})."),
+        };
+        return error_page(
+            &st,
+            StatusCode::BAD_REQUEST,
+            "Sign-in did not complete",
+            message,
+        );
+    }
+    let Some(code) = params.get("code") else {
+        return refuse("The sign-in response has no code.");
+    };
+    let signed_in = match st.oidc.finish_login(&pending, code).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "sign-in refused");
+            return error_page(
+                &st,
+                StatusCode::BAD_GATEWAY,
+                "Sign-in failed",
+                format!("Gatehouse's answer was refused: {e}."),
+            );
+        }
+    };
+    // A fresh session id for the signed-in user; the pre-login id is dead.
+    if let Err(e) = st.sessions.authenticate(&mut session, &signed_in.sub).await {
+        return internal(&st, e);
+    }
+    session.external_key = signed_in.provider_sid.clone();
+    if let (Some(obj), Ok(v)) = (
+        session.data.as_object_mut(),
+        serde_json::to_value(&signed_in),
+    ) {
+        obj.insert(USER_KEY.into(), v);
+    }
+    if let Err(e) = st.sessions.save(&session).await {
+        return internal(&st, e);
+    }
+    tracing::info!(sub = %signed_in.sub, "signed in");
+    (
+        jar.add(st.cookies.cookie(session.id())),
+        no_store(),
+        Redirect::to("/"),
+    )
+        .into_response()
+}
+
+/// Ends the local session only (CSRF-protected form).
+pub(crate) async fn logout(State(st): Shared, jar: CookieJar, body: Bytes) -> Response {
+    let session = match current(&st, &jar).await {
+        Ok(s) => s,
+        Err(e) => return internal(&st, e),
+    };
+    let jar = jar.remove(st.cookies.removal());
+    let Some(session) = session else {
+        return (jar, no_store(), Redirect::to("/")).into_response();
+    };
+    let token = url::form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "csrf_token")
+        .map(|(_, v)| v.into_owned());
+    if !session.verify_csrf(token.as_deref()) {
+        return error_page(
+            &st,
+            StatusCode::FORBIDDEN,
+            "Sign-out refused",
+            "This form could not be verified. Reload the page and try again.",
+        );
+    }
+    if let Err(e) = st.sessions.end(session.id(), EndCause::Logout).await {
+        return internal(&st, e);
+    }
+    (jar, no_store(), Redirect::to("/")).into_response()
+}

@@ -1,0 +1,186 @@
+//! The sign-in page and the account home.
+
+use super::password::{self, MAX_PASSWORD_BYTES};
+use crate::app::{ClientMeta, SharedState};
+use crate::oidc::authorize;
+use crate::web::{PageError, Params, no_store};
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::CookieJar;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Longest username accepted (checked before any lookup or hash).
+const MAX_USERNAME_BYTES: usize = 256;
+
+#[derive(Template, WebTemplate)]
+#[template(path = "provider/login.html")]
+struct LoginPage {
+    csrf_token: String,
+    request: String,
+    username: String,
+    client_name: Option<String>,
+    error: Option<&'static str>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "provider/home.html")]
+struct HomePage {
+    user: Option<String>,
+    started: String,
+    auth_time: String,
+    idle_expires: String,
+    absolute_expires: String,
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+pub(super) async fn show_home(
+    State(st): State<SharedState>,
+    jar: CookieJar,
+) -> Result<Response, PageError> {
+    let session = st.session(&jar).await?;
+    let signed_in = session.as_ref().filter(|s| s.user_id.is_some());
+    let user = match signed_in.and_then(|s| s.user_id.as_deref()) {
+        Some(id) => st.store.user_by_id(id).await?.map(|u| u.username),
+        None => None,
+    };
+    let page = match signed_in {
+        Some(s) => HomePage {
+            user,
+            started: rfc3339(s.created_at),
+            auth_time: s.auth_time.map(rfc3339).unwrap_or_default(),
+            idle_expires: rfc3339(s.idle_expires_at),
+            absolute_expires: rfc3339(s.absolute_expires_at),
+        },
+        None => HomePage {
+            user: None,
+            started: String::new(),
+            auth_time: String::new(),
+            idle_expires: String::new(),
+            absolute_expires: String::new(),
+        },
+    };
+    Ok((no_store(), page).into_response())
+}
+
+pub(super) async fn show_login(
+    State(st): State<SharedState>,
+    meta: ClientMeta,
+    jar: CookieJar,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    let query = Params::parse(query.unwrap_or_default().as_bytes())
+        .map_err(|e| PageError::BadRequest(format!("The address is malformed: {e}.")))?;
+    let (session, jar) = st.session_or_new(jar, &meta).await?;
+    let now = st.clock.unix();
+    let pending = query
+        .get("request")
+        .and_then(|id| authorize::pending(&session, id, now));
+    let client_name = match &pending {
+        Some(p) => st.store.client(&p.client_id).await?.map(|c| c.name),
+        None => None,
+    };
+    let page = LoginPage {
+        csrf_token: session.csrf_token().to_owned(),
+        request: if pending.is_some() {
+            query.get("request").unwrap_or("").to_owned()
+        } else {
+            String::new()
+        },
+        username: pending.and_then(|p| p.login_hint).unwrap_or_default(),
+        client_name,
+        error: None,
+    };
+    Ok((jar, no_store(), page).into_response())
+}
+
+pub(super) async fn submit_login(
+    State(st): State<SharedState>,
+    meta: ClientMeta,
+    jar: CookieJar,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form = Params::parse(&body)
+        .map_err(|e| PageError::BadRequest(format!("The form is malformed: {e}.")))?;
+    form.check_repeated()
+        .map_err(|e| PageError::BadRequest(format!("The form is malformed: {e}.")))?;
+    let Some(mut session) = st.session(&jar).await? else {
+        return Err(PageError::Forbidden(
+            "Your sign-in page expired. Go back to the app and start again.".into(),
+        ));
+    };
+    // CSRF: the token must be this session's (sessions crate, constant time).
+    if !session.verify_csrf(form.get("csrf_token")) {
+        return Err(PageError::Forbidden(
+            "This form could not be verified (its security token is missing or stale). \
+             Reload the page and try again."
+                .into(),
+        ));
+    }
+    let request_id = form.get("request").unwrap_or("").to_owned();
+    let username = form.get("username").unwrap_or("");
+    let password = form.get("password").unwrap_or("");
+    let plausible = !username.is_empty()
+        && username.len() <= MAX_USERNAME_BYTES
+        && password.len() <= MAX_PASSWORD_BYTES;
+    let user = if plausible {
+        st.store.user_by_username(username).await?
+    } else {
+        None
+    };
+    // Unknown user, wrong password and disabled account: same hash work, same answer.
+    let verified = password::verify(
+        user.as_ref().map(|u| u.password_hash.clone()),
+        &st.decoy_hash,
+        password.to_owned(),
+    )
+    .await;
+    let user = match user {
+        Some(u) if verified && !u.disabled => u,
+        _ => {
+            tracing::info!("sign-in failed");
+            let client_name = match authorize::pending(&session, &request_id, st.clock.unix()) {
+                Some(p) => st.store.client(&p.client_id).await?.map(|c| c.name),
+                None => None,
+            };
+            let page = LoginPage {
+                csrf_token: session.csrf_token().to_owned(),
+                request: request_id,
+                username: username.chars().take(MAX_USERNAME_BYTES).collect(),
+                client_name,
+                error: Some("Incorrect username or password."),
+            };
+            return Ok((StatusCode::UNAUTHORIZED, no_store(), page).into_response());
+        }
+    };
+    if session
+        .user_id
+        .as_deref()
+        .is_some_and(|current| current != user.id)
+    {
+        authorize::forget_clients(&mut session);
+    }
+    // A new session id at login: the pre-login id (and any id an attacker planted) is dead.
+    if let Some(ended) = st.sessions.authenticate(&mut session, &user.id).await? {
+        tracing::info!(sid = %ended.handle, "previous user's session ended by a new sign-in");
+    }
+    tracing::info!(sid = %session.handle, "signed in");
+    let jar = jar.add(st.cookies.cookie(session.id()));
+    let now = st.clock.unix();
+    match authorize::take_pending(&mut session, &request_id, now) {
+        Some(req) => Ok(authorize::proceed(&st, jar, session, &meta, req)
+            .await
+            .into_response()),
+        None => {
+            st.sessions.save(&session).await?;
+            Ok((jar, no_store(), Redirect::to("/")).into_response())
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Password hashing: argon2id with at least the OWASP parameters (m = 19 MiB, t = 2, p = 1),
+//! always on a blocking thread so a hash never stalls the async workers.
+
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Params, Version};
+
+/// Longest password accepted; checked before hashing, so nobody can make us hash megabytes.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+fn argon2() -> Result<Argon2<'static>, argon2::Error> {
+    Ok(Argon2::new(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        Params::new(19 * 1024, 2, 1, None)?,
+    ))
+}
+
+/// Hashes `password` to PHC text (random salt). Slow by design: call from a blocking thread.
+pub fn hash_blocking(password: &str) -> anyhow::Result<String> {
+    anyhow::ensure!(password.len() <= MAX_PASSWORD_BYTES, "password too long");
+    let hash = argon2()
+        .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?
+        .hash_password(password.as_bytes())
+        .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
+    Ok(hash.to_string())
+}
+
+/// Hashes on a blocking thread.
+pub async fn hash(password: String) -> anyhow::Result<String> {
+    tokio::task::spawn_blocking(move || hash_blocking(&password)).await?
+}
+
+/// Checks `password` against `stored` on a blocking thread. With no stored hash (unknown user)
+/// it verifies against `decoy` instead, so the answer takes the same time either way.
+pub async fn verify(stored: Option<String>, decoy: &str, password: String) -> bool {
+    if password.len() > MAX_PASSWORD_BYTES {
+        return false;
+    }
+    let known = stored.is_some();
+    let phc = stored.unwrap_or_else(|| decoy.to_owned());
+    let ok = tokio::task::spawn_blocking(move || {
+        let Ok(parsed) = PasswordHash::new(&phc) else {
+            return false;
+        };
+        argon2().is_ok_and(|a| a.verify_password(password.as_bytes(), &parsed).is_ok())
+    })
+    .await
+    .unwrap_or(false);
+    ok && known
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hash_and_verify() {
+        let h = hash("wonderland".into()).await.unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert!(verify(Some(h.clone()), &h, "wonderland".into()).await);
+        assert!(!verify(Some(h.clone()), &h, "wonderlanD".into()).await);
+        // Unknown user: even the decoy's own password is refused.
+        assert!(!verify(None, &h, "wonderland".into()).await);
+        assert!(!verify(Some(h.clone()), &h, "x".repeat(MAX_PASSWORD_BYTES + 1)).await);
+    }
+}

@@ -1,0 +1,216 @@
+//! The provider application: shared state, router and server.
+
+use crate::config::Config;
+use crate::keys::Keys;
+use crate::store::Store;
+use crate::{account, oidc, web};
+use anyhow::Context;
+use axum::Router;
+use axum::extract::connect_info::ConnectInfo;
+use axum::routing::get;
+use axum_extra::extract::cookie::CookieJar;
+use sessions::{Clock, CookiePolicy, NewSession, Session, Sessions, StoreError};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+/// Everything a request handler needs. Built once; shared behind an `Arc`.
+pub struct AppState {
+    pub config: Config,
+    /// The issuer without a trailing slash, as it appears in tokens.
+    pub issuer: String,
+    pub store: Store,
+    pub keys: Keys,
+    pub sessions: Sessions,
+    pub cookies: CookiePolicy,
+    pub clock: Clock,
+    /// An argon2id hash of a random password: verified against when the user is unknown, so
+    /// an unknown user costs the same time as a wrong password.
+    pub decoy_hash: String,
+}
+
+pub type SharedState = Arc<AppState>;
+
+/// Facts about the browser recorded with a new session.
+#[derive(Clone, Debug, Default)]
+pub struct ClientMeta {
+    pub user_agent: Option<String>,
+    pub addr: Option<String>,
+}
+
+impl ClientMeta {
+    pub fn from_parts(
+        headers: &axum::http::HeaderMap,
+        addr: Option<&ConnectInfo<SocketAddr>>,
+    ) -> Self {
+        Self {
+            user_agent: headers
+                .get(axum::http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            addr: addr.map(|a| a.0.ip().to_string()),
+        }
+    }
+}
+
+impl AppState {
+    /// The live SSO session named by the request's cookie, if any.
+    pub async fn session(&self, jar: &CookieJar) -> Result<Option<Session>, StoreError> {
+        match self.cookies.read(jar) {
+            Some(id) => self.sessions.load(&id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The request's session, or a new pre-login one (for CSRF and pending requests). The
+    /// returned jar carries the cookie when a session was created.
+    pub async fn session_or_new(
+        &self,
+        jar: CookieJar,
+        meta: &ClientMeta,
+    ) -> Result<(Session, CookieJar), StoreError> {
+        if let Some(s) = self.session(&jar).await? {
+            return Ok((s, jar));
+        }
+        let s = self
+            .sessions
+            .create(NewSession {
+                user_agent: meta.user_agent.clone(),
+                client_addr: meta.addr.clone(),
+                ..NewSession::default()
+            })
+            .await?;
+        let jar = jar.add(self.cookies.cookie(s.id()));
+        Ok((s, jar))
+    }
+}
+
+/// A configured provider, ready to serve.
+pub struct App {
+    state: SharedState,
+}
+
+impl App {
+    /// Connects to the store, runs migrations, loads (or creates) signing keys.
+    pub async fn new(config: Config, clock: Clock) -> anyhow::Result<Self> {
+        config.validate()?;
+        let store = Store::connect(&config.database_url)
+            .await
+            .with_context(|| "cannot open the database (database_url)".to_owned())?;
+        store.migrate().await.context("database migration failed")?;
+        let keys = Keys::load_or_create(&store, clock.unix()).await?;
+        let sessions = config
+            .session
+            .sessions(Some(store.pool()), clock.clone())
+            .map_err(anyhow::Error::msg)?;
+        let cookies = CookiePolicy::for_url(
+            &config.cookie.name,
+            &config.issuer,
+            config.cookie.allow_insecure_http,
+        );
+        let decoy_password = sessions::secret::random_token()?;
+        let decoy_hash = account::password::hash(decoy_password).await?;
+        let issuer = config.issuer_str();
+        let state = AppState {
+            config,
+            issuer,
+            store,
+            keys,
+            sessions,
+            cookies,
+            clock,
+            decoy_hash,
+        };
+        Ok(Self {
+            state: Arc::new(state),
+        })
+    }
+
+    pub fn state(&self) -> &SharedState {
+        &self.state
+    }
+
+    /// The whole HTTP surface.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .merge(oidc::routes())
+            .merge(account::routes())
+            .route("/static/style.css", get(web::stylesheet))
+            .fallback(|| async { web::PageError::NotFound("There is no page here.".into()) })
+            .layer(web::security_headers())
+            .layer(TimeoutLayer::with_status_code(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                Duration::from_secs(30),
+            ))
+            .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .with_state(self.state.clone())
+    }
+
+    /// Serves on `listener` until `shutdown` completes; sweeps expired sessions and codes in
+    /// the background meanwhile.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let sweeper = self.spawn_sweeper();
+        let app = self
+            .router()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        sweeper.abort();
+        result
+    }
+
+    fn spawn_sweeper(&self) -> tokio::task::JoinHandle<()> {
+        let state = self.state.clone();
+        let every = state.config.session.sweep_interval;
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                match state.sessions.sweep().await {
+                    Ok(ended) => {
+                        for end in ended.iter().filter(|e| e.user_id.is_some()) {
+                            tracing::info!(sid = %end.handle, cause = end.cause.as_str(), "session ended");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "session sweep failed"),
+                }
+                // Codes are kept ten minutes past expiry so a late replay is still recognised.
+                if let Err(e) = state.store.sweep_auth_codes(state.clock.unix(), 600).await {
+                    tracing::warn!(error = %e, "code sweep failed");
+                }
+            }
+        })
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientMeta {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let addr = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        Ok(Self::from_parts(&parts.headers, addr))
+    }
+}

@@ -1,0 +1,166 @@
+//! Provider configuration: built-in defaults, then `provider.toml` (optional), then
+//! `PROVIDER_…` environment variables (`__` nests: `PROVIDER_SESSION__IDLE_TIMEOUT=5s`).
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use sessions::config::duration;
+pub use sessions::{SessionBackend, SessionConfig};
+use std::net::SocketAddr;
+use std::time::Duration;
+use url::Url;
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The issuer identifier: the provider's public base URL (OIDC Discovery §3).
+    pub issuer: Url,
+    /// The socket address to listen on.
+    pub listen: SocketAddr,
+    /// `sqlite://…` (embedded default) or `postgres://…`.
+    pub database_url: String,
+    pub session: SessionConfig,
+    pub cookie: CookieConfig,
+    pub tokens: TokenConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CookieConfig {
+    /// Base name of the SSO cookie (`__Host-` is prefixed when it is `Secure`).
+    pub name: String,
+    /// Allow a non-`Secure` cookie when the issuer is plain http (the localhost demo only).
+    pub allow_insecure_http: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenConfig {
+    /// Authorization code lifetime; at most 60 s (RFC 9700 §4.2.1 wants it short).
+    #[serde(with = "duration")]
+    pub code_lifetime: Duration,
+    #[serde(with = "duration")]
+    pub access_token_lifetime: Duration,
+    #[serde(with = "duration")]
+    pub id_token_lifetime: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            issuer: Url::parse("http://idp.localhost:4000").unwrap_or_else(|_| unreachable!()),
+            listen: SocketAddr::from(([127, 0, 0, 1], 4000)),
+            database_url: "sqlite://provider.db?mode=rwc".into(),
+            session: SessionConfig::default(),
+            cookie: CookieConfig::default(),
+            tokens: TokenConfig::default(),
+        }
+    }
+}
+
+impl Default for CookieConfig {
+    fn default() -> Self {
+        Self {
+            name: "gatehouse_sso".into(),
+            allow_insecure_http: false,
+        }
+    }
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        Self {
+            code_lifetime: Duration::from_secs(60),
+            access_token_lifetime: Duration::from_secs(600),
+            id_token_lifetime: Duration::from_secs(600),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then `provider.toml` in the working directory, then the environment.
+    pub fn figment() -> Figment {
+        Self::figment_over(Serialized::defaults(Self::default()))
+    }
+
+    /// Like [`Config::figment`], with `base` (for instance the demo's settings) instead of the
+    /// built-in defaults; the file and the environment still win.
+    pub fn figment_over(base: impl figment::Provider) -> Figment {
+        Figment::from(Serialized::defaults(Self::default()))
+            .merge(base)
+            .merge(Toml::file("provider.toml"))
+            .merge(Env::prefixed("PROVIDER_").split("__"))
+    }
+
+    /// Reads and checks the configuration.
+    pub fn load(figment: &Figment) -> anyhow::Result<Self> {
+        let config: Self = figment.extract()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Rules a type cannot express.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            matches!(self.issuer.scheme(), "http" | "https"),
+            "issuer must be an http(s) URL"
+        );
+        anyhow::ensure!(
+            self.issuer.query().is_none() && self.issuer.fragment().is_none(),
+            "issuer must have no query or fragment (OIDC Discovery §3)"
+        );
+        anyhow::ensure!(
+            self.tokens.code_lifetime <= Duration::from_secs(60),
+            "tokens.code_lifetime must be at most 60s"
+        );
+        self.session.validate().map_err(anyhow::Error::msg)?;
+        Ok(())
+    }
+
+    /// The issuer as written in tokens and discovery: no trailing slash.
+    pub fn issuer_str(&self) -> String {
+        self.issuer.as_str().trim_end_matches('/').to_owned()
+    }
+}
+
+#[cfg(test)]
+// figment's Jail fixes the closure's error type (figment::Error, which is large).
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn env_overrides_nested_durations() {
+        Jail::expect_with(|jail| {
+            jail.set_env("PROVIDER_SESSION__IDLE_TIMEOUT", "5s");
+            jail.set_env("PROVIDER_SESSION__STORE", "memory");
+            jail.set_env("PROVIDER_ISSUER", "https://idp.example.com");
+            let c = Config::load(&Config::figment()).map_err(|e| e.to_string())?;
+            assert_eq!(c.session.idle_timeout, Duration::from_secs(5));
+            assert_eq!(c.session.absolute_lifetime, Duration::from_secs(12 * 3600));
+            assert_eq!(c.session.store, SessionBackend::Memory);
+            assert_eq!(c.issuer_str(), "https://idp.example.com");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn file_is_read_and_unknown_keys_refused() {
+        Jail::expect_with(|jail| {
+            jail.create_file("provider.toml", "[session]\nabsolute_lifetime = \"1h\"\n")?;
+            let c = Config::load(&Config::figment()).map_err(|e| e.to_string())?;
+            assert_eq!(c.session.absolute_lifetime, Duration::from_secs(3600));
+            jail.create_file("provider.toml", "[session]\nidle_timeot = \"1h\"\n")?;
+            assert!(Config::load(&Config::figment()).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn long_codes_are_refused() {
+        let mut c = Config::default();
+        c.tokens.code_lifetime = Duration::from_secs(600);
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,441 @@
+//! Signing keys: RS256 (every OP must support it for ID tokens, OIDC Core §15.1) and ES256.
+//!
+//! Keys are generated at first start, kept in the store as PKCS#8, parsed once at start-up and
+//! held ready in memory. JWTs are signed here with aws-lc-rs directly instead of through
+//! `jsonwebtoken::encode`, because jsonwebtoken's `EncodingKey` re-parses an RSA key on every
+//! signature (about 435 µs on top of about 860 µs of signing, measured on this machine).
+//! Verification of our own access tokens goes through jsonwebtoken with pre-built keys.
+
+use crate::store::{Store, StoredKey};
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+/// A JWS algorithm we sign with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Alg {
+    RS256,
+    ES256,
+}
+
+impl Alg {
+    pub const ALL: [Alg; 2] = [Alg::RS256, Alg::ES256];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RS256 => "RS256",
+            Self::ES256 => "ES256",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "RS256" => Some(Self::RS256),
+            "ES256" => Some(Self::ES256),
+            _ => None,
+        }
+    }
+
+    fn jsonwebtoken(self) -> Algorithm {
+        match self {
+            Self::RS256 => Algorithm::RS256,
+            Self::ES256 => Algorithm::ES256,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("key store: {0}")]
+    Store(#[from] sqlx::Error),
+    #[error("signing key {kid} cannot be used: {why}")]
+    Invalid { kid: String, why: String },
+    #[error("no signing key for {0:?}")]
+    Missing(Alg),
+    #[error("signing failed")]
+    Crypto,
+    #[error("claims cannot be serialized: {0}")]
+    Claims(#[from] serde_json::Error),
+}
+
+/// A public key as published in the JWKS (RFC 7517).
+#[derive(Clone, Debug, Serialize)]
+pub struct Jwk {
+    pub kty: &'static str,
+    #[serde(rename = "use")]
+    pub use_: &'static str,
+    pub alg: &'static str,
+    pub kid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub n: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub e: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crv: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub y: Option<String>,
+}
+
+enum Pair {
+    Rsa(RsaKeyPair),
+    Ec(EcdsaKeyPair),
+}
+
+/// One parsed private key, ready to sign.
+pub struct SigningKey {
+    kid: String,
+    alg: Alg,
+    pair: Pair,
+    decoding: DecodingKey,
+}
+
+impl SigningKey {
+    fn from_stored(k: &StoredKey) -> Result<(Self, Jwk), KeyError> {
+        let invalid = |why: String| KeyError::Invalid {
+            kid: k.kid.clone(),
+            why,
+        };
+        let alg = Alg::parse(&k.alg).ok_or_else(|| invalid(format!("unknown alg {}", k.alg)))?;
+        let der = STANDARD
+            .decode(&k.private_key)
+            .map_err(|e| invalid(e.to_string()))?;
+        let (pair, mut jwk) = match alg {
+            Alg::RS256 => {
+                let pair = RsaKeyPair::from_pkcs8(&der).map_err(|e| invalid(e.to_string()))?;
+                let public = pair.public_key();
+                let jwk = Jwk {
+                    kty: "RSA",
+                    use_: "sig",
+                    alg: "RS256",
+                    kid: String::new(),
+                    n: Some(b64(public.modulus().big_endian_without_leading_zero())),
+                    e: Some(b64(public.exponent().big_endian_without_leading_zero())),
+                    crv: None,
+                    x: None,
+                    y: None,
+                };
+                (Pair::Rsa(pair), jwk)
+            }
+            Alg::ES256 => {
+                let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+                    .map_err(|e| invalid(e.to_string()))?;
+                // Uncompressed SEC1 point: 0x04 || X (32 bytes) || Y (32 bytes).
+                let point = pair.public_key().as_ref();
+                if point.len() != 65 || point[0] != 4 {
+                    return Err(invalid("unexpected P-256 public key encoding".into()));
+                }
+                let jwk = Jwk {
+                    kty: "EC",
+                    use_: "sig",
+                    alg: "ES256",
+                    kid: String::new(),
+                    n: None,
+                    e: None,
+                    crv: Some("P-256"),
+                    x: Some(b64(&point[1..33])),
+                    y: Some(b64(&point[33..65])),
+                };
+                (Pair::Ec(pair), jwk)
+            }
+        };
+        jwk.kid = k.kid.clone();
+        let decoding = match (&jwk.n, &jwk.e, &jwk.x, &jwk.y) {
+            (Some(n), Some(e), _, _) => DecodingKey::from_rsa_components(n, e),
+            (_, _, Some(x), Some(y)) => DecodingKey::from_ec_components(x, y),
+            _ => return Err(invalid("incomplete public key".into())),
+        }
+        .map_err(|e| invalid(e.to_string()))?;
+        Ok((
+            Self {
+                kid: k.kid.clone(),
+                alg,
+                pair,
+                decoding,
+            },
+            jwk,
+        ))
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let rng = SystemRandom::new();
+        match &self.pair {
+            Pair::Rsa(pair) => {
+                let mut sig = vec![0u8; pair.public_modulus_len()];
+                pair.sign(&RSA_PKCS1_SHA256, &rng, message, &mut sig)
+                    .map_err(|_| KeyError::Crypto)?;
+                Ok(sig)
+            }
+            Pair::Ec(pair) => Ok(pair
+                .sign(&rng, message)
+                .map_err(|_| KeyError::Crypto)?
+                .as_ref()
+                .to_vec()),
+        }
+    }
+}
+
+/// Generates a new private key for `alg`, as it is stored.
+pub fn generate(alg: Alg, now: i64) -> Result<StoredKey, KeyError> {
+    let der = match alg {
+        Alg::RS256 => {
+            let pair = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| KeyError::Crypto)?;
+            pair.as_der()
+                .map_err(|_| KeyError::Crypto)?
+                .as_ref()
+                .to_vec()
+        }
+        Alg::ES256 => EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+            .and_then(|p| p.to_pkcs8v1())
+            .map_err(|_| KeyError::Crypto)?
+            .as_ref()
+            .to_vec(),
+    };
+    let mut stored = StoredKey {
+        kid: String::new(),
+        alg: alg.as_str().into(),
+        private_key: STANDARD.encode(&der),
+        created_at: now,
+    };
+    // The kid is the key's RFC 7638 thumbprint: stable, and different for every key.
+    let (_, jwk) = SigningKey::from_stored(&StoredKey {
+        kid: "new".into(),
+        ..stored.clone()
+    })?;
+    stored.kid = thumbprint(&jwk);
+    Ok(stored)
+}
+
+/// RFC 7638 JWK thumbprint (SHA-256, base64url) over the required members in lexical order.
+pub fn thumbprint(jwk: &Jwk) -> String {
+    let canonical = match (jwk.kty, &jwk.n, &jwk.e, jwk.crv, &jwk.x, &jwk.y) {
+        ("RSA", Some(n), Some(e), ..) => format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#),
+        ("EC", _, _, Some(crv), Some(x), Some(y)) => {
+            format!(r#"{{"crv":"{crv}","kty":"EC","x":"{x}","y":"{y}"}}"#)
+        }
+        _ => String::new(),
+    };
+    b64(&Sha256::digest(canonical.as_bytes()))
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Why a JWT we were handed is not acceptable.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("malformed token")]
+    Malformed,
+    #[error("unexpected token type")]
+    WrongType,
+    #[error("unknown signing key")]
+    UnknownKey,
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    #[error("token expired")]
+    Expired,
+}
+
+/// The provider's parsed keys and its published JWKS.
+pub struct Keys {
+    signers: HashMap<Alg, SigningKey>,
+    verifiers: HashMap<String, (Alg, DecodingKey)>,
+    jwks_json: String,
+}
+
+impl Keys {
+    /// Loads the stored keys, generating a key for any algorithm that has none.
+    pub async fn load_or_create(store: &Store, now: i64) -> Result<Self, KeyError> {
+        let mut stored = store.signing_keys().await?;
+        for alg in Alg::ALL {
+            if !stored.iter().any(|k| k.alg == alg.as_str()) {
+                let key = generate(alg, now)?;
+                store.insert_signing_key(&key).await?;
+                tracing::info!(kid = %key.kid, alg = alg.as_str(), "generated signing key");
+                stored.push(key);
+            }
+        }
+        Self::from_stored(&stored)
+    }
+
+    /// Parses keys (oldest first); the oldest key of each algorithm signs, all are published.
+    pub fn from_stored(stored: &[StoredKey]) -> Result<Self, KeyError> {
+        let mut signers = HashMap::new();
+        let mut verifiers = HashMap::new();
+        let mut jwks = Vec::new();
+        for k in stored {
+            let (key, jwk) = SigningKey::from_stored(k)?;
+            let (verify_key, _) = SigningKey::from_stored(k)?;
+            verifiers.insert(key.kid.clone(), (key.alg, verify_key.decoding));
+            jwks.push(jwk);
+            signers.entry(key.alg).or_insert(key);
+        }
+        let jwks_json = serde_json::to_string(&serde_json::json!({ "keys": jwks }))?;
+        Ok(Self {
+            signers,
+            verifiers,
+            jwks_json,
+        })
+    }
+
+    /// The JWK Set document (RFC 7517 §5).
+    pub fn jwks_json(&self) -> &str {
+        &self.jwks_json
+    }
+
+    /// The algorithms we can sign with.
+    pub fn algs(&self) -> impl Iterator<Item = Alg> + '_ {
+        Alg::ALL
+            .into_iter()
+            .filter(|a| self.signers.contains_key(a))
+    }
+
+    /// Signs `claims` as a compact JWS with header `{alg, typ, kid}`.
+    pub fn sign(&self, alg: Alg, typ: &str, claims: &impl Serialize) -> Result<String, KeyError> {
+        let key = self.signers.get(&alg).ok_or(KeyError::Missing(alg))?;
+        let header = serde_json::json!({ "alg": alg.as_str(), "typ": typ, "kid": key.kid });
+        let mut jws = b64(&serde_json::to_vec(&header)?);
+        jws.push('.');
+        jws.push_str(&b64(&serde_json::to_vec(claims)?));
+        let signature = key.sign(jws.as_bytes())?;
+        jws.push('.');
+        jws.push_str(&b64(&signature));
+        Ok(jws)
+    }
+
+    /// Verifies a JWT we issued: signature by one of our keys, header `typ`, `iss`, `aud`, and
+    /// `exp` against `now` (our injected clock, not the system clock).
+    pub fn verify<C: DeserializeOwned>(
+        &self,
+        token: &str,
+        typ: &str,
+        issuer: &str,
+        audience: &str,
+        now: i64,
+    ) -> Result<C, VerifyError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
+        if !header
+            .typ
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case(typ))
+        {
+            return Err(VerifyError::WrongType);
+        }
+        let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
+        let (alg, key) = self.verifiers.get(&kid).ok_or(VerifyError::UnknownKey)?;
+        if header.alg != alg.jsonwebtoken() {
+            return Err(VerifyError::UnknownKey);
+        }
+        let mut validation = Validation::new(alg.jsonwebtoken());
+        validation.validate_exp = false; // checked below against the injected clock
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        let data = jsonwebtoken::decode::<serde_json::Value>(token, key, &validation)
+            .map_err(|e| VerifyError::Invalid(e.to_string()))?;
+        let exp = data.claims.get("exp").and_then(serde_json::Value::as_i64);
+        if exp.is_none_or(|exp| exp <= now) {
+            return Err(VerifyError::Expired);
+        }
+        serde_json::from_value(data.claims).map_err(|e| VerifyError::Invalid(e.to_string()))
+    }
+}
+
+/// OIDC Core §3.1.3.6 `at_hash`: the left half of the SHA-256 of the access token, base64url
+/// (SHA-256 because both RS256 and ES256 use it).
+pub fn at_hash(access_token: &str) -> String {
+    let digest = Sha256::digest(access_token.as_bytes());
+    b64(&digest[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> Keys {
+        let stored: Vec<StoredKey> = Alg::ALL.iter().map(|a| generate(*a, 1).unwrap()).collect();
+        Keys::from_stored(&stored).unwrap()
+    }
+
+    #[test]
+    fn signs_and_verifies_each_alg() {
+        let keys = keys();
+        for alg in Alg::ALL {
+            let claims =
+                serde_json::json!({"iss": "i", "aud": "a", "sub": "s", "exp": 2_000_000_000});
+            let jwt = keys.sign(alg, "at+jwt", &claims).unwrap();
+            let back: serde_json::Value = keys.verify(&jwt, "at+jwt", "i", "a", 1_000).unwrap();
+            assert_eq!(back["sub"], "s");
+            assert!(matches!(
+                keys.verify::<serde_json::Value>(&jwt, "JWT", "i", "a", 1_000),
+                Err(VerifyError::WrongType)
+            ));
+            assert!(matches!(
+                keys.verify::<serde_json::Value>(&jwt, "at+jwt", "other", "a", 1_000),
+                Err(VerifyError::Invalid(_))
+            ));
+            assert!(matches!(
+                keys.verify::<serde_json::Value>(&jwt, "at+jwt", "i", "b", 1_000),
+                Err(VerifyError::Invalid(_))
+            ));
+            assert!(matches!(
+                keys.verify::<serde_json::Value>(&jwt, "at+jwt", "i", "a", 2_000_000_000),
+                Err(VerifyError::Expired)
+            ));
+        }
+    }
+
+    #[test]
+    fn tampered_signature_is_refused() {
+        let keys = keys();
+        let claims = serde_json::json!({"iss": "i", "aud": "a", "sub": "s", "exp": 2_000_000_000});
+        let jwt = keys.sign(Alg::ES256, "at+jwt", &claims).unwrap();
+        let (head, _) = jwt.rsplit_once('.').unwrap();
+        let forged_claims = b64(br#"{"iss":"i","aud":"a","sub":"admin","exp":2000000000}"#);
+        let parts: Vec<&str> = jwt.split('.').collect();
+        let forged = format!("{}.{}.{}", parts[0], forged_claims, parts[2]);
+        assert!(
+            keys.verify::<serde_json::Value>(&forged, "at+jwt", "i", "a", 1)
+                .is_err()
+        );
+        let unsigned = format!("{head}.");
+        assert!(
+            keys.verify::<serde_json::Value>(&unsigned, "at+jwt", "i", "a", 1)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn jwks_publishes_public_parts_only_with_thumbprint_kids() {
+        let keys = keys();
+        let jwks: serde_json::Value = serde_json::from_str(keys.jwks_json()).unwrap();
+        let list = jwks["keys"].as_array().unwrap();
+        assert_eq!(list.len(), 2);
+        for k in list {
+            assert!(k.get("d").is_none(), "no private member");
+            assert_eq!(k["use"], "sig");
+            assert_eq!(k["kid"].as_str().unwrap().len(), 43);
+        }
+    }
+
+    #[test]
+    fn at_hash_matches_oidc_example() {
+        // OIDC Core §A.3 example: access token and its at_hash (RS256).
+        assert_eq!(
+            at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
+    }
+}

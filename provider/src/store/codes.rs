@@ -1,0 +1,127 @@
+//! `authorization_codes`: single use, short-lived, bound to client, redirect URI, PKCE
+//! challenge, nonce and SSO session.
+
+use super::Store;
+use sqlx::FromRow;
+
+/// An authorization code's bindings (the code itself is only stored as its hash).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthCode {
+    pub client_id: String,
+    pub user_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub code_challenge: String,
+    pub sid: String,
+    pub auth_time: i64,
+    pub expires_at: i64,
+}
+
+/// What redeeming a code found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Redeemed {
+    /// First use, still in date: the caller checks the bindings.
+    Fresh(AuthCode),
+    /// Known but already used (a replay) or expired.
+    Spent(AuthCode),
+    /// Never issued (or swept long ago).
+    Unknown,
+}
+
+#[derive(FromRow)]
+struct CodeRow {
+    client_id: String,
+    user_id: String,
+    redirect_uri: String,
+    scope: String,
+    nonce: Option<String>,
+    code_challenge: String,
+    sid: String,
+    auth_time: i64,
+    expires_at: i64,
+}
+
+impl From<CodeRow> for AuthCode {
+    fn from(r: CodeRow) -> Self {
+        Self {
+            client_id: r.client_id,
+            user_id: r.user_id,
+            redirect_uri: r.redirect_uri,
+            scope: r.scope,
+            nonce: r.nonce,
+            code_challenge: r.code_challenge,
+            sid: r.sid,
+            auth_time: r.auth_time,
+            expires_at: r.expires_at,
+        }
+    }
+}
+
+const CODE_COLUMNS: &str =
+    "client_id, user_id, redirect_uri, scope, nonce, code_challenge, sid, auth_time, expires_at";
+
+impl Store {
+    pub async fn insert_auth_code(
+        &self,
+        code_hash: &str,
+        c: &AuthCode,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, scope, \
+             nonce, code_challenge, sid, auth_time, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(code_hash)
+        .bind(&c.client_id)
+        .bind(&c.user_id)
+        .bind(&c.redirect_uri)
+        .bind(&c.scope)
+        .bind(&c.nonce)
+        .bind(&c.code_challenge)
+        .bind(&c.sid)
+        .bind(c.auth_time)
+        .bind(now)
+        .bind(c.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks the code used and returns it, at most once even under concurrent requests (one
+    /// `UPDATE … WHERE used_at IS NULL … RETURNING`).
+    pub async fn redeem_auth_code(
+        &self,
+        code_hash: &str,
+        now: i64,
+    ) -> Result<Redeemed, sqlx::Error> {
+        let fresh: Option<CodeRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "UPDATE authorization_codes SET used_at = $2 \
+             WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING {CODE_COLUMNS}"
+        )))
+        .bind(code_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = fresh {
+            return Ok(Redeemed::Fresh(row.into()));
+        }
+        let spent: Option<CodeRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CODE_COLUMNS} FROM authorization_codes WHERE code_hash = $1"
+        )))
+        .bind(code_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(spent.map_or(Redeemed::Unknown, |r| Redeemed::Spent(r.into())))
+    }
+
+    /// Deletes codes that expired more than `keep_secs` ago (kept a while to recognise replays).
+    pub async fn sweep_auth_codes(&self, now: i64, keep_secs: i64) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query("DELETE FROM authorization_codes WHERE expires_at < $1")
+            .bind(now - keep_secs)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}

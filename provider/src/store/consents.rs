@@ -1,0 +1,52 @@
+//! `consents`: the scopes a user granted to a client, remembered across sign-ins.
+
+use super::Store;
+
+impl Store {
+    /// The scopes `user_id` has granted `client_id`, if any.
+    pub async fn consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<Option<Vec<String>>, sqlx::Error> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
+                .bind(user_id)
+                .bind(client_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(s,)| {
+            s.split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        }))
+    }
+
+    /// Records a grant of `scopes` (the union with what was granted before).
+    pub async fn grant_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scopes: &[String],
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        let mut all = self.consent(user_id, client_id).await?.unwrap_or_default();
+        for s in scopes {
+            if !all.contains(s) {
+                all.push(s.clone());
+            }
+        }
+        sqlx::query(
+            "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (user_id, client_id) DO UPDATE SET scope = $3, granted_at = $4",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .bind(all.join(" "))
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,36 @@
+//! `signing_keys`: the provider's private signing keys (PKCS#8 DER, base64).
+
+use super::Store;
+use sqlx::FromRow;
+
+#[derive(Clone, Debug, FromRow)]
+pub struct StoredKey {
+    pub kid: String,
+    pub alg: String,
+    pub private_key: String,
+    pub created_at: i64,
+}
+
+impl Store {
+    /// Every key, oldest first.
+    pub async fn signing_keys(&self) -> Result<Vec<StoredKey>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT kid, alg, private_key, created_at FROM signing_keys ORDER BY created_at, kid",
+        )
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    pub async fn insert_signing_key(&self, k: &StoredKey) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, private_key, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&k.kid)
+        .bind(&k.alg)
+        .bind(&k.private_key)
+        .bind(k.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

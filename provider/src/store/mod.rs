@@ -1,0 +1,65 @@
+//! The provider's durable state over one sqlx `Any` pool: SQLite by default, PostgreSQL by URL.
+//! One portable SQL string per operation, `$N` placeholders; the only SQL in the provider.
+
+mod clients;
+mod codes;
+mod consents;
+mod keys;
+mod users;
+
+pub use clients::{AuthMethod, Client, NewClient};
+pub use codes::{AuthCode, Redeemed};
+pub use keys::StoredKey;
+pub use users::{NewUser, User};
+
+use sqlx::AnyPool;
+
+/// Handle to the provider database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+impl Store {
+    /// Connects to `database_url` (`sqlite://…?mode=rwc` or `postgres://…`).
+    pub async fn connect(database_url: &str) -> Result<Self, sqlx::Error> {
+        let max = if database_url.starts_with("sqlite:") {
+            8
+        } else {
+            16
+        };
+        Ok(Self {
+            pool: sessions::connect_any(database_url, max).await?,
+        })
+    }
+
+    /// Creates or upgrades every table the provider uses (its own and the sessions table).
+    /// Safe when several instances start at once: sqlx serialises migrations with a lock.
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        let mut migrator = sqlx::migrate!("../migrations/provider");
+        migrator.set_ignore_missing(true);
+        migrator.run(&self.pool).await?;
+        sessions::SqlStore::new(self.pool.clone()).migrate().await
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// Whether an error is a unique-constraint violation (an id or name already taken).
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+fn flag(b: bool) -> i64 {
+    i64::from(b)
+}
+
+fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+fn parse_list(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
+}

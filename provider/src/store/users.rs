@@ -1,0 +1,113 @@
+//! `users`: accounts that sign in with a password.
+
+use super::{Store, flag};
+use sqlx::FromRow;
+
+/// A user account. The password hash is argon2id PHC text.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub password_hash: String,
+    pub name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub developer: bool,
+    pub disabled: bool,
+    pub updated_at: i64,
+}
+
+/// What creating or replacing a user takes.
+#[derive(Clone, Debug, Default)]
+pub struct NewUser {
+    pub username: String,
+    pub password_hash: String,
+    pub name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub developer: bool,
+}
+
+#[derive(FromRow)]
+struct UserRow {
+    id: String,
+    username: String,
+    password_hash: String,
+    name: Option<String>,
+    given_name: Option<String>,
+    family_name: Option<String>,
+    email: Option<String>,
+    email_verified: i64,
+    developer: i64,
+    disabled: i64,
+    updated_at: i64,
+}
+
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> Self {
+        Self {
+            id: r.id,
+            username: r.username,
+            password_hash: r.password_hash,
+            name: r.name,
+            given_name: r.given_name,
+            family_name: r.family_name,
+            email: r.email,
+            email_verified: r.email_verified != 0,
+            developer: r.developer != 0,
+            disabled: r.disabled != 0,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+const COLUMNS: &str = "SELECT id, username, password_hash, name, given_name, family_name, email, \
+    email_verified, developer, disabled, updated_at FROM users";
+
+impl Store {
+    /// Creates a user with a new random id; fails with a unique violation if the name is taken.
+    pub async fn create_user(&self, u: &NewUser, now: i64) -> Result<User, sqlx::Error> {
+        let id = uuid::Uuid::new_v4().to_string();
+        sqlx::query(
+            "INSERT INTO users (id, username, password_hash, name, given_name, family_name, \
+             email, email_verified, developer, disabled, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $10)",
+        )
+        .bind(&id)
+        .bind(&u.username)
+        .bind(&u.password_hash)
+        .bind(&u.name)
+        .bind(&u.given_name)
+        .bind(&u.family_name)
+        .bind(&u.email)
+        .bind(flag(u.email_verified))
+        .bind(flag(u.developer))
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        self.user_by_id(&id).await?.ok_or(sqlx::Error::RowNotFound)
+    }
+
+    pub async fn user_by_id(&self, id: &str) -> Result<Option<User>, sqlx::Error> {
+        let row: Option<UserRow> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{COLUMNS} WHERE id = $1")))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(User::from))
+    }
+
+    pub async fn user_by_username(&self, username: &str) -> Result<Option<User>, sqlx::Error> {
+        let row: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{COLUMNS} WHERE username = $1"
+        )))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(User::from))
+    }
+}

@@ -1,0 +1,124 @@
+//! Web plumbing shared by the provider's handlers: the friendly error page, the security
+//! headers every response carries, and strict parsing of OAuth parameters.
+
+mod params;
+
+pub use params::{Params, ParamsError};
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+/// The HTML error page for a person (OAuth errors that cannot go back to a client, bad forms,
+/// expired sessions).
+#[derive(Template, WebTemplate)]
+#[template(path = "provider/error.html")]
+pub struct ErrorPage {
+    pub title: &'static str,
+    pub message: String,
+}
+
+/// An error on a page meant for a person.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for PageError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl From<sessions::StoreError> for PageError {
+    fn from(e: sessions::StoreError) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (status, title, message) = match self {
+            Self::BadRequest(m) => (
+                StatusCode::BAD_REQUEST,
+                "Something is wrong with this request",
+                m,
+            ),
+            Self::Forbidden(m) => (StatusCode::FORBIDDEN, "This request was refused", m),
+            Self::NotFound(m) => (StatusCode::NOT_FOUND, "Not found", m),
+            Self::Internal(e) => {
+                // Logged once, here, inside the request's span (which carries its id).
+                tracing::error!(error = %format!("{e:#}"), "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong on our side",
+                    "Please try again in a moment.".to_owned(),
+                )
+            }
+        };
+        (status, no_store(), ErrorPage { title, message }).into_response()
+    }
+}
+
+/// `Cache-Control: no-store` (RFC 6749 §5.1 for tokens; every session-dependent page too).
+pub fn no_store() -> [(HeaderName, HeaderValue); 2] {
+    [
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        (header::PRAGMA, HeaderValue::from_static("no-cache")),
+    ]
+}
+
+/// Content-Security-Policy for every page: no script at all, styles from our own origin, no
+/// framing. No `form-action`: Chromium applies it to the redirect that follows a form POST, and
+/// our login and consent forms end in a redirect to the client.
+pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
+    frame-ancestors 'none'; base-uri 'none'";
+
+/// The security headers every response carries (unless a handler set its own).
+pub fn security_headers() -> (
+    SetResponseHeaderLayer<HeaderValue>,
+    SetResponseHeaderLayer<HeaderValue>,
+    SetResponseHeaderLayer<HeaderValue>,
+    SetResponseHeaderLayer<HeaderValue>,
+) {
+    (
+        SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ),
+        SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
+        SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ),
+    )
+}
+
+/// The one stylesheet (shared with the sample app).
+pub const STYLESHEET: &str = include_str!("../../../templates/style.css");
+
+pub async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLESHEET,
+    )
+}

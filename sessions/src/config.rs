@@ -1,0 +1,137 @@
+//! Session settings as both apps configure them (`session.store`, `session.idle_timeout`, …),
+//! and the duration format they are written in.
+
+use crate::{Clock, MemoryStore, SessionPolicy, SessionStore, Sessions, SqlStore};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where sessions live and how long they last.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    pub store: SessionBackend,
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
+    #[serde(with = "duration")]
+    pub absolute_lifetime: Duration,
+    /// How often `last_seen_at` may be written; by default a sixtieth of the idle timeout.
+    #[serde(with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub touch_interval: Option<Duration>,
+    /// How often expired sessions are swept.
+    #[serde(with = "duration")]
+    pub sweep_interval: Duration,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionBackend {
+    /// The app's SQL database (SQLite or PostgreSQL): survives restarts, shared by instances.
+    Sql,
+    /// This process's memory: lost on restart, one instance only.
+    Memory,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            store: SessionBackend::Sql,
+            idle_timeout: Duration::from_secs(30 * 60),
+            absolute_lifetime: Duration::from_secs(12 * 3600),
+            touch_interval: None,
+            sweep_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+impl SessionConfig {
+    /// The expiry rules these settings describe.
+    pub fn policy(&self) -> SessionPolicy {
+        let mut policy = SessionPolicy::new(self.idle_timeout, self.absolute_lifetime);
+        if let Some(t) = self.touch_interval {
+            policy.touch_interval = t;
+        }
+        policy
+    }
+
+    /// Sessions on the configured backend; `pool` serves the `sql` backend (its migrations
+    /// must have run) and is required for it.
+    pub fn sessions(
+        &self,
+        pool: Option<&sqlx::AnyPool>,
+        clock: Clock,
+    ) -> Result<Sessions, &'static str> {
+        let backend: Arc<dyn SessionStore> = match (self.store, pool) {
+            (SessionBackend::Sql, Some(pool)) => Arc::new(SqlStore::new(pool.clone())),
+            (SessionBackend::Sql, None) => return Err("the sql session store needs a database"),
+            (SessionBackend::Memory, _) => Arc::new(MemoryStore::new()),
+        };
+        Ok(Sessions::new(backend, self.policy(), clock))
+    }
+
+    /// Rules a type cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.idle_timeout > self.absolute_lifetime {
+            return Err("session.idle_timeout must not exceed session.absolute_lifetime".into());
+        }
+        if self.idle_timeout.is_zero() || self.sweep_interval.is_zero() {
+            return Err("session durations must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// Durations written as `30m`, `12h`, `5s` (humantime).
+pub mod duration {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(text.trim()).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Optional durations, same format.
+pub mod opt_duration {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::duration::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text = Option::<String>::deserialize(d)?;
+        text.map(|t| humantime::parse_duration(t.trim()).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_policy_follows() {
+        let c: SessionConfig = serde_json::from_str(
+            r#"{"idle_timeout":"5s","absolute_lifetime":"1h","store":"memory"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.idle_timeout, Duration::from_secs(5));
+        assert_eq!(c.store, SessionBackend::Memory);
+        assert_eq!(c.policy().touch_interval, Duration::from_secs(1));
+        assert!(c.validate().is_ok());
+        let bad: SessionConfig =
+            serde_json::from_str(r#"{"idle_timeout":"2h","absolute_lifetime":"1h"}"#).unwrap();
+        assert!(bad.validate().is_err());
+        assert!(serde_json::from_str::<SessionConfig>(r#"{"store":"redis-cluster"}"#).is_err());
+    }
+}

@@ -1,0 +1,206 @@
+//! The provider's sign-in page: passwords, CSRF, and what failure looks like.
+
+use super::{me, sign_in};
+use crate::harness::{ALICE, Browser, spawn};
+
+/// Starts a sign-in at App B and returns the provider's login page.
+async fn login_page(stack: &crate::harness::Stack, browser: &Browser) -> crate::harness::Page {
+    let page = browser.follow(&format!("{}/login", stack.app_b.url)).await;
+    assert!(
+        page.url
+            .as_str()
+            .starts_with(&format!("{}/login", stack.issuer)),
+        "{}",
+        page.url
+    );
+    page
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_user_get_the_same_answer() {
+    let stack = spawn().await;
+    let browser = Browser::new();
+    let page = login_page(&stack, &browser).await;
+    let wrong = browser
+        .submit(
+            &page,
+            "/login",
+            &[("username", "alice"), ("password", "Wonderland")],
+        )
+        .await;
+    let unknown = browser
+        .submit(
+            &page,
+            "/login",
+            &[("username", "alicia"), ("password", "wonderland")],
+        )
+        .await;
+    let disabled_like = browser
+        .submit(&page, "/login", &[("username", ""), ("password", "x")])
+        .await;
+    for p in [&wrong, &unknown, &disabled_like] {
+        assert_eq!(p.status, 401);
+        assert!(
+            p.body.contains("Incorrect username or password."),
+            "{}",
+            p.body
+        );
+        assert_eq!(p.hops.len(), 1, "no redirect");
+    }
+    // Same page apart from the echoed username.
+    assert_eq!(
+        wrong.body.replace("value=\"alice\"", ""),
+        unknown.body.replace("value=\"alicia\"", "")
+    );
+    assert_eq!(me(&browser, &stack.app_b).await.0, 401);
+    // The right password still works after failures, and carries on to the app.
+    let ok = browser
+        .submit(
+            &page,
+            "/login",
+            &[("username", "alice"), ("password", "wonderland")],
+        )
+        .await;
+    assert_eq!(ok.url.as_str(), format!("{}/", stack.app_b.url));
+    assert_eq!(ok.hops[0].status, 303, "POST answered with 303");
+    assert_eq!(me(&browser, &stack.app_b).await.0, 200);
+}
+
+#[tokio::test]
+async fn login_without_its_csrf_token_is_refused_and_changes_nothing() {
+    let stack = spawn().await;
+    let browser = Browser::new();
+    let page = login_page(&stack, &browser).await;
+    let request = page.hidden("request").unwrap();
+    let url = format!("{}/login", stack.issuer);
+    let missing = browser
+        .post_form(
+            &url,
+            &[
+                ("request", &request),
+                ("username", "alice"),
+                ("password", "wonderland"),
+            ],
+        )
+        .await;
+    assert_eq!(missing.status, 403);
+    let other = Browser::new();
+    let other_page = login_page(&stack, &other).await;
+    let foreign = other_page.hidden("csrf_token").unwrap();
+    let stolen = browser
+        .post_form(
+            &url,
+            &[
+                ("csrf_token", &foreign),
+                ("request", &request),
+                ("username", "alice"),
+                ("password", "wonderland"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        stolen.status, 403,
+        "another session's token is not this one's"
+    );
+    let provider_home = browser.follow(&format!("{}/", stack.issuer)).await;
+    assert!(
+        provider_home.body.contains("not signed in"),
+        "nothing changed"
+    );
+    // The real form still works.
+    let ok = browser
+        .submit(
+            &page,
+            "/login",
+            &[("username", "alice"), ("password", "wonderland")],
+        )
+        .await;
+    assert_eq!(ok.url.as_str(), format!("{}/", stack.app_b.url));
+}
+
+#[tokio::test]
+async fn login_post_without_a_session_is_refused() {
+    let stack = spawn().await;
+    let browser = Browser::new();
+    let page = browser
+        .post_form(
+            &format!("{}/login", stack.issuer),
+            &[("username", "alice"), ("password", "wonderland")],
+        )
+        .await;
+    assert_eq!(page.status, 403);
+    assert!(page.body.contains("expired"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn consent_can_be_denied() {
+    let stack = spawn().await;
+    let browser = Browser::new();
+    let page = browser.follow(&format!("{}/login", stack.app_a.url)).await;
+    let consent = browser
+        .submit(
+            &page,
+            "/login",
+            &[("username", ALICE.0), ("password", ALICE.1)],
+        )
+        .await;
+    assert!(
+        consent.url.path().starts_with("/consent"),
+        "{}",
+        consent.url
+    );
+    assert!(consent.body.contains("App A"));
+    let denied = browser
+        .submit(&consent, "/consent", &[("decision", "deny")])
+        .await;
+    assert_eq!(denied.status, 400);
+    assert!(denied.body.contains("declined"), "{}", denied.body);
+    let callback = denied
+        .hops
+        .iter()
+        .find(|h| h.url.path() == "/callback")
+        .unwrap();
+    assert_eq!(
+        crate::harness::param(callback.url.as_str(), "error").as_deref(),
+        Some("access_denied")
+    );
+    assert_eq!(me(&browser, &stack.app_a).await.0, 401);
+    // Nothing was remembered: the next sign-in asks again.
+    let page = sign_in(&stack, &browser, &stack.app_a, ALICE).await;
+    assert!(page.visited(&format!("{}/consent", stack.issuer)));
+}
+
+#[tokio::test]
+async fn provider_pages_carry_security_headers() {
+    let stack = spawn().await;
+    let browser = Browser::new();
+    let page = login_page(&stack, &browser).await;
+    let h = &page.headers;
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("frame-ancestors 'none'")
+            && !csp.contains("unsafe-inline")
+            && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    assert_eq!(h["cache-control"], "no-store");
+    assert!(h.contains_key("x-request-id"));
+    assert!(!page.body.contains("<script"), "no script on our pages");
+    // The cookie promised in DESIGN.md.
+    let set = page
+        .hops
+        .iter()
+        .flat_map(|hop| hop.set_cookies.clone())
+        .find(|c| c.starts_with("gatehouse_sso="))
+        .unwrap();
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(set.contains(attr), "{attr} in {set}");
+    }
+    assert!(!set.contains("Domain"), "{set}");
+    // Unknown page: a friendly 404, not an empty body.
+    let missing = browser.follow(&format!("{}/nope", stack.issuer)).await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.body.contains("There is no page here."));
+}

@@ -1,0 +1,91 @@
+//! The flows, one module per area; helpers shared by them.
+
+mod authorize;
+mod discovery;
+mod login;
+mod sessions;
+mod sso;
+mod token;
+mod userinfo;
+
+use crate::harness::{Browser, Page, RunningApp, Stack};
+
+/// Signs in at `app` through the provider's pages: login form (if shown), consent (if shown),
+/// back to the app. Returns the final page (the app's home).
+pub async fn sign_in(
+    stack: &Stack,
+    browser: &Browser,
+    app: &RunningApp,
+    (user, password): (&str, &str),
+) -> Page {
+    let mut page = browser.follow(&format!("{}/login", app.url)).await;
+    let mut hops = Vec::new();
+    if page
+        .url
+        .as_str()
+        .starts_with(&format!("{}/login", stack.issuer))
+    {
+        assert_eq!(page.status, 200, "login page: {}", page.body);
+        hops.append(&mut page.hops);
+        page = browser
+            .submit(
+                &page,
+                "/login",
+                &[("username", user), ("password", password)],
+            )
+            .await;
+    }
+    if page
+        .url
+        .as_str()
+        .starts_with(&format!("{}/consent", stack.issuer))
+    {
+        assert_eq!(page.status, 200, "consent page: {}", page.body);
+        hops.append(&mut page.hops);
+        page = browser
+            .submit(&page, "/consent", &[("decision", "allow")])
+            .await;
+    }
+    hops.append(&mut page.hops);
+    page.hops = hops;
+    page
+}
+
+/// `GET {app}/me` as JSON, with its status.
+pub async fn me(browser: &Browser, app: &RunningApp) -> (u16, serde_json::Value) {
+    let page = browser.get_once(&format!("{}/me", app.url)).await;
+    (page.status.as_u16(), page.json())
+}
+
+/// A browser signed in at the provider (through App A) and a code for App A from a direct
+/// authorization request, with its PKCE verifier.
+pub async fn code_for_app_a(stack: &Stack, extra: &[(&str, &str)]) -> (Browser, String, String) {
+    let browser = Browser::new();
+    sign_in(stack, &browser, &stack.app_a, crate::harness::ALICE).await;
+    let (code, verifier) = code_with(stack, &browser, extra).await;
+    (browser, code, verifier)
+}
+
+/// A code for App A through `browser` (already signed in and consented).
+pub async fn code_with(
+    stack: &Stack,
+    browser: &Browser,
+    extra: &[(&str, &str)],
+) -> (String, String) {
+    let req = stack.authorize_url(&stack.app_a.client_id, &stack.app_a.redirect_uri, extra);
+    let page = browser.get_once(req.url.as_str()).await;
+    assert_eq!(page.status, 303, "authorize: {}", page.body);
+    let location = page.hops[0].location.clone().unwrap();
+    assert!(
+        location.starts_with(&stack.app_a.redirect_uri),
+        "{location}"
+    );
+    assert_eq!(
+        crate::harness::param(&location, "state").as_deref(),
+        Some(req.state.as_str())
+    );
+    (
+        crate::harness::param(&location, "code").expect("a code"),
+        req.verifier,
+    )
+}

@@ -1,0 +1,332 @@
+//! The token endpoint: codes are single use, short-lived and bound; clients authenticate.
+
+use super::{code_for_app_a, code_with};
+use crate::harness::{jwt_part, register, spawn};
+use provider::store::AuthMethod;
+use std::time::Duration;
+
+#[tokio::test]
+async fn code_exchange_returns_verified_tokens() {
+    let stack = spawn().await;
+    let (_, code, verifier) = code_for_app_a(&stack, &[]).await;
+    let (status, headers, body) = stack.redeem_as_app_a(&code, &verifier).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["scope"], "openid profile email");
+    let id = jwt_part(body["id_token"].as_str().unwrap(), 1);
+    assert_eq!(id["iss"], stack.issuer);
+    assert_eq!(id["aud"], "app-a");
+    assert_eq!(id["nonce"], "n-0S6_WzA2Mj");
+    for claim in ["sub", "exp", "iat", "auth_time", "sid", "at_hash"] {
+        assert!(id.get(claim).is_some(), "{claim} in {id}");
+    }
+    assert_eq!(
+        jwt_part(body["id_token"].as_str().unwrap(), 0)["alg"],
+        "RS256"
+    );
+    let at_header = jwt_part(body["access_token"].as_str().unwrap(), 0);
+    assert_eq!(at_header["typ"], "at+jwt", "RFC 9068");
+    let at = jwt_part(body["access_token"].as_str().unwrap(), 1);
+    for claim in [
+        "iss",
+        "exp",
+        "aud",
+        "sub",
+        "client_id",
+        "iat",
+        "jti",
+        "scope",
+    ] {
+        assert!(at.get(claim).is_some(), "{claim} in {at}");
+    }
+    assert_eq!(at["client_id"], "app-a");
+}
+
+#[tokio::test]
+async fn a_code_is_single_use() {
+    let stack = spawn().await;
+    let (_, code, verifier) = code_for_app_a(&stack, &[]).await;
+    assert_eq!(stack.redeem_as_app_a(&code, &verifier).await.0, 200);
+    let (status, headers, body) = stack.redeem_as_app_a(&code, &verifier).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(headers["cache-control"], "no-store");
+}
+
+#[tokio::test]
+async fn two_racing_redemptions_get_one_token() {
+    let stack = spawn().await;
+    let (_, code, verifier) = code_for_app_a(&stack, &[]).await;
+    let (a, b) = tokio::join!(
+        stack.redeem_as_app_a(&code, &verifier),
+        stack.redeem_as_app_a(&code, &verifier)
+    );
+    let mut statuses = [a.0.as_u16(), b.0.as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 400]);
+}
+
+#[tokio::test]
+async fn a_code_expires_after_sixty_seconds() {
+    let stack = spawn().await;
+    let (_, code, verifier) = code_for_app_a(&stack, &[]).await;
+    stack.clock.advance(Duration::from_secs(61));
+    let (status, _, body) = stack.redeem_as_app_a(&code, &verifier).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "invalid_grant");
+}
+
+#[tokio::test]
+async fn redirect_uri_must_match_at_the_token_endpoint() {
+    let stack = spawn().await;
+    let (_, code, verifier) = code_for_app_a(&stack, &[]).await;
+    let (status, _, body) = stack
+        .token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", &format!("{}/other", stack.app_a.url)),
+                ("code_verifier", &verifier),
+            ],
+            Some((&stack.app_a.client_id, &stack.app_a.secret)),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "invalid_grant");
+    // Missing altogether: invalid_request.
+    let (_, code, verifier) = code_for_app_a(&stack, &[]).await;
+    let (status, _, body) = stack
+        .token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("code_verifier", &verifier),
+            ],
+            Some((&stack.app_a.client_id, &stack.app_a.secret)),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+}
+
+#[tokio::test]
+async fn pkce_verifier_missing_or_wrong() {
+    let stack = spawn().await;
+    let (browser, code, _) = code_for_app_a(&stack, &[]).await;
+    let (status, _, body) = stack
+        .token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", &stack.app_a.redirect_uri),
+            ],
+            Some((&stack.app_a.client_id, &stack.app_a.secret)),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+    let (code, _) = code_with(&stack, &browser, &[]).await;
+    let (wrong, _) = crate::harness::pkce();
+    let (status, _, body) = stack.redeem_as_app_a(&code, &wrong).await;
+    assert_eq!(
+        (status.as_u16(), body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    // The challenge itself is not a verifier (that would be `plain`).
+    let req = stack.authorize_url(&stack.app_a.client_id, &stack.app_a.redirect_uri, &[]);
+    let challenge = crate::harness::param(req.url.as_str(), "code_challenge").unwrap();
+    let page = browser.get_once(req.url.as_str()).await;
+    let code = crate::harness::param(page.hops[0].location.as_deref().unwrap(), "code").unwrap();
+    assert_eq!(
+        stack.redeem_as_app_a(&code, &challenge).await.2["error"],
+        "invalid_grant"
+    );
+}
+
+#[tokio::test]
+async fn wrong_client_secret_is_401_with_www_authenticate() {
+    let stack = spawn().await;
+    let (_, code, verifier) = code_for_app_a(&stack, &[]).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", stack.app_a.redirect_uri.as_str()),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let (status, headers, body) = stack.token(&form, Some(("app-a", "wrong-secret"))).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"], "invalid_client");
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic"),
+        "{headers:?}"
+    );
+    let (status, headers, _) = stack.token(&form, Some(("no-such-client", "x"))).await;
+    assert_eq!(status, 401);
+    assert!(headers.contains_key("www-authenticate"));
+    // No credentials at all.
+    let (status, _, body) = stack.token(&form, None).await;
+    assert_eq!(
+        (status.as_u16(), body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+    // The wrong secret did not consume the code: the right one still works.
+    assert_eq!(stack.redeem_as_app_a(&code, &verifier).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_code_is_bound_to_its_client() {
+    let stack = spawn().await;
+    let (_, code, verifier) = code_for_app_a(&stack, &[]).await;
+    let (status, _, body) = stack
+        .token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", &stack.app_a.redirect_uri),
+                ("code_verifier", &verifier),
+            ],
+            Some((&stack.app_b.client_id, &stack.app_b.secret)),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+}
+
+#[tokio::test]
+async fn public_clients_and_client_secret_post() {
+    let stack = spawn().await;
+    let now = stack.clock.unix();
+    let cli_redirect = "http://127.0.0.1:9/cli-callback";
+    register(
+        &stack.store,
+        "cli",
+        "CLI",
+        None,
+        &[cli_redirect],
+        AuthMethod::None,
+        true,
+        "ES256",
+        now,
+    )
+    .await;
+    let post_redirect = "http://post.localhost:9/cb";
+    register(
+        &stack.store,
+        "post-app",
+        "Post App",
+        Some("post-secret"),
+        &[post_redirect],
+        AuthMethod::ClientSecretPost,
+        true,
+        "RS256",
+        now,
+    )
+    .await;
+    let (browser, _, _) = code_for_app_a(&stack, &[]).await;
+
+    let code_for = |client: &'static str, redirect: &'static str| {
+        let req = stack.authorize_url(client, redirect, &[]);
+        let browser = &browser;
+        async move {
+            let page = browser.get_once(req.url.as_str()).await;
+            let location = page.hops[0].location.clone().unwrap();
+            (
+                crate::harness::param(&location, "code").unwrap(),
+                req.verifier,
+            )
+        }
+    };
+    // Public client: client_id in the body, no secret, PKCE; ES256 ID token as registered.
+    let (code, verifier) = code_for("cli", cli_redirect).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", cli_redirect),
+        ("code_verifier", verifier.as_str()),
+        ("client_id", "cli"),
+    ];
+    let (status, _, body) = stack.token(&form, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        jwt_part(body["id_token"].as_str().unwrap(), 0)["alg"],
+        "ES256"
+    );
+
+    // client_secret_post: credentials in the body; Basic is refused for this client.
+    let (code, verifier) = code_for("post-app", post_redirect).await;
+    let base = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", post_redirect),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let (status, _, _) = stack.token(&base, Some(("post-app", "post-secret"))).await;
+    assert_eq!(status, 401, "registered method is client_secret_post");
+    let mut with_post = base.to_vec();
+    with_post.extend([("client_id", "post-app"), ("client_secret", "post-secret")]);
+    let (status, _, body) = stack.token(&with_post, None).await;
+    assert_eq!(status, 200, "{body}");
+    // Two methods at once are refused.
+    let (status, _, body) = stack
+        .token(&with_post, Some(("post-app", "post-secret")))
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+}
+
+#[tokio::test]
+async fn bad_token_requests_get_json_errors() {
+    let stack = spawn().await;
+    let creds = Some(("app-a", "app-a-secret"));
+    let (status, _, body) = stack
+        .token(&[("grant_type", "password"), ("username", "a")], creds)
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["error"].as_str()),
+        (400, Some("unsupported_grant_type"))
+    );
+    let (status, _, body) = stack.token(&[("code", "x")], creds).await;
+    assert_eq!(
+        (status.as_u16(), body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let (status, _, body) = stack
+        .token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("grant_type", "authorization_code"),
+            ],
+            creds,
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    // JSON instead of a form.
+    let client = client_app::http::client_builder().build().unwrap();
+    let resp = client
+        .post(format!("{}/token", stack.issuer))
+        .json(&serde_json::json!({"grant_type": "authorization_code"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.unwrap()["error"],
+        "invalid_request"
+    );
+}

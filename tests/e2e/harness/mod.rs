@@ -1,0 +1,328 @@
+//! Starting the stack and talking to it.
+
+mod browser;
+mod proxy;
+
+pub use browser::{Browser, Page};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use provider::store::{AuthMethod, NewClient, NewUser, Store};
+use rand::TryRng;
+use sessions::Clock;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use url::Url;
+
+pub const ALICE: (&str, &str) = ("alice", "wonderland");
+pub const BOB: (&str, &str) = ("bob", "builder");
+
+/// A running sample app.
+pub struct RunningApp {
+    pub url: String,
+    pub client_id: String,
+    pub secret: String,
+    pub redirect_uri: String,
+}
+
+/// Provider + App A (third-party: consent once) + App B (first-party), on one shared clock.
+pub struct Stack {
+    pub clock: Clock,
+    pub issuer: String,
+    pub store: Store,
+    pub app_a: RunningApp,
+    pub app_b: RunningApp,
+    /// Set to make the proxy in front of the provider tamper with ID tokens (only when the
+    /// stack was spawned with `Options::proxy`).
+    pub tamper_id_tokens: Arc<AtomicBool>,
+    tasks: Vec<JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Options {
+    /// Put a reverse proxy in front of the provider (the issuer is the proxy's address).
+    pub proxy: bool,
+}
+
+async fn listen() -> (TcpListener, u16) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    (l, port)
+}
+
+pub async fn spawn() -> Stack {
+    spawn_with(Options::default()).await
+}
+
+pub async fn spawn_with(options: Options) -> Stack {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::system();
+    let mut tasks = Vec::new();
+    let tamper = Arc::new(AtomicBool::new(false));
+
+    let (provider_listener, provider_port) = listen().await;
+    let issuer_port = if options.proxy {
+        let (proxy_listener, proxy_port) = listen().await;
+        tasks.push(proxy::spawn(proxy_listener, provider_port, tamper.clone()));
+        proxy_port
+    } else {
+        provider_port
+    };
+    let issuer = format!("http://idp.localhost:{issuer_port}");
+    let mut config = provider::Config {
+        issuer: issuer.parse().unwrap(),
+        listen: provider_listener.local_addr().unwrap(),
+        database_url: format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("provider.db").display()
+        ),
+        ..provider::Config::default()
+    };
+    config.cookie.allow_insecure_http = true;
+    let provider = provider::App::new(config, clock.clone()).await.unwrap();
+    let store = provider.state().store.clone();
+    tasks.push(tokio::spawn(async move {
+        provider
+            .serve(provider_listener, std::future::pending())
+            .await
+            .unwrap();
+    }));
+
+    seed_users(&store, clock.unix()).await;
+    let mut apps = Vec::new();
+    for (id, name, first_party) in [("app-a", "App A", false), ("app-b", "App B", true)] {
+        let (listener, port) = listen().await;
+        let url = format!("http://{id}.localhost:{port}");
+        let secret = format!("{id}-secret");
+        let redirect_uri = format!("{url}/callback");
+        register(
+            &store,
+            id,
+            name,
+            Some(&secret),
+            &[&redirect_uri],
+            AuthMethod::ClientSecretBasic,
+            first_party,
+            "RS256",
+            clock.unix(),
+        )
+        .await;
+        let mut config = client_app::Config {
+            name: name.into(),
+            listen: listener.local_addr().unwrap(),
+            public_url: url.parse().unwrap(),
+            issuer: issuer.parse().unwrap(),
+            client_id: id.into(),
+            client_secret: client_app::config::Secret(secret.clone()),
+            database_url: format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join(format!("{id}.db")).display()
+            ),
+            ..client_app::Config::default()
+        };
+        // Cookies ignore ports: distinct names keep the two apps' cookies apart.
+        config.cookie.name = format!("{}_session", id.replace('-', "_"));
+        config.cookie.allow_insecure_http = true;
+        let app = client_app::App::new(config, clock.clone()).await.unwrap();
+        tasks.push(tokio::spawn(async move {
+            app.serve(listener, std::future::pending()).await.unwrap();
+        }));
+        apps.push(RunningApp {
+            url,
+            client_id: id.into(),
+            secret,
+            redirect_uri,
+        });
+    }
+    let app_b = apps.pop().unwrap();
+    let app_a = apps.pop().unwrap();
+    Stack {
+        clock,
+        issuer,
+        store,
+        app_a,
+        app_b,
+        tamper_id_tokens: tamper,
+        tasks,
+        _dir: dir,
+    }
+}
+
+async fn seed_users(store: &Store, now: i64) {
+    for ((username, password), name, email) in [
+        (ALICE, "Alice Liddell", Some("alice@example.com")),
+        (BOB, "Bob the Builder", None),
+    ] {
+        let user = NewUser {
+            username: username.into(),
+            password_hash: provider::account::password::hash(password.into())
+                .await
+                .unwrap(),
+            name: Some(name.into()),
+            email: email.map(Into::into),
+            email_verified: email.is_some(),
+            ..NewUser::default()
+        };
+        store.create_user(&user, now).await.unwrap();
+    }
+}
+
+/// Registers a client directly in the store.
+#[allow(clippy::too_many_arguments)]
+pub async fn register(
+    store: &Store,
+    client_id: &str,
+    name: &str,
+    secret: Option<&str>,
+    redirect_uris: &[&str],
+    auth_method: AuthMethod,
+    first_party: bool,
+    id_token_alg: &str,
+    now: i64,
+) {
+    store
+        .upsert_client(
+            &NewClient {
+                client_id: client_id.into(),
+                secret_hash: secret.map(sessions::secret::hash_secret),
+                name: name.into(),
+                redirect_uris: redirect_uris.iter().map(|s| (*s).to_owned()).collect(),
+                post_logout_redirect_uris: vec![],
+                backchannel_logout_uri: None,
+                grant_types: vec!["authorization_code".into()],
+                auth_method,
+                id_token_alg: id_token_alg.into(),
+                first_party,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+}
+
+/// PKCE verifier and its S256 challenge.
+pub fn pkce() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    rand::rngs::SysRng.try_fill_bytes(&mut bytes).unwrap();
+    let verifier = URL_SAFE_NO_PAD.encode(bytes);
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+/// An authorization request as a test-driven relying party sends it.
+pub struct AuthorizeRequest {
+    pub url: Url,
+    pub verifier: String,
+    pub state: String,
+}
+
+impl Stack {
+    /// `GET /authorize` URL for `client_id` with PKCE S256, state and nonce; `extra` adds or
+    /// replaces parameters (an empty value removes one).
+    pub fn authorize_url(
+        &self,
+        client_id: &str,
+        redirect_uri: &str,
+        extra: &[(&str, &str)],
+    ) -> AuthorizeRequest {
+        let (verifier, challenge) = pkce();
+        let state = pkce().0;
+        let mut params: Vec<(String, String)> = [
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", redirect_uri),
+            ("scope", "openid profile email"),
+            ("state", state.as_str()),
+            ("nonce", "n-0S6_WzA2Mj"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        for (k, v) in extra {
+            params.retain(|(name, _)| name != k);
+            if !v.is_empty() {
+                params.push(((*k).to_owned(), (*v).to_owned()));
+            }
+        }
+        let mut url = Url::parse(&format!("{}/authorize", self.issuer)).unwrap();
+        url.query_pairs_mut().extend_pairs(params);
+        AuthorizeRequest {
+            url,
+            verifier,
+            state,
+        }
+    }
+
+    /// POSTs to the token endpoint; `basic` sends client_secret_basic credentials.
+    pub async fn token(
+        &self,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> (
+        reqwest::StatusCode,
+        reqwest::header::HeaderMap,
+        serde_json::Value,
+    ) {
+        let client = client_app::http::client_builder().build().unwrap();
+        let mut req = client.post(format!("{}/token", self.issuer)).form(form);
+        if let Some((id, secret)) = basic {
+            req = req.basic_auth(id, Some(secret));
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.json().await.unwrap_or(serde_json::Value::Null);
+        (status, headers, body)
+    }
+
+    /// Exchanges `code` as App A would (basic auth, its redirect URI).
+    pub async fn redeem_as_app_a(
+        &self,
+        code: &str,
+        verifier: &str,
+    ) -> (
+        reqwest::StatusCode,
+        reqwest::header::HeaderMap,
+        serde_json::Value,
+    ) {
+        self.token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", &self.app_a.redirect_uri),
+                ("code_verifier", verifier),
+            ],
+            Some((&self.app_a.client_id, &self.app_a.secret)),
+        )
+        .await
+    }
+}
+
+/// The query parameter `name` of `url`.
+pub fn param(url: &str, name: &str) -> Option<String> {
+    Url::parse(url)
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Decodes the claims (or header, `part` 0) of a compact JWS without verifying it.
+pub fn jwt_part(jwt: &str, part: usize) -> serde_json::Value {
+    let seg = jwt.split('.').nth(part).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(seg).unwrap()).unwrap()
+}
