@@ -329,7 +329,11 @@ async fn app_refuses_an_id_token_with_another_nonce() {
 
 #[tokio::test]
 async fn app_refuses_a_tampered_id_token() {
-    let stack = spawn_with(Options { proxy: true }).await;
+    let stack = spawn_with(Options {
+        proxy: true,
+        ..Options::default()
+    })
+    .await;
     let browser = Browser::new();
     stack.tamper_id_tokens.store(true, Ordering::SeqCst);
     let page = sign_in(&stack, &browser, &stack.app_b, ALICE).await;

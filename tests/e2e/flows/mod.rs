@@ -2,6 +2,7 @@
 
 mod authorize;
 mod discovery;
+mod interop;
 mod login;
 mod sessions;
 mod sso;

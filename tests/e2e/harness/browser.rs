@@ -186,11 +186,41 @@ impl Browser {
     async fn navigate(
         &self,
         method: Method,
+        url: Url,
+        form: Option<Vec<(String, String)>>,
+    ) -> Page {
+        self.navigate_until(method, url, form, None).await
+    }
+
+    /// GET `url` and follow redirects, but stop before any redirect to a URL starting with
+    /// `stop` (a client's redirect URI): the returned page's `url` is that location, unfetched.
+    pub async fn follow_until(&self, url: &str, stop: &str) -> Page {
+        self.navigate_until(Method::GET, Url::parse(url).unwrap(), None, Some(stop))
+            .await
+    }
+
+    /// Like [`Browser::submit`], stopping before a redirect to `stop`.
+    pub async fn submit_until(
+        &self,
+        page: &Page,
+        form_action: &str,
+        fields: &[(&str, &str)],
+        stop: &str,
+    ) -> Page {
+        let all = Self::form_fields(page, fields);
+        let url = page.url.join(form_action).unwrap();
+        self.navigate_until(Method::POST, url, Some(all), Some(stop))
+            .await
+    }
+
+    async fn navigate_until(
+        &self,
+        mut method: Method,
         mut url: Url,
         mut form: Option<Vec<(String, String)>>,
+        stop: Option<&str>,
     ) -> Page {
         let mut hops = Vec::new();
-        let mut method = method;
         for _ in 0..20 {
             let (hop, headers, body) = self.send(method.clone(), &url, form.as_deref()).await;
             let status = hop.status;
@@ -199,6 +229,15 @@ impl Browser {
             match next {
                 Some(location) if status.is_redirection() => {
                     url = url.join(&location).unwrap();
+                    if stop.is_some_and(|prefix| url.as_str().starts_with(prefix)) {
+                        return Page {
+                            status,
+                            url,
+                            headers,
+                            body: String::new(),
+                            hops,
+                        };
+                    }
                     method = Method::GET;
                     form = None;
                 }
@@ -216,9 +255,16 @@ impl Browser {
         panic!("too many redirects: {hops:#?}");
     }
 
-    /// Submits the form of `page` whose submit control or form carries `marker` in its HTML
-    /// (our forms have ids), with its hidden fields plus `fields`, and follows the answer.
+    /// Submits a form of `page` to `form_action` with the page's hidden fields (CSRF token,
+    /// pending request) plus `fields`, and follows the answer.
     pub async fn submit(&self, page: &Page, form_action: &str, fields: &[(&str, &str)]) -> Page {
+        let all = Self::form_fields(page, fields);
+        let url = page.url.join(form_action).unwrap();
+        self.navigate(Method::POST, url, Some(all)).await
+    }
+
+    /// The page's hidden fields overlaid with `fields`.
+    fn form_fields(page: &Page, fields: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut all: Vec<(String, String)> = Vec::new();
         for name in ["csrf_token", "request"] {
             if let Some(v) = page.hidden(name) {
@@ -229,7 +275,6 @@ impl Browser {
             all.retain(|(n, _)| n != k);
             all.push(((*k).to_owned(), (*v).to_owned()));
         }
-        let url = page.url.join(form_action).unwrap();
-        self.navigate(Method::POST, url, Some(all)).await
+        all
     }
 }

@@ -54,6 +54,9 @@ impl Drop for Stack {
 pub struct Options {
     /// Put a reverse proxy in front of the provider (the issuer is the proxy's address).
     pub proxy: bool,
+    /// The issuer's host instead of `idp.localhost` (for clients that cannot resolve
+    /// `*.localhost`, such as Node's fetch).
+    pub issuer_host: Option<&'static str>,
 }
 
 async fn listen() -> (TcpListener, u16) {
@@ -80,7 +83,10 @@ pub async fn spawn_with(options: Options) -> Stack {
     } else {
         provider_port
     };
-    let issuer = format!("http://idp.localhost:{issuer_port}");
+    let issuer = format!(
+        "http://{}:{issuer_port}",
+        options.issuer_host.unwrap_or("idp.localhost")
+    );
     let mut config = provider::Config {
         issuer: issuer.parse().unwrap(),
         listen: provider_listener.local_addr().unwrap(),

@@ -1,0 +1,114 @@
+//! A certified third-party relying party against the provider: openid-client (OpenID
+//! Certified) with every validation on completes the code flow, userinfo, and a `prompt=none`
+//! re-authorization (also with `max_age`). The Node script (tests/interop/openid-client/rp.mjs)
+//! is the RP; this test plays the browser between its steps.
+
+use crate::harness::{ALICE, Browser, Options, register, spawn_with};
+use provider::store::AuthMethod;
+use std::path::PathBuf;
+use std::process::Stdio;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+#[tokio::test]
+async fn openid_client_completes_code_flow_userinfo_and_prompt_none() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/openid-client");
+    let node_ok = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !node_ok || !dir.join("node_modules/openid-client").exists() {
+        sessions::testing::skip(
+            "openid-client interop",
+            "node on PATH and `npm ci` in tests/interop/openid-client (GATEHOUSE_TEST_NODE)",
+        );
+        return;
+    }
+    let stack = spawn_with(Options {
+        issuer_host: Some("127.0.0.1"),
+        ..Options::default()
+    })
+    .await;
+    // A redirect URI nothing listens on: the browser stops there and hands it to the RP.
+    let redirect_uri = "http://127.0.0.1:9/openid-client/cb";
+    register(
+        &stack.store,
+        "certified-rp",
+        "Certified RP",
+        Some("certified-rp-secret"),
+        &[redirect_uri],
+        AuthMethod::ClientSecretBasic,
+        false,
+        "RS256",
+        stack.clock.unix(),
+    )
+    .await;
+
+    let mut child = tokio::process::Command::new("node")
+        .arg("rp.mjs")
+        .current_dir(&dir)
+        .env("ISSUER", &stack.issuer)
+        .env("CLIENT_ID", "certified-rp")
+        .env("CLIENT_SECRET", "certified-rp-secret")
+        .env("REDIRECT_URI", redirect_uri)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let browser = Browser::new();
+    let mut rounds = 0;
+    let result = loop {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(30), out.next_line())
+            .await
+            .expect("the RP answers")
+            .unwrap()
+            .expect("the RP printed a result");
+        let msg: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("RP said: {line}"));
+        if let Some(url) = msg["authorize"].as_str() {
+            rounds += 1;
+            let mut page = browser.follow_until(url, redirect_uri).await;
+            if page.url.path() == "/login" {
+                page = browser
+                    .submit_until(
+                        &page,
+                        "/login",
+                        &[("username", ALICE.0), ("password", ALICE.1)],
+                        redirect_uri,
+                    )
+                    .await;
+            }
+            if page.url.path() == "/consent" {
+                page = browser
+                    .submit_until(&page, "/consent", &[("decision", "allow")], redirect_uri)
+                    .await;
+            }
+            assert!(
+                page.url.as_str().starts_with(redirect_uri),
+                "round {rounds} ended at {}: {}",
+                page.url,
+                page.body
+            );
+            let reply = serde_json::json!({ "callback": page.url.as_str() }).to_string() + "\n";
+            stdin.write_all(reply.as_bytes()).await.unwrap();
+        } else if let Some(error) = msg["error"].as_str() {
+            panic!("openid-client refused the provider: {error}");
+        } else {
+            break msg["result"].clone();
+        }
+    };
+    assert!(child.wait().await.unwrap().success());
+    assert_eq!(rounds, 3);
+    let (first, silent, fresh) = (&result["first"], &result["silent"], &result["fresh"]);
+    assert_eq!(first["name"], "Alice Liddell");
+    assert_eq!(first["email"], "alice@example.com");
+    assert_eq!(
+        silent["sub"], first["sub"],
+        "prompt=none signs the same user in"
+    );
+    assert_eq!(silent["sid"], first["sid"], "within the same SSO session");
+    assert_eq!(fresh["sub"], first["sub"]);
+    assert!(fresh["auth_time"].as_i64().is_some());
+}
