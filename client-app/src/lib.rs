@@ -51,12 +51,12 @@ impl App {
                     .context("session table migration failed")?;
                 Some(pool)
             }
-            sessions::SessionBackend::Memory => None,
+            sessions::SessionBackend::Memory | sessions::SessionBackend::Redis => None,
         };
         let sessions = config
             .session
             .sessions(pool.as_ref(), clock.clone())
-            .map_err(anyhow::Error::msg)?;
+            .await?;
         let http = http::OidcHttp(http::client_builder().build()?);
         let oidc = oidc::Oidc::discover(&config, http, clock.clone()).await?;
         let cookies = CookiePolicy::for_url(

@@ -107,7 +107,7 @@ impl App {
         let sessions = config
             .session
             .sessions(Some(store.pool()), clock.clone())
-            .map_err(anyhow::Error::msg)?;
+            .await?;
         let cookies = CookiePolicy::for_url(
             &config.cookie.name,
             &config.issuer,

@@ -1,7 +1,9 @@
 //! Session settings as both apps configure them (`session.store`, `session.idle_timeout`, …),
 //! and the duration format they are written in.
 
-use crate::{Clock, MemoryStore, SessionPolicy, SessionStore, Sessions, SqlStore};
+use crate::{
+    Clock, MemoryStore, RedisStore, SessionPolicy, SessionStore, Sessions, SqlStore, StoreError,
+};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +23,11 @@ pub struct SessionConfig {
     /// How often expired sessions are swept.
     #[serde(with = "duration")]
     pub sweep_interval: Duration,
+    /// `redis://…`, for `store = "redis"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key (several apps or tests can share one Redis).
+    pub redis_prefix: String,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -28,6 +35,8 @@ pub struct SessionConfig {
 pub enum SessionBackend {
     /// The app's SQL database (SQLite or PostgreSQL): survives restarts, shared by instances.
     Sql,
+    /// Redis (`redis_url`): shared by instances, kept in memory by Redis.
+    Redis,
     /// This process's memory: lost on restart, one instance only.
     Memory,
 }
@@ -40,6 +49,8 @@ impl Default for SessionConfig {
             absolute_lifetime: Duration::from_secs(12 * 3600),
             touch_interval: None,
             sweep_interval: Duration::from_secs(60),
+            redis_url: None,
+            redis_prefix: "gatehouse:".into(),
         }
     }
 }
@@ -56,14 +67,24 @@ impl SessionConfig {
 
     /// Sessions on the configured backend; `pool` serves the `sql` backend (its migrations
     /// must have run) and is required for it.
-    pub fn sessions(
+    pub async fn sessions(
         &self,
         pool: Option<&sqlx::AnyPool>,
         clock: Clock,
-    ) -> Result<Sessions, &'static str> {
+    ) -> Result<Sessions, ConfigError> {
         let backend: Arc<dyn SessionStore> = match (self.store, pool) {
             (SessionBackend::Sql, Some(pool)) => Arc::new(SqlStore::new(pool.clone())),
-            (SessionBackend::Sql, None) => return Err("the sql session store needs a database"),
+            (SessionBackend::Sql, None) => {
+                return Err(ConfigError::Invalid(
+                    "the sql session store needs a database",
+                ));
+            }
+            (SessionBackend::Redis, _) => {
+                let url = self.redis_url.as_deref().ok_or(ConfigError::Invalid(
+                    "session.store = redis needs session.redis_url",
+                ))?;
+                Arc::new(RedisStore::connect(url, &self.redis_prefix).await?)
+            }
             (SessionBackend::Memory, _) => Arc::new(MemoryStore::new()),
         };
         Ok(Sessions::new(backend, self.policy(), clock))
@@ -79,6 +100,15 @@ impl SessionConfig {
         }
         Ok(())
     }
+}
+
+/// The session settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Invalid(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Durations written as `30m`, `12h`, `5s` (humantime).

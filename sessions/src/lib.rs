@@ -10,8 +10,8 @@
 //! The pieces:
 //! - [`Sessions`]: the rules (id generation, idle and absolute expiry, touch interval,
 //!   regeneration, revocation) over any [`SessionStore`] backend.
-//! - Backends: [`MemoryStore`] (one process, lost on restart) and [`SqlStore`] (SQLite or
-//!   PostgreSQL through the sqlx `Any` pool).
+//! - Backends: [`MemoryStore`] (one process, lost on restart), [`SqlStore`] (SQLite or
+//!   PostgreSQL through the sqlx `Any` pool) and [`RedisStore`].
 //! - [`CookiePolicy`]: the session cookie's name and attributes, in one place.
 //! - CSRF: every session carries a token ([`Session::csrf_token`]) checked in constant time by
 //!   [`Session::verify_csrf`].
@@ -22,6 +22,7 @@ pub mod config;
 mod cookie;
 mod memory;
 mod model;
+mod redis_store;
 pub mod secret;
 mod sql;
 mod store;
@@ -33,6 +34,7 @@ pub use config::{SessionBackend, SessionConfig};
 pub use cookie::CookiePolicy;
 pub use memory::MemoryStore;
 pub use model::{EndCause, NewSession, Session, SessionEnd, SessionPolicy, StoredSession};
+pub use redis_store::RedisStore;
 pub use secret::SessionId;
 pub use sql::{SqlStore, connect_any};
 pub use store::{SessionInfo, SessionStore, Sessions, StoreError};

@@ -16,6 +16,8 @@ pub enum StoreError {
     Random(#[from] RandomError),
     #[error("session store: stored data is not valid JSON: {0}")]
     Data(#[from] serde_json::Error),
+    #[error("session store: {0}")]
+    Redis(#[from] redis::RedisError),
 }
 
 /// Storage primitives. Each backend keys sessions on the SHA-256 of their id, keeps the public

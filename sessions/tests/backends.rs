@@ -1,13 +1,14 @@
 //! One behavioural suite, run against every backend: memory and SQLite always, PostgreSQL when
-//! `GATEHOUSE_TEST_POSTGRES_URL` is set (each test in its own database).
+//! `GATEHOUSE_TEST_POSTGRES_URL` is set (each test in its own database), Redis when
+//! `GATEHOUSE_TEST_REDIS_URL` is set (each test under its own key prefix).
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use sessions::testing::TestPostgres;
+use sessions::testing::{TestPostgres, TestRedis};
 use sessions::{
-    Clock, EndCause, MemoryStore, NewSession, SessionId, SessionPolicy, SessionStore, Sessions,
-    SqlStore, connect_any,
+    Clock, EndCause, MemoryStore, NewSession, RedisStore, SessionId, SessionPolicy, SessionStore,
+    Sessions, SqlStore, connect_any,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,9 +20,31 @@ const TOUCH: Duration = Duration::from_secs(10);
 /// A backend under test; `url` lets a test reopen the same store as a restarted process would.
 struct Backend {
     store: Arc<dyn SessionStore>,
-    url: Option<String>,
+    reopen: Reopen,
     _pg: Option<TestPostgres>,
+    _redis: Option<TestRedis>,
     _dir: Option<tempfile::TempDir>,
+}
+
+/// How a restarted process would open the same store again.
+#[derive(Clone)]
+enum Reopen {
+    /// Memory: nothing survives, by design.
+    Nothing,
+    Sql(String),
+    Redis(String, String),
+}
+
+impl Backend {
+    fn new(store: Arc<dyn SessionStore>, reopen: Reopen) -> Self {
+        Self {
+            store,
+            reopen,
+            _pg: None,
+            _redis: None,
+            _dir: None,
+        }
+    }
 }
 
 async fn sql_store(url: &str) -> Arc<dyn SessionStore> {
@@ -32,33 +55,36 @@ async fn sql_store(url: &str) -> Arc<dyn SessionStore> {
 }
 
 async fn memory() -> Option<Backend> {
-    Some(Backend {
-        store: Arc::new(MemoryStore::new()),
-        url: None,
-        _pg: None,
-        _dir: None,
-    })
+    Some(Backend::new(Arc::new(MemoryStore::new()), Reopen::Nothing))
 }
 
 async fn sqlite() -> Option<Backend> {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
+    let b = Backend::new(sql_store(&url).await, Reopen::Sql(url));
     Some(Backend {
-        store: sql_store(&url).await,
-        url: Some(url),
-        _pg: None,
         _dir: Some(dir),
+        ..b
     })
 }
 
 async fn postgres() -> Option<Backend> {
     let pg = TestPostgres::create("sessions store on PostgreSQL").await?;
     let url = pg.url.clone();
+    let b = Backend::new(sql_store(&url).await, Reopen::Sql(url));
+    Some(Backend { _pg: Some(pg), ..b })
+}
+
+async fn redis() -> Option<Backend> {
+    let r = TestRedis::create("sessions store on Redis")?;
+    let store = RedisStore::connect(&r.url, &r.prefix).await.unwrap();
+    let b = Backend::new(
+        Arc::new(store),
+        Reopen::Redis(r.url.clone(), r.prefix.clone()),
+    );
     Some(Backend {
-        store: sql_store(&url).await,
-        url: Some(url),
-        _pg: Some(pg),
-        _dir: None,
+        _redis: Some(r),
+        ..b
     })
 }
 
@@ -350,15 +376,16 @@ mod behaviours {
     }
 
     pub(crate) async fn survives_restart(b: Backend) {
-        let Some(url) = b.url.clone() else { return }; // memory: lost on restart by design
+        let store: Arc<dyn SessionStore> = match b.reopen.clone() {
+            Reopen::Nothing => return, // memory: lost on restart by design
+            Reopen::Sql(url) => sql_store(&url).await,
+            Reopen::Redis(url, prefix) => {
+                Arc::new(RedisStore::connect(&url, &prefix).await.unwrap())
+            }
+        };
         let (s, _) = rules(&b);
         let a = s.create(signed_in("u1")).await.unwrap();
-        let reopened = Backend {
-            store: sql_store(&url).await,
-            url: None,
-            _pg: None,
-            _dir: None,
-        };
+        let reopened = Backend::new(store, Reopen::Nothing);
         let (s2, _) = rules(&reopened);
         let loaded = s2
             .load(a.id())
@@ -366,6 +393,7 @@ mod behaviours {
             .unwrap()
             .expect("the session outlives the process");
         assert_eq!(loaded.handle, a.handle);
+        assert_eq!(s2.list_for_user("u1").await.unwrap().len(), 1);
         drop(b);
     }
 }
@@ -390,6 +418,7 @@ macro_rules! all_backends {
         suite!(memory: $($name),*);
         suite!(sqlite: $($name),*);
         suite!(postgres: $($name),*);
+        suite!(redis: $($name),*);
     };
 }
 
@@ -411,3 +440,47 @@ all_backends!(
     csrf_token_is_bound_to_session,
     survives_restart,
 );
+
+/// Redis keeps its indexes consistent: after every session has ended, by any path, no key of
+/// the store remains.
+#[tokio::test]
+async fn redis_leaves_no_orphan_keys() {
+    let Some(b) = redis().await else { return };
+    let (s, clock) = rules(&b);
+    let mk = |u: &str, k: &str| NewSession {
+        external_key: Some(k.into()),
+        ..signed_in(u)
+    };
+    let mut a = s.create(NewSession::default()).await.unwrap();
+    s.authenticate(&mut a, "u1").await.unwrap();
+    a.external_key = Some("sid-a".into());
+    assert!(s.save(&a).await.unwrap());
+    s.regenerate(&mut a).await.unwrap();
+    let c = s.create(mk("u1", "sid-c")).await.unwrap();
+    let d = s.create(mk("u2", "sid-d")).await.unwrap();
+    let e = s.create(mk("u3", "sid-e")).await.unwrap();
+    s.create(mk("u4", "sid-f")).await.unwrap();
+    s.revoke_handle(&c.handle, Some("u1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.revoke_user("u1").await.unwrap().len(), 1);
+    assert_eq!(s.revoke_external("sid-d").await.unwrap().len(), 1);
+    s.end(e.id(), EndCause::Logout).await.unwrap().unwrap();
+    clock.advance(IDLE + Duration::from_secs(1));
+    assert_eq!(
+        s.sweep().await.unwrap().len(),
+        1,
+        "u4's session, idle-expired"
+    );
+    assert!(s.load(d.id()).await.unwrap().is_none());
+    let r = b._redis.as_ref().unwrap();
+    let client = ::redis::Client::open(r.url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let left: Vec<String> = ::redis::cmd("KEYS")
+        .arg(format!("{}*", r.prefix))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "orphaned keys: {left:?}");
+}

@@ -1,0 +1,401 @@
+//! Redis backend: sessions shared by several processes, kept in memory by Redis.
+//!
+//! Layout under a configurable prefix `P` (one Redis database, or a primary; the scripts build
+//! key names themselves, so Redis Cluster is not supported):
+//! - `P s:{id_hash}`: a hash with the session's fields (`data` stays one opaque JSON string, so
+//!   no script ever re-encodes it);
+//! - `P h:{handle}`: the id hash of the session with that public handle;
+//! - `P u:{user_id}` and `P x:{external_key}`: sets of handles (the per-user and per-`sid`
+//!   indexes);
+//! - `P exp`: a sorted set of handles by idle deadline, which the sweeper reads.
+//!
+//! Every change that touches more than one key is one Lua script, so the indexes never
+//! disagree with the sessions. Deadlines are checked against the injected clock on every read;
+//! Redis TTLs (the idle deadline plus an hour) only reclaim memory, and leave the sweeper time to
+//! report each end.
+
+use crate::model::StoredSession;
+use crate::store::{SessionStore, StoreError};
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// How long a record outlives its idle deadline in Redis, so the sweeper can still report it.
+const GRACE_SECS: i64 = 3600;
+
+/// Sessions in Redis.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: String,
+    scripts: std::sync::Arc<Scripts>,
+}
+
+struct Scripts {
+    put: Script,
+    touch: Script,
+    remove: Script,
+    remove_set: Script,
+    list: Script,
+}
+
+/// Shared by the scripts: `live(key, now)` and `drop_session(prefix, key)` (deletes a session
+/// and its index entries, returning its fields).
+const LIB: &str = r"
+local function live(key, now)
+  local v = redis.call('HMGET', key, 'idle_expires_at', 'absolute_expires_at')
+  if not v[1] then return false end
+  return tonumber(v[1]) > now and tonumber(v[2]) > now
+end
+local function drop_session(p, key)
+  local fields = redis.call('HGETALL', key)
+  if #fields == 0 then return nil end
+  local f = {}
+  for i = 1, #fields, 2 do f[fields[i]] = fields[i + 1] end
+  redis.call('DEL', key)
+  if f.handle then
+    redis.call('DEL', p .. 'h:' .. f.handle)
+    redis.call('ZREM', p .. 'exp', f.handle)
+    if f.user_id then redis.call('SREM', p .. 'u:' .. f.user_id, f.handle) end
+    if f.external_key then redis.call('SREM', p .. 'x:' .. f.external_key, f.handle) end
+  end
+  return fields
+end
+";
+
+/// ARGV: prefix, mode (`insert`|`update`), old hash, new hash, now, ttl, then field/value pairs.
+const PUT: &str = r"
+local p, mode, old, new = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local now, ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
+local f = {}
+for i = 7, #ARGV, 2 do f[ARGV[i]] = ARGV[i + 1] end
+if mode == 'insert' then
+  if redis.call('EXISTS', p .. 's:' .. new) == 1 or redis.call('EXISTS', p .. 'h:' .. f.handle) == 1 then
+    return 0
+  end
+else
+  local okey = p .. 's:' .. old
+  if not live(okey, now) then return 0 end
+  drop_session(p, okey)
+end
+local key = p .. 's:' .. new
+redis.call('HSET', key, unpack(ARGV, 7))
+redis.call('EXPIRE', key, ttl)
+redis.call('SET', p .. 'h:' .. f.handle, new, 'EX', ttl)
+redis.call('ZADD', p .. 'exp', f.idle_expires_at, f.handle)
+for _, idx in ipairs({ { 'u:', f.user_id }, { 'x:', f.external_key } }) do
+  if idx[2] then
+    local set = p .. idx[1] .. idx[2]
+    redis.call('SADD', set, f.handle)
+    if redis.call('TTL', set) < ttl then redis.call('EXPIRE', set, ttl) end
+  end
+end
+return 1
+";
+
+/// ARGV: prefix, id hash, now, new idle deadline, ttl.
+const TOUCH: &str = r"
+local p, hash, now, idle, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
+local key = p .. 's:' .. hash
+if not live(key, now) then return 0 end
+redis.call('HSET', key, 'last_seen_at', ARGV[3], 'idle_expires_at', idle)
+redis.call('EXPIRE', key, ttl)
+local handle = redis.call('HGET', key, 'handle')
+redis.call('EXPIRE', p .. 'h:' .. handle, ttl)
+redis.call('ZADD', p .. 'exp', idle, handle)
+return 1
+";
+
+/// ARGV: prefix, `hash` or `handle`, value. Returns the removed session's fields (or nil).
+const REMOVE: &str = r"
+local p, by, v = ARGV[1], ARGV[2], ARGV[3]
+local hash = v
+if by == 'handle' then
+  hash = redis.call('GET', p .. 'h:' .. v)
+  if not hash then
+    redis.call('ZREM', p .. 'exp', v)
+    return nil
+  end
+end
+return drop_session(p, p .. 's:' .. hash)
+";
+
+/// Removes every session in the set `ARGV[2]` (`u:…`/`x:…`), or, with `ARGV[2] = 'expired'`,
+/// every session whose idle deadline is at or before `ARGV[3]`. Returns their fields.
+const REMOVE_SET: &str = r"
+local p, which = ARGV[1], ARGV[2]
+local handles
+if which == 'expired' then
+  handles = redis.call('ZRANGEBYSCORE', p .. 'exp', '-inf', ARGV[3])
+else
+  handles = redis.call('SMEMBERS', p .. which)
+end
+local out = {}
+for _, handle in ipairs(handles) do
+  local hash = redis.call('GET', p .. 'h:' .. handle)
+  local fields = hash and drop_session(p, p .. 's:' .. hash)
+  if fields then
+    local f = {}
+    for i = 1, #fields, 2 do f[fields[i]] = fields[i + 1] end
+    if which ~= 'expired' or not (tonumber(f.idle_expires_at) > tonumber(ARGV[3]) and tonumber(f.absolute_expires_at) > tonumber(ARGV[3])) then
+      table.insert(out, fields)
+    end
+  else
+    redis.call('ZREM', p .. 'exp', handle)
+  end
+end
+if which ~= 'expired' then redis.call('DEL', p .. which) end
+return out
+";
+
+/// The sessions in set `ARGV[2]`, pruning members whose session is gone. Returns their fields.
+const LIST: &str = r"
+local p, set = ARGV[1], ARGV[2]
+local out = {}
+for _, handle in ipairs(redis.call('SMEMBERS', p .. set)) do
+  local hash = redis.call('GET', p .. 'h:' .. handle)
+  local fields = hash and redis.call('HGETALL', p .. 's:' .. hash)
+  if fields and #fields > 0 then
+    table.insert(out, fields)
+  else
+    redis.call('SREM', p .. set, handle)
+  end
+end
+return out
+";
+
+impl RedisStore {
+    /// Connects to `url` (`redis://…`). Commands time out after a second and the connection
+    /// is re-established in the background, so an outage answers with errors, not hangs.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(1)))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(2));
+        let conn = ConnectionManager::new_with_config(client, config).await?;
+        let script = |body: &str| Script::new(&format!("{LIB}\n{body}"));
+        let scripts = Scripts {
+            put: script(PUT),
+            touch: script(TOUCH),
+            remove: script(REMOVE),
+            remove_set: script(REMOVE_SET),
+            list: script(LIST),
+        };
+        Ok(Self {
+            conn,
+            prefix: prefix.to_owned(),
+            scripts: std::sync::Arc::new(scripts),
+        })
+    }
+
+    async fn put(
+        &self,
+        mode: &str,
+        old_hash: &str,
+        s: &StoredSession,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let ttl = (s.idle_expires_at - now).max(1) + GRACE_SECS;
+        let mut call = self.scripts.put.prepare_invoke();
+        call.arg(&self.prefix)
+            .arg(mode)
+            .arg(old_hash)
+            .arg(&s.id_hash)
+            .arg(now)
+            .arg(ttl);
+        for (k, v) in fields(s) {
+            call.arg(k).arg(v);
+        }
+        let done: i64 = call.invoke_async(&mut self.conn.clone()).await?;
+        Ok(done == 1)
+    }
+
+    async fn remove_set(&self, which: &str, now: i64) -> Result<Vec<StoredSession>, StoreError> {
+        let rows: Vec<Vec<String>> = self
+            .scripts
+            .remove_set
+            .arg(&self.prefix)
+            .arg(which)
+            .arg(now)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        rows.into_iter().map(from_fields).collect()
+    }
+}
+
+/// A session as hash fields; absent options are left out.
+fn fields(s: &StoredSession) -> Vec<(&'static str, String)> {
+    let mut out = vec![
+        ("handle", s.handle.clone()),
+        ("data", s.data.to_string()),
+        ("csrf_token", s.csrf_token.clone()),
+        ("created_at", s.created_at.to_string()),
+        ("last_seen_at", s.last_seen_at.to_string()),
+        ("idle_expires_at", s.idle_expires_at.to_string()),
+        ("absolute_expires_at", s.absolute_expires_at.to_string()),
+    ];
+    let optional = [
+        ("user_id", s.user_id.clone()),
+        ("external_key", s.external_key.clone()),
+        ("auth_time", s.auth_time.map(|t| t.to_string())),
+        ("user_agent", s.user_agent.clone()),
+        ("client_addr", s.client_addr.clone()),
+    ];
+    out.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
+    out
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Sql(sqlx::Error::Decode(
+        format!("redis session record: {what}").into(),
+    ))
+}
+
+/// Parses `HGETALL` output (`[k1, v1, k2, v2, …]`); `id_hash` is not a field, so it is left
+/// empty here and filled in by callers that know it.
+fn from_fields(flat: Vec<String>) -> Result<StoredSession, StoreError> {
+    let mut map: HashMap<String, String> = HashMap::new();
+    let mut it = flat.into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        map.insert(k, v);
+    }
+    let int = |k: &str| -> Result<i64, StoreError> {
+        map.get(k)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| corrupt(k))
+    };
+    Ok(StoredSession {
+        id_hash: map.get("id_hash").cloned().unwrap_or_default(),
+        handle: map
+            .get("handle")
+            .cloned()
+            .ok_or_else(|| corrupt("handle"))?,
+        user_id: map.get("user_id").cloned(),
+        external_key: map.get("external_key").cloned(),
+        data: serde_json::from_str(map.get("data").map_or("{}", String::as_str))?,
+        csrf_token: map
+            .get("csrf_token")
+            .cloned()
+            .ok_or_else(|| corrupt("csrf_token"))?,
+        created_at: int("created_at")?,
+        last_seen_at: int("last_seen_at")?,
+        idle_expires_at: int("idle_expires_at")?,
+        absolute_expires_at: int("absolute_expires_at")?,
+        auth_time: map.get("auth_time").and_then(|v| v.parse().ok()),
+        user_agent: map.get("user_agent").cloned(),
+        client_addr: map.get("client_addr").cloned(),
+    })
+}
+
+fn optional(flat: Option<Vec<String>>) -> Result<Option<StoredSession>, StoreError> {
+    flat.filter(|f| !f.is_empty()).map(from_fields).transpose()
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn insert(&self, session: &StoredSession) -> Result<(), StoreError> {
+        let now = session.last_seen_at;
+        if self.put("insert", "", session, now).await? {
+            Ok(())
+        } else {
+            Err(corrupt("id or handle already exists"))
+        }
+    }
+
+    async fn get(&self, id_hash: &str, now: i64) -> Result<Option<StoredSession>, StoreError> {
+        let key = format!("{}s:{id_hash}", self.prefix);
+        let flat: Vec<String> = self.conn.clone().hgetall(&key).await?;
+        let found = optional(Some(flat))?.map(|mut s| {
+            s.id_hash = id_hash.to_owned();
+            s
+        });
+        Ok(found.filter(|s| s.is_live(now)))
+    }
+
+    async fn update(
+        &self,
+        old_hash: &str,
+        session: &StoredSession,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.put("update", old_hash, session, now).await
+    }
+
+    async fn touch(&self, id_hash: &str, now: i64, idle_expires_at: i64) -> Result<(), StoreError> {
+        let ttl = (idle_expires_at - now).max(1) + GRACE_SECS;
+        let _: i64 = self
+            .scripts
+            .touch
+            .arg(&self.prefix)
+            .arg(id_hash)
+            .arg(now)
+            .arg(idle_expires_at)
+            .arg(ttl)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    async fn remove(&self, id_hash: &str) -> Result<Option<StoredSession>, StoreError> {
+        let flat: Option<Vec<String>> = self
+            .scripts
+            .remove
+            .arg(&self.prefix)
+            .arg("hash")
+            .arg(id_hash)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        optional(flat)
+    }
+
+    async fn remove_by_handle(&self, handle: &str) -> Result<Option<StoredSession>, StoreError> {
+        let flat: Option<Vec<String>> = self
+            .scripts
+            .remove
+            .arg(&self.prefix)
+            .arg("handle")
+            .arg(handle)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        optional(flat)
+    }
+
+    async fn remove_by_user(&self, user_id: &str) -> Result<Vec<StoredSession>, StoreError> {
+        self.remove_set(&format!("u:{user_id}"), 0).await
+    }
+
+    async fn remove_by_external_key(&self, key: &str) -> Result<Vec<StoredSession>, StoreError> {
+        self.remove_set(&format!("x:{key}"), 0).await
+    }
+
+    async fn list_by_user(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<StoredSession>, StoreError> {
+        let rows: Vec<Vec<String>> = self
+            .scripts
+            .list
+            .arg(&self.prefix)
+            .arg(format!("u:{user_id}"))
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        let mut list: Vec<StoredSession> = rows
+            .into_iter()
+            .map(from_fields)
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .filter(|s| s.is_live(now))
+            .collect();
+        list.sort_by_key(|s| s.created_at);
+        Ok(list)
+    }
+
+    async fn remove_expired(&self, now: i64) -> Result<Vec<StoredSession>, StoreError> {
+        self.remove_set("expired", now).await
+    }
+}
