@@ -17,11 +17,21 @@ use time::format_description::well_known::Rfc3339;
 /// Longest username accepted (checked before any lookup or hash).
 const MAX_USERNAME_BYTES: usize = 256;
 
+/// Where a sign-in without an authorization request may return: our own pages only, from a
+/// fixed list, so `next` can never become an open redirect.
+fn local_next(next: Option<&str>) -> &'static str {
+    match next {
+        Some("/account/sessions") => "/account/sessions",
+        _ => "/",
+    }
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "provider/login.html")]
 struct LoginPage {
     csrf_token: String,
     request: String,
+    next: &'static str,
     username: String,
     client_name: Option<String>,
     error: Option<&'static str>,
@@ -94,6 +104,7 @@ pub(super) async fn show_login(
         } else {
             String::new()
         },
+        next: local_next(query.get("next")),
         username: pending.and_then(|p| p.login_hint).unwrap_or_default(),
         client_name,
         error: None,
@@ -153,6 +164,7 @@ pub(super) async fn submit_login(
             let page = LoginPage {
                 csrf_token: session.csrf_token().to_owned(),
                 request: request_id,
+                next: local_next(form.get("next")),
                 username: username.chars().take(MAX_USERNAME_BYTES).collect(),
                 client_name,
                 error: Some("Incorrect username or password."),
@@ -180,7 +192,7 @@ pub(super) async fn submit_login(
             .into_response()),
         None => {
             st.sessions.save(&session).await?;
-            Ok((jar, no_store(), Redirect::to("/")).into_response())
+            Ok((jar, no_store(), Redirect::to(local_next(form.get("next")))).into_response())
         }
     }
 }

@@ -1,12 +1,13 @@
-//! Pages for people: sign-in, consent, and the account home.
+//! Pages for people: sign-in, consent, the account home and "your sessions".
 
 mod consent;
 mod login;
 pub mod password;
+mod sessions;
 
 use crate::app::SharedState;
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 pub fn routes() -> Router<SharedState> {
     Router::new()
@@ -15,5 +16,11 @@ pub fn routes() -> Router<SharedState> {
         .route(
             "/consent",
             get(consent::show_consent).post(consent::submit_consent),
+        )
+        .route(sessions::PATH, get(sessions::show_sessions))
+        .route("/account/sessions/revoke", post(sessions::revoke_session))
+        .route(
+            "/account/sessions/revoke-all",
+            post(sessions::revoke_all_sessions),
         )
 }

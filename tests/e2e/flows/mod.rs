@@ -1,5 +1,6 @@
 //! The flows, one module per area; helpers shared by them.
 
+mod account;
 mod authorize;
 mod discovery;
 mod interop;

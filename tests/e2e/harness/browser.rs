@@ -43,6 +43,41 @@ impl Page {
     }
 }
 
+/// The hidden inputs of the first `<form … action="ACTION">` in `html` (our templates' shape).
+pub fn hidden_fields(html: &str, action: &str) -> Vec<(String, String)> {
+    let Some(start) = html.find(&format!("action=\"{action}\"")) else {
+        return Vec::new();
+    };
+    let end = html[start..]
+        .find("</form>")
+        .map_or(html.len(), |e| start + e);
+    let form = &html[start..end];
+    let mut out = Vec::new();
+    let mut rest = form;
+    while let Some(at) = rest.find("<input type=\"hidden\"") {
+        let tag_end = rest[at..].find('>').map_or(rest.len(), |e| at + e);
+        let tag = &rest[at..tag_end];
+        let attr = |name: &str| {
+            let key = format!("{name}=\"");
+            let v = tag.find(&key)? + key.len();
+            Some(unescape(&tag[v..v + tag[v..].find('"')?]))
+        };
+        if let (Some(n), Some(v)) = (attr("name"), attr("value")) {
+            out.push((n, v));
+        }
+        rest = &rest[tag_end..];
+    }
+    out
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&#43;", "+")
+        .replace("&#x2d;", "-")
+        .replace("&#x2f;", "/")
+        .replace("&#47;", "/")
+        .replace("&amp;", "&")
+}
+
 /// The value of `<input … name="NAME" … value="VALUE">` (our templates' shape).
 pub fn input_value(html: &str, name: &str) -> Option<String> {
     let needle = format!("name=\"{name}\"");
@@ -207,7 +242,7 @@ impl Browser {
         fields: &[(&str, &str)],
         stop: &str,
     ) -> Page {
-        let all = Self::form_fields(page, fields);
+        let all = Self::form_fields(page, form_action, fields);
         let url = page.url.join(form_action).unwrap();
         self.navigate_until(Method::POST, url, Some(all), Some(stop))
             .await
@@ -258,19 +293,19 @@ impl Browser {
     /// Submits a form of `page` to `form_action` with the page's hidden fields (CSRF token,
     /// pending request) plus `fields`, and follows the answer.
     pub async fn submit(&self, page: &Page, form_action: &str, fields: &[(&str, &str)]) -> Page {
-        let all = Self::form_fields(page, fields);
+        let all = Self::form_fields(page, form_action, fields);
         let url = page.url.join(form_action).unwrap();
         self.navigate(Method::POST, url, Some(all)).await
     }
 
-    /// The page's hidden fields overlaid with `fields`.
-    fn form_fields(page: &Page, fields: &[(&str, &str)]) -> Vec<(String, String)> {
-        let mut all: Vec<(String, String)> = Vec::new();
-        for name in ["csrf_token", "request"] {
-            if let Some(v) = page.hidden(name) {
-                all.push((name.to_owned(), v));
-            }
-        }
+    /// The hidden fields of the page's form that posts to `form_action` (as a browser would
+    /// send them), overlaid with `fields`.
+    fn form_fields(
+        page: &Page,
+        form_action: &str,
+        fields: &[(&str, &str)],
+    ) -> Vec<(String, String)> {
+        let mut all = hidden_fields(&page.body, form_action);
         for (k, v) in fields {
             all.retain(|(n, _)| n != k);
             all.push(((*k).to_owned(), (*v).to_owned()));

@@ -38,7 +38,10 @@ pub struct Stack {
     /// Set to make the proxy in front of the provider tamper with ID tokens (only when the
     /// stack was spawned with `Options::proxy`).
     pub tamper_id_tokens: Arc<AtomicBool>,
+    provider_config: provider::Config,
+    provider: Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
     tasks: Vec<JoinHandle<()>>,
+    _redis: Option<sessions::testing::TestRedis>,
     _dir: tempfile::TempDir,
 }
 
@@ -47,7 +50,30 @@ impl Drop for Stack {
         for t in &self.tasks {
             t.abort();
         }
+        if let Some((_, t)) = &self.provider {
+            t.abort();
+        }
     }
+}
+
+/// Serves a provider until the returned sender fires (graceful: open connections close too).
+/// Returns its store handle, the stop sender and the serving task.
+async fn start_provider(
+    config: provider::Config,
+    clock: Clock,
+    listener: TcpListener,
+) -> (Store, tokio::sync::oneshot::Sender<()>, JoinHandle<()>) {
+    let app = provider::App::new(config, clock).await.unwrap();
+    let store = app.state().store.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        app.serve(listener, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    (store, stop, task)
 }
 
 #[derive(Default)]
@@ -57,6 +83,8 @@ pub struct Options {
     /// The issuer's host instead of `idp.localhost` (for clients that cannot resolve
     /// `*.localhost`, such as Node's fetch).
     pub issuer_host: Option<&'static str>,
+    /// Keep the provider's SSO sessions in Redis (`GATEHOUSE_TEST_REDIS_URL`, own key prefix).
+    pub redis_sessions: Option<sessions::testing::TestRedis>,
 }
 
 async fn listen() -> (TcpListener, u16) {
@@ -69,7 +97,7 @@ pub async fn spawn() -> Stack {
     spawn_with(Options::default()).await
 }
 
-pub async fn spawn_with(options: Options) -> Stack {
+pub async fn spawn_with(mut options: Options) -> Stack {
     let dir = tempfile::tempdir().unwrap();
     let clock = Clock::system();
     let mut tasks = Vec::new();
@@ -97,15 +125,15 @@ pub async fn spawn_with(options: Options) -> Stack {
         ..provider::Config::default()
     };
     config.cookie.allow_insecure_http = true;
-    let provider = provider::App::new(config, clock.clone()).await.unwrap();
-    let store = provider.state().store.clone();
-    tasks.push(tokio::spawn(async move {
-        provider
-            .serve(provider_listener, std::future::pending())
-            .await
-            .unwrap();
-    }));
-
+    let redis = options.redis_sessions.take();
+    if let Some(r) = &redis {
+        config.session.store = sessions::SessionBackend::Redis;
+        config.session.redis_url = Some(r.url.clone());
+        config.session.redis_prefix = r.prefix.clone();
+    }
+    let (store, stop, task) =
+        start_provider(config.clone(), clock.clone(), provider_listener).await;
+    let provider = Some((stop, task));
     seed_users(&store, clock.unix()).await;
     let mut apps = Vec::new();
     for (id, name, first_party) in [("app-a", "App A", false), ("app-b", "App B", true)] {
@@ -161,7 +189,10 @@ pub async fn spawn_with(options: Options) -> Stack {
         app_a,
         app_b,
         tamper_id_tokens: tamper,
+        provider_config: config,
+        provider,
         tasks,
+        _redis: redis,
         _dir: dir,
     }
 }
@@ -235,6 +266,21 @@ pub struct AuthorizeRequest {
 }
 
 impl Stack {
+    /// Stops the provider (gracefully, as a deployment would) and starts a new process-worth
+    /// of it on the same address, database and session store.
+    pub async fn restart_provider(&mut self) {
+        if let Some((stop, task)) = self.provider.take() {
+            let _ = stop.send(());
+            task.await.unwrap();
+        }
+        let listener = TcpListener::bind(self.provider_config.listen)
+            .await
+            .unwrap();
+        let (_, stop, task) =
+            start_provider(self.provider_config.clone(), self.clock.clone(), listener).await;
+        self.provider = Some((stop, task));
+    }
+
     /// `GET /authorize` URL for `client_id` with PKCE S256, state and nonce; `extra` adds or
     /// replaces parameters (an empty value removes one).
     pub fn authorize_url(
