@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod http;
+pub mod logout;
 pub mod oidc;
 mod pages;
 
@@ -23,6 +24,7 @@ pub struct AppState {
     pub config: Config,
     pub issuer: String,
     pub oidc: oidc::Oidc,
+    pub logout: logout::LogoutValidator,
     pub sessions: Sessions,
     pub cookies: CookiePolicy,
     pub clock: Clock,
@@ -57,19 +59,28 @@ impl App {
             .session
             .sessions(pool.as_ref(), clock.clone())
             .await?;
-        let http = http::OidcHttp(http::client_builder().build()?);
-        let oidc = oidc::Oidc::discover(&config, http, clock.clone()).await?;
+        let client = http::client_builder().build()?;
+        let oidc =
+            oidc::Oidc::discover(&config, http::OidcHttp(client.clone()), clock.clone()).await?;
         let cookies = CookiePolicy::for_url(
             &config.cookie.name,
             &config.public_url,
             config.cookie.allow_insecure_http,
         );
         let issuer = config.issuer.as_str().trim_end_matches('/').to_owned();
+        let logout = logout::LogoutValidator::new(
+            issuer.clone(),
+            config.client_id.clone(),
+            oidc.jwks_uri.clone(),
+            client,
+            clock.clone(),
+        );
         Ok(Self {
             state: Arc::new(AppState {
                 config,
                 issuer,
                 oidc,
+                logout,
                 sessions,
                 cookies,
                 clock,
@@ -89,6 +100,8 @@ impl App {
             .route("/callback", get(pages::finish_login))
             .route("/me", get(pages::show_me))
             .route("/logout", post(pages::logout))
+            .route("/logout/everywhere", post(pages::logout_everywhere))
+            .route("/backchannel-logout", post(pages::backchannel_logout))
             .route(
                 "/static/style.css",
                 get(|| async {

@@ -7,16 +7,42 @@ use crate::http::OidcHttp;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
+    CoreAuthDisplay, CoreAuthenticationFlow, CoreClaimName, CoreClaimType, CoreClient,
+    CoreClientAuthMethod, CoreGrantType, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm, CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
+    CoreUserInfoClaims,
 };
 use openidconnect::{
-    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
-    EndpointNotSet, EndpointSet, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+    AccessTokenHash, AdditionalProviderMetadata, AuthorizationCode, ClientId, ClientSecret,
+    CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadata, RedirectUrl, Scope,
+    TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use sessions::Clock;
 use std::time::Duration;
+
+/// Discovery metadata beyond the core set: RP-Initiated Logout 1.0 §2.1.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct LogoutMetadata {
+    pub end_session_endpoint: Option<url::Url>,
+}
+impl AdditionalProviderMetadata for LogoutMetadata {}
+
+type Metadata = ProviderMetadata<
+    LogoutMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
 
 type Client = CoreClient<
     EndpointSet,
@@ -72,6 +98,10 @@ pub struct Oidc {
     http: OidcHttp,
     scopes: Vec<String>,
     clock: Clock,
+    /// The provider's RP-Initiated Logout endpoint, if it has one.
+    pub end_session_endpoint: Option<url::Url>,
+    /// The provider's JWKS, for logout-token validation.
+    pub jwks_uri: String,
 }
 
 impl Oidc {
@@ -82,7 +112,7 @@ impl Oidc {
         let deadline = tokio::time::Instant::now() + config.discovery_timeout;
         let mut wait = Duration::from_millis(100);
         let metadata = loop {
-            match CoreProviderMetadata::discover_async(issuer.clone(), &http).await {
+            match Metadata::discover_async(issuer.clone(), &http).await {
                 Ok(m) => break m,
                 Err(e) if tokio::time::Instant::now() + wait < deadline => {
                     tracing::info!(issuer = %issuer.as_str(), error = %e, "provider not reachable yet; retrying");
@@ -92,6 +122,8 @@ impl Oidc {
                 Err(e) => anyhow::bail!("discovery at {} failed: {e}", issuer.as_str()),
             }
         };
+        let end_session_endpoint = metadata.additional_metadata().end_session_endpoint.clone();
+        let jwks_uri = metadata.jwks_uri().url().to_string();
         let client = CoreClient::from_provider_metadata(
             metadata,
             ClientId::new(config.client_id.clone()),
@@ -104,6 +136,8 @@ impl Oidc {
             http,
             scopes: config.scopes.clone(),
             clock,
+            end_session_endpoint,
+            jwks_uri,
         })
     }
 

@@ -359,3 +359,99 @@ pub(crate) async fn logout(State(st): Shared, jar: CookieJar, body: Bytes) -> Re
     }
     (jar, no_store(), Redirect::to("/")).into_response()
 }
+
+/// Signs out everywhere: ends the local session, then sends the browser to the provider's
+/// `end_session_endpoint` (RP-Initiated Logout 1.0) with the ID token as hint, `state`, and
+/// this app's post-logout redirect URI. The provider's back-channel logout then reaches every
+/// other app of the SSO session.
+pub(crate) async fn logout_everywhere(State(st): Shared, jar: CookieJar, body: Bytes) -> Response {
+    let session = match current(&st, &jar).await {
+        Ok(s) => s,
+        Err(e) => return internal(&st, e),
+    };
+    let jar = jar.remove(st.cookies.removal());
+    let Some(session) = session else {
+        return (jar, no_store(), Redirect::to("/")).into_response();
+    };
+    let token = url::form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "csrf_token")
+        .map(|(_, v)| v.into_owned());
+    if !session.verify_csrf(token.as_deref()) {
+        return error_page(
+            &st,
+            StatusCode::FORBIDDEN,
+            "Sign-out refused",
+            "This form could not be verified. Reload the page and try again.",
+        );
+    }
+    let user = user_of(&session);
+    if let Err(e) = st.sessions.end(session.id(), EndCause::Logout).await {
+        return internal(&st, e);
+    }
+    let (Some(endpoint), Some(user)) = (st.oidc.end_session_endpoint.clone(), user) else {
+        return (jar, no_store(), Redirect::to("/")).into_response();
+    };
+    let state = match sessions::secret::random_handle() {
+        Ok(s) => s,
+        Err(e) => return internal(&st, e),
+    };
+    let mut url = endpoint;
+    url.query_pairs_mut()
+        .append_pair("id_token_hint", &user.id_token)
+        .append_pair("client_id", &st.config.client_id)
+        .append_pair(
+            "post_logout_redirect_uri",
+            &format!("{}/", st.config.public_url.as_str().trim_end_matches('/')),
+        )
+        .append_pair("state", &state);
+    (jar, no_store(), Redirect::to(url.as_str())).into_response()
+}
+
+/// OIDC Back-Channel Logout 1.0 §2.5–2.8: a valid logout token ends every local session of the
+/// provider session it names (or of its user) and gets 200; anything else gets 400 and ends
+/// nothing.
+pub(crate) async fn backchannel_logout(
+    State(st): Shared,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let refuse = |description: String| {
+        (
+            StatusCode::BAD_REQUEST,
+            no_store(),
+            Json(serde_json::json!({"error": "invalid_request", "error_description": description})),
+        )
+            .into_response()
+    };
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return refuse("the body must be application/x-www-form-urlencoded".into());
+    }
+    let Some(params) = std::str::from_utf8(&body).ok().and_then(single_params) else {
+        return refuse("malformed form".into());
+    };
+    let Some(token) = params.get("logout_token") else {
+        return refuse("logout_token is required".into());
+    };
+    let target = match st.logout.validate(token).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "logout token refused");
+            return refuse(e.to_string());
+        }
+    };
+    let ended = match &target {
+        crate::logout::LogoutTarget::Sid(sid) => st.sessions.revoke_external(sid).await,
+        crate::logout::LogoutTarget::Sub(sub) => st.sessions.revoke_user(sub).await,
+    };
+    match ended {
+        Ok(ended) => {
+            tracing::info!(?target, sessions = ended.len(), "back-channel logout");
+            (StatusCode::OK, no_store()).into_response()
+        }
+        Err(e) => internal(&st, e),
+    }
+}

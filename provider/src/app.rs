@@ -32,6 +32,10 @@ pub struct AppState {
     /// An argon2id hash of a random password: verified against when the user is unknown, so
     /// an unknown user costs the same time as a wrong password.
     pub decoy_hash: String,
+    /// Wakes the back-channel logout outbox when a logout is queued.
+    pub logout_outbox: tokio::sync::Notify,
+    /// Outbound HTTP (back-channel logout deliveries).
+    pub http: reqwest::Client,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -116,6 +120,7 @@ impl App {
         let decoy_password = sessions::secret::random_token()?;
         let decoy_hash = account::password::hash(decoy_password).await?;
         let issuer = config.issuer_str();
+        let http = sessions::http::client_builder().build()?;
         let state = AppState {
             config,
             issuer,
@@ -125,6 +130,8 @@ impl App {
             cookies,
             clock,
             decoy_hash,
+            logout_outbox: tokio::sync::Notify::new(),
+            http,
         };
         Ok(Self {
             state: Arc::new(state),
@@ -160,14 +167,15 @@ impl App {
             .with_state(self.state.clone())
     }
 
-    /// Serves on `listener` until `shutdown` completes; sweeps expired sessions and codes in
-    /// the background meanwhile.
+    /// Serves on `listener` until `shutdown` completes; meanwhile sweeps expired sessions and
+    /// codes, and delivers back-channel logouts, in the background.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let sweeper = self.spawn_sweeper();
+        let outbox = crate::logout::outbox::spawn(self.state.clone());
         let app = self
             .router()
             .into_make_service_with_connect_info::<SocketAddr>();
@@ -175,6 +183,7 @@ impl App {
             .with_graceful_shutdown(shutdown)
             .await;
         sweeper.abort();
+        outbox.abort();
         result
     }
 
@@ -187,11 +196,8 @@ impl App {
             loop {
                 ticker.tick().await;
                 match state.sessions.sweep().await {
-                    Ok(ended) => {
-                        for end in ended.iter().filter(|e| e.user_id.is_some()) {
-                            tracing::info!(sid = %end.handle, cause = end.cause.as_str(), "session ended");
-                        }
-                    }
+                    // Idle and absolute expiry are session ends like any other: the apps hear.
+                    Ok(ended) => crate::logout::session_ended(&state, &ended).await,
                     Err(e) => tracing::warn!(error = %e, "session sweep failed"),
                 }
                 // Codes are kept ten minutes past expiry so a late replay is still recognised.

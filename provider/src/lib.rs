@@ -4,9 +4,11 @@
 //! `keys` and the shared `sessions` crate, which use `store` (the only SQL).
 
 pub mod account;
+pub mod admin;
 pub mod app;
 pub mod config;
 pub mod keys;
+pub mod logout;
 pub mod oidc;
 pub mod store;
 pub mod web;

@@ -24,11 +24,49 @@ enum Command {
     Serve,
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Manage user accounts. Passwords are read from standard input, never from arguments.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// List or revoke users' SSO sessions (in the configured session store).
     Sessions {
         #[command(subcommand)]
         command: SessionsCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Create a user; the password is the first line of standard input.
+    Add {
+        username: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        /// The email address is verified.
+        #[arg(long)]
+        email_verified: bool,
+        /// May use the developer console.
+        #[arg(long)]
+        developer: bool,
+        /// Read the password from standard input (required: never from an argument).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Change a user's password (first line of standard input); signs them out everywhere.
+    Passwd {
+        username: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Disable an account; signs the user out everywhere.
+    Disable { username: String },
+    /// Enable a disabled account.
+    Enable { username: String },
 }
 
 #[derive(Subcommand)]
@@ -79,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
             println!("database is up to date");
         }
         Command::Sessions { command } => manage_sessions(&config, command).await?,
+        Command::Users { command } => manage_users(&config, command).await?,
     }
     Ok(())
 }
@@ -112,21 +151,19 @@ async fn manage_sessions(config: &Config, command: SessionsCommand) -> anyhow::R
                 t.format(&time::format_description::well_known::Rfc3339)
                     .unwrap_or_default()
             };
-            let rows: Vec<serde_json::Value> = list
-                .iter()
-                .map(|s| {
-                    serde_json::json!({
-                        "sid": s.handle,
-                        "created_at": fmt(s.created_at),
-                        "last_seen_at": fmt(s.last_seen_at),
-                        "idle_expires_at": fmt(s.idle_expires_at),
-                        "absolute_expires_at": fmt(s.absolute_expires_at),
-                        "user_agent": s.user_agent,
-                        "client_addr": s.client_addr,
-                        "clients": s.data.get("clients").cloned().unwrap_or_default(),
-                    })
-                })
-                .collect();
+            let mut rows: Vec<serde_json::Value> = Vec::new();
+            for s in &list {
+                rows.push(serde_json::json!({
+                    "sid": s.handle,
+                    "created_at": fmt(s.created_at),
+                    "last_seen_at": fmt(s.last_seen_at),
+                    "idle_expires_at": fmt(s.idle_expires_at),
+                    "absolute_expires_at": fmt(s.absolute_expires_at),
+                    "user_agent": s.user_agent,
+                    "client_addr": s.client_addr,
+                    "apps": store.session_client_names(&s.handle).await?,
+                }));
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else if rows.is_empty() {
@@ -143,7 +180,7 @@ async fn manage_sessions(config: &Config, command: SessionsCommand) -> anyhow::R
                         fmt(s.created_at),
                         fmt(s.last_seen_at),
                         s.client_addr.as_deref().unwrap_or("-"),
-                        row["clients"]
+                        row["apps"]
                     );
                 }
             }
@@ -162,5 +199,133 @@ async fn manage_sessions(config: &Config, command: SessionsCommand) -> anyhow::R
         }
         SessionsCommand::Revoke { .. } => anyhow::bail!("give --sid or --user"),
     }
+    Ok(())
+}
+
+/// The first line of standard input, without its line ending.
+fn password_from_stdin() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    anyhow::ensure!(!password.is_empty(), "no password on standard input");
+    anyhow::ensure!(
+        password.len() <= provider::account::password::MAX_PASSWORD_BYTES,
+        "the password is too long"
+    );
+    Ok(password)
+}
+
+async fn manage_users(config: &Config, command: UsersCommand) -> anyhow::Result<()> {
+    let store = provider::store::Store::connect(&config.database_url).await?;
+    store.migrate().await?;
+    let clock = Clock::system();
+    // Sessions to end on a password change or a disabled account. An in-memory store lives
+    // inside the running provider and cannot be reached from here; the provider refuses
+    // disabled users on their next request in any case.
+    let sessions = match config.session.store {
+        provider::config::SessionBackend::Memory => None,
+        _ => Some(
+            config
+                .session
+                .sessions(Some(store.pool()), clock.clone())
+                .await?,
+        ),
+    };
+    let ended =
+        |n: usize| println!("{n} session(s) ended; the apps are told through back-channel logout");
+    match command {
+        UsersCommand::Add {
+            username,
+            name,
+            email,
+            email_verified,
+            developer,
+            ..
+        } => {
+            let password = password_from_stdin()?;
+            let user = provider::store::NewUser {
+                username: username.clone(),
+                password_hash: provider::account::password::hash(password).await?,
+                name,
+                email,
+                email_verified,
+                developer,
+                ..provider::store::NewUser::default()
+            };
+            match store.create_user(&user, clock.unix()).await {
+                Ok(u) => println!("user {username} created (sub {})", u.id),
+                Err(e) if provider::store::is_unique_violation(&e) => {
+                    anyhow::bail!("the username {username} is taken")
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        UsersCommand::List => {
+            for u in store.list_users().await? {
+                let flags = [(u.disabled, "disabled"), (u.developer, "developer")]
+                    .iter()
+                    .filter(|(on, _)| *on)
+                    .map(|(_, f)| *f)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                println!(
+                    "{:<20} {:<36} {:<24} {flags}",
+                    u.username,
+                    u.id,
+                    u.email.unwrap_or_default()
+                );
+            }
+        }
+        UsersCommand::Passwd { username, .. } => {
+            let password = password_from_stdin()?;
+            match &sessions {
+                Some(s) => ended(
+                    provider::admin::change_password(&store, s, &username, password)
+                        .await?
+                        .len(),
+                ),
+                None => {
+                    let user = store
+                        .user_by_username(&username)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("no user named {username}"))?;
+                    let hash = provider::account::password::hash(password).await?;
+                    store
+                        .set_password_hash(&user.id, &hash, clock.unix())
+                        .await?;
+                }
+            }
+            println!("password of {username} changed");
+        }
+        UsersCommand::Disable { username } => {
+            set_disabled(&store, sessions.as_ref(), &username, true).await?
+        }
+        UsersCommand::Enable { username } => {
+            set_disabled(&store, sessions.as_ref(), &username, false).await?
+        }
+    }
+    Ok(())
+}
+
+async fn set_disabled(
+    store: &provider::store::Store,
+    sessions: Option<&sessions::Sessions>,
+    username: &str,
+    disable: bool,
+) -> anyhow::Result<()> {
+    let sessions = sessions.ok_or_else(|| {
+        anyhow::anyhow!("session.store is memory: its sessions live inside the running provider; use a shared session store")
+    })?;
+    let ended = provider::admin::set_disabled(store, sessions, username, disable).await?;
+    if disable {
+        println!(
+            "{} session(s) ended; the apps are told through back-channel logout",
+            ended.len()
+        );
+    }
+    println!(
+        "{username} is {}",
+        if disable { "disabled" } else { "enabled" }
+    );
     Ok(())
 }

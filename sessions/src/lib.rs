@@ -20,6 +20,7 @@
 mod clock;
 pub mod config;
 mod cookie;
+pub mod http;
 mod memory;
 mod model;
 mod redis_store;

@@ -172,16 +172,10 @@ pub(super) async fn submit_login(
             return Ok((StatusCode::UNAUTHORIZED, no_store(), page).into_response());
         }
     };
-    if session
-        .user_id
-        .as_deref()
-        .is_some_and(|current| current != user.id)
-    {
-        authorize::forget_clients(&mut session);
-    }
     // A new session id at login: the pre-login id (and any id an attacker planted) is dead.
+    // Another user's session in this browser ends (and its apps hear of it).
     if let Some(ended) = st.sessions.authenticate(&mut session, &user.id).await? {
-        tracing::info!(sid = %ended.handle, "previous user's session ended by a new sign-in");
+        crate::logout::session_ended(&st, &[ended]).await;
     }
     tracing::info!(sid = %session.handle, "signed in");
     let jar = jar.add(st.cookies.cookie(session.id()));

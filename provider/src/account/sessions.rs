@@ -22,7 +22,18 @@ struct SessionsPage {
     username: String,
     csrf_token: String,
     sessions: Vec<Row>,
+    deliveries: Vec<DeliveryRow>,
     notice: Option<&'static str>,
+}
+
+/// A back-channel logout sent to an app in the last day.
+struct DeliveryRow {
+    app: String,
+    sid: String,
+    cause: String,
+    status: String,
+    status_class: &'static str,
+    at: String,
 }
 
 struct Row {
@@ -75,15 +86,7 @@ async fn signed_in(st: &SharedState, jar: &CookieJar) -> Result<Option<Session>,
 }
 
 async fn app_names(st: &SharedState, info: &SessionInfo) -> Result<String, PageError> {
-    let ids: Vec<String> = info
-        .data
-        .get("clients")
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default();
-    let mut names = Vec::new();
-    for id in ids {
-        names.push(st.store.client(&id).await?.map_or(id, |c| c.name));
-    }
+    let names = st.store.session_client_names(&info.handle).await?;
     Ok(if names.is_empty() {
         "None yet".into()
     } else {
@@ -115,10 +118,50 @@ async fn render(
             handle: info.handle,
         });
     }
+    let mut deliveries = Vec::new();
+    let since = st.clock.unix() - 24 * 3600;
+    for d in st.store.deliveries_for_user(&user_id, since).await? {
+        let app = st
+            .store
+            .client(&d.client_id)
+            .await?
+            .map_or(d.client_id.clone(), |c| c.name);
+        let (status, status_class) = match d.state.as_str() {
+            "delivered" => ("Delivered".to_owned(), "ok"),
+            "failed" => (
+                format!(
+                    "Failed after {} attempts ({})",
+                    d.attempts,
+                    d.last_error.unwrap_or_default()
+                ),
+                "error-text",
+            ),
+            _ if d.attempts == 0 => ("Sending".to_owned(), "muted"),
+            _ => (
+                format!(
+                    "Retrying (attempt {} failed: {})",
+                    d.attempts,
+                    d.last_error.unwrap_or_default()
+                ),
+                "warn",
+            ),
+        };
+        deliveries.push(DeliveryRow {
+            app,
+            sid: d.sid,
+            cause: d.cause.replace('_', " "),
+            status,
+            status_class,
+            at: OffsetDateTime::from_unix_timestamp(d.created_at)
+                .map(rfc3339)
+                .unwrap_or_default(),
+        });
+    }
     let page = SessionsPage {
         username,
         csrf_token: session.csrf_token().to_owned(),
         sessions: rows,
+        deliveries,
         notice,
     };
     Ok((no_store(), page).into_response())
@@ -169,7 +212,7 @@ pub(super) async fn revoke_session(
         .revoke_handle(handle, session.user_id.as_deref())
         .await?;
     if let Some(end) = &ended {
-        tracing::info!(sid = %end.handle, cause = end.cause.as_str(), "session revoked by its user");
+        crate::logout::session_ended(&st, std::slice::from_ref(end)).await;
     }
     if handle == session.handle {
         return Ok((
@@ -195,7 +238,7 @@ pub(super) async fn revoke_all_sessions(
     let (session, _) = authorized_form(&st, &jar, &body).await?;
     let user_id = session.user_id.clone().unwrap_or_default();
     let ended = st.sessions.revoke_user(&user_id).await?;
-    tracing::info!(count = ended.len(), "user signed out everywhere");
+    crate::logout::session_ended(&st, &ended).await;
     Ok((
         jar.remove(st.cookies.removal()),
         no_store(),

@@ -325,6 +325,19 @@ impl Keys {
         audience: &str,
         now: i64,
     ) -> Result<C, VerifyError> {
+        self.verify_with(token, typ, issuer, Some(audience), Some(now))
+    }
+
+    /// Like [`Keys::verify`], but the audience is checked only when given, and expiry only
+    /// when `now` is given (an `id_token_hint` may have expired, RP-Initiated Logout §2).
+    pub fn verify_with<C: DeserializeOwned>(
+        &self,
+        token: &str,
+        typ: &str,
+        issuer: &str,
+        audience: Option<&str>,
+        now: Option<i64>,
+    ) -> Result<C, VerifyError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
         if !header
             .typ
@@ -342,12 +355,17 @@ impl Keys {
         validation.validate_exp = false; // checked below against the injected clock
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.set_issuer(&[issuer]);
-        validation.set_audience(&[audience]);
+        match audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
         let data = jsonwebtoken::decode::<serde_json::Value>(token, key, &validation)
             .map_err(|e| VerifyError::Invalid(e.to_string()))?;
-        let exp = data.claims.get("exp").and_then(serde_json::Value::as_i64);
-        if exp.is_none_or(|exp| exp <= now) {
-            return Err(VerifyError::Expired);
+        if let Some(now) = now {
+            let exp = data.claims.get("exp").and_then(serde_json::Value::as_i64);
+            if exp.is_none_or(|exp| exp <= now) {
+                return Err(VerifyError::Expired);
+            }
         }
         serde_json::from_value(data.claims).map_err(|e| VerifyError::Invalid(e.to_string()))
     }

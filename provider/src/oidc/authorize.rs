@@ -22,8 +22,6 @@ use sessions::{EndCause, Session};
 const PENDING_TTL_SECS: i64 = 600;
 const PENDING_MAX: usize = 8;
 const PENDING_KEY: &str = "pending";
-/// The clients that obtained a code through this SSO session (for logout).
-const CLIENTS_KEY: &str = "clients";
 /// Longest `state`, `nonce` or `login_hint` accepted.
 const MAX_PARAM_LEN: usize = 2048;
 
@@ -321,8 +319,10 @@ pub async fn proceed(
         None => None,
     };
     let Some(user) = user else {
-        // The account was removed or disabled: this session is over.
-        st.sessions.end(session.id(), EndCause::Revoked).await?;
+        // The account was removed or disabled: this session is over, everywhere.
+        if let Some(end) = st.sessions.end(session.id(), EndCause::Revoked).await? {
+            crate::logout::session_ended(st, &[end]).await;
+        }
         if req.prompt.none {
             return Err(req.error(st, "login_required", "the user must sign in"));
         }
@@ -357,7 +357,7 @@ pub async fn proceed(
 pub async fn issue_code(
     st: &AppState,
     jar: CookieJar,
-    mut session: Session,
+    session: Session,
     req: &AuthRequest,
 ) -> Result<Response, AuthorizeError> {
     let Some(user_id) = session.user_id.clone() else {
@@ -382,9 +382,9 @@ pub async fn issue_code(
     st.store
         .insert_auth_code(&hash_secret(&code), &bound, now)
         .await?;
-    if join_client(&mut session, &req.client_id) {
-        st.sessions.save(&session).await?;
-    }
+    st.store
+        .join_session(&session.handle, &req.client_id, &bound.user_id, now)
+        .await?;
     let mut params = vec![("code", code.as_str())];
     if let Some(s) = req.state.as_deref() {
         params.push(("state", s));
@@ -467,29 +467,5 @@ fn pending_list(session: &Session) -> Vec<(String, AuthRequest)> {
 fn set_pending(session: &mut Session, list: Vec<(String, AuthRequest)>) {
     if let (Some(obj), Ok(v)) = (session.data.as_object_mut(), serde_json::to_value(list)) {
         obj.insert(PENDING_KEY.into(), v);
-    }
-}
-
-/// Records that `client_id` joined this SSO session; true if that is new.
-fn join_client(session: &mut Session, client_id: &str) -> bool {
-    let Some(obj) = session.data.as_object_mut() else {
-        return false;
-    };
-    let list = obj
-        .entry(CLIENTS_KEY)
-        .or_insert_with(|| serde_json::json!([]));
-    match list.as_array_mut() {
-        Some(a) if !a.iter().any(|c| c == client_id) => {
-            a.push(client_id.into());
-            true
-        }
-        _ => false,
-    }
-}
-
-/// Forgets the clients of a previous user's session (a different user is signing in).
-pub fn forget_clients(session: &mut Session) {
-    if let Some(obj) = session.data.as_object_mut() {
-        obj.remove(CLIENTS_KEY);
     }
 }

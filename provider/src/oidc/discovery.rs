@@ -15,6 +15,7 @@ pub(super) struct ProviderMetadata {
     authorization_endpoint: String,
     token_endpoint: String,
     userinfo_endpoint: String,
+    end_session_endpoint: String,
     jwks_uri: String,
     scopes_supported: Vec<&'static str>,
     response_types_supported: Vec<&'static str>,
@@ -30,6 +31,8 @@ pub(super) struct ProviderMetadata {
     request_parameter_supported: bool,
     request_uri_parameter_supported: bool,
     authorization_response_iss_parameter_supported: bool,
+    backchannel_logout_supported: bool,
+    backchannel_logout_session_supported: bool,
 }
 
 pub(super) async fn show_configuration(State(st): State<SharedState>) -> impl IntoResponse {
@@ -39,6 +42,7 @@ pub(super) async fn show_configuration(State(st): State<SharedState>) -> impl In
         authorization_endpoint: at(paths::AUTHORIZE),
         token_endpoint: at(paths::TOKEN),
         userinfo_endpoint: at(paths::USERINFO),
+        end_session_endpoint: at(paths::END_SESSION),
         jwks_uri: at(paths::JWKS),
         scopes_supported: SCOPES.to_vec(),
         response_types_supported: vec!["code"],
@@ -77,6 +81,9 @@ pub(super) async fn show_configuration(State(st): State<SharedState>) -> impl In
         request_parameter_supported: false,
         request_uri_parameter_supported: false,
         authorization_response_iss_parameter_supported: true,
+        // OIDC Back-Channel Logout 1.0 §2.1: logout tokens, always with `sid`.
+        backchannel_logout_supported: true,
+        backchannel_logout_session_supported: true,
     };
     (
         [(header::CACHE_CONTROL, "public, max-age=300")],

@@ -4,6 +4,7 @@
 pub mod authorize;
 mod client_auth;
 mod discovery;
+mod end_session;
 mod error;
 mod pkce;
 pub mod token;
@@ -22,12 +23,15 @@ pub mod paths {
     pub const AUTHORIZE: &str = "/authorize";
     pub const TOKEN: &str = "/token";
     pub const USERINFO: &str = "/userinfo";
+    pub const END_SESSION: &str = "/logout";
+    pub const END_SESSION_CONFIRM: &str = "/logout/confirm";
 }
 
 /// Scopes we understand; others are ignored (OIDC Core §3.1.2.1, RFC 6749 §3.3).
 pub const SCOPES: [&str; 3] = ["openid", "profile", "email"];
 
 pub fn routes() -> Router<SharedState> {
+    use axum::routing::post;
     Router::new()
         .route(paths::DISCOVERY, get(discovery::show_configuration))
         .route(paths::JWKS, get(discovery::show_jwks))
@@ -35,9 +39,17 @@ pub fn routes() -> Router<SharedState> {
             paths::AUTHORIZE,
             get(authorize::authorize_get).post(authorize::authorize_post),
         )
-        .route(paths::TOKEN, axum::routing::post(token::issue_token))
+        .route(paths::TOKEN, post(token::issue_token))
         .route(
             paths::USERINFO,
             get(userinfo::show_userinfo).post(userinfo::show_userinfo_post),
+        )
+        .route(
+            paths::END_SESSION,
+            get(end_session::end_session_get).post(end_session::end_session_post),
+        )
+        .route(
+            paths::END_SESSION_CONFIRM,
+            post(end_session::confirm_logout),
         )
 }

@@ -42,6 +42,8 @@ pub struct Client {
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
     pub backchannel_logout_uri: Option<String>,
+    /// OIDC Back-Channel Logout §2.2: the client wants `sid` in logout tokens (we always send it).
+    pub backchannel_logout_session_required: bool,
     pub grant_types: Vec<String>,
     pub auth_method: AuthMethod,
     pub id_token_alg: String,
@@ -69,6 +71,7 @@ pub struct NewClient {
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
     pub backchannel_logout_uri: Option<String>,
+    pub backchannel_logout_session_required: bool,
     pub grant_types: Vec<String>,
     pub auth_method: AuthMethod,
     pub id_token_alg: String,
@@ -83,6 +86,7 @@ struct ClientRow {
     redirect_uris: String,
     post_logout_redirect_uris: String,
     backchannel_logout_uri: Option<String>,
+    backchannel_logout_session_required: i64,
     grant_types: String,
     token_endpoint_auth_method: String,
     id_token_signed_response_alg: String,
@@ -104,6 +108,7 @@ impl TryFrom<ClientRow> for Client {
             redirect_uris: parse_list(&r.redirect_uris),
             post_logout_redirect_uris: parse_list(&r.post_logout_redirect_uris),
             backchannel_logout_uri: r.backchannel_logout_uri,
+            backchannel_logout_session_required: r.backchannel_logout_session_required != 0,
             grant_types: parse_list(&r.grant_types),
             auth_method,
             id_token_alg: r.id_token_signed_response_alg,
@@ -118,12 +123,14 @@ impl Store {
         sqlx::query(
             "INSERT INTO clients (client_id, secret_hash, name, redirect_uris, \
              post_logout_redirect_uris, backchannel_logout_uri, grant_types, \
-             token_endpoint_auth_method, id_token_signed_response_alg, first_party, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             token_endpoint_auth_method, id_token_signed_response_alg, first_party, created_at, \
+             backchannel_logout_session_required) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
              ON CONFLICT (client_id) DO UPDATE SET secret_hash = $2, name = $3, \
              redirect_uris = $4, post_logout_redirect_uris = $5, backchannel_logout_uri = $6, \
              grant_types = $7, token_endpoint_auth_method = $8, \
-             id_token_signed_response_alg = $9, first_party = $10",
+             id_token_signed_response_alg = $9, first_party = $10, \
+             backchannel_logout_session_required = $12",
         )
         .bind(&c.client_id)
         .bind(&c.secret_hash)
@@ -136,6 +143,7 @@ impl Store {
         .bind(&c.id_token_alg)
         .bind(flag(c.first_party))
         .bind(now)
+        .bind(flag(c.backchannel_logout_session_required))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -144,8 +152,9 @@ impl Store {
     pub async fn client(&self, client_id: &str) -> Result<Option<Client>, sqlx::Error> {
         let row: Option<ClientRow> = sqlx::query_as(
             "SELECT client_id, secret_hash, name, redirect_uris, post_logout_redirect_uris, \
-             backchannel_logout_uri, grant_types, token_endpoint_auth_method, \
-             id_token_signed_response_alg, first_party FROM clients WHERE client_id = $1",
+             backchannel_logout_uri, backchannel_logout_session_required, grant_types, \
+             token_endpoint_auth_method, id_token_signed_response_alg, first_party \
+             FROM clients WHERE client_id = $1",
         )
         .bind(client_id)
         .fetch_optional(&self.pool)

@@ -5,11 +5,13 @@ mod clients;
 mod codes;
 mod consents;
 mod keys;
+pub mod logout;
 mod users;
 
 pub use clients::{AuthMethod, Client, NewClient};
 pub use codes::{AuthCode, Redeemed};
 pub use keys::StoredKey;
+pub use logout::Delivery;
 pub use users::{NewUser, User};
 
 use sqlx::AnyPool;

@@ -110,4 +110,46 @@ impl Store {
         .await?;
         Ok(row.map(User::from))
     }
+
+    /// Replaces a user's password hash.
+    pub async fn set_password_hash(
+        &self,
+        id: &str,
+        hash: &str,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let done =
+            sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+                .bind(id)
+                .bind(hash)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Disables or enables a user.
+    pub async fn set_disabled(
+        &self,
+        id: &str,
+        disabled: bool,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(i64::from(disabled))
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Every user, by username.
+    pub async fn list_users(&self) -> Result<Vec<User>, sqlx::Error> {
+        let rows: Vec<UserRow> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{COLUMNS} ORDER BY username")))
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(User::from).collect())
+    }
 }

@@ -13,6 +13,7 @@ use sessions::Clock;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use url::Url;
@@ -26,6 +27,32 @@ pub struct RunningApp {
     pub client_id: String,
     pub secret: String,
     pub redirect_uri: String,
+    config: client_app::Config,
+    server: Option<Server>,
+}
+
+/// A server task that stops gracefully (open connections close too) when told.
+struct Server {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    fn spawn<F>(serve: impl FnOnce(tokio::sync::oneshot::Receiver<()>) -> F) -> Self
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        Self {
+            stop,
+            task: tokio::spawn(serve(stopped)),
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap();
+    }
 }
 
 /// Provider + App A (third-party: consent once) + App B (first-party), on one shared clock.
@@ -33,13 +60,15 @@ pub struct Stack {
     pub clock: Clock,
     pub issuer: String,
     pub store: Store,
+    /// The running provider's state (its keys, sessions, store).
+    pub provider: provider::SharedState,
     pub app_a: RunningApp,
     pub app_b: RunningApp,
     /// Set to make the proxy in front of the provider tamper with ID tokens (only when the
     /// stack was spawned with `Options::proxy`).
     pub tamper_id_tokens: Arc<AtomicBool>,
     provider_config: provider::Config,
-    provider: Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
+    provider_server: Option<Server>,
     tasks: Vec<JoinHandle<()>>,
     _redis: Option<sessions::testing::TestRedis>,
     _dir: tempfile::TempDir,
@@ -50,30 +79,44 @@ impl Drop for Stack {
         for t in &self.tasks {
             t.abort();
         }
-        if let Some((_, t)) = &self.provider {
-            t.abort();
+        let servers = [
+            &self.provider_server,
+            &self.app_a.server,
+            &self.app_b.server,
+        ];
+        for server in servers.into_iter().flatten() {
+            server.task.abort();
         }
     }
 }
 
-/// Serves a provider until the returned sender fires (graceful: open connections close too).
-/// Returns its store handle, the stop sender and the serving task.
 async fn start_provider(
     config: provider::Config,
     clock: Clock,
     listener: TcpListener,
-) -> (Store, tokio::sync::oneshot::Sender<()>, JoinHandle<()>) {
+) -> (provider::SharedState, Server) {
     let app = provider::App::new(config, clock).await.unwrap();
-    let store = app.state().store.clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
+    let state = app.state().clone();
+    let server = Server::spawn(|stopped| async move {
         app.serve(listener, async {
             let _ = stopped.await;
         })
         .await
         .unwrap();
     });
-    (store, stop, task)
+    (state, server)
+}
+
+async fn start_app(config: client_app::Config, clock: Clock) -> Server {
+    let listener = TcpListener::bind(config.listen).await.unwrap();
+    let app = client_app::App::new(config, clock).await.unwrap();
+    Server::spawn(|stopped| async move {
+        app.serve(listener, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    })
 }
 
 #[derive(Default)]
@@ -125,15 +168,18 @@ pub async fn spawn_with(mut options: Options) -> Stack {
         ..provider::Config::default()
     };
     config.cookie.allow_insecure_http = true;
+    // Expired sessions are swept (and their apps told) within a second of real time.
+    config.session.sweep_interval = Duration::from_secs(1);
     let redis = options.redis_sessions.take();
     if let Some(r) = &redis {
         config.session.store = sessions::SessionBackend::Redis;
         config.session.redis_url = Some(r.url.clone());
         config.session.redis_prefix = r.prefix.clone();
     }
-    let (store, stop, task) =
+    let (provider, provider_server) =
         start_provider(config.clone(), clock.clone(), provider_listener).await;
-    let provider = Some((stop, task));
+    let store = provider.store.clone();
+
     seed_users(&store, clock.unix()).await;
     let mut apps = Vec::new();
     for (id, name, first_party) in [("app-a", "App A", false), ("app-b", "App B", true)] {
@@ -141,19 +187,26 @@ pub async fn spawn_with(mut options: Options) -> Stack {
         let url = format!("http://{id}.localhost:{port}");
         let secret = format!("{id}-secret");
         let redirect_uri = format!("{url}/callback");
-        register(
-            &store,
-            id,
-            name,
-            Some(&secret),
-            &[&redirect_uri],
-            AuthMethod::ClientSecretBasic,
-            first_party,
-            "RS256",
-            clock.unix(),
-        )
-        .await;
-        let mut config = client_app::Config {
+        store
+            .upsert_client(
+                &NewClient {
+                    client_id: id.into(),
+                    secret_hash: Some(sessions::secret::hash_secret(&secret)),
+                    name: name.into(),
+                    redirect_uris: vec![redirect_uri.clone()],
+                    post_logout_redirect_uris: vec![format!("{url}/")],
+                    backchannel_logout_uri: Some(format!("{url}/backchannel-logout")),
+                    backchannel_logout_session_required: true,
+                    grant_types: vec!["authorization_code".into()],
+                    auth_method: AuthMethod::ClientSecretBasic,
+                    id_token_alg: "RS256".into(),
+                    first_party,
+                },
+                clock.unix(),
+            )
+            .await
+            .unwrap();
+        let mut app_config = client_app::Config {
             name: name.into(),
             listen: listener.local_addr().unwrap(),
             public_url: url.parse().unwrap(),
@@ -167,17 +220,21 @@ pub async fn spawn_with(mut options: Options) -> Stack {
             ..client_app::Config::default()
         };
         // Cookies ignore ports: distinct names keep the two apps' cookies apart.
-        config.cookie.name = format!("{}_session", id.replace('-', "_"));
-        config.cookie.allow_insecure_http = true;
-        let app = client_app::App::new(config, clock.clone()).await.unwrap();
-        tasks.push(tokio::spawn(async move {
-            app.serve(listener, std::future::pending()).await.unwrap();
-        }));
+        app_config.cookie.name = format!("{}_session", id.replace('-', "_"));
+        app_config.cookie.allow_insecure_http = true;
+        // The apps' own sessions outlive the provider's, so a test of the provider's expiry
+        // sees the apps signed out by the back-channel, not by their own timers.
+        app_config.session.idle_timeout = Duration::from_secs(48 * 3600);
+        app_config.session.absolute_lifetime = Duration::from_secs(48 * 3600);
+        drop(listener);
+        let server = start_app(app_config.clone(), clock.clone()).await;
         apps.push(RunningApp {
             url,
             client_id: id.into(),
             secret,
             redirect_uri,
+            config: app_config,
+            server: Some(server),
         });
     }
     let app_b = apps.pop().unwrap();
@@ -186,11 +243,12 @@ pub async fn spawn_with(mut options: Options) -> Stack {
         clock,
         issuer,
         store,
+        provider,
         app_a,
         app_b,
         tamper_id_tokens: tamper,
         provider_config: config,
-        provider,
+        provider_server: Some(provider_server),
         tasks,
         _redis: redis,
         _dir: dir,
@@ -238,6 +296,7 @@ pub async fn register(
                 redirect_uris: redirect_uris.iter().map(|s| (*s).to_owned()).collect(),
                 post_logout_redirect_uris: vec![],
                 backchannel_logout_uri: None,
+                backchannel_logout_session_required: true,
                 grant_types: vec!["authorization_code".into()],
                 auth_method,
                 id_token_alg: id_token_alg.into(),
@@ -269,16 +328,28 @@ impl Stack {
     /// Stops the provider (gracefully, as a deployment would) and starts a new process-worth
     /// of it on the same address, database and session store.
     pub async fn restart_provider(&mut self) {
-        if let Some((stop, task)) = self.provider.take() {
-            let _ = stop.send(());
-            task.await.unwrap();
+        if let Some(server) = self.provider_server.take() {
+            server.stop().await;
         }
         let listener = TcpListener::bind(self.provider_config.listen)
             .await
             .unwrap();
-        let (_, stop, task) =
+        let (state, server) =
             start_provider(self.provider_config.clone(), self.clock.clone(), listener).await;
-        self.provider = Some((stop, task));
+        self.provider = state;
+        self.provider_server = Some(server);
+    }
+
+    /// Stops App A (it is down until [`Stack::start_app_a`]).
+    pub async fn stop_app_a(&mut self) {
+        if let Some(server) = self.app_a.server.take() {
+            server.stop().await;
+        }
+    }
+
+    /// Starts App A again on the same address and session database.
+    pub async fn start_app_a(&mut self) {
+        self.app_a.server = Some(start_app(self.app_a.config.clone(), self.clock.clone()).await);
     }
 
     /// `GET /authorize` URL for `client_id` with PKCE S256, state and nonce; `extra` adds or

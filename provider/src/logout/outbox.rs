@@ -1,0 +1,131 @@
+//! Delivery of queued logout tokens: POSTed at once, with a timeout, retried with exponential
+//! backoff, kept in the store across restarts, claimed by one instance at a time.
+
+use crate::app::{AppState, SharedState};
+use crate::keys::Alg;
+use crate::store::Delivery;
+use crate::store::logout::{DELIVERED, FAILED, PENDING};
+use std::time::Duration;
+
+/// How long a claimed delivery is reserved for the instance that claimed it.
+const LEASE_SECS: i64 = 30;
+/// Deliveries attempted together.
+const BATCH: i64 = 16;
+/// Timeout of one delivery attempt.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Attempts before a delivery is given up (about 25 minutes of backoff).
+pub const MAX_ATTEMPTS: i64 = 12;
+
+/// Seconds before attempt `n + 1` after `n` failed attempts: 1, 2, 4, … capped at 5 minutes.
+pub fn backoff_secs(failed_attempts: i64) -> i64 {
+    let exp = u32::try_from(failed_attempts.clamp(1, 16) - 1).unwrap_or(0);
+    2_i64.pow(exp).min(300)
+}
+
+/// Runs until aborted: wakes when a logout is queued, and every second for retries.
+pub fn spawn(st: SharedState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = st.logout_outbox.notified() => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            if let Err(e) = deliver_due(&st).await {
+                tracing::warn!(error = %e, "logout delivery round failed");
+            }
+        }
+    })
+}
+
+/// Delivers every due logout token (several at a time).
+pub async fn deliver_due(st: &SharedState) -> Result<(), sqlx::Error> {
+    loop {
+        let batch = st
+            .store
+            .claim_due_deliveries(st.clock.unix(), LEASE_SECS, BATCH)
+            .await?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for delivery in batch {
+            let st = st.clone();
+            tasks.spawn(async move { deliver(&st, delivery).await });
+        }
+        while let Some(done) = tasks.join_next().await {
+            if let Ok(Err(e)) = done {
+                tracing::warn!(error = %e, "could not record a logout delivery");
+            }
+        }
+    }
+}
+
+async fn deliver(st: &AppState, d: Delivery) -> Result<(), sqlx::Error> {
+    let now = st.clock.unix();
+    let outcome = attempt(st, &d, now).await;
+    let attempts = d.attempts + 1;
+    match outcome {
+        Ok(()) => {
+            tracing::info!(client_id = %d.client_id, sid = %d.sid, "back-channel logout delivered");
+            st.store
+                .record_delivery(&d.id, DELIVERED, attempts, now, None, now)
+                .await
+        }
+        Err(error) if attempts >= MAX_ATTEMPTS => {
+            tracing::warn!(client_id = %d.client_id, sid = %d.sid, %error, "back-channel logout failed for good");
+            st.store
+                .record_delivery(&d.id, FAILED, attempts, now, Some(&error), now)
+                .await
+        }
+        Err(error) => {
+            tracing::info!(client_id = %d.client_id, sid = %d.sid, %error, attempts, "back-channel logout will be retried");
+            let next = now + backoff_secs(attempts);
+            st.store
+                .record_delivery(&d.id, PENDING, attempts, next, Some(&error), now)
+                .await
+        }
+    }
+}
+
+/// One POST of a freshly signed token (a new `jti` per attempt: a retry after a lost response
+/// must not look like a replay to the app). Returns a short reason on failure.
+async fn attempt(st: &AppState, d: &Delivery, now: i64) -> Result<(), String> {
+    let alg = match st.store.client(&d.client_id).await {
+        Ok(Some(c)) => Alg::parse(&c.id_token_alg).unwrap_or(Alg::RS256),
+        Ok(None) => return Err("the client no longer exists".into()),
+        Err(e) => return Err(format!("store: {e}")),
+    };
+    let token = super::logout_token(st, &d.client_id, alg, &d.sid, &d.user_id, now)
+        .map_err(|e| e.to_string())?;
+    let response = st
+        .http
+        .post(&d.uri)
+        .form(&[("logout_token", token.as_str())])
+        .timeout(ATTEMPT_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| {
+            if e.is_timeout() {
+                "timed out".to_owned()
+            } else {
+                "could not connect".to_owned()
+            }
+        })?;
+    // Back-Channel Logout §2.8: 200 (or 204) means done; anything else failed.
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("HTTP {}", response.status().as_u16()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff_secs;
+
+    #[test]
+    fn backoff_doubles_then_caps() {
+        let seq: Vec<i64> = (1..=11).map(backoff_secs).collect();
+        assert_eq!(seq, vec![1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+    }
+}
