@@ -5,6 +5,7 @@ mod authorize;
 mod discovery;
 mod interop;
 mod login;
+mod logout;
 mod sessions;
 mod sso;
 mod token;

@@ -1,0 +1,735 @@
+//! Single logout: RP-initiated logout at the provider, and back-channel logout to every app
+//! that shared the SSO session, whatever ended it.
+
+use super::{me, sign_in};
+use crate::harness::{ALICE, Browser, Page, Stack, jwt_part, param, register, spawn};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use provider::keys::{Alg, Keys, generate};
+use provider::store::AuthMethod;
+use std::time::Duration;
+
+const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// Polls the app's `/me` until it answers 401, for at most `within`.
+async fn signed_out_within(
+    browser: &Browser,
+    app: &crate::harness::RunningApp,
+    within: Duration,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if me(browser, app).await.0 == 401 {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn prompt_none_error(stack: &Stack, browser: &Browser) -> Option<String> {
+    let req = stack.authorize_url(
+        &stack.app_b.client_id,
+        &stack.app_b.redirect_uri,
+        &[("prompt", "none")],
+    );
+    let page = browser.get_once(req.url.as_str()).await;
+    param(page.hops[0].location.as_deref().unwrap(), "error")
+}
+
+/// A browser signed in at both apps through one SSO session; returns it and the session's sid.
+async fn signed_in_at_both(stack: &Stack) -> (Browser, String) {
+    let browser = Browser::new();
+    sign_in(stack, &browser, &stack.app_a, ALICE).await;
+    sign_in(stack, &browser, &stack.app_b, ALICE).await;
+    let sid = me(&browser, &stack.app_a).await.1["provider_sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        me(&browser, &stack.app_b).await.1["provider_sid"],
+        sid.as_str()
+    );
+    (browser, sid)
+}
+
+async fn assert_everyone_signed_out(stack: &Stack, browser: &Browser) {
+    assert!(
+        signed_out_within(browser, &stack.app_a, Duration::from_secs(1)).await,
+        "App A signed out within a second"
+    );
+    assert!(
+        signed_out_within(browser, &stack.app_b, Duration::from_secs(1)).await,
+        "App B signed out within a second"
+    );
+    assert_eq!(
+        prompt_none_error(stack, browser).await.as_deref(),
+        Some("login_required"),
+        "the SSO session is gone"
+    );
+}
+
+#[tokio::test]
+async fn sign_out_everywhere_from_app_b_signs_app_a_out() {
+    let stack = spawn().await;
+    let (browser, _) = signed_in_at_both(&stack).await;
+    let home = browser.follow(&format!("{}/", stack.app_b.url)).await;
+    let done = browser.submit(&home, "/logout/everywhere", &[]).await;
+    // App B → provider's end_session_endpoint (with the hint) → back to App B.
+    let path: Vec<String> = done
+        .hops
+        .iter()
+        .map(|h| format!("{} {}", h.status.as_u16(), h.url.path()))
+        .collect();
+    assert_eq!(
+        path,
+        vec!["303 /logout/everywhere", "303 /logout", "200 /"],
+        "{path:?}"
+    );
+    let at_provider = &done.hops[1];
+    assert!(at_provider.url.query().unwrap().contains("id_token_hint="));
+    let back = at_provider.location.clone().unwrap();
+    assert!(
+        back.starts_with(&format!("{}/?state=", stack.app_b.url)),
+        "{back}"
+    );
+    assert!(
+        at_provider
+            .set_cookies
+            .iter()
+            .any(|c| c.starts_with("gatehouse_sso=") && c.contains("Max-Age=0"))
+    );
+    assert_everyone_signed_out(&stack, &browser).await;
+}
+
+#[tokio::test]
+async fn rp_initiated_logout_sends_clear_site_data() {
+    let stack = spawn().await;
+    let (browser, _) = signed_in_at_both(&stack).await;
+    let home = browser.follow(&format!("{}/", stack.app_a.url)).await;
+    let to_provider = browser
+        .post_once(
+            &format!("{}/logout/everywhere", stack.app_a.url),
+            &[("csrf_token", &home.hidden("csrf_token").unwrap())],
+        )
+        .await;
+    let provider_logout = browser
+        .get_once(to_provider.hops[0].location.as_deref().unwrap())
+        .await;
+    assert_eq!(provider_logout.status, 303);
+    assert_eq!(provider_logout.headers["clear-site-data"], "\"cookies\"");
+    assert_everyone_signed_out(&stack, &browser).await;
+}
+
+#[tokio::test]
+async fn revoking_a_session_at_the_provider_signs_its_apps_out() {
+    let stack = spawn().await;
+    let (victim, sid) = signed_in_at_both(&stack).await;
+    let other = Browser::new();
+    sign_in(&stack, &other, &stack.app_b, ALICE).await;
+    let page = other
+        .follow(&format!("{}/account/sessions", stack.issuer))
+        .await;
+    other
+        .submit(&page, "/account/sessions/revoke", &[("sid", &sid)])
+        .await;
+    assert_everyone_signed_out(&stack, &victim).await;
+    assert_eq!(
+        me(&other, &stack.app_b).await.0,
+        200,
+        "the other device stays signed in"
+    );
+}
+
+#[tokio::test]
+async fn sign_out_everywhere_at_the_provider_signs_every_app_out() {
+    let stack = spawn().await;
+    let (first, _) = signed_in_at_both(&stack).await;
+    let second = Browser::new();
+    sign_in(&stack, &second, &stack.app_a, ALICE).await;
+    let page = second
+        .follow(&format!("{}/account/sessions", stack.issuer))
+        .await;
+    second
+        .submit(&page, "/account/sessions/revoke-all", &[])
+        .await;
+    assert_everyone_signed_out(&stack, &first).await;
+    assert!(signed_out_within(&second, &stack.app_a, Duration::from_secs(1)).await);
+}
+
+#[tokio::test]
+async fn idle_expiry_signs_the_apps_out() {
+    let stack = spawn().await;
+    let (browser, _) = signed_in_at_both(&stack).await;
+    stack.clock.advance(Duration::from_secs(31 * 60));
+    // The sweeper runs every second in the harness; the apps' own sessions last 48 h.
+    assert!(signed_out_within(&browser, &stack.app_a, Duration::from_secs(3)).await);
+    assert!(signed_out_within(&browser, &stack.app_b, Duration::from_secs(1)).await);
+}
+
+#[tokio::test]
+async fn absolute_expiry_signs_the_apps_out() {
+    let stack = spawn().await;
+    let (browser, _) = signed_in_at_both(&stack).await;
+    for _ in 0..(12 * 60 / 20 - 1) {
+        stack.clock.advance(Duration::from_secs(20 * 60));
+        assert_eq!(
+            prompt_none_error(&stack, &browser).await,
+            None,
+            "kept active"
+        );
+    }
+    assert_eq!(me(&browser, &stack.app_a).await.0, 200);
+    stack.clock.advance(Duration::from_secs(20 * 60 + 1));
+    assert!(signed_out_within(&browser, &stack.app_a, Duration::from_secs(3)).await);
+    assert!(signed_out_within(&browser, &stack.app_b, Duration::from_secs(1)).await);
+}
+
+#[tokio::test]
+async fn a_password_change_signs_the_apps_out() {
+    let stack = spawn().await;
+    let (browser, _) = signed_in_at_both(&stack).await;
+    provider::admin::change_password(
+        &stack.store,
+        &stack.provider.sessions,
+        "alice",
+        "looking-glass".into(),
+    )
+    .await
+    .unwrap();
+    stack.provider.logout_outbox.notify_one();
+    assert_everyone_signed_out(&stack, &browser).await;
+    // The new password works, the old one does not.
+    let fresh = Browser::new();
+    let page = fresh.follow(&format!("{}/login", stack.app_b.url)).await;
+    let old = fresh
+        .submit(
+            &page,
+            "/login",
+            &[("username", "alice"), ("password", "wonderland")],
+        )
+        .await;
+    assert_eq!(old.status, 401);
+    let new = fresh
+        .submit(
+            &page,
+            "/login",
+            &[("username", "alice"), ("password", "looking-glass")],
+        )
+        .await;
+    assert_eq!(new.url.as_str(), format!("{}/", stack.app_b.url));
+}
+
+#[tokio::test]
+async fn a_disabled_account_signs_the_apps_out() {
+    let stack = spawn().await;
+    let (browser, _) = signed_in_at_both(&stack).await;
+    provider::admin::set_disabled(&stack.store, &stack.provider.sessions, "alice", true)
+        .await
+        .unwrap();
+    stack.provider.logout_outbox.notify_one();
+    assert_everyone_signed_out(&stack, &browser).await;
+    let fresh = Browser::new();
+    let page = fresh.follow(&format!("{}/login", stack.app_b.url)).await;
+    let refused = fresh
+        .submit(
+            &page,
+            "/login",
+            &[("username", "alice"), ("password", "wonderland")],
+        )
+        .await;
+    assert_eq!(refused.status, 401, "a disabled account cannot sign in");
+}
+
+#[tokio::test]
+async fn an_app_that_was_down_gets_its_logout_when_it_is_back() {
+    let mut stack = spawn().await;
+    let (browser, _) = signed_in_at_both(&stack).await;
+    stack.stop_app_a().await;
+    let manager = Browser::new();
+    sign_in(&stack, &manager, &stack.app_b, ALICE).await;
+    let page = manager
+        .follow(&format!("{}/account/sessions", stack.issuer))
+        .await;
+    let sid = me(&browser, &stack.app_b).await.1["provider_sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    manager
+        .submit(&page, "/account/sessions/revoke", &[("sid", &sid)])
+        .await;
+    assert!(
+        signed_out_within(&browser, &stack.app_b, Duration::from_secs(1)).await,
+        "App B, which is up, at once"
+    );
+    // App A's delivery failed and is shown as retrying.
+    let mut status = String::new();
+    for _ in 0..40 {
+        status = manager
+            .follow(&format!("{}/account/sessions", stack.issuer))
+            .await
+            .body;
+        if status.contains("Retrying") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        status.contains("Retrying (attempt 1 failed: could not connect)"),
+        "{status}"
+    );
+    stack.start_app_a().await;
+    assert_eq!(
+        me(&browser, &stack.app_a).await.0,
+        200,
+        "App A's session survived its restart"
+    );
+    stack.clock.advance(Duration::from_secs(2)); // past the first backoff
+    assert!(
+        signed_out_within(&browser, &stack.app_a, Duration::from_secs(3)).await,
+        "delivered once App A is back"
+    );
+    let status = manager
+        .follow(&format!("{}/account/sessions", stack.issuer))
+        .await
+        .body;
+    assert!(!status.contains("Retrying"), "{status}");
+    assert_eq!(status.matches(">Delivered<").count(), 2, "{status}");
+}
+
+/// A logout token for App A about `sid`, with `edit` applied to the standard claims.
+fn claims(
+    stack: &Stack,
+    sid: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> serde_json::Value {
+    let now = stack.clock.unix();
+    let mut c = serde_json::json!({
+        "iss": stack.issuer, "aud": "app-a", "iat": now, "exp": now + 120,
+        "jti": sessions::secret::random_handle().unwrap(), "events": { EVENT: {} }, "sid": sid, "sub": "ignored",
+    });
+    edit(&mut c);
+    c
+}
+
+async fn post_logout_token(stack: &Stack, token: &str) -> u16 {
+    let client = client_app::http::client_builder().build().unwrap();
+    let resp = client
+        .post(format!("{}/backchannel-logout", stack.app_a.url))
+        .form(&[("logout_token", token)])
+        .send()
+        .await
+        .unwrap();
+    resp.status().as_u16()
+}
+
+#[tokio::test]
+async fn forged_logout_tokens_are_refused_and_the_session_stays() {
+    let stack = spawn().await;
+    let target = Browser::new();
+    sign_in(&stack, &target, &stack.app_a, ALICE).await;
+    let sid = me(&target, &stack.app_a).await.1["provider_sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let keys = &stack.provider.keys;
+    let sign = |c: &serde_json::Value| keys.sign(Alg::RS256, "logout+jwt", c).unwrap();
+    let stranger = Keys::from_stored(&[generate(Alg::RS256, 0).unwrap()]).unwrap();
+    let real_kid = jwt_part(&sign(&claims(&stack, &sid, |_| {})), 0)["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut impostor_key = generate(Alg::RS256, 0).unwrap();
+    impostor_key.kid = real_kid;
+    let impostor = Keys::from_stored(&[impostor_key]).unwrap();
+    let b64 = |v: serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
+
+    let forged: Vec<(&str, String)> = vec![
+        (
+            "alg none",
+            format!(
+                "{}.{}.",
+                b64(serde_json::json!({"alg": "none", "typ": "logout+jwt"})),
+                b64(claims(&stack, &sid, |_| {}))
+            ),
+        ),
+        (
+            "another key",
+            stranger
+                .sign(Alg::RS256, "logout+jwt", &claims(&stack, &sid, |_| {}))
+                .unwrap(),
+        ),
+        (
+            "another key under our kid",
+            impostor
+                .sign(Alg::RS256, "logout+jwt", &claims(&stack, &sid, |_| {}))
+                .unwrap(),
+        ),
+        (
+            "wrong aud",
+            sign(&claims(&stack, &sid, |c| c["aud"] = "app-b".into())),
+        ),
+        (
+            "wrong iss",
+            sign(&claims(&stack, &sid, |c| {
+                c["iss"] = "http://evil.localhost".into()
+            })),
+        ),
+        (
+            "no events",
+            sign(&claims(&stack, &sid, |c| {
+                c.as_object_mut().unwrap().remove("events");
+            })),
+        ),
+        (
+            "other event",
+            sign(&claims(&stack, &sid, |c| {
+                c["events"] = serde_json::json!({"urn:other": {}})
+            })),
+        ),
+        (
+            "a nonce",
+            sign(&claims(&stack, &sid, |c| c["nonce"] = "n".into())),
+        ),
+        (
+            "too old",
+            sign(&claims(&stack, &sid, |c| {
+                c["iat"] = (stack.clock.unix() - 600).into()
+            })),
+        ),
+        (
+            "expired",
+            sign(&claims(&stack, &sid, |c| {
+                c["exp"] = (stack.clock.unix() - 60).into()
+            })),
+        ),
+        (
+            "not typed logout+jwt",
+            keys.sign(Alg::RS256, "JWT", &claims(&stack, &sid, |_| {}))
+                .unwrap(),
+        ),
+        (
+            "neither sid nor sub",
+            sign(&claims(&stack, &sid, |c| {
+                let o = c.as_object_mut().unwrap();
+                o.remove("sid");
+                o.remove("sub");
+            })),
+        ),
+        (
+            "no jti",
+            sign(&claims(&stack, &sid, |c| {
+                c.as_object_mut().unwrap().remove("jti");
+            })),
+        ),
+        ("an ID token", {
+            let (_, code, verifier) = super::code_for_app_a(&stack, &[]).await;
+            stack.redeem_as_app_a(&code, &verifier).await.2["id_token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }),
+    ];
+    for (what, token) in &forged {
+        assert_eq!(post_logout_token(&stack, token).await, 400, "{what}");
+        assert_eq!(
+            me(&target, &stack.app_a).await.0,
+            200,
+            "{what}: the session stays"
+        );
+    }
+    // Not a form, or no token at all.
+    let client = client_app::http::client_builder().build().unwrap();
+    let url = format!("{}/backchannel-logout", stack.app_a.url);
+    assert_eq!(
+        client
+            .post(&url)
+            .json(&serde_json::json!({"logout_token": "x"}))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    assert_eq!(
+        client
+            .post(&url)
+            .form(&[("other", "x")])
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+
+    // A valid token is accepted once; its replay is refused.
+    let valid = sign(&claims(&stack, &sid, |_| {}));
+    assert_eq!(post_logout_token(&stack, &valid).await, 200);
+    assert_eq!(
+        me(&target, &stack.app_a).await.0,
+        401,
+        "the valid token signed the session out"
+    );
+    assert_eq!(post_logout_token(&stack, &valid).await, 400, "replayed jti");
+}
+
+#[tokio::test]
+async fn a_sub_only_token_signs_out_all_of_that_users_sessions() {
+    let stack = spawn().await;
+    let one = Browser::new();
+    sign_in(&stack, &one, &stack.app_a, ALICE).await;
+    let sub = me(&one, &stack.app_a).await.1["sub"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let two = Browser::new();
+    sign_in(&stack, &two, &stack.app_a, ALICE).await;
+    let c = claims(&stack, "", |c| {
+        let o = c.as_object_mut().unwrap();
+        o.remove("sid");
+        o.insert("sub".into(), sub.clone().into());
+    });
+    assert_eq!(
+        post_logout_token(
+            &stack,
+            &stack
+                .provider
+                .keys
+                .sign(Alg::ES256, "logout+jwt", &c)
+                .unwrap()
+        )
+        .await,
+        200
+    );
+    assert_eq!(me(&one, &stack.app_a).await.0, 401);
+    assert_eq!(me(&two, &stack.app_a).await.0, 401);
+}
+
+/// The provider's logout page for `query`, without following redirects.
+async fn logout_with(stack: &Stack, browser: &Browser, query: &[(&str, &str)]) -> Page {
+    let mut url = url::Url::parse(&format!("{}/logout", stack.issuer)).unwrap();
+    url.query_pairs_mut().extend_pairs(query);
+    browser.get_once(url.as_str()).await
+}
+
+async fn id_token(stack: &Stack, browser: &Browser) -> String {
+    let (code, verifier) = super::code_with(stack, browser, &[]).await;
+    stack.redeem_as_app_a(&code, &verifier).await.2["id_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn post_logout_redirects_only_to_registered_uris_with_a_valid_hint() {
+    let stack = spawn().await;
+    let (browser, _) = signed_in_at_both(&stack).await;
+    let hint = id_token(&stack, &browser).await;
+    let registered = format!("{}/", stack.app_a.url);
+    for bad in [
+        "http://evil.localhost/",
+        &format!("{registered}?x=1"),
+        &format!("{}/other", stack.app_a.url),
+    ] {
+        let page = logout_with(
+            &stack,
+            &browser,
+            &[("id_token_hint", &hint), ("post_logout_redirect_uri", bad)],
+        )
+        .await;
+        assert_eq!(page.status, 400, "{bad}");
+        assert!(page.hops[0].location.is_none(), "never redirected to {bad}");
+    }
+    // Hint-less: the person is asked; nothing ends, nothing redirects.
+    let page = logout_with(
+        &stack,
+        &browser,
+        &[
+            ("client_id", "app-a"),
+            ("post_logout_redirect_uri", &registered),
+        ],
+    )
+    .await;
+    assert_eq!(page.status, 200);
+    assert!(page.hops[0].location.is_none());
+    assert!(page.body.contains("Sign out of Gatehouse?"));
+    // A bare GET: the same.
+    let page = logout_with(&stack, &browser, &[]).await;
+    assert!(page.body.contains("Sign out of Gatehouse?"));
+    // A hint we did not sign.
+    let forged = Keys::from_stored(&[generate(Alg::RS256, 0).unwrap()])
+        .unwrap()
+        .sign(Alg::RS256, "JWT", &jwt_part(&hint, 1))
+        .unwrap();
+    let page = logout_with(
+        &stack,
+        &browser,
+        &[
+            ("id_token_hint", &forged),
+            ("post_logout_redirect_uri", &registered),
+        ],
+    )
+    .await;
+    assert_eq!(page.status, 400);
+    assert!(page.hops[0].location.is_none());
+    assert_eq!(
+        prompt_none_error(&stack, &browser).await,
+        None,
+        "still signed in after all of these"
+    );
+    assert_eq!(me(&browser, &stack.app_a).await.0, 200);
+    // An expired hint is still a hint (RP-Initiated Logout §2): the redirect happens, with state.
+    stack.clock.advance(Duration::from_secs(15 * 60));
+    let page = logout_with(
+        &stack,
+        &browser,
+        &[
+            ("id_token_hint", &hint),
+            ("post_logout_redirect_uri", &registered),
+            ("state", "s t/a+te"),
+        ],
+    )
+    .await;
+    assert_eq!(page.status, 303);
+    let location = page.hops[0].location.clone().unwrap();
+    assert!(location.starts_with(&registered));
+    assert_eq!(param(&location, "state").as_deref(), Some("s t/a+te"));
+    assert_everyone_signed_out(&stack, &browser).await;
+}
+
+#[tokio::test]
+async fn the_confirmation_page_needs_its_csrf_token() {
+    let stack = spawn().await;
+    let (browser, _) = signed_in_at_both(&stack).await;
+    let page = logout_with(&stack, &browser, &[]).await;
+    let refused = browser
+        .post_form(&format!("{}/logout/confirm", stack.issuer), &[])
+        .await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(
+        prompt_none_error(&stack, &browser).await,
+        None,
+        "nothing changed"
+    );
+    let done = browser.submit(&page, "/logout/confirm", &[]).await;
+    assert_eq!(done.status, 200);
+    assert!(done.body.contains("You are signed out"));
+    assert_eq!(done.headers["clear-site-data"], "\"cookies\"");
+    assert_everyone_signed_out(&stack, &browser).await;
+}
+
+#[tokio::test]
+async fn logout_tokens_are_shaped_as_the_spec_says() {
+    let stack = spawn().await;
+    // A client whose back-channel endpoint records what it receives.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = axum::Router::new().route(
+        "/bcl",
+        axum::routing::post(move |body: String| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(body);
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let redirect = "http://127.0.0.1:9/cb";
+    register(
+        &stack.store,
+        "recorder",
+        "Recorder",
+        Some("recorder-secret"),
+        &[redirect],
+        AuthMethod::ClientSecretBasic,
+        true,
+        "ES256",
+        stack.clock.unix(),
+    )
+    .await;
+    let mut client = stack.store.client("recorder").await.unwrap().unwrap();
+    client.backchannel_logout_uri = Some(format!("http://rec.localhost:{port}/bcl"));
+    stack
+        .store
+        .upsert_client(
+            &provider::store::NewClient {
+                client_id: client.client_id,
+                secret_hash: client.secret_hash,
+                name: client.name,
+                redirect_uris: client.redirect_uris,
+                post_logout_redirect_uris: vec![],
+                backchannel_logout_uri: client.backchannel_logout_uri,
+                backchannel_logout_session_required: true,
+                grant_types: client.grant_types,
+                auth_method: client.auth_method,
+                id_token_alg: client.id_token_alg,
+                first_party: true,
+            },
+            stack.clock.unix(),
+        )
+        .await
+        .unwrap();
+
+    let browser = Browser::new();
+    sign_in(&stack, &browser, &stack.app_b, ALICE).await;
+    let req = stack.authorize_url("recorder", redirect, &[]);
+    assert!(
+        browser
+            .follow_until(req.url.as_str(), redirect)
+            .await
+            .url
+            .as_str()
+            .starts_with(redirect)
+    );
+    let (_, me_b) = me(&browser, &stack.app_b).await;
+    let page = browser
+        .follow(&format!("{}/account/sessions", stack.issuer))
+        .await;
+    browser
+        .submit(&page, "/account/sessions/revoke-all", &[])
+        .await;
+
+    let body = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    server.abort();
+    let token = url::form_urlencoded::parse(body.as_bytes())
+        .find(|(k, _)| k == "logout_token")
+        .unwrap()
+        .1
+        .into_owned();
+    let header = jwt_part(&token, 0);
+    assert_eq!(header["typ"], "logout+jwt");
+    assert_eq!(header["alg"], "ES256", "the client's registered algorithm");
+    let c = jwt_part(&token, 1);
+    assert_eq!(c["iss"], stack.issuer);
+    assert_eq!(c["aud"], "recorder");
+    assert_eq!(c["sid"], me_b["provider_sid"]);
+    assert_eq!(c["sub"], me_b["sub"]);
+    assert!(c["events"][EVENT].is_object(), "{c}");
+    assert!(c.get("nonce").is_none());
+    assert!(c["jti"].as_str().is_some_and(|j| !j.is_empty()));
+    let (iat, exp) = (c["iat"].as_i64().unwrap(), c["exp"].as_i64().unwrap());
+    assert!(
+        (iat - stack.clock.unix()).abs() <= 5 && exp > iat && exp - iat <= 300,
+        "{c}"
+    );
+    // And the provider's own key verifies it.
+    let verified: serde_json::Value = stack
+        .provider
+        .keys
+        .verify(
+            &token,
+            "logout+jwt",
+            &stack.issuer,
+            "recorder",
+            stack.clock.unix(),
+        )
+        .unwrap();
+    assert_eq!(verified["sid"], c["sid"]);
+}
