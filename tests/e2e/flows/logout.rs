@@ -733,3 +733,28 @@ async fn logout_tokens_are_shaped_as_the_spec_says() {
         .unwrap();
     assert_eq!(verified["sid"], c["sid"]);
 }
+
+#[tokio::test]
+async fn a_queued_logout_survives_a_provider_restart() {
+    let mut stack = spawn().await;
+    let (browser, sid) = signed_in_at_both(&stack).await;
+    stack.stop_app_a().await;
+    let ended = stack
+        .provider
+        .sessions
+        .revoke_handle(&sid, None)
+        .await
+        .unwrap()
+        .unwrap();
+    provider::logout::session_ended(&stack.provider, &[ended]).await;
+    assert!(signed_out_within(&browser, &stack.app_b, Duration::from_secs(1)).await);
+    // The provider goes down with App A's delivery still pending, and comes back.
+    stack.restart_provider().await;
+    stack.start_app_a().await;
+    assert_eq!(me(&browser, &stack.app_a).await.0, 200, "not yet told");
+    stack.clock.advance(Duration::from_secs(5));
+    assert!(
+        signed_out_within(&browser, &stack.app_a, Duration::from_secs(3)).await,
+        "the new provider process delivered it"
+    );
+}
