@@ -7,7 +7,7 @@ use crate::web::{PageError, Params, no_store};
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 use sessions::{Session, SessionInfo};
@@ -170,9 +170,18 @@ async fn render(
 pub(super) async fn show_sessions(
     State(st): State<SharedState>,
     jar: CookieJar,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
+    // The outcome of a revoke, passed along its redirect (Post/Redirect/Get: a reload of this
+    // page never re-submits the form).
+    let done = Params::parse(query.unwrap_or_default().as_bytes()).unwrap_or_default();
+    let notice = match done.get("done") {
+        Some("revoked") => Some("The session was signed out."),
+        Some("gone") => Some("That session had already ended."),
+        _ => None,
+    };
     match signed_in(&st, &jar).await? {
-        Some(session) => render(&st, &session, None).await,
+        Some(session) => render(&st, &session, notice).await,
         None => Ok((no_store(), Redirect::to(&format!("/login?next={PATH}"))).into_response()),
     }
 }
@@ -222,12 +231,8 @@ pub(super) async fn revoke_session(
         )
             .into_response());
     }
-    let notice = if ended.is_some() {
-        "The session was signed out."
-    } else {
-        "That session had already ended."
-    };
-    render(&st, &session, Some(notice)).await
+    let done = if ended.is_some() { "revoked" } else { "gone" };
+    Ok((no_store(), Redirect::to(&format!("{PATH}?done={done}"))).into_response())
 }
 
 pub(super) async fn revoke_all_sessions(

@@ -2,6 +2,7 @@
 
 mod account;
 mod authorize;
+mod browser;
 mod discovery;
 mod interop;
 mod login;

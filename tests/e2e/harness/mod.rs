@@ -1,6 +1,7 @@
 //! Starting the stack and talking to it.
 
 mod browser;
+pub mod chrome;
 mod proxy;
 
 pub use browser::{Browser, Page};
@@ -107,8 +108,16 @@ async fn start_provider(
     (state, server)
 }
 
-async fn start_app(config: client_app::Config, clock: Clock) -> Server {
-    let listener = TcpListener::bind(config.listen).await.unwrap();
+/// Starts an app on `listener`, or (for a restart) on its configured address again.
+async fn start_app(
+    config: client_app::Config,
+    clock: Clock,
+    listener: Option<TcpListener>,
+) -> Server {
+    let listener = match listener {
+        Some(l) => l,
+        None => TcpListener::bind(config.listen).await.unwrap(),
+    };
     let app = client_app::App::new(config, clock).await.unwrap();
     Server::spawn(|stopped| async move {
         app.serve(listener, async {
@@ -128,6 +137,9 @@ pub struct Options {
     pub issuer_host: Option<&'static str>,
     /// Keep the provider's SSO sessions in Redis (`GATEHOUSE_TEST_REDIS_URL`, own key prefix).
     pub redis_sessions: Option<sessions::testing::TestRedis>,
+    /// `Secure` cookies with the `__Host-` prefix even over http (for a real browser, which
+    /// treats `*.localhost` as a secure context; the test HTTP client would not send them).
+    pub secure_cookies: bool,
 }
 
 async fn listen() -> (TcpListener, u16) {
@@ -167,7 +179,7 @@ pub async fn spawn_with(mut options: Options) -> Stack {
         ),
         ..provider::Config::default()
     };
-    config.cookie.allow_insecure_http = true;
+    config.cookie.allow_insecure_http = !options.secure_cookies;
     // Expired sessions are swept (and their apps told) within a second of real time.
     config.session.sweep_interval = Duration::from_secs(1);
     let redis = options.redis_sessions.take();
@@ -221,13 +233,12 @@ pub async fn spawn_with(mut options: Options) -> Stack {
         };
         // Cookies ignore ports: distinct names keep the two apps' cookies apart.
         app_config.cookie.name = format!("{}_session", id.replace('-', "_"));
-        app_config.cookie.allow_insecure_http = true;
+        app_config.cookie.allow_insecure_http = !options.secure_cookies;
         // The apps' own sessions outlive the provider's, so a test of the provider's expiry
         // sees the apps signed out by the back-channel, not by their own timers.
         app_config.session.idle_timeout = Duration::from_secs(48 * 3600);
         app_config.session.absolute_lifetime = Duration::from_secs(48 * 3600);
-        drop(listener);
-        let server = start_app(app_config.clone(), clock.clone()).await;
+        let server = start_app(app_config.clone(), clock.clone(), Some(listener)).await;
         apps.push(RunningApp {
             url,
             client_id: id.into(),
@@ -349,7 +360,8 @@ impl Stack {
 
     /// Starts App A again on the same address and session database.
     pub async fn start_app_a(&mut self) {
-        self.app_a.server = Some(start_app(self.app_a.config.clone(), self.clock.clone()).await);
+        self.app_a.server =
+            Some(start_app(self.app_a.config.clone(), self.clock.clone(), None).await);
     }
 
     /// `GET /authorize` URL for `client_id` with PKCE S256, state and nonce; `extra` adds or

@@ -1,0 +1,260 @@
+//! The journeys people take, in headless Chromium: cookies, redirects across three sites and
+//! SameSite rules are decided by the browser, so they are tested in one.
+
+use super::{me, sign_in};
+use crate::harness::chrome::Chrome;
+use crate::harness::{ALICE, Browser, Options, Stack, spawn, spawn_with};
+use fantoccini::Locator;
+
+/// Signs Chromium in at App A: button, login form, consent; screenshots each step.
+async fn sign_in_at_app_a(chrome: &mut Chrome, stack: &Stack) {
+    chrome.goto(&format!("{}/", stack.app_a.url)).await;
+    assert_eq!(chrome.text("status").await, "You are not signed in.");
+    chrome.shot("app-a-signed-out").await;
+    chrome.click("login").await;
+    chrome
+        .wait_for_url(&format!("{}/login", stack.issuer))
+        .await;
+    chrome.shot("provider-login").await;
+    chrome.fill("username", ALICE.0).await;
+    chrome.fill("password", ALICE.1).await;
+    chrome.click("login-submit").await;
+    chrome
+        .wait_for_url(&format!("{}/consent", stack.issuer))
+        .await;
+    chrome.shot("consent").await;
+    chrome.click("allow").await;
+    chrome.wait_for_url(&format!("{}/", stack.app_a.url)).await;
+    assert_eq!(chrome.text("status").await, "Signed in");
+    chrome.shot("app-a-signed-in").await;
+}
+
+/// Signs in at App B with the session Chromium already has: no prompt at all.
+async fn sso_at_app_b(chrome: &mut Chrome, stack: &Stack) {
+    chrome.goto(&format!("{}/", stack.app_b.url)).await;
+    chrome.click("login").await;
+    chrome.wait_for_url(&format!("{}/", stack.app_b.url)).await;
+    assert_eq!(
+        chrome.text("status").await,
+        "Signed in",
+        "single sign-on at App B"
+    );
+}
+
+#[tokio::test]
+async fn single_sign_on_across_two_sites_with_host_prefixed_secure_cookies() {
+    let Some(mut chrome) = Chrome::start("single_sign_on").await else {
+        return;
+    };
+    let stack = spawn_with(Options {
+        secure_cookies: true,
+        ..Options::default()
+    })
+    .await;
+    sign_in_at_app_a(&mut chrome, &stack).await;
+    sso_at_app_b(&mut chrome, &stack).await;
+    chrome.shot("app-b-single-sign-on").await;
+    let sub_a = {
+        chrome.goto(&format!("{}/", stack.app_a.url)).await;
+        chrome.text("sub").await
+    };
+    chrome.goto(&format!("{}/", stack.app_b.url)).await;
+    assert_eq!(
+        chrome.text("sub").await,
+        sub_a,
+        "the same user at both apps"
+    );
+    // Each host's session cookie: __Host- prefixed, Secure, HttpOnly, SameSite=Lax, Path=/,
+    // host-only, and invisible to scripts.
+    for (host, name) in [
+        (stack.issuer.clone(), "__Host-gatehouse_sso"),
+        (stack.app_a.url.clone(), "__Host-app_a_session"),
+        (stack.app_b.url.clone(), "__Host-app_b_session"),
+    ] {
+        chrome.goto(&format!("{host}/static/style.css")).await;
+        let script_sees = chrome
+            .client
+            .execute("return document.cookie", vec![])
+            .await
+            .unwrap();
+        assert_eq!(
+            script_sees, "",
+            "{host}: no cookie visible to document.cookie"
+        );
+        let cookies = chrome.client.get_all_cookies().await.unwrap();
+        let c = cookies
+            .iter()
+            .find(|c| c.name() == name)
+            .unwrap_or_else(|| panic!("{name} at {host}: {cookies:?}"));
+        assert_eq!(c.http_only(), Some(true), "{name}");
+        assert_eq!(c.secure(), Some(true), "{name}");
+        assert_eq!(c.same_site(), Some(cookie::SameSite::Lax), "{name}");
+        assert_eq!(c.path(), Some("/"), "{name}");
+        assert!(
+            !c.domain().unwrap_or("").starts_with('.'),
+            "{name} is host-only"
+        );
+        assert_eq!(c.value().len(), 43, "{name} holds only a 256-bit id");
+    }
+    chrome.client.clone().close().await.unwrap();
+}
+
+#[tokio::test]
+async fn demo_cookies_are_http_only_and_lax() {
+    let Some(mut chrome) = Chrome::start("demo_cookies").await else {
+        return;
+    };
+    let stack = spawn().await;
+    sign_in_at_app_a(&mut chrome, &stack).await;
+    chrome.goto(&format!("{}/", stack.issuer)).await;
+    assert_eq!(
+        chrome
+            .client
+            .execute("return document.cookie", vec![])
+            .await
+            .unwrap(),
+        ""
+    );
+    let cookies = chrome.client.get_all_cookies().await.unwrap();
+    let c = cookies
+        .iter()
+        .find(|c| c.name() == "gatehouse_sso")
+        .expect("the SSO cookie");
+    assert_eq!(c.http_only(), Some(true));
+    assert_eq!(c.same_site(), Some(cookie::SameSite::Lax));
+    assert_eq!(c.path(), Some("/"));
+    chrome.shot("provider-home").await;
+    chrome.client.clone().close().await.unwrap();
+}
+
+#[tokio::test]
+async fn consent_is_shown_once_and_remembered() {
+    let Some(mut chrome) = Chrome::start("consent_remembered").await else {
+        return;
+    };
+    let stack = spawn().await;
+    sign_in_at_app_a(&mut chrome, &stack).await;
+    chrome.click("logout").await;
+    chrome.wait_for_url(&format!("{}/", stack.app_a.url)).await;
+    assert_eq!(chrome.text("status").await, "You are not signed in.");
+    chrome.click("login").await;
+    let at = chrome.wait_for_url(&format!("{}/", stack.app_a.url)).await;
+    assert_eq!(at.path(), "/");
+    assert_eq!(
+        chrome.text("status").await,
+        "Signed in",
+        "no login, no consent the second time"
+    );
+    chrome.shot("app-a-signed-in-again").await;
+    chrome.client.clone().close().await.unwrap();
+}
+
+#[tokio::test]
+async fn sign_out_everywhere_from_app_b_and_app_a_shows_signed_out_on_reload() {
+    let Some(mut chrome) = Chrome::start("sign_out_everywhere").await else {
+        return;
+    };
+    let stack = spawn().await;
+    sign_in_at_app_a(&mut chrome, &stack).await;
+    sso_at_app_b(&mut chrome, &stack).await;
+    chrome.click("logout-everywhere").await;
+    let back = chrome.wait_for_url(&format!("{}/", stack.app_b.url)).await;
+    assert!(
+        back.query().is_some_and(|q| q.starts_with("state=")),
+        "returned with state: {back}"
+    );
+    assert_eq!(chrome.text("status").await, "You are not signed in.");
+    chrome.shot("app-b-signed-out-everywhere").await;
+    chrome.goto(&format!("{}/", stack.app_a.url)).await;
+    assert_eq!(
+        chrome.text("status").await,
+        "You are not signed in.",
+        "App A heard the back-channel logout"
+    );
+    chrome.shot("app-a-signed-out-on-reload").await;
+    chrome.goto(&format!("{}/", stack.issuer)).await;
+    assert!(chrome.page_text().await.contains("You are not signed in."));
+    chrome.client.clone().close().await.unwrap();
+}
+
+#[tokio::test]
+async fn revoking_a_session_on_your_sessions_signs_its_app_out() {
+    let Some(mut chrome) = Chrome::start("your_sessions").await else {
+        return;
+    };
+    let stack = spawn().await;
+    // Another device of Alice's, signed in at App B.
+    let other = Browser::new();
+    sign_in(&stack, &other, &stack.app_b, ALICE).await;
+    let other_sid = me(&other, &stack.app_b).await.1["provider_sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sign_in_at_app_a(&mut chrome, &stack).await;
+    chrome.goto(&format!("{}/", stack.issuer)).await;
+    chrome.click("your-sessions").await;
+    chrome
+        .wait_for_url(&format!("{}/account/sessions", stack.issuer))
+        .await;
+    chrome.shot("your-sessions").await;
+    let button = format!("//input[@name='sid' and @value='{other_sid}']/following-sibling::button");
+    chrome
+        .client
+        .find(Locator::XPath(&button))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    chrome
+        .wait_for_url(&format!("{}/account/sessions", stack.issuer))
+        .await;
+    assert_eq!(chrome.text("notice").await, "The session was signed out.");
+    chrome.shot("your-sessions-after-revoke").await;
+    let mut signed_out = false;
+    for _ in 0..40 {
+        if me(&other, &stack.app_b).await.0 == 401 {
+            signed_out = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(signed_out, "the app of the revoked session signed it out");
+    chrome.client.refresh().await.unwrap();
+    assert_eq!(
+        chrome.text("notice").await,
+        "The session was signed out.",
+        "a reload re-submits nothing"
+    );
+    assert!(
+        chrome.text("deliveries").await.contains("Delivered"),
+        "the page shows the delivery"
+    );
+    chrome.shot("your-sessions-delivered").await;
+    chrome.goto(&format!("{}/", stack.app_a.url)).await;
+    assert_eq!(
+        chrome.text("status").await,
+        "Signed in",
+        "this device is untouched"
+    );
+    chrome.client.clone().close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_bad_redirect_uri_shows_an_error_and_stays_on_the_provider() {
+    let Some(mut chrome) = Chrome::start("bad_redirect_uri").await else {
+        return;
+    };
+    let stack = spawn().await;
+    let req = stack.authorize_url("app-a", "http://evil.localhost:9/steal", &[]);
+    chrome.goto(req.url.as_str()).await;
+    let at = chrome.client.current_url().await.unwrap();
+    assert!(
+        at.as_str()
+            .starts_with(&format!("{}/authorize", stack.issuer)),
+        "stayed on the provider: {at}"
+    );
+    assert!(chrome.page_text().await.contains("redirect_uri mismatch"));
+    chrome.shot("bad-redirect-uri").await;
+    chrome.client.clone().close().await.unwrap();
+}
