@@ -333,27 +333,38 @@ pub(crate) async fn finish_login(
         .into_response()
 }
 
-/// Ends the local session only (CSRF-protected form).
-pub(crate) async fn logout(State(st): Shared, jar: CookieJar, body: Bytes) -> Response {
-    let session = match current(&st, &jar).await {
-        Ok(s) => s,
-        Err(e) => return internal(&st, e),
+/// The session a sign-out form was posted from, if its CSRF token is that session's.
+/// `Ok(None)`: no session (nothing to sign out); `Err`: the refusal page.
+async fn signing_out(
+    st: &AppState,
+    jar: &CookieJar,
+    body: &[u8],
+) -> Result<Option<Session>, Response> {
+    let Some(session) = current(st, jar).await.map_err(|e| internal(st, e))? else {
+        return Ok(None);
     };
-    let jar = jar.remove(st.cookies.removal());
-    let Some(session) = session else {
-        return (jar, no_store(), Redirect::to("/")).into_response();
-    };
-    let token = url::form_urlencoded::parse(&body)
+    let token = url::form_urlencoded::parse(body)
         .find(|(k, _)| k == "csrf_token")
         .map(|(_, v)| v.into_owned());
     if !session.verify_csrf(token.as_deref()) {
-        return error_page(
-            &st,
+        return Err(error_page(
+            st,
             StatusCode::FORBIDDEN,
             "Sign-out refused",
             "This form could not be verified. Reload the page and try again.",
-        );
+        ));
     }
+    Ok(Some(session))
+}
+
+/// Ends the local session only (CSRF-protected form).
+pub(crate) async fn logout(State(st): Shared, jar: CookieJar, body: Bytes) -> Response {
+    let jar = jar.remove(st.cookies.removal());
+    let session = match signing_out(&st, &jar, &body).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return (jar, no_store(), Redirect::to("/")).into_response(),
+        Err(refused) => return refused,
+    };
     if let Err(e) = st.sessions.end(session.id(), EndCause::Logout).await {
         return internal(&st, e);
     }
@@ -365,25 +376,12 @@ pub(crate) async fn logout(State(st): Shared, jar: CookieJar, body: Bytes) -> Re
 /// this app's post-logout redirect URI. The provider's back-channel logout then reaches every
 /// other app of the SSO session.
 pub(crate) async fn logout_everywhere(State(st): Shared, jar: CookieJar, body: Bytes) -> Response {
-    let session = match current(&st, &jar).await {
-        Ok(s) => s,
-        Err(e) => return internal(&st, e),
-    };
     let jar = jar.remove(st.cookies.removal());
-    let Some(session) = session else {
-        return (jar, no_store(), Redirect::to("/")).into_response();
+    let session = match signing_out(&st, &jar, &body).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return (jar, no_store(), Redirect::to("/")).into_response(),
+        Err(refused) => return refused,
     };
-    let token = url::form_urlencoded::parse(&body)
-        .find(|(k, _)| k == "csrf_token")
-        .map(|(_, v)| v.into_owned());
-    if !session.verify_csrf(token.as_deref()) {
-        return error_page(
-            &st,
-            StatusCode::FORBIDDEN,
-            "Sign-out refused",
-            "This form could not be verified. Reload the page and try again.",
-        );
-    }
     let user = user_of(&session);
     if let Err(e) = st.sessions.end(session.id(), EndCause::Logout).await {
         return internal(&st, e);

@@ -86,11 +86,7 @@ pub(super) async fn submit_consent(
         .map_err(|e| PageError::BadRequest(format!("The form is malformed: {e}.")))?;
     let mut session = signed_in(&st, &jar).await?;
     if !session.verify_csrf(form.get("csrf_token")) {
-        return Err(PageError::Forbidden(
-            "This form could not be verified (its security token is missing or stale). \
-             Reload the page and try again."
-                .into(),
-        ));
+        return Err(PageError::csrf());
     }
     let now = st.clock.unix();
     let req = authorize::take_pending(&mut session, form.get("request").unwrap_or(""), now)

@@ -129,11 +129,7 @@ pub(super) async fn submit_login(
     };
     // CSRF: the token must be this session's (sessions crate, constant time).
     if !session.verify_csrf(form.get("csrf_token")) {
-        return Err(PageError::Forbidden(
-            "This form could not be verified (its security token is missing or stale). \
-             Reload the page and try again."
-                .into(),
-        ));
+        return Err(PageError::csrf());
     }
     let request_id = form.get("request").unwrap_or("").to_owned();
     let username = form.get("username").unwrap_or("");

@@ -198,11 +198,7 @@ async fn authorized_form(
         .await?
         .ok_or_else(|| PageError::Forbidden("You are not signed in any more.".into()))?;
     if !session.verify_csrf(form.get("csrf_token")) {
-        return Err(PageError::Forbidden(
-            "This form could not be verified (its security token is missing or stale). \
-             Reload the page and try again."
-                .into(),
-        ));
+        return Err(PageError::csrf());
     }
     Ok((session, form))
 }

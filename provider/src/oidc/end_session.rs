@@ -197,11 +197,7 @@ pub(super) async fn confirm_logout(
             .into_response());
     };
     if !session.verify_csrf(form.get("csrf_token")) {
-        return Err(PageError::Forbidden(
-            "This form could not be verified (its security token is missing or stale). \
-             Reload the page and try again."
-                .into(),
-        ));
+        return Err(PageError::csrf());
     }
     if let Some(end) = st.sessions.end(session.id(), EndCause::Logout).await? {
         crate::logout::session_ended(&st, &[end]).await;

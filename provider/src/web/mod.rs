@@ -33,6 +33,17 @@ pub enum PageError {
     Internal(#[from] anyhow::Error),
 }
 
+impl PageError {
+    /// A form whose CSRF token is missing, stale or another session's: refused, nothing done.
+    pub fn csrf() -> Self {
+        Self::Forbidden(
+            "This form could not be verified (its security token is missing or stale). \
+             Reload the page and try again."
+                .into(),
+        )
+    }
+}
+
 impl From<sqlx::Error> for PageError {
     fn from(e: sqlx::Error) -> Self {
         Self::Internal(e.into())

@@ -1,20 +1,10 @@
 //! "Your sessions" at the provider: listing, revoking one, signing out everywhere (CSRF
 //! protected, effective at once), and SSO sessions that survive a provider restart.
 
-use super::{me, sign_in};
-use crate::harness::{ALICE, BOB, Browser, Options, Page, Stack, param, spawn, spawn_with};
+use super::{me, prompt_none_error, sign_in};
+use crate::harness::{ALICE, BOB, Browser, Options, Page, Stack, spawn, spawn_with};
 
 const PAGE: &str = "/account/sessions";
-
-async fn prompt_none_error(stack: &Stack, browser: &Browser) -> Option<String> {
-    let req = stack.authorize_url(
-        &stack.app_b.client_id,
-        &stack.app_b.redirect_uri,
-        &[("prompt", "none")],
-    );
-    let page = browser.get_once(req.url.as_str()).await;
-    param(page.hops[0].location.as_deref().unwrap(), "error")
-}
 
 /// Alice on two devices: the first signed in at both apps, the second at App B only.
 async fn alice_twice(stack: &Stack) -> (Browser, Browser, String) {

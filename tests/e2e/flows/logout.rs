@@ -1,7 +1,7 @@
 //! Single logout: RP-initiated logout at the provider, and back-channel logout to every app
 //! that shared the SSO session, whatever ended it.
 
-use super::{me, sign_in};
+use super::{me, prompt_none_error, sign_in};
 use crate::harness::{ALICE, Browser, Page, Stack, jwt_part, param, register, spawn};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -27,16 +27,6 @@ async fn signed_out_within(
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-}
-
-async fn prompt_none_error(stack: &Stack, browser: &Browser) -> Option<String> {
-    let req = stack.authorize_url(
-        &stack.app_b.client_id,
-        &stack.app_b.redirect_uri,
-        &[("prompt", "none")],
-    );
-    let page = browser.get_once(req.url.as_str()).await;
-    param(page.hops[0].location.as_deref().unwrap(), "error")
 }
 
 /// A browser signed in at both apps through one SSO session; returns it and the session's sid.

@@ -93,3 +93,15 @@ pub async fn code_with(
         req.verifier,
     )
 }
+
+/// The `error` of a `prompt=none` authorization for App B in `browser`: `None` means the SSO
+/// session is alive (a code came back), `login_required` that it is not.
+pub async fn prompt_none_error(stack: &Stack, browser: &Browser) -> Option<String> {
+    let req = stack.authorize_url(
+        &stack.app_b.client_id,
+        &stack.app_b.redirect_uri,
+        &[("prompt", "none")],
+    );
+    let page = browser.get_once(req.url.as_str()).await;
+    crate::harness::param(page.hops[0].location.as_deref().unwrap(), "error")
+}

@@ -1,21 +1,11 @@
 //! The provider's SSO session: a new id at login and at re-authentication, fixation defence,
 //! idle and absolute expiry on the injected clock.
 
-use super::{me, sign_in};
+use super::{me, prompt_none_error, sign_in};
 use crate::harness::{ALICE, BOB, Browser, param, spawn};
 use std::time::Duration;
 
 const COOKIE: &str = "gatehouse_sso";
-
-async fn prompt_none_error(stack: &crate::harness::Stack, browser: &Browser) -> Option<String> {
-    let req = stack.authorize_url(
-        &stack.app_b.client_id,
-        &stack.app_b.redirect_uri,
-        &[("prompt", "none")],
-    );
-    let page = browser.get_once(req.url.as_str()).await;
-    param(page.hops[0].location.as_deref().unwrap(), "error")
-}
 
 #[tokio::test]
 async fn the_pre_login_id_is_dead_after_login() {
