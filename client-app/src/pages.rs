@@ -359,8 +359,10 @@ async fn signing_out(
 
 /// Ends the local session only (CSRF-protected form).
 pub(crate) async fn logout(State(st): Shared, jar: CookieJar, body: Bytes) -> Response {
+    // Read the session before the jar drops its cookie.
+    let found = signing_out(&st, &jar, &body).await;
     let jar = jar.remove(st.cookies.removal());
-    let session = match signing_out(&st, &jar, &body).await {
+    let session = match found {
         Ok(Some(session)) => session,
         Ok(None) => return (jar, no_store(), Redirect::to("/")).into_response(),
         Err(refused) => return refused,
@@ -376,8 +378,10 @@ pub(crate) async fn logout(State(st): Shared, jar: CookieJar, body: Bytes) -> Re
 /// this app's post-logout redirect URI. The provider's back-channel logout then reaches every
 /// other app of the SSO session.
 pub(crate) async fn logout_everywhere(State(st): Shared, jar: CookieJar, body: Bytes) -> Response {
+    // Read the session before the jar drops its cookie.
+    let found = signing_out(&st, &jar, &body).await;
     let jar = jar.remove(st.cookies.removal());
-    let session = match signing_out(&st, &jar, &body).await {
+    let session = match found {
         Ok(Some(session)) => session,
         Ok(None) => return (jar, no_store(), Redirect::to("/")).into_response(),
         Err(refused) => return refused,

@@ -65,11 +65,20 @@ async fn consent_is_remembered_and_local_logout_keeps_sso() {
     assert_eq!(me(&browser, &stack.app_a).await.0, 200);
 
     // Sign out of App A only (CSRF-protected form).
+    let old_cookie = browser.cookie(&stack.app_a.url, "app_a_session").unwrap();
     let home = browser.follow(&format!("{}/", stack.app_a.url)).await;
     let out = browser.submit(&home, "/logout", &[]).await;
     assert_eq!(out.status, 200);
     assert!(out.body.contains("not signed in"), "{}", out.body);
     assert_eq!(me(&browser, &stack.app_a).await.0, 401);
+    // Ended on the server, not just forgotten by this browser: the old id is dead.
+    let replay = Browser::new();
+    replay.plant_cookie(&stack.app_a.url, &format!("app_a_session={old_cookie}"));
+    assert_eq!(
+        me(&replay, &stack.app_a).await.0,
+        401,
+        "the local session ended server-side"
+    );
 
     // Signing in again: the provider session is still there and consent was remembered.
     let page = browser.follow(&format!("{}/login", stack.app_a.url)).await;

@@ -151,6 +151,24 @@ impl Chrome {
         );
     }
 
+    /// Waits until element `id` reads `expected` (the navigation a click started has landed),
+    /// for ten seconds.
+    pub async fn wait_for_text(&self, id: &str, expected: &str) {
+        let mut last = String::new();
+        for _ in 0..200 {
+            if let Ok(el) = self.client.find(Locator::Id(id)).await
+                && let Ok(text) = el.text().await
+            {
+                if text == expected {
+                    return;
+                }
+                last = text;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("#{id} never read {expected:?} (last: {last:?})");
+    }
+
     /// The text of element `id`.
     pub async fn text(&self, id: &str) -> String {
         self.client
