@@ -198,5 +198,24 @@ async fn seed(store: Store, apps: &[client_app::Config], now: i64) -> anyhow::Re
             )
             .await?;
     }
+    // A machine client: client_credentials only (no user, no redirect).
+    store
+        .upsert_client(
+            &NewClient {
+                client_id: "demo-service".into(),
+                secret_hash: Some(sessions::secret::hash_secret("demo-service-secret")),
+                name: "Demo service".into(),
+                redirect_uris: vec![],
+                post_logout_redirect_uris: vec![],
+                backchannel_logout_uri: None,
+                backchannel_logout_session_required: false,
+                grant_types: vec!["client_credentials".into()],
+                auth_method: AuthMethod::ClientSecretBasic,
+                id_token_alg: "RS256".into(),
+                first_party: true,
+            },
+            now,
+        )
+        .await?;
     Ok(())
 }

@@ -204,6 +204,9 @@ impl App {
                 if let Err(e) = state.store.sweep_auth_codes(state.clock.unix(), 600).await {
                     tracing::warn!(error = %e, "code sweep failed");
                 }
+                if let Err(e) = state.store.sweep_tokens(state.clock.unix(), 600).await {
+                    tracing::warn!(error = %e, "token sweep failed");
+                }
             }
         })
     }

@@ -43,6 +43,13 @@ pub struct TokenConfig {
     pub access_token_lifetime: Duration,
     #[serde(with = "duration")]
     pub id_token_lifetime: Duration,
+    /// Absolute lifetime of a refresh-token family, whatever the rotation.
+    #[serde(with = "duration")]
+    pub refresh_token_lifetime: Duration,
+    /// A concurrent retry of an already-rotated refresh token within this window gets a valid
+    /// answer; a reuse after it revokes the whole family.
+    #[serde(with = "duration")]
+    pub refresh_grace: Duration,
 }
 
 impl Default for Config {
@@ -73,6 +80,8 @@ impl Default for TokenConfig {
             code_lifetime: Duration::from_secs(60),
             access_token_lifetime: Duration::from_secs(600),
             id_token_lifetime: Duration::from_secs(600),
+            refresh_token_lifetime: Duration::from_secs(30 * 24 * 3600),
+            refresh_grace: Duration::from_secs(5),
         }
     }
 }

@@ -27,6 +27,7 @@ fn describe(scope: &str) -> &'static str {
         "openid" => "Know who you are (your account identifier)",
         "profile" => "See your name and username",
         "email" => "See your email address",
+        "offline_access" => "Keep access while you are signed out (offline access)",
         _ => "Other access",
     }
 }

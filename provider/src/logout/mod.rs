@@ -64,6 +64,9 @@ pub async fn session_ended(st: &AppState, ends: &[SessionEnd]) {
             continue;
         };
         tracing::info!(sid = %end.handle, cause = end.cause.as_str(), "SSO session ended");
+        if let Err(e) = crate::admin::end_online_grants(&st.store, &end.handle, now).await {
+            tracing::error!(sid = %end.handle, error = %e, "could not revoke the session's online grants");
+        }
         match st
             .store
             .enqueue_logouts(&end.handle, user_id, end.cause.as_str(), now)

@@ -230,9 +230,12 @@ async fn validate(st: &AppState, raw: &[u8]) -> Result<AuthRequest, AuthorizeErr
     if !requested.contains(&"openid") {
         return Err(fail("invalid_scope", "the openid scope is required"));
     }
+    // OIDC Core §11: offline_access is ignored for a client that may not hold refresh tokens.
+    let offline_ok = client.allows_grant("refresh_token");
     let scopes: Vec<String> = super::SCOPES
         .iter()
         .filter(|s| requested.contains(s))
+        .filter(|s| offline_ok || **s != "offline_access")
         .map(|s| (*s).to_owned())
         .collect();
     // PKCE is required for every client; a missing method means `plain` (RFC 7636 §4.3).

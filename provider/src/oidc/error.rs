@@ -103,6 +103,8 @@ pub enum TokenError {
     UnauthorizedClient,
     #[error("unsupported_grant_type")]
     UnsupportedGrantType,
+    #[error("invalid_scope: {0}")]
+    InvalidScope(&'static str),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -128,6 +130,7 @@ impl IntoResponse for TokenError {
                 "unauthorized_client",
                 "this client may not use this grant type".to_owned(),
             ),
+            Self::InvalidScope(d) => (StatusCode::BAD_REQUEST, "invalid_scope", (*d).to_owned()),
             Self::UnsupportedGrantType => (
                 StatusCode::BAD_REQUEST,
                 "unsupported_grant_type",

@@ -7,6 +7,7 @@ mod discovery;
 mod end_session;
 mod error;
 mod pkce;
+mod revocation;
 pub mod token;
 mod userinfo;
 
@@ -23,12 +24,14 @@ pub mod paths {
     pub const AUTHORIZE: &str = "/authorize";
     pub const TOKEN: &str = "/token";
     pub const USERINFO: &str = "/userinfo";
+    pub const REVOCATION: &str = "/revoke";
+    pub const INTROSPECTION: &str = "/introspect";
     pub const END_SESSION: &str = "/logout";
     pub const END_SESSION_CONFIRM: &str = "/logout/confirm";
 }
 
 /// Scopes we understand; others are ignored (OIDC Core §3.1.2.1, RFC 6749 §3.3).
-pub const SCOPES: [&str; 3] = ["openid", "profile", "email"];
+pub const SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
 
 pub fn routes() -> Router<SharedState> {
     use axum::routing::post;
@@ -40,6 +43,8 @@ pub fn routes() -> Router<SharedState> {
             get(authorize::authorize_get).post(authorize::authorize_post),
         )
         .route(paths::TOKEN, post(token::issue_token))
+        .route(paths::REVOCATION, post(revocation::revoke_token))
+        .route(paths::INTROSPECTION, post(revocation::introspect_token))
         .route(
             paths::USERINFO,
             get(userinfo::show_userinfo).post(userinfo::show_userinfo_post),

@@ -1,11 +1,13 @@
-//! Token endpoint (RFC 6749 §3.2, §4.1.3; OIDC Core §3.1.3): the `authorization_code` grant.
-//! Access tokens are JWTs per RFC 9068; ID tokens per OIDC Core §2.
+//! Token endpoint (RFC 6749 §3.2; OIDC Core §3.1.3, §12): the `authorization_code`,
+//! `refresh_token` and `client_credentials` grants. Access tokens are JWTs per RFC 9068,
+//! recorded in a registry so they can be revoked; refresh tokens are opaque, hashed, rotated on
+//! every use, and one family per grant.
 
 use super::error::TokenError;
 use super::{client_auth, pkce};
 use crate::app::{AppState, SharedState};
 use crate::keys::{Alg, at_hash};
-use crate::store::{AuthCode, Client, Redeemed, User};
+use crate::store::{AccessTokenRow, AuthMethod, Client, Redeemed, RefreshTokenRow, User};
 use crate::web::{Params, no_store};
 use axum::Json;
 use axum::body::Bytes;
@@ -13,7 +15,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use sessions::secret::{hash_secret, random_handle};
+use sessions::secret::{hash_secret, random_handle, random_token};
 
 /// RFC 9068 §2.2 access token claims.
 #[derive(Debug, Serialize, Deserialize)]
@@ -21,14 +23,17 @@ pub struct AccessClaims {
     pub iss: String,
     pub exp: i64,
     pub aud: String,
+    /// The user, or the client itself for `client_credentials` (RFC 9068 §2.2).
     pub sub: String,
     pub client_id: String,
     pub iat: i64,
     pub jti: String,
     pub scope: String,
-    pub auth_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub auth_time: Option<i64>,
     /// The SSO session the token was issued under.
-    pub sid: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sid: Option<String>,
 }
 
 /// OIDC Core §2 ID token claims.
@@ -42,7 +47,8 @@ struct IdClaims<'a> {
     auth_time: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     nonce: Option<&'a str>,
-    sid: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<&'a str>,
     at_hash: String,
     azp: &'a str,
     amr: [&'static str; 1],
@@ -54,7 +60,10 @@ pub struct TokenResponse {
     access_token: String,
     token_type: &'static str,
     expires_in: i64,
-    id_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
     scope: String,
 }
 
@@ -63,24 +72,160 @@ pub async fn issue_token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, TokenError> {
-    if !super::authorize::is_form(&headers) {
-        return Err(TokenError::InvalidRequest(
-            "the body must be application/x-www-form-urlencoded".into(),
-        ));
-    }
-    let form = Params::parse(&body).map_err(|e| TokenError::InvalidRequest(e.to_string()))?;
-    form.check_repeated()
-        .map_err(|e| TokenError::InvalidRequest(e.to_string()))?;
+    let form = parse_form(&headers, &body)?;
     let client = client_auth::authenticate(&st, &headers, &form).await?;
     let response = match form.get("grant_type") {
         None => return Err(TokenError::InvalidRequest("grant_type is required".into())),
         Some("authorization_code") => redeem_code(&st, &client, &form).await?,
+        Some("refresh_token") => refresh(&st, &client, &form).await?,
+        Some("client_credentials") => client_credentials(&st, &client, &form).await?,
         Some(_) => return Err(TokenError::UnsupportedGrantType),
     };
     Ok((no_store(), Json(response)).into_response())
 }
 
-/// Redeems a code once, checking every binding it carries.
+/// The form body of a token, revocation or introspection request (RFC 6749 §3.2).
+pub(super) fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<Params, TokenError> {
+    if !super::authorize::is_form(headers) {
+        return Err(TokenError::InvalidRequest(
+            "the body must be application/x-www-form-urlencoded".into(),
+        ));
+    }
+    let form = Params::parse(body).map_err(|e| TokenError::InvalidRequest(e.to_string()))?;
+    form.check_repeated()
+        .map_err(|e| TokenError::InvalidRequest(e.to_string()))?;
+    Ok(form)
+}
+
+fn secs(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
+}
+
+/// What one grant hands out.
+struct Issue<'a> {
+    client: &'a Client,
+    /// `None` for `client_credentials`.
+    user: Option<&'a User>,
+    scope: String,
+    grant_id: Option<String>,
+    sid: Option<String>,
+    auth_time: Option<i64>,
+    nonce: Option<String>,
+    id_token: bool,
+    /// A new refresh token of this grant's family.
+    refresh: Option<NewRefresh>,
+}
+
+/// The refresh token to issue: the SSO session of an online grant, the family's deadline, and
+/// the grant's full scope (a narrowed refresh narrows the access token, not the grant).
+struct NewRefresh {
+    sid: Option<String>,
+    family_expires_at: i64,
+    scope: String,
+}
+
+/// Signs and records the access token, then the ID token and refresh token if asked.
+async fn issue(st: &AppState, now: i64, i: Issue<'_>) -> Result<TokenResponse, TokenError> {
+    let at_lifetime = secs(st.config.tokens.access_token_lifetime);
+    let sub = i
+        .user
+        .map_or(i.client.client_id.as_str(), |u| u.id.as_str());
+    let access = AccessClaims {
+        iss: st.issuer.clone(),
+        exp: now + at_lifetime,
+        aud: st.issuer.clone(),
+        sub: sub.to_owned(),
+        client_id: i.client.client_id.clone(),
+        iat: now,
+        jti: random_handle().map_err(anyhow::Error::from)?,
+        scope: i.scope.clone(),
+        auth_time: i.auth_time,
+        sid: i.sid.clone(),
+    };
+    // ES256 for access tokens: the provider is their only verifier, and it is far cheaper to
+    // sign than RS256.
+    let access_token = st
+        .keys
+        .sign(Alg::ES256, "at+jwt", &access)
+        .map_err(anyhow::Error::from)?;
+    st.store
+        .record_access_token(&AccessTokenRow {
+            jti: access.jti.clone(),
+            grant_id: i.grant_id.clone(),
+            client_id: i.client.client_id.clone(),
+            user_id: i.user.map(|u| u.id.clone()),
+            scope: i.scope.clone(),
+            issued_at: now,
+            expires_at: access.exp,
+            revoked_at: None,
+        })
+        .await?;
+    let id_token = match (i.id_token, i.user) {
+        (true, Some(user)) => {
+            let claims = IdClaims {
+                iss: &st.issuer,
+                sub: &user.id,
+                aud: &i.client.client_id,
+                exp: now + secs(st.config.tokens.id_token_lifetime),
+                iat: now,
+                auth_time: i.auth_time.unwrap_or(now),
+                nonce: i.nonce.as_deref(),
+                sid: i.sid.as_deref(),
+                at_hash: at_hash(&access_token),
+                azp: &i.client.client_id,
+                amr: ["pwd"],
+            };
+            let alg = Alg::parse(&i.client.id_token_alg).unwrap_or(Alg::RS256);
+            Some(
+                st.keys
+                    .sign(alg, "JWT", &claims)
+                    .map_err(anyhow::Error::from)?,
+            )
+        }
+        _ => None,
+    };
+    let refresh_token = match (i.refresh, i.user, &i.grant_id) {
+        (Some(rt), Some(user), Some(grant_id)) => {
+            let token = random_token().map_err(anyhow::Error::from)?;
+            st.store
+                .insert_refresh_token(&RefreshTokenRow {
+                    token_hash: hash_secret(&token),
+                    grant_id: grant_id.clone(),
+                    client_id: i.client.client_id.clone(),
+                    user_id: user.id.clone(),
+                    scope: rt.scope,
+                    sid: rt.sid,
+                    auth_time: i.auth_time.unwrap_or(now),
+                    issued_at: now,
+                    family_expires_at: rt.family_expires_at,
+                    used_at: None,
+                    revoked_at: None,
+                })
+                .await?;
+            Some(token)
+        }
+        _ => None,
+    };
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: at_lifetime,
+        id_token,
+        refresh_token,
+        scope: i.scope,
+    })
+}
+
+async fn active_user(st: &AppState, id: &str) -> Result<User, TokenError> {
+    st.store
+        .user_by_id(id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or(TokenError::InvalidGrant("the user is no longer active"))
+}
+
+/// `authorization_code` (RFC 6749 §4.1.3): the code once, every binding checked. A replayed
+/// code revokes everything it issued (RFC 6749 §4.1.2, RFC 9700 §4.2.1).
 async fn redeem_code(
     st: &AppState,
     client: &Client,
@@ -99,15 +244,16 @@ async fn redeem_code(
         .ok_or_else(|| missing("code_verifier (PKCE)"))?;
     let now = st.clock.unix();
     const UNUSABLE: &str = "the code is invalid, expired or already used";
-    let bound = match st.store.redeem_auth_code(&hash_secret(code), now).await? {
+    let code_hash = hash_secret(code);
+    let bound = match st.store.redeem_auth_code(&code_hash, now).await? {
         Redeemed::Fresh(c) => c,
-        Redeemed::Spent(c) => {
-            tracing::warn!(client_id = %c.client_id, "spent or expired authorization code presented");
+        Redeemed::Replayed(c) => {
+            tracing::warn!(client_id = %c.client_id, "authorization code replayed: revoking its tokens");
+            st.store.revoke_grant(&code_hash, now).await?;
             return Err(TokenError::InvalidGrant(UNUSABLE));
         }
-        Redeemed::Unknown => return Err(TokenError::InvalidGrant(UNUSABLE)),
+        Redeemed::Expired | Redeemed::Unknown => return Err(TokenError::InvalidGrant(UNUSABLE)),
     };
-    // RFC 6749 §4.1.3: the code is bound to the client and redirect URI; RFC 7636 §4.6: PKCE.
     if bound.client_id != client.client_id {
         return Err(TokenError::InvalidGrant(
             "the code was issued to another client",
@@ -121,65 +267,165 @@ async fn redeem_code(
     if !pkce::verify_s256(verifier, &bound.code_challenge) {
         return Err(TokenError::InvalidGrant("PKCE verification failed"));
     }
-    let user = st
-        .store
-        .user_by_id(&bound.user_id)
-        .await?
-        .filter(|u| !u.disabled)
-        .ok_or(TokenError::InvalidGrant("the user is no longer active"))?;
-    mint(st, client, &user, &bound, now)
+    let user = active_user(st, &bound.user_id).await?;
+    // A refresh token for clients allowed the grant: offline (outlives the SSO session) when
+    // offline_access was granted, else online (dies with it).
+    let refresh = client.allows_grant("refresh_token").then(|| {
+        let offline = bound.scope.split(' ').any(|s| s == "offline_access");
+        NewRefresh {
+            sid: (!offline).then(|| bound.sid.clone()),
+            family_expires_at: now + secs(st.config.tokens.refresh_token_lifetime),
+            scope: bound.scope.clone(),
+        }
+    });
+    issue(
+        st,
+        now,
+        Issue {
+            client,
+            user: Some(&user),
+            scope: bound.scope.clone(),
+            grant_id: Some(code_hash),
+            sid: Some(bound.sid.clone()),
+            auth_time: Some(bound.auth_time),
+            nonce: bound.nonce.clone(),
+            id_token: true,
+            refresh,
+        },
+    )
+    .await
 }
 
-fn mint(
+/// `refresh_token` (RFC 6749 §6, RFC 9700 §4.14): rotation on every use; a concurrent retry
+/// inside the grace window gets its own answer; a reuse after it revokes the whole family and
+/// ends an online grant's SSO session. A narrower scope is allowed, a wider one is not.
+async fn refresh(
     st: &AppState,
     client: &Client,
-    user: &User,
-    code: &AuthCode,
-    now: i64,
+    form: &Params,
 ) -> Result<TokenResponse, TokenError> {
-    let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(600);
-    let at_lifetime = secs(st.config.tokens.access_token_lifetime);
-    let access = AccessClaims {
-        iss: st.issuer.clone(),
-        exp: now + at_lifetime,
-        aud: st.issuer.clone(),
-        sub: user.id.clone(),
-        client_id: client.client_id.clone(),
-        iat: now,
-        jti: random_handle().map_err(anyhow::Error::from)?,
-        scope: code.scope.clone(),
-        auth_time: code.auth_time,
-        sid: code.sid.clone(),
+    if !client.allows_grant("refresh_token") {
+        return Err(TokenError::UnauthorizedClient);
+    }
+    let token = form
+        .get("refresh_token")
+        .ok_or_else(|| TokenError::InvalidRequest("refresh_token is required".into()))?;
+    let now = st.clock.unix();
+    let hash = hash_secret(token);
+    const INVALID: &str = "the refresh token is invalid, expired or revoked";
+    let known = st
+        .store
+        .refresh_token(&hash)
+        .await?
+        .ok_or(TokenError::InvalidGrant(INVALID))?;
+    // A token of another client is refused and left alone (RFC 6749 §6).
+    if known.client_id != client.client_id {
+        return Err(TokenError::InvalidGrant(INVALID));
+    }
+    if known.revoked_at.is_some() || known.family_expires_at <= now {
+        return Err(TokenError::InvalidGrant(INVALID));
+    }
+    let row = match st.store.use_refresh_token(&hash, now).await? {
+        Some(row) => row,
+        None => {
+            let fresh = st
+                .store
+                .refresh_token(&hash)
+                .await?
+                .ok_or(TokenError::InvalidGrant(INVALID))?;
+            let grace = secs(st.config.tokens.refresh_grace);
+            match fresh.used_at {
+                Some(used) if fresh.revoked_at.is_none() && now - used <= grace => fresh,
+                _ => {
+                    reuse_detected(st, &fresh, now).await?;
+                    return Err(TokenError::InvalidGrant(INVALID));
+                }
+            }
+        }
     };
-    // ES256 for access tokens: the provider is their only verifier, and it is ~30x cheaper
-    // to sign than RS256.
-    let access_token = st
-        .keys
-        .sign(Alg::ES256, "at+jwt", &access)
-        .map_err(anyhow::Error::from)?;
-    let id_alg = Alg::parse(&client.id_token_alg).unwrap_or(Alg::RS256);
-    let id = IdClaims {
-        iss: &st.issuer,
-        sub: &user.id,
-        aud: &client.client_id,
-        exp: now + secs(st.config.tokens.id_token_lifetime),
-        iat: now,
-        auth_time: code.auth_time,
-        nonce: code.nonce.as_deref(),
-        sid: &code.sid,
-        at_hash: at_hash(&access_token),
-        azp: &client.client_id,
-        amr: ["pwd"],
+    let granted: Vec<&str> = row.scope.split(' ').filter(|s| !s.is_empty()).collect();
+    let scope = match form.get("scope") {
+        None => row.scope.clone(),
+        Some(asked) => {
+            let asked: Vec<&str> = asked.split(' ').filter(|s| !s.is_empty()).collect();
+            if asked.iter().any(|s| !granted.contains(s)) {
+                return Err(TokenError::InvalidScope(
+                    "a refresh cannot widen the granted scope",
+                ));
+            }
+            asked.join(" ")
+        }
     };
-    let id_token = st
-        .keys
-        .sign(id_alg, "JWT", &id)
-        .map_err(anyhow::Error::from)?;
-    Ok(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: at_lifetime,
-        id_token,
-        scope: code.scope.clone(),
-    })
+    let user = active_user(st, &row.user_id).await?;
+    issue(
+        st,
+        now,
+        Issue {
+            client,
+            user: Some(&user),
+            id_token: scope.split(' ').any(|s| s == "openid"),
+            scope,
+            grant_id: Some(row.grant_id.clone()),
+            sid: row.sid.clone(),
+            auth_time: Some(row.auth_time),
+            nonce: None,
+            refresh: Some(NewRefresh {
+                sid: row.sid.clone(),
+                family_expires_at: row.family_expires_at,
+                scope: row.scope.clone(),
+            }),
+        },
+    )
+    .await
+}
+
+/// A rotated refresh token came back after the grace window: someone holds a copy. The whole
+/// family (refresh and access tokens) is revoked, and an online grant's SSO session ends.
+async fn reuse_detected(st: &AppState, row: &RefreshTokenRow, now: i64) -> Result<(), TokenError> {
+    tracing::warn!(client_id = %row.client_id, "refresh token reused: revoking its family");
+    st.store.revoke_grant(&row.grant_id, now).await?;
+    if let Some(sid) = &row.sid
+        && let Some(end) = st
+            .sessions
+            .revoke_handle(sid, None)
+            .await
+            .map_err(anyhow::Error::from)?
+    {
+        crate::logout::session_ended(st, &[end]).await;
+    }
+    Ok(())
+}
+
+/// `client_credentials` (RFC 6749 §4.4): confidential clients allowed the grant get an access
+/// token about themselves; no ID token, no refresh token, no user scopes.
+async fn client_credentials(
+    st: &AppState,
+    client: &Client,
+    form: &Params,
+) -> Result<TokenResponse, TokenError> {
+    if !client.allows_grant("client_credentials") || client.auth_method == AuthMethod::None {
+        return Err(TokenError::UnauthorizedClient);
+    }
+    if form.get("scope").is_some() {
+        return Err(TokenError::InvalidScope(
+            "this client may not request scopes",
+        ));
+    }
+    let now = st.clock.unix();
+    issue(
+        st,
+        now,
+        Issue {
+            client,
+            user: None,
+            scope: String::new(),
+            grant_id: None,
+            sid: None,
+            auth_time: None,
+            nonce: None,
+            id_token: false,
+            refresh: None,
+        },
+    )
+    .await
 }

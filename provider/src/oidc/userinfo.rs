@@ -71,6 +71,15 @@ async fn respond(st: &AppState, token: &str) -> Result<Response, BearerError> {
         .keys
         .verify(token, "at+jwt", &st.issuer, &st.issuer, now)
         .map_err(|_| BearerError::InvalidToken("the access token is invalid or expired"))?;
+    // Revocation takes effect at once: the registry is checked on every use.
+    let live = st
+        .store
+        .access_token(&claims.jti)
+        .await?
+        .is_some_and(|t| t.revoked_at.is_none());
+    if !live {
+        return Err(BearerError::InvalidToken("the access token was revoked"));
+    }
     let scopes: Vec<&str> = claims.scope.split(' ').collect();
     if !scopes.contains(&"openid") {
         return Err(BearerError::InsufficientScope);

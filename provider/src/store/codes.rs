@@ -23,8 +23,10 @@ pub struct AuthCode {
 pub enum Redeemed {
     /// First use, still in date: the caller checks the bindings.
     Fresh(AuthCode),
-    /// Known but already used (a replay) or expired.
-    Spent(AuthCode),
+    /// Already redeemed once: a replay. The grant it started must be revoked.
+    Replayed(AuthCode),
+    /// Never redeemed, but out of date.
+    Expired,
     /// Never issued (or swept long ago).
     Unknown,
 }
@@ -107,13 +109,25 @@ impl Store {
         if let Some(row) = fresh {
             return Ok(Redeemed::Fresh(row.into()));
         }
-        let spent: Option<CodeRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {CODE_COLUMNS} FROM authorization_codes WHERE code_hash = $1"
-        )))
+        let spent: Option<(i64, Option<i64>)> = sqlx::query_as(
+            "SELECT expires_at, used_at FROM authorization_codes WHERE code_hash = $1",
+        )
         .bind(code_hash)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(spent.map_or(Redeemed::Unknown, |r| Redeemed::Spent(r.into())))
+        Ok(match spent {
+            None => Redeemed::Unknown,
+            Some((_, None)) => Redeemed::Expired,
+            Some((_, Some(_))) => {
+                let row: Option<CodeRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {CODE_COLUMNS} FROM authorization_codes WHERE code_hash = $1"
+                )))
+                .bind(code_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map_or(Redeemed::Unknown, |r| Redeemed::Replayed(r.into()))
+            }
+        })
     }
 
     /// Deletes codes that expired more than `keep_secs` ago (kept a while to recognise replays).

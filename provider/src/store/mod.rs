@@ -6,12 +6,14 @@ mod codes;
 mod consents;
 mod keys;
 pub mod logout;
+mod tokens;
 mod users;
 
 pub use clients::{AuthMethod, Client, NewClient};
 pub use codes::{AuthCode, Redeemed};
 pub use keys::StoredKey;
 pub use logout::Delivery;
+pub use tokens::{AccessTokenRow, RefreshTokenRow};
 pub use users::{NewUser, User};
 
 use sqlx::AnyPool;

@@ -5,6 +5,7 @@ mod authorize;
 mod browser;
 mod discovery;
 mod interop;
+mod lifecycle;
 mod login;
 mod logout;
 mod sessions;

@@ -1,0 +1,172 @@
+//! `access_tokens` (the registry that makes JWT access tokens revocable) and `refresh_tokens`
+//! (opaque, hashed, rotated, one family per grant).
+
+use super::Store;
+use sqlx::FromRow;
+
+/// An issued access token's registry entry.
+#[derive(Clone, Debug, FromRow)]
+pub struct AccessTokenRow {
+    pub jti: String,
+    pub grant_id: Option<String>,
+    pub client_id: String,
+    pub user_id: Option<String>,
+    pub scope: String,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// A refresh token (by its hash).
+#[derive(Clone, Debug, FromRow)]
+pub struct RefreshTokenRow {
+    pub token_hash: String,
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub scope: String,
+    pub sid: Option<String>,
+    pub auth_time: i64,
+    pub issued_at: i64,
+    pub family_expires_at: i64,
+    pub used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+const RT_COLUMNS: &str = "token_hash, grant_id, client_id, user_id, scope, sid, auth_time, \
+    issued_at, family_expires_at, used_at, revoked_at";
+
+impl Store {
+    pub async fn record_access_token(&self, t: &AccessTokenRow) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO access_tokens (jti, grant_id, client_id, user_id, scope, issued_at, \
+             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&t.jti)
+        .bind(&t.grant_id)
+        .bind(&t.client_id)
+        .bind(&t.user_id)
+        .bind(&t.scope)
+        .bind(t.issued_at)
+        .bind(t.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn access_token(&self, jti: &str) -> Result<Option<AccessTokenRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT jti, grant_id, client_id, user_id, scope, issued_at, expires_at, revoked_at \
+             FROM access_tokens WHERE jti = $1",
+        )
+        .bind(jti)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Revokes one access token; true if it was live.
+    pub async fn revoke_access_token(&self, jti: &str, now: i64) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE access_tokens SET revoked_at = $2 WHERE jti = $1 AND revoked_at IS NULL",
+        )
+        .bind(jti)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Revokes everything a grant issued: its refresh-token family and its access tokens.
+    pub async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(grant_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE access_tokens SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(grant_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    }
+
+    /// The grants (families) of online refresh tokens bound to SSO session `sid`.
+    pub async fn online_grants(&self, sid: &str) -> Result<Vec<String>, sqlx::Error> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT grant_id FROM refresh_tokens WHERE sid = $1 AND revoked_at IS NULL",
+        )
+        .bind(sid)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(g,)| g).collect())
+    }
+
+    pub async fn insert_refresh_token(&self, t: &RefreshTokenRow) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scope, sid, \
+             auth_time, issued_at, family_expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&t.token_hash)
+        .bind(&t.grant_id)
+        .bind(&t.client_id)
+        .bind(&t.user_id)
+        .bind(&t.scope)
+        .bind(&t.sid)
+        .bind(t.auth_time)
+        .bind(t.issued_at)
+        .bind(t.family_expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a refresh token used (rotated) and returns it, at most once under concurrency;
+    /// `None` if it was already used, revoked or unknown (see [`Store::refresh_token`]).
+    pub async fn use_refresh_token(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<RefreshTokenRow>, sqlx::Error> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "UPDATE refresh_tokens SET used_at = $2 \
+             WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL \
+             RETURNING {RT_COLUMNS}"
+        )))
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    pub async fn refresh_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<RefreshTokenRow>, sqlx::Error> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {RT_COLUMNS} FROM refresh_tokens WHERE token_hash = $1"
+        )))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Deletes registry rows of tokens that expired more than `keep_secs` ago.
+    pub async fn sweep_tokens(&self, now: i64, keep_secs: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM access_tokens WHERE expires_at < $1")
+            .bind(now - keep_secs)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM refresh_tokens WHERE family_expires_at < $1")
+            .bind(now - keep_secs)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,582 @@
+//! Token lifecycle: refresh rotation and reuse detection, online and offline grants,
+//! revocation (RFC 7009), introspection (RFC 7662), code replay, client credentials.
+
+use super::{prompt_none_error, sign_in};
+use crate::harness::{ALICE, Browser, Stack, param, spawn};
+use provider::store::{AuthMethod, NewClient};
+use serde_json::Value;
+use std::time::Duration;
+
+const REDIRECT: &str = "http://127.0.0.1:9/cb";
+
+async fn client(stack: &Stack, id: &str, grants: &[&str], auth: AuthMethod) {
+    stack
+        .store
+        .upsert_client(
+            &NewClient {
+                client_id: id.into(),
+                secret_hash: (auth != AuthMethod::None)
+                    .then(|| sessions::secret::hash_secret(&format!("{id}-secret"))),
+                name: id.into(),
+                redirect_uris: vec![REDIRECT.into()],
+                post_logout_redirect_uris: vec![],
+                backchannel_logout_uri: None,
+                backchannel_logout_session_required: true,
+                grant_types: grants.iter().map(|g| (*g).to_owned()).collect(),
+                auth_method: auth,
+                id_token_alg: "RS256".into(),
+                first_party: true,
+            },
+            stack.clock.unix(),
+        )
+        .await
+        .unwrap();
+}
+
+/// A stack with a browser signed in as Alice, and clients `rp` and `rp2` allowed refresh tokens.
+async fn setup() -> (Stack, Browser) {
+    let stack = spawn().await;
+    for id in ["rp", "rp2"] {
+        client(
+            &stack,
+            id,
+            &["authorization_code", "refresh_token"],
+            AuthMethod::ClientSecretBasic,
+        )
+        .await;
+    }
+    let browser = Browser::new();
+    sign_in(&stack, &browser, &stack.app_b, ALICE).await;
+    (stack, browser)
+}
+
+fn creds(id: &str) -> (String, String) {
+    (id.to_owned(), format!("{id}-secret"))
+}
+
+/// Tokens for `client_id` through the signed-in browser.
+async fn grant(stack: &Stack, browser: &Browser, client_id: &str, scope: &str) -> Value {
+    let req = stack.authorize_url(client_id, REDIRECT, &[("scope", scope)]);
+    let page = browser.follow_until(req.url.as_str(), REDIRECT).await;
+    let code = param(page.url.as_str(), "code").expect("a code");
+    let (id, secret) = creds(client_id);
+    let (status, _, body) = stack
+        .token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &req.verifier),
+            ],
+            Some((&id, &secret)),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+async fn refresh(stack: &Stack, client_id: &str, token: &str, scope: Option<&str>) -> (u16, Value) {
+    let (id, secret) = creds(client_id);
+    let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", token)];
+    if let Some(s) = scope {
+        form.push(("scope", s));
+    }
+    let (status, _, body) = stack.token(&form, Some((&id, &secret))).await;
+    (status.as_u16(), body)
+}
+
+async fn userinfo(stack: &Stack, access_token: &str) -> u16 {
+    let client = client_app::http::client_builder().build().unwrap();
+    client
+        .get(format!("{}/userinfo", stack.issuer))
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// POSTs a form to `path` with Basic credentials (or none).
+async fn post(
+    stack: &Stack,
+    path: &str,
+    form: &[(&str, &str)],
+    basic: Option<(&str, &str)>,
+) -> (u16, Value) {
+    let client = client_app::http::client_builder().build().unwrap();
+    let mut req = client.post(format!("{}{path}", stack.issuer)).form(form);
+    if let Some((id, secret)) = basic {
+        req = req.basic_auth(id, Some(secret));
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn s(v: &Value, k: &str) -> String {
+    v[k].as_str()
+        .unwrap_or_else(|| panic!("{k} in {v}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_a_reuse_after_the_window_revokes_the_family() {
+    let (stack, browser) = setup().await;
+    let first = grant(&stack, &browser, "rp", "openid profile email").await;
+    let rt1 = s(&first, "refresh_token");
+    let (status, second) = refresh(&stack, "rp", &rt1, None).await;
+    assert_eq!(status, 200, "{second}");
+    let rt2 = s(&second, "refresh_token");
+    assert_ne!(rt1, rt2, "rotated");
+    assert!(second.get("id_token").is_some(), "OIDC Core §12.2");
+    assert_eq!(userinfo(&stack, &s(&second, "access_token")).await, 200);
+    // rt1 again, after the grace window: a copy is loose. Everything of the grant dies.
+    stack.clock.advance(Duration::from_secs(6));
+    assert_eq!(refresh(&stack, "rp", &rt1, None).await.0, 400);
+    assert_eq!(
+        refresh(&stack, "rp", &rt2, None).await.1["error"],
+        "invalid_grant",
+        "the newest rotation too"
+    );
+    assert_eq!(
+        userinfo(&stack, &s(&second, "access_token")).await,
+        401,
+        "and its access token"
+    );
+    assert_eq!(userinfo(&stack, &s(&first, "access_token")).await, 401);
+    // An online grant: its SSO session ended as well.
+    assert_eq!(
+        prompt_none_error(&stack, &browser).await.as_deref(),
+        Some("login_required")
+    );
+}
+
+#[tokio::test]
+async fn two_parallel_refreshes_inside_the_window_both_succeed() {
+    let (stack, browser) = setup().await;
+    let rt = s(
+        &grant(&stack, &browser, "rp", "openid").await,
+        "refresh_token",
+    );
+    let (a, b) = tokio::join!(
+        refresh(&stack, "rp", &rt, None),
+        refresh(&stack, "rp", &rt, None)
+    );
+    assert_eq!((a.0, b.0), (200, 200), "{a:?} {b:?}");
+    assert_ne!(s(&a.1, "refresh_token"), s(&b.1, "refresh_token"));
+    for r in [&a.1, &b.1] {
+        assert_eq!(userinfo(&stack, &s(r, "access_token")).await, 200);
+        assert_eq!(
+            refresh(&stack, "rp", &s(r, "refresh_token"), None).await.0,
+            200,
+            "both families alive"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_narrower_scope_is_allowed_a_wider_one_refused() {
+    let (stack, browser) = setup().await;
+    let rt = s(
+        &grant(&stack, &browser, "rp", "openid profile").await,
+        "refresh_token",
+    );
+    let (status, narrow) = refresh(&stack, "rp", &rt, Some("openid")).await;
+    assert_eq!(status, 200, "{narrow}");
+    assert_eq!(narrow["scope"], "openid");
+    // The rotated token still holds the grant's full scope.
+    let (status, again) = refresh(
+        &stack,
+        "rp",
+        &s(&narrow, "refresh_token"),
+        Some("openid profile"),
+    )
+    .await;
+    assert_eq!(status, 200, "{again}");
+    let (status, wide) = refresh(
+        &stack,
+        "rp",
+        &s(&again, "refresh_token"),
+        Some("openid profile email"),
+    )
+    .await;
+    assert_eq!(
+        (status, wide["error"].as_str()),
+        (400, Some("invalid_scope"))
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_token_is_bound_to_its_client() {
+    let (stack, browser) = setup().await;
+    let rt = s(
+        &grant(&stack, &browser, "rp", "openid").await,
+        "refresh_token",
+    );
+    assert_eq!(
+        refresh(&stack, "rp2", &rt, None).await.1["error"],
+        "invalid_grant"
+    );
+    assert_eq!(
+        refresh(&stack, "rp", &rt, None).await.0,
+        200,
+        "untouched for its own client"
+    );
+}
+
+#[tokio::test]
+async fn online_grants_die_with_their_session_offline_ones_do_not() {
+    let (stack, browser) = setup().await;
+    let online = s(
+        &grant(&stack, &browser, "rp", "openid").await,
+        "refresh_token",
+    );
+    let offline_grant = grant(&stack, &browser, "rp", "openid offline_access").await;
+    assert_eq!(offline_grant["scope"], "openid offline_access");
+    let offline = s(&offline_grant, "refresh_token");
+    let page = browser
+        .follow(&format!("{}/account/sessions", stack.issuer))
+        .await;
+    browser
+        .submit(&page, "/account/sessions/revoke-all", &[])
+        .await;
+    assert_eq!(
+        refresh(&stack, "rp", &online, None).await.1["error"],
+        "invalid_grant"
+    );
+    assert_eq!(
+        userinfo(&stack, &s(&offline_grant, "access_token")).await,
+        200,
+        "offline access token lives"
+    );
+    let (status, body) = refresh(&stack, "rp", &offline, None).await;
+    assert_eq!(status, 200, "{body}");
+    // A client not allowed refresh tokens never gets offline_access.
+    let page = browser.follow(&format!("{}/login", stack.app_b.url)).await;
+    browser
+        .submit(
+            &page,
+            "/login",
+            &[("username", ALICE.0), ("password", ALICE.1)],
+        )
+        .await;
+    client(
+        &stack,
+        "plain",
+        &["authorization_code"],
+        AuthMethod::ClientSecretBasic,
+    )
+    .await;
+    let plain = grant(&stack, &browser, "plain", "openid offline_access").await;
+    assert_eq!(plain["scope"], "openid");
+    assert!(plain.get("refresh_token").is_none());
+}
+
+#[tokio::test]
+async fn a_family_has_an_absolute_lifetime() {
+    let (stack, browser) = setup().await;
+    let mut rt = s(
+        &grant(&stack, &browser, "rp", "openid offline_access").await,
+        "refresh_token",
+    );
+    for _ in 0..4 {
+        stack.clock.advance(Duration::from_secs(7 * 24 * 3600));
+        let (status, body) = refresh(&stack, "rp", &rt, None).await;
+        assert_eq!(status, 200, "{body}");
+        rt = s(&body, "refresh_token");
+    }
+    stack.clock.advance(Duration::from_secs(3 * 24 * 3600));
+    assert_eq!(
+        refresh(&stack, "rp", &rt, None).await.1["error"],
+        "invalid_grant",
+        "30 days, whatever the rotation"
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_code_revokes_what_it_issued() {
+    let (stack, browser) = setup().await;
+    let req = stack.authorize_url("rp", REDIRECT, &[]);
+    let code = param(
+        browser
+            .follow_until(req.url.as_str(), REDIRECT)
+            .await
+            .url
+            .as_str(),
+        "code",
+    )
+    .unwrap();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", req.verifier.as_str()),
+    ];
+    let (status, _, first) = stack.token(&form, Some(("rp", "rp-secret"))).await;
+    assert_eq!(status, 200);
+    assert_eq!(userinfo(&stack, &s(&first, "access_token")).await, 200);
+    let (status, _, replay) = stack.token(&form, Some(("rp", "rp-secret"))).await;
+    assert_eq!(
+        (status.as_u16(), replay["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert_eq!(
+        userinfo(&stack, &s(&first, "access_token")).await,
+        401,
+        "the replay revoked the access token"
+    );
+    assert_eq!(
+        refresh(&stack, "rp", &s(&first, "refresh_token"), None)
+            .await
+            .0,
+        400,
+        "and the refresh token"
+    );
+}
+
+#[tokio::test]
+async fn revocation_follows_rfc7009() {
+    let (stack, browser) = setup().await;
+    let tokens = grant(&stack, &browser, "rp", "openid").await;
+    let (at, rt) = (s(&tokens, "access_token"), s(&tokens, "refresh_token"));
+    // Client authentication: wrong or missing is 401.
+    assert_eq!(
+        post(&stack, "/revoke", &[("token", &at)], Some(("rp", "wrong")))
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        post(&stack, "/revoke", &[("token", &at)], None).await.0,
+        401
+    );
+    assert_eq!(
+        post(&stack, "/revoke", &[], Some(("rp", "rp-secret")))
+            .await
+            .1["error"],
+        "invalid_request"
+    );
+    // Another client's token: 200, and nothing happens.
+    assert_eq!(
+        post(
+            &stack,
+            "/revoke",
+            &[("token", &at)],
+            Some(("rp2", "rp2-secret"))
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(userinfo(&stack, &at).await, 200);
+    // Unknown tokens: 200.
+    assert_eq!(
+        post(
+            &stack,
+            "/revoke",
+            &[("token", "nonsense")],
+            Some(("rp", "rp-secret"))
+        )
+        .await
+        .0,
+        200
+    );
+    // The access token, with its hint.
+    assert_eq!(
+        post(
+            &stack,
+            "/revoke",
+            &[("token", &at), ("token_type_hint", "access_token")],
+            Some(("rp", "rp-secret"))
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(userinfo(&stack, &at).await, 401);
+    assert_eq!(
+        refresh(&stack, "rp", &rt, None).await.0,
+        200,
+        "revoking an access token leaves the grant"
+    );
+    // A refresh token (with a misleading hint): its grant goes, access tokens included.
+    let tokens = grant(&stack, &browser, "rp", "openid").await;
+    assert_eq!(
+        post(
+            &stack,
+            "/revoke",
+            &[
+                ("token", &s(&tokens, "refresh_token")),
+                ("token_type_hint", "access_token")
+            ],
+            Some(("rp", "rp-secret"))
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        refresh(&stack, "rp", &s(&tokens, "refresh_token"), None)
+            .await
+            .0,
+        400
+    );
+    assert_eq!(userinfo(&stack, &s(&tokens, "access_token")).await, 401);
+}
+
+#[tokio::test]
+async fn introspection_follows_rfc7662() {
+    let (stack, browser) = setup().await;
+    let tokens = grant(&stack, &browser, "rp", "openid profile").await;
+    let (at, rt) = (s(&tokens, "access_token"), s(&tokens, "refresh_token"));
+    let ask = |token: String, who: &'static str| {
+        let stack = &stack;
+        async move {
+            post(
+                stack,
+                "/introspect",
+                &[("token", &token)],
+                Some((who, &format!("{who}-secret"))),
+            )
+            .await
+        }
+    };
+    let (status, body) = ask(at.clone(), "rp").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["active"], true, "{body}");
+    assert_eq!(body["scope"], "openid profile");
+    assert_eq!(body["client_id"], "rp");
+    assert_eq!(body["token_type"], "Bearer");
+    let (_, body) = ask(rt.clone(), "rp").await;
+    assert_eq!(
+        (
+            body["active"].as_bool(),
+            body["token_type"].as_str(),
+            body["username"].as_str()
+        ),
+        (Some(true), Some("refresh_token"), Some("alice"))
+    );
+    assert_eq!(
+        ask(at.clone(), "rp2").await.1,
+        serde_json::json!({"active": false}),
+        "another client's token"
+    );
+    assert_eq!(ask("nonsense".into(), "rp").await.1["active"], false);
+    assert_eq!(
+        post(
+            &stack,
+            "/introspect",
+            &[("token", &at)],
+            Some(("rp", "wrong"))
+        )
+        .await
+        .0,
+        401
+    );
+    assert_eq!(
+        post(&stack, "/introspect", &[("token", &at)], None).await.0,
+        401
+    );
+    // Rotated, revoked and expired tokens are not active.
+    let (_, rotated) = refresh(&stack, "rp", &rt, None).await;
+    assert_eq!(
+        ask(rt.clone(), "rp").await.1["active"],
+        false,
+        "a rotated refresh token"
+    );
+    post(
+        &stack,
+        "/revoke",
+        &[("token", &s(&rotated, "access_token"))],
+        Some(("rp", "rp-secret")),
+    )
+    .await;
+    assert_eq!(
+        ask(s(&rotated, "access_token"), "rp").await.1["active"],
+        false,
+        "revoked"
+    );
+    stack.clock.advance(Duration::from_secs(11 * 60));
+    assert_eq!(ask(at, "rp").await.1["active"], false, "expired");
+    assert_eq!(
+        ask(s(&rotated, "refresh_token"), "rp").await.1["active"],
+        true,
+        "the refresh token outlives it"
+    );
+}
+
+#[tokio::test]
+async fn client_credentials_for_clients_allowed_it() {
+    let stack = spawn().await;
+    client(
+        &stack,
+        "service",
+        &["client_credentials"],
+        AuthMethod::ClientSecretBasic,
+    )
+    .await;
+    client(&stack, "public", &["client_credentials"], AuthMethod::None).await;
+    let cc = [("grant_type", "client_credentials")];
+    let (status, _, body) = stack.token(&cc, Some(("service", "service-secret"))).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.get("id_token").is_none() && body.get("refresh_token").is_none(),
+        "{body}"
+    );
+    let at = s(&body, "access_token");
+    assert_eq!(
+        crate::harness::jwt_part(&at, 1)["sub"],
+        "service",
+        "RFC 9068: the client is the subject"
+    );
+    assert_eq!(userinfo(&stack, &at).await, 403, "no user, no openid scope");
+    let (_, intro) = post(
+        &stack,
+        "/introspect",
+        &[("token", &at)],
+        Some(("service", "service-secret")),
+    )
+    .await;
+    assert_eq!(intro["active"], true);
+    // Refused: clients without the grant, public clients, scopes.
+    let (status, _, body) = stack.token(&cc, Some(("app-a", "app-a-secret"))).await;
+    assert_eq!(
+        (status.as_u16(), body["error"].as_str()),
+        (400, Some("unauthorized_client"))
+    );
+    let (status, _, body) = stack
+        .token(
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", "public"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["error"].as_str()),
+        (400, Some("unauthorized_client"))
+    );
+    let (status, _, body) = stack
+        .token(
+            &[("grant_type", "client_credentials"), ("scope", "openid")],
+            Some(("service", "service-secret")),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["error"].as_str()),
+        (400, Some("invalid_scope"))
+    );
+    // And the service may not use the code flow.
+    let (status, _, body) = stack
+        .token(
+            &[("grant_type", "refresh_token"), ("refresh_token", "x")],
+            Some(("service", "service-secret")),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["error"].as_str()),
+        (400, Some("unauthorized_client"))
+    );
+}
