@@ -42,6 +42,26 @@ async fn openid_client_completes_code_flow_userinfo_and_prompt_none() {
         stack.clock.unix(),
     )
     .await;
+    crate::harness::update_client(&stack.store, "certified-rp", |c| {
+        c.grant_types = vec!["authorization_code".into(), "refresh_token".into()];
+    })
+    .await;
+    register(
+        &stack.store,
+        "certified-service",
+        "Certified service",
+        Some("certified-service-secret"),
+        &[],
+        AuthMethod::ClientSecretBasic,
+        true,
+        "RS256",
+        stack.clock.unix(),
+    )
+    .await;
+    crate::harness::update_client(&stack.store, "certified-service", |c| {
+        c.grant_types = vec!["client_credentials".into()];
+    })
+    .await;
 
     let mut child = tokio::process::Command::new("node")
         .arg("rp.mjs")
@@ -50,6 +70,8 @@ async fn openid_client_completes_code_flow_userinfo_and_prompt_none() {
         .env("CLIENT_ID", "certified-rp")
         .env("CLIENT_SECRET", "certified-rp-secret")
         .env("REDIRECT_URI", redirect_uri)
+        .env("SERVICE_ID", "certified-service")
+        .env("SERVICE_SECRET", "certified-service-secret")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -111,4 +133,29 @@ async fn openid_client_completes_code_flow_userinfo_and_prompt_none() {
     assert_eq!(silent["sid"], first["sid"], "within the same SSO session");
     assert_eq!(fresh["sub"], first["sub"]);
     assert!(fresh["auth_time"].as_i64().is_some());
+    // Refresh (its ID token validated by openid-client), introspection, revocation, and
+    // client credentials.
+    let t = &result["tokens"];
+    assert_eq!(t["rotated"], true, "{t}");
+    assert_eq!(t["refreshed_sub"], first["sub"]);
+    assert_eq!(
+        (
+            t["introspected_active"].as_bool(),
+            t["introspected_client"].as_str()
+        ),
+        (Some(true), Some("certified-rp"))
+    );
+    assert_eq!(t["after_revocation"], "invalid_grant", "{t}");
+    assert_eq!(
+        t["revoked_access_active"], false,
+        "revoking the refresh token revoked its grant"
+    );
+    assert_eq!(
+        (
+            t["client_credentials_active"].as_bool(),
+            t["client_credentials_sub"].as_str()
+        ),
+        (Some(true), Some("certified-service"))
+    );
+    assert_eq!(t["client_credentials_has_refresh"], false);
 }

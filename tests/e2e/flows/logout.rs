@@ -641,28 +641,10 @@ async fn logout_tokens_are_shaped_as_the_spec_says() {
         stack.clock.unix(),
     )
     .await;
-    let mut client = stack.store.client("recorder").await.unwrap().unwrap();
-    client.backchannel_logout_uri = Some(format!("http://rec.localhost:{port}/bcl"));
-    stack
-        .store
-        .upsert_client(
-            &provider::store::NewClient {
-                client_id: client.client_id,
-                secret_hash: client.secret_hash,
-                name: client.name,
-                redirect_uris: client.redirect_uris,
-                post_logout_redirect_uris: vec![],
-                backchannel_logout_uri: client.backchannel_logout_uri,
-                backchannel_logout_session_required: true,
-                grant_types: client.grant_types,
-                auth_method: client.auth_method,
-                id_token_alg: client.id_token_alg,
-                first_party: true,
-            },
-            stack.clock.unix(),
-        )
-        .await
-        .unwrap();
+    crate::harness::update_client(&stack.store, "recorder", |c| {
+        c.backchannel_logout_uri = Some(format!("http://rec.localhost:{port}/bcl"));
+    })
+    .await;
 
     let browser = Browser::new();
     sign_in(&stack, &browser, &stack.app_b, ALICE).await;

@@ -319,6 +319,30 @@ pub async fn register(
         .unwrap();
 }
 
+/// Changes a registered client in the store.
+pub async fn update_client(store: &Store, client_id: &str, edit: impl FnOnce(&mut NewClient)) {
+    let c = store
+        .client(client_id)
+        .await
+        .unwrap()
+        .expect("a registered client");
+    let mut new = NewClient {
+        client_id: c.client_id,
+        secret_hash: c.secret_hash,
+        name: c.name,
+        redirect_uris: c.redirect_uris,
+        post_logout_redirect_uris: c.post_logout_redirect_uris,
+        backchannel_logout_uri: c.backchannel_logout_uri,
+        backchannel_logout_session_required: c.backchannel_logout_session_required,
+        grant_types: c.grant_types,
+        auth_method: c.auth_method,
+        id_token_alg: c.id_token_alg,
+        first_party: c.first_party,
+    };
+    edit(&mut new);
+    store.upsert_client(&new, 0).await.unwrap();
+}
+
 /// PKCE verifier and its S256 challenge.
 pub fn pkce() -> (String, String) {
     let mut bytes = [0u8; 32];

@@ -3,10 +3,12 @@
 // subject match, max_age/auth_time. The browser part is played by the Rust test that spawned
 // this script: each authorization URL goes out on stdout as {"authorize": url} and the callback
 // URL comes back on stdin as {"callback": url}. Only plain http is allowed (loopback test).
+// Then: refresh (with ID token validation), introspection, revocation, and client credentials
+// for a second, machine client (SERVICE_ID / SERVICE_SECRET).
 import * as client from 'openid-client';
 import readline from 'node:readline';
 
-const { ISSUER, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI } = process.env;
+const { ISSUER, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, SERVICE_ID, SERVICE_SECRET } = process.env;
 const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 const say = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
 
@@ -48,14 +50,48 @@ async function signIn(extra) {
   });
   const claims = tokens.claims();
   const userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
-  return { sub: claims.sub, sid: claims.sid, auth_time: claims.auth_time, name: userinfo.name, email: userinfo.email };
+  return {
+    sub: claims.sub, sid: claims.sid, auth_time: claims.auth_time, name: userinfo.name, email: userinfo.email,
+    access_token: tokens.access_token, refresh_token: tokens.refresh_token,
+  };
+}
+
+async function lifecycle(grant) {
+  const refreshed = await client.refreshTokenGrant(config, grant.refresh_token);
+  const refreshedSub = refreshed.claims()?.sub;
+  const introspected = await client.tokenIntrospection(config, refreshed.access_token);
+  await client.tokenRevocation(config, refreshed.refresh_token);
+  let afterRevocation = 'accepted';
+  try {
+    await client.refreshTokenGrant(config, refreshed.refresh_token);
+  } catch (e) {
+    afterRevocation = e.error ?? e.code ?? e.message;
+  }
+  const inactive = await client.tokenIntrospection(config, refreshed.access_token);
+  const service = await client.discovery(new URL(ISSUER), SERVICE_ID, undefined,
+    client.ClientSecretBasic(SERVICE_SECRET), { execute: [client.allowInsecureRequests] });
+  const cc = await client.clientCredentialsGrant(service);
+  const ccIntrospected = await client.tokenIntrospection(service, cc.access_token);
+  return {
+    rotated: refreshed.refresh_token !== grant.refresh_token,
+    refreshed_sub: refreshedSub,
+    introspected_active: introspected.active, introspected_client: introspected.client_id,
+    after_revocation: afterRevocation, revoked_access_active: inactive.active,
+    client_credentials_sub: ccIntrospected.sub, client_credentials_active: ccIntrospected.active,
+    client_credentials_has_refresh: cc.refresh_token !== undefined,
+  };
 }
 
 try {
   const first = await signIn({});
   const silent = await signIn({ prompt: 'none' });
   const fresh = await signIn({ prompt: 'none', max_age: '3600' });
-  say({ result: { first, silent, fresh } });
+  const tokens = await lifecycle(fresh);
+  for (const round of [first, silent, fresh]) {
+    delete round.access_token;
+    delete round.refresh_token;
+  }
+  say({ result: { first, silent, fresh, tokens } });
   process.exit(0);
 } catch (e) {
   say({ error: `${e.name}: ${e.message}${e.code ? ` (${e.code})` : ''}${e.cause ? ` cause: ${JSON.stringify(e.cause)}` : ''}` });
