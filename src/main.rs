@@ -189,7 +189,7 @@ async fn seed(store: Store, apps: &[client_app::Config], now: i64) -> anyhow::Re
                     post_logout_redirect_uris: vec![format!("{base}/")],
                     backchannel_logout_uri: Some(format!("{base}/backchannel-logout")),
                     backchannel_logout_session_required: true,
-                    grant_types: vec!["authorization_code".into()],
+                    grant_types: vec!["authorization_code".into(), "refresh_token".into()],
                     auth_method: AuthMethod::ClientSecretBasic,
                     id_token_alg: "RS256".into(),
                     first_party: demo.first_party,

@@ -75,6 +75,23 @@ pub struct SignedIn {
     pub id_token: String,
     pub access_token: String,
     pub access_token_expires_at: i64,
+    /// Kept on the server, rotated at every refresh.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    /// When the access token was last refreshed.
+    #[serde(default)]
+    pub refreshed_at: Option<i64>,
+}
+
+/// Why a refresh did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// The provider refused the grant (`invalid_grant`): it was revoked or has ended.
+    #[error("the provider ended this grant")]
+    Rejected,
+    /// The provider could not be reached or answered oddly: try again later.
+    #[error("refresh failed: {0}")]
+    Unavailable(String),
 }
 
 /// Why a callback was refused. Shown to the person (in general terms) and logged.
@@ -232,7 +249,60 @@ impl Oidc {
             id_token: jwt,
             access_token: token.access_token().secret().clone(),
             access_token_expires_at: self.clock.unix() + expires_in,
+            refresh_token: token.refresh_token().map(|t| t.secret().clone()),
+            refreshed_at: None,
         })
+    }
+
+    /// Refreshes `user`'s access token (RFC 6749 §6), keeping the rotated refresh token. A
+    /// returned ID token is verified like the first one and must name the same user
+    /// (OIDC Core §12.2).
+    pub async fn refresh(&self, user: &SignedIn) -> Result<SignedIn, RefreshError> {
+        let rt = openidconnect::RefreshToken::new(
+            user.refresh_token.clone().ok_or(RefreshError::Rejected)?,
+        );
+        let token = self
+            .client
+            .exchange_refresh_token(&rt)
+            .map_err(|e| RefreshError::Unavailable(e.to_string()))?
+            .request_async(&self.http)
+            .await
+            .map_err(|e| match e {
+                openidconnect::RequestTokenError::ServerResponse(r)
+                    if *r.error() == openidconnect::core::CoreErrorResponseType::InvalidGrant =>
+                {
+                    RefreshError::Rejected
+                }
+                other => RefreshError::Unavailable(describe(&other)),
+            })?;
+        let mut next = user.clone();
+        if let Some(id_token) = token.id_token() {
+            let clock = self.clock.clone();
+            let verifier = self.client.id_token_verifier().set_time_fn(move || {
+                chrono::DateTime::from_timestamp(clock.unix(), 0).unwrap_or_default()
+            });
+            let no_nonce = |_: Option<&Nonce>| Ok(());
+            let claims = id_token
+                .claims(&verifier, no_nonce)
+                .map_err(|e| RefreshError::Unavailable(format!("refreshed ID token: {e}")))?;
+            if claims.subject().as_str() != user.sub {
+                return Err(RefreshError::Unavailable(
+                    "the refreshed ID token names another user".into(),
+                ));
+            }
+            next.id_token = id_token.to_string();
+        }
+        let now = self.clock.unix();
+        let expires_in = token
+            .expires_in()
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+        next.access_token = token.access_token().secret().clone();
+        next.access_token_expires_at = now + expires_in;
+        if let Some(rotated) = token.refresh_token() {
+            next.refresh_token = Some(rotated.secret().clone());
+        }
+        next.refreshed_at = Some(now);
+        Ok(next)
     }
 }
 

@@ -44,6 +44,7 @@ struct SignedInView {
     idle_expires_at: String,
     absolute_expires_at: String,
     access_token_expires_at: String,
+    refresh: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -105,8 +106,52 @@ async fn current(st: &AppState, jar: &CookieJar) -> Result<Option<Session>, sess
     }
 }
 
+/// Refresh this long before the access token expires.
+const REFRESH_MARGIN_SECS: i64 = 60;
+
+/// The current session, its access token refreshed if it is about to expire. When the
+/// provider refuses the refresh (`invalid_grant`: the grant was revoked or ended with the SSO
+/// session), the local session ends too.
+async fn current_fresh(
+    st: &AppState,
+    jar: &CookieJar,
+) -> Result<Option<Session>, sessions::StoreError> {
+    let Some(mut session) = current(st, jar).await? else {
+        return Ok(None);
+    };
+    let Some(user) = user_of(&session) else {
+        return Ok(Some(session));
+    };
+    if user.refresh_token.is_none()
+        || user.access_token_expires_at - st.clock.unix() > REFRESH_MARGIN_SECS
+    {
+        return Ok(Some(session));
+    }
+    match st.oidc.refresh(&user).await {
+        Ok(next) => {
+            if let (Some(obj), Ok(v)) = (session.data.as_object_mut(), serde_json::to_value(&next))
+            {
+                obj.insert(USER_KEY.into(), v);
+            }
+            st.sessions.save(&session).await?;
+            Ok(Some(session))
+        }
+        Err(crate::oidc::RefreshError::Rejected) => {
+            tracing::info!(sub = %user.sub, "the provider ended the grant: signing out locally");
+            st.sessions
+                .end(session.id(), EndCause::ExternalRevocation)
+                .await?;
+            Ok(None)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "token refresh failed; keeping the session");
+            Ok(Some(session))
+        }
+    }
+}
+
 pub(crate) async fn show_home(State(st): Shared, jar: CookieJar) -> Response {
-    let session = match current(&st, &jar).await {
+    let session = match current_fresh(&st, &jar).await {
         Ok(s) => s,
         Err(e) => return internal(&st, e),
     };
@@ -124,6 +169,13 @@ pub(crate) async fn show_home(State(st): Shared, jar: CookieJar) -> Response {
             idle_expires_at: rfc3339(s.idle_expires_at),
             absolute_expires_at: rfc3339(s.absolute_expires_at),
             access_token_expires_at: unix_rfc3339(u.access_token_expires_at),
+            refresh: match (&u.refresh_token, u.refreshed_at) {
+                (None, _) => "none: sign in again when the access token expires".into(),
+                (Some(_), None) => "kept on this server; not used yet".into(),
+                (Some(_), Some(at)) => {
+                    format!("kept on this server; last used {}", unix_rfc3339(at))
+                }
+            },
         });
     let csrf_token = session
         .as_ref()
@@ -138,7 +190,7 @@ pub(crate) async fn show_home(State(st): Shared, jar: CookieJar) -> Response {
 }
 
 pub(crate) async fn show_me(State(st): Shared, jar: CookieJar) -> Response {
-    let session = match current(&st, &jar).await {
+    let session = match current_fresh(&st, &jar).await {
         Ok(s) => s,
         Err(e) => return internal(&st, e),
     };

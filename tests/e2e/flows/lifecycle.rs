@@ -580,3 +580,59 @@ async fn client_credentials_for_clients_allowed_it() {
         (400, Some("unauthorized_client"))
     );
 }
+
+#[tokio::test]
+async fn the_app_refreshes_before_expiry_and_keeps_the_rotated_token() {
+    let stack = spawn().await;
+    let browser = Browser::new();
+    sign_in(&stack, &browser, &stack.app_a, ALICE).await;
+    let (_, before) = super::me(&browser, &stack.app_a).await;
+    stack.clock.advance(Duration::from_secs(9 * 60 + 30)); // 30 s before the 10 min expiry
+    let (status, after) = super::me(&browser, &stack.app_a).await;
+    assert_eq!(status, 200, "{after}");
+    assert!(
+        s(&after, "access_token_expires_at") > s(&before, "access_token_expires_at"),
+        "{before} → {after}"
+    );
+    // Again: the rotated refresh token was kept (the first one would now be a reuse).
+    stack.clock.advance(Duration::from_secs(9 * 60 + 30));
+    let (status, again) = super::me(&browser, &stack.app_a).await;
+    assert_eq!(status, 200, "{again}");
+    assert!(s(&again, "access_token_expires_at") > s(&after, "access_token_expires_at"));
+    assert_eq!(
+        prompt_none_error(&stack, &browser).await,
+        None,
+        "no reuse was detected"
+    );
+    let home = browser.follow(&format!("{}/", stack.app_a.url)).await;
+    assert!(
+        home.body.contains("last used"),
+        "the page shows the refresh"
+    );
+}
+
+#[tokio::test]
+async fn the_app_signs_out_when_the_provider_refuses_the_refresh() {
+    let stack = spawn().await;
+    // Without back-channel logout, so that only the refresh can tell App A.
+    crate::harness::update_client(&stack.store, "app-a", |c| c.backchannel_logout_uri = None).await;
+    let browser = Browser::new();
+    sign_in(&stack, &browser, &stack.app_a, ALICE).await;
+    let page = browser
+        .follow(&format!("{}/account/sessions", stack.issuer))
+        .await;
+    browser
+        .submit(&page, "/account/sessions/revoke-all", &[])
+        .await;
+    assert_eq!(
+        super::me(&browser, &stack.app_a).await.0,
+        200,
+        "App A has not heard yet"
+    );
+    stack.clock.advance(Duration::from_secs(9 * 60 + 30));
+    assert_eq!(
+        super::me(&browser, &stack.app_a).await.0,
+        401,
+        "invalid_grant ended the local session"
+    );
+}

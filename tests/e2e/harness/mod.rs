@@ -209,7 +209,7 @@ pub async fn spawn_with(mut options: Options) -> Stack {
                     post_logout_redirect_uris: vec![format!("{url}/")],
                     backchannel_logout_uri: Some(format!("{url}/backchannel-logout")),
                     backchannel_logout_session_required: true,
-                    grant_types: vec!["authorization_code".into()],
+                    grant_types: vec!["authorization_code".into(), "refresh_token".into()],
                     auth_method: AuthMethod::ClientSecretBasic,
                     id_token_alg: "RS256".into(),
                     first_party,
