@@ -98,7 +98,7 @@ fn session_load(c: &mut Criterion) {
 
 fn jwt_session(c: &mut Criterion) {
     let stored: Vec<_> = Alg::ALL.iter().map(|a| generate(*a, 0).unwrap()).collect();
-    let keys = Keys::from_stored(&stored).unwrap();
+    let keys = Keys::from_stored(&stored, 1).unwrap();
     let claims = serde_json::json!({
         "iss": "https://idp.example", "aud": "https://idp.example", "sub": "bench-user",
         "exp": 4_000_000_000i64, "iat": 1_700_000_000, "sid": "bench-sid",

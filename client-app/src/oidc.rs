@@ -8,9 +8,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthenticationFlow, CoreClaimName, CoreClaimType, CoreClient,
-    CoreClientAuthMethod, CoreGrantType, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm,
-    CoreJweKeyManagementAlgorithm, CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
-    CoreUserInfoClaims,
+    CoreClientAuthMethod, CoreGrantType, CoreIdToken, CoreIdTokenClaims, CoreJsonWebKey,
+    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreResponseMode,
+    CoreResponseType, CoreSubjectIdentifierType, CoreUserInfoClaims,
 };
 use openidconnect::{
     AccessTokenHash, AdditionalProviderMetadata, AuthorizationCode, ClientId, ClientSecret,
@@ -20,6 +20,7 @@ use openidconnect::{
 };
 use serde::{Deserialize, Serialize};
 use sessions::Clock;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Discovery metadata beyond the core set: RP-Initiated Logout 1.0 §2.1.
@@ -111,58 +112,161 @@ pub enum CallbackError {
 
 /// A discovered provider and this app's registration with it.
 pub struct Oidc {
-    client: Client,
+    /// Rebuilt (with the provider's current keys) when an ID token's key is unknown.
+    client: std::sync::RwLock<Arc<Client>>,
+    registration: Registration,
     http: OidcHttp,
     scopes: Vec<String>,
     clock: Clock,
+    /// When the provider's keys were last refetched.
+    refetched: tokio::sync::Mutex<Option<tokio::time::Instant>>,
     /// The provider's RP-Initiated Logout endpoint, if it has one.
     pub end_session_endpoint: Option<url::Url>,
     /// The provider's JWKS, for logout-token validation.
     pub jwks_uri: String,
 }
 
+/// What the app is registered as at the provider.
+struct Registration {
+    issuer: IssuerUrl,
+    client_id: ClientId,
+    secret: Option<ClientSecret>,
+    redirect_uri: RedirectUrl,
+}
+
+/// Keys are refetched at most this often (a forged `kid` cannot make us hammer the provider).
+const MIN_REFETCH: Duration = Duration::from_secs(10);
+
+impl Registration {
+    /// One discovery (with the provider's current JWKS) and the client built from it.
+    async fn fetch(&self, http: &OidcHttp) -> anyhow::Result<(Client, Option<url::Url>, String)> {
+        let metadata = Metadata::discover_async(self.issuer.clone(), http)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "discovery at {} failed: {}",
+                    self.issuer.as_str(),
+                    describe(&e)
+                )
+            })?;
+        let end_session = metadata.additional_metadata().end_session_endpoint.clone();
+        let jwks_uri = metadata.jwks_uri().url().to_string();
+        let client = CoreClient::from_provider_metadata(
+            metadata,
+            self.client_id.clone(),
+            self.secret.clone(),
+        )
+        .set_redirect_uri(self.redirect_uri.clone());
+        Ok((client, end_session, jwks_uri))
+    }
+}
+
 impl Oidc {
     /// Fetches the provider's discovery document, retrying (with backoff) until
     /// `discovery_timeout` while the provider is not up yet.
     pub async fn discover(config: &Config, http: OidcHttp, clock: Clock) -> anyhow::Result<Self> {
-        let issuer = IssuerUrl::new(config.issuer.as_str().trim_end_matches('/').to_owned())?;
+        let registration = Registration {
+            issuer: IssuerUrl::new(config.issuer.as_str().trim_end_matches('/').to_owned())?,
+            client_id: ClientId::new(config.client_id.clone()),
+            secret: Some(ClientSecret::new(config.client_secret.0.clone()))
+                .filter(|s| !s.secret().is_empty()),
+            redirect_uri: RedirectUrl::new(config.redirect_uri())?,
+        };
         let deadline = tokio::time::Instant::now() + config.discovery_timeout;
         let mut wait = Duration::from_millis(100);
-        let metadata = loop {
-            match Metadata::discover_async(issuer.clone(), &http).await {
-                Ok(m) => break m,
+        let (client, end_session_endpoint, jwks_uri) = loop {
+            match registration.fetch(&http).await {
+                Ok(found) => break found,
                 Err(e) if tokio::time::Instant::now() + wait < deadline => {
-                    tracing::info!(issuer = %issuer.as_str(), error = %e, "provider not reachable yet; retrying");
+                    tracing::info!(error = %e, "provider not reachable yet; retrying");
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(2));
                 }
-                Err(e) => anyhow::bail!("discovery at {} failed: {e}", issuer.as_str()),
+                Err(e) => return Err(e),
             }
         };
-        let end_session_endpoint = metadata.additional_metadata().end_session_endpoint.clone();
-        let jwks_uri = metadata.jwks_uri().url().to_string();
-        let client = CoreClient::from_provider_metadata(
-            metadata,
-            ClientId::new(config.client_id.clone()),
-            Some(ClientSecret::new(config.client_secret.0.clone()))
-                .filter(|s| !s.secret().is_empty()),
-        )
-        .set_redirect_uri(RedirectUrl::new(config.redirect_uri())?);
         Ok(Self {
-            client,
+            client: std::sync::RwLock::new(Arc::new(client)),
+            registration,
             http,
             scopes: config.scopes.clone(),
             clock,
+            refetched: tokio::sync::Mutex::new(None),
             end_session_endpoint,
             jwks_uri,
+        })
+    }
+
+    fn client(&self) -> Arc<Client> {
+        self.client
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Refetches the provider's metadata and keys, at most once per [`MIN_REFETCH`]; true if
+    /// it did.
+    async fn refetch_keys(&self) -> bool {
+        let mut last = self.refetched.lock().await;
+        if last.is_some_and(|at| at.elapsed() < MIN_REFETCH) {
+            return false;
+        }
+        *last = Some(tokio::time::Instant::now());
+        match self.registration.fetch(&self.http).await {
+            Ok((client, _, _)) => {
+                *self
+                    .client
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(client);
+                tracing::info!("refetched the provider's keys");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not refetch the provider's keys");
+                false
+            }
+        }
+    }
+
+    /// Verifies an ID token with the provider's keys (its time checks on the injected clock).
+    /// When its signature does not verify with the keys we hold, the provider may have
+    /// rotated: its keys are refetched (rate limited) and the token checked once more, so a
+    /// rotation never signs anybody out.
+    async fn verified_claims<'t, N: openidconnect::NonceVerifier + Copy>(
+        &self,
+        id_token: &'t CoreIdToken,
+        nonce: N,
+    ) -> Result<(&'t CoreIdTokenClaims, Arc<Client>), openidconnect::ClaimsVerificationError> {
+        let client = self.client();
+        let first = id_token.claims(&self.verifier(&client), nonce);
+        match first {
+            Err(openidconnect::ClaimsVerificationError::SignatureVerification(_))
+                if self.refetch_keys().await =>
+            {
+                let client = self.client();
+                let claims = id_token.claims(&self.verifier(&client), nonce)?;
+                Ok((claims, client))
+            }
+            Ok(claims) => Ok((claims, client)),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn verifier<'c>(
+        &self,
+        client: &'c Client,
+    ) -> openidconnect::IdTokenVerifier<'c, CoreJsonWebKey> {
+        let clock = self.clock.clone();
+        client.id_token_verifier().set_time_fn(move || {
+            chrono::DateTime::from_timestamp(clock.unix(), 0).unwrap_or_default()
         })
     }
 
     /// The authorization URL with fresh state, nonce and PKCE S256, and what to keep of them.
     pub fn start_login(&self) -> (url::Url, PendingLogin) {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let mut request = self
-            .client
+        let client = self.client();
+        let mut request = client
             .authorize_url(
                 CoreAuthenticationFlow::AuthorizationCode,
                 CsrfToken::new_random,
@@ -191,7 +295,7 @@ impl Oidc {
         code: &str,
     ) -> Result<SignedIn, CallbackError> {
         let token = self
-            .client
+            .client()
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|e| CallbackError::Exchange(e.to_string()))?
             .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()))
@@ -199,13 +303,12 @@ impl Oidc {
             .await
             .map_err(|e| CallbackError::Exchange(describe(&e)))?;
         let id_token = token.id_token().ok_or(CallbackError::NoIdToken)?;
-        let clock = self.clock.clone();
-        let verifier = self.client.id_token_verifier().set_time_fn(move || {
-            chrono::DateTime::from_timestamp(clock.unix(), 0).unwrap_or_default()
-        });
-        let claims = id_token
-            .claims(&verifier, &Nonce::new(pending.nonce.clone()))
+        let nonce = Nonce::new(pending.nonce.clone());
+        let (claims, client) = self
+            .verified_claims(id_token, &nonce)
+            .await
             .map_err(|e| CallbackError::IdToken(e.to_string()))?;
+        let verifier = self.verifier(&client);
         // OIDC Core §3.1.3.8: if at_hash is present it must match the access token.
         if let Some(expected) = claims.access_token_hash() {
             let alg = id_token
@@ -224,8 +327,7 @@ impl Oidc {
         // openidconnect has verified this token above; its payload is now trusted. The crate's
         // claim types have no `sid`, so it is read from the payload directly.
         let payload = verified_payload(&jwt);
-        let userinfo: CoreUserInfoClaims = self
-            .client
+        let userinfo: CoreUserInfoClaims = client
             .user_info(token.access_token().clone(), Some(claims.subject().clone()))
             .map_err(|e| CallbackError::UserInfo(e.to_string()))?
             .request_async(&self.http)
@@ -262,7 +364,7 @@ impl Oidc {
             user.refresh_token.clone().ok_or(RefreshError::Rejected)?,
         );
         let token = self
-            .client
+            .client()
             .exchange_refresh_token(&rt)
             .map_err(|e| RefreshError::Unavailable(e.to_string()))?
             .request_async(&self.http)
@@ -277,13 +379,10 @@ impl Oidc {
             })?;
         let mut next = user.clone();
         if let Some(id_token) = token.id_token() {
-            let clock = self.clock.clone();
-            let verifier = self.client.id_token_verifier().set_time_fn(move || {
-                chrono::DateTime::from_timestamp(clock.unix(), 0).unwrap_or_default()
-            });
             let no_nonce = |_: Option<&Nonce>| Ok(());
-            let claims = id_token
-                .claims(&verifier, no_nonce)
+            let (claims, _) = self
+                .verified_claims(id_token, no_nonce)
+                .await
                 .map_err(|e| RefreshError::Unavailable(format!("refreshed ID token: {e}")))?;
             if claims.subject().as_str() != user.sub {
                 return Err(RefreshError::Unavailable(

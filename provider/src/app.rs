@@ -25,7 +25,8 @@ pub struct AppState {
     /// The issuer without a trailing slash, as it appears in tokens.
     pub issuer: String,
     pub store: Store,
-    pub keys: Keys,
+    /// The parsed signing keys; replaced when rotation changes them.
+    keys: std::sync::RwLock<Arc<Keys>>,
     pub sessions: Sessions,
     pub cookies: CookiePolicy,
     pub clock: Clock,
@@ -63,6 +64,39 @@ impl ClientMeta {
 }
 
 impl AppState {
+    /// The signing keys in force.
+    pub fn keys(&self) -> Arc<Keys> {
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// One key-rotation step (rotate if due, retire what expired), then reloads the keys if
+    /// anything changed, including a pending key becoming the signer.
+    pub async fn maintain_keys(&self) -> Result<(), crate::keys::KeyError> {
+        let now = self.clock.unix();
+        let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4);
+        let t = &self.config.tokens;
+        let policy = crate::keys::RotationPolicy {
+            rotation_period: secs(self.config.keys.rotation_period),
+            publish_ahead: secs(self.config.keys.publish_ahead),
+            // The longest-lived token a key signs, plus a logout token and a margin.
+            retire_after: secs(t.access_token_lifetime.max(t.id_token_lifetime)) + 180,
+        };
+        crate::keys::maintain(&self.store, now, policy).await?;
+        let stored = self.store.signing_keys().await?;
+        if self.keys().is_stale(&stored, now) {
+            let fresh = Arc::new(Keys::from_stored(&stored, now)?);
+            *self
+                .keys
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+            tracing::info!("signing keys reloaded");
+        }
+        Ok(())
+    }
+
     /// The live SSO session named by the request's cookie, if any.
     pub async fn session(&self, jar: &CookieJar) -> Result<Option<Session>, StoreError> {
         match self.cookies.read(jar) {
@@ -125,7 +159,7 @@ impl App {
             config,
             issuer,
             store,
-            keys,
+            keys: std::sync::RwLock::new(Arc::new(keys)),
             sessions,
             cookies,
             clock,
@@ -206,6 +240,9 @@ impl App {
                 }
                 if let Err(e) = state.store.sweep_tokens(state.clock.unix(), 600).await {
                     tracing::warn!(error = %e, "token sweep failed");
+                }
+                if let Err(e) = state.maintain_keys().await {
+                    tracing::warn!(error = %e, "key rotation step failed");
                 }
             }
         })

@@ -22,6 +22,29 @@ pub struct Config {
     pub session: SessionConfig,
     pub cookie: CookieConfig,
     pub tokens: TokenConfig,
+    pub keys: KeyConfig,
+}
+
+/// Signing-key rotation.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeyConfig {
+    /// A signing key is replaced this long after it started signing.
+    #[serde(with = "duration")]
+    pub rotation_period: Duration,
+    /// A new key is in the JWKS this long before it signs (longer than the JWKS max-age, so
+    /// every client has it before it sees a token signed with it).
+    #[serde(with = "duration")]
+    pub publish_ahead: Duration,
+}
+
+impl Default for KeyConfig {
+    fn default() -> Self {
+        Self {
+            rotation_period: Duration::from_secs(90 * 24 * 3600),
+            publish_ahead: Duration::from_secs(15 * 60),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -61,6 +84,7 @@ impl Default for Config {
             session: SessionConfig::default(),
             cookie: CookieConfig::default(),
             tokens: TokenConfig::default(),
+            keys: KeyConfig::default(),
         }
     }
 }

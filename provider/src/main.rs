@@ -29,11 +29,25 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// List the signing keys, or rotate them.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// List or revoke users' SSO sessions (in the configured session store).
     Sessions {
         #[command(subcommand)]
         command: SessionsCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Every key: algorithm, kid, and whether it signs, is published ahead, or is retiring.
+    List,
+    /// Publish a new key for each algorithm; it signs after keys.publish_ahead (the running
+    /// provider picks it up by itself), and the old one leaves once its tokens have expired.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -118,6 +132,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Sessions { command } => manage_sessions(&config, command).await?,
         Command::Users { command } => manage_users(&config, command).await?,
+        Command::Keys { command } => manage_keys(&config, command).await?,
     }
     Ok(())
 }
@@ -327,5 +342,51 @@ async fn set_disabled(
         "{username} is {}",
         if disable { "disabled" } else { "enabled" }
     );
+    Ok(())
+}
+
+async fn manage_keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
+    let store = provider::store::Store::connect(&config.database_url).await?;
+    store.migrate().await?;
+    let now = Clock::system().unix();
+    let fmt = |t: i64| {
+        time::OffsetDateTime::from_unix_timestamp(t)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default()
+    };
+    match command {
+        KeysCommand::List => {
+            let stored = store.signing_keys().await?;
+            for k in &stored {
+                let newer_active = stored.iter().any(|n| {
+                    n.alg == k.alg && n.activates_at > k.activates_at && n.activates_at <= now
+                });
+                let state = if k.activates_at > now {
+                    format!("published, signs from {}", fmt(k.activates_at))
+                } else if newer_active {
+                    "retiring (verifies, no longer signs)".to_owned()
+                } else {
+                    "signing".to_owned()
+                };
+                println!("{:<6} {:<44} {state}", k.alg, k.kid);
+            }
+        }
+        KeysCommand::Rotate => {
+            let ahead = i64::try_from(config.keys.publish_ahead.as_secs()).unwrap_or(900);
+            for alg in provider::keys::Alg::ALL {
+                let key = provider::keys::rotate(&store, alg, now, now + ahead).await?;
+                println!(
+                    "{:<6} {:<44} published, signs from {}",
+                    alg.as_str(),
+                    key.kid,
+                    fmt(key.activates_at)
+                );
+            }
+        }
+    }
     Ok(())
 }

@@ -207,6 +207,7 @@ pub fn generate(alg: Alg, now: i64) -> Result<StoredKey, KeyError> {
         alg: alg.as_str().into(),
         private_key: STANDARD.encode(&der),
         created_at: now,
+        activates_at: now,
     };
     // The kid is the key's RFC 7638 thumbprint: stable, and different for every key.
     let (_, jwk) = SigningKey::from_stored(&StoredKey {
@@ -253,6 +254,94 @@ pub struct Keys {
     signers: HashMap<Alg, SigningKey>,
     verifiers: HashMap<String, (Alg, DecodingKey)>,
     jwks_json: String,
+    /// What these keys were built from (kids, activation times, the signers chosen).
+    fingerprint: String,
+}
+
+/// The key of each algorithm that signs at `now`: the newest already active.
+fn signer_kids(stored: &[StoredKey], now: i64) -> HashMap<String, String> {
+    let mut chosen: HashMap<String, &StoredKey> = HashMap::new();
+    for k in stored.iter().filter(|k| k.activates_at <= now) {
+        let newer = chosen.get(&k.alg).is_none_or(|c| {
+            (k.activates_at, k.created_at, &k.kid) > (c.activates_at, c.created_at, &c.kid)
+        });
+        if newer {
+            chosen.insert(k.alg.clone(), k);
+        }
+    }
+    chosen
+        .into_iter()
+        .map(|(alg, k)| (alg, k.kid.clone()))
+        .collect()
+}
+
+fn fingerprint(stored: &[StoredKey], now: i64) -> String {
+    let mut parts: Vec<String> = stored
+        .iter()
+        .map(|k| format!("{}@{}", k.kid, k.activates_at))
+        .collect();
+    let mut signers: Vec<String> = signer_kids(stored, now).into_values().collect();
+    parts.sort();
+    signers.sort();
+    format!("{}|{}", parts.join(","), signers.join(","))
+}
+
+/// Rotation settings, in seconds.
+#[derive(Clone, Copy, Debug)]
+pub struct RotationPolicy {
+    /// A key is replaced this long after it started signing.
+    pub rotation_period: i64,
+    /// A new key is published this long before it signs.
+    pub publish_ahead: i64,
+    /// A superseded key stays published this long (the longest token it signed).
+    pub retire_after: i64,
+}
+
+/// One rotation step at `now`: adds a pending key for each algorithm whose signing key is
+/// older than the rotation period (and has no successor yet), and deletes keys superseded for
+/// longer than `retire_after`. Returns whether anything changed.
+pub async fn maintain(store: &Store, now: i64, policy: RotationPolicy) -> Result<bool, KeyError> {
+    let stored = store.signing_keys().await?;
+    let mut changed = false;
+    for alg in Alg::ALL {
+        let newest = stored
+            .iter()
+            .filter(|k| k.alg == alg.as_str())
+            .max_by_key(|k| (k.activates_at, k.created_at));
+        if newest.is_none_or(|k| k.activates_at + policy.rotation_period <= now) {
+            rotate(store, alg, now, now + policy.publish_ahead).await?;
+            changed = true;
+        }
+    }
+    let active = signer_kids(&stored, now);
+    for k in &stored {
+        let successor = stored
+            .iter()
+            .filter(|n| n.alg == k.alg && n.activates_at > k.activates_at && n.activates_at <= now)
+            .map(|n| n.activates_at)
+            .min();
+        let superseded_long_ago = successor.is_some_and(|at| at + policy.retire_after <= now);
+        if superseded_long_ago && active.get(&k.alg) != Some(&k.kid) {
+            store.delete_signing_key(&k.kid).await?;
+            tracing::info!(kid = %k.kid, alg = %k.alg, "retired signing key left the JWKS");
+            changed = true;
+        }
+    }
+    Ok(changed)
+}
+
+/// Adds a new key for `alg`, published now and signing from `activates_at`.
+pub async fn rotate(
+    store: &Store,
+    alg: Alg,
+    now: i64,
+    activates_at: i64,
+) -> Result<StoredKey, KeyError> {
+    let mut key = generate(alg, now)?;
+    key.activates_at = activates_at;
+    store.insert_signing_key(&key).await?;
+    tracing::info!(kid = %key.kid, alg = alg.as_str(), activates_at, "new signing key published");
+    Ok(key)
 }
 
 impl Keys {
@@ -267,11 +356,18 @@ impl Keys {
                 stored.push(key);
             }
         }
-        Self::from_stored(&stored)
+        Self::from_stored(&stored, now)
     }
 
-    /// Parses keys (oldest first); the oldest key of each algorithm signs, all are published.
-    pub fn from_stored(stored: &[StoredKey]) -> Result<Self, KeyError> {
+    /// Whether the stored keys (at `now`) differ from the ones these were built from.
+    pub fn is_stale(&self, stored: &[StoredKey], now: i64) -> bool {
+        self.fingerprint != fingerprint(stored, now)
+    }
+
+    /// Parses keys: the newest active key of each algorithm signs, all are published and
+    /// verify.
+    pub fn from_stored(stored: &[StoredKey], now: i64) -> Result<Self, KeyError> {
+        let chosen = signer_kids(stored, now);
         let mut signers = HashMap::new();
         let mut verifiers = HashMap::new();
         let mut jwks = Vec::new();
@@ -280,13 +376,16 @@ impl Keys {
             let (verify_key, _) = SigningKey::from_stored(k)?;
             verifiers.insert(key.kid.clone(), (key.alg, verify_key.decoding));
             jwks.push(jwk);
-            signers.entry(key.alg).or_insert(key);
+            if chosen.get(k.alg.as_str()) == Some(&k.kid) {
+                signers.insert(key.alg, key);
+            }
         }
         let jwks_json = serde_json::to_string(&serde_json::json!({ "keys": jwks }))?;
         Ok(Self {
             signers,
             verifiers,
             jwks_json,
+            fingerprint: fingerprint(stored, now),
         })
     }
 
@@ -384,7 +483,7 @@ mod tests {
 
     fn keys() -> Keys {
         let stored: Vec<StoredKey> = Alg::ALL.iter().map(|a| generate(*a, 1).unwrap()).collect();
-        Keys::from_stored(&stored).unwrap()
+        Keys::from_stored(&stored, 1).unwrap()
     }
 
     #[test]
@@ -413,6 +512,37 @@ mod tests {
                 Err(VerifyError::Expired)
             ));
         }
+    }
+
+    #[test]
+    fn the_newest_active_key_signs_and_pending_keys_are_published() {
+        let old = generate(Alg::ES256, 0).unwrap();
+        let mut next = generate(Alg::ES256, 100).unwrap();
+        next.activates_at = 200;
+        let stored = vec![old.clone(), next.clone()];
+        let kid_of = |keys: &Keys| {
+            let jwt = keys
+                .sign(Alg::ES256, "JWT", &serde_json::json!({"sub": "s"}))
+                .unwrap();
+            jsonwebtoken::decode_header(&jwt).unwrap().kid.unwrap()
+        };
+        let before = Keys::from_stored(&stored, 150).unwrap();
+        assert_eq!(
+            kid_of(&before),
+            old.kid,
+            "the pending key does not sign yet"
+        );
+        assert!(
+            before.jwks_json().contains(&next.kid),
+            "but it is published"
+        );
+        assert!(
+            before.is_stale(&stored, 200),
+            "its activation calls for a reload"
+        );
+        let after = Keys::from_stored(&stored, 200).unwrap();
+        assert_eq!(kid_of(&after), next.kid);
+        assert!(!after.is_stale(&stored, 300));
     }
 
     #[test]

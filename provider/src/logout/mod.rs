@@ -50,7 +50,7 @@ pub fn logout_token(
         sid,
         sub,
     };
-    st.keys.sign(alg, "logout+jwt", &claims)
+    st.keys().sign(alg, "logout+jwt", &claims)
 }
 
 /// Queues back-channel logouts for each ended signed-in session and wakes the outbox. Errors

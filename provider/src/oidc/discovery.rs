@@ -55,7 +55,7 @@ pub(super) async fn show_configuration(State(st): State<SharedState>) -> impl In
         response_modes_supported: vec!["query"],
         grant_types_supported: vec!["authorization_code", "refresh_token", "client_credentials"],
         subject_types_supported: vec!["public"],
-        id_token_signing_alg_values_supported: st.keys.algs().map(|a| a.as_str()).collect(),
+        id_token_signing_alg_values_supported: st.keys().algs().map(|a| a.as_str()).collect(),
         token_endpoint_auth_methods_supported: vec![
             "client_secret_basic",
             "client_secret_post",
@@ -106,12 +106,20 @@ pub(super) async fn show_configuration(State(st): State<SharedState>) -> impl In
     )
 }
 
+/// The JWK Set. Its max-age is under half the publish-ahead time, so a client that caches it
+/// has every new key before any token is signed with it.
 pub(super) async fn show_jwks(State(st): State<SharedState>) -> impl IntoResponse {
+    let max_age = (st.config.keys.publish_ahead.as_secs() / 2).min(300);
+    let cache = axum::http::HeaderValue::from_str(&format!("public, max-age={max_age}"))
+        .unwrap_or_else(|_| axum::http::HeaderValue::from_static("no-cache"));
     (
         [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "public, max-age=300"),
+            (
+                header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            ),
+            (header::CACHE_CONTROL, cache),
         ],
-        st.keys.jwks_json().to_owned(),
+        st.keys().jwks_json().to_owned(),
     )
 }

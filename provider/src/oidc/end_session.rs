@@ -92,7 +92,7 @@ async fn end_session(st: &AppState, jar: CookieJar, raw: &[u8]) -> Result<Respon
         .map_err(|e| bad(&format!("The sign-out request is malformed: {e}.")))?;
     let hint: Option<HintClaims> = match params.get("id_token_hint") {
         Some(token) => Some(
-            st.keys
+            st.keys()
                 .verify_with(token, "JWT", &st.issuer, None, None)
                 .map_err(|_| {
                     bad("The sign-out request carries an ID token that Gatehouse did not issue.")

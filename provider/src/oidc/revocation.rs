@@ -43,7 +43,7 @@ async fn find(
                 .map(Found::Refresh)
         } else {
             // Signature, type and issuer; expiry is judged by the caller.
-            match st.keys.verify_with::<AccessClaims>(
+            match st.keys().verify_with::<AccessClaims>(
                 token,
                 "at+jwt",
                 &st.issuer,

@@ -145,7 +145,7 @@ async fn issue(st: &AppState, now: i64, i: Issue<'_>) -> Result<TokenResponse, T
     // ES256 for access tokens: the provider is their only verifier, and it is far cheaper to
     // sign than RS256.
     let access_token = st
-        .keys
+        .keys()
         .sign(Alg::ES256, "at+jwt", &access)
         .map_err(anyhow::Error::from)?;
     st.store
@@ -177,7 +177,7 @@ async fn issue(st: &AppState, now: i64, i: Issue<'_>) -> Result<TokenResponse, T
             };
             let alg = Alg::parse(&i.client.id_token_alg).unwrap_or(Alg::RS256);
             Some(
-                st.keys
+                st.keys()
                     .sign(alg, "JWT", &claims)
                     .map_err(anyhow::Error::from)?,
             )

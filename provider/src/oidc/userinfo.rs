@@ -68,7 +68,7 @@ fn header_token(headers: &HeaderMap) -> Result<Option<String>, BearerError> {
 async fn respond(st: &AppState, token: &str) -> Result<Response, BearerError> {
     let now = st.clock.unix();
     let claims: AccessClaims = st
-        .keys
+        .keys()
         .verify(token, "at+jwt", &st.issuer, &st.issuer, now)
         .map_err(|_| BearerError::InvalidToken("the access token is invalid or expired"))?;
     // Revocation takes effect at once: the registry is checked on every use.

@@ -324,16 +324,16 @@ async fn forged_logout_tokens_are_refused_and_the_session_stays() {
         .as_str()
         .unwrap()
         .to_owned();
-    let keys = &stack.provider.keys;
+    let keys = stack.provider.keys();
     let sign = |c: &serde_json::Value| keys.sign(Alg::RS256, "logout+jwt", c).unwrap();
-    let stranger = Keys::from_stored(&[generate(Alg::RS256, 0).unwrap()]).unwrap();
+    let stranger = Keys::from_stored(&[generate(Alg::RS256, 0).unwrap()], 1).unwrap();
     let real_kid = jwt_part(&sign(&claims(&stack, &sid, |_| {})), 0)["kid"]
         .as_str()
         .unwrap()
         .to_owned();
     let mut impostor_key = generate(Alg::RS256, 0).unwrap();
     impostor_key.kid = real_kid;
-    let impostor = Keys::from_stored(&[impostor_key]).unwrap();
+    let impostor = Keys::from_stored(&[impostor_key], 1).unwrap();
     let b64 = |v: serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
 
     let forged: Vec<(&str, String)> = vec![
@@ -486,7 +486,7 @@ async fn a_sub_only_token_signs_out_all_of_that_users_sessions() {
             &stack,
             &stack
                 .provider
-                .keys
+                .keys()
                 .sign(Alg::ES256, "logout+jwt", &c)
                 .unwrap()
         )
@@ -549,7 +549,7 @@ async fn post_logout_redirects_only_to_registered_uris_with_a_valid_hint() {
     let page = logout_with(&stack, &browser, &[]).await;
     assert!(page.body.contains("Sign out of Gatehouse?"));
     // A hint we did not sign.
-    let forged = Keys::from_stored(&[generate(Alg::RS256, 0).unwrap()])
+    let forged = Keys::from_stored(&[generate(Alg::RS256, 0).unwrap()], 1)
         .unwrap()
         .sign(Alg::RS256, "JWT", &jwt_part(&hint, 1))
         .unwrap();
@@ -694,7 +694,7 @@ async fn logout_tokens_are_shaped_as_the_spec_says() {
     // And the provider's own key verifies it.
     let verified: serde_json::Value = stack
         .provider
-        .keys
+        .keys()
         .verify(
             &token,
             "logout+jwt",

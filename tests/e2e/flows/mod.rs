@@ -8,6 +8,7 @@ mod interop;
 mod lifecycle;
 mod login;
 mod logout;
+mod rotation;
 mod sessions;
 mod sso;
 mod token;
