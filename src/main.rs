@@ -193,6 +193,7 @@ async fn seed(store: Store, apps: &[client_app::Config], now: i64) -> anyhow::Re
                     auth_method: AuthMethod::ClientSecretBasic,
                     id_token_alg: "RS256".into(),
                     first_party: demo.first_party,
+                    jwks: None,
                 },
                 now,
             )
@@ -213,6 +214,7 @@ async fn seed(store: Store, apps: &[client_app::Config], now: i64) -> anyhow::Re
                 auth_method: AuthMethod::ClientSecretBasic,
                 id_token_alg: "RS256".into(),
                 first_party: true,
+                jwks: None,
             },
             now,
         )

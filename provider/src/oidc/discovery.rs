@@ -26,6 +26,7 @@ pub(super) struct ProviderMetadata {
     subject_types_supported: Vec<&'static str>,
     id_token_signing_alg_values_supported: Vec<&'static str>,
     token_endpoint_auth_methods_supported: Vec<&'static str>,
+    token_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
     revocation_endpoint_auth_methods_supported: Vec<&'static str>,
     introspection_endpoint_auth_methods_supported: Vec<&'static str>,
     claims_supported: Vec<&'static str>,
@@ -59,16 +60,20 @@ pub(super) async fn show_configuration(State(st): State<SharedState>) -> impl In
         token_endpoint_auth_methods_supported: vec![
             "client_secret_basic",
             "client_secret_post",
+            "private_key_jwt",
             "none",
         ],
+        token_endpoint_auth_signing_alg_values_supported: vec!["RS256", "ES256"],
         revocation_endpoint_auth_methods_supported: vec![
             "client_secret_basic",
             "client_secret_post",
+            "private_key_jwt",
             "none",
         ],
         introspection_endpoint_auth_methods_supported: vec![
             "client_secret_basic",
             "client_secret_post",
+            "private_key_jwt",
         ],
         claims_supported: vec![
             "sub",

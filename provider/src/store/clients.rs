@@ -12,6 +12,8 @@ pub enum AuthMethod {
     ClientSecretPost,
     /// A public client (no secret); PKCE protects its codes.
     None,
+    /// A JWT assertion signed with one of the client's registered keys (RFC 7523).
+    PrivateKeyJwt,
 }
 
 impl AuthMethod {
@@ -20,6 +22,7 @@ impl AuthMethod {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
             Self::None => "none",
+            Self::PrivateKeyJwt => "private_key_jwt",
         }
     }
 
@@ -28,6 +31,7 @@ impl AuthMethod {
             "client_secret_basic" => Some(Self::ClientSecretBasic),
             "client_secret_post" => Some(Self::ClientSecretPost),
             "none" => Some(Self::None),
+            "private_key_jwt" => Some(Self::PrivateKeyJwt),
             _ => None,
         }
     }
@@ -49,6 +53,8 @@ pub struct Client {
     pub id_token_alg: String,
     /// First-party apps skip the consent screen.
     pub first_party: bool,
+    /// The client's public keys (a JWK Set, JSON), for `private_key_jwt`.
+    pub jwks: Option<String>,
 }
 
 impl Client {
@@ -76,6 +82,7 @@ pub struct NewClient {
     pub auth_method: AuthMethod,
     pub id_token_alg: String,
     pub first_party: bool,
+    pub jwks: Option<String>,
 }
 
 #[derive(FromRow)]
@@ -91,6 +98,7 @@ struct ClientRow {
     token_endpoint_auth_method: String,
     id_token_signed_response_alg: String,
     first_party: i64,
+    jwks: Option<String>,
 }
 
 impl TryFrom<ClientRow> for Client {
@@ -113,6 +121,7 @@ impl TryFrom<ClientRow> for Client {
             auth_method,
             id_token_alg: r.id_token_signed_response_alg,
             first_party: r.first_party != 0,
+            jwks: r.jwks,
         })
     }
 }
@@ -124,13 +133,13 @@ impl Store {
             "INSERT INTO clients (client_id, secret_hash, name, redirect_uris, \
              post_logout_redirect_uris, backchannel_logout_uri, grant_types, \
              token_endpoint_auth_method, id_token_signed_response_alg, first_party, created_at, \
-             backchannel_logout_session_required) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             backchannel_logout_session_required, jwks) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
              ON CONFLICT (client_id) DO UPDATE SET secret_hash = $2, name = $3, \
              redirect_uris = $4, post_logout_redirect_uris = $5, backchannel_logout_uri = $6, \
              grant_types = $7, token_endpoint_auth_method = $8, \
              id_token_signed_response_alg = $9, first_party = $10, \
-             backchannel_logout_session_required = $12",
+             backchannel_logout_session_required = $12, jwks = $13",
         )
         .bind(&c.client_id)
         .bind(&c.secret_hash)
@@ -144,6 +153,7 @@ impl Store {
         .bind(flag(c.first_party))
         .bind(now)
         .bind(flag(c.backchannel_logout_session_required))
+        .bind(&c.jwks)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -153,12 +163,37 @@ impl Store {
         let row: Option<ClientRow> = sqlx::query_as(
             "SELECT client_id, secret_hash, name, redirect_uris, post_logout_redirect_uris, \
              backchannel_logout_uri, backchannel_logout_session_required, grant_types, \
-             token_endpoint_auth_method, id_token_signed_response_alg, first_party \
+             token_endpoint_auth_method, id_token_signed_response_alg, first_party, jwks \
              FROM clients WHERE client_id = $1",
         )
         .bind(client_id)
         .fetch_optional(&self.pool)
         .await?;
         row.map(Client::try_from).transpose()
+    }
+
+    /// Records an assertion's `jti` for `client_id` until `expires_at`; false if it was seen
+    /// before (a replay).
+    pub async fn use_assertion(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        sqlx::query("DELETE FROM used_assertions WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        let done = sqlx::query(
+            "INSERT INTO used_assertions (jti, client_id, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (client_id, jti) DO NOTHING",
+        )
+        .bind(jti)
+        .bind(client_id)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }

@@ -26,6 +26,7 @@ async fn client(stack: &Stack, id: &str, grants: &[&str], auth: AuthMethod) {
                 auth_method: auth,
                 id_token_alg: "RS256".into(),
                 first_party: true,
+                jwks: None,
             },
             stack.clock.unix(),
         )
@@ -634,5 +635,135 @@ async fn the_app_signs_out_when_the_provider_refuses_the_refresh() {
         super::me(&browser, &stack.app_a).await.0,
         401,
         "invalid_grant ended the local session"
+    );
+}
+
+/// A client registered for private_key_jwt with a fresh ES256 key, and that key (to sign).
+async fn key_client(stack: &Stack) -> provider::keys::Keys {
+    let stored = provider::keys::generate(provider::keys::Alg::ES256, 0).unwrap();
+    let keys = provider::keys::Keys::from_stored(&[stored], 1).unwrap();
+    client(
+        stack,
+        "signer",
+        &["client_credentials"],
+        AuthMethod::ClientSecretBasic,
+    )
+    .await;
+    let jwks = keys.jwks_json().to_owned();
+    crate::harness::update_client(&stack.store, "signer", |c| {
+        c.auth_method = AuthMethod::PrivateKeyJwt;
+        c.secret_hash = None;
+        c.jwks = Some(jwks);
+    })
+    .await;
+    keys
+}
+
+fn assertion(stack: &Stack, keys: &provider::keys::Keys, edit: impl FnOnce(&mut Value)) -> String {
+    let now = stack.clock.unix();
+    let mut claims = serde_json::json!({
+        "iss": "signer", "sub": "signer", "aud": format!("{}/token", stack.issuer),
+        "iat": now, "exp": now + 60, "jti": sessions::secret::random_handle().unwrap(),
+    });
+    edit(&mut claims);
+    keys.sign(provider::keys::Alg::ES256, "JWT", &claims)
+        .unwrap()
+}
+
+async fn with_assertion(stack: &Stack, assertion: &str) -> (u16, Value) {
+    let form = [
+        ("grant_type", "client_credentials"),
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ),
+        ("client_assertion", assertion),
+    ];
+    let (status, _, body) = stack.token(&form, None).await;
+    (status.as_u16(), body)
+}
+
+#[tokio::test]
+async fn private_key_jwt_good_replayed_wrong_audience_expired() {
+    let stack = spawn().await;
+    let keys = key_client(&stack).await;
+    let good = assertion(&stack, &keys, |_| {});
+    let (status, body) = with_assertion(&stack, &good).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        crate::harness::jwt_part(&s(&body, "access_token"), 1)["sub"],
+        "signer"
+    );
+    assert_eq!(
+        with_assertion(&stack, &good).await,
+        (
+            401,
+            serde_json::json!({"error": "invalid_client", "error_description": "client authentication failed"})
+        ),
+        "replayed"
+    );
+    let wrong_aud = assertion(&stack, &keys, |c| {
+        c["aud"] = "https://elsewhere.example/token".into()
+    });
+    assert_eq!(
+        with_assertion(&stack, &wrong_aud).await.0,
+        401,
+        "wrong audience"
+    );
+    let expired = assertion(&stack, &keys, |c| {
+        c["exp"] = (stack.clock.unix() - 1).into()
+    });
+    assert_eq!(with_assertion(&stack, &expired).await.0, 401, "expired");
+    let far = assertion(&stack, &keys, |c| {
+        c["exp"] = (stack.clock.unix() + 24 * 3600).into()
+    });
+    assert_eq!(
+        with_assertion(&stack, &far).await.0,
+        401,
+        "valid for too long"
+    );
+    let other_client = assertion(&stack, &keys, |c| c["sub"] = "app-a".into());
+    assert_eq!(
+        with_assertion(&stack, &other_client).await.0,
+        401,
+        "sub must be the client"
+    );
+    let stranger = provider::keys::Keys::from_stored(
+        &[provider::keys::generate(provider::keys::Alg::ES256, 0).unwrap()],
+        1,
+    )
+    .unwrap();
+    assert_eq!(
+        with_assertion(&stack, &assertion(&stack, &stranger, |_| {}))
+            .await
+            .0,
+        401,
+        "another key"
+    );
+    // The issuer itself is an accepted audience (RFC 7523 §3); the jti is new.
+    let issuer_aud = assertion(&stack, &keys, |c| c["aud"] = stack.issuer.clone().into());
+    assert_eq!(with_assertion(&stack, &issuer_aud).await.0, 200);
+    // A secret is no substitute for the registered method.
+    let (status, _, _) = stack
+        .token(
+            &[("grant_type", "client_credentials")],
+            Some(("signer", "signer-secret")),
+        )
+        .await;
+    assert_eq!(status, 401);
+    // Mixing methods is refused.
+    let mixed = assertion(&stack, &keys, |_| {});
+    let form = [
+        ("grant_type", "client_credentials"),
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ),
+        ("client_assertion", mixed.as_str()),
+    ];
+    let (status, _, body) = stack.token(&form, Some(("signer", "x"))).await;
+    assert_eq!(
+        (status.as_u16(), body["error"].as_str()),
+        (400, Some("invalid_request"))
     );
 }

@@ -213,6 +213,7 @@ pub async fn spawn_with(mut options: Options) -> Stack {
                     auth_method: AuthMethod::ClientSecretBasic,
                     id_token_alg: "RS256".into(),
                     first_party,
+                    jwks: None,
                 },
                 clock.unix(),
             )
@@ -312,6 +313,7 @@ pub async fn register(
                 auth_method,
                 id_token_alg: id_token_alg.into(),
                 first_party,
+                jwks: None,
             },
             now,
         )
@@ -338,6 +340,7 @@ pub async fn update_client(store: &Store, client_id: &str, edit: impl FnOnce(&mu
         auth_method: c.auth_method,
         id_token_alg: c.id_token_alg,
         first_party: c.first_party,
+        jwks: c.jwks,
     };
     edit(&mut new);
     store.upsert_client(&new, 0).await.unwrap();
