@@ -46,6 +46,9 @@ pub struct AuthRequest {
     pub prompt: Prompt,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
+    /// The user an `id_token_hint` names (OIDC Core §3.1.2.1), once its signature checked out.
+    #[serde(default)]
+    pub hint_sub: Option<String>,
     pub created_at: i64,
 }
 
@@ -117,8 +120,17 @@ async fn authorize(
         req.max_age
             .is_none_or(|max| s.auth_time.is_some_and(|t| now - t.unix_timestamp() <= max))
     };
+    // OIDC Core §3.1.2.2: a hint naming someone else than the signed-in user means this
+    // session will not do (login_required for prompt=none).
+    let other_user = |s: &Session| {
+        req.hint_sub
+            .as_deref()
+            .is_some_and(|sub| s.user_id.as_deref() != Some(sub))
+    };
     let must_login = match &session {
-        Some(s) if signed_in => req.prompt.login || req.prompt.select_account || !fresh_enough(s),
+        Some(s) if signed_in => {
+            req.prompt.login || req.prompt.select_account || !fresh_enough(s) || other_user(s)
+        }
         _ => true,
     };
     if must_login {
@@ -295,6 +307,26 @@ async fn validate(st: &AppState, raw: &[u8]) -> Result<AuthRequest, AuthorizeErr
                 .map_err(|_| fail("invalid_request", "max_age must be a non-negative integer"))?,
         ),
     };
+    // An ID token we issued (it may have expired); only its subject is used.
+    let hint_sub = match params.get("id_token_hint") {
+        None => None,
+        Some(hint) => Some(
+            st.keys()
+                .verify_with::<serde_json::Value>(hint, "JWT", &st.issuer, None, None)
+                .ok()
+                .and_then(|c| {
+                    c.get("sub")
+                        .and_then(serde_json::Value::as_str)
+                        .map(str::to_owned)
+                })
+                .ok_or_else(|| {
+                    fail(
+                        "invalid_request",
+                        "id_token_hint is not an ID token issued here",
+                    )
+                })?,
+        ),
+    };
     Ok(AuthRequest {
         client_id: client.client_id,
         redirect_uri: redirect_uri.to_owned(),
@@ -305,6 +337,7 @@ async fn validate(st: &AppState, raw: &[u8]) -> Result<AuthRequest, AuthorizeErr
         prompt,
         max_age,
         login_hint: params.get("login_hint").map(str::to_owned),
+        hint_sub,
         created_at: st.clock.unix(),
     })
 }

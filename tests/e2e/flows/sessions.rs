@@ -175,3 +175,72 @@ async fn another_user_signing_in_gets_a_new_sso_session() {
     assert_ne!(alice["sub"], bob["sub"]);
     assert_ne!(alice["provider_sid"], bob["provider_sid"]);
 }
+
+#[tokio::test]
+async fn an_id_token_hint_for_someone_else_needs_a_new_login() {
+    let stack = spawn().await;
+    let browser = Browser::new();
+    sign_in(&stack, &browser, &stack.app_b, ALICE).await;
+    let (code, verifier) = {
+        let req = stack.authorize_url(&stack.app_b.client_id, &stack.app_b.redirect_uri, &[]);
+        let page = browser.get_once(req.url.as_str()).await;
+        (
+            param(page.hops[0].location.as_deref().unwrap(), "code").unwrap(),
+            req.verifier,
+        )
+    };
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", stack.app_b.redirect_uri.as_str()),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let (_, _, tokens) = stack
+        .token(&form, Some((&stack.app_b.client_id, &stack.app_b.secret)))
+        .await;
+    let alice_hint = tokens["id_token"].as_str().unwrap().to_owned();
+    // Alice's own hint: a code. Bob's browser with Alice's hint: login_required.
+    assert!(
+        param(
+            &prompt_none_with_hint(&stack, &browser, alice_hint.clone()).await,
+            "code"
+        )
+        .is_some()
+    );
+    let bob = Browser::new();
+    sign_in(&stack, &bob, &stack.app_b, BOB).await;
+    assert_eq!(
+        param(
+            &prompt_none_with_hint(&stack, &bob, alice_hint).await,
+            "error"
+        )
+        .as_deref(),
+        Some("login_required")
+    );
+    // A hint we did not sign: invalid_request.
+    assert_eq!(
+        param(
+            &prompt_none_with_hint(&stack, &bob, "e30.e30.sig".into()).await,
+            "error"
+        )
+        .as_deref(),
+        Some("invalid_request")
+    );
+}
+
+/// Where a `prompt=none` authorization for App B with `hint` as `id_token_hint` is sent.
+async fn prompt_none_with_hint(
+    stack: &crate::harness::Stack,
+    browser: &Browser,
+    hint: String,
+) -> String {
+    let req = stack.authorize_url(
+        &stack.app_b.client_id,
+        &stack.app_b.redirect_uri,
+        &[("prompt", "none"), ("id_token_hint", hint.as_str())],
+    );
+    browser.get_once(req.url.as_str()).await.hops[0]
+        .location
+        .clone()
+        .unwrap()
+}
