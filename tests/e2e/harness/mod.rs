@@ -72,6 +72,7 @@ pub struct Stack {
     provider_server: Option<Server>,
     tasks: Vec<JoinHandle<()>>,
     _redis: Option<sessions::testing::TestRedis>,
+    _pg: Option<sessions::testing::TestPostgres>,
     _dir: tempfile::TempDir,
 }
 
@@ -182,7 +183,21 @@ pub async fn spawn_with(mut options: Options) -> Stack {
     config.cookie.allow_insecure_http = !options.secure_cookies;
     // Expired sessions are swept (and their apps told) within a second of real time.
     config.session.sweep_interval = Duration::from_secs(1);
-    let redis = options.redis_sessions.take();
+    // GATEHOUSE_E2E_STORE=postgres: the whole suite with the provider on PostgreSQL (its own
+    // database per test) and its sessions in Redis (its own key prefix per test), the
+    // scale-out configuration. `.ci/run` runs the suite once more this way.
+    let mut pg = None;
+    let mut redis = options.redis_sessions.take();
+    if std::env::var("GATEHOUSE_E2E_STORE").is_ok_and(|v| v == "postgres") {
+        let db = sessions::testing::TestPostgres::create("end-to-end suite on PostgreSQL")
+            .await
+            .expect("GATEHOUSE_E2E_STORE=postgres needs GATEHOUSE_TEST_POSTGRES_URL");
+        config.database_url = db.url.clone();
+        pg = Some(db);
+        if redis.is_none() {
+            redis = sessions::testing::TestRedis::create("end-to-end suite on Redis");
+        }
+    }
     if let Some(r) = &redis {
         config.session.store = sessions::SessionBackend::Redis;
         config.session.redis_url = Some(r.url.clone());
@@ -263,6 +278,7 @@ pub async fn spawn_with(mut options: Options) -> Stack {
         provider_server: Some(provider_server),
         tasks,
         _redis: redis,
+        _pg: pg,
         _dir: dir,
     }
 }
