@@ -99,6 +99,8 @@ impl App {
             .route("/login", get(pages::start_login))
             .route("/callback", get(pages::finish_login))
             .route("/me", get(pages::show_me))
+            .route("/healthz", get(sessions::health::alive))
+            .route("/readyz", get(pages::readiness))
             .route("/logout", post(pages::logout))
             .route("/logout/everywhere", post(pages::logout_everywhere))
             .route("/backchannel-logout", post(pages::backchannel_logout))

@@ -83,7 +83,21 @@ fn error_page(
     (status, no_store(), page).into_response()
 }
 
-fn internal(st: &AppState, e: impl std::fmt::Display) -> Response {
+/// An opaque 500 (logged once), or a 503 when the session store is unreachable.
+fn internal<E: std::fmt::Display + 'static>(st: &AppState, e: E) -> Response {
+    let store = (&e as &dyn std::any::Any).downcast_ref::<sessions::StoreError>();
+    if store.is_some_and(sessions::StoreError::is_unavailable) {
+        tracing::warn!(error = %e, "session store unreachable: answering 503");
+        let mut page = error_page(
+            st,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Briefly unavailable",
+            "Please try again in a moment.",
+        );
+        page.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return page;
+    }
     tracing::error!(error = %e, "internal error");
     error_page(
         st,
@@ -508,4 +522,10 @@ pub(crate) async fn backchannel_logout(
         }
         Err(e) => internal(&st, e),
     }
+}
+
+/// `GET /readyz`: the app's session store answers.
+pub(crate) async fn readiness(State(st): Shared) -> Response {
+    use sessions::health::{check, report};
+    report(&[("sessions", check(st.sessions.ping()).await)])
 }

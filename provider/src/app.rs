@@ -128,6 +128,15 @@ impl AppState {
     }
 }
 
+/// `GET /readyz`: the database and the session store both answer.
+async fn readiness(
+    axum::extract::State(st): axum::extract::State<SharedState>,
+) -> axum::response::Response {
+    use sessions::health::{check, report};
+    let (database, sessions) = tokio::join!(check(st.store.ping()), check(st.sessions.ping()));
+    report(&[("database", database), ("sessions", sessions)])
+}
+
 /// A configured provider, ready to serve.
 pub struct App {
     state: SharedState,
@@ -182,6 +191,8 @@ impl App {
             .merge(oidc::routes())
             .merge(account::routes())
             .route("/static/style.css", get(web::stylesheet))
+            .route("/healthz", get(sessions::health::alive))
+            .route("/readyz", get(readiness))
             .fallback(|| async { web::PageError::NotFound("There is no page here.".into()) })
             .layer(web::security_headers())
             .layer(TimeoutLayer::with_status_code(

@@ -20,6 +20,7 @@
 mod clock;
 pub mod config;
 mod cookie;
+pub mod health;
 pub mod http;
 mod memory;
 mod model;
@@ -38,4 +39,4 @@ pub use model::{EndCause, NewSession, Session, SessionEnd, SessionPolicy, Stored
 pub use redis_store::RedisStore;
 pub use secret::SessionId;
 pub use sql::{SqlStore, connect_any};
-pub use store::{SessionInfo, SessionStore, Sessions, StoreError};
+pub use store::{SessionInfo, SessionStore, Sessions, StoreError, sql_unavailable};

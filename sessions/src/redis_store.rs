@@ -395,6 +395,13 @@ impl SessionStore for RedisStore {
         Ok(list)
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = redis::cmd("PING")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
     async fn remove_expired(&self, now: i64) -> Result<Vec<StoredSession>, StoreError> {
         self.remove_set("expired", now).await
     }

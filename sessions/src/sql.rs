@@ -15,7 +15,8 @@ pub async fn connect_any(url: &str, max_connections: u32) -> Result<AnyPool, sql
     install_default_drivers();
     AnyPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(std::time::Duration::from_secs(5))
+        // Fail fast: an unreachable database answers within a second, never hangs a request.
+        .acquire_timeout(std::time::Duration::from_secs(1))
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 if conn.backend_name().eq_ignore_ascii_case("sqlite") {
@@ -241,6 +242,11 @@ impl SessionStore for SqlStore {
             .fetch_all(&self.pool)
             .await?,
         )
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 
     async fn remove_expired(&self, now: i64) -> Result<Vec<StoredSession>, StoreError> {

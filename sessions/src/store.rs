@@ -20,6 +20,34 @@ pub enum StoreError {
     Redis(#[from] redis::RedisError),
 }
 
+impl StoreError {
+    /// The backend could not be reached (or did not answer in time), as opposed to a bug or
+    /// bad data: the caller answers 503 and the request can be retried.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Sql(e) => sql_unavailable(e),
+            Self::Redis(e) => {
+                e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+            }
+            Self::Random(_) | Self::Data(_) => false,
+        }
+    }
+}
+
+/// Whether a database error means "unreachable": no connection in time, or the connection broke.
+pub fn sql_unavailable(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::WorkerCrashed
+    )
+}
+
 /// Storage primitives. Each backend keys sessions on the SHA-256 of their id, keeps the public
 /// handle unique, and never returns a session whose idle or absolute deadline has passed.
 /// The rules themselves (id generation, deadlines, touch rate) live in [`Sessions`].
@@ -52,6 +80,10 @@ pub trait SessionStore: Send + Sync + 'static {
     -> Result<Vec<StoredSession>, StoreError>;
     /// Deletes every session past a deadline at `now`, returning them.
     async fn remove_expired(&self, now: i64) -> Result<Vec<StoredSession>, StoreError>;
+    /// Whether the backend answers (for readiness checks).
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// A session as listed to its owner: no secrets.
@@ -259,6 +291,11 @@ impl Sessions {
             .filter(|s| s.is_live(now))
             .map(info)
             .collect())
+    }
+
+    /// Whether the backend answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.store.ping().await
     }
 
     /// Deletes every expired session and reports each end with its cause.

@@ -105,12 +105,19 @@ pub enum TokenError {
     UnsupportedGrantType,
     #[error("invalid_scope: {0}")]
     InvalidScope(&'static str),
+    /// A store is unreachable: 503 `temporarily_unavailable`.
+    #[error("temporarily unavailable")]
+    Unavailable,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
 
 impl From<sqlx::Error> for TokenError {
     fn from(e: sqlx::Error) -> Self {
+        if sessions::sql_unavailable(&e) {
+            crate::web::unreachable_store(&e);
+            return Self::Unavailable;
+        }
         Self::Internal(e.into())
     }
 }
@@ -136,6 +143,7 @@ impl IntoResponse for TokenError {
                 "unsupported_grant_type",
                 "grant_type is not supported".to_owned(),
             ),
+            Self::Unavailable => return crate::web::unavailable_json(),
             Self::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "internal error at the token endpoint");
                 return (
@@ -170,12 +178,19 @@ pub enum BearerError {
     InvalidToken(&'static str),
     #[error("insufficient_scope")]
     InsufficientScope,
+    /// A store is unreachable: 503 `temporarily_unavailable`.
+    #[error("temporarily unavailable")]
+    Unavailable,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
 
 impl From<sqlx::Error> for BearerError {
     fn from(e: sqlx::Error) -> Self {
+        if sessions::sql_unavailable(&e) {
+            crate::web::unreachable_store(&e);
+            return Self::Unavailable;
+        }
         Self::Internal(e.into())
     }
 }
@@ -208,6 +223,7 @@ impl IntoResponse for BearerError {
                     .to_owned(),
                 serde_json::json!({"error": "insufficient_scope", "error_description": "the openid scope is required"}),
             ),
+            Self::Unavailable => return crate::web::unavailable_json(),
             Self::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "internal error at a protected resource");
                 return (

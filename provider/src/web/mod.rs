@@ -29,6 +29,9 @@ pub enum PageError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// The database or session store cannot be reached: 503, try again (never a hang).
+    #[error("temporarily unavailable")]
+    Unavailable,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -46,14 +49,42 @@ impl PageError {
 
 impl From<sqlx::Error> for PageError {
     fn from(e: sqlx::Error) -> Self {
+        if sessions::sql_unavailable(&e) {
+            unreachable_store(&e);
+            return Self::Unavailable;
+        }
         Self::Internal(e.into())
     }
 }
 
 impl From<sessions::StoreError> for PageError {
     fn from(e: sessions::StoreError) -> Self {
+        if e.is_unavailable() {
+            unreachable_store(&e);
+            return Self::Unavailable;
+        }
         Self::Internal(e.into())
     }
+}
+
+/// Logs a store outage once per request (inside its span).
+pub fn unreachable_store(e: &dyn std::fmt::Display) {
+    tracing::warn!(error = %e, "store unreachable: answering 503");
+}
+
+/// The JSON answer of the protocol endpoints while a store is unreachable: 503 with
+/// `temporarily_unavailable` (RFC 6749 §4.1.2.1's code) and `Retry-After`.
+pub fn unavailable_json() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        no_store(),
+        [(header::RETRY_AFTER, HeaderValue::from_static("1"))],
+        axum::Json(serde_json::json!({
+            "error": "temporarily_unavailable",
+            "error_description": "the service is briefly unavailable; try again"
+        })),
+    )
+        .into_response()
 }
 
 impl IntoResponse for PageError {
@@ -66,6 +97,14 @@ impl IntoResponse for PageError {
             ),
             Self::Forbidden(m) => (StatusCode::FORBIDDEN, "This request was refused", m),
             Self::NotFound(m) => (StatusCode::NOT_FOUND, "Not found", m),
+            Self::Unavailable => {
+                let page = ErrorPage {
+                    title: "Gatehouse is briefly unavailable",
+                    message: "Please try again in a moment.".to_owned(),
+                };
+                let retry = [(header::RETRY_AFTER, HeaderValue::from_static("1"))];
+                return (StatusCode::SERVICE_UNAVAILABLE, no_store(), retry, page).into_response();
+            }
             Self::Internal(e) => {
                 // Logged once, here, inside the request's span (which carries its id).
                 tracing::error!(error = %format!("{e:#}"), "internal error");

@@ -8,6 +8,7 @@ mod interop;
 mod lifecycle;
 mod login;
 mod logout;
+mod outage;
 mod rotation;
 mod sessions;
 mod sso;

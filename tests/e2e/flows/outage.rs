@@ -1,0 +1,136 @@
+//! Fail closed, fail fast: with its session store gone the provider answers 503 within a
+//! second (never a hang, never a wrong yes), and recovers by itself when the store is back.
+
+use super::sign_in;
+use crate::harness::{ALICE, Browser, Options, param, spawn_with};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A private redis-server on a spare port (killed on drop).
+struct Redis(Child);
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn start_redis(port: u16) -> Redis {
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server runs");
+    // Held by the guard from here on, so it is killed and reaped on every path.
+    let redis = Redis(child);
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return redis;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("redis-server did not start");
+}
+
+async fn status(browser: &Browser, url: &str) -> (u16, Duration) {
+    let started = Instant::now();
+    let page = browser.get_once(url).await;
+    (page.status.as_u16(), started.elapsed())
+}
+
+#[tokio::test]
+async fn a_redis_outage_gives_quick_503s_then_recovers() {
+    if Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        sessions::testing::skip("Redis outage test", "redis-server on PATH");
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let redis = start_redis(port).await;
+    let store = sessions::testing::TestRedis {
+        url: format!("redis://127.0.0.1:{port}/"),
+        prefix: "outage:".into(),
+    };
+    let stack = spawn_with(Options {
+        redis_sessions: Some(store),
+        ..Options::default()
+    })
+    .await;
+    let browser = Browser::new();
+    sign_in(&stack, &browser, &stack.app_b, ALICE).await;
+    let readyz = format!("{}/readyz", stack.issuer);
+    assert_eq!(status(&browser, &readyz).await.0, 200);
+
+    drop(redis);
+    let req = stack.authorize_url(
+        &stack.app_b.client_id,
+        &stack.app_b.redirect_uri,
+        &[("prompt", "none")],
+    );
+    let (code, took) = status(&browser, req.url.as_str()).await;
+    assert_eq!(code, 503, "no session store, no answer about the session");
+    assert!(
+        took < Duration::from_millis(1500),
+        "within a second or so: {took:?}"
+    );
+    let page = browser.get_once(req.url.as_str()).await;
+    assert!(
+        page.hops[0].location.is_none(),
+        "nothing redirected, nothing accepted"
+    );
+    assert_eq!(page.headers["retry-after"], "1");
+    let (code, took) = status(&browser, &readyz).await;
+    assert_eq!(code, 503);
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+    assert_eq!(
+        status(&browser, &format!("{}/healthz", stack.issuer))
+            .await
+            .0,
+        200,
+        "alive all along"
+    );
+
+    // Redis comes back (empty: it keeps nothing on disk). Service resumes by itself.
+    let _redis = start_redis(port).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status(&browser, &readyz).await.0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the provider reconnected within ten seconds"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The old session is gone with the data: refused, not wrongly accepted; a new sign-in works.
+    let page = browser.get_once(req.url.as_str()).await;
+    assert_eq!(
+        param(page.hops[0].location.as_deref().unwrap(), "error").as_deref(),
+        Some("login_required")
+    );
+    browser
+        .submit(
+            &browser.follow(&format!("{}/", stack.app_b.url)).await,
+            "/logout",
+            &[],
+        )
+        .await;
+    let page = sign_in(&stack, &browser, &stack.app_b, ALICE).await;
+    assert_eq!(page.url.as_str(), format!("{}/", stack.app_b.url));
+}
