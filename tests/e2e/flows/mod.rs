@@ -4,6 +4,7 @@ mod account;
 mod authorize;
 mod browser;
 mod discovery;
+mod instances;
 mod interop;
 mod lifecycle;
 mod login;

@@ -70,6 +70,8 @@ pub struct Stack {
     pub tamper_id_tokens: Arc<AtomicBool>,
     provider_config: provider::Config,
     provider_server: Option<Server>,
+    /// Further provider instances (same configuration, own address): base URL and server.
+    instances: Vec<(String, Option<Server>)>,
     tasks: Vec<JoinHandle<()>>,
     _redis: Option<sessions::testing::TestRedis>,
     _pg: Option<sessions::testing::TestPostgres>,
@@ -87,6 +89,9 @@ impl Drop for Stack {
             &self.app_b.server,
         ];
         for server in servers.into_iter().flatten() {
+            server.task.abort();
+        }
+        for server in self.instances.iter().filter_map(|(_, s)| s.as_ref()) {
             server.task.abort();
         }
     }
@@ -138,6 +143,8 @@ pub struct Options {
     pub issuer_host: Option<&'static str>,
     /// Keep the provider's SSO sessions in Redis (`GATEHOUSE_TEST_REDIS_URL`, own key prefix).
     pub redis_sessions: Option<sessions::testing::TestRedis>,
+    /// Put the provider's database on PostgreSQL (`GATEHOUSE_TEST_POSTGRES_URL`, own database).
+    pub postgres: Option<sessions::testing::TestPostgres>,
     /// `Secure` cookies with the `__Host-` prefix even over http (for a real browser, which
     /// treats `*.localhost` as a secure context; the test HTTP client would not send them).
     pub secure_cookies: bool,
@@ -186,7 +193,10 @@ pub async fn spawn_with(mut options: Options) -> Stack {
     // GATEHOUSE_E2E_STORE=postgres: the whole suite with the provider on PostgreSQL (its own
     // database per test) and its sessions in Redis (its own key prefix per test), the
     // scale-out configuration. `.ci/run` runs the suite once more this way.
-    let mut pg = None;
+    let mut pg = options.postgres.take();
+    if let Some(db) = &pg {
+        config.database_url = db.url.clone();
+    }
     let mut redis = options.redis_sessions.take();
     if std::env::var("GATEHOUSE_E2E_STORE").is_ok_and(|v| v == "postgres") {
         let db = sessions::testing::TestPostgres::create("end-to-end suite on PostgreSQL")
@@ -276,6 +286,7 @@ pub async fn spawn_with(mut options: Options) -> Stack {
         tamper_id_tokens: tamper,
         provider_config: config,
         provider_server: Some(provider_server),
+        instances: Vec::new(),
         tasks,
         _redis: redis,
         _pg: pg,
@@ -392,6 +403,38 @@ impl Stack {
             start_provider(self.provider_config.clone(), self.clock.clone(), listener).await;
         self.provider = state;
         self.provider_server = Some(server);
+    }
+
+    /// Starts another provider instance with the same configuration (database, session store,
+    /// issuer) on its own port, as a second process behind a load balancer would be; returns
+    /// its index. Its base URL is [`Stack::instance_url`].
+    pub async fn start_instance(&mut self) -> usize {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut config = self.provider_config.clone();
+        config.listen = listener.local_addr().unwrap();
+        let (_, server) = start_provider(config, self.clock.clone(), listener).await;
+        self.instances
+            .push((format!("http://idp.localhost:{port}"), Some(server)));
+        self.instances.len() - 1
+    }
+
+    pub fn instance_url(&self, index: usize) -> &str {
+        &self.instances[index].0
+    }
+
+    /// Restarts instance `index` on its address.
+    pub async fn restart_instance(&mut self, index: usize) {
+        if let Some(server) = self.instances[index].1.take() {
+            server.stop().await;
+        }
+        let url = url::Url::parse(&self.instances[index].0).unwrap();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], url.port().unwrap()));
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let mut config = self.provider_config.clone();
+        config.listen = addr;
+        let (_, server) = start_provider(config, self.clock.clone(), listener).await;
+        self.instances[index].1 = Some(server);
     }
 
     /// Stops App A (it is down until [`Stack::start_app_a`]).
