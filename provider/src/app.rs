@@ -37,6 +37,8 @@ pub struct AppState {
     pub logout_outbox: tokio::sync::Notify,
     /// Outbound HTTP (back-channel logout deliveries).
     pub http: reqwest::Client,
+    /// This process's name for leases (random).
+    instance_id: String,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -72,9 +74,49 @@ impl AppState {
             .clone()
     }
 
-    /// One key-rotation step (rotate if due, retire what expired), then reloads the keys if
-    /// anything changed, including a pending key becoming the signer.
-    pub async fn maintain_keys(&self) -> Result<(), crate::keys::KeyError> {
+    /// The shared maintenance (sweeping sessions, codes and tokens; rotating keys), done by
+    /// one instance at a time under a lease; then every instance reloads its keys if they
+    /// changed. Returns whether this instance held the lease.
+    pub async fn maintain(&self) -> bool {
+        let now = self.clock.unix();
+        let ttl = i64::try_from(self.config.session.sweep_interval.as_secs())
+            .unwrap_or(60)
+            .max(1)
+            * 3;
+        let holder = match self
+            .store
+            .try_lease("maintenance", &self.instance_id, now, ttl)
+            .await
+        {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(error = %e, "maintenance lease unavailable");
+                false
+            }
+        };
+        if holder {
+            match self.sessions.sweep().await {
+                // Idle and absolute expiry are session ends like any other: the apps hear.
+                Ok(ended) => crate::logout::session_ended(self, &ended).await,
+                Err(e) => tracing::warn!(error = %e, "session sweep failed"),
+            }
+            // Codes are kept ten minutes past expiry so a late replay is still recognised.
+            if let Err(e) = self.store.sweep_auth_codes(now, 600).await {
+                tracing::warn!(error = %e, "code sweep failed");
+            }
+            if let Err(e) = self.store.sweep_tokens(now, 600).await {
+                tracing::warn!(error = %e, "token sweep failed");
+            }
+        }
+        if let Err(e) = self.maintain_keys(holder).await {
+            tracing::warn!(error = %e, "key maintenance failed");
+        }
+        holder
+    }
+
+    /// With `rotate`, one key-rotation step (rotate if due, retire what expired); then reloads
+    /// the keys if anything changed, including a pending key becoming the signer.
+    pub async fn maintain_keys(&self, rotate: bool) -> Result<(), crate::keys::KeyError> {
         let now = self.clock.unix();
         let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4);
         let t = &self.config.tokens;
@@ -84,7 +126,9 @@ impl AppState {
             // The longest-lived token a key signs, plus a logout token and a margin.
             retire_after: secs(t.access_token_lifetime.max(t.id_token_lifetime)) + 180,
         };
-        crate::keys::maintain(&self.store, now, policy).await?;
+        if rotate {
+            crate::keys::maintain(&self.store, now, policy).await?;
+        }
         let stored = self.store.signing_keys().await?;
         if self.keys().is_stale(&stored, now) {
             let fresh = Arc::new(Keys::from_stored(&stored, now)?);
@@ -175,6 +219,7 @@ impl App {
             decoy_hash,
             logout_outbox: tokio::sync::Notify::new(),
             http,
+            instance_id: sessions::secret::random_handle()?,
         };
         Ok(Self {
             state: Arc::new(state),
@@ -240,21 +285,7 @@ impl App {
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;
-                match state.sessions.sweep().await {
-                    // Idle and absolute expiry are session ends like any other: the apps hear.
-                    Ok(ended) => crate::logout::session_ended(&state, &ended).await,
-                    Err(e) => tracing::warn!(error = %e, "session sweep failed"),
-                }
-                // Codes are kept ten minutes past expiry so a late replay is still recognised.
-                if let Err(e) = state.store.sweep_auth_codes(state.clock.unix(), 600).await {
-                    tracing::warn!(error = %e, "code sweep failed");
-                }
-                if let Err(e) = state.store.sweep_tokens(state.clock.unix(), 600).await {
-                    tracing::warn!(error = %e, "token sweep failed");
-                }
-                if let Err(e) = state.maintain_keys().await {
-                    tracing::warn!(error = %e, "key rotation step failed");
-                }
+                state.maintain().await;
             }
         })
     }

@@ -191,3 +191,35 @@ async fn both_instances_restarted_lose_nothing() {
         );
     }
 }
+
+#[tokio::test]
+async fn one_instance_at_a_time_does_the_maintenance() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = sessions::Clock::system();
+    let config = provider::Config {
+        database_url: format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display()),
+        ..provider::Config::default()
+    };
+    let one = provider::App::new(config.clone(), clock.clone())
+        .await
+        .unwrap();
+    let two = provider::App::new(config, clock.clone()).await.unwrap();
+    let (one, two) = (one.state().clone(), two.state().clone());
+    let store = one.store.clone();
+    assert_eq!(store.signing_keys().await.unwrap().len(), 2);
+    // Rotation is due; both instances run their maintenance at the same moment.
+    clock.advance(Duration::from_secs(91 * 24 * 3600));
+    let (a, b) = tokio::join!(one.maintain(), two.maintain());
+    assert!(a ^ b, "exactly one instance holds the lease ({a}, {b})");
+    assert_eq!(
+        store.signing_keys().await.unwrap().len(),
+        4,
+        "one new key per algorithm, not two"
+    );
+    // The holder keeps it while it renews; once it stops, the other takes over.
+    let (holder, other) = if a { (&one, &two) } else { (&two, &one) };
+    assert!(holder.maintain().await);
+    assert!(!other.maintain().await);
+    clock.advance(Duration::from_secs(181));
+    assert!(other.maintain().await, "an expired lease passes on");
+}

@@ -24,7 +24,7 @@ async fn jwks_kids(stack: &crate::harness::Stack) -> (Vec<String>, String) {
 
 /// Runs the provider's maintenance step now (the harness sweeper also runs it every second).
 async fn maintain(stack: &crate::harness::Stack) {
-    stack.provider.maintain_keys().await.unwrap();
+    stack.provider.maintain_keys(true).await.unwrap();
 }
 
 #[tokio::test]
