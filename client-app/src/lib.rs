@@ -42,6 +42,7 @@ impl App {
     /// Opens the session store and discovers the provider (retrying while it starts).
     pub async fn new(config: Config, clock: Clock) -> anyhow::Result<Self> {
         config.validate()?;
+        sessions::metrics::install();
         let pool = match config.session.store {
             sessions::SessionBackend::Sql => {
                 let pool = sessions::connect_any(&config.database_url, 4)
@@ -101,6 +102,7 @@ impl App {
             .route("/me", get(pages::show_me))
             .route("/healthz", get(sessions::health::alive))
             .route("/readyz", get(pages::readiness))
+            .route("/metrics", get(sessions::metrics::render))
             .route("/logout", post(pages::logout))
             .route("/logout/everywhere", post(pages::logout_everywhere))
             .route("/backchannel-logout", post(pages::backchannel_logout))
@@ -125,6 +127,7 @@ impl App {
                 header::REFERRER_POLICY,
                 HeaderValue::from_static("no-referrer"),
             ))
+            .layer(axum::middleware::from_fn(sessions::metrics::track))
             .layer(tower_http::trace::TraceLayer::new_for_http())
             .with_state(self.state.clone())
     }

@@ -190,11 +190,29 @@ impl App {
     /// Connects to the store, runs migrations, loads (or creates) signing keys.
     pub async fn new(config: Config, clock: Clock) -> anyhow::Result<Self> {
         config.validate()?;
+        sessions::metrics::install();
         let store = Store::connect(&config.database_url)
             .await
             .with_context(|| "cannot open the database (database_url)".to_owned())?;
         store.migrate().await.context("database migration failed")?;
-        let keys = Keys::load_or_create(&store, clock.unix()).await?;
+        // Instances starting together on an empty database must not each generate their own
+        // first keys: key creation happens under a short lease, one instance at a time.
+        let instance_id = sessions::secret::random_handle()?;
+        let mut waited = 0;
+        while !store
+            .try_lease("key-setup", &instance_id, clock.unix(), 10)
+            .await?
+        {
+            anyhow::ensure!(
+                waited < 200,
+                "another instance held the key-setup lease for too long"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            waited += 1;
+        }
+        let keys = Keys::load_or_create(&store, clock.unix()).await;
+        store.release_lease("key-setup", &instance_id).await?;
+        let keys = keys?;
         let sessions = config
             .session
             .sessions(Some(store.pool()), clock.clone())
@@ -219,7 +237,7 @@ impl App {
             decoy_hash,
             logout_outbox: tokio::sync::Notify::new(),
             http,
-            instance_id: sessions::secret::random_handle()?,
+            instance_id,
         };
         Ok(Self {
             state: Arc::new(state),
@@ -238,7 +256,9 @@ impl App {
             .route("/static/style.css", get(web::stylesheet))
             .route("/healthz", get(sessions::health::alive))
             .route("/readyz", get(readiness))
+            .route("/metrics", get(sessions::metrics::render))
             .fallback(|| async { web::PageError::NotFound("There is no page here.".into()) })
+            .layer(axum::middleware::from_fn(sessions::metrics::track))
             .layer(web::security_headers())
             .layer(TimeoutLayer::with_status_code(
                 axum::http::StatusCode::REQUEST_TIMEOUT,

@@ -23,6 +23,7 @@ mod cookie;
 pub mod health;
 pub mod http;
 mod memory;
+pub mod metrics;
 mod model;
 mod redis_store;
 pub mod secret;

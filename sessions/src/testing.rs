@@ -63,6 +63,15 @@ impl TestPostgres {
     }
 }
 
+impl TestPostgres {
+    /// The same database reached through another URL (a proxy in front of it); it is still
+    /// dropped at the end.
+    pub fn adopt(mut db: TestPostgres, url: String) -> TestPostgres {
+        db.url = url;
+        db
+    }
+}
+
 impl Drop for TestPostgres {
     fn drop(&mut self) {
         let admin_url = self.admin_url.clone();

@@ -174,6 +174,7 @@ pub(super) async fn submit_login(
         crate::logout::session_ended(&st, &[ended]).await;
     }
     tracing::info!(sid = %session.handle, "signed in");
+    metrics::counter!("gatehouse_sign_ins_total").increment(1);
     let jar = jar.add(st.cookies.cookie(session.id()));
     let now = st.clock.unix();
     match authorize::take_pending(&mut session, &request_id, now) {

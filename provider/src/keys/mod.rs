@@ -367,6 +367,12 @@ impl Keys {
     /// Parses keys: the newest active key of each algorithm signs, all are published and
     /// verify.
     pub fn from_stored(stored: &[StoredKey], now: i64) -> Result<Self, KeyError> {
+        // One order for every instance, whatever order it saw the keys in.
+        let mut stored = stored.to_vec();
+        stored.sort_by(|a, b| {
+            (a.activates_at, a.created_at, &a.kid).cmp(&(b.activates_at, b.created_at, &b.kid))
+        });
+        let stored = &stored;
         let chosen = signer_kids(stored, now);
         let mut signers = HashMap::new();
         let mut verifiers = HashMap::new();

@@ -64,6 +64,8 @@ pub async fn session_ended(st: &AppState, ends: &[SessionEnd]) {
             continue;
         };
         tracing::info!(sid = %end.handle, cause = end.cause.as_str(), "SSO session ended");
+        metrics::counter!("gatehouse_sso_sessions_ended_total", "cause" => end.cause.as_str())
+            .increment(1);
         if let Err(e) = crate::admin::end_online_grants(&st.store, &end.handle, now).await {
             tracing::error!(sid = %end.handle, error = %e, "could not revoke the session's online grants");
         }

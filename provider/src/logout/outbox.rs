@@ -67,18 +67,24 @@ async fn deliver(st: &AppState, d: Delivery) -> Result<(), sqlx::Error> {
     match outcome {
         Ok(()) => {
             tracing::info!(client_id = %d.client_id, sid = %d.sid, "back-channel logout delivered");
+            metrics::counter!("gatehouse_logout_deliveries_total", "outcome" => "delivered")
+                .increment(1);
             st.store
                 .record_delivery(&d.id, DELIVERED, attempts, now, None, now)
                 .await
         }
         Err(error) if attempts >= MAX_ATTEMPTS => {
             tracing::warn!(client_id = %d.client_id, sid = %d.sid, %error, "back-channel logout failed for good");
+            metrics::counter!("gatehouse_logout_deliveries_total", "outcome" => "failed")
+                .increment(1);
             st.store
                 .record_delivery(&d.id, FAILED, attempts, now, Some(&error), now)
                 .await
         }
         Err(error) => {
             tracing::info!(client_id = %d.client_id, sid = %d.sid, %error, attempts, "back-channel logout will be retried");
+            metrics::counter!("gatehouse_logout_deliveries_total", "outcome" => "retrying")
+                .increment(1);
             let next = now + backoff_secs(attempts);
             st.store
                 .record_delivery(&d.id, PENDING, attempts, next, Some(&error), now)

@@ -103,6 +103,8 @@ fn secs(d: std::time::Duration) -> i64 {
 
 /// What one grant hands out.
 struct Issue<'a> {
+    /// The grant type, for the metrics.
+    grant: &'static str,
     client: &'a Client,
     /// `None` for `client_credentials`.
     user: Option<&'a User>,
@@ -126,6 +128,7 @@ struct NewRefresh {
 
 /// Signs and records the access token, then the ID token and refresh token if asked.
 async fn issue(st: &AppState, now: i64, i: Issue<'_>) -> Result<TokenResponse, TokenError> {
+    metrics::counter!("gatehouse_tokens_issued_total", "grant" => i.grant).increment(1);
     let at_lifetime = secs(st.config.tokens.access_token_lifetime);
     let sub = i
         .user
@@ -282,6 +285,7 @@ async fn redeem_code(
         st,
         now,
         Issue {
+            grant: "authorization_code",
             client,
             user: Some(&user),
             scope: bound.scope.clone(),
@@ -361,6 +365,7 @@ async fn refresh(
         st,
         now,
         Issue {
+            grant: "refresh_token",
             client,
             user: Some(&user),
             id_token: scope.split(' ').any(|s| s == "openid"),
@@ -416,6 +421,7 @@ async fn client_credentials(
         st,
         now,
         Issue {
+            grant: "client_credentials",
             client,
             user: None,
             scope: String::new(),

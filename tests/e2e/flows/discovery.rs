@@ -48,3 +48,49 @@ async fn discovery_document_is_complete_and_parses() {
     let set: CoreJsonWebKeySet = jwks.json().await.unwrap();
     assert_eq!(set.keys().len(), 2, "RS256 and ES256");
 }
+
+#[tokio::test]
+async fn metrics_count_requests_sessions_tokens_and_deliveries() {
+    use crate::harness::{ALICE, Browser};
+    let stack = spawn().await;
+    let browser = Browser::new();
+    crate::flows::sign_in(&stack, &browser, &stack.app_a, ALICE).await;
+    let page = browser
+        .follow(&format!("{}/account/sessions", stack.issuer))
+        .await;
+    browser
+        .submit(&page, "/account/sessions/revoke-all", &[])
+        .await;
+    let client = client_app::http::client_builder().build().unwrap();
+    let mut text = String::new();
+    for _ in 0..40 {
+        let resp = client
+            .get(format!("{}/metrics", stack.issuer))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain")
+        );
+        text = resp.text().await.unwrap();
+        if text.contains(r#"gatehouse_logout_deliveries_total{outcome="delivered"}"#) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    for expected in [
+        r#"gatehouse_http_requests_total{route="/authorize",method="GET",status="303"}"#,
+        r#"gatehouse_http_request_duration_seconds_bucket{route="/token""#,
+        "gatehouse_sign_ins_total",
+        r#"gatehouse_tokens_issued_total{grant="authorization_code"}"#,
+        r#"gatehouse_sso_sessions_ended_total{cause="revoked_all"}"#,
+        r#"gatehouse_logout_deliveries_total{outcome="delivered"}"#,
+    ] {
+        assert!(text.contains(expected), "{expected} missing from:\n{text}");
+    }
+    // Routes are templates: no per-user ids or query strings become labels.
+    assert!(!text.contains("request="), "{text}");
+}

@@ -223,3 +223,30 @@ async fn one_instance_at_a_time_does_the_maintenance() {
     clock.advance(Duration::from_secs(181));
     assert!(other.maintain().await, "an expired lease passes on");
 }
+
+#[tokio::test]
+async fn two_instances_may_start_at_once_on_an_empty_database() {
+    let Some(db) = TestPostgres::create("two instances starting at once (PostgreSQL)").await else {
+        return;
+    };
+    let clock = sessions::Clock::system();
+    let config = provider::Config {
+        database_url: db.url.clone(),
+        ..provider::Config::default()
+    };
+    let (one, two) = tokio::join!(
+        provider::App::new(config.clone(), clock.clone()),
+        provider::App::new(config, clock)
+    );
+    let (one, two) = (one.unwrap(), two.unwrap());
+    assert_eq!(
+        one.state().store.signing_keys().await.unwrap().len(),
+        2,
+        "one set of first keys, migrations run once"
+    );
+    assert_eq!(
+        one.state().keys().jwks_json(),
+        two.state().keys().jwks_json(),
+        "the same JWKS from both"
+    );
+}

@@ -134,3 +134,129 @@ async fn a_redis_outage_gives_quick_503s_then_recovers() {
     let page = sign_in(&stack, &browser, &stack.app_b, ALICE).await;
     assert_eq!(page.url.as_str(), format!("{}/", stack.app_b.url));
 }
+
+/// A TCP proxy in front of PostgreSQL that can cut every connection (and refuse new ones)
+/// and then come back on the same port, as a database failover would look to the provider.
+struct Cutter {
+    port: u16,
+    upstream: std::net::SocketAddr,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Cutter {
+    async fn start(upstream: std::net::SocketAddr) -> Self {
+        let mut cutter = Self {
+            port: 0,
+            upstream,
+            task: None,
+        };
+        cutter.open(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
+        cutter
+    }
+
+    fn open(&mut self, listener: tokio::net::TcpListener) {
+        self.port = listener.local_addr().unwrap().port();
+        let upstream = self.upstream;
+        self.task = Some(tokio::spawn(async move {
+            let mut links = tokio::task::JoinSet::new();
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                links.spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    /// Every connection dropped, new ones refused.
+    fn cut(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+
+    async fn restore(&mut self) {
+        self.open(
+            tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+                .await
+                .unwrap(),
+        );
+    }
+}
+
+impl Drop for Cutter {
+    fn drop(&mut self) {
+        self.cut();
+    }
+}
+
+#[tokio::test]
+async fn a_database_outage_gives_quick_503s_then_recovers() {
+    let Some(db) = sessions::testing::TestPostgres::create("PostgreSQL outage test").await else {
+        return;
+    };
+    let url = url::Url::parse(&db.url).unwrap();
+    let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], url.port().unwrap_or(5432)));
+    let mut cutter = Cutter::start(upstream).await;
+    let mut via_cutter = url.clone();
+    via_cutter.set_port(Some(cutter.port)).unwrap();
+    let through_cutter = sessions::testing::TestPostgres::adopt(db, via_cutter.to_string());
+    let stack = spawn_with(Options {
+        postgres: Some(through_cutter),
+        ..Options::default()
+    })
+    .await;
+    let browser = Browser::new();
+    sign_in(&stack, &browser, &stack.app_b, ALICE).await;
+    let req = stack.authorize_url(
+        &stack.app_b.client_id,
+        &stack.app_b.redirect_uri,
+        &[("prompt", "none")],
+    );
+
+    cutter.cut();
+    let (code, took) = status(&browser, req.url.as_str()).await;
+    assert_eq!(code, 503, "no database, no answer");
+    assert!(
+        took < Duration::from_millis(1500),
+        "within a second or so: {took:?}"
+    );
+    let client = client_app::http::client_builder().build().unwrap();
+    let token = client
+        .post(format!("{}/token", stack.issuer))
+        .form(&[("grant_type", "client_credentials"), ("client_id", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), 503);
+    assert_eq!(
+        token.json::<serde_json::Value>().await.unwrap()["error"],
+        "temporarily_unavailable"
+    );
+    assert_eq!(
+        status(&browser, &format!("{}/readyz", stack.issuer))
+            .await
+            .0,
+        503
+    );
+
+    cutter.restore().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = browser.get_once(req.url.as_str()).await;
+        if page.status == 303 {
+            let location = page.hops[0].location.clone().unwrap();
+            assert!(
+                param(&location, "code").is_some(),
+                "the session (in the database) is back: {location}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "recovered within ten seconds");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

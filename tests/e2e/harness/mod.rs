@@ -198,7 +198,7 @@ pub async fn spawn_with(mut options: Options) -> Stack {
         config.database_url = db.url.clone();
     }
     let mut redis = options.redis_sessions.take();
-    if std::env::var("GATEHOUSE_E2E_STORE").is_ok_and(|v| v == "postgres") {
+    if pg.is_none() && std::env::var("GATEHOUSE_E2E_STORE").is_ok_and(|v| v == "postgres") {
         let db = sessions::testing::TestPostgres::create("end-to-end suite on PostgreSQL")
             .await
             .expect("GATEHOUSE_E2E_STORE=postgres needs GATEHOUSE_TEST_POSTGRES_URL");
