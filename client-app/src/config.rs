@@ -2,7 +2,7 @@
 //! `CLIENT_APP_…` environment variables (`__` nests: `CLIENT_APP_SESSION__IDLE_TIMEOUT=5m`).
 
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::Serialized;
 use serde::{Deserialize, Serialize};
 use sessions::SessionConfig;
 use sessions::config::duration;
@@ -91,10 +91,7 @@ impl Config {
 
     /// Like [`Config::figment`] with `base` over the defaults; file and environment still win.
     pub fn figment_over(base: impl figment::Provider) -> Figment {
-        Figment::from(Serialized::defaults(Self::default()))
-            .merge(base)
-            .merge(Toml::file("client-app.toml"))
-            .merge(Env::prefixed("CLIENT_APP_").split("__"))
+        sessions::config::layered(Self::default(), base, "client-app.toml", "CLIENT_APP_")
     }
 
     pub fn load(figment: &Figment) -> anyhow::Result<Self> {

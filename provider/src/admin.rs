@@ -27,7 +27,8 @@ impl From<sessions::StoreError> for AdminError {
     }
 }
 
-/// Ends every session of `user_id` and queues the back-channel logouts; returns the ends.
+/// Ends every session of `user_id`, with everything a session end does
+/// ([`crate::logout::record_end`]); returns the ends.
 pub async fn end_all_sessions(
     store: &Store,
     sessions: &Sessions,
@@ -36,21 +37,9 @@ pub async fn end_all_sessions(
     let ended = sessions.revoke_user(user_id).await?;
     let now = sessions.clock().unix();
     for end in &ended {
-        end_online_grants(store, &end.handle, now).await?;
-        store
-            .enqueue_logouts(&end.handle, user_id, end.cause.as_str(), now)
-            .await?;
+        crate::logout::record_end(store, end, now).await?;
     }
     Ok(ended)
-}
-
-/// Revokes the online grants (refresh-token families and their access tokens) of SSO session
-/// `sid`: they die with it. `offline_access` grants are not bound to a session and live on.
-pub async fn end_online_grants(store: &Store, sid: &str, now: i64) -> Result<(), sqlx::Error> {
-    for grant in store.online_grants(sid).await? {
-        store.revoke_grant(&grant, now).await?;
-    }
-    Ok(())
 }
 
 async fn user_id(store: &Store, username: &str) -> Result<String, AdminError> {

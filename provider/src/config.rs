@@ -2,7 +2,7 @@
 //! `PROVIDER_…` environment variables (`__` nests: `PROVIDER_SESSION__IDLE_TIMEOUT=5s`).
 
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::Serialized;
 use serde::{Deserialize, Serialize};
 use sessions::config::duration;
 pub use sessions::{SessionBackend, SessionConfig};
@@ -119,10 +119,7 @@ impl Config {
     /// Like [`Config::figment`], with `base` (for instance the demo's settings) instead of the
     /// built-in defaults; the file and the environment still win.
     pub fn figment_over(base: impl figment::Provider) -> Figment {
-        Figment::from(Serialized::defaults(Self::default()))
-            .merge(base)
-            .merge(Toml::file("provider.toml"))
-            .merge(Env::prefixed("PROVIDER_").split("__"))
+        sessions::config::layered(Self::default(), base, "provider.toml", "PROVIDER_")
     }
 
     /// Reads and checks the configuration.

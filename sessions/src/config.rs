@@ -1,12 +1,29 @@
 //! Session settings as both apps configure them (`session.store`, `session.idle_timeout`, …),
-//! and the duration format they are written in.
+//! the duration format they are written in, and the configuration layering both programs use.
 
 use crate::{
     Clock, MemoryStore, RedisStore, SessionPolicy, SessionStore, Sessions, SqlStore, StoreError,
 };
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The configuration layering of both programs (DESIGN.md): built-in `defaults`, then `base`
+/// (the demo's settings, or nothing), then the optional TOML `file` in the working directory,
+/// then environment variables with `env_prefix` (`__` nests: `PREFIX_SESSION__IDLE_TIMEOUT`).
+pub fn layered<T: Serialize>(
+    defaults: T,
+    base: impl figment::Provider,
+    file: &str,
+    env_prefix: &str,
+) -> Figment {
+    Figment::from(Serialized::defaults(defaults))
+        .merge(base)
+        .merge(Toml::file(file))
+        .merge(Env::prefixed(env_prefix).split("__"))
+}
 
 /// Where sessions live and how long they last.
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -379,8 +379,7 @@ impl Keys {
         let mut jwks = Vec::new();
         for k in stored {
             let (key, jwk) = SigningKey::from_stored(k)?;
-            let (verify_key, _) = SigningKey::from_stored(k)?;
-            verifiers.insert(key.kid.clone(), (key.alg, verify_key.decoding));
+            verifiers.insert(key.kid.clone(), (key.alg, key.decoding.clone()));
             jwks.push(jwk);
             if chosen.get(k.alg.as_str()) == Some(&k.kid) {
                 signers.insert(key.alg, key);

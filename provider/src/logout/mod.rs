@@ -7,6 +7,7 @@ pub mod outbox;
 
 use crate::app::AppState;
 use crate::keys::{Alg, KeyError};
+use crate::store::Store;
 use serde::Serialize;
 use sessions::SessionEnd;
 
@@ -53,30 +54,43 @@ pub fn logout_token(
     st.keys().sign(alg, "logout+jwt", &claims)
 }
 
-/// Queues back-channel logouts for each ended signed-in session and wakes the outbox. Errors
+/// What every end of a signed-in SSO session does in the store, whoever ended it: the
+/// session's online grants (refresh-token families and their access tokens) are revoked, since
+/// they die with it (`offline_access` grants are not bound to it), and a back-channel logout is
+/// queued for each app that joined it. Both are attempted; the first error is returned.
+/// Returns how many logouts were queued.
+pub async fn record_end(store: &Store, end: &SessionEnd, now: i64) -> Result<u64, sqlx::Error> {
+    let Some(user_id) = end.user_id.as_deref() else {
+        return Ok(0);
+    };
+    let revoked = async {
+        for grant in store.online_grants(&end.handle).await? {
+            store.revoke_grant(&grant, now).await?;
+        }
+        Ok::<(), sqlx::Error>(())
+    }
+    .await;
+    let queued = store
+        .enqueue_logouts(&end.handle, user_id, end.cause.as_str(), now)
+        .await;
+    revoked?;
+    queued
+}
+
+/// Records each ended signed-in session ([`record_end`]) and wakes the outbox. Errors
 /// are logged, not returned: the session has ended either way, and a failed enqueue must not
 /// turn a logout into an error page.
 pub async fn session_ended(st: &AppState, ends: &[SessionEnd]) {
     let now = st.clock.unix();
     let mut queued = 0;
-    for end in ends {
-        let Some(user_id) = end.user_id.as_deref() else {
-            continue;
-        };
+    for end in ends.iter().filter(|e| e.user_id.is_some()) {
         tracing::info!(sid = %end.handle, cause = end.cause.as_str(), "SSO session ended");
         metrics::counter!("gatehouse_sso_sessions_ended_total", "cause" => end.cause.as_str())
             .increment(1);
-        if let Err(e) = crate::admin::end_online_grants(&st.store, &end.handle, now).await {
-            tracing::error!(sid = %end.handle, error = %e, "could not revoke the session's online grants");
-        }
-        match st
-            .store
-            .enqueue_logouts(&end.handle, user_id, end.cause.as_str(), now)
-            .await
-        {
+        match record_end(&st.store, end, now).await {
             Ok(n) => queued += n,
             Err(e) => {
-                tracing::error!(sid = %end.handle, error = %e, "could not queue back-channel logouts")
+                tracing::error!(sid = %end.handle, error = %e, "could not record the end of a session")
             }
         }
     }

@@ -44,6 +44,14 @@ struct CodeRow {
     expires_at: i64,
 }
 
+/// A code that could not be redeemed, and whether it had been (a replay) or had expired.
+#[derive(FromRow)]
+struct SpentRow {
+    #[sqlx(flatten)]
+    code: CodeRow,
+    used_at: Option<i64>,
+}
+
 impl From<CodeRow> for AuthCode {
     fn from(r: CodeRow) -> Self {
         Self {
@@ -109,24 +117,16 @@ impl Store {
         if let Some(row) = fresh {
             return Ok(Redeemed::Fresh(row.into()));
         }
-        let spent: Option<(i64, Option<i64>)> = sqlx::query_as(
-            "SELECT expires_at, used_at FROM authorization_codes WHERE code_hash = $1",
-        )
+        let spent: Option<SpentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CODE_COLUMNS}, used_at FROM authorization_codes WHERE code_hash = $1"
+        )))
         .bind(code_hash)
         .fetch_optional(&self.pool)
         .await?;
         Ok(match spent {
             None => Redeemed::Unknown,
-            Some((_, None)) => Redeemed::Expired,
-            Some((_, Some(_))) => {
-                let row: Option<CodeRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT {CODE_COLUMNS} FROM authorization_codes WHERE code_hash = $1"
-                )))
-                .bind(code_hash)
-                .fetch_optional(&self.pool)
-                .await?;
-                row.map_or(Redeemed::Unknown, |r| Redeemed::Replayed(r.into()))
-            }
+            Some(SpentRow { used_at: None, .. }) => Redeemed::Expired,
+            Some(SpentRow { code, .. }) => Redeemed::Replayed(code.into()),
         })
     }
 
