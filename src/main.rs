@@ -109,6 +109,13 @@ async fn main() -> anyhow::Result<()> {
         app_configs.push(client_app::Config::load(&figment)?);
     }
     seed(provider.state().store.clone(), &app_configs, clock.unix()).await?;
+    // An initial access token for trying dynamic client registration (RFC 7591) by hand.
+    let (registration_token, _) = provider::registration::issue_initial_access_token(
+        &provider.state().store,
+        clock.unix(),
+        3600,
+    )
+    .await?;
 
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(
@@ -134,6 +141,13 @@ async fn main() -> anyhow::Result<()> {
         println!("  {name:<8}  {url}");
     }
     println!("Sign in as alice / wonderland (or bob / builder).");
+    println!("Developers (alice) register apps at {issuer}/developer, or by API:");
+    println!(
+        "  curl -s {issuer}/register -H 'Authorization: Bearer {registration_token}' \\\n    \
+         -H 'Content-Type: application/json' \\\n    \
+         -d '{{\"client_name\":\"My app\",\"redirect_uris\":[\"http://127.0.0.1:8080/cb\"]}}'"
+    );
+    println!("  (that initial access token registers one app within the hour)");
     println!(
         "Open App A, sign in, then open App B: it signs you in without a password (single sign-on)."
     );
@@ -194,6 +208,7 @@ async fn seed(store: Store, apps: &[client_app::Config], now: i64) -> anyhow::Re
                     id_token_alg: "RS256".into(),
                     first_party: demo.first_party,
                     jwks: None,
+                    ..NewClient::default()
                 },
                 now,
             )
@@ -215,6 +230,7 @@ async fn seed(store: Store, apps: &[client_app::Config], now: i64) -> anyhow::Re
                 id_token_alg: "RS256".into(),
                 first_party: true,
                 jwks: None,
+                ..NewClient::default()
             },
             now,
         )

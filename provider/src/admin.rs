@@ -82,3 +82,19 @@ pub async fn set_disabled(
         Ok(Vec::new())
     }
 }
+
+/// Deletes an account: signs the user out everywhere (the apps are told), then removes the
+/// user with everything issued to them.
+pub async fn remove_user(
+    store: &Store,
+    sessions: Option<&Sessions>,
+    username: &str,
+) -> Result<Vec<SessionEnd>, AdminError> {
+    let id = user_id(store, username).await?;
+    let ended = match sessions {
+        Some(s) => end_all_sessions(store, s, &id).await?,
+        None => Vec::new(),
+    };
+    store.delete_user(&id).await?;
+    Ok(ended)
+}

@@ -252,6 +252,8 @@ impl App {
     pub fn router(&self) -> Router {
         Router::new()
             .merge(oidc::routes())
+            .merge(crate::registration::routes())
+            .merge(crate::developer::routes())
             .merge(account::routes())
             .route("/static/style.css", get(web::stylesheet))
             .route("/healthz", get(sessions::health::alive))

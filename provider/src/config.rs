@@ -23,6 +23,16 @@ pub struct Config {
     pub cookie: CookieConfig,
     pub tokens: TokenConfig,
     pub keys: KeyConfig,
+    pub registration: RegistrationConfig,
+}
+
+/// Dynamic Client Registration (RFC 7591).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrationConfig {
+    /// Anyone may register a client without an initial access token (RFC 7591 §3: open
+    /// registration). Off by default: `provider clients initial-token` hands out tokens.
+    pub open: bool,
 }
 
 /// Signing-key rotation.
@@ -85,6 +95,7 @@ impl Default for Config {
             cookie: CookieConfig::default(),
             tokens: TokenConfig::default(),
             keys: KeyConfig::default(),
+            registration: RegistrationConfig::default(),
         }
     }
 }

@@ -6,10 +6,13 @@
 pub mod account;
 pub mod admin;
 pub mod app;
+pub mod cli;
 pub mod config;
+pub mod developer;
 pub mod keys;
 pub mod logout;
 pub mod oidc;
+pub mod registration;
 pub mod store;
 pub mod web;
 

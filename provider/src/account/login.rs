@@ -22,6 +22,7 @@ const MAX_USERNAME_BYTES: usize = 256;
 fn local_next(next: Option<&str>) -> &'static str {
     match next {
         Some("/account/sessions") => "/account/sessions",
+        Some(crate::developer::PATH) => crate::developer::PATH,
         _ => "/",
     }
 }
@@ -45,6 +46,8 @@ struct HomePage {
     auth_time: String,
     idle_expires: String,
     absolute_expires: String,
+    /// Shows the way to the developer console.
+    developer: bool,
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -57,10 +60,12 @@ pub(super) async fn show_home(
 ) -> Result<Response, PageError> {
     let session = st.session(&jar).await?;
     let signed_in = session.as_ref().filter(|s| s.user_id.is_some());
-    let user = match signed_in.and_then(|s| s.user_id.as_deref()) {
-        Some(id) => st.store.user_by_id(id).await?.map(|u| u.username),
+    let account = match signed_in.and_then(|s| s.user_id.as_deref()) {
+        Some(id) => st.store.user_by_id(id).await?,
         None => None,
     };
+    let developer = account.as_ref().is_some_and(|u| u.developer);
+    let user = account.map(|u| u.username);
     let page = match signed_in {
         Some(s) => HomePage {
             user,
@@ -68,6 +73,7 @@ pub(super) async fn show_home(
             auth_time: s.auth_time.map(rfc3339).unwrap_or_default(),
             idle_expires: rfc3339(s.idle_expires_at),
             absolute_expires: rfc3339(s.absolute_expires_at),
+            developer,
         },
         None => HomePage {
             user: None,
@@ -75,6 +81,7 @@ pub(super) async fn show_home(
             auth_time: String::new(),
             idle_expires: String::new(),
             absolute_expires: String::new(),
+            developer: false,
         },
     };
     Ok((no_store(), page).into_response())

@@ -9,7 +9,7 @@ mod error;
 mod pkce;
 mod revocation;
 pub mod token;
-mod userinfo;
+pub(crate) mod userinfo;
 
 pub use error::{AuthorizeError, BearerError, TokenError};
 

@@ -46,7 +46,7 @@ pub(super) async fn show_userinfo_post(
     respond(&st, &token).await
 }
 
-fn header_token(headers: &HeaderMap) -> Result<Option<String>, BearerError> {
+pub(crate) fn header_token(headers: &HeaderMap) -> Result<Option<String>, BearerError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };

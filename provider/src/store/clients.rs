@@ -5,9 +5,11 @@ use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 
 /// How a client authenticates at the token endpoint (RFC 7591 §2 `token_endpoint_auth_method`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMethod {
+    /// RFC 7591 §2: the default when a registration names none.
+    #[default]
     ClientSecretBasic,
     ClientSecretPost,
     /// A public client (no secret); PKCE protects its codes.
@@ -35,6 +37,18 @@ impl AuthMethod {
             _ => None,
         }
     }
+
+    /// Whether the client holds a shared secret.
+    pub fn uses_secret(self) -> bool {
+        matches!(self, Self::ClientSecretBasic | Self::ClientSecretPost)
+    }
+
+    pub const ALL: [Self; 4] = [
+        Self::ClientSecretBasic,
+        Self::ClientSecretPost,
+        Self::None,
+        Self::PrivateKeyJwt,
+    ];
 }
 
 /// A registered client. `secret_hash` is the SHA-256 of its secret (none for public clients).
@@ -55,6 +69,11 @@ pub struct Client {
     pub first_party: bool,
     /// The client's public keys (a JWK Set, JSON), for `private_key_jwt`.
     pub jwks: Option<String>,
+    /// The user who registered it in the developer console.
+    pub owner_id: Option<String>,
+    /// SHA-256 of its RFC 7592 registration access token (dynamically registered clients).
+    pub registration_token_hash: Option<String>,
+    pub created_at: i64,
 }
 
 impl Client {
@@ -69,7 +88,7 @@ impl Client {
 }
 
 /// What registering a client takes.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct NewClient {
     pub client_id: String,
     pub secret_hash: Option<String>,
@@ -83,7 +102,35 @@ pub struct NewClient {
     pub id_token_alg: String,
     pub first_party: bool,
     pub jwks: Option<String>,
+    pub owner_id: Option<String>,
+    pub registration_token_hash: Option<String>,
 }
+
+impl From<Client> for NewClient {
+    fn from(c: Client) -> Self {
+        Self {
+            client_id: c.client_id,
+            secret_hash: c.secret_hash,
+            name: c.name,
+            redirect_uris: c.redirect_uris,
+            post_logout_redirect_uris: c.post_logout_redirect_uris,
+            backchannel_logout_uri: c.backchannel_logout_uri,
+            backchannel_logout_session_required: c.backchannel_logout_session_required,
+            grant_types: c.grant_types,
+            auth_method: c.auth_method,
+            id_token_alg: c.id_token_alg,
+            first_party: c.first_party,
+            jwks: c.jwks,
+            owner_id: c.owner_id,
+            registration_token_hash: c.registration_token_hash,
+        }
+    }
+}
+
+const CLIENT_COLUMNS: &str = "client_id, secret_hash, name, redirect_uris, \
+    post_logout_redirect_uris, backchannel_logout_uri, backchannel_logout_session_required, \
+    grant_types, token_endpoint_auth_method, id_token_signed_response_alg, first_party, jwks, \
+    owner_id, registration_token_hash, created_at";
 
 #[derive(FromRow)]
 struct ClientRow {
@@ -99,6 +146,9 @@ struct ClientRow {
     id_token_signed_response_alg: String,
     first_party: i64,
     jwks: Option<String>,
+    owner_id: Option<String>,
+    registration_token_hash: Option<String>,
+    created_at: i64,
 }
 
 impl TryFrom<ClientRow> for Client {
@@ -122,25 +172,51 @@ impl TryFrom<ClientRow> for Client {
             id_token_alg: r.id_token_signed_response_alg,
             first_party: r.first_party != 0,
             jwks: r.jwks,
+            owner_id: r.owner_id,
+            registration_token_hash: r.registration_token_hash,
+            created_at: r.created_at,
         })
     }
 }
 
 impl Store {
-    /// Registers a client, or replaces the one with the same id (the demo seeds this way).
+    /// Registers a client, or replaces the one with the same id (the demo seeds this way, and
+    /// updates write the whole client).
     pub async fn upsert_client(&self, c: &NewClient, now: i64) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO clients (client_id, secret_hash, name, redirect_uris, \
-             post_logout_redirect_uris, backchannel_logout_uri, grant_types, \
-             token_endpoint_auth_method, id_token_signed_response_alg, first_party, created_at, \
-             backchannel_logout_session_required, jwks) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-             ON CONFLICT (client_id) DO UPDATE SET secret_hash = $2, name = $3, \
+        self.write_client(
+            c,
+            now,
+            "ON CONFLICT (client_id) DO UPDATE SET secret_hash = $2, name = $3, \
              redirect_uris = $4, post_logout_redirect_uris = $5, backchannel_logout_uri = $6, \
              grant_types = $7, token_endpoint_auth_method = $8, \
              id_token_signed_response_alg = $9, first_party = $10, \
-             backchannel_logout_session_required = $12, jwks = $13",
+             backchannel_logout_session_required = $12, jwks = $13, owner_id = $14, \
+             registration_token_hash = $15",
         )
+        .await
+        .map(|_| ())
+    }
+
+    /// Registers a new client; false (and nothing written) if its id is taken.
+    pub async fn insert_client(&self, c: &NewClient, now: i64) -> Result<bool, sqlx::Error> {
+        self.write_client(c, now, "ON CONFLICT (client_id) DO NOTHING")
+            .await
+    }
+
+    async fn write_client(
+        &self,
+        c: &NewClient,
+        now: i64,
+        on_conflict: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO clients (client_id, secret_hash, name, redirect_uris, \
+             post_logout_redirect_uris, backchannel_logout_uri, grant_types, \
+             token_endpoint_auth_method, id_token_signed_response_alg, first_party, created_at, \
+             backchannel_logout_session_required, jwks, owner_id, registration_token_hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             {on_conflict}"
+        )))
         .bind(&c.client_id)
         .bind(&c.secret_hash)
         .bind(&c.name)
@@ -154,18 +230,136 @@ impl Store {
         .bind(now)
         .bind(flag(c.backchannel_logout_session_required))
         .bind(&c.jwks)
+        .bind(&c.owner_id)
+        .bind(&c.registration_token_hash)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Every client, by name.
+    pub async fn list_clients(&self) -> Result<Vec<Client>, sqlx::Error> {
+        let rows: Vec<ClientRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CLIENT_COLUMNS} FROM clients ORDER BY name, client_id"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Client::try_from).collect()
+    }
+
+    /// The clients a user registered in the developer console, by name.
+    pub async fn clients_of_owner(&self, owner_id: &str) -> Result<Vec<Client>, sqlx::Error> {
+        let rows: Vec<ClientRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CLIENT_COLUMNS} FROM clients WHERE owner_id = $1 ORDER BY name, client_id"
+        )))
+        .bind(owner_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Client::try_from).collect()
+    }
+
+    /// Replaces a client's secret hash; the old secret stops working at once (every
+    /// authentication reads the store). False if there is no such client.
+    pub async fn set_client_secret_hash(
+        &self,
+        client_id: &str,
+        secret_hash: Option<&str>,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("UPDATE clients SET secret_hash = $2 WHERE client_id = $1")
+            .bind(client_id)
+            .bind(secret_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Deletes a client and everything issued to it (codes, access and refresh tokens,
+    /// consents, its place in SSO sessions, pending logouts), in one transaction: its tokens
+    /// stop working at once. False if there was no such client.
+    pub async fn delete_client(&self, client_id: &str) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        for table in [
+            "authorization_codes",
+            "access_tokens",
+            "refresh_tokens",
+            "consents",
+            "session_clients",
+            "logout_deliveries",
+            "used_assertions",
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE client_id = $1"
+            )))
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let done = sqlx::query("DELETE FROM clients WHERE client_id = $1")
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records a new initial access token (RFC 7591 §3), by its hash.
+    pub async fn insert_initial_access_token(
+        &self,
+        token_hash: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO initial_access_tokens (token_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3)",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .bind(expires_at)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    pub async fn client(&self, client_id: &str) -> Result<Option<Client>, sqlx::Error> {
-        let row: Option<ClientRow> = sqlx::query_as(
-            "SELECT client_id, secret_hash, name, redirect_uris, post_logout_redirect_uris, \
-             backchannel_logout_uri, backchannel_logout_session_required, grant_types, \
-             token_endpoint_auth_method, id_token_signed_response_alg, first_party, jwks \
-             FROM clients WHERE client_id = $1",
+    /// Whether an initial access token exists, is unused and has not expired (nothing spent).
+    pub async fn initial_access_token_usable(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT expires_at FROM initial_access_tokens \
+             WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
         )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// Spends an initial access token: true once, if it exists and has not expired. One
+    /// statement, so two registrations racing with one token cannot both get it.
+    pub async fn use_initial_access_token(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE initial_access_tokens SET used_at = $2 \
+             WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn client(&self, client_id: &str) -> Result<Option<Client>, sqlx::Error> {
+        let row: Option<ClientRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = $1"
+        )))
         .bind(client_id)
         .fetch_optional(&self.pool)
         .await?;

@@ -167,6 +167,10 @@ impl Store {
             .bind(now - keep_secs)
             .execute(&self.pool)
             .await?;
+        sqlx::query("DELETE FROM initial_access_tokens WHERE expires_at < $1")
+            .bind(now - keep_secs)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 }

@@ -152,4 +152,29 @@ impl Store {
                 .await?;
         Ok(rows.into_iter().map(User::from).collect())
     }
+
+    /// Deletes a user with their codes, tokens and consents, in one transaction (their
+    /// sessions must be ended first, so that the apps hear of it). False if there was none.
+    pub async fn delete_user(&self, id: &str) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        for table in [
+            "authorization_codes",
+            "access_tokens",
+            "refresh_tokens",
+            "consents",
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE user_id = $1"
+            )))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let done = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
 }

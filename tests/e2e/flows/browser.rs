@@ -265,3 +265,78 @@ async fn a_bad_redirect_uri_shows_an_error_and_stays_on_the_provider() {
     chrome.shot("bad-redirect-uri").await;
     chrome.client.clone().close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_developer_registers_an_app_with_the_keyboard_alone() {
+    use fantoccini::key::Key;
+    let Some(mut chrome) = Chrome::start("developer_console").await else {
+        return;
+    };
+    let stack = spawn().await;
+    sign_in_at_app_a(&mut chrome, &stack).await;
+    chrome.goto(&format!("{}/", stack.issuer)).await;
+    chrome.tab_to("developer-console").await;
+    chrome.press(Key::Enter).await;
+    chrome
+        .wait_for_url(&format!("{}/developer", stack.issuer))
+        .await;
+    chrome.shot("developer-console-empty").await;
+    chrome.tab_to("new-app").await;
+    chrome.press(Key::Enter).await;
+    chrome
+        .wait_for_url(&format!("{}/developer/apps/new", stack.issuer))
+        .await;
+    chrome.tab_to("name").await;
+    chrome.type_keys("Keyboard app").await;
+    chrome.tab_to("redirect_uris").await;
+    // Plain http on a public host: refused, with the reason beside the field.
+    chrome.type_keys("http://keyboard.example/callback").await;
+    chrome.tab_to("save").await;
+    chrome.press(Key::Enter).await;
+    chrome
+        .wait_for_text(
+            "redirect_uris-error",
+            "\"http://keyboard.example/callback\" must use https (plain http is only for \
+             loopback and *.localhost)",
+        )
+        .await;
+    chrome.shot("developer-console-inline-error").await;
+    let field = chrome
+        .client
+        .find(Locator::Id("redirect_uris"))
+        .await
+        .unwrap();
+    assert_eq!(
+        field.attr("aria-invalid").await.unwrap().as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        chrome.text("name").await,
+        "",
+        "an input shows its value attribute, not text"
+    );
+    chrome.tab_to("redirect_uris").await;
+    // Select the text and type the corrected URI over it.
+    let select_all = format!("{}a", Key::Control);
+    chrome.type_keys(&select_all).await;
+    chrome.type_keys("https://keyboard.example/callback").await;
+    chrome.tab_to("save").await;
+    chrome.press(Key::Enter).await;
+    chrome.wait_for_text("to-app", "Continue to the app").await;
+    chrome.shot("developer-console-secret-once").await;
+    let id = chrome.text("client-id").await;
+    let secret = chrome.text("client-secret").await;
+    let stored = stack.store.client(&id).await.unwrap().unwrap();
+    assert_eq!(stored.name, "Keyboard app");
+    assert_eq!(stored.redirect_uris, ["https://keyboard.example/callback"]);
+    assert_eq!(
+        stored.secret_hash.as_deref(),
+        Some(sessions::secret::hash_secret(&secret).as_str())
+    );
+    chrome.tab_to("to-app").await;
+    chrome.press(Key::Enter).await;
+    chrome
+        .wait_for_url(&format!("{}/developer/apps/{id}", stack.issuer))
+        .await;
+    chrome.shot("developer-console-app").await;
+}

@@ -27,6 +27,7 @@ async fn client(stack: &Stack, id: &str, grants: &[&str], auth: AuthMethod) {
                 id_token_alg: "RS256".into(),
                 first_party: true,
                 jwks: None,
+                ..NewClient::default()
             },
             stack.clock.unix(),
         )

@@ -10,6 +10,7 @@ mod lifecycle;
 mod login;
 mod logout;
 mod outage;
+mod registration;
 mod rotation;
 mod sessions;
 mod sso;

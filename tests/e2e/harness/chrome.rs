@@ -190,4 +190,38 @@ impl Chrome {
             .await
             .unwrap()
     }
+
+    /// The id of the focused element.
+    pub async fn focused_id(&self) -> String {
+        match self.client.active_element().await {
+            Ok(el) => el.attr("id").await.ok().flatten().unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// Presses Tab until element `id` has the focus (at most 40 times): the keyboard path a
+    /// person without a mouse takes. Panics if the element is never reached.
+    pub async fn tab_to(&self, id: &str) {
+        let tab = fantoccini::key::Key::Tab.to_string();
+        for _ in 0..40 {
+            if self.focused_id().await == id {
+                return;
+            }
+            let el = self.client.active_element().await.unwrap();
+            el.send_keys(&tab).await.unwrap();
+        }
+        panic!("Tab never reached #{id}");
+    }
+
+    /// Types into the focused element.
+    pub async fn type_keys(&self, text: &str) {
+        let el = self.client.active_element().await.unwrap();
+        el.send_keys(text).await.unwrap();
+    }
+
+    /// Presses Enter (or Space, for a checkbox) on the focused element.
+    pub async fn press(&self, key: fantoccini::key::Key) {
+        let el = self.client.active_element().await.unwrap();
+        el.send_keys(&key.to_string()).await.unwrap();
+    }
 }

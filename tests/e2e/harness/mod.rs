@@ -148,6 +148,8 @@ pub struct Options {
     /// `Secure` cookies with the `__Host-` prefix even over http (for a real browser, which
     /// treats `*.localhost` as a secure context; the test HTTP client would not send them).
     pub secure_cookies: bool,
+    /// Dynamic client registration without an initial access token.
+    pub open_registration: bool,
 }
 
 async fn listen() -> (TcpListener, u16) {
@@ -188,6 +190,7 @@ pub async fn spawn_with(mut options: Options) -> Stack {
         ..provider::Config::default()
     };
     config.cookie.allow_insecure_http = !options.secure_cookies;
+    config.registration.open = options.open_registration;
     // Expired sessions are swept (and their apps told) within a second of real time.
     config.session.sweep_interval = Duration::from_secs(1);
     // GATEHOUSE_E2E_STORE=postgres: the whole suite with the provider on PostgreSQL (its own
@@ -239,6 +242,7 @@ pub async fn spawn_with(mut options: Options) -> Stack {
                     id_token_alg: "RS256".into(),
                     first_party,
                     jwks: None,
+                    ..NewClient::default()
                 },
                 clock.unix(),
             )
@@ -307,6 +311,8 @@ async fn seed_users(store: &Store, now: i64) {
             name: Some(name.into()),
             email: email.map(Into::into),
             email_verified: email.is_some(),
+            // As in the demo: alice may use the developer console, bob may not.
+            developer: username == ALICE.0,
             ..NewUser::default()
         };
         store.create_user(&user, now).await.unwrap();
@@ -341,6 +347,7 @@ pub async fn register(
                 id_token_alg: id_token_alg.into(),
                 first_party,
                 jwks: None,
+                ..NewClient::default()
             },
             now,
         )
@@ -368,6 +375,7 @@ pub async fn update_client(store: &Store, client_id: &str, edit: impl FnOnce(&mu
         id_token_alg: c.id_token_alg,
         first_party: c.first_party,
         jwks: c.jwks,
+        ..NewClient::default()
     };
     edit(&mut new);
     store.upsert_client(&new, 0).await.unwrap();
