@@ -11,8 +11,33 @@ use sqlx::{AnyPool, Executor, FromRow};
 /// Connects an `Any` pool to `url` (`sqlite://…` or `postgres://…`). SQLite connections get
 /// WAL journaling, `synchronous=NORMAL` (durable at checkpoints, safe against corruption) and
 /// a busy timeout, so readers never block the writer.
+///
+/// Requests fail fast (a connection is waited for at most a second), but startup waits up to
+/// [`STARTUP_WAIT`] for the first connection: a database that is busy or still starting (CI
+/// starts it just before the suites, a container may start beside it) is not an error yet.
+/// Errors that waiting cannot cure (a bad URL, a refused login) are returned at once.
 pub async fn connect_any(url: &str, max_connections: u32) -> Result<AnyPool, sqlx::Error> {
     install_default_drivers();
+    let pool = options(max_connections).connect_lazy(url)?;
+    let started = std::time::Instant::now();
+    loop {
+        match pool.acquire().await {
+            Ok(_) => return Ok(pool),
+            Err(sqlx::Error::PoolTimedOut) if started.elapsed() < STARTUP_WAIT => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => {
+                pool.close().await;
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// How long [`connect_any`] waits for the database at startup.
+pub(crate) const STARTUP_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+fn options(max_connections: u32) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max_connections)
         // Fail fast: an unreachable database answers within a second, never hangs a request.
@@ -29,8 +54,6 @@ pub async fn connect_any(url: &str, max_connections: u32) -> Result<AnyPool, sql
                 Ok(())
             })
         })
-        .connect(url)
-        .await
 }
 
 /// Sessions in the `sessions` table (see `migrations/sessions/`).
