@@ -39,6 +39,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// This process's name for leases (random).
     instance_id: String,
+    /// Request rates of the machine-facing endpoints (`limits.*_rate_*`).
+    pub rates: crate::web::rate::RateLimiter,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -66,6 +68,20 @@ impl ClientMeta {
 }
 
 impl AppState {
+    /// Counts a request against `key`'s budget of `limit` per minute (0: unlimited); the
+    /// seconds to wait when it is spent.
+    pub fn rate(&self, key: &str, limit: u64) -> Result<(), u64> {
+        self.rates.check(key, limit, self.clock.unix())
+    }
+
+    /// [`AppState::rate`] for the client address of a request, when it is known.
+    pub fn rate_by_address(&self, what: &str, meta: &ClientMeta, limit: u64) -> Result<(), u64> {
+        match &meta.addr {
+            Some(addr) => self.rate(&format!("{what}:{addr}"), limit),
+            None => Ok(()),
+        }
+    }
+
     /// The signing keys in force.
     pub fn keys(&self) -> Arc<Keys> {
         self.keys
@@ -106,6 +122,13 @@ impl AppState {
             }
             if let Err(e) = self.store.sweep_tokens(now, 600).await {
                 tracing::warn!(error = %e, "token sweep failed");
+            }
+            if let Err(e) = self.store.sweep_login_throttle(now, 3600).await {
+                tracing::warn!(error = %e, "throttle sweep failed");
+            }
+            let before = (now - crate::audit::RETENTION_SECS).saturating_mul(1_000_000);
+            if let Err(e) = self.store.sweep_audit(before).await {
+                tracing::warn!(error = %e, "audit sweep failed");
             }
         }
         if let Err(e) = self.maintain_keys(holder).await {
@@ -238,6 +261,7 @@ impl App {
             logout_outbox: tokio::sync::Notify::new(),
             http,
             instance_id,
+            rates: crate::web::rate::RateLimiter::new(),
         };
         Ok(Self {
             state: Arc::new(state),
@@ -260,11 +284,19 @@ impl App {
             .route("/readyz", get(readiness))
             .route("/metrics", get(sessions::metrics::render))
             .fallback(|| async { web::PageError::NotFound("There is no page here.".into()) })
+            .layer(axum::middleware::from_fn(crate::audit::middleware))
             .layer(axum::middleware::from_fn(sessions::metrics::track))
             .layer(web::security_headers())
+            .layer(axum::extract::DefaultBodyLimit::max(
+                self.state.config.limits.max_body_bytes,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                self.state.config.limits.max_uri_bytes,
+                web::limit_uri,
+            ))
             .layer(TimeoutLayer::with_status_code(
                 axum::http::StatusCode::REQUEST_TIMEOUT,
-                Duration::from_secs(30),
+                self.state.config.limits.request_timeout,
             ))
             .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
                 let id = req
@@ -288,12 +320,8 @@ impl App {
     ) -> std::io::Result<()> {
         let sweeper = self.spawn_sweeper();
         let outbox = crate::logout::outbox::spawn(self.state.clone());
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let limits = self.state.config.limits.clone();
+        let result = web::server::serve(listener, self.router(), &limits, shutdown).await;
         sweeper.abort();
         outbox.abort();
         result

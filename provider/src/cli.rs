@@ -61,6 +61,27 @@ enum Command {
         #[command(subcommand)]
         command: SessionsCommand,
     },
+    /// Read the audit trail: sign-ins, throttling, sessions, tokens, clients, keys.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// The newest events, oldest first; with --follow, then each new one as it happens.
+    Tail {
+        /// How many events.
+        #[arg(short = 'n', long, default_value_t = 50)]
+        lines: u32,
+        /// Keep watching for new events (until interrupted).
+        #[arg(short, long)]
+        follow: bool,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -255,8 +276,45 @@ pub async fn run(cli: Cli, mut config: Config, io: &mut Io<'_>) -> anyhow::Resul
         Command::Users { command } => manage_users(&config, command, io).await?,
         Command::Keys { command } => manage_keys(&config, command, io).await?,
         Command::Clients { command } => manage_clients(&config, command, io).await?,
+        Command::Audit { command } => audit(&config, command, io).await?,
     }
     Ok(())
+}
+
+async fn audit(config: &Config, command: AuditCommand, io: &mut Io<'_>) -> anyhow::Result<()> {
+    let store = Store::connect(&config.database_url).await?;
+    store.migrate().await?;
+    let AuditCommand::Tail {
+        lines,
+        follow,
+        json,
+    } = command;
+    let show = |io: &mut Io<'_>, row: &crate::store::AuditRow| -> anyhow::Result<()> {
+        if json {
+            out!(io, "{}", serde_json::to_string(row)?);
+        } else {
+            out!(io, "{}", crate::audit::format_line(row));
+        }
+        Ok(())
+    };
+    let mut last = None;
+    for row in store.audit_tail(i64::from(lines)).await? {
+        show(io, &row)?;
+        last = Some((row.at_us, row.id));
+    }
+    io.out.flush()?;
+    if !follow {
+        return Ok(());
+    }
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let (at, id) = last.clone().unwrap_or((0, String::new()));
+        for row in store.audit_after(at, &id, 1000).await? {
+            show(io, &row)?;
+            last = Some((row.at_us, row.id));
+        }
+        io.out.flush()?;
+    }
 }
 
 async fn manage_sessions(
@@ -737,7 +795,7 @@ async fn manage_clients(
         } => {
             let c = find(client_id).await?;
             let valid = metadata.apply(registration::metadata_of(&c))?.validate()?;
-            let done = registration::update(&store, c, valid, first_party).await?;
+            let done = registration::update(&store, c, valid, first_party, now).await?;
             if json {
                 let v = client_json(&done.client, done.client_secret.as_deref());
                 out!(io, "{}", serde_json::to_string_pretty(&v)?);
@@ -751,7 +809,7 @@ async fn manage_clients(
         }
         ClientsCommand::RotateSecret { client_id, json } => {
             let c = find(client_id).await?;
-            let secret = registration::rotate_secret(&store, &c).await?;
+            let secret = registration::rotate_secret(&store, &c, now).await?;
             if json {
                 let v = serde_json::json!({"client_id": c.client_id, "client_secret": secret});
                 out!(io, "{}", serde_json::to_string_pretty(&v)?);
@@ -765,8 +823,9 @@ async fn manage_clients(
             }
         }
         ClientsCommand::Remove { client_id } => {
+            let c = find(client_id.clone()).await?;
             anyhow::ensure!(
-                store.delete_client(&client_id).await?,
+                registration::remove(&store, &c, now).await?,
                 "no client {client_id}"
             );
             out!(

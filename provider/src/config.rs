@@ -24,6 +24,53 @@ pub struct Config {
     pub tokens: TokenConfig,
     pub keys: KeyConfig,
     pub registration: RegistrationConfig,
+    pub limits: LimitsConfig,
+}
+
+/// What one client may ask of the server (hostile input gets a 4xx, never a hang).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest request body (413 beyond).
+    pub max_body_bytes: usize,
+    /// Longest request target, path and query (414 beyond).
+    pub max_uri_bytes: usize,
+    /// Largest request head, request line and headers (431 beyond; at least 8 KiB).
+    pub max_header_bytes: usize,
+    /// A client must send its request head within this time, or is disconnected.
+    #[serde(with = "duration")]
+    pub header_read_timeout: Duration,
+    /// A whole request, body included, must be answered within this time (408).
+    #[serde(with = "duration")]
+    pub request_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Requests per minute from one client address to the token, revocation, introspection
+    /// and registration endpoints, counted before the client authenticates (0: no limit).
+    pub rate_per_address: u64,
+    /// Token requests per minute by one authenticated client (0: no limit).
+    pub token_rate_per_client: u64,
+    /// Introspection requests per minute by one authenticated client (0: no limit).
+    pub introspection_rate_per_client: u64,
+    /// Registration requests (RFC 7591 and 7592) per minute from one address (0: no limit).
+    pub registration_rate_per_address: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            max_uri_bytes: 8 * 1024,
+            max_header_bytes: 16 * 1024,
+            header_read_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            rate_per_address: 3000,
+            token_rate_per_client: 1200,
+            introspection_rate_per_client: 6000,
+            registration_rate_per_address: 30,
+        }
+    }
 }
 
 /// Dynamic Client Registration (RFC 7591).
@@ -96,6 +143,7 @@ impl Default for Config {
             tokens: TokenConfig::default(),
             keys: KeyConfig::default(),
             registration: RegistrationConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The sign-in page and the account home.
 
 use super::password::{self, MAX_PASSWORD_BYTES};
+use super::throttle;
 use crate::app::{ClientMeta, SharedState};
+use crate::audit::{self, Event, Kind};
 use crate::oidc::authorize;
 use crate::web::{PageError, Params, no_store};
 use askama::Template;
@@ -35,7 +37,7 @@ struct LoginPage {
     next: &'static str,
     username: String,
     client_name: Option<String>,
-    error: Option<&'static str>,
+    error: Option<String>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -144,6 +146,47 @@ pub(super) async fn submit_login(
     let plausible = !username.is_empty()
         && username.len() <= MAX_USERNAME_BYTES
         && password.len() <= MAX_PASSWORD_BYTES;
+    let now = st.clock.unix();
+    let throttle_keys = throttle::keys(username, meta.addr.as_deref());
+    let client_name = match authorize::pending(&session, &request_id, now) {
+        Some(p) => st.store.client(&p.client_id).await?.map(|c| c.name),
+        None => None,
+    };
+    let page = |error: String| LoginPage {
+        csrf_token: session.csrf_token().to_owned(),
+        request: request_id.clone(),
+        next: local_next(form.get("next")),
+        username: username.chars().take(MAX_USERNAME_BYTES).collect(),
+        client_name: client_name.clone(),
+        error: Some(error),
+    };
+    // Throttled: the password is not even checked. The same answer for every name typed,
+    // whether or not such an account exists.
+    if let Some(wait) = throttle::wait(&st.store, &throttle_keys, now).await? {
+        tracing::info!(wait, "sign-in throttled");
+        metrics::counter!("gatehouse_sign_ins_throttled_total").increment(1);
+        audit::record(
+            &st.store,
+            &st.clock,
+            Event::new(Kind::SignInThrottled).detail(format!("wait {wait} s")),
+        )
+        .await;
+        let retry = [(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(wait),
+        )];
+        let message = format!(
+            "Too many failed attempts. Wait {wait} second{} and try again.",
+            if wait == 1 { "" } else { "s" }
+        );
+        return Ok((
+            StatusCode::TOO_MANY_REQUESTS,
+            retry,
+            no_store(),
+            page(message),
+        )
+            .into_response());
+    }
     let user = if plausible {
         st.store.user_by_username(username).await?
     } else {
@@ -158,32 +201,54 @@ pub(super) async fn submit_login(
     .await;
     let user = match user {
         Some(u) if verified && !u.disabled => u,
-        _ => {
+        other => {
             tracing::info!("sign-in failed");
-            let client_name = match authorize::pending(&session, &request_id, st.clock.unix()) {
-                Some(p) => st.store.client(&p.client_id).await?.map(|c| c.name),
-                None => None,
+            let (user_id, why) = match &other {
+                None => (None, "no such account"),
+                Some(u) if u.disabled => (Some(u.id.as_str()), "account disabled"),
+                Some(u) => (Some(u.id.as_str()), "wrong password"),
             };
-            let page = LoginPage {
-                csrf_token: session.csrf_token().to_owned(),
-                request: request_id,
-                next: local_next(form.get("next")),
-                username: username.chars().take(MAX_USERNAME_BYTES).collect(),
-                client_name,
-                error: Some("Incorrect username or password."),
-            };
+            audit::record(
+                &st.store,
+                &st.clock,
+                Event::new(Kind::SignInFailed).user_opt(user_id).detail(why),
+            )
+            .await;
+            throttle::failed(&st.store, &throttle_keys, now).await?;
+            let page = page("Incorrect username or password.".to_owned());
             return Ok((StatusCode::UNAUTHORIZED, no_store(), page).into_response());
         }
     };
+    throttle::succeeded(&st.store, &throttle_keys).await?;
     // A new session id at login: the pre-login id (and any id an attacker planted) is dead.
     // Another user's session in this browser ends (and its apps hear of it).
     if let Some(ended) = st.sessions.authenticate(&mut session, &user.id).await? {
         crate::logout::session_ended(&st, &[ended]).await;
     }
     tracing::info!(sid = %session.handle, "signed in");
+    audit::record(
+        &st.store,
+        &st.clock,
+        Event::new(Kind::SignInOk)
+            .user(&user.id)
+            .session(&session.handle),
+    )
+    .await;
+    // The signed-in SSO session, under a new id (and a new handle for a new user).
+    audit::record(
+        &st.store,
+        &st.clock,
+        Event::new(Kind::SessionCreated)
+            .user(&user.id)
+            .session(&session.handle)
+            .detail(format!(
+                "idle expiry {}, absolute expiry {}",
+                session.idle_expires_at, session.absolute_expires_at
+            )),
+    )
+    .await;
     metrics::counter!("gatehouse_sign_ins_total").increment(1);
     let jar = jar.add(st.cookies.cookie(session.id()));
-    let now = st.clock.unix();
     match authorize::take_pending(&mut session, &request_id, now) {
         Some(req) => Ok(authorize::proceed(&st, jar, session, &meta, req)
             .await

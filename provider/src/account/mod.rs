@@ -4,6 +4,7 @@ mod consent;
 mod login;
 pub mod password;
 mod sessions;
+pub mod throttle;
 
 use crate::app::SharedState;
 use axum::Router;

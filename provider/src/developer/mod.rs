@@ -355,7 +355,7 @@ async fn update_app(
         Ok(v) => v,
         Err(e) => return Ok(refused(&session, Some(client), values, e)),
     };
-    let done = registration::update(&st.store, client, valid, None)
+    let done = registration::update(&st.store, client, valid, None, st.clock.unix())
         .await
         .map_err(internal)?;
     tracing::info!(client_id = %done.client.client_id, "client changed in the developer console");
@@ -380,7 +380,7 @@ async fn rotate_secret(
 ) -> Result<Response, Response> {
     let (_, user, _) = developer_form(&st, &jar, &body).await?;
     let client = own_app(&st, &user, &client_id).await?;
-    let secret = registration::rotate_secret(&st.store, &client)
+    let secret = registration::rotate_secret(&st.store, &client, st.clock.unix())
         .await
         .map_err(|e| match e {
             registration::RegisterError::NoSecret(..) => {
@@ -411,8 +411,7 @@ async fn delete_app(
         )
         .into_response());
     }
-    st.store
-        .delete_client(&client.client_id)
+    registration::remove(&st.store, &client, st.clock.unix())
         .await
         .map_err(|e| PageError::from(e).into_response())?;
     tracing::info!(client_id = %client.client_id, "client deleted in the developer console");

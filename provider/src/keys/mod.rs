@@ -341,6 +341,13 @@ pub async fn rotate(
     key.activates_at = activates_at;
     store.insert_signing_key(&key).await?;
     tracing::info!(kid = %key.kid, alg = alg.as_str(), activates_at, "new signing key published");
+    let detail = format!(
+        "{} key {} published, signing from {activates_at}",
+        alg.as_str(),
+        key.kid
+    );
+    let event = crate::audit::Event::new(crate::audit::Kind::KeyRotated).detail(detail);
+    crate::audit::record_secs(store, now, event).await;
     Ok(key)
 }
 
@@ -590,5 +597,35 @@ mod tests {
             at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
             "77QmUPtjPfzWtF2AnpK9RQ"
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Any string offered as a token (an `id_token_hint`, a bearer token) is refused
+        /// without a panic; so is a real token with any one character changed.
+        #[test]
+        fn arbitrary_and_mangled_tokens_are_refused(
+            junk in "\\PC{0,300}",
+            dots in "[A-Za-z0-9_-]{0,40}\\.[A-Za-z0-9_-]{0,80}\\.[A-Za-z0-9_-]{0,80}",
+            at in 0usize..400, with in proptest::char::range('!', '~'),
+        ) {
+            let k = keys();
+            for token in [&junk, &dots] {
+                let got = k.verify::<serde_json::Value>(token, "JWT", "https://i", "a", 10);
+                proptest::prop_assert!(got.is_err());
+            }
+            let claims = serde_json::json!({"iss": "https://i", "aud": "a", "exp": 100});
+            let good = k.sign(Alg::ES256, "JWT", &claims).unwrap();
+            let mut chars: Vec<char> = good.chars().collect();
+            let i = at % chars.len();
+            if chars[i] != with {
+                chars[i] = with;
+                let bad: String = chars.into_iter().collect();
+                let got = k.verify::<serde_json::Value>(&bad, "JWT", "https://i", "a", 10);
+                // Base64url has unused trailing bits: a change there may decode the same.
+                let same = k.verify::<serde_json::Value>(&good, "JWT", "https://i", "a", 10);
+                proptest::prop_assert!(got.is_err() || got.ok() == same.ok(), "{bad}");
+            }
+        }
     }
 }

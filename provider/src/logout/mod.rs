@@ -63,6 +63,15 @@ pub async fn record_end(store: &Store, end: &SessionEnd, now: i64) -> Result<u64
     let Some(user_id) = end.user_id.as_deref() else {
         return Ok(0);
     };
+    crate::audit::record_secs(
+        store,
+        now,
+        crate::audit::Event::new(crate::audit::Kind::SessionEnded)
+            .user(user_id)
+            .session(&end.handle)
+            .detail(end.cause.as_str()),
+    )
+    .await;
     let revoked = async {
         for grant in store.online_grants(&end.handle).await? {
             store.revoke_grant(&grant, now).await?;

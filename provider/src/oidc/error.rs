@@ -108,6 +108,9 @@ pub enum TokenError {
     /// A store is unreachable: 503 `temporarily_unavailable`.
     #[error("temporarily unavailable")]
     Unavailable,
+    /// Too many requests from this client or address: 429 with `Retry-After` (seconds).
+    #[error("rate limited")]
+    RateLimited(u64),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -144,6 +147,7 @@ impl IntoResponse for TokenError {
                 "grant_type is not supported".to_owned(),
             ),
             Self::Unavailable => return crate::web::unavailable_json(),
+            Self::RateLimited(wait) => return crate::web::rate_limited_json(*wait),
             Self::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "internal error at the token endpoint");
                 return (

@@ -6,7 +6,8 @@
 use super::client_auth;
 use super::error::TokenError;
 use super::token::{AccessClaims, parse_form};
-use crate::app::{AppState, SharedState};
+use crate::app::{AppState, ClientMeta, SharedState};
+use crate::audit::{self, Event, Kind};
 use crate::store::{AccessTokenRow, Client, RefreshTokenRow};
 use crate::web::no_store;
 use axum::Json;
@@ -72,20 +73,32 @@ async fn find(
 /// RFC 7009 §2: revokes the token if it is the caller's; always 200 for a well-formed request.
 pub(super) async fn revoke_token(
     State(st): State<SharedState>,
+    meta: ClientMeta,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, TokenError> {
+    st.rate_by_address("addr", &meta, st.config.limits.rate_per_address)
+        .map_err(TokenError::RateLimited)?;
     let form = parse_form(&headers, &body)?;
     let client = client_auth::authenticate(&st, &headers, &form).await?;
     let token = form
         .get("token")
         .ok_or_else(|| TokenError::InvalidRequest("token is required".into()))?;
     let now = st.clock.unix();
+    let event = Event::new(Kind::TokenRevoked).client(&client.client_id);
     match find(&st, &client, token, form.get("token_type_hint")).await? {
         // Revoking a refresh token revokes its grant: the family and its access tokens (§2.1).
-        Some(Found::Refresh(r)) => st.store.revoke_grant(&r.grant_id, now).await?,
+        Some(Found::Refresh(r)) => {
+            st.store.revoke_grant(&r.grant_id, now).await?;
+            let detail = format!("refresh token: grant {} revoked", r.grant_id);
+            let event = event.user(&r.user_id).detail(detail);
+            audit::record(&st.store, &st.clock, event).await;
+        }
         Some(Found::Access(claims, _)) => {
             st.store.revoke_access_token(&claims.jti, now).await?;
+            let detail = format!("access token {}", claims.jti);
+            let event = event.user(&claims.sub).detail(detail);
+            audit::record(&st.store, &st.clock, event).await;
         }
         None => {}
     }
@@ -95,11 +108,20 @@ pub(super) async fn revoke_token(
 /// RFC 7662 §2: whether the caller's token is active, and what it says.
 pub(super) async fn introspect_token(
     State(st): State<SharedState>,
+    meta: ClientMeta,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, TokenError> {
+    let limits = &st.config.limits;
+    st.rate_by_address("addr", &meta, limits.rate_per_address)
+        .map_err(TokenError::RateLimited)?;
     let form = parse_form(&headers, &body)?;
     let client = client_auth::authenticate(&st, &headers, &form).await?;
+    st.rate(
+        &format!("introspect:{}", client.client_id),
+        limits.introspection_rate_per_client,
+    )
+    .map_err(TokenError::RateLimited)?;
     // Introspection tells what a token grants: confidential clients only (RFC 7662 §2.1).
     if client.auth_method == crate::store::AuthMethod::None {
         return Err(TokenError::InvalidClient);

@@ -5,7 +5,8 @@
 
 use super::error::TokenError;
 use super::{client_auth, pkce};
-use crate::app::{AppState, SharedState};
+use crate::app::{AppState, ClientMeta, SharedState};
+use crate::audit::{self, Event, Kind};
 use crate::keys::{Alg, at_hash};
 use crate::store::{AccessTokenRow, AuthMethod, Client, Redeemed, RefreshTokenRow, User};
 use crate::web::{Params, no_store};
@@ -69,11 +70,21 @@ pub struct TokenResponse {
 
 pub async fn issue_token(
     State(st): State<SharedState>,
+    meta: ClientMeta,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, TokenError> {
+    let limits = &st.config.limits;
+    st.rate_by_address("addr", &meta, limits.rate_per_address)
+        .map_err(TokenError::RateLimited)?;
     let form = parse_form(&headers, &body)?;
     let client = client_auth::authenticate(&st, &headers, &form).await?;
+    // Counted once the client is authenticated: nobody spends another client's budget.
+    st.rate(
+        &format!("token:{}", client.client_id),
+        limits.token_rate_per_client,
+    )
+    .map_err(TokenError::RateLimited)?;
     let response = match form.get("grant_type") {
         None => return Err(TokenError::InvalidRequest("grant_type is required".into())),
         Some("authorization_code") => redeem_code(&st, &client, &form).await?,
@@ -209,6 +220,25 @@ async fn issue(st: &AppState, now: i64, i: Issue<'_>) -> Result<TokenResponse, T
         }
         _ => None,
     };
+    let mut issued = vec!["access token"];
+    issued.extend(id_token.as_ref().map(|_| "ID token"));
+    issued.extend(refresh_token.as_ref().map(|_| "refresh token"));
+    audit::record(
+        &st.store,
+        &st.clock,
+        Event::new(Kind::TokenIssued)
+            .client(&i.client.client_id)
+            .user_opt(i.user.map(|u| u.id.as_str()))
+            .session_opt(i.sid.as_deref())
+            .detail(format!(
+                "grant {}: {} (jti {}, scope \"{}\")",
+                i.grant,
+                issued.join(", "),
+                access.jti,
+                i.scope
+            )),
+    )
+    .await;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
@@ -388,6 +418,16 @@ async fn refresh(
 /// family (refresh and access tokens) is revoked, and an online grant's SSO session ends.
 async fn reuse_detected(st: &AppState, row: &RefreshTokenRow, now: i64) -> Result<(), TokenError> {
     tracing::warn!(client_id = %row.client_id, "refresh token reused: revoking its family");
+    audit::record(
+        &st.store,
+        &st.clock,
+        Event::new(Kind::RefreshReuseDetected)
+            .client(&row.client_id)
+            .user(&row.user_id)
+            .session_opt(row.sid.as_deref())
+            .detail(format!("grant {} revoked", row.grant_id)),
+    )
+    .await;
     st.store.revoke_grant(&row.grant_id, now).await?;
     if let Some(sid) = &row.sid
         && let Some(end) = st

@@ -3,7 +3,7 @@
 //! `GET`/`PUT`/`DELETE /register/{client_id}` with the registration access token it returned.
 
 use super::{ClientMetadata, MetadataError, RegisterError, Registered, Registrant, paths};
-use crate::app::SharedState;
+use crate::app::{ClientMeta, SharedState};
 use crate::oidc::BearerError;
 use crate::oidc::userinfo::header_token;
 use crate::store::Client;
@@ -38,6 +38,16 @@ enum Refusal {
     InvalidRequest(String),
     /// The bearer token (initial or registration access token) is missing or no good.
     Token(BearerError),
+    /// Too many registration requests from this address: 429 after so many seconds.
+    RateLimited(u64),
+}
+
+/// Every registration request counts against its address's budget, before anything else.
+fn rate(st: &SharedState, meta: &ClientMeta) -> Result<(), Refusal> {
+    let limits = &st.config.limits;
+    st.rate_by_address("addr", meta, limits.rate_per_address)
+        .and_then(|()| st.rate_by_address("register", meta, limits.registration_rate_per_address))
+        .map_err(Refusal::RateLimited)
 }
 
 impl From<BearerError> for Refusal {
@@ -71,6 +81,7 @@ impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let (error, description) = match self {
             Self::Token(e) => return e.into_response(),
+            Self::RateLimited(wait) => return crate::web::rate_limited_json(wait),
             Self::Metadata(m) => (m.code.as_str(), m.description),
             Self::InvalidRequest(d) => ("invalid_request", d),
         };
@@ -96,6 +107,11 @@ fn json_object(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, R
         ));
     }
     match serde_json::from_slice::<Value>(body) {
+        // A NUL character fits in JSON but in no database text column (PostgreSQL refuses
+        // it): refused here, as in forms (`web::Params`).
+        Ok(Value::Object(map)) if map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)) => Err(
+            Refusal::InvalidRequest("the request body contains a NUL character".into()),
+        ),
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(Refusal::InvalidRequest(
             "the request body must be a JSON object".into(),
@@ -103,6 +119,15 @@ fn json_object(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, R
         Err(e) => Err(Refusal::InvalidRequest(format!(
             "the request body is not valid JSON ({e})"
         ))),
+    }
+}
+
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
     }
 }
 
@@ -144,9 +169,11 @@ fn answer(
 /// `POST /register` (RFC 7591 §3.1).
 async fn register_client(
     State(st): State<SharedState>,
+    meta: ClientMeta,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Refusal> {
+    rate(&st, &meta)?;
     let (st, headers, body) = (&st, &headers, &body[..]);
     let now = st.clock.unix();
     // RFC 7591 §3: an initial access token, unless registration is open. It is checked
@@ -218,9 +245,11 @@ async fn managed(
 /// `GET /register/{client_id}` (RFC 7592 §2.1).
 async fn read_client(
     State(st): State<SharedState>,
+    meta: ClientMeta,
     Path(client_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Refusal> {
+    rate(&st, &meta)?;
     let (client, token) = managed(&st, &headers, &client_id).await?;
     Ok(answer(&st, StatusCode::OK, &client, None, &token))
 }
@@ -236,10 +265,12 @@ const SERVER_FIELDS: [&str; 4] = [
 /// `PUT /register/{client_id}` (RFC 7592 §2.2): the request replaces every field.
 async fn update_client(
     State(st): State<SharedState>,
+    meta: ClientMeta,
     Path(client_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Refusal> {
+    rate(&st, &meta)?;
     let (client, token) = managed(&st, &headers, &client_id).await?;
     let mut map = json_object(&headers, &body)?;
     if map.get("client_id").and_then(Value::as_str) != Some(client.client_id.as_str()) {
@@ -275,7 +306,7 @@ async fn update_client(
     };
     map.remove("client_id");
     let valid = metadata(map)?.validate().map_err(Refusal::Metadata)?;
-    let updated = super::update(&st.store, client, valid, None).await?;
+    let updated = super::update(&st.store, client, valid, None, st.clock.unix()).await?;
     let secret = updated
         .client_secret
         .or_else(|| presented_secret.filter(|_| updated.client.auth_method.uses_secret()));
@@ -293,11 +324,13 @@ async fn update_client(
 /// gone at once; 204.
 async fn delete_client(
     State(st): State<SharedState>,
+    meta: ClientMeta,
     Path(client_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Refusal> {
+    rate(&st, &meta)?;
     let (client, _) = managed(&st, &headers, &client_id).await?;
-    st.store.delete_client(&client.client_id).await?;
+    super::remove(&st.store, &client, st.clock.unix()).await?;
     tracing::info!(client_id = %client.client_id, "client deleted at the registration endpoint");
     Ok((StatusCode::NO_CONTENT, no_store()).into_response())
 }

@@ -676,4 +676,32 @@ mod tests {
         assert!(v.redirect_uris.is_empty());
         assert!(v.jwks.unwrap().contains("P-256"));
     }
+
+    proptest::proptest! {
+        /// Whatever is offered as a redirect URI, validation answers; and what it accepts
+        /// keeps every rule: absolute, no fragment, no wildcard, https unless on this machine.
+        #[test]
+        fn accepted_redirect_uris_keep_the_rules(
+            uri in proptest::prop_oneof![
+                "\\PC{0,60}",
+                "(https?|javascript|data|file|myapp)://[a-z*.]{0,20}(:[0-9]{1,5})?(/[a-z#?*%]{0,10}){0,3}",
+                "http://(127\\.0\\.0\\.1|\\[::1\\]|[a-z]{1,8}\\.localhost|localhost)(:[0-9]{2,5})?/[a-z]{0,8}",
+            ]
+        ) {
+            if m_ok(&uri) {
+                let u = url::Url::parse(&uri).unwrap();
+                proptest::prop_assert!(u.fragment().is_none(), "{uri}");
+                proptest::prop_assert!(!uri.contains('*'), "{uri}");
+                let host = u.host().unwrap();
+                proptest::prop_assert!(
+                    u.scheme() == "https" || (u.scheme() == "http" && is_local_host(&host)),
+                    "{uri}"
+                );
+            }
+        }
+    }
+
+    fn m_ok(uri: &str) -> bool {
+        with_uri(uri).validate().is_ok()
+    }
 }

@@ -14,6 +14,7 @@ pub mod metadata;
 pub use endpoint::routes;
 pub use metadata::{ClientMetadata, ErrorCode, MetadataError, ValidMetadata};
 
+use crate::audit::{Event, Kind};
 use crate::store::{Client, NewClient, Store};
 use sessions::secret::{hash_secret, random_token};
 
@@ -151,11 +152,36 @@ pub async fn register(
         .client(&client_id)
         .await?
         .ok_or(RegisterError::NoSuchClient(client_id))?;
+    audit(store, now, Kind::ClientRegistered, &client).await;
     Ok(Registered {
         client,
         client_secret,
         registration_access_token,
     })
+}
+
+/// Records a change to `client` in the audit trail, with its owner and how it signs in.
+async fn audit(store: &Store, now: i64, kind: Kind, client: &Client) {
+    let detail = format!(
+        "\"{}\", {}, redirect URIs {}",
+        client.name,
+        client.auth_method.as_str(),
+        client.redirect_uris.join(" ")
+    );
+    let event = Event::new(kind)
+        .client(&client.client_id)
+        .user_opt(client.owner_id.as_deref())
+        .detail(detail);
+    crate::audit::record_secs(store, now, event).await;
+}
+
+/// Deletes a client with everything issued to it. False if there was no such client.
+pub async fn remove(store: &Store, client: &Client, now: i64) -> Result<bool, sqlx::Error> {
+    let removed = store.delete_client(&client.client_id).await?;
+    if removed {
+        audit(store, now, Kind::ClientDeleted, client).await;
+    }
+    Ok(removed)
 }
 
 /// Replaces a client's metadata (RFC 7592 §2.2 semantics: the whole set). Its id, owner,
@@ -166,6 +192,7 @@ pub async fn update(
     existing: Client,
     metadata: ValidMetadata,
     first_party: Option<bool>,
+    now: i64,
 ) -> Result<Registered, RegisterError> {
     let created_at = existing.created_at;
     let had_secret = existing.auth_method.uses_secret() && existing.secret_hash.is_some();
@@ -195,6 +222,7 @@ pub async fn update(
         .client(&existing.client_id)
         .await?
         .ok_or(RegisterError::NoSuchClient(existing.client_id))?;
+    audit(store, now, Kind::ClientUpdated, &client).await;
     Ok(Registered {
         client,
         client_secret,
@@ -203,7 +231,11 @@ pub async fn update(
 }
 
 /// Gives a client a new secret; the old one stops working at once. Returns the new secret.
-pub async fn rotate_secret(store: &Store, client: &Client) -> Result<String, RegisterError> {
+pub async fn rotate_secret(
+    store: &Store,
+    client: &Client,
+    now: i64,
+) -> Result<String, RegisterError> {
     if !client.auth_method.uses_secret() {
         return Err(RegisterError::NoSecret(
             client.client_id.clone(),
@@ -217,6 +249,7 @@ pub async fn rotate_secret(store: &Store, client: &Client) -> Result<String, Reg
     {
         return Err(RegisterError::NoSuchClient(client.client_id.clone()));
     }
+    audit(store, now, Kind::ClientSecretRotated, client).await;
     Ok(secret)
 }
 

@@ -1,6 +1,7 @@
 //! The provider's durable state over one sqlx `Any` pool: SQLite by default, PostgreSQL by URL.
 //! One portable SQL string per operation, `$N` placeholders; the only SQL in the provider.
 
+mod audit;
 mod clients;
 mod codes;
 mod consents;
@@ -9,6 +10,7 @@ pub mod logout;
 mod tokens;
 mod users;
 
+pub use audit::AuditRow;
 pub use clients::{AuthMethod, Client, NewClient};
 pub use codes::{AuthCode, Redeemed};
 pub use keys::StoredKey;

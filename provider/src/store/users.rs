@@ -177,4 +177,67 @@ impl Store {
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
+
+    /// Counts a failed sign-in for `key` in the current window (a new window starts
+    /// `window` seconds after the last one began); returns the count and the window's start.
+    /// One statement, so concurrent failures on several instances all count.
+    pub async fn count_login_failure(
+        &self,
+        key: &str,
+        now: i64,
+        window: i64,
+    ) -> Result<(i64, i64), sqlx::Error> {
+        sqlx::query_as(
+            "INSERT INTO login_throttle (throttle_key, failures, window_start, blocked_until) \
+             VALUES ($1, 1, $2, 0) \
+             ON CONFLICT (throttle_key) DO UPDATE SET \
+             failures = CASE WHEN login_throttle.window_start <= $2 - $3 THEN 1 \
+                        ELSE login_throttle.failures + 1 END, \
+             window_start = CASE WHEN login_throttle.window_start <= $2 - $3 THEN $2 \
+                            ELSE login_throttle.window_start END \
+             RETURNING failures, window_start",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(window)
+        .fetch_one(&self.pool)
+        .await
+    }
+
+    pub async fn block_login_until(&self, key: &str, until: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE login_throttle SET blocked_until = $2 WHERE throttle_key = $1")
+            .bind(key)
+            .bind(until)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Until when `key` must wait (unix seconds), if it has a record.
+    pub async fn throttled_until(&self, key: &str) -> Result<Option<i64>, sqlx::Error> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT blocked_until FROM login_throttle WHERE throttle_key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(t,)| t))
+    }
+
+    pub async fn clear_login_failures(&self, key: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM login_throttle WHERE throttle_key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets throttle records whose window ended and whose wait is over.
+    pub async fn sweep_login_throttle(&self, now: i64, window: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM login_throttle WHERE window_start <= $1 AND blocked_until <= $2")
+            .bind(now - window)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }

@@ -2,6 +2,8 @@
 //! headers every response carries, and strict parsing of OAuth parameters.
 
 mod params;
+pub mod rate;
+pub mod server;
 
 pub use params::{Params, ParamsError};
 
@@ -82,6 +84,21 @@ pub fn unavailable_json() -> Response {
         axum::Json(serde_json::json!({
             "error": "temporarily_unavailable",
             "error_description": "the service is briefly unavailable; try again"
+        })),
+    )
+        .into_response()
+}
+
+/// 429 for a machine client over its request rate (RFC 6585 §4), with `Retry-After`. OAuth
+/// defines no error code for it; `temporarily_unavailable` is the one clients already retry.
+pub fn rate_limited_json(wait: u64) -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        no_store(),
+        [(header::RETRY_AFTER, HeaderValue::from(wait))],
+        axum::Json(serde_json::json!({
+            "error": "temporarily_unavailable",
+            "error_description": format!("too many requests; retry in {wait} seconds")
         })),
     )
         .into_response()
@@ -171,4 +188,22 @@ pub async fn stylesheet() -> impl IntoResponse {
         ],
         STYLESHEET,
     )
+}
+
+/// 414 for a request target longer than `max` bytes (RFC 9110 §15.5.15), before any handler
+/// parses it.
+pub async fn limit_uri(
+    axum::extract::State(max): axum::extract::State<usize>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if len > max {
+        let page = ErrorPage {
+            title: "This address is too long",
+            message: format!("Addresses here are at most {max} bytes long."),
+        };
+        return (StatusCode::URI_TOO_LONG, no_store(), page).into_response();
+    }
+    next.run(req).await
 }

@@ -154,4 +154,50 @@ mod tests {
             ParamsError::TooMany
         );
     }
+
+    proptest::proptest! {
+        /// Any bytes at all: an answer, never a panic.
+        #[test]
+        fn any_bytes_parse_or_are_refused(raw in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            let _ = Params::parse(&raw);
+        }
+
+        /// What a browser or client encodes comes back exactly, or is refused for a NUL.
+        #[test]
+        fn encoded_pairs_round_trip(
+            pairs in proptest::collection::btree_map("[^\\x00]{1,12}", "\\PC{0,40}", 0..20)
+        ) {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in &pairs {
+                form.append_pair(k, v);
+            }
+            let encoded = form.finish();
+            match Params::parse(encoded.as_bytes()) {
+                Ok(p) => {
+                    proptest::prop_assert!(p.check_repeated().is_ok());
+                    for (k, v) in &pairs {
+                        let expected = (!v.is_empty()).then_some(v.as_str());
+                        proptest::prop_assert_eq!(p.get(k), expected);
+                    }
+                }
+                Err(e) => proptest::prop_assert!(
+                    pairs.values().any(|v| v.contains('\0')),
+                    "refused {encoded:?}: {e}"
+                ),
+            }
+        }
+
+        /// A name sent twice is always reported, whatever else the request holds.
+        #[test]
+        fn a_repeated_name_is_always_caught(
+            name in "[a-z_]{1,10}", a in "[a-z0-9]{0,8}", b in "[a-z0-9]{0,8}",
+            other in proptest::collection::vec("[A-Z]{1,5}=[a-z]{0,5}", 0..10)
+        ) {
+            let mut parts = other;
+            parts.insert(0, format!("{name}={a}"));
+            parts.push(format!("{name}={b}"));
+            let p = Params::parse(parts.join("&").as_bytes()).unwrap();
+            proptest::prop_assert!(p.is_repeated(&name));
+        }
+    }
 }

@@ -4,6 +4,8 @@ mod account;
 mod authorize;
 mod browser;
 mod discovery;
+mod hardening;
+mod hostile;
 mod instances;
 mod interop;
 mod lifecycle;

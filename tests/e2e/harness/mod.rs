@@ -150,6 +150,8 @@ pub struct Options {
     pub secure_cookies: bool,
     /// Dynamic client registration without an initial access token.
     pub open_registration: bool,
+    /// Any other change to the provider's configuration.
+    pub configure: Option<fn(&mut provider::Config)>,
 }
 
 async fn listen() -> (TcpListener, u16) {
@@ -191,6 +193,9 @@ pub async fn spawn_with(mut options: Options) -> Stack {
     };
     config.cookie.allow_insecure_http = !options.secure_cookies;
     config.registration.open = options.open_registration;
+    if let Some(configure) = options.configure {
+        configure(&mut config);
+    }
     // Expired sessions are swept (and their apps told) within a second of real time.
     config.session.sweep_interval = Duration::from_secs(1);
     // GATEHOUSE_E2E_STORE=postgres: the whole suite with the provider on PostgreSQL (its own

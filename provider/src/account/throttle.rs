@@ -1,0 +1,109 @@
+//! Sign-in throttling, by account and by client address, kept in the store so that every
+//! instance sees the same counts.
+//!
+//! Each key gets some free failures per hour; after them every failure makes the next attempt
+//! wait twice as long (1 s, 2 s, 4 s, … at most [`MAX_DELAY`]), and while it waits the
+//! provider answers 429 with `Retry-After` without checking the password at all. Nothing is
+//! permanent: the wait is short, and the counts start again an hour after the first failure.
+//! With these numbers an account sees at most 100 failed attempts an hour (the growing delay
+//! admits about 65; [`HARD_CAP`] holds even if it were changed). The answer for a throttled
+//! account is the same whether the account exists or not, since the key is the name typed.
+//! A successful sign-in clears its account's count.
+
+use crate::store::Store;
+use sessions::secret::hash_secret;
+
+/// The counting window.
+const WINDOW: i64 = 3600;
+/// The longest wait between attempts.
+pub const MAX_DELAY: i64 = 60;
+/// At most this many failures per key and window: beyond, the key waits for the window's end.
+const HARD_CAP: i64 = 100;
+
+/// One throttled dimension: its key in the store and its free failures per window.
+#[derive(Clone, Debug)]
+pub struct Key {
+    key: String,
+    free: i64,
+}
+
+/// The keys of one attempt: the account (by name, as typed) and the client address.
+pub fn keys(username: &str, addr: Option<&str>) -> Vec<Key> {
+    let mut keys = vec![Key {
+        key: format!("user:{}", hash_secret(&username.trim().to_lowercase())),
+        free: 5,
+    }];
+    if let Some(addr) = addr {
+        // An address may try more names (a shared office, a NAT), but not endlessly.
+        keys.push(Key {
+            key: format!("addr:{addr}"),
+            free: 20,
+        });
+    }
+    keys
+}
+
+/// How long before failure `n` (counted from 1) allows the next attempt.
+fn delay_after(failures: i64, free: i64) -> i64 {
+    if failures < free {
+        return 0;
+    }
+    let exp = u32::try_from(failures - free).unwrap_or(u32::MAX).min(16);
+    (1_i64 << exp).min(MAX_DELAY)
+}
+
+/// Seconds to wait before the next attempt may be checked, if any key is waiting.
+pub async fn wait(store: &Store, keys: &[Key], now: i64) -> Result<Option<i64>, sqlx::Error> {
+    let mut longest = 0;
+    for k in keys {
+        if let Some(until) = store.throttled_until(&k.key).await? {
+            longest = longest.max(until - now);
+        }
+    }
+    Ok((longest > 0).then_some(longest))
+}
+
+/// Counts a failed attempt against every key.
+pub async fn failed(store: &Store, keys: &[Key], now: i64) -> Result<(), sqlx::Error> {
+    for k in keys {
+        let (failures, window_start) = store.count_login_failure(&k.key, now, WINDOW).await?;
+        let until = if failures >= HARD_CAP {
+            window_start + WINDOW
+        } else {
+            now + delay_after(failures, k.free)
+        };
+        store.block_login_until(&k.key, until).await?;
+    }
+    Ok(())
+}
+
+/// A successful sign-in: the account's count starts again (the address keeps its own).
+pub async fn succeeded(store: &Store, keys: &[Key]) -> Result<(), sqlx::Error> {
+    if let Some(account) = keys.first() {
+        store.clear_login_failures(&account.key).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_grow_then_stop_growing() {
+        let delays: Vec<i64> = (1..=14).map(|n| delay_after(n, 5)).collect();
+        assert_eq!(delays, [0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 60, 60, 60, 60]);
+        assert_eq!(delay_after(1000, 5), 60);
+    }
+
+    #[test]
+    fn an_hour_admits_at_most_a_hundred_failures() {
+        // An attacker who tries the moment each wait ends.
+        let (mut t, mut n) = (0, 0);
+        while t < WINDOW {
+            n += 1;
+            t += delay_after(n, 5).max(1);
+        }
+        assert!(n <= HARD_CAP, "{n}");
+    }
+}

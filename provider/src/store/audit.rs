@@ -1,0 +1,81 @@
+//! The audit trail's table (see [`crate::audit`]).
+
+use super::Store;
+use sqlx::FromRow;
+
+/// One stored security event.
+#[derive(Clone, Debug, FromRow, serde::Serialize)]
+pub struct AuditRow {
+    pub id: String,
+    /// Microseconds since the Unix epoch.
+    pub at_us: i64,
+    pub kind: String,
+    pub user_id: Option<String>,
+    pub client_id: Option<String>,
+    pub session: Option<String>,
+    pub addr: Option<String>,
+    pub request_id: Option<String>,
+    pub detail: Option<String>,
+}
+
+const COLUMNS: &str = "id, at_us, kind, user_id, client_id, session, addr, request_id, detail";
+
+impl Store {
+    pub async fn insert_audit(&self, row: &AuditRow) -> Result<(), sqlx::Error> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO audit_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        )))
+        .bind(&row.id)
+        .bind(row.at_us)
+        .bind(&row.kind)
+        .bind(&row.user_id)
+        .bind(&row.client_id)
+        .bind(&row.session)
+        .bind(&row.addr)
+        .bind(&row.request_id)
+        .bind(&row.detail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest `limit` events, oldest first.
+    pub async fn audit_tail(&self, limit: i64) -> Result<Vec<AuditRow>, sqlx::Error> {
+        let mut rows: Vec<AuditRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM audit_events ORDER BY at_us DESC, id DESC LIMIT $1"
+        )))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.reverse();
+        Ok(rows)
+    }
+
+    /// Events after `(at_us, id)`, oldest first (for following the trail).
+    pub async fn audit_after(
+        &self,
+        at_us: i64,
+        id: &str,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>, sqlx::Error> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM audit_events \
+             WHERE at_us > $1 OR (at_us = $1 AND id > $2) \
+             ORDER BY at_us, id LIMIT $3"
+        )))
+        .bind(at_us)
+        .bind(id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Forgets events older than `before_us`.
+    pub async fn sweep_audit(&self, before_us: i64) -> Result<u64, sqlx::Error> {
+        Ok(sqlx::query("DELETE FROM audit_events WHERE at_us < $1")
+            .bind(before_us)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+}
