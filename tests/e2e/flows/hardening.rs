@@ -94,9 +94,17 @@ fn normalized(page: &Page, username: &str) -> String {
     let csrf = page.hidden("csrf_token").unwrap_or_default();
     let request = page.hidden("request").unwrap_or_default();
     let mut body = page.body.clone();
+    // The wait itself may differ between two names (the clock is real, and each name has its
+    // own count), and with it the plural: both are blanked, the rest must be identical.
     if let Some(wait) = page.headers.get("retry-after") {
         let wait = wait.to_str().unwrap();
-        body = body.replace(&format!("Wait {wait} second"), "Wait N second");
+        let said = if wait == "1" {
+            "Wait 1 second ".to_owned()
+        } else {
+            format!("Wait {wait} seconds ")
+        };
+        assert!(body.contains(&said), "the page states the Retry-After wait");
+        body = body.replace(&said, "Wait N seconds ");
     }
     body.replace(&csrf, "CSRF")
         .replace(&request, "REQUEST")
