@@ -1,5 +1,8 @@
 //! Password hashing: argon2id with at least the OWASP parameters (m = 19 MiB, t = 2, p = 1),
-//! always on a blocking thread so a hash never stalls the async workers.
+//! always on a blocking thread so a hash never stalls the async workers, and at most one hash
+//! per CPU at a time: a hash is pure CPU work, so more at once would not finish sooner, but
+//! each would hold its 19 MiB (a burst of 32 sign-ins would take 600 MiB). The others wait
+//! their turn without holding a thread or memory.
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -26,8 +29,18 @@ pub fn hash_blocking(password: &str) -> anyhow::Result<String> {
     Ok(hash.to_string())
 }
 
+/// One permit per CPU for the hashes in flight.
+fn slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        tokio::sync::Semaphore::new(cpus)
+    })
+}
+
 /// Hashes on a blocking thread.
 pub async fn hash(password: String) -> anyhow::Result<String> {
+    let _slot = slots().acquire().await?;
     tokio::task::spawn_blocking(move || hash_blocking(&password)).await?
 }
 
@@ -39,6 +52,9 @@ pub async fn verify(stored: Option<String>, decoy: &str, password: String) -> bo
     }
     let known = stored.is_some();
     let phc = stored.unwrap_or_else(|| decoy.to_owned());
+    let Ok(_slot) = slots().acquire().await else {
+        return false;
+    };
     let ok = tokio::task::spawn_blocking(move || {
         let Ok(parsed) = PasswordHash::new(&phc) else {
             return false;
