@@ -339,4 +339,5 @@ async fn a_developer_registers_an_app_with_the_keyboard_alone() {
         .wait_for_url(&format!("{}/developer/apps/{id}", stack.issuer))
         .await;
     chrome.shot("developer-console-app").await;
+    chrome.client.clone().close().await.unwrap();
 }

@@ -7,6 +7,7 @@
 //! machine. Every step's screenshot lands in `target/screenshots/<test>/`.
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -25,7 +26,15 @@ pub struct Chrome {
 }
 
 impl Drop for Chrome {
+    /// Ends chromedriver and every browser process it started. A test that closed its session
+    /// has no browser left; one that panicked first would leave Chromium running, so the whole
+    /// process group (chromedriver runs in its own) is killed.
     fn drop(&mut self) {
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -67,6 +76,7 @@ impl Chrome {
                 .unwrap()
                 .port();
             let mut child = Command::new(&driver_bin)
+                .process_group(0)
                 .arg(format!("--port={port}"))
                 .arg("--allowed-ips=127.0.0.1")
                 .stdout(Stdio::null())
