@@ -4,6 +4,10 @@
 use client_app::{App, Config};
 use sessions::Clock;
 
+/// The same allocator as the provider (see `provider/src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
