@@ -10,8 +10,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use provider::keys::{Alg, Keys, generate};
 use sessions::testing::{TestPostgres, TestRedis};
 use sessions::{
-    Clock, MemoryStore, NewSession, RedisStore, SessionId, SessionPolicy, SessionStore, Sessions,
-    SqlStore, connect_any,
+    Clock, Db, MemoryStore, NewSession, RedisStore, SessionId, SessionPolicy, SessionStore,
+    Sessions, SqlStore,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +25,7 @@ enum Guard {
 }
 
 async fn sql(url: &str) -> Arc<dyn SessionStore> {
-    let store = SqlStore::new(connect_any(url, 4).await.unwrap());
+    let store = SqlStore::new(Db::connect(url, 4).await.unwrap());
     store.migrate().await.unwrap();
     Arc::new(store)
 }

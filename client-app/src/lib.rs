@@ -43,23 +43,20 @@ impl App {
     pub async fn new(config: Config, clock: Clock) -> anyhow::Result<Self> {
         config.validate()?;
         sessions::metrics::install();
-        let pool = match config.session.store {
+        let db = match config.session.store {
             sessions::SessionBackend::Sql => {
-                let pool = sessions::connect_any(&config.database_url, 4)
+                let db = sessions::Db::connect(&config.database_url, 4)
                     .await
                     .context("cannot open the app database (database_url)")?;
-                SqlStore::new(pool.clone())
+                SqlStore::new(db.clone())
                     .migrate()
                     .await
                     .context("session table migration failed")?;
-                Some(pool)
+                Some(db)
             }
             sessions::SessionBackend::Memory | sessions::SessionBackend::Redis => None,
         };
-        let sessions = config
-            .session
-            .sessions(pool.as_ref(), clock.clone())
-            .await?;
+        let sessions = config.session.sessions(db.as_ref(), clock.clone()).await?;
         let client = http::client_builder().build()?;
         let oidc =
             oidc::Oidc::discover(&config, http::OidcHttp(client.clone()), clock.clone()).await?;

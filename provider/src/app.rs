@@ -238,7 +238,7 @@ impl App {
         let keys = keys?;
         let sessions = config
             .session
-            .sessions(Some(store.pool()), clock.clone())
+            .sessions(Some(store.db()), clock.clone())
             .await?;
         let cookies = CookiePolicy::for_url(
             &config.cookie.name,

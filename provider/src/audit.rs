@@ -12,7 +12,7 @@
 //! Recording never fails the operation it records: if the store refuses the row, the event
 //! is still logged, with the error.
 
-use crate::store::{AuditRow, Store};
+use crate::store::{AuditRow, Insert, Store};
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -165,9 +165,17 @@ fn stamp(at_us: i64) -> i64 {
 
 /// Records `event` at `at_us`: a structured log line and a row in the store.
 pub async fn record_at(store: &Store, at_us: i64, event: Event) {
+    let row = prepare(at_us, event);
+    let stored = store.insert(vec![Insert::audit(&row)]).await;
+    log(&row, &stored);
+}
+
+/// The stored form of `event` at `at_us`, with the current request's id and address, for a
+/// caller that stores it together with what it records (then calls [`log`]).
+pub fn prepare(at_us: i64, event: Event) -> AuditRow {
     let at_us = stamp(at_us);
     let ctx = context();
-    let row = AuditRow {
+    AuditRow {
         id: match sessions::secret::random_handle() {
             Ok(h) => h,
             Err(_) => format!("{at_us:x}"),
@@ -180,8 +188,11 @@ pub async fn record_at(store: &Store, at_us: i64, event: Event) {
         addr: ctx.addr,
         request_id: ctx.request_id,
         detail: event.detail,
-    };
-    let stored = store.insert_audit(&row).await;
+    }
+}
+
+/// The structured log line of an event [`prepare`]d and then stored (or not).
+pub fn log(row: &AuditRow, stored: &Result<(), sqlx::Error>) {
     tracing::info!(
         target: "audit",
         kind = %row.kind,

@@ -331,7 +331,7 @@ async fn manage_sessions(
     store.migrate().await?;
     let sessions = config
         .session
-        .sessions(Some(store.pool()), Clock::system())
+        .sessions(Some(store.db()), Clock::system())
         .await?;
     let user_id = |name: String| {
         let store = store.clone();
@@ -452,7 +452,7 @@ async fn manage_users(
         _ => Some(
             config
                 .session
-                .sessions(Some(store.pool()), clock.clone())
+                .sessions(Some(store.db()), clock.clone())
                 .await?,
         ),
     };

@@ -2,7 +2,7 @@
 //! the duration format they are written in, and the configuration layering both programs use.
 
 use crate::{
-    Clock, MemoryStore, RedisStore, SessionPolicy, SessionStore, Sessions, SqlStore, StoreError,
+    Clock, Db, MemoryStore, RedisStore, SessionPolicy, SessionStore, Sessions, SqlStore, StoreError,
 };
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -82,15 +82,11 @@ impl SessionConfig {
         policy
     }
 
-    /// Sessions on the configured backend; `pool` serves the `sql` backend (its migrations
+    /// Sessions on the configured backend; `db` serves the `sql` backend (its migrations
     /// must have run) and is required for it.
-    pub async fn sessions(
-        &self,
-        pool: Option<&sqlx::AnyPool>,
-        clock: Clock,
-    ) -> Result<Sessions, ConfigError> {
-        let backend: Arc<dyn SessionStore> = match (self.store, pool) {
-            (SessionBackend::Sql, Some(pool)) => Arc::new(SqlStore::new(pool.clone())),
+    pub async fn sessions(&self, db: Option<&Db>, clock: Clock) -> Result<Sessions, ConfigError> {
+        let backend: Arc<dyn SessionStore> = match (self.store, db) {
+            (SessionBackend::Sql, Some(db)) => Arc::new(SqlStore::new(db.clone())),
             (SessionBackend::Sql, None) => {
                 return Err(ConfigError::Invalid(
                     "the sql session store needs a database",

@@ -11,7 +11,7 @@
 //! - [`Sessions`]: the rules (id generation, idle and absolute expiry, touch interval,
 //!   regeneration, revocation) over any [`SessionStore`] backend.
 //! - Backends: [`MemoryStore`] (one process, lost on restart), [`SqlStore`] (SQLite or
-//!   PostgreSQL through the sqlx `Any` pool) and [`RedisStore`].
+//!   PostgreSQL through a [`Db`]) and [`RedisStore`].
 //! - [`CookiePolicy`]: the session cookie's name and attributes, in one place.
 //! - CSRF: every session carries a token ([`Session::csrf_token`]) checked in constant time by
 //!   [`Session::verify_csrf`].
@@ -20,6 +20,7 @@
 mod clock;
 pub mod config;
 mod cookie;
+mod db;
 pub mod health;
 pub mod http;
 mod memory;
@@ -35,9 +36,10 @@ pub mod testing;
 pub use clock::Clock;
 pub use config::{SessionBackend, SessionConfig};
 pub use cookie::CookiePolicy;
+pub use db::Db;
 pub use memory::MemoryStore;
 pub use model::{EndCause, NewSession, Session, SessionEnd, SessionPolicy, StoredSession};
 pub use redis_store::RedisStore;
 pub use secret::SessionId;
-pub use sql::{SqlStore, connect_any};
+pub use sql::SqlStore;
 pub use store::{SessionInfo, SessionStore, Sessions, StoreError, sql_unavailable};

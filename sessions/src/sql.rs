@@ -1,65 +1,17 @@
-//! SQL backend over the sqlx `Any` pool: SQLite (the embedded default) or PostgreSQL, with one
+//! SQL backend over a [`Db`] (the sqlx `Any` driver): SQLite (the embedded default) or PostgreSQL, with one
 //! portable SQL string per operation. Expiry is part of every read's `WHERE`, so an expired
 //! row is never returned even before the sweeper deletes it.
 
+use crate::db::Db;
 use crate::model::StoredSession;
 use crate::store::{SessionStore, StoreError};
 use async_trait::async_trait;
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Executor, FromRow};
-
-/// Connects an `Any` pool to `url` (`sqlite://…` or `postgres://…`). SQLite connections get
-/// WAL journaling, `synchronous=NORMAL` (durable at checkpoints, safe against corruption) and
-/// a busy timeout, so readers never block the writer.
-///
-/// Requests fail fast (a connection is waited for at most a second), but startup waits up to
-/// [`STARTUP_WAIT`] for the first connection: a database that is busy or still starting (CI
-/// starts it just before the suites, a container may start beside it) is not an error yet.
-/// Errors that waiting cannot cure (a bad URL, a refused login) are returned at once.
-pub async fn connect_any(url: &str, max_connections: u32) -> Result<AnyPool, sqlx::Error> {
-    install_default_drivers();
-    let pool = options(max_connections).connect_lazy(url)?;
-    let started = std::time::Instant::now();
-    loop {
-        match pool.acquire().await {
-            Ok(_) => return Ok(pool),
-            Err(sqlx::Error::PoolTimedOut) if started.elapsed() < STARTUP_WAIT => {
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-            Err(e) => {
-                pool.close().await;
-                return Err(e);
-            }
-        }
-    }
-}
-
-/// How long [`connect_any`] waits for the database at startup.
-pub(crate) const STARTUP_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
-
-fn options(max_connections: u32) -> AnyPoolOptions {
-    AnyPoolOptions::new()
-        .max_connections(max_connections)
-        // Fail fast: an unreachable database answers within a second, never hangs a request.
-        .acquire_timeout(std::time::Duration::from_secs(1))
-        .after_connect(|conn, _meta| {
-            Box::pin(async move {
-                if conn.backend_name().eq_ignore_ascii_case("sqlite") {
-                    conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                         PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
-                    )
-                    .await?;
-                }
-                Ok(())
-            })
-        })
-}
+use sqlx::FromRow;
 
 /// Sessions in the `sessions` table (see `migrations/sessions/`).
 #[derive(Clone)]
 pub struct SqlStore {
-    pool: AnyPool,
+    db: Db,
 }
 
 const COLUMNS: &str = "id_hash, handle, user_id, external_key, data, csrf_token, created_at, \
@@ -108,9 +60,9 @@ fn rows(rows: Vec<SessionRow>) -> Result<Vec<StoredSession>, StoreError> {
 }
 
 impl SqlStore {
-    /// Uses `pool`; call [`SqlStore::migrate`] once at start-up.
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    /// Uses `db`; call [`SqlStore::migrate`] once at start-up.
+    pub fn new(db: Db) -> Self {
+        Self { db }
     }
 
     /// Creates or upgrades the `sessions` table. Safe to run from several processes at once
@@ -119,7 +71,7 @@ impl SqlStore {
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
         let mut migrator = sqlx::migrate!("../migrations/sessions");
         migrator.set_ignore_missing(true);
-        migrator.run(&self.pool).await
+        migrator.run(self.db.write()).await
     }
 }
 
@@ -145,7 +97,7 @@ impl SessionStore for SqlStore {
         .bind(s.auth_time)
         .bind(&s.user_agent)
         .bind(&s.client_addr)
-        .execute(&self.pool)
+        .execute(self.db.write())
         .await?;
         Ok(())
     }
@@ -157,7 +109,7 @@ impl SessionStore for SqlStore {
         )))
         .bind(id_hash)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.db.read())
         .await?;
         row.map(StoredSession::try_from).transpose()
     }
@@ -190,7 +142,7 @@ impl SessionStore for SqlStore {
         .bind(&s.user_agent)
         .bind(&s.client_addr)
         .bind(now)
-        .execute(&self.pool)
+        .execute(self.db.write())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -203,7 +155,7 @@ impl SessionStore for SqlStore {
         .bind(id_hash)
         .bind(now)
         .bind(idle_expires_at)
-        .execute(&self.pool)
+        .execute(self.db.write())
         .await?;
         Ok(())
     }
@@ -213,7 +165,7 @@ impl SessionStore for SqlStore {
             "DELETE FROM sessions WHERE id_hash = $1 RETURNING {COLUMNS}"
         )))
         .bind(id_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.db.write())
         .await?;
         row.map(StoredSession::try_from).transpose()
     }
@@ -223,7 +175,7 @@ impl SessionStore for SqlStore {
             "DELETE FROM sessions WHERE handle = $1 RETURNING {COLUMNS}"
         )))
         .bind(handle)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.db.write())
         .await?;
         row.map(StoredSession::try_from).transpose()
     }
@@ -234,7 +186,7 @@ impl SessionStore for SqlStore {
                 "DELETE FROM sessions WHERE user_id = $1 RETURNING {COLUMNS}"
             )))
             .bind(user_id)
-            .fetch_all(&self.pool)
+            .fetch_all(self.db.write())
             .await?,
         )
     }
@@ -245,7 +197,7 @@ impl SessionStore for SqlStore {
                 "DELETE FROM sessions WHERE external_key = $1 RETURNING {COLUMNS}"
             )))
             .bind(key)
-            .fetch_all(&self.pool)
+            .fetch_all(self.db.write())
             .await?,
         )
     }
@@ -262,14 +214,13 @@ impl SessionStore for SqlStore {
             )))
             .bind(user_id)
             .bind(now)
-            .fetch_all(&self.pool)
+            .fetch_all(self.db.read())
             .await?,
         )
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        Ok(self.db.ping().await?)
     }
 
     async fn remove_expired(&self, now: i64) -> Result<Vec<StoredSession>, StoreError> {
@@ -279,7 +230,7 @@ impl SessionStore for SqlStore {
                  RETURNING {COLUMNS}"
             )))
             .bind(now)
-            .fetch_all(&self.pool)
+            .fetch_all(self.db.write())
             .await?,
         )
     }

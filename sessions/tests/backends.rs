@@ -7,8 +7,8 @@
 
 use sessions::testing::{TestPostgres, TestRedis};
 use sessions::{
-    Clock, EndCause, MemoryStore, NewSession, RedisStore, SessionId, SessionPolicy, SessionStore,
-    Sessions, SqlStore, connect_any,
+    Clock, Db, EndCause, MemoryStore, NewSession, RedisStore, SessionId, SessionPolicy,
+    SessionStore, Sessions, SqlStore,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,8 +48,7 @@ impl Backend {
 }
 
 async fn sql_store(url: &str) -> Arc<dyn SessionStore> {
-    let pool = connect_any(url, 4).await.unwrap();
-    let store = SqlStore::new(pool);
+    let store = SqlStore::new(Db::connect(url, 4).await.unwrap());
     store.migrate().await.unwrap();
     Arc::new(store)
 }

@@ -7,7 +7,7 @@
 use super::error::{AuthorizeError, redirect_to_client};
 use super::pkce;
 use crate::app::{AppState, ClientMeta, SharedState};
-use crate::store::AuthCode;
+use crate::store::{AuthCode, Insert};
 use crate::web::{PageError, Params, no_store};
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -415,11 +415,13 @@ pub async fn issue_code(
         auth_time: session.auth_time.map_or(now, |t| t.unix_timestamp()),
         expires_at: now + lifetime,
     };
+    // The code and the client's membership of the SSO session (for back-channel logout),
+    // committed together.
     st.store
-        .insert_auth_code(&hash_secret(&code), &bound, now)
-        .await?;
-    st.store
-        .join_session(&session.handle, &req.client_id, &bound.user_id, now)
+        .insert(vec![
+            Insert::auth_code(&hash_secret(&code), &bound, now),
+            Insert::session_member(&session.handle, &req.client_id, &bound.user_id, now),
+        ])
         .await?;
     let mut params = vec![("code", code.as_str())];
     if let Some(s) = req.state.as_deref() {

@@ -8,7 +8,7 @@ use super::{client_auth, pkce};
 use crate::app::{AppState, ClientMeta, SharedState};
 use crate::audit::{self, Event, Kind};
 use crate::keys::{Alg, at_hash};
-use crate::store::{AccessTokenRow, AuthMethod, Client, Redeemed, RefreshTokenRow, User};
+use crate::store::{AccessTokenRow, AuthMethod, Client, Insert, Redeemed, RefreshTokenRow, User};
 use crate::web::{Params, no_store};
 use axum::Json;
 use axum::body::Bytes;
@@ -137,7 +137,8 @@ struct NewRefresh {
     scope: String,
 }
 
-/// Signs and records the access token, then the ID token and refresh token if asked.
+/// Signs the access token, then the ID token and refresh token if asked, and stores the
+/// access token's registry entry, the refresh token and the audit event in one commit.
 async fn issue(st: &AppState, now: i64, i: Issue<'_>) -> Result<TokenResponse, TokenError> {
     metrics::counter!("gatehouse_tokens_issued_total", "grant" => i.grant).increment(1);
     let at_lifetime = secs(st.config.tokens.access_token_lifetime);
@@ -162,18 +163,16 @@ async fn issue(st: &AppState, now: i64, i: Issue<'_>) -> Result<TokenResponse, T
         .keys()
         .sign(Alg::ES256, "at+jwt", &access)
         .map_err(anyhow::Error::from)?;
-    st.store
-        .record_access_token(&AccessTokenRow {
-            jti: access.jti.clone(),
-            grant_id: i.grant_id.clone(),
-            client_id: i.client.client_id.clone(),
-            user_id: i.user.map(|u| u.id.clone()),
-            scope: i.scope.clone(),
-            issued_at: now,
-            expires_at: access.exp,
-            revoked_at: None,
-        })
-        .await?;
+    let mut rows = vec![Insert::access_token(&AccessTokenRow {
+        jti: access.jti.clone(),
+        grant_id: i.grant_id.clone(),
+        client_id: i.client.client_id.clone(),
+        user_id: i.user.map(|u| u.id.clone()),
+        scope: i.scope.clone(),
+        issued_at: now,
+        expires_at: access.exp,
+        revoked_at: None,
+    })];
     let id_token = match (i.id_token, i.user) {
         (true, Some(user)) => {
             let claims = IdClaims {
@@ -201,21 +200,19 @@ async fn issue(st: &AppState, now: i64, i: Issue<'_>) -> Result<TokenResponse, T
     let refresh_token = match (i.refresh, i.user, &i.grant_id) {
         (Some(rt), Some(user), Some(grant_id)) => {
             let token = random_token().map_err(anyhow::Error::from)?;
-            st.store
-                .insert_refresh_token(&RefreshTokenRow {
-                    token_hash: hash_secret(&token),
-                    grant_id: grant_id.clone(),
-                    client_id: i.client.client_id.clone(),
-                    user_id: user.id.clone(),
-                    scope: rt.scope,
-                    sid: rt.sid,
-                    auth_time: i.auth_time.unwrap_or(now),
-                    issued_at: now,
-                    family_expires_at: rt.family_expires_at,
-                    used_at: None,
-                    revoked_at: None,
-                })
-                .await?;
+            rows.push(Insert::refresh_token(&RefreshTokenRow {
+                token_hash: hash_secret(&token),
+                grant_id: grant_id.clone(),
+                client_id: i.client.client_id.clone(),
+                user_id: user.id.clone(),
+                scope: rt.scope,
+                sid: rt.sid,
+                auth_time: i.auth_time.unwrap_or(now),
+                issued_at: now,
+                family_expires_at: rt.family_expires_at,
+                used_at: None,
+                revoked_at: None,
+            }));
             Some(token)
         }
         _ => None,
@@ -223,9 +220,8 @@ async fn issue(st: &AppState, now: i64, i: Issue<'_>) -> Result<TokenResponse, T
     let mut issued = vec!["access token"];
     issued.extend(id_token.as_ref().map(|_| "ID token"));
     issued.extend(refresh_token.as_ref().map(|_| "refresh token"));
-    audit::record(
-        &st.store,
-        &st.clock,
+    let event = audit::prepare(
+        audit::now_us(&st.clock),
         Event::new(Kind::TokenIssued)
             .client(&i.client.client_id)
             .user_opt(i.user.map(|u| u.id.as_str()))
@@ -237,8 +233,11 @@ async fn issue(st: &AppState, now: i64, i: Issue<'_>) -> Result<TokenResponse, T
                 access.jti,
                 i.scope
             )),
-    )
-    .await;
+    );
+    rows.push(Insert::audit(&event));
+    let stored = st.store.insert(rows).await;
+    audit::log(&event, &stored);
+    stored?;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",

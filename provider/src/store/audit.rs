@@ -1,6 +1,7 @@
 //! The audit trail's table (see [`crate::audit`]).
 
 use super::Store;
+use super::batch::{Insert, Table};
 use sqlx::FromRow;
 
 /// One stored security event.
@@ -20,32 +21,41 @@ pub struct AuditRow {
 
 const COLUMNS: &str = "id, at_us, kind, user_id, client_id, session, addr, request_id, detail";
 
-impl Store {
-    pub async fn insert_audit(&self, row: &AuditRow) -> Result<(), sqlx::Error> {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO audit_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-        )))
-        .bind(&row.id)
-        .bind(row.at_us)
-        .bind(&row.kind)
-        .bind(&row.user_id)
-        .bind(&row.client_id)
-        .bind(&row.session)
-        .bind(&row.addr)
-        .bind(&row.request_id)
-        .bind(&row.detail)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
+static AUDIT_EVENTS: Table = Table {
+    head: "INSERT INTO audit_events (id, at_us, kind, user_id, client_id, session, addr, \
+           request_id, detail) VALUES",
+    columns: 9,
+    tail: "",
+};
 
+impl Insert {
+    /// One security event.
+    pub fn audit(row: &AuditRow) -> Self {
+        Self::new(
+            &AUDIT_EVENTS,
+            vec![
+                row.id.as_str().into(),
+                row.at_us.into(),
+                row.kind.as_str().into(),
+                row.user_id.clone().into(),
+                row.client_id.clone().into(),
+                row.session.clone().into(),
+                row.addr.clone().into(),
+                row.request_id.clone().into(),
+                row.detail.clone().into(),
+            ],
+        )
+    }
+}
+
+impl Store {
     /// The newest `limit` events, oldest first.
     pub async fn audit_tail(&self, limit: i64) -> Result<Vec<AuditRow>, sqlx::Error> {
         let mut rows: Vec<AuditRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM audit_events ORDER BY at_us DESC, id DESC LIMIT $1"
         )))
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.read())
         .await?;
         rows.reverse();
         Ok(rows)
@@ -66,7 +76,7 @@ impl Store {
         .bind(at_us)
         .bind(id)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.read())
         .await
     }
 
@@ -74,7 +84,7 @@ impl Store {
     pub async fn sweep_audit(&self, before_us: i64) -> Result<u64, sqlx::Error> {
         Ok(sqlx::query("DELETE FROM audit_events WHERE at_us < $1")
             .bind(before_us)
-            .execute(&self.pool)
+            .execute(self.db.write())
             .await?
             .rows_affected())
     }

@@ -232,7 +232,7 @@ impl Store {
         .bind(&c.jwks)
         .bind(&c.owner_id)
         .bind(&c.registration_token_hash)
-        .execute(&self.pool)
+        .execute(self.db.write())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -242,7 +242,7 @@ impl Store {
         let rows: Vec<ClientRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {CLIENT_COLUMNS} FROM clients ORDER BY name, client_id"
         )))
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.read())
         .await?;
         rows.into_iter().map(Client::try_from).collect()
     }
@@ -253,7 +253,7 @@ impl Store {
             "SELECT {CLIENT_COLUMNS} FROM clients WHERE owner_id = $1 ORDER BY name, client_id"
         )))
         .bind(owner_id)
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.read())
         .await?;
         rows.into_iter().map(Client::try_from).collect()
     }
@@ -268,7 +268,7 @@ impl Store {
         let done = sqlx::query("UPDATE clients SET secret_hash = $2 WHERE client_id = $1")
             .bind(client_id)
             .bind(secret_hash)
-            .execute(&self.pool)
+            .execute(self.db.write())
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -277,7 +277,7 @@ impl Store {
     /// consents, its place in SSO sessions, pending logouts), in one transaction: its tokens
     /// stop working at once. False if there was no such client.
     pub async fn delete_client(&self, client_id: &str) -> Result<bool, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.write().begin().await?;
         for table in [
             "authorization_codes",
             "access_tokens",
@@ -316,7 +316,7 @@ impl Store {
         .bind(token_hash)
         .bind(now)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(self.db.write())
         .await?;
         Ok(())
     }
@@ -333,7 +333,7 @@ impl Store {
         )
         .bind(token_hash)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.db.read())
         .await?;
         Ok(row.is_some())
     }
@@ -351,7 +351,7 @@ impl Store {
         )
         .bind(token_hash)
         .bind(now)
-        .execute(&self.pool)
+        .execute(self.db.write())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -361,7 +361,7 @@ impl Store {
             "SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = $1"
         )))
         .bind(client_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.db.read())
         .await?;
         row.map(Client::try_from).transpose()
     }
@@ -377,7 +377,7 @@ impl Store {
     ) -> Result<bool, sqlx::Error> {
         sqlx::query("DELETE FROM used_assertions WHERE expires_at < $1")
             .bind(now)
-            .execute(&self.pool)
+            .execute(self.db.write())
             .await?;
         let done = sqlx::query(
             "INSERT INTO used_assertions (jti, client_id, expires_at) VALUES ($1, $2, $3) \
@@ -386,7 +386,7 @@ impl Store {
         .bind(jti)
         .bind(client_id)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(self.db.write())
         .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -2,6 +2,7 @@
 //! challenge, nonce and SSO session.
 
 use super::Store;
+use super::batch::{Insert, Table};
 use sqlx::FromRow;
 
 /// An authorization code's bindings (the code itself is only stored as its hash).
@@ -71,6 +72,35 @@ impl From<CodeRow> for AuthCode {
 const CODE_COLUMNS: &str =
     "client_id, user_id, redirect_uri, scope, nonce, code_challenge, sid, auth_time, expires_at";
 
+static AUTHORIZATION_CODES: Table = Table {
+    head: "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, scope, \
+           nonce, code_challenge, sid, auth_time, created_at, expires_at) VALUES",
+    columns: 11,
+    tail: "",
+};
+
+impl Insert {
+    /// A new authorization code (its hash) and its bindings.
+    pub fn auth_code(code_hash: &str, c: &AuthCode, now: i64) -> Self {
+        Self::new(
+            &AUTHORIZATION_CODES,
+            vec![
+                code_hash.into(),
+                c.client_id.as_str().into(),
+                c.user_id.as_str().into(),
+                c.redirect_uri.as_str().into(),
+                c.scope.as_str().into(),
+                c.nonce.clone().into(),
+                c.code_challenge.as_str().into(),
+                c.sid.as_str().into(),
+                c.auth_time.into(),
+                now.into(),
+                c.expires_at.into(),
+            ],
+        )
+    }
+}
+
 impl Store {
     pub async fn insert_auth_code(
         &self,
@@ -78,25 +108,8 @@ impl Store {
         c: &AuthCode,
         now: i64,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, scope, \
-             nonce, code_challenge, sid, auth_time, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(code_hash)
-        .bind(&c.client_id)
-        .bind(&c.user_id)
-        .bind(&c.redirect_uri)
-        .bind(&c.scope)
-        .bind(&c.nonce)
-        .bind(&c.code_challenge)
-        .bind(&c.sid)
-        .bind(c.auth_time)
-        .bind(now)
-        .bind(c.expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.insert(vec![Insert::auth_code(code_hash, c, now)])
+            .await
     }
 
     /// Marks the code used and returns it, at most once even under concurrent requests (one
@@ -112,7 +125,7 @@ impl Store {
         )))
         .bind(code_hash)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.db.write())
         .await?;
         if let Some(row) = fresh {
             return Ok(Redeemed::Fresh(row.into()));
@@ -121,7 +134,7 @@ impl Store {
             "SELECT {CODE_COLUMNS}, used_at FROM authorization_codes WHERE code_hash = $1"
         )))
         .bind(code_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.db.write())
         .await?;
         Ok(match spent {
             None => Redeemed::Unknown,
@@ -134,7 +147,7 @@ impl Store {
     pub async fn sweep_auth_codes(&self, now: i64, keep_secs: i64) -> Result<u64, sqlx::Error> {
         let done = sqlx::query("DELETE FROM authorization_codes WHERE expires_at < $1")
             .bind(now - keep_secs)
-            .execute(&self.pool)
+            .execute(self.db.write())
             .await?;
         Ok(done.rows_affected())
     }

@@ -13,7 +13,7 @@ impl Store {
             sqlx::query_as("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
                 .bind(user_id)
                 .bind(client_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.db.read())
                 .await?;
         Ok(row.map(|(s,)| {
             s.split(' ')
@@ -45,7 +45,7 @@ impl Store {
         .bind(client_id)
         .bind(all.join(" "))
         .bind(now)
-        .execute(&self.pool)
+        .execute(self.db.write())
         .await?;
         Ok(())
     }

@@ -20,7 +20,7 @@ impl Store {
             "SELECT kid, alg, private_key, created_at, activates_at FROM signing_keys \
              ORDER BY activates_at, created_at, kid",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.read())
         .await
     }
 
@@ -34,7 +34,7 @@ impl Store {
         .bind(&k.private_key)
         .bind(k.created_at)
         .bind(k.activates_at)
-        .execute(&self.pool)
+        .execute(self.db.write())
         .await?;
         Ok(())
     }
@@ -43,7 +43,7 @@ impl Store {
     pub async fn delete_signing_key(&self, kid: &str) -> Result<(), sqlx::Error> {
         sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
             .bind(kid)
-            .execute(&self.pool)
+            .execute(self.db.write())
             .await?;
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! back-channel logout deliveries when it ends.
 
 use super::Store;
+use super::batch::{Insert, Table};
 use sqlx::FromRow;
 
 /// Delivery states.
@@ -29,28 +30,23 @@ pub struct Delivery {
 const DELIVERY_COLUMNS: &str = "id, sid, client_id, user_id, uri, cause, state, attempts, \
     next_attempt_at, last_error, created_at, delivered_at";
 
-impl Store {
-    /// Records that `client_id` obtained a code through SSO session `sid`.
-    pub async fn join_session(
-        &self,
-        sid: &str,
-        client_id: &str,
-        user_id: &str,
-        now: i64,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO session_clients (sid, client_id, user_id, joined_at) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (sid, client_id) DO NOTHING",
-        )
-        .bind(sid)
-        .bind(client_id)
-        .bind(user_id)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
+static SESSION_CLIENTS: Table = Table {
+    head: "INSERT INTO session_clients (sid, client_id, user_id, joined_at) VALUES",
+    columns: 4,
+    tail: " ON CONFLICT (sid, client_id) DO NOTHING",
+};
 
+impl Insert {
+    /// That `client_id` obtained a code through SSO session `sid` (kept once per pair).
+    pub fn session_member(sid: &str, client_id: &str, user_id: &str, now: i64) -> Self {
+        Self::new(
+            &SESSION_CLIENTS,
+            vec![sid.into(), client_id.into(), user_id.into(), now.into()],
+        )
+    }
+}
+
+impl Store {
     /// The names of the clients that joined `sid`, in joining order.
     pub async fn session_client_names(&self, sid: &str) -> Result<Vec<String>, sqlx::Error> {
         let rows: Vec<(String,)> = sqlx::query_as(
@@ -58,7 +54,7 @@ impl Store {
              WHERE s.sid = $1 ORDER BY s.joined_at, c.name",
         )
         .bind(sid)
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.read())
         .await?;
         Ok(rows.into_iter().map(|(n,)| n).collect())
     }
@@ -73,7 +69,7 @@ impl Store {
         cause: &str,
         now: i64,
     ) -> Result<u64, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.write().begin().await?;
         let queued = sqlx::query(
             "INSERT INTO logout_deliveries (id, sid, client_id, user_id, uri, cause, state, \
              attempts, next_attempt_at, created_at) \
@@ -116,7 +112,7 @@ impl Store {
         .bind(now)
         .bind(now + lease_secs)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.write())
         .await
     }
 
@@ -141,7 +137,7 @@ impl Store {
         .bind(next_attempt_at)
         .bind(error)
         .bind(now)
-        .execute(&self.pool)
+        .execute(self.db.write())
         .await?;
         Ok(())
     }
@@ -158,7 +154,7 @@ impl Store {
         )))
         .bind(user_id)
         .bind(since)
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.read())
         .await
     }
 }

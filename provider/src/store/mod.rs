@@ -1,7 +1,10 @@
-//! The provider's durable state over one sqlx `Any` pool: SQLite by default, PostgreSQL by URL.
-//! One portable SQL string per operation, `$N` placeholders; the only SQL in the provider.
+//! The provider's durable state over one [`Db`] (the sqlx `Any` driver): SQLite by default,
+//! PostgreSQL by URL. One portable SQL string per operation, `$N` placeholders; the only SQL
+//! in the provider. Statements that change something go to the write pool, plain reads to
+//! the read pool (on SQLite one writer connection and several readers; see [`Db`]).
 
 mod audit;
+mod batch;
 mod clients;
 mod codes;
 mod consents;
@@ -11,6 +14,7 @@ mod tokens;
 mod users;
 
 pub use audit::AuditRow;
+pub use batch::Insert;
 pub use clients::{AuthMethod, Client, NewClient};
 pub use codes::{AuthCode, Redeemed};
 pub use keys::StoredKey;
@@ -18,25 +22,35 @@ pub use logout::Delivery;
 pub use tokens::{AccessTokenRow, RefreshTokenRow};
 pub use users::{NewUser, User};
 
-use sqlx::AnyPool;
+use sessions::Db;
 
 /// Handle to the provider database. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    pool: AnyPool,
+    db: Db,
+    batch: batch::Batcher,
 }
 
 impl Store {
     /// Connects to `database_url` (`sqlite://…?mode=rwc` or `postgres://…`).
     pub async fn connect(database_url: &str) -> Result<Self, sqlx::Error> {
+        // SQLite: one writer and four readers (CPU-bound, in-process); PostgreSQL: sixteen.
         let max = if database_url.starts_with("sqlite:") {
-            8
+            4
         } else {
             16
         };
+        let db = Db::connect(database_url, max).await?;
         Ok(Self {
-            pool: sessions::connect_any(database_url, max).await?,
+            batch: batch::Batcher::spawn(db.clone()),
+            db,
         })
+    }
+
+    /// Inserts `rows` atomically, in one transaction with other requests' rows (see
+    /// [`batch`]); returns once they are committed.
+    pub async fn insert(&self, rows: Vec<Insert>) -> Result<(), sqlx::Error> {
+        self.batch.insert(rows).await
     }
 
     /// Creates or upgrades every table the provider uses (its own and the sessions table).
@@ -44,12 +58,12 @@ impl Store {
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
         let mut migrator = sqlx::migrate!("../migrations/provider");
         migrator.set_ignore_missing(true);
-        migrator.run(&self.pool).await?;
-        sessions::SqlStore::new(self.pool.clone()).migrate().await
+        migrator.run(self.db.write()).await?;
+        sessions::SqlStore::new(self.db.clone()).migrate().await
     }
 
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     /// Takes or renews lease `name` for `holder` until `now + ttl`; false while another holder
@@ -70,7 +84,7 @@ impl Store {
         .bind(holder)
         .bind(now + ttl)
         .bind(now)
-        .execute(&self.pool)
+        .execute(self.db.write())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -80,15 +94,14 @@ impl Store {
         sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
             .bind(name)
             .bind(holder)
-            .execute(&self.pool)
+            .execute(self.db.write())
             .await?;
         Ok(())
     }
 
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        self.db.ping().await
     }
 }
 

@@ -2,6 +2,7 @@
 //! (opaque, hashed, rotated, one family per grant).
 
 use super::Store;
+use super::batch::{Insert, Table};
 use sqlx::FromRow;
 
 /// An issued access token's registry entry.
@@ -36,31 +37,64 @@ pub struct RefreshTokenRow {
 const RT_COLUMNS: &str = "token_hash, grant_id, client_id, user_id, scope, sid, auth_time, \
     issued_at, family_expires_at, used_at, revoked_at";
 
-impl Store {
-    pub async fn record_access_token(&self, t: &AccessTokenRow) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO access_tokens (jti, grant_id, client_id, user_id, scope, issued_at, \
-             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+static ACCESS_TOKENS: Table = Table {
+    head: "INSERT INTO access_tokens (jti, grant_id, client_id, user_id, scope, issued_at, \
+           expires_at) VALUES",
+    columns: 7,
+    tail: "",
+};
+
+static REFRESH_TOKENS: Table = Table {
+    head: "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scope, sid, \
+           auth_time, issued_at, family_expires_at) VALUES",
+    columns: 9,
+    tail: "",
+};
+
+impl Insert {
+    /// An issued access token's registry entry.
+    pub fn access_token(t: &AccessTokenRow) -> Self {
+        Self::new(
+            &ACCESS_TOKENS,
+            vec![
+                t.jti.as_str().into(),
+                t.grant_id.clone().into(),
+                t.client_id.as_str().into(),
+                t.user_id.clone().into(),
+                t.scope.as_str().into(),
+                t.issued_at.into(),
+                t.expires_at.into(),
+            ],
         )
-        .bind(&t.jti)
-        .bind(&t.grant_id)
-        .bind(&t.client_id)
-        .bind(&t.user_id)
-        .bind(&t.scope)
-        .bind(t.issued_at)
-        .bind(t.expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 
+    /// A new refresh token (its hash).
+    pub fn refresh_token(t: &RefreshTokenRow) -> Self {
+        Self::new(
+            &REFRESH_TOKENS,
+            vec![
+                t.token_hash.as_str().into(),
+                t.grant_id.as_str().into(),
+                t.client_id.as_str().into(),
+                t.user_id.as_str().into(),
+                t.scope.as_str().into(),
+                t.sid.clone().into(),
+                t.auth_time.into(),
+                t.issued_at.into(),
+                t.family_expires_at.into(),
+            ],
+        )
+    }
+}
+
+impl Store {
     pub async fn access_token(&self, jti: &str) -> Result<Option<AccessTokenRow>, sqlx::Error> {
         sqlx::query_as(
             "SELECT jti, grant_id, client_id, user_id, scope, issued_at, expires_at, revoked_at \
              FROM access_tokens WHERE jti = $1",
         )
         .bind(jti)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.db.read())
         .await
     }
 
@@ -71,14 +105,14 @@ impl Store {
         )
         .bind(jti)
         .bind(now)
-        .execute(&self.pool)
+        .execute(self.db.write())
         .await?;
         Ok(done.rows_affected() > 0)
     }
 
     /// Revokes everything a grant issued: its refresh-token family and its access tokens.
     pub async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.write().begin().await?;
         sqlx::query(
             "UPDATE refresh_tokens SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL",
         )
@@ -102,29 +136,13 @@ impl Store {
             "SELECT DISTINCT grant_id FROM refresh_tokens WHERE sid = $1 AND revoked_at IS NULL",
         )
         .bind(sid)
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.read())
         .await?;
         Ok(rows.into_iter().map(|(g,)| g).collect())
     }
 
     pub async fn insert_refresh_token(&self, t: &RefreshTokenRow) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scope, sid, \
-             auth_time, issued_at, family_expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&t.token_hash)
-        .bind(&t.grant_id)
-        .bind(&t.client_id)
-        .bind(&t.user_id)
-        .bind(&t.scope)
-        .bind(&t.sid)
-        .bind(t.auth_time)
-        .bind(t.issued_at)
-        .bind(t.family_expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.insert(vec![Insert::refresh_token(t)]).await
     }
 
     /// Marks a refresh token used (rotated) and returns it, at most once under concurrency;
@@ -141,7 +159,7 @@ impl Store {
         )))
         .bind(token_hash)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.db.write())
         .await
     }
 
@@ -153,7 +171,7 @@ impl Store {
             "SELECT {RT_COLUMNS} FROM refresh_tokens WHERE token_hash = $1"
         )))
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.db.read())
         .await
     }
 
@@ -161,15 +179,15 @@ impl Store {
     pub async fn sweep_tokens(&self, now: i64, keep_secs: i64) -> Result<(), sqlx::Error> {
         sqlx::query("DELETE FROM access_tokens WHERE expires_at < $1")
             .bind(now - keep_secs)
-            .execute(&self.pool)
+            .execute(self.db.write())
             .await?;
         sqlx::query("DELETE FROM refresh_tokens WHERE family_expires_at < $1")
             .bind(now - keep_secs)
-            .execute(&self.pool)
+            .execute(self.db.write())
             .await?;
         sqlx::query("DELETE FROM initial_access_tokens WHERE expires_at < $1")
             .bind(now - keep_secs)
-            .execute(&self.pool)
+            .execute(self.db.write())
             .await?;
         Ok(())
     }

@@ -87,7 +87,7 @@ impl Store {
         .bind(flag(u.email_verified))
         .bind(flag(u.developer))
         .bind(now)
-        .execute(&self.pool)
+        .execute(self.db.write())
         .await?;
         self.user_by_id(&id).await?.ok_or(sqlx::Error::RowNotFound)
     }
@@ -96,7 +96,7 @@ impl Store {
         let row: Option<UserRow> =
             sqlx::query_as(sqlx::AssertSqlSafe(format!("{COLUMNS} WHERE id = $1")))
                 .bind(id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.db.read())
                 .await?;
         Ok(row.map(User::from))
     }
@@ -106,7 +106,7 @@ impl Store {
             "{COLUMNS} WHERE username = $1"
         )))
         .bind(username)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.db.read())
         .await?;
         Ok(row.map(User::from))
     }
@@ -123,7 +123,7 @@ impl Store {
                 .bind(id)
                 .bind(hash)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(self.db.write())
                 .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -139,7 +139,7 @@ impl Store {
             .bind(id)
             .bind(i64::from(disabled))
             .bind(now)
-            .execute(&self.pool)
+            .execute(self.db.write())
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -148,7 +148,7 @@ impl Store {
     pub async fn list_users(&self) -> Result<Vec<User>, sqlx::Error> {
         let rows: Vec<UserRow> =
             sqlx::query_as(sqlx::AssertSqlSafe(format!("{COLUMNS} ORDER BY username")))
-                .fetch_all(&self.pool)
+                .fetch_all(self.db.read())
                 .await?;
         Ok(rows.into_iter().map(User::from).collect())
     }
@@ -156,7 +156,7 @@ impl Store {
     /// Deletes a user with their codes, tokens and consents, in one transaction (their
     /// sessions must be ended first, so that the apps hear of it). False if there was none.
     pub async fn delete_user(&self, id: &str) -> Result<bool, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.write().begin().await?;
         for table in [
             "authorization_codes",
             "access_tokens",
@@ -200,7 +200,7 @@ impl Store {
         .bind(key)
         .bind(now)
         .bind(window)
-        .fetch_one(&self.pool)
+        .fetch_one(self.db.write())
         .await
     }
 
@@ -208,7 +208,7 @@ impl Store {
         sqlx::query("UPDATE login_throttle SET blocked_until = $2 WHERE throttle_key = $1")
             .bind(key)
             .bind(until)
-            .execute(&self.pool)
+            .execute(self.db.write())
             .await?;
         Ok(())
     }
@@ -218,7 +218,7 @@ impl Store {
         let row: Option<(i64,)> =
             sqlx::query_as("SELECT blocked_until FROM login_throttle WHERE throttle_key = $1")
                 .bind(key)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.db.read())
                 .await?;
         Ok(row.map(|(t,)| t))
     }
@@ -226,7 +226,7 @@ impl Store {
     pub async fn clear_login_failures(&self, key: &str) -> Result<(), sqlx::Error> {
         sqlx::query("DELETE FROM login_throttle WHERE throttle_key = $1")
             .bind(key)
-            .execute(&self.pool)
+            .execute(self.db.write())
             .await?;
         Ok(())
     }
@@ -236,7 +236,7 @@ impl Store {
         sqlx::query("DELETE FROM login_throttle WHERE window_start <= $1 AND blocked_until <= $2")
             .bind(now - window)
             .bind(now)
-            .execute(&self.pool)
+            .execute(self.db.write())
             .await?;
         Ok(())
     }

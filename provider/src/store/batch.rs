@@ -1,0 +1,295 @@
+//! Group commit for the inserts of the hot paths: authorization codes and session membership
+//! at the authorization endpoint; the access-token registry, refresh tokens and audit events
+//! at the token endpoint; audit events everywhere.
+//!
+//! A caller hands over its rows and waits until they are committed, exactly as with a direct
+//! `INSERT`: an answer never promises a row that is not stored. Meanwhile other requests'
+//! rows queue up, and the next batch writes everything queued in one transaction, one
+//! multi-row `INSERT` per table. Under load that turns a dozen statements and commits into a
+//! few, which matters most on SQLite: one writer, and each statement a round trip to sqlx's
+//! connection thread. A batch that fails (a constraint, say) is retried job by job, so one
+//! bad row fails its own request only.
+//!
+//! Written here because sqlx has no batching of its own; the SQL stays portable (multi-row
+//! `VALUES` works on SQLite and PostgreSQL alike).
+
+use sessions::Db;
+use std::fmt::Write as _;
+use tokio::sync::{mpsc, oneshot};
+
+/// A table that takes batched inserts: `head` is `INSERT INTO t (a, b, …) VALUES`, `tail`
+/// what follows the rows (an `ON CONFLICT` clause, or nothing).
+pub(super) struct Table {
+    pub head: &'static str,
+    pub columns: usize,
+    pub tail: &'static str,
+}
+
+/// One column's value.
+pub(super) enum Val {
+    Text(Option<String>),
+    Int(Option<i64>),
+}
+
+impl From<String> for Val {
+    fn from(v: String) -> Self {
+        Self::Text(Some(v))
+    }
+}
+
+impl From<&str> for Val {
+    fn from(v: &str) -> Self {
+        Self::Text(Some(v.to_owned()))
+    }
+}
+
+impl From<Option<String>> for Val {
+    fn from(v: Option<String>) -> Self {
+        Self::Text(v)
+    }
+}
+
+impl From<i64> for Val {
+    fn from(v: i64) -> Self {
+        Self::Int(Some(v))
+    }
+}
+
+/// One row for one table, built by the constructors beside each table's queries.
+pub struct Insert {
+    table: &'static Table,
+    values: Vec<Val>,
+}
+
+impl Insert {
+    pub(super) fn new(table: &'static Table, values: Vec<Val>) -> Self {
+        debug_assert_eq!(values.len(), table.columns, "{}", table.head);
+        Self { table, values }
+    }
+}
+
+struct Job {
+    rows: Vec<Insert>,
+    done: oneshot::Sender<Result<(), sqlx::Error>>,
+}
+
+/// At most this many requests' rows in one transaction.
+const MAX_JOBS: usize = 64;
+/// At most this many rows in one statement (far under either database's parameter limit).
+const MAX_ROWS: usize = 64;
+
+/// The handle requests use; the writing happens in a task of its own.
+#[derive(Clone)]
+pub(super) struct Batcher {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Batcher {
+    /// Starts the writing task on the current runtime; it ends when the last handle is gone.
+    pub(super) fn spawn(db: Db) -> Self {
+        let (jobs, queue) = mpsc::channel(1024);
+        tokio::spawn(run(db, queue));
+        Self { jobs }
+    }
+
+    /// Inserts `rows` (atomically) and returns once they are committed.
+    pub(super) async fn insert(&self, rows: Vec<Insert>) -> Result<(), sqlx::Error> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let (done, committed) = oneshot::channel();
+        self.jobs
+            .send(Job { rows, done })
+            .await
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        committed.await.map_err(|_| sqlx::Error::WorkerCrashed)?
+    }
+}
+
+async fn run(db: Db, mut queue: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_JOBS);
+    while queue.recv_many(&mut batch, MAX_JOBS).await > 0 {
+        let result = write(&db, batch.iter().flat_map(|j| j.rows.iter())).await;
+        match result {
+            Ok(()) => {
+                for job in batch.drain(..) {
+                    let _ = job.done.send(Ok(()));
+                }
+            }
+            Err(e) if batch.len() == 1 => {
+                if let Some(job) = batch.pop() {
+                    let _ = job.done.send(Err(e));
+                }
+            }
+            // Someone's row was refused: each job on its own, so only that one fails.
+            Err(_) => {
+                for job in batch.drain(..) {
+                    let result = write(&db, job.rows.iter()).await;
+                    let _ = job.done.send(result);
+                }
+            }
+        }
+    }
+}
+
+/// Writes `rows` in one transaction (none for a single statement): one multi-row `INSERT` per
+/// table, tables in the order they first appear.
+async fn write<'a>(db: &Db, rows: impl Iterator<Item = &'a Insert>) -> Result<(), sqlx::Error> {
+    let mut groups: Vec<(&'static Table, Vec<&'a Insert>)> = Vec::new();
+    for row in rows {
+        match groups.iter_mut().find(|(t, _)| std::ptr::eq(*t, row.table)) {
+            Some((_, rows)) => rows.push(row),
+            None => groups.push((row.table, vec![row])),
+        }
+    }
+    let chunks: Vec<(&Table, &[&Insert])> = groups
+        .iter()
+        .flat_map(|(t, rows)| rows.chunks(MAX_ROWS).map(move |c| (*t, c)))
+        .collect();
+    if let [(table, rows)] = chunks.as_slice() {
+        return statement(table, rows).execute(db.write()).await.map(drop);
+    }
+    let mut tx = db.write().begin().await?;
+    for (table, rows) in chunks {
+        statement(table, rows).execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
+/// `INSERT … VALUES ($1, $2), ($3, $4) …` for `rows` rows of `table`.
+fn sql(table: &Table, rows: usize) -> String {
+    let mut sql = String::with_capacity(table.head.len() + rows * table.columns * 5 + 40);
+    sql.push_str(table.head);
+    let mut n = 0;
+    for i in 0..rows {
+        sql.push_str(if i == 0 { " (" } else { ", (" });
+        for c in 0..table.columns {
+            n += 1;
+            let _ = write!(sql, "{}${n}", if c == 0 { "" } else { ", " });
+        }
+        sql.push(')');
+    }
+    sql.push_str(table.tail);
+    sql
+}
+
+fn statement<'q>(
+    table: &Table,
+    rows: &[&Insert],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    let sql = sql(table, rows.len());
+    // A single row is the common statement and stays prepared; a multi-row one is prepared
+    // for its batch only (its shape varies with the batch).
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(rows.len() == 1);
+    for row in rows {
+        for v in &row.values {
+            query = match v {
+                Val::Text(t) => query.bind(t.clone()),
+                Val::Int(i) => query.bind(*i),
+            };
+        }
+    }
+    query
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static T: Table = Table {
+        head: "INSERT INTO t (a, b) VALUES",
+        columns: 2,
+        tail: " ON CONFLICT (a) DO NOTHING",
+    };
+    static U: Table = Table {
+        head: "INSERT INTO u (a) VALUES",
+        columns: 1,
+        tail: "",
+    };
+
+    async fn db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("b.db").display());
+        let db = Db::connect(&url, 2).await.unwrap();
+        for ddl in [
+            "CREATE TABLE t (a TEXT PRIMARY KEY, b BIGINT)",
+            "CREATE TABLE u (a TEXT NOT NULL UNIQUE)",
+        ] {
+            sqlx::query(ddl).execute(db.write()).await.unwrap();
+        }
+        (dir, db)
+    }
+
+    async fn count(db: &Db, table: &str) -> i64 {
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_one(db.read())
+            .await
+            .unwrap();
+        n
+    }
+
+    fn t(a: &str, b: i64) -> Insert {
+        Insert::new(&T, vec![a.into(), b.into()])
+    }
+
+    fn u(a: &str) -> Insert {
+        Insert::new(&U, vec![a.into()])
+    }
+
+    #[tokio::test]
+    async fn concurrent_jobs_are_all_committed_before_their_callers_return() {
+        let (_dir, db) = db().await;
+        let batcher = Batcher::spawn(db.clone());
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let b = batcher.clone();
+            tasks.push(tokio::spawn(async move {
+                b.insert(vec![t(&format!("k{i}"), i), u(&format!("u{i}"))])
+                    .await
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!(count(&db, "t").await, 200);
+        assert_eq!(count(&db, "u").await, 200);
+        let (b,): (i64,) = sqlx::query_as("SELECT b FROM t WHERE a = 'k7'")
+            .fetch_one(db.read())
+            .await
+            .unwrap();
+        assert_eq!(b, 7, "values land in their own row");
+    }
+
+    #[tokio::test]
+    async fn a_refused_row_fails_its_own_job_only_and_atomically() {
+        let (_dir, db) = db().await;
+        let batcher = Batcher::spawn(db.clone());
+        batcher.insert(vec![u("taken")]).await.unwrap();
+        let (bad, good) = tokio::join!(
+            batcher.insert(vec![t("bad", 1), u("taken")]),
+            batcher.insert(vec![t("good", 2), u("free")]),
+        );
+        assert!(bad.is_err(), "a unique violation is reported to its caller");
+        good.unwrap();
+        // The bad job's other row was not kept: a job is all or nothing.
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM t WHERE a = 'bad'")
+            .fetch_one(db.read())
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
+        assert_eq!(count(&db, "u").await, 2);
+        // The tail applies: a duplicate key in `t` is ignored, not an error.
+        batcher.insert(vec![t("good", 3)]).await.unwrap();
+        assert_eq!(count(&db, "t").await, 1);
+    }
+
+    #[test]
+    fn statements_number_their_parameters_across_rows() {
+        assert_eq!(
+            sql(&T, 2),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT (a) DO NOTHING"
+        );
+        assert_eq!(sql(&U, 1), "INSERT INTO u (a) VALUES ($1)");
+    }
+}

@@ -1,0 +1,174 @@
+//! [`Db`]: one program's database over the sqlx `Any` driver, SQLite (the embedded default) or
+//! PostgreSQL by URL, as a pool for writes and a pool for reads.
+//!
+//! On PostgreSQL both are the same pool: the server runs writers concurrently. SQLite admits
+//! one writer at a time, so several pooled writers only take turns through its busy handler,
+//! which sleeps (1 ms, 2 ms, 5 ms, …) and retries: latency and wasted work. Here SQLite gets
+//! one writer connection (writes queue for it in the pool, in order, without sleeping) and a
+//! few reader connections that WAL lets read beside it. Reader connections are
+//! `query_only`, so a write sent to the wrong pool fails loudly instead of contending.
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+use std::time::{Duration, Instant};
+
+/// How long [`Db::connect`] waits for the database at startup.
+const STARTUP_WAIT: Duration = Duration::from_secs(15);
+
+/// Write and read pools over one database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Db {
+    write: AnyPool,
+    read: AnyPool,
+}
+
+impl Db {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`) with up to `max_connections`: on
+    /// PostgreSQL one pool of that size; on SQLite one writer and `max_connections` readers.
+    /// SQLite connections get WAL journaling, `synchronous=NORMAL` (durable at checkpoints,
+    /// safe against corruption) and a busy timeout.
+    ///
+    /// Requests fail fast (a connection is waited for at most a second), but startup waits up
+    /// to [`STARTUP_WAIT`] for the first connection: a database that is busy or still starting
+    /// (CI starts it just before the suites, a container may start beside it) is not an error
+    /// yet. Errors that waiting cannot cure (a bad URL, a refused login) are returned at once.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, sqlx::Error> {
+        install_default_drivers();
+        let max = max_connections.max(1);
+        if !is_sqlite(url) {
+            let pool = open(options(max, Role::Shared).connect_lazy(url)?).await?;
+            return Ok(Self {
+                write: pool.clone(),
+                read: pool,
+            });
+        }
+        // The writer first: it creates the file (`mode=rwc`) and switches it to WAL.
+        let write = open(options(1, Role::Writer).connect_lazy(url)?).await?;
+        let read = match open(options(max, Role::Reader).connect_lazy(url)?).await {
+            Ok(read) => read,
+            Err(e) => {
+                write.close().await;
+                return Err(e);
+            }
+        };
+        Ok(Self { write, read })
+    }
+
+    /// For statements that change something, and for reads that must see the latest write
+    /// of a transaction in progress.
+    pub fn write(&self) -> &AnyPool {
+        &self.write
+    }
+
+    /// For reads (autocommit `SELECT`s see every committed write).
+    pub fn read(&self) -> &AnyPool {
+        &self.read
+    }
+
+    /// Whether the database answers, on both pools.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.write).await?;
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    /// Closes both pools.
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+fn is_sqlite(url: &str) -> bool {
+    url.get(..7)
+        .is_some_and(|s| s.eq_ignore_ascii_case("sqlite:"))
+}
+
+/// Waits for the pool's first connection (see [`Db::connect`]).
+async fn open(pool: AnyPool) -> Result<AnyPool, sqlx::Error> {
+    let started = Instant::now();
+    loop {
+        match pool.acquire().await {
+            Ok(_) => return Ok(pool),
+            Err(sqlx::Error::PoolTimedOut) if started.elapsed() < STARTUP_WAIT => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => {
+                pool.close().await;
+                return Err(e);
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// A PostgreSQL pool, for reads and writes alike.
+    Shared,
+    Writer,
+    Reader,
+}
+
+fn options(max_connections: u32, role: Role) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max_connections)
+        // Fail fast: an unreachable database answers within a second, never hangs a request.
+        .acquire_timeout(Duration::from_secs(1))
+        // A PostgreSQL connection may have died while idle (a server restart, a proxy), so it
+        // is checked before use; a SQLite connection is a file handle in this process, and
+        // the check would cost a round trip to its worker thread on every query.
+        .test_before_acquire(role == Role::Shared)
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                         PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                    )
+                    .await?;
+                    if role == Role::Reader {
+                        conn.execute("PRAGMA query_only = ON;").await?;
+                    }
+                }
+                Ok(())
+            })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_reads_see_writes_and_readers_refuse_to_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = Db::connect(&url, 2).await.unwrap();
+        sqlx::query("CREATE TABLE t (v BIGINT)")
+            .execute(db.write())
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO t (v) VALUES (7)")
+            .execute(db.write())
+            .await
+            .unwrap();
+        let (v,): (i64,) = sqlx::query_as("SELECT v FROM t")
+            .fetch_one(db.read())
+            .await
+            .unwrap();
+        assert_eq!(v, 7);
+        let refused = sqlx::query("INSERT INTO t (v) VALUES (8)")
+            .execute(db.read())
+            .await;
+        assert!(refused.is_err(), "a reader connection must not write");
+        db.ping().await.unwrap();
+    }
+
+    #[test]
+    fn sqlite_urls_are_recognised_in_any_case() {
+        assert!(is_sqlite("sqlite://x.db?mode=rwc"));
+        assert!(is_sqlite("SQLite:x.db"));
+        assert!(!is_sqlite("postgres://h/db"));
+        assert!(!is_sqlite("sql"));
+    }
+}
