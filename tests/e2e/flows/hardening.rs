@@ -57,7 +57,7 @@ async fn twenty_wrong_passwords_are_throttled_and_the_right_one_works_after_the_
                 let wait = retry_after(&answer);
                 assert!(answer.body.contains("Too many failed attempts"));
                 let slack = failed_at.elapsed().as_secs() + 1;
-                waits.push((wait, slack));
+                waits.push((failures, wait, slack));
                 // The right password is not even checked while the account waits.
                 let early = attempt(&browser, &answer, ALICE.0, ALICE.1).await;
                 assert_eq!(early.status, 429, "throttled means throttled");
@@ -67,19 +67,18 @@ async fn twenty_wrong_passwords_are_throttled_and_the_right_one_works_after_the_
         }
         page = answer;
     }
-    // Free attempts first, then waits that grow and stop growing at a minute.
-    assert!(!waits.is_empty());
-    assert!(waits.iter().all(|(w, _)| *w <= 60), "{waits:?}");
-    assert!(
-        waits.windows(2).all(|w| w[0].0 <= w[1].0 + w[1].1),
-        "growing waits: {waits:?}"
-    );
-    for ((wait, slack), expected) in waits.iter().zip([1_u64, 2, 4, 8, 16, 32]) {
+    // Five free failures, then each one doubles the wait (1 s after the fifth), which stops
+    // growing at a minute. (On a busy machine a short wait may be over before the next
+    // attempt, so the waits seen are checked against the failures counted, not their order.)
+    assert!(waits.len() >= 5, "{waits:?}");
+    for (failures, wait, slack) in &waits {
+        let expected = (1_u64 << (failures - 5).min(16)).min(60);
         assert!(
             (expected.saturating_sub(*slack)..=expected).contains(wait),
-            "doubling waits (wait, slack): {waits:?}"
+            "after {failures} failures a wait of {expected} s: (failures, wait, slack) {waits:?}"
         );
     }
+    assert!(waits.iter().any(|(_, w, _)| *w > 30), "{waits:?}");
     // After the last failure the account waits once more; then alice's password works.
     let throttled = attempt(&browser, &page, ALICE.0, ALICE.1).await;
     assert_eq!(throttled.status, 429);
