@@ -142,7 +142,10 @@ fn store_paths(c: &mut Criterion) {
         g.bench_function(format!("{name}/refresh_rotation"), |b| {
             b.to_async(&rt).iter(|| async {
                 let presented = current.lock().unwrap().clone();
-                let used = store.use_refresh_token(&presented, now).await.unwrap();
+                let used = store
+                    .use_refresh_token(&presented, "app-a", now)
+                    .await
+                    .unwrap();
                 assert!(used.is_some());
                 let next = hash_secret(&random_token().unwrap());
                 store

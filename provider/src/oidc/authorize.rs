@@ -7,7 +7,7 @@
 use super::error::{AuthorizeError, redirect_to_client};
 use super::pkce;
 use crate::app::{AppState, ClientMeta, SharedState};
-use crate::store::{AuthCode, Insert};
+use crate::store::{AuthCode, Client, Insert};
 use crate::web::{PageError, Params, no_store};
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -111,7 +111,7 @@ async fn authorize(
     meta: ClientMeta,
     raw: &[u8],
 ) -> Result<Response, AuthorizeError> {
-    let req = validate(st, raw).await?;
+    let (req, client) = validate(st, raw).await?;
     let now = st.clock.unix();
     let session = st.session(&jar).await?;
     let signed_in = session.as_ref().is_some_and(|s| s.user_id.is_some());
@@ -140,14 +140,14 @@ async fn authorize(
         return to_page(st, jar, session, &meta, &req, "/login").await;
     }
     match session {
-        Some(s) => proceed(st, jar, s, &meta, req).await,
+        Some(s) => proceed_with(st, jar, s, &meta, req, client).await,
         None => to_page(st, jar, None, &meta, &req, "/login").await,
     }
 }
 
 /// Checks every parameter. Only an unknown client or an unregistered `redirect_uri` is an HTML
 /// page; every later error goes back to that (now trusted) redirect URI.
-async fn validate(st: &AppState, raw: &[u8]) -> Result<AuthRequest, AuthorizeError> {
+async fn validate(st: &AppState, raw: &[u8]) -> Result<(AuthRequest, Client), AuthorizeError> {
     let bad = |m: &str| AuthorizeError::Page(PageError::BadRequest(m.to_owned()));
     let params =
         Params::parse(raw).map_err(|e| bad(&format!("The sign-in request is malformed: {e}.")))?;
@@ -327,8 +327,8 @@ async fn validate(st: &AppState, raw: &[u8]) -> Result<AuthRequest, AuthorizeErr
                 })?,
         ),
     };
-    Ok(AuthRequest {
-        client_id: client.client_id,
+    let req = AuthRequest {
+        client_id: client.client_id.clone(),
         redirect_uri: redirect_uri.to_owned(),
         scopes,
         state: state.clone(),
@@ -339,16 +339,35 @@ async fn validate(st: &AppState, raw: &[u8]) -> Result<AuthRequest, AuthorizeErr
         login_hint: params.get("login_hint").map(str::to_owned),
         hint_sub,
         created_at: st.clock.unix(),
-    })
+    };
+    Ok((req, client))
 }
 
-/// The user is signed in: ask for consent if needed, else issue the code.
+/// The user is signed in (after the login page): ask for consent if needed, else issue the
+/// code.
 pub async fn proceed(
     st: &AppState,
     jar: CookieJar,
     session: Session,
     meta: &ClientMeta,
     req: AuthRequest,
+) -> Result<Response, AuthorizeError> {
+    let client = st
+        .store
+        .client(&req.client_id)
+        .await?
+        .ok_or_else(|| PageError::BadRequest("This app is no longer registered.".into()))?;
+    proceed_with(st, jar, session, meta, req, client).await
+}
+
+/// [`proceed`] with the client as the request found it.
+async fn proceed_with(
+    st: &AppState,
+    jar: CookieJar,
+    session: Session,
+    meta: &ClientMeta,
+    req: AuthRequest,
+    client: Client,
 ) -> Result<Response, AuthorizeError> {
     let user = match &session.user_id {
         Some(id) => st.store.user_by_id(id).await?.filter(|u| !u.disabled),
@@ -372,11 +391,6 @@ pub async fn proceed(
         )
         .await;
     };
-    let client = st
-        .store
-        .client(&req.client_id)
-        .await?
-        .ok_or_else(|| PageError::BadRequest("This app is no longer registered.".into()))?;
     let granted = st.store.consent(&user.id, &client.client_id).await?;
     let covered = granted.is_some_and(|g| req.scopes.iter().all(|s| g.contains(s)));
     if req.prompt.consent || (!client.first_party && !covered) {

@@ -346,31 +346,32 @@ async fn refresh(
     let now = st.clock.unix();
     let hash = hash_secret(token);
     const INVALID: &str = "the refresh token is invalid, expired or revoked";
-    let known = st
+    // The usual case in one statement: this client's live, unused token, marked used.
+    let row = match st
         .store
-        .refresh_token(&hash)
+        .use_refresh_token(&hash, &client.client_id, now)
         .await?
-        .ok_or(TokenError::InvalidGrant(INVALID))?;
-    // A token of another client is refused and left alone (RFC 6749 §6).
-    if known.client_id != client.client_id {
-        return Err(TokenError::InvalidGrant(INVALID));
-    }
-    if known.revoked_at.is_some() || known.family_expires_at <= now {
-        return Err(TokenError::InvalidGrant(INVALID));
-    }
-    let row = match st.store.use_refresh_token(&hash, now).await? {
+    {
         Some(row) => row,
         None => {
-            let fresh = st
+            let known = st
                 .store
                 .refresh_token(&hash)
                 .await?
                 .ok_or(TokenError::InvalidGrant(INVALID))?;
+            // A token of another client is refused and left alone (RFC 6749 §6).
+            if known.client_id != client.client_id
+                || known.revoked_at.is_some()
+                || known.family_expires_at <= now
+            {
+                return Err(TokenError::InvalidGrant(INVALID));
+            }
+            // Used before: a concurrent retry inside the grace window, or a replay.
             let grace = secs(st.config.tokens.refresh_grace);
-            match fresh.used_at {
-                Some(used) if fresh.revoked_at.is_none() && now - used <= grace => fresh,
+            match known.used_at {
+                Some(used) if now - used <= grace => known,
                 _ => {
-                    reuse_detected(st, &fresh, now).await?;
+                    reuse_detected(st, &known, now).await?;
                     return Err(TokenError::InvalidGrant(INVALID));
                 }
             }

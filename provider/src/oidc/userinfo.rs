@@ -71,25 +71,29 @@ async fn respond(st: &AppState, token: &str) -> Result<Response, BearerError> {
         .keys()
         .verify(token, "at+jwt", &st.issuer, &st.issuer, now)
         .map_err(|_| BearerError::InvalidToken("the access token is invalid or expired"))?;
-    // Revocation takes effect at once: the registry is checked on every use.
-    let live = st
-        .store
-        .access_token(&claims.jti)
-        .await?
-        .is_some_and(|t| t.revoked_at.is_none());
-    if !live {
-        return Err(BearerError::InvalidToken("the access token was revoked"));
-    }
+    let revoked = BearerError::InvalidToken("the access token was revoked");
     let scopes: Vec<&str> = claims.scope.split(' ').collect();
     if !scopes.contains(&"openid") {
-        return Err(BearerError::InsufficientScope);
+        // Not a token for userinfo (RFC 6750 §3.1), once it is known to be live.
+        return match st.store.access_token(&claims.jti).await? {
+            Some(t) if t.revoked_at.is_none() => Err(BearerError::InsufficientScope),
+            _ => Err(revoked),
+        };
     }
-    let user = st
+    // Revocation takes effect at once: the registry is checked on every use (with the user,
+    // in the same query).
+    let (revoked_at, user) = st
         .store
-        .user_by_id(&claims.sub)
+        .access_token_user(&claims.jti)
         .await?
-        .filter(|u| !u.disabled)
-        .ok_or(BearerError::InvalidToken("the user is no longer active"))?;
+        .filter(|(_, user)| user.id == claims.sub)
+        .ok_or(revoked)?;
+    if revoked_at.is_some() {
+        return Err(BearerError::InvalidToken("the access token was revoked"));
+    }
+    if user.disabled {
+        return Err(BearerError::InvalidToken("the user is no longer active"));
+    }
     let mut out = Map::new();
     out.insert("sub".into(), json!(user.id));
     if scopes.contains(&"profile") {

@@ -145,20 +145,24 @@ impl Store {
         self.insert(vec![Insert::refresh_token(t)]).await
     }
 
-    /// Marks a refresh token used (rotated) and returns it, at most once under concurrency;
-    /// `None` if it was already used, revoked or unknown (see [`Store::refresh_token`]).
+    /// Marks `client_id`'s refresh token used (rotated) and returns it, at most once under
+    /// concurrency; `None` if it is unknown, another client's, already used, revoked or past
+    /// its family's lifetime (see [`Store::refresh_token`] for which).
     pub async fn use_refresh_token(
         &self,
         token_hash: &str,
+        client_id: &str,
         now: i64,
     ) -> Result<Option<RefreshTokenRow>, sqlx::Error> {
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "UPDATE refresh_tokens SET used_at = $2 \
-             WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL \
+             WHERE token_hash = $1 AND client_id = $3 AND used_at IS NULL \
+             AND revoked_at IS NULL AND family_expires_at > $2 \
              RETURNING {RT_COLUMNS}"
         )))
         .bind(token_hash)
         .bind(now)
+        .bind(client_id)
         .fetch_optional(self.db.write())
         .await
     }

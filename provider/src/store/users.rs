@@ -101,6 +101,29 @@ impl Store {
         Ok(row.map(User::from))
     }
 
+    /// For a bearer of access token `jti`: whether the registry has it revoked, and the user
+    /// it was issued to, in one query. `None` if the registry has no such token with a user.
+    pub async fn access_token_user(
+        &self,
+        jti: &str,
+    ) -> Result<Option<(Option<i64>, User)>, sqlx::Error> {
+        #[derive(FromRow)]
+        struct Row {
+            revoked_at: Option<i64>,
+            #[sqlx(flatten)]
+            user: UserRow,
+        }
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT t.revoked_at, u.id, u.username, u.password_hash, u.name, u.given_name, \
+             u.family_name, u.email, u.email_verified, u.developer, u.disabled, u.updated_at \
+             FROM access_tokens t JOIN users u ON u.id = t.user_id WHERE t.jti = $1",
+        )
+        .bind(jti)
+        .fetch_optional(self.db.read())
+        .await?;
+        Ok(row.map(|r| (r.revoked_at, r.user.into())))
+    }
+
     pub async fn user_by_username(&self, username: &str) -> Result<Option<User>, sqlx::Error> {
         let row: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "{COLUMNS} WHERE username = $1"
