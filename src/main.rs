@@ -160,7 +160,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!();
 
-    tokio::signal::ctrl_c().await?;
+    sessions::shutdown::signal().await;
     println!("stopping…");
     let _ = stop_tx.send(true);
     for task in tasks {

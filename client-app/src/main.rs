@@ -20,9 +20,6 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!(name = %config.name, url = %config.public_url, "client app listening");
     let app = App::new(config, Clock::system()).await?;
-    app.serve(listener, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    app.serve(listener, sessions::shutdown::signal()).await?;
     Ok(())
 }

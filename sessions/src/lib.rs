@@ -28,6 +28,7 @@ pub mod metrics;
 mod model;
 mod redis_store;
 pub mod secret;
+pub mod shutdown;
 mod sql;
 mod store;
 #[cfg(feature = "testing")]
