@@ -82,6 +82,10 @@ struct Args {
     /// Also print the result as one JSON line.
     #[arg(long)]
     json: bool,
+    /// Also print the result as a Markdown table row starting with this label (columns:
+    /// flows/s, p50, p99, provider CPU per flow, provider peak RSS, errors).
+    #[arg(long, value_name = "LABEL")]
+    row: Option<String>,
 }
 
 /// One virtual client: an HTTP connection pool of its own and, for some flows, state.
@@ -506,6 +510,7 @@ async fn main() -> anyhow::Result<()> {
     let idle_rss = args.pid.and_then(rss_kib);
     tokio::time::sleep(args.warmup).await;
     let cpu_before = args.pid.and_then(cpu_time);
+    let own_before = cpu_time(std::process::id());
     measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
     let mut peak_rss = 0;
@@ -518,6 +523,7 @@ async fn main() -> anyhow::Result<()> {
     stop.store(true, Ordering::Relaxed);
     let elapsed = started.elapsed();
     let cpu_after = args.pid.and_then(cpu_time);
+    let own_after = cpu_time(std::process::id());
     let mut latencies = Vec::new();
     for w in workers {
         latencies.extend(w.await??);
@@ -527,6 +533,13 @@ async fn main() -> anyhow::Result<()> {
     let errors = errors.load(Ordering::Relaxed);
     let rate = flows as f64 / elapsed.as_secs_f64();
     let cpu = cpu_before.zip(cpu_after).map(|(a, b)| b.saturating_sub(a));
+    // This tool's own CPU: on a machine it shares with the provider, it is what the provider
+    // did not get.
+    let own = own_before
+        .zip(own_after)
+        .map(|(a, b)| b.saturating_sub(a))
+        .filter(|_| flows > 0)
+        .map(|c| c.as_micros() as f64 / flows as f64 / 1000.0);
 
     let name = format!("{:?}", args.flow).to_lowercase();
     println!("machine      {}", machine());
@@ -556,8 +569,22 @@ async fn main() -> anyhow::Result<()> {
             peak_rss / 1024
         );
     }
+    if let Some(own) = own {
+        println!("load tool    CPU {own:.3} ms per flow");
+    }
     if let Some(e) = first_error.lock().await.as_ref() {
         println!("first error  {e}");
+    }
+    if let Some(label) = &args.row {
+        let cpu = cpu_per_flow_us.map_or_else(|| "n/a".into(), |u| format!("{:.3} ms", u / 1000.0));
+        let rss = args
+            .pid
+            .map_or_else(|| "n/a".into(), |_| format!("{} MiB", peak_rss / 1024));
+        println!(
+            "| {label} | {rate:.0} | {} | {} | {cpu} | {rss} | {errors} |",
+            ms(percentile(&latencies, 50.0)),
+            ms(percentile(&latencies, 99.0)),
+        );
     }
     if args.json {
         let out = serde_json::json!({
@@ -573,6 +600,7 @@ async fn main() -> anyhow::Result<()> {
             "p99_ms": percentile(&latencies, 99.0) as f64 / 1000.0,
             "max_ms": latencies.last().copied().unwrap_or(0) as f64 / 1000.0,
             "cpu_ms_per_flow": cpu_per_flow_us.map(|u| u / 1000.0),
+            "load_tool_cpu_ms_per_flow": own,
             "rss_idle_mib": idle_rss.map(|k| k / 1024),
             "rss_peak_mib": args.pid.map(|_| peak_rss / 1024),
         });
