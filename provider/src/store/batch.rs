@@ -121,6 +121,14 @@ async fn run(db: Db, mut queue: mpsc::Receiver<Job>) {
                     let _ = job.done.send(Err(e));
                 }
             }
+            // The database is out of reach: every job fails at once the same way (each would
+            // only wait out its own timeout), as a 503 to its caller.
+            Err(e) if sessions::sql_unavailable(&e) => {
+                tracing::warn!(error = %e, jobs = batch.len(), "batched insert: database unavailable");
+                for job in batch.drain(..) {
+                    let _ = job.done.send(Err(sqlx::Error::PoolTimedOut));
+                }
+            }
             // Someone's row was refused: each job on its own, so only that one fails.
             Err(_) => {
                 for job in batch.drain(..) {
@@ -282,6 +290,31 @@ mod tests {
         // The tail applies: a duplicate key in `t` is ignored, not an error.
         batcher.insert(vec![t("good", 3)]).await.unwrap();
         assert_eq!(count(&db, "t").await, 1);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_database_fails_every_waiting_job_at_once() {
+        let (_dir, db) = db().await;
+        let batcher = Batcher::spawn(db.clone());
+        // The one writer connection is taken: every batch waits out the pool's one-second
+        // acquire timeout.
+        let held = db.write().acquire().await.unwrap();
+        let started = std::time::Instant::now();
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let b = batcher.clone();
+            tasks.push(tokio::spawn(async move {
+                b.insert(vec![u(&format!("x{i}"))]).await
+            }));
+        }
+        for task in tasks {
+            let e = task.await.unwrap().unwrap_err();
+            assert!(sessions::sql_unavailable(&e), "{e}");
+        }
+        // One or two batches' timeouts, not one per job.
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        drop(held);
+        batcher.insert(vec![u("after")]).await.unwrap();
     }
 
     #[test]
