@@ -71,20 +71,28 @@ start() {
 stop() { kill -TERM "$pid"; wait "$pid" || true; }
 
 rss() { awk '/VmRSS/ { printf "%d MiB", $2 / 1024 }' "/proc/$pid/status"; }
+# Idle: 30 s with a request a second (as health checks would make). mimalloc hands freed
+# memory back to the system a second or more after the fact, on a later allocation.
+idle() {
+  for _ in $(seq 1 30); do
+    curl -fs http://127.0.0.1:4000/.well-known/openid-configuration >/dev/null; sleep 1
+  done
+  rss
+}
 start
 idle_start=$(rss)
+# Warm-up: a few seconds of every flow at low concurrency, then idle.
+for flow in discovery jwks userinfo client-credentials refresh sso login; do
+  "$bin/load" "$flow" --concurrency 4 --duration 2s --warmup 1s >/dev/null
+done
+idle_warm=$(idle)
 for flow in discovery jwks userinfo client-credentials refresh sso login; do
   echo >&2; echo "== $flow (App A's ID tokens: RS256)" >&2
   label="\`$flow\`"
   case "$flow" in refresh|sso) label="$label (RS256)" ;; esac
   run "$flow" "$label"
 done
-# Idle after the load, with a request a second (as health checks would make): mimalloc hands
-# freed memory back to the system a second after the fact, on some later allocation.
-for _ in 1 2 3 4 5; do
-  curl -fs http://127.0.0.1:4000/.well-known/openid-configuration >/dev/null; sleep 1
-done
-idle_end=$(rss)
+idle_end=$(idle)
 stop
 
 # Refresh and single sign-on again with ES256 ID tokens.
@@ -98,11 +106,11 @@ stop
 
 echo
 echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; $backend;" \
-  "$concurrency clients, $duration per flow; provider RSS $idle_start at start, $idle_end idle" \
-  "after the runs"
+  "$concurrency clients, $duration per flow; provider RSS $idle_start at start, $idle_warm idle" \
+  "after warm-up, $idle_end idle after the runs"
 echo
-echo "| flow | flows/s | p50 | p99 | provider CPU per flow | provider peak RSS | errors |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+echo "| flow | flows/s | p50 | p99 | provider CPU per flow | load tool CPU per flow | provider peak RSS | errors |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 cat "$rows"
 echo
 echo "logs and data: $dir"

@@ -83,7 +83,8 @@ struct Args {
     #[arg(long)]
     json: bool,
     /// Also print the result as a Markdown table row starting with this label (columns:
-    /// flows/s, p50, p99, provider CPU per flow, provider peak RSS, errors).
+    /// flows/s, p50, p99, provider CPU per flow, this tool's CPU per flow, provider peak RSS,
+    /// errors).
     #[arg(long, value_name = "LABEL")]
     row: Option<String>,
 }
@@ -580,8 +581,9 @@ async fn main() -> anyhow::Result<()> {
         let rss = args
             .pid
             .map_or_else(|| "n/a".into(), |_| format!("{} MiB", peak_rss / 1024));
+        let own = own.map_or_else(|| "n/a".into(), |o| format!("{o:.3} ms"));
         println!(
-            "| {label} | {rate:.0} | {} | {} | {cpu} | {rss} | {errors} |",
+            "| {label} | {rate:.0} | {} | {} | {cpu} | {own} | {rss} | {errors} |",
             ms(percentile(&latencies, 50.0)),
             ms(percentile(&latencies, 99.0)),
         );
