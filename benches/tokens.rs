@@ -8,7 +8,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use provider::keys::{Alg, Keys, generate};
-use provider::store::{AuthCode, Redeemed, RefreshTokenRow, Store};
+use provider::store::{AuthCode, Insert, Redeemed, RefreshTokenRow, Store};
 use sessions::secret::{hash_secret, random_token};
 use sessions::testing::TestPostgres;
 use std::hint::black_box;
@@ -116,7 +116,10 @@ fn store_paths(c: &mut Criterion) {
                     auth_time: now,
                     expires_at: now + 60,
                 };
-                store.insert_auth_code(&hash, &code, now).await.unwrap();
+                store
+                    .insert(vec![Insert::auth_code(&hash, &code, now)])
+                    .await
+                    .unwrap();
                 let r = store.redeem_auth_code(&hash, now).await.unwrap();
                 assert!(matches!(r, Redeemed::Fresh(_)));
             })
@@ -136,7 +139,7 @@ fn store_paths(c: &mut Criterion) {
             used_at: None,
             revoked_at: None,
         };
-        rt.block_on(store.insert_refresh_token(&row(first.clone())))
+        rt.block_on(store.insert(vec![Insert::refresh_token(&row(first.clone()))]))
             .unwrap();
         let current = std::sync::Mutex::new(first);
         g.bench_function(format!("{name}/refresh_rotation"), |b| {
@@ -149,7 +152,7 @@ fn store_paths(c: &mut Criterion) {
                 assert!(used.is_some());
                 let next = hash_secret(&random_token().unwrap());
                 store
-                    .insert_refresh_token(&row(next.clone()))
+                    .insert(vec![Insert::refresh_token(&row(next.clone()))])
                     .await
                     .unwrap();
                 *current.lock().unwrap() = next;

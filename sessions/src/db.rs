@@ -71,12 +71,6 @@ impl Db {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
     }
-
-    /// Closes both pools.
-    pub async fn close(&self) {
-        self.write.close().await;
-        self.read.close().await;
-    }
 }
 
 fn is_sqlite(url: &str) -> bool {

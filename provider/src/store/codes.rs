@@ -102,16 +102,6 @@ impl Insert {
 }
 
 impl Store {
-    pub async fn insert_auth_code(
-        &self,
-        code_hash: &str,
-        c: &AuthCode,
-        now: i64,
-    ) -> Result<(), sqlx::Error> {
-        self.insert(vec![Insert::auth_code(code_hash, c, now)])
-            .await
-    }
-
     /// Marks the code used and returns it, at most once even under concurrent requests (one
     /// `UPDATE … WHERE used_at IS NULL … RETURNING`).
     pub async fn redeem_auth_code(

@@ -141,10 +141,6 @@ impl Store {
         Ok(rows.into_iter().map(|(g,)| g).collect())
     }
 
-    pub async fn insert_refresh_token(&self, t: &RefreshTokenRow) -> Result<(), sqlx::Error> {
-        self.insert(vec![Insert::refresh_token(t)]).await
-    }
-
     /// Marks `client_id`'s refresh token used (rotated) and returns it, at most once under
     /// concurrency; `None` if it is unknown, another client's, already used, revoked or past
     /// its family's lifetime (see [`Store::refresh_token`] for which).
