@@ -82,15 +82,12 @@ async fn respond(st: &AppState, token: &str) -> Result<Response, BearerError> {
     }
     // Revocation takes effect at once: the registry is checked on every use (with the user,
     // in the same query).
-    let (revoked_at, user) = st
+    let (_, user) = st
         .store
         .access_token_user(&claims.jti)
         .await?
-        .filter(|(_, user)| user.id == claims.sub)
+        .filter(|(revoked_at, user)| revoked_at.is_none() && user.id == claims.sub)
         .ok_or(revoked)?;
-    if revoked_at.is_some() {
-        return Err(BearerError::InvalidToken("the access token was revoked"));
-    }
     if user.disabled {
         return Err(BearerError::InvalidToken("the user is no longer active"));
     }

@@ -31,12 +31,6 @@ pub(super) enum Val {
     Int(Option<i64>),
 }
 
-impl From<String> for Val {
-    fn from(v: String) -> Self {
-        Self::Text(Some(v))
-    }
-}
-
 impl From<&str> for Val {
     fn from(v: &str) -> Self {
         Self::Text(Some(v.to_owned()))
