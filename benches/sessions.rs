@@ -7,11 +7,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use infra::testing::TestPostgres;
+use infra::{Clock, Db};
 use provider::keys::{Alg, Keys, generate};
-use sessions::testing::{TestPostgres, TestRedis};
+use sessions::testing::TestRedis;
 use sessions::{
-    Clock, Db, MemoryStore, NewSession, RedisStore, SessionId, SessionPolicy, SessionStore,
-    Sessions, SqlStore,
+    MemoryStore, NewSession, RedisStore, SessionId, SessionPolicy, SessionStore, Sessions, SqlStore,
 };
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,10 +7,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use infra::secret::{hash_secret, random_token};
+use infra::testing::TestPostgres;
 use provider::keys::{Alg, Keys, generate};
 use provider::store::{AuthCode, Insert, Redeemed, RefreshTokenRow, Store};
-use sessions::secret::{hash_secret, random_token};
-use sessions::testing::TestPostgres;
 use std::hint::black_box;
 
 /// Claims the size of a real ID token.

@@ -6,8 +6,8 @@
 use anyhow::Context;
 use clap::Parser;
 use figment::providers::Serialized;
+use infra::Clock;
 use provider::store::{AuthMethod, NewClient, NewUser, Store};
-use sessions::Clock;
 use std::path::{Path, PathBuf};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -160,7 +160,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!();
 
-    sessions::shutdown::signal().await;
+    infra::shutdown::signal().await;
     println!("stopping…");
     let _ = stop_tx.send(true);
     for task in tasks {
@@ -204,7 +204,7 @@ async fn seed(store: Store, apps: &[client_app::Config], now: i64) -> anyhow::Re
             .upsert_client(
                 &NewClient {
                     client_id: config.client_id.clone(),
-                    secret_hash: Some(sessions::secret::hash_secret(&config.client_secret.0)),
+                    secret_hash: Some(infra::secret::hash_secret(&config.client_secret.0)),
                     name: config.name.clone(),
                     redirect_uris: vec![config.redirect_uri()],
                     post_logout_redirect_uris: vec![format!("{base}/")],
@@ -226,7 +226,7 @@ async fn seed(store: Store, apps: &[client_app::Config], now: i64) -> anyhow::Re
         .upsert_client(
             &NewClient {
                 client_id: "demo-service".into(),
-                secret_hash: Some(sessions::secret::hash_secret("demo-service-secret")),
+                secret_hash: Some(infra::secret::hash_secret("demo-service-secret")),
                 name: "Demo service".into(),
                 redirect_uris: vec![],
                 post_logout_redirect_uris: vec![],

@@ -3,9 +3,9 @@
 
 use figment::Figment;
 use figment::providers::Serialized;
+use infra::config::duration;
 use serde::{Deserialize, Serialize};
 use sessions::SessionConfig;
-use sessions::config::duration;
 use std::net::SocketAddr;
 use std::time::Duration;
 use url::Url;
@@ -91,7 +91,7 @@ impl Config {
 
     /// Like [`Config::figment`] with `base` over the defaults; file and environment still win.
     pub fn figment_over(base: impl figment::Provider) -> Figment {
-        sessions::config::layered(Self::default(), base, "client-app.toml", "CLIENT_APP_")
+        infra::config::layered(Self::default(), base, "client-app.toml", "CLIENT_APP_")
     }
 
     pub fn load(figment: &Figment) -> anyhow::Result<Self> {

@@ -1,8 +1,8 @@
-//! The app's HTTP client for the provider: the shared outbound policy (`sessions::http`), and
+//! The app's HTTP client for the provider: the shared outbound policy (`infra::http`), and
 //! an adapter that lets openidconnect use reqwest 0.13 (its own `reqwest` feature would pull in
 //! reqwest 0.12 as well).
 
-pub use sessions::http::{LocalhostResolver, client_builder, is_localhost};
+pub use infra::http::{LocalhostResolver, client_builder, is_localhost};
 
 use openidconnect::{AsyncHttpClient, HttpClientError, HttpRequest, HttpResponse};
 use std::future::Future;

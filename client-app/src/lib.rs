@@ -13,7 +13,8 @@ pub use config::Config;
 use anyhow::Context;
 use axum::Router;
 use axum::routing::{get, post};
-use sessions::{Clock, CookiePolicy, Sessions, SqlStore};
+use infra::Clock;
+use sessions::{CookiePolicy, Sessions, SqlStore};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -42,10 +43,10 @@ impl App {
     /// Opens the session store and discovers the provider (retrying while it starts).
     pub async fn new(config: Config, clock: Clock) -> anyhow::Result<Self> {
         config.validate()?;
-        sessions::metrics::install();
+        infra::metrics::install();
         let db = match config.session.store {
             sessions::SessionBackend::Sql => {
-                let db = sessions::Db::connect(&config.database_url, 4)
+                let db = infra::Db::connect(&config.database_url, 4)
                     .await
                     .context("cannot open the app database (database_url)")?;
                 SqlStore::new(db.clone())
@@ -97,9 +98,9 @@ impl App {
             .route("/login", get(pages::start_login))
             .route("/callback", get(pages::finish_login))
             .route("/me", get(pages::show_me))
-            .route("/healthz", get(sessions::health::alive))
+            .route("/healthz", get(infra::health::alive))
             .route("/readyz", get(pages::readiness))
-            .route("/metrics", get(sessions::metrics::render))
+            .route("/metrics", get(infra::metrics::render))
             .route("/logout", post(pages::logout))
             .route("/logout/everywhere", post(pages::logout_everywhere))
             .route("/backchannel-logout", post(pages::backchannel_logout))
@@ -124,7 +125,7 @@ impl App {
                 header::REFERRER_POLICY,
                 HeaderValue::from_static("no-referrer"),
             ))
-            .layer(axum::middleware::from_fn(sessions::metrics::track))
+            .layer(axum::middleware::from_fn(infra::metrics::track))
             .layer(tower_http::trace::TraceLayer::new_for_http())
             .with_state(self.state.clone())
     }

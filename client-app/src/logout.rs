@@ -7,10 +7,10 @@
 //! token is accepted once. The replay cache lives in this process: a fleet of app instances
 //! behind a load balancer would share it in its session store instead.
 
+use infra::Clock;
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use sessions::Clock;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! (configuration: client-app.toml and CLIENT_APP_… variables).
 
 use client_app::{App, Config};
-use sessions::Clock;
+use infra::Clock;
 
 /// The same allocator as the provider (see `provider/src/main.rs`).
 #[global_allocator]
@@ -20,6 +20,6 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!(name = %config.name, url = %config.public_url, "client app listening");
     let app = App::new(config, Clock::system()).await?;
-    app.serve(listener, sessions::shutdown::signal()).await?;
+    app.serve(listener, infra::shutdown::signal()).await?;
     Ok(())
 }

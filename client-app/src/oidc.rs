@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::http::OidcHttp;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use infra::Clock;
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthenticationFlow, CoreClaimName, CoreClaimType, CoreClient,
     CoreClientAuthMethod, CoreGrantType, CoreIdToken, CoreIdTokenClaims, CoreJsonWebKey,
@@ -19,7 +20,6 @@ use openidconnect::{
     TokenResponse,
 };
 use serde::{Deserialize, Serialize};
-use sessions::Clock;
 use std::sync::Arc;
 use std::time::Duration;
 

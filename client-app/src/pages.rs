@@ -10,7 +10,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
-use sessions::secret::ct_eq;
+use infra::secret::ct_eq;
 use sessions::{EndCause, NewSession, Session};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -459,7 +459,7 @@ pub(crate) async fn logout_everywhere(State(st): Shared, jar: CookieJar, body: B
     let (Some(endpoint), Some(user)) = (st.oidc.end_session_endpoint.clone(), user) else {
         return (jar, no_store(), Redirect::to("/")).into_response();
     };
-    let state = match sessions::secret::random_handle() {
+    let state = match infra::secret::random_handle() {
         Ok(s) => s,
         Err(e) => return internal(&st, e),
     };
@@ -526,6 +526,6 @@ pub(crate) async fn backchannel_logout(
 
 /// `GET /readyz`: the app's session store answers.
 pub(crate) async fn readiness(State(st): Shared) -> Response {
-    use sessions::health::{check, report};
+    use infra::health::{check, report};
     report(&[("sessions", check(st.sessions.ping()).await)])
 }

@@ -9,7 +9,8 @@ use axum::Router;
 use axum::extract::connect_info::ConnectInfo;
 use axum::routing::get;
 use axum_extra::extract::cookie::CookieJar;
-use sessions::{Clock, CookiePolicy, NewSession, Session, Sessions, StoreError};
+use infra::Clock;
+use sessions::{CookiePolicy, NewSession, Session, Sessions, StoreError};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -199,7 +200,7 @@ impl AppState {
 async fn readiness(
     axum::extract::State(st): axum::extract::State<SharedState>,
 ) -> axum::response::Response {
-    use sessions::health::{check, report};
+    use infra::health::{check, report};
     let (database, sessions) = tokio::join!(check(st.store.ping()), check(st.sessions.ping()));
     report(&[("database", database), ("sessions", sessions)])
 }
@@ -213,14 +214,14 @@ impl App {
     /// Connects to the store, runs migrations, loads (or creates) signing keys.
     pub async fn new(config: Config, clock: Clock) -> anyhow::Result<Self> {
         config.validate()?;
-        sessions::metrics::install();
+        infra::metrics::install();
         let store = Store::connect(&config.database_url)
             .await
             .with_context(|| "cannot open the database (database_url)".to_owned())?;
         store.migrate().await.context("database migration failed")?;
         // Instances starting together on an empty database must not each generate their own
         // first keys: key creation happens under a short lease, one instance at a time.
-        let instance_id = sessions::secret::random_handle()?;
+        let instance_id = infra::secret::random_handle()?;
         let mut waited = 0;
         while !store
             .try_lease("key-setup", &instance_id, clock.unix(), 10)
@@ -245,10 +246,10 @@ impl App {
             &config.issuer,
             config.cookie.allow_insecure_http,
         );
-        let decoy_password = sessions::secret::random_token()?;
+        let decoy_password = infra::secret::random_token()?;
         let decoy_hash = account::password::hash(decoy_password).await?;
         let issuer = config.issuer_str();
-        let http = sessions::http::client_builder().build()?;
+        let http = infra::http::client_builder().build()?;
         let state = AppState {
             config,
             issuer,
@@ -280,12 +281,12 @@ impl App {
             .merge(crate::developer::routes())
             .merge(account::routes())
             .route("/static/style.css", get(web::stylesheet))
-            .route("/healthz", get(sessions::health::alive))
+            .route("/healthz", get(infra::health::alive))
             .route("/readyz", get(readiness))
-            .route("/metrics", get(sessions::metrics::render))
+            .route("/metrics", get(infra::metrics::render))
             .fallback(|| async { web::PageError::NotFound("There is no page here.".into()) })
             .layer(axum::middleware::from_fn(crate::audit::middleware))
-            .layer(axum::middleware::from_fn(sessions::metrics::track))
+            .layer(axum::middleware::from_fn(infra::metrics::track))
             .layer(web::security_headers())
             .layer(axum::extract::DefaultBodyLimit::max(
                 self.state.config.limits.max_body_bytes,

@@ -16,7 +16,7 @@ use crate::store::{AuditRow, Insert, Store};
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
-use sessions::Clock;
+use infra::Clock;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 /// What happened.
@@ -176,7 +176,7 @@ pub fn prepare(at_us: i64, event: Event) -> AuditRow {
     let at_us = stamp(at_us);
     let ctx = context();
     AuditRow {
-        id: match sessions::secret::random_handle() {
+        id: match infra::secret::random_handle() {
             Ok(h) => h,
             Err(_) => format!("{at_us:x}"),
         },

@@ -6,7 +6,7 @@ use crate::registration::{self, ClientMetadata, Registrant};
 use crate::store::{Client, Store};
 use crate::{App, Config};
 use clap::{Parser, Subcommand};
-use sessions::Clock;
+use infra::Clock;
 use std::io::{BufRead, Write};
 
 /// Where a command reads its input (passwords) and writes its output.
@@ -262,7 +262,7 @@ pub async fn run(cli: Cli, mut config: Config, io: &mut Io<'_>) -> anyhow::Resul
             let listener = tokio::net::TcpListener::bind(config.listen).await?;
             tracing::info!(issuer = %config.issuer, listen = %config.listen, "provider listening");
             let app = App::new(config, Clock::system()).await?;
-            app.serve(listener, sessions::shutdown::signal()).await?;
+            app.serve(listener, infra::shutdown::signal()).await?;
         }
         Command::Migrate => {
             let store = Store::connect(&config.database_url).await?;

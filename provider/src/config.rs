@@ -3,8 +3,8 @@
 
 use figment::Figment;
 use figment::providers::Serialized;
+use infra::config::duration;
 use serde::{Deserialize, Serialize};
-use sessions::config::duration;
 pub use sessions::{SessionBackend, SessionConfig};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -178,7 +178,7 @@ impl Config {
     /// Like [`Config::figment`], with `base` (for instance the demo's settings) instead of the
     /// built-in defaults; the file and the environment still win.
     pub fn figment_over(base: impl figment::Provider) -> Figment {
-        sessions::config::layered(Self::default(), base, "provider.toml", "PROVIDER_")
+        infra::config::layered(Self::default(), base, "provider.toml", "PROVIDER_")
     }
 
     /// Reads and checks the configuration.

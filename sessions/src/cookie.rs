@@ -2,7 +2,7 @@
 //! `Secure` and the `__Host-` prefix whenever the public URL is https. The removal cookie
 //! carries the same name and attributes, so a browser matches and deletes it.
 
-use crate::secret::SessionId;
+use crate::id::SessionId;
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 
 /// Name and attributes of one app's session cookie.

@@ -2,7 +2,7 @@
 //! relying party (its local session).
 //!
 //! Why our own crate and not `tower-sessions`: its store crates still pin sqlx 0.8 and
-//! tower-sessions-core 0.14 (see DESIGN.md), and the behaviour we need goes beyond a key-value
+//! tower-sessions-core 0.14, and the behaviour we need goes beyond a key-value
 //! bag: a public handle (the OIDC `sid`) that survives id regeneration, indexes by user and by an
 //! external key, expiry enforced in the store query itself, a bounded touch rate, and every
 //! session end reported as an event.
@@ -13,34 +13,30 @@
 //! - Backends: [`MemoryStore`] (one process, lost on restart), [`SqlStore`] (SQLite or
 //!   PostgreSQL through a [`Db`]) and [`RedisStore`].
 //! - [`CookiePolicy`]: the session cookie's name and attributes, in one place.
+//! - [`SessionId`]: the secret the cookie carries, never logged, stored only as its hash.
 //! - CSRF: every session carries a token ([`Session::csrf_token`]) checked in constant time by
 //!   [`Session::verify_csrf`].
-//! - [`Clock`]: injected time, so expiry is tested without sleeping.
+//! - [`SessionConfig`]: the session settings both servers read.
+//!
+//! Time comes from the injected `infra::Clock`, so expiry is tested without sleeping; the SQL
+//! backend runs on the `infra::Db` of the program that uses it.
 
-mod clock;
 pub mod config;
 mod cookie;
-mod db;
-pub mod health;
-pub mod http;
+mod id;
 mod memory;
-pub mod metrics;
 mod model;
 mod redis_store;
-pub mod secret;
-pub mod shutdown;
 mod sql;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use clock::Clock;
 pub use config::{SessionBackend, SessionConfig};
 pub use cookie::CookiePolicy;
-pub use db::Db;
+pub use id::SessionId;
 pub use memory::MemoryStore;
 pub use model::{EndCause, NewSession, Session, SessionEnd, SessionPolicy, StoredSession};
 pub use redis_store::RedisStore;
-pub use secret::SessionId;
 pub use sql::SqlStore;
-pub use store::{SessionInfo, SessionStore, Sessions, StoreError, sql_unavailable};
+pub use store::{SessionInfo, SessionStore, Sessions, StoreError};

@@ -1,6 +1,7 @@
 //! The session as the rules see it ([`Session`]) and as a backend stores it ([`StoredSession`]).
 
-use crate::secret::{SessionId, ct_eq};
+use crate::id::SessionId;
+use infra::secret::ct_eq;
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -40,9 +41,7 @@ impl SessionPolicy {
     }
 }
 
-fn secs(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
-}
+use infra::secs;
 
 /// What a new session starts with.
 #[derive(Clone, Debug, Default)]

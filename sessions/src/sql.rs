@@ -2,10 +2,10 @@
 //! portable SQL string per operation. Expiry is part of every read's `WHERE`, so an expired
 //! row is never returned even before the sweeper deletes it.
 
-use crate::db::Db;
 use crate::model::StoredSession;
 use crate::store::{SessionStore, StoreError};
 use async_trait::async_trait;
+use infra::Db;
 use sqlx::FromRow;
 
 /// Sessions in the `sessions` table (see `migrations/sessions/`).

@@ -1,9 +1,10 @@
 //! The [`SessionStore`] backend contract and [`Sessions`], the rules every backend shares.
 
-use crate::clock::Clock;
+use crate::id::SessionId;
 use crate::model::{EndCause, NewSession, Session, SessionEnd, SessionPolicy, StoredSession};
-use crate::secret::{RandomError, SessionId, random_handle, random_token};
 use async_trait::async_trait;
+use infra::Clock;
+use infra::secret::{RandomError, random_handle, random_token};
 use std::sync::Arc;
 use time::OffsetDateTime;
 
@@ -25,7 +26,7 @@ impl StoreError {
     /// bad data: the caller answers 503 and the request can be retried.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            Self::Sql(e) => sql_unavailable(e),
+            Self::Sql(e) => infra::sql_unavailable(e),
             Self::Redis(e) => {
                 e.is_io_error()
                     || e.is_timeout()
@@ -35,17 +36,6 @@ impl StoreError {
             Self::Random(_) | Self::Data(_) => false,
         }
     }
-}
-
-/// Whether a database error means "unreachable": no connection in time, or the connection broke.
-pub fn sql_unavailable(e: &sqlx::Error) -> bool {
-    matches!(
-        e,
-        sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::WorkerCrashed
-    )
 }
 
 /// Storage primitives. Each backend keys sessions on the SHA-256 of their id, keeps the public

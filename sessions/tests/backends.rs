@@ -5,10 +5,12 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use sessions::testing::{TestPostgres, TestRedis};
+use infra::testing::TestPostgres;
+use infra::{Clock, Db};
+use sessions::testing::TestRedis;
 use sessions::{
-    Clock, Db, EndCause, MemoryStore, NewSession, RedisStore, SessionId, SessionPolicy,
-    SessionStore, Sessions, SqlStore,
+    EndCause, MemoryStore, NewSession, RedisStore, SessionId, SessionPolicy, SessionStore,
+    Sessions, SqlStore,
 };
 use std::sync::Arc;
 use std::time::Duration;

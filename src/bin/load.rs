@@ -100,7 +100,7 @@ struct Client {
 
 /// A PKCE verifier (256 random bits) and its S256 challenge.
 fn pkce() -> anyhow::Result<(String, String)> {
-    let verifier = sessions::secret::random_token().map_err(|e| anyhow!("no randomness: {e}"))?;
+    let verifier = infra::secret::random_token().map_err(|e| anyhow!("no randomness: {e}"))?;
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
     Ok((verifier, challenge))
 }
@@ -116,7 +116,7 @@ fn hidden(html: &str, name: &str) -> Option<String> {
 impl Client {
     fn new(args: Arc<Args>) -> anyhow::Result<Self> {
         Ok(Self {
-            http: sessions::http::client_builder().build()?,
+            http: infra::http::client_builder().build()?,
             args,
             cookies: BTreeMap::new(),
             refresh_token: None,

@@ -11,7 +11,7 @@
 //! A successful sign-in clears its account's count.
 
 use crate::store::Store;
-use sessions::secret::hash_secret;
+use infra::secret::hash_secret;
 
 /// The counting window.
 const WINDOW: i64 = 3600;

@@ -40,7 +40,7 @@ pub fn logout_token(
     sub: &str,
     now: i64,
 ) -> Result<String, KeyError> {
-    let jti = sessions::secret::random_handle().map_err(|_| KeyError::Crypto)?;
+    let jti = infra::secret::random_handle().map_err(|_| KeyError::Crypto)?;
     let claims = LogoutClaims {
         iss: &st.issuer,
         aud: client_id,

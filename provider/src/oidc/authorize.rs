@@ -14,8 +14,8 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
+use infra::secret::{hash_secret, random_handle, random_token};
 use serde::{Deserialize, Serialize};
-use sessions::secret::{hash_secret, random_handle, random_token};
 use sessions::{EndCause, Session};
 
 /// Pending requests are kept this long, and at most this many per browser.
@@ -474,7 +474,7 @@ fn stash(
     session: &mut Session,
     req: &AuthRequest,
     now: i64,
-) -> Result<String, sessions::secret::RandomError> {
+) -> Result<String, infra::secret::RandomError> {
     let id = random_handle()?;
     let mut pending: Vec<(String, AuthRequest)> = pending_list(session)
         .into_iter()

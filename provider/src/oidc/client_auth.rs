@@ -10,9 +10,9 @@ use crate::web::Params;
 use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use infra::secret::{ct_eq, hash_secret};
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use sessions::secret::{ct_eq, hash_secret};
 
 /// RFC 7523 §2.2 `client_assertion_type`.
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

@@ -117,7 +117,7 @@ pub enum TokenError {
 
 impl From<sqlx::Error> for TokenError {
     fn from(e: sqlx::Error) -> Self {
-        if sessions::sql_unavailable(&e) {
+        if infra::sql_unavailable(&e) {
             crate::web::unreachable_store(&e);
             return Self::Unavailable;
         }
@@ -191,7 +191,7 @@ pub enum BearerError {
 
 impl From<sqlx::Error> for BearerError {
     fn from(e: sqlx::Error) -> Self {
-        if sessions::sql_unavailable(&e) {
+        if infra::sql_unavailable(&e) {
             crate::web::unreachable_store(&e);
             return Self::Unavailable;
         }

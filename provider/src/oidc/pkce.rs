@@ -22,7 +22,7 @@ pub(super) fn verify_s256(verifier: &str, challenge: &str) -> bool {
         return false;
     }
     let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    sessions::secret::ct_eq(&computed, challenge)
+    infra::secret::ct_eq(&computed, challenge)
 }
 
 #[cfg(test)]

@@ -15,8 +15,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use infra::secret::hash_secret;
 use serde_json::{Value, json};
-use sessions::secret::hash_secret;
 
 /// A presented token, found and belonging to the calling client.
 enum Found {

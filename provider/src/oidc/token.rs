@@ -15,8 +15,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use infra::secret::{hash_secret, random_handle, random_token};
 use serde::{Deserialize, Serialize};
-use sessions::secret::{hash_secret, random_handle, random_token};
 
 /// RFC 9068 §2.2 access token claims.
 #[derive(Debug, Serialize, Deserialize)]

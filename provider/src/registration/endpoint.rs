@@ -15,8 +15,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use infra::secret::{ct_eq, hash_secret};
 use serde_json::{Map, Value};
-use sessions::secret::{ct_eq, hash_secret};
 
 pub fn routes() -> Router<SharedState> {
     Router::new()

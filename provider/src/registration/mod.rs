@@ -16,7 +16,7 @@ pub use metadata::{ClientMetadata, ErrorCode, MetadataError, ValidMetadata};
 
 use crate::audit::{Event, Kind};
 use crate::store::{Client, NewClient, Store};
-use sessions::secret::{hash_secret, random_token};
+use infra::secret::{hash_secret, random_token};
 
 pub mod paths {
     /// RFC 7591 §3 registration endpoint; `/register/{client_id}` is the RFC 7592

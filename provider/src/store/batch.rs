@@ -13,7 +13,7 @@
 //! Written here because sqlx has no batching of its own; the SQL stays portable (multi-row
 //! `VALUES` works on SQLite and PostgreSQL alike).
 
-use sessions::Db;
+use infra::Db;
 use std::fmt::Write as _;
 use tokio::sync::{mpsc, oneshot};
 
@@ -117,7 +117,7 @@ async fn run(db: Db, mut queue: mpsc::Receiver<Job>) {
             }
             // The database is out of reach: every job fails at once the same way (each would
             // only wait out its own timeout), as a 503 to its caller.
-            Err(e) if sessions::sql_unavailable(&e) => {
+            Err(e) if infra::sql_unavailable(&e) => {
                 tracing::warn!(error = %e, jobs = batch.len(), "batched insert: database unavailable");
                 for job in batch.drain(..) {
                     let _ = job.done.send(Err(sqlx::Error::PoolTimedOut));
@@ -303,7 +303,7 @@ mod tests {
         }
         for task in tasks {
             let e = task.await.unwrap().unwrap_err();
-            assert!(sessions::sql_unavailable(&e), "{e}");
+            assert!(infra::sql_unavailable(&e), "{e}");
         }
         // One or two batches' timeouts, not one per job.
         assert!(started.elapsed() < std::time::Duration::from_secs(5));

@@ -22,7 +22,7 @@ pub use logout::Delivery;
 pub use tokens::{AccessTokenRow, RefreshTokenRow};
 pub use users::{NewUser, User};
 
-use sessions::Db;
+use infra::Db;
 
 /// Handle to the provider database. Cheap to clone.
 #[derive(Clone)]

@@ -51,7 +51,7 @@ impl PageError {
 
 impl From<sqlx::Error> for PageError {
     fn from(e: sqlx::Error) -> Self {
-        if sessions::sql_unavailable(&e) {
+        if infra::sql_unavailable(&e) {
             unreachable_store(&e);
             return Self::Unavailable;
         }

@@ -2,7 +2,7 @@
 //! registration), per client and per address, in memory.
 //!
 //! Written here rather than taken from `governor`/`tower_governor` because the limits must
-//! follow the provider's injected [`sessions::Clock`] (so that tests move time instead of
+//! follow the provider's injected [`infra::Clock`] (so that tests move time instead of
 //! sleeping) and be keyed by the *authenticated* client, which only the handler knows:
 //! counting a client before its credentials are checked would let anyone spend another
 //! client's budget by sending its `client_id`.

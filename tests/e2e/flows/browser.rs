@@ -331,7 +331,7 @@ async fn a_developer_registers_an_app_with_the_keyboard_alone() {
     assert_eq!(stored.redirect_uris, ["https://keyboard.example/callback"]);
     assert_eq!(
         stored.secret_hash.as_deref(),
-        Some(sessions::secret::hash_secret(&secret).as_str())
+        Some(infra::secret::hash_secret(&secret).as_str())
     );
     chrome.tab_to("to-app").await;
     chrome.press(Key::Enter).await;

@@ -3,7 +3,8 @@
 
 use super::{me, sign_in};
 use crate::harness::{ALICE, Browser, Options, Stack, param, spawn_with};
-use sessions::testing::{TestPostgres, TestRedis};
+use infra::testing::TestPostgres;
+use sessions::testing::TestRedis;
 use std::time::Duration;
 
 /// A stack on PostgreSQL + Redis with a second provider instance, or `None` (skipped).
@@ -195,7 +196,7 @@ async fn both_instances_restarted_lose_nothing() {
 #[tokio::test]
 async fn one_instance_at_a_time_does_the_maintenance() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = sessions::Clock::system();
+    let clock = infra::Clock::system();
     let config = provider::Config {
         database_url: format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display()),
         ..provider::Config::default()
@@ -229,7 +230,7 @@ async fn two_instances_may_start_at_once_on_an_empty_database() {
     let Some(db) = TestPostgres::create("two instances starting at once (PostgreSQL)").await else {
         return;
     };
-    let clock = sessions::Clock::system();
+    let clock = infra::Clock::system();
     let config = provider::Config {
         database_url: db.url.clone(),
         ..provider::Config::default()

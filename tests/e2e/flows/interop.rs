@@ -17,7 +17,7 @@ async fn openid_client_completes_code_flow_userinfo_and_prompt_none() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !node_ok || !dir.join("node_modules/openid-client").exists() {
-        sessions::testing::skip(
+        infra::testing::skip(
             "openid-client interop",
             "node on PATH and `npm ci` in tests/interop/openid-client (GATEHOUSE_TEST_NODE)",
         );

@@ -16,7 +16,7 @@ async fn client(stack: &Stack, id: &str, grants: &[&str], auth: AuthMethod) {
             &NewClient {
                 client_id: id.into(),
                 secret_hash: (auth != AuthMethod::None)
-                    .then(|| sessions::secret::hash_secret(&format!("{id}-secret"))),
+                    .then(|| infra::secret::hash_secret(&format!("{id}-secret"))),
                 name: id.into(),
                 redirect_uris: vec![REDIRECT.into()],
                 post_logout_redirect_uris: vec![],
@@ -664,7 +664,7 @@ fn assertion(stack: &Stack, keys: &provider::keys::Keys, edit: impl FnOnce(&mut 
     let now = stack.clock.unix();
     let mut claims = serde_json::json!({
         "iss": "signer", "sub": "signer", "aud": format!("{}/token", stack.issuer),
-        "iat": now, "exp": now + 60, "jti": sessions::secret::random_handle().unwrap(),
+        "iat": now, "exp": now + 60, "jti": infra::secret::random_handle().unwrap(),
     });
     edit(&mut claims);
     keys.sign(provider::keys::Alg::ES256, "JWT", &claims)

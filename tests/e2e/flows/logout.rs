@@ -299,7 +299,7 @@ fn claims(
     let now = stack.clock.unix();
     let mut c = serde_json::json!({
         "iss": stack.issuer, "aud": "app-a", "iat": now, "exp": now + 120,
-        "jti": sessions::secret::random_handle().unwrap(), "events": { EVENT: {} }, "sid": sid, "sub": "ignored",
+        "jti": infra::secret::random_handle().unwrap(), "events": { EVENT: {} }, "sid": sid, "sub": "ignored",
     });
     edit(&mut c);
     c

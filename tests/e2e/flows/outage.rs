@@ -56,7 +56,7 @@ async fn a_redis_outage_gives_quick_503s_then_recovers() {
         .output()
         .is_err()
     {
-        sessions::testing::skip("Redis outage test", "redis-server on PATH");
+        infra::testing::skip("Redis outage test", "redis-server on PATH");
         return;
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -196,7 +196,7 @@ impl Drop for Cutter {
 
 #[tokio::test]
 async fn a_database_outage_gives_quick_503s_then_recovers() {
-    let Some(db) = sessions::testing::TestPostgres::create("PostgreSQL outage test").await else {
+    let Some(db) = infra::testing::TestPostgres::create("PostgreSQL outage test").await else {
         return;
     };
     let url = url::Url::parse(&db.url).unwrap();
@@ -204,7 +204,7 @@ async fn a_database_outage_gives_quick_503s_then_recovers() {
     let mut cutter = Cutter::start(upstream).await;
     let mut via_cutter = url.clone();
     via_cutter.set_port(Some(cutter.port)).unwrap();
-    let through_cutter = sessions::testing::TestPostgres::adopt(db, via_cutter.to_string());
+    let through_cutter = infra::testing::TestPostgres::adopt(db, via_cutter.to_string());
     let stack = spawn_with(Options {
         postgres: Some(through_cutter),
         ..Options::default()

@@ -128,7 +128,7 @@ async fn a_client_added_on_the_command_line_signs_a_user_in() {
     assert_ne!(stored.secret_hash.as_deref(), Some(secret));
     assert_eq!(
         stored.secret_hash.as_deref(),
-        Some(sessions::secret::hash_secret(secret).as_str())
+        Some(infra::secret::hash_secret(secret).as_str())
     );
     let claims = full_sign_in(&stack, id, Some(secret), redirect).await;
     assert_eq!(claims["aud"], id);

@@ -44,7 +44,7 @@ impl Chrome {
     /// `None` (after saying so) when no chromedriver is configured.
     pub async fn start(test: &str) -> Option<Self> {
         let Ok(driver_bin) = std::env::var("GATEHOUSE_TEST_CHROMEDRIVER") else {
-            sessions::testing::skip(
+            infra::testing::skip(
                 &format!("browser journey {test}"),
                 "GATEHOUSE_TEST_CHROMEDRIVER",
             );

@@ -8,9 +8,9 @@ pub use browser::{Browser, Page};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use infra::Clock;
 use provider::store::{AuthMethod, NewClient, NewUser, Store};
 use rand::TryRng;
-use sessions::Clock;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -74,7 +74,7 @@ pub struct Stack {
     instances: Vec<(String, Option<Server>)>,
     tasks: Vec<JoinHandle<()>>,
     _redis: Option<sessions::testing::TestRedis>,
-    _pg: Option<sessions::testing::TestPostgres>,
+    _pg: Option<infra::testing::TestPostgres>,
     _dir: tempfile::TempDir,
 }
 
@@ -144,7 +144,7 @@ pub struct Options {
     /// Keep the provider's SSO sessions in Redis (`GATEHOUSE_TEST_REDIS_URL`, own key prefix).
     pub redis_sessions: Option<sessions::testing::TestRedis>,
     /// Put the provider's database on PostgreSQL (`GATEHOUSE_TEST_POSTGRES_URL`, own database).
-    pub postgres: Option<sessions::testing::TestPostgres>,
+    pub postgres: Option<infra::testing::TestPostgres>,
     /// `Secure` cookies with the `__Host-` prefix even over http (for a real browser, which
     /// treats `*.localhost` as a secure context; the test HTTP client would not send them).
     pub secure_cookies: bool,
@@ -207,7 +207,7 @@ pub async fn spawn_with(mut options: Options) -> Stack {
     }
     let mut redis = options.redis_sessions.take();
     if pg.is_none() && std::env::var("GATEHOUSE_E2E_STORE").is_ok_and(|v| v == "postgres") {
-        let db = sessions::testing::TestPostgres::create("end-to-end suite on PostgreSQL")
+        let db = infra::testing::TestPostgres::create("end-to-end suite on PostgreSQL")
             .await
             .expect("GATEHOUSE_E2E_STORE=postgres needs GATEHOUSE_TEST_POSTGRES_URL");
         config.database_url = db.url.clone();
@@ -236,7 +236,7 @@ pub async fn spawn_with(mut options: Options) -> Stack {
             .upsert_client(
                 &NewClient {
                     client_id: id.into(),
-                    secret_hash: Some(sessions::secret::hash_secret(&secret)),
+                    secret_hash: Some(infra::secret::hash_secret(&secret)),
                     name: name.into(),
                     redirect_uris: vec![redirect_uri.clone()],
                     post_logout_redirect_uris: vec![format!("{url}/")],
@@ -341,7 +341,7 @@ pub async fn register(
         .upsert_client(
             &NewClient {
                 client_id: client_id.into(),
-                secret_hash: secret.map(sessions::secret::hash_secret),
+                secret_hash: secret.map(infra::secret::hash_secret),
                 name: name.into(),
                 redirect_uris: redirect_uris.iter().map(|s| (*s).to_owned()).collect(),
                 post_logout_redirect_uris: vec![],

@@ -31,14 +31,25 @@ impl Clock {
 
     /// Moves this clock (and every clone of it) forward. Meant for tests.
     pub fn advance(&self, by: std::time::Duration) {
-        let secs = i64::try_from(by.as_secs()).unwrap_or(i64::MAX);
-        self.offset_secs.fetch_add(secs, Ordering::Relaxed);
+        self.offset_secs.fetch_add(secs(by), Ordering::Relaxed);
     }
+}
+
+/// A duration in whole seconds, the unit the clock and the stores count in. Saturates at a
+/// quarter of `i64::MAX`, so that `now + secs(d)` cannot overflow for any configured value.
+pub fn secs(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_secs()).map_or(i64::MAX / 4, |s| s.min(i64::MAX / 4))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seconds_saturate() {
+        assert_eq!(secs(std::time::Duration::from_secs(90)), 90);
+        assert_eq!(secs(std::time::Duration::MAX), i64::MAX / 4);
+    }
 
     #[test]
     fn advance_moves_every_clone() {

@@ -73,6 +73,18 @@ impl Db {
     }
 }
 
+/// Whether a database error means "unreachable": no connection in time, or the connection
+/// broke (as opposed to a bug or bad data). Callers answer 503 and the request can be retried.
+pub fn sql_unavailable(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::WorkerCrashed
+    )
+}
+
 fn is_sqlite(url: &str) -> bool {
     url.get(..7)
         .is_some_and(|s| s.eq_ignore_ascii_case("sqlite:"))

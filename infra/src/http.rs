@@ -1,8 +1,7 @@
 //! Outbound HTTP policy shared by both servers (the app's calls to the provider, the
 //! provider's back-channel logout deliveries): a reqwest client that resolves `*.localhost` to
 //! loopback itself (RFC 6761 §6.3; the system resolver here does not), never follows redirects
-//! (an SSRF precaution), and gives up in seconds. It lives in this crate because it is the one
-//! crate the provider and the apps share.
+//! (an SSRF precaution), and gives up in seconds.
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use std::net::{Ipv4Addr, SocketAddr};

@@ -1,0 +1,28 @@
+//! What Gatehouse's two servers (the provider and the sample app) share that is not sessions:
+//!
+//! - [`Db`]: the database handle over the sqlx `Any` driver (SQLite or PostgreSQL), a write
+//!   pool and a read pool, and [`sql_unavailable`], the one test for "the database is out of
+//!   reach" that every caller answers with a 503;
+//! - [`config`]: the configuration layering both programs use (defaults, file, environment)
+//!   and the duration format;
+//! - [`http`]: the outbound HTTP policy (the `*.localhost` resolver, no redirects, timeouts);
+//! - [`secret`]: random tokens from the OS, their stored (hashed) form, constant-time compares;
+//! - [`health`], [`metrics`] and [`shutdown`]: `/healthz` and `/readyz`, `/metrics`, and the
+//!   stop signal;
+//! - [`Clock`]: injected time, so expiry is tested without sleeping.
+//!
+//! The `sessions` crate builds on it; so do both servers.
+
+mod clock;
+pub mod config;
+mod db;
+pub mod health;
+pub mod http;
+pub mod metrics;
+pub mod secret;
+pub mod shutdown;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use clock::{Clock, secs};
+pub use db::{Db, sql_unavailable};
