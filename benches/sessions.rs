@@ -109,7 +109,7 @@ fn jwt_session(c: &mut Criterion) {
     group
         .measurement_time(Duration::from_secs(4))
         .warm_up_time(Duration::from_secs(1));
-    for alg in Alg::ALL {
+    for &alg in Alg::ALL {
         let token = keys.sign(alg, "JWT", &claims).unwrap();
         group.bench_function(format!("verify/{}", alg.as_str()), |b| {
             b.iter(|| {

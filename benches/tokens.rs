@@ -11,6 +11,7 @@ use infra::secret::{hash_secret, random_token};
 use infra::testing::TestPostgres;
 use provider::keys::{Alg, Keys, generate};
 use provider::store::{AuthCode, Insert, Redeemed, RefreshTokenRow, Store};
+use provider::types::ScopeSet;
 use std::hint::black_box;
 
 /// Claims the size of a real ID token.
@@ -40,7 +41,7 @@ fn signing(c: &mut Criterion) {
         .collect();
     let keys = Keys::from_stored(&stored, now).unwrap();
     let mut g = c.benchmark_group("sign");
-    for alg in Alg::ALL {
+    for &alg in Alg::ALL {
         g.bench_function(format!("{}/id_token", alg.as_str()), |b| {
             b.iter(|| keys.sign(alg, "JWT", black_box(&id_claims(now))).unwrap())
         });
@@ -53,7 +54,7 @@ fn signing(c: &mut Criterion) {
     }
     g.finish();
     let mut g = c.benchmark_group("verify");
-    for alg in Alg::ALL {
+    for &alg in Alg::ALL {
         let token = keys.sign(alg, "at+jwt", &access_claims(now)).unwrap();
         g.bench_function(format!("{}/access_token", alg.as_str()), |b| {
             b.iter(|| {
@@ -109,7 +110,7 @@ fn store_paths(c: &mut Criterion) {
                     client_id: "app-a".into(),
                     user_id: "u".into(),
                     redirect_uri: "http://app-a.localhost:5001/callback".into(),
-                    scope: "openid profile email".into(),
+                    scope: ScopeSet::parse_known("openid profile email"),
                     nonce: Some("n".into()),
                     code_challenge: "c".repeat(43),
                     sid: "s".into(),
@@ -131,7 +132,7 @@ fn store_paths(c: &mut Criterion) {
             grant_id: "g".into(),
             client_id: "app-a".into(),
             user_id: "u".into(),
-            scope: "openid".into(),
+            scope: ScopeSet::parse_known("openid"),
             sid: Some("s".into()),
             auth_time: now,
             issued_at: now,

@@ -7,7 +7,9 @@ use anyhow::Context;
 use clap::Parser;
 use figment::providers::Serialized;
 use infra::Clock;
-use provider::store::{AuthMethod, NewClient, NewUser, Store};
+use provider::protocol::registration::{self, ClientMetadata, Registrant};
+use provider::store::{NewUser, Store};
+use provider::types::GrantType;
 use std::path::{Path, PathBuf};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -115,14 +117,11 @@ async fn main() -> anyhow::Result<()> {
         let figment = client_app::Config::figment().merge(Serialized::defaults(identity));
         app_configs.push(client_app::Config::load(&figment)?);
     }
-    seed(provider.state().store.clone(), &app_configs, clock.unix()).await?;
+    let store = &provider.ctx().store;
+    seed(store, &app_configs, clock.unix()).await?;
     // An initial access token for trying dynamic client registration (RFC 7591) by hand.
-    let (registration_token, _) = provider::registration::issue_initial_access_token(
-        &provider.state().store,
-        clock.unix(),
-        3600,
-    )
-    .await?;
+    let (registration_token, _) =
+        registration::issue_initial_access_token(store, clock.unix(), 3600).await?;
 
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(
@@ -170,7 +169,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Demo users and apps. Idempotent: existing users are kept, clients are brought up to date.
-async fn seed(store: Store, apps: &[client_app::Config], now: i64) -> anyhow::Result<()> {
+/// The clients are registered through the registration rules like any other.
+async fn seed(store: &Store, apps: &[client_app::Config], now: i64) -> anyhow::Result<()> {
     let users = [
         (
             "alice",
@@ -188,7 +188,7 @@ async fn seed(store: Store, apps: &[client_app::Config], now: i64) -> anyhow::Re
         }
         let user = NewUser {
             username: username.into(),
-            password_hash: provider::account::password::hash(password.into()).await?,
+            password_hash: provider::users::password::hash(password.into()).await?,
             name: Some(name.into()),
             given_name: given.map(Into::into),
             family_name: family.map(Into::into),
@@ -198,49 +198,38 @@ async fn seed(store: Store, apps: &[client_app::Config], now: i64) -> anyhow::Re
         };
         store.create_user(&user, now).await?;
     }
+    let grants = |g: &[GrantType]| Some(g.iter().map(|g| g.as_str().to_owned()).collect());
     for (demo, config) in APPS.iter().zip(apps) {
         let base = config.public_url.as_str().trim_end_matches('/');
-        store
-            .upsert_client(
-                &NewClient {
-                    client_id: config.client_id.clone(),
-                    secret_hash: Some(infra::secret::hash_secret(&config.client_secret.0)),
-                    name: config.name.clone(),
-                    redirect_uris: vec![config.redirect_uri()],
-                    post_logout_redirect_uris: vec![format!("{base}/")],
-                    backchannel_logout_uri: Some(format!("{base}/backchannel-logout")),
-                    backchannel_logout_session_required: true,
-                    grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-                    auth_method: AuthMethod::ClientSecretBasic,
-                    id_token_alg: "RS256".into(),
-                    first_party: demo.first_party,
-                    jwks: None,
-                    ..NewClient::default()
-                },
-                now,
-            )
-            .await?;
+        let metadata = ClientMetadata {
+            client_name: Some(config.name.clone()),
+            redirect_uris: vec![config.redirect_uri()],
+            post_logout_redirect_uris: Some(vec![format!("{base}/")]),
+            backchannel_logout_uri: Some(format!("{base}/backchannel-logout")),
+            backchannel_logout_session_required: Some(true),
+            grant_types: grants(&[GrantType::AuthorizationCode, GrantType::RefreshToken]),
+            ..ClientMetadata::default()
+        };
+        let who = Registrant {
+            client_id: Some(config.client_id.clone()),
+            client_secret: Some(config.client_secret.0.clone()),
+            first_party: demo.first_party,
+            ..Registrant::default()
+        };
+        registration::register_or_replace(store, metadata.validate()?, &who, now).await?;
     }
     // A machine client: client_credentials only (no user, no redirect).
-    store
-        .upsert_client(
-            &NewClient {
-                client_id: "demo-service".into(),
-                secret_hash: Some(infra::secret::hash_secret("demo-service-secret")),
-                name: "Demo service".into(),
-                redirect_uris: vec![],
-                post_logout_redirect_uris: vec![],
-                backchannel_logout_uri: None,
-                backchannel_logout_session_required: false,
-                grant_types: vec!["client_credentials".into()],
-                auth_method: AuthMethod::ClientSecretBasic,
-                id_token_alg: "RS256".into(),
-                first_party: true,
-                jwks: None,
-                ..NewClient::default()
-            },
-            now,
-        )
-        .await?;
+    let service = ClientMetadata {
+        client_name: Some("Demo service".into()),
+        grant_types: grants(&[GrantType::ClientCredentials]),
+        ..ClientMetadata::default()
+    };
+    let who = Registrant {
+        client_id: Some("demo-service".into()),
+        client_secret: Some("demo-service-secret".into()),
+        first_party: true,
+        ..Registrant::default()
+    };
+    registration::register_or_replace(store, service.validate()?, &who, now).await?;
     Ok(())
 }

@@ -3,8 +3,9 @@
 //! store's `audit_events` table and logged as a structured `tracing` event (target `audit`)
 //! with the request id and client address of the request that caused it.
 //!
-//! The request id and address reach the event through a task-local set by [`middleware`], so
-//! the code that records an event (often far from the handler) needs no extra parameters.
+//! The request id and address reach the event through a task-local that the web layer sets
+//! for each request ([`within`]), so the code that records an event (often far from the
+//! handler) needs no extra parameters.
 //! Nothing secret is recorded: sessions by their public handle, users and clients by id, and
 //! a failed sign-in by the account it named only when that account exists (a typed name may
 //! be a password typed into the wrong field).
@@ -13,10 +14,8 @@
 //! is still logged, with the error.
 
 use crate::store::{AuditRow, Insert, Store};
-use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::Response;
 use infra::Clock;
+use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 /// What happened.
@@ -121,23 +120,9 @@ tokio::task_local! {
     static CONTEXT: RequestContext;
 }
 
-/// Runs the rest of the request with its id (set by `SetRequestIdLayer`, which runs first)
-/// and client address in reach of [`record`].
-pub async fn middleware(req: Request, next: Next) -> Response {
-    // A request id from upstream (a proxy's) is kept if it looks like one.
-    let request_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_owned);
-    let addr = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
-    CONTEXT
-        .scope(RequestContext { request_id, addr }, next.run(req))
-        .await
+/// Runs `work` (the rest of a request) with `context` in reach of [`record`].
+pub async fn within<F: Future>(context: RequestContext, work: F) -> F::Output {
+    CONTEXT.scope(context, work).await
 }
 
 /// The current request's context, if the caller runs inside one.

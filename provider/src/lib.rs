@@ -1,21 +1,35 @@
 //! Gatehouse OpenID Connect provider: authorization server, SSO session, tokens, keys.
 //!
-//! Layers point down: `oidc` (protocol endpoints) and `account` (pages for people) use
-//! `keys` and the shared `sessions` crate, which use `store` (the only SQL).
+//! The modules, bottom up; each imports only from those above it in this list (a unit test,
+//! `tests/layering.rs`, holds the code to it):
+//!
+//! 1. [`paths`] and [`types`]: the paths the provider serves, and the typed protocol values.
+//! 2. [`config`]: the configuration.
+//! 3. [`store`]: all SQL.
+//! 4. [`audit`] and [`keys`]: the audit trail; signing keys and JWTs.
+//! 5. [`context`]: [`Ctx`], what the rules need, and the errors beneath them.
+//! 6. [`logout`]: every end of an SSO session, and the back-channel logout outbox.
+//! 7. [`users`]: accounts, passwords, sign-in.
+//! 8. [`protocol`]: the rules of every endpoint and grant, with no HTTP in them.
+//! 9. [`maintenance`]: sweeps and key rotation.
+//! 10. [`web`]: HTTP: the router, extractors, error formats and the handlers.
+//! 11. [`app`] and [`cli`]: a serving instance, and the `provider` command.
 
-pub mod account;
-pub mod admin;
 pub mod app;
 pub mod audit;
 pub mod cli;
 pub mod config;
-pub mod developer;
+pub mod context;
 pub mod keys;
 pub mod logout;
-pub mod oidc;
-pub mod registration;
+pub mod maintenance;
+pub mod paths;
+pub mod protocol;
 pub mod store;
+pub mod types;
+pub mod users;
 pub mod web;
 
-pub use app::{App, AppState, SharedState};
+pub use app::App;
 pub use config::Config;
+pub use context::Ctx;

@@ -5,9 +5,11 @@
 
 pub mod outbox;
 
-use crate::app::AppState;
-use crate::keys::{Alg, KeyError};
+use crate::audit::{self, Event, Kind};
+use crate::context::Ctx;
+use crate::keys::KeyError;
 use crate::store::Store;
+use crate::types::Alg;
 use serde::Serialize;
 use sessions::SessionEnd;
 
@@ -33,7 +35,7 @@ struct LogoutClaims<'a> {
 /// Signs a logout token for `client_id` about session `sid` of `sub`, with the client's ID
 /// token algorithm (`typ: logout+jwt`, Back-Channel Logout §2.4).
 pub fn logout_token(
-    st: &AppState,
+    ctx: &Ctx,
     client_id: &str,
     alg: Alg,
     sid: &str,
@@ -42,7 +44,7 @@ pub fn logout_token(
 ) -> Result<String, KeyError> {
     let jti = infra::secret::random_handle().map_err(|_| KeyError::Crypto)?;
     let claims = LogoutClaims {
-        iss: &st.issuer,
+        iss: &ctx.issuer,
         aud: client_id,
         iat: now,
         exp: now + TOKEN_LIFETIME_SECS,
@@ -51,7 +53,7 @@ pub fn logout_token(
         sid,
         sub,
     };
-    st.keys().sign(alg, "logout+jwt", &claims)
+    ctx.keys.current().sign(alg, "logout+jwt", &claims)
 }
 
 /// What every end of a signed-in SSO session does in the store, whoever ended it: the
@@ -63,10 +65,10 @@ pub async fn record_end(store: &Store, end: &SessionEnd, now: i64) -> Result<u64
     let Some(user_id) = end.user_id.as_deref() else {
         return Ok(0);
     };
-    crate::audit::record_secs(
+    audit::record_secs(
         store,
         now,
-        crate::audit::Event::new(crate::audit::Kind::SessionEnded)
+        Event::new(Kind::SessionEnded)
             .user(user_id)
             .session(&end.handle)
             .detail(end.cause.as_str()),
@@ -89,14 +91,14 @@ pub async fn record_end(store: &Store, end: &SessionEnd, now: i64) -> Result<u64
 /// Records each ended signed-in session ([`record_end`]) and wakes the outbox. Errors
 /// are logged, not returned: the session has ended either way, and a failed enqueue must not
 /// turn a logout into an error page.
-pub async fn session_ended(st: &AppState, ends: &[SessionEnd]) {
-    let now = st.clock.unix();
+pub async fn session_ended(ctx: &Ctx, ends: &[SessionEnd]) {
+    let now = ctx.clock.unix();
     let mut queued = 0;
     for end in ends.iter().filter(|e| e.user_id.is_some()) {
         tracing::info!(sid = %end.handle, cause = end.cause.as_str(), "SSO session ended");
         metrics::counter!("gatehouse_sso_sessions_ended_total", "cause" => end.cause.as_str())
             .increment(1);
-        match record_end(&st.store, end, now).await {
+        match record_end(&ctx.store, end, now).await {
             Ok(n) => queued += n,
             Err(e) => {
                 tracing::error!(sid = %end.handle, error = %e, "could not record the end of a session")
@@ -104,6 +106,6 @@ pub async fn session_ended(st: &AppState, ends: &[SessionEnd]) {
         }
     }
     if queued > 0 {
-        st.logout_outbox.notify_one();
+        ctx.logout_queued.notify_one();
     }
 }

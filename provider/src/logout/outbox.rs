@@ -1,10 +1,10 @@
 //! Delivery of queued logout tokens: POSTed at once, with a timeout, retried with exponential
 //! backoff, kept in the store across restarts, claimed by one instance at a time.
 
-use crate::app::{AppState, SharedState};
-use crate::keys::Alg;
+use crate::context::Ctx;
 use crate::store::Delivery;
-use crate::store::logout::{DELIVERED, FAILED, PENDING};
+use crate::types::DeliveryState;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a claimed delivery is reserved for the instance that claimed it.
@@ -22,106 +22,125 @@ pub fn backoff_secs(failed_attempts: i64) -> i64 {
     2_i64.pow(exp).min(300)
 }
 
-/// Runs until aborted: wakes when a logout is queued, and every second for retries.
-pub fn spawn(st: SharedState) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+/// The deliverer: the context it signs with, and the HTTP client it posts with (the shared
+/// outbound policy of `infra::http`).
+#[derive(Clone)]
+pub struct Outbox {
+    ctx: Arc<Ctx>,
+    http: reqwest::Client,
+}
+
+impl Outbox {
+    pub fn new(ctx: Arc<Ctx>) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            ctx,
+            http: infra::http::client_builder().build()?,
+        })
+    }
+
+    /// Runs until aborted: wakes when a logout is queued, and every second for retries.
+    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = self.ctx.logout_queued.notified() => {}
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                if let Err(e) = self.deliver_due().await {
+                    tracing::warn!(error = %e, "logout delivery round failed");
+                }
+            }
+        })
+    }
+
+    /// Delivers every due logout token (several at a time).
+    pub async fn deliver_due(&self) -> Result<(), sqlx::Error> {
         loop {
-            tokio::select! {
-                () = st.logout_outbox.notified() => {}
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            let now = self.ctx.clock.unix();
+            let batch = self
+                .ctx
+                .store
+                .claim_due_deliveries(now, LEASE_SECS, BATCH)
+                .await?;
+            if batch.is_empty() {
+                return Ok(());
             }
-            if let Err(e) = deliver_due(&st).await {
-                tracing::warn!(error = %e, "logout delivery round failed");
+            let mut tasks = tokio::task::JoinSet::new();
+            for delivery in batch {
+                let this = self.clone();
+                tasks.spawn(async move { this.deliver(delivery).await });
+            }
+            while let Some(done) = tasks.join_next().await {
+                if let Ok(Err(e)) = done {
+                    tracing::warn!(error = %e, "could not record a logout delivery");
+                }
             }
         }
-    })
-}
+    }
 
-/// Delivers every due logout token (several at a time).
-pub async fn deliver_due(st: &SharedState) -> Result<(), sqlx::Error> {
-    loop {
-        let batch = st
+    /// One attempt, and its outcome recorded: delivered, retried later, or given up.
+    async fn deliver(&self, d: Delivery) -> Result<(), sqlx::Error> {
+        let now = self.ctx.clock.unix();
+        let attempts = d.attempts + 1;
+        let (state, next, error) = match self.attempt(&d, now).await {
+            Ok(()) => {
+                tracing::info!(client_id = %d.client_id, sid = %d.sid, "back-channel logout delivered");
+                (DeliveryState::Delivered, now, None)
+            }
+            Err(error) if attempts >= MAX_ATTEMPTS => {
+                tracing::warn!(client_id = %d.client_id, sid = %d.sid, %error, "back-channel logout failed for good");
+                (DeliveryState::Failed, now, Some(error))
+            }
+            Err(error) => {
+                tracing::info!(client_id = %d.client_id, sid = %d.sid, %error, attempts, "back-channel logout will be retried");
+                (
+                    DeliveryState::Pending,
+                    now + backoff_secs(attempts),
+                    Some(error),
+                )
+            }
+        };
+        let outcome = match state {
+            DeliveryState::Pending => "retrying",
+            other => other.as_str(),
+        };
+        metrics::counter!("gatehouse_logout_deliveries_total", "outcome" => outcome).increment(1);
+        self.ctx
             .store
-            .claim_due_deliveries(st.clock.unix(), LEASE_SECS, BATCH)
-            .await?;
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let mut tasks = tokio::task::JoinSet::new();
-        for delivery in batch {
-            let st = st.clone();
-            tasks.spawn(async move { deliver(&st, delivery).await });
-        }
-        while let Some(done) = tasks.join_next().await {
-            if let Ok(Err(e)) = done {
-                tracing::warn!(error = %e, "could not record a logout delivery");
-            }
-        }
+            .record_delivery(&d.id, state, attempts, next, error.as_deref(), now)
+            .await
     }
-}
 
-async fn deliver(st: &AppState, d: Delivery) -> Result<(), sqlx::Error> {
-    let now = st.clock.unix();
-    let outcome = attempt(st, &d, now).await;
-    let attempts = d.attempts + 1;
-    match outcome {
-        Ok(()) => {
-            tracing::info!(client_id = %d.client_id, sid = %d.sid, "back-channel logout delivered");
-            metrics::counter!("gatehouse_logout_deliveries_total", "outcome" => "delivered")
-                .increment(1);
-            st.store
-                .record_delivery(&d.id, DELIVERED, attempts, now, None, now)
-                .await
+    /// One POST of a freshly signed token (a new `jti` per attempt: a retry after a lost
+    /// response must not look like a replay to the app). Returns a short reason on failure.
+    async fn attempt(&self, d: &Delivery, now: i64) -> Result<(), String> {
+        let alg = match self.ctx.store.client(&d.client_id).await {
+            Ok(Some(c)) => c.id_token_alg,
+            Ok(None) => return Err("the client no longer exists".into()),
+            Err(e) => return Err(format!("store: {e}")),
+        };
+        let token = super::logout_token(&self.ctx, &d.client_id, alg, &d.sid, &d.user_id, now)
+            .map_err(|e| e.to_string())?;
+        let response = self
+            .http
+            .post(&d.uri)
+            .form(&[("logout_token", token.as_str())])
+            .timeout(ATTEMPT_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    "timed out".to_owned()
+                } else {
+                    "could not connect".to_owned()
+                }
+            })?;
+        // Back-Channel Logout §2.8: 200 (or 204) means done; anything else failed.
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("HTTP {}", response.status().as_u16()))
         }
-        Err(error) if attempts >= MAX_ATTEMPTS => {
-            tracing::warn!(client_id = %d.client_id, sid = %d.sid, %error, "back-channel logout failed for good");
-            metrics::counter!("gatehouse_logout_deliveries_total", "outcome" => "failed")
-                .increment(1);
-            st.store
-                .record_delivery(&d.id, FAILED, attempts, now, Some(&error), now)
-                .await
-        }
-        Err(error) => {
-            tracing::info!(client_id = %d.client_id, sid = %d.sid, %error, attempts, "back-channel logout will be retried");
-            metrics::counter!("gatehouse_logout_deliveries_total", "outcome" => "retrying")
-                .increment(1);
-            let next = now + backoff_secs(attempts);
-            st.store
-                .record_delivery(&d.id, PENDING, attempts, next, Some(&error), now)
-                .await
-        }
-    }
-}
-
-/// One POST of a freshly signed token (a new `jti` per attempt: a retry after a lost response
-/// must not look like a replay to the app). Returns a short reason on failure.
-async fn attempt(st: &AppState, d: &Delivery, now: i64) -> Result<(), String> {
-    let alg = match st.store.client(&d.client_id).await {
-        Ok(Some(c)) => Alg::parse(&c.id_token_alg).unwrap_or(Alg::RS256),
-        Ok(None) => return Err("the client no longer exists".into()),
-        Err(e) => return Err(format!("store: {e}")),
-    };
-    let token = super::logout_token(st, &d.client_id, alg, &d.sid, &d.user_id, now)
-        .map_err(|e| e.to_string())?;
-    let response = st
-        .http
-        .post(&d.uri)
-        .form(&[("logout_token", token.as_str())])
-        .timeout(ATTEMPT_TIMEOUT)
-        .send()
-        .await
-        .map_err(|e| {
-            if e.is_timeout() {
-                "timed out".to_owned()
-            } else {
-                "could not connect".to_owned()
-            }
-        })?;
-    // Back-Channel Logout §2.8: 200 (or 204) means done; anything else failed.
-    if response.status().is_success() {
-        Ok(())
-    } else {
-        Err(format!("HTTP {}", response.status().as_u16()))
     }
 }
 

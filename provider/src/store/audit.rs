@@ -1,7 +1,7 @@
-//! The audit trail's table (see [`crate::audit`]).
+//! `audit_events`: the audit trail's table (security events, newest kept 90 days).
 
-use super::Store;
 use super::batch::{Insert, Table};
+use super::handle::Store;
 use sqlx::FromRow;
 
 /// One stored security event.

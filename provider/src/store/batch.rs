@@ -37,6 +37,12 @@ impl From<&str> for Val {
     }
 }
 
+impl From<String> for Val {
+    fn from(v: String) -> Self {
+        Self::Text(Some(v))
+    }
+}
+
 impl From<Option<String>> for Val {
     fn from(v: Option<String>) -> Self {
         Self::Text(v)

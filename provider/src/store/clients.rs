@@ -1,55 +1,9 @@
 //! `clients`: registered relying parties.
 
-use super::{Store, flag, json_list, parse_list};
-use serde::{Deserialize, Serialize};
+use super::columns::{decode, flag, json_list, parse_list};
+use super::handle::Store;
+use crate::types::{Alg, AuthMethod, GrantType};
 use sqlx::FromRow;
-
-/// How a client authenticates at the token endpoint (RFC 7591 §2 `token_endpoint_auth_method`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthMethod {
-    /// RFC 7591 §2: the default when a registration names none.
-    #[default]
-    ClientSecretBasic,
-    ClientSecretPost,
-    /// A public client (no secret); PKCE protects its codes.
-    None,
-    /// A JWT assertion signed with one of the client's registered keys (RFC 7523).
-    PrivateKeyJwt,
-}
-
-impl AuthMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ClientSecretBasic => "client_secret_basic",
-            Self::ClientSecretPost => "client_secret_post",
-            Self::None => "none",
-            Self::PrivateKeyJwt => "private_key_jwt",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "client_secret_basic" => Some(Self::ClientSecretBasic),
-            "client_secret_post" => Some(Self::ClientSecretPost),
-            "none" => Some(Self::None),
-            "private_key_jwt" => Some(Self::PrivateKeyJwt),
-            _ => None,
-        }
-    }
-
-    /// Whether the client holds a shared secret.
-    pub fn uses_secret(self) -> bool {
-        matches!(self, Self::ClientSecretBasic | Self::ClientSecretPost)
-    }
-
-    pub const ALL: [Self; 4] = [
-        Self::ClientSecretBasic,
-        Self::ClientSecretPost,
-        Self::None,
-        Self::PrivateKeyJwt,
-    ];
-}
 
 /// A registered client. `secret_hash` is the SHA-256 of its secret (none for public clients).
 #[derive(Clone, Debug)]
@@ -62,9 +16,9 @@ pub struct Client {
     pub backchannel_logout_uri: Option<String>,
     /// OIDC Back-Channel Logout §2.2: the client wants `sid` in logout tokens (we always send it).
     pub backchannel_logout_session_required: bool,
-    pub grant_types: Vec<String>,
+    pub grant_types: Vec<GrantType>,
     pub auth_method: AuthMethod,
-    pub id_token_alg: String,
+    pub id_token_alg: Alg,
     /// First-party apps skip the consent screen.
     pub first_party: bool,
     /// The client's public keys (a JWK Set, JSON), for `private_key_jwt`.
@@ -82,49 +36,29 @@ impl Client {
         self.redirect_uris.iter().any(|r| r == uri)
     }
 
-    pub fn allows_grant(&self, grant: &str) -> bool {
-        self.grant_types.iter().any(|g| g == grant)
+    pub fn allows_grant(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
     }
 }
 
-/// What registering a client takes.
-#[derive(Clone, Debug, Default)]
+/// A client as it is written: made only by the registration rules (`registration`), which
+/// every way of registering goes through, so nothing stored has skipped them.
+#[derive(Clone, Debug)]
 pub struct NewClient {
-    pub client_id: String,
-    pub secret_hash: Option<String>,
-    pub name: String,
-    pub redirect_uris: Vec<String>,
-    pub post_logout_redirect_uris: Vec<String>,
-    pub backchannel_logout_uri: Option<String>,
-    pub backchannel_logout_session_required: bool,
-    pub grant_types: Vec<String>,
-    pub auth_method: AuthMethod,
-    pub id_token_alg: String,
-    pub first_party: bool,
-    pub jwks: Option<String>,
-    pub owner_id: Option<String>,
-    pub registration_token_hash: Option<String>,
-}
-
-impl From<Client> for NewClient {
-    fn from(c: Client) -> Self {
-        Self {
-            client_id: c.client_id,
-            secret_hash: c.secret_hash,
-            name: c.name,
-            redirect_uris: c.redirect_uris,
-            post_logout_redirect_uris: c.post_logout_redirect_uris,
-            backchannel_logout_uri: c.backchannel_logout_uri,
-            backchannel_logout_session_required: c.backchannel_logout_session_required,
-            grant_types: c.grant_types,
-            auth_method: c.auth_method,
-            id_token_alg: c.id_token_alg,
-            first_party: c.first_party,
-            jwks: c.jwks,
-            owner_id: c.owner_id,
-            registration_token_hash: c.registration_token_hash,
-        }
-    }
+    pub(crate) client_id: String,
+    pub(crate) secret_hash: Option<String>,
+    pub(crate) name: String,
+    pub(crate) redirect_uris: Vec<String>,
+    pub(crate) post_logout_redirect_uris: Vec<String>,
+    pub(crate) backchannel_logout_uri: Option<String>,
+    pub(crate) backchannel_logout_session_required: bool,
+    pub(crate) grant_types: Vec<GrantType>,
+    pub(crate) auth_method: AuthMethod,
+    pub(crate) id_token_alg: Alg,
+    pub(crate) first_party: bool,
+    pub(crate) jwks: Option<String>,
+    pub(crate) owner_id: Option<String>,
+    pub(crate) registration_token_hash: Option<String>,
 }
 
 const CLIENT_COLUMNS: &str = "client_id, secret_hash, name, redirect_uris, \
@@ -154,11 +88,10 @@ struct ClientRow {
 impl TryFrom<ClientRow> for Client {
     type Error = sqlx::Error;
     fn try_from(r: ClientRow) -> Result<Self, sqlx::Error> {
-        let auth_method = AuthMethod::parse(&r.token_endpoint_auth_method).ok_or_else(|| {
-            sqlx::Error::Decode(
-                format!("unknown auth method {}", r.token_endpoint_auth_method).into(),
-            )
-        })?;
+        let grant_types = parse_list(&r.grant_types)
+            .iter()
+            .map(|g| decode("grant type", g, GrantType::parse))
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             client_id: r.client_id,
             secret_hash: r.secret_hash,
@@ -167,9 +100,17 @@ impl TryFrom<ClientRow> for Client {
             post_logout_redirect_uris: parse_list(&r.post_logout_redirect_uris),
             backchannel_logout_uri: r.backchannel_logout_uri,
             backchannel_logout_session_required: r.backchannel_logout_session_required != 0,
-            grant_types: parse_list(&r.grant_types),
-            auth_method,
-            id_token_alg: r.id_token_signed_response_alg,
+            grant_types,
+            auth_method: decode(
+                "token_endpoint_auth_method",
+                &r.token_endpoint_auth_method,
+                AuthMethod::parse,
+            )?,
+            id_token_alg: decode(
+                "id_token_signed_response_alg",
+                &r.id_token_signed_response_alg,
+                Alg::parse,
+            )?,
             first_party: r.first_party != 0,
             jwks: r.jwks,
             owner_id: r.owner_id,
@@ -220,12 +161,14 @@ impl Store {
         .bind(&c.client_id)
         .bind(&c.secret_hash)
         .bind(&c.name)
-        .bind(json_list(&c.redirect_uris))
-        .bind(json_list(&c.post_logout_redirect_uris))
+        .bind(json_list(c.redirect_uris.iter().map(String::as_str)))
+        .bind(json_list(
+            c.post_logout_redirect_uris.iter().map(String::as_str),
+        ))
         .bind(&c.backchannel_logout_uri)
-        .bind(json_list(&c.grant_types))
+        .bind(json_list(c.grant_types.iter().map(|g| g.as_str())))
         .bind(c.auth_method.as_str())
-        .bind(&c.id_token_alg)
+        .bind(c.id_token_alg.as_str())
         .bind(flag(c.first_party))
         .bind(now)
         .bind(flag(c.backchannel_logout_session_required))

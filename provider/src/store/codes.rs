@@ -1,17 +1,19 @@
 //! `authorization_codes`: single use, short-lived, bound to client, redirect URI, PKCE
 //! challenge, nonce and SSO session.
 
-use super::Store;
 use super::batch::{Insert, Table};
+use super::handle::Store;
+use crate::types::ScopeSet;
 use sqlx::FromRow;
 
 /// An authorization code's bindings (the code itself is only stored as its hash).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
 pub struct AuthCode {
     pub client_id: String,
     pub user_id: String,
     pub redirect_uri: String,
-    pub scope: String,
+    #[sqlx(try_from = "String")]
+    pub scope: ScopeSet,
     pub nonce: Option<String>,
     pub code_challenge: String,
     pub sid: String,
@@ -32,41 +34,12 @@ pub enum Redeemed {
     Unknown,
 }
 
-#[derive(FromRow)]
-struct CodeRow {
-    client_id: String,
-    user_id: String,
-    redirect_uri: String,
-    scope: String,
-    nonce: Option<String>,
-    code_challenge: String,
-    sid: String,
-    auth_time: i64,
-    expires_at: i64,
-}
-
 /// A code that could not be redeemed, and whether it had been (a replay) or had expired.
 #[derive(FromRow)]
 struct SpentRow {
     #[sqlx(flatten)]
-    code: CodeRow,
+    code: AuthCode,
     used_at: Option<i64>,
-}
-
-impl From<CodeRow> for AuthCode {
-    fn from(r: CodeRow) -> Self {
-        Self {
-            client_id: r.client_id,
-            user_id: r.user_id,
-            redirect_uri: r.redirect_uri,
-            scope: r.scope,
-            nonce: r.nonce,
-            code_challenge: r.code_challenge,
-            sid: r.sid,
-            auth_time: r.auth_time,
-            expires_at: r.expires_at,
-        }
-    }
 }
 
 const CODE_COLUMNS: &str =
@@ -89,7 +62,7 @@ impl Insert {
                 c.client_id.as_str().into(),
                 c.user_id.as_str().into(),
                 c.redirect_uri.as_str().into(),
-                c.scope.as_str().into(),
+                c.scope.to_string().into(),
                 c.nonce.clone().into(),
                 c.code_challenge.as_str().into(),
                 c.sid.as_str().into(),
@@ -109,7 +82,7 @@ impl Store {
         code_hash: &str,
         now: i64,
     ) -> Result<Redeemed, sqlx::Error> {
-        let fresh: Option<CodeRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let fresh: Option<AuthCode> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "UPDATE authorization_codes SET used_at = $2 \
              WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING {CODE_COLUMNS}"
         )))
@@ -118,7 +91,7 @@ impl Store {
         .fetch_optional(self.db.write())
         .await?;
         if let Some(row) = fresh {
-            return Ok(Redeemed::Fresh(row.into()));
+            return Ok(Redeemed::Fresh(row));
         }
         let spent: Option<SpentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {CODE_COLUMNS}, used_at FROM authorization_codes WHERE code_hash = $1"
@@ -129,7 +102,7 @@ impl Store {
         Ok(match spent {
             None => Redeemed::Unknown,
             Some(SpentRow { used_at: None, .. }) => Redeemed::Expired,
-            Some(SpentRow { code, .. }) => Redeemed::Replayed(code.into()),
+            Some(SpentRow { code, .. }) => Redeemed::Replayed(code),
         })
     }
 

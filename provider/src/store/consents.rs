@@ -1,6 +1,7 @@
 //! `consents`: the scopes a user granted to a client, remembered across sign-ins.
 
-use super::Store;
+use super::handle::Store;
+use crate::types::ScopeSet;
 
 impl Store {
     /// The scopes `user_id` has granted `client_id`, if any.
@@ -8,19 +9,15 @@ impl Store {
         &self,
         user_id: &str,
         client_id: &str,
-    ) -> Result<Option<Vec<String>>, sqlx::Error> {
+    ) -> Result<Option<ScopeSet>, sqlx::Error> {
         let row: Option<(String,)> =
             sqlx::query_as("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
                 .bind(user_id)
                 .bind(client_id)
                 .fetch_optional(self.db.read())
                 .await?;
-        Ok(row.map(|(s,)| {
-            s.split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
-        }))
+        row.map(|(s,)| super::columns::decode("scope list", &s, |s| ScopeSet::parse_strict(s).ok()))
+            .transpose()
     }
 
     /// Records a grant of `scopes` (the union with what was granted before).
@@ -28,22 +25,18 @@ impl Store {
         &self,
         user_id: &str,
         client_id: &str,
-        scopes: &[String],
+        scopes: ScopeSet,
         now: i64,
     ) -> Result<(), sqlx::Error> {
-        let mut all = self.consent(user_id, client_id).await?.unwrap_or_default();
-        for s in scopes {
-            if !all.contains(s) {
-                all.push(s.clone());
-            }
-        }
+        let before = self.consent(user_id, client_id).await?.unwrap_or_default();
+        let all = before.union(scopes);
         sqlx::query(
             "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (user_id, client_id) DO UPDATE SET scope = $3, granted_at = $4",
         )
         .bind(user_id)
         .bind(client_id)
-        .bind(all.join(" "))
+        .bind(all.to_string())
         .bind(now)
         .execute(self.db.write())
         .await?;

@@ -1,12 +1,14 @@
 //! `signing_keys`: the provider's private signing keys (PKCS#8 DER, base64).
 
-use super::Store;
+use super::handle::Store;
+use crate::types::Alg;
 use sqlx::FromRow;
 
 #[derive(Clone, Debug, FromRow)]
 pub struct StoredKey {
     pub kid: String,
-    pub alg: String,
+    #[sqlx(try_from = "String")]
+    pub alg: Alg,
     pub private_key: String,
     pub created_at: i64,
     /// From when the key signs (it is published from `created_at`).
@@ -30,7 +32,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&k.kid)
-        .bind(&k.alg)
+        .bind(k.alg.as_str())
         .bind(&k.private_key)
         .bind(k.created_at)
         .bind(k.activates_at)

@@ -1,14 +1,12 @@
 //! `session_clients` and `logout_deliveries`: who joined an SSO session, and the outbox of
 //! back-channel logout deliveries when it ends.
 
-use super::Store;
 use super::batch::{Insert, Table};
+use super::handle::Store;
+use crate::types::DeliveryState;
 use sqlx::FromRow;
-
-/// Delivery states.
-pub const PENDING: &str = "pending";
-pub const DELIVERED: &str = "delivered";
-pub const FAILED: &str = "failed";
+use std::collections::HashMap;
+use std::fmt::Write as _;
 
 /// One logout token to deliver (or delivered).
 #[derive(Clone, Debug, FromRow)]
@@ -19,7 +17,8 @@ pub struct Delivery {
     pub user_id: String,
     pub uri: String,
     pub cause: String,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: DeliveryState,
     pub attempts: i64,
     pub next_attempt_at: i64,
     pub last_error: Option<String>,
@@ -47,16 +46,31 @@ impl Insert {
 }
 
 impl Store {
-    /// The names of the clients that joined `sid`, in joining order.
-    pub async fn session_client_names(&self, sid: &str) -> Result<Vec<String>, sqlx::Error> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT c.name FROM session_clients s JOIN clients c ON c.client_id = s.client_id \
-             WHERE s.sid = $1 ORDER BY s.joined_at, c.name",
-        )
-        .bind(sid)
-        .fetch_all(self.db.read())
-        .await?;
-        Ok(rows.into_iter().map(|(n,)| n).collect())
+    /// The names of the clients that joined each of `sids`, in joining order, in one query.
+    pub async fn session_client_names(
+        &self,
+        sids: &[&str],
+    ) -> Result<HashMap<String, Vec<String>>, sqlx::Error> {
+        let mut names: HashMap<String, Vec<String>> = HashMap::new();
+        // At most this many sessions per statement (far under either database's limit).
+        for chunk in sids.chunks(500) {
+            let mut sql = String::from(
+                "SELECT s.sid, c.name FROM session_clients s \
+                 JOIN clients c ON c.client_id = s.client_id WHERE s.sid IN (",
+            );
+            for i in 1..=chunk.len() {
+                let _ = write!(sql, "{}${i}", if i == 1 { "" } else { ", " });
+            }
+            sql.push_str(") ORDER BY s.sid, s.joined_at, c.name");
+            let mut query = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql));
+            for sid in chunk {
+                query = query.bind(*sid);
+            }
+            for (sid, name) in query.fetch_all(self.db.read()).await? {
+                names.entry(sid).or_default().push(name);
+            }
+        }
+        Ok(names)
     }
 
     /// Queues a logout delivery for every client of the ended session `sid` that registered a
@@ -120,7 +134,7 @@ impl Store {
     pub async fn record_delivery(
         &self,
         id: &str,
-        state: &str,
+        state: DeliveryState,
         attempts: i64,
         next_attempt_at: i64,
         error: Option<&str>,
@@ -132,7 +146,7 @@ impl Store {
              WHERE id = $1",
         )
         .bind(id)
-        .bind(state)
+        .bind(state.as_str())
         .bind(attempts)
         .bind(next_attempt_at)
         .bind(error)
@@ -142,19 +156,37 @@ impl Store {
         Ok(())
     }
 
-    /// A user's deliveries since `since`, newest first.
+    /// A user's deliveries since `since`, newest first, with the name of each one's client
+    /// (if it is still registered).
     pub async fn deliveries_for_user(
         &self,
         user_id: &str,
         since: i64,
-    ) -> Result<Vec<Delivery>, sqlx::Error> {
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {DELIVERY_COLUMNS} FROM logout_deliveries \
-             WHERE user_id = $1 AND created_at >= $2 ORDER BY created_at DESC, client_id LIMIT 50"
+    ) -> Result<Vec<(Delivery, Option<String>)>, sqlx::Error> {
+        #[derive(FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            delivery: Delivery,
+            client_name: Option<String>,
+        }
+        let columns = DELIVERY_COLUMNS
+            .split(", ")
+            .map(|c| format!("d.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {columns}, c.name AS client_name FROM logout_deliveries d \
+             LEFT JOIN clients c ON c.client_id = d.client_id \
+             WHERE d.user_id = $1 AND d.created_at >= $2 \
+             ORDER BY d.created_at DESC, d.client_id LIMIT 50"
         )))
         .bind(user_id)
         .bind(since)
         .fetch_all(self.db.read())
-        .await
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.delivery, r.client_name))
+            .collect())
     }
 }

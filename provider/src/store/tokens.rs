@@ -1,8 +1,9 @@
 //! `access_tokens` (the registry that makes JWT access tokens revocable) and `refresh_tokens`
 //! (opaque, hashed, rotated, one family per grant).
 
-use super::Store;
 use super::batch::{Insert, Table};
+use super::handle::Store;
+use crate::types::ScopeSet;
 use sqlx::FromRow;
 
 /// An issued access token's registry entry.
@@ -12,7 +13,8 @@ pub struct AccessTokenRow {
     pub grant_id: Option<String>,
     pub client_id: String,
     pub user_id: Option<String>,
-    pub scope: String,
+    #[sqlx(try_from = "String")]
+    pub scope: ScopeSet,
     pub issued_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
@@ -25,7 +27,9 @@ pub struct RefreshTokenRow {
     pub grant_id: String,
     pub client_id: String,
     pub user_id: String,
-    pub scope: String,
+    /// The grant's whole scope (a narrowed refresh narrows its access token, not the grant).
+    #[sqlx(try_from = "String")]
+    pub scope: ScopeSet,
     pub sid: Option<String>,
     pub auth_time: i64,
     pub issued_at: i64,
@@ -61,7 +65,7 @@ impl Insert {
                 t.grant_id.clone().into(),
                 t.client_id.as_str().into(),
                 t.user_id.clone().into(),
-                t.scope.as_str().into(),
+                t.scope.to_string().into(),
                 t.issued_at.into(),
                 t.expires_at.into(),
             ],
@@ -77,7 +81,7 @@ impl Insert {
                 t.grant_id.as_str().into(),
                 t.client_id.as_str().into(),
                 t.user_id.as_str().into(),
-                t.scope.as_str().into(),
+                t.scope.to_string().into(),
                 t.sid.clone().into(),
                 t.auth_time.into(),
                 t.issued_at.into(),

@@ -1,6 +1,7 @@
 //! `users`: accounts that sign in with a password.
 
-use super::{Store, flag};
+use super::columns::flag;
+use super::handle::Store;
 use sqlx::FromRow;
 
 /// A user account. The password hash is argon2id PHC text.

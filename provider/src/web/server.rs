@@ -4,7 +4,7 @@
 //! disconnected), a kept-alive connection closed after the same time without a byte from its
 //! client (idle connections cannot hold the slots), and the head at most
 //! `limits.max_header_bytes` (hyper answers 431 beyond it). Bodies, URL length and each
-//! request's time are limited by layers in the router ([`crate::app::App::router`]).
+//! request's time are limited by layers in the router (`web::router`).
 //!
 //! Written over hyper directly because `axum::serve` does not expose these settings, and
 //! hyper's own header timeout does not cover a kept-alive connection between requests.

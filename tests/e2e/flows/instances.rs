@@ -205,12 +205,12 @@ async fn one_instance_at_a_time_does_the_maintenance() {
         .await
         .unwrap();
     let two = provider::App::new(config, clock.clone()).await.unwrap();
-    let (one, two) = (one.state().clone(), two.state().clone());
-    let store = one.store.clone();
+    let store = one.ctx().store.clone();
+    let (one, two) = (one.maintenance(), two.maintenance());
     assert_eq!(store.signing_keys().await.unwrap().len(), 2);
     // Rotation is due; both instances run their maintenance at the same moment.
     clock.advance(Duration::from_secs(91 * 24 * 3600));
-    let (a, b) = tokio::join!(one.maintain(), two.maintain());
+    let (a, b) = tokio::join!(one.run_once(), two.run_once());
     assert!(a ^ b, "exactly one instance holds the lease ({a}, {b})");
     assert_eq!(
         store.signing_keys().await.unwrap().len(),
@@ -218,11 +218,11 @@ async fn one_instance_at_a_time_does_the_maintenance() {
         "one new key per algorithm, not two"
     );
     // The holder keeps it while it renews; once it stops, the other takes over.
-    let (holder, other) = if a { (&one, &two) } else { (&two, &one) };
-    assert!(holder.maintain().await);
-    assert!(!other.maintain().await);
+    let (holder, other) = if a { (one, two) } else { (two, one) };
+    assert!(holder.run_once().await);
+    assert!(!other.run_once().await);
     clock.advance(Duration::from_secs(181));
-    assert!(other.maintain().await, "an expired lease passes on");
+    assert!(other.run_once().await, "an expired lease passes on");
 }
 
 #[tokio::test]
@@ -241,13 +241,13 @@ async fn two_instances_may_start_at_once_on_an_empty_database() {
     );
     let (one, two) = (one.unwrap(), two.unwrap());
     assert_eq!(
-        one.state().store.signing_keys().await.unwrap().len(),
+        one.ctx().store.signing_keys().await.unwrap().len(),
         2,
         "one set of first keys, migrations run once"
     );
     assert_eq!(
-        one.state().keys().jwks_json(),
-        two.state().keys().jwks_json(),
+        one.ctx().keys.current().jwks_json(),
+        two.ctx().keys.current().jwks_json(),
         "the same JWKS from both"
     );
 }

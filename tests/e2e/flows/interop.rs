@@ -3,8 +3,8 @@
 //! re-authorization (also with `max_age`). The Node script (tests/interop/openid-client/rp.mjs)
 //! is the RP; this test plays the browser between its steps.
 
-use crate::harness::{ALICE, Browser, Options, register, spawn_with};
-use provider::store::AuthMethod;
+use crate::harness::{ALICE, Browser, Options, grants, register, spawn_with};
+use provider::types::{Alg, AuthMethod, GrantType};
 use std::path::PathBuf;
 use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -38,29 +38,21 @@ async fn openid_client_completes_code_flow_userinfo_and_prompt_none() {
         &[redirect_uri],
         AuthMethod::ClientSecretBasic,
         false,
-        "RS256",
+        Alg::RS256,
         stack.clock.unix(),
     )
     .await;
     crate::harness::update_client(&stack.store, "certified-rp", |c| {
-        c.grant_types = vec!["authorization_code".into(), "refresh_token".into()];
+        c.grant_types = grants(&[GrantType::AuthorizationCode, GrantType::RefreshToken]);
     })
-    .await;
-    register(
+    .await
+    .unwrap();
+    crate::harness::register_service(
         &stack.store,
         "certified-service",
-        "Certified service",
-        Some("certified-service-secret"),
-        &[],
-        AuthMethod::ClientSecretBasic,
-        true,
-        "RS256",
+        "certified-service-secret",
         stack.clock.unix(),
     )
-    .await;
-    crate::harness::update_client(&stack.store, "certified-service", |c| {
-        c.grant_types = vec!["client_credentials".into()];
-    })
     .await;
 
     let mut child = tokio::process::Command::new("node")

@@ -2,37 +2,44 @@
 //! revocation (RFC 7009), introspection (RFC 7662), code replay, client credentials.
 
 use super::{prompt_none_error, sign_in};
-use crate::harness::{ALICE, Browser, Stack, param, spawn};
-use provider::store::{AuthMethod, NewClient};
+use crate::harness::{ALICE, Browser, Stack, grants, param, spawn};
+use provider::protocol::registration::{self, ClientMetadata, MetadataError, Registrant};
+use provider::types::{AuthMethod, GrantType};
 use serde_json::Value;
 use std::time::Duration;
 
 const REDIRECT: &str = "http://127.0.0.1:9/cb";
 
-async fn client(stack: &Stack, id: &str, grants: &[&str], auth: AuthMethod) {
-    stack
-        .store
-        .upsert_client(
-            &NewClient {
-                client_id: id.into(),
-                secret_hash: (auth != AuthMethod::None)
-                    .then(|| infra::secret::hash_secret(&format!("{id}-secret"))),
-                name: id.into(),
-                redirect_uris: vec![REDIRECT.into()],
-                post_logout_redirect_uris: vec![],
-                backchannel_logout_uri: None,
-                backchannel_logout_session_required: true,
-                grant_types: grants.iter().map(|g| (*g).to_owned()).collect(),
-                auth_method: auth,
-                id_token_alg: "RS256".into(),
-                first_party: true,
-                jwks: None,
-                ..NewClient::default()
-            },
-            stack.clock.unix(),
-        )
+/// Registers the first-party client `id` allowed `grant_types`, with the secret `{id}-secret`
+/// unless it is public, through the registration rules (which may refuse it).
+async fn try_client(
+    stack: &Stack,
+    id: &str,
+    grant_types: &[GrantType],
+    auth: AuthMethod,
+) -> Result<(), MetadataError> {
+    let metadata = ClientMetadata {
+        client_name: Some(id.into()),
+        redirect_uris: vec![REDIRECT.into()],
+        grant_types: grants(grant_types),
+        token_endpoint_auth_method: Some(auth.as_str().into()),
+        ..ClientMetadata::default()
+    };
+    let who = Registrant {
+        client_id: Some(id.into()),
+        client_secret: Some(format!("{id}-secret")),
+        first_party: true,
+        ..Registrant::default()
+    };
+    let now = stack.clock.unix();
+    registration::register_or_replace(&stack.store, metadata.validate()?, &who, now)
         .await
         .unwrap();
+    Ok(())
+}
+
+async fn client(stack: &Stack, id: &str, grant_types: &[GrantType], auth: AuthMethod) {
+    try_client(stack, id, grant_types, auth).await.unwrap();
 }
 
 /// A stack with a browser signed in as Alice, and clients `rp` and `rp2` allowed refresh tokens.
@@ -42,7 +49,7 @@ async fn setup() -> (Stack, Browser) {
         client(
             &stack,
             id,
-            &["authorization_code", "refresh_token"],
+            &[GrantType::AuthorizationCode, GrantType::RefreshToken],
             AuthMethod::ClientSecretBasic,
         )
         .await;
@@ -266,7 +273,7 @@ async fn online_grants_die_with_their_session_offline_ones_do_not() {
     client(
         &stack,
         "plain",
-        &["authorization_code"],
+        &[GrantType::AuthorizationCode],
         AuthMethod::ClientSecretBasic,
     )
     .await;
@@ -514,11 +521,26 @@ async fn client_credentials_for_clients_allowed_it() {
     client(
         &stack,
         "service",
-        &["client_credentials"],
+        &[GrantType::ClientCredentials],
         AuthMethod::ClientSecretBasic,
     )
     .await;
-    client(&stack, "public", &["client_credentials"], AuthMethod::None).await;
+    // A public client cannot have the grant (RFC 6749 §4.4: confidential clients only).
+    let refused = try_client(
+        &stack,
+        "public",
+        &[GrantType::ClientCredentials],
+        AuthMethod::None,
+    );
+    let refused = refused.await.unwrap_err();
+    assert!(refused.description.contains("public client"), "{refused}");
+    client(
+        &stack,
+        "public",
+        &[GrantType::AuthorizationCode],
+        AuthMethod::None,
+    )
+    .await;
     let cc = [("grant_type", "client_credentials")];
     let (status, _, body) = stack.token(&cc, Some(("service", "service-secret"))).await;
     assert_eq!(status, 200, "{body}");
@@ -617,7 +639,9 @@ async fn the_app_refreshes_before_expiry_and_keeps_the_rotated_token() {
 async fn the_app_signs_out_when_the_provider_refuses_the_refresh() {
     let stack = spawn().await;
     // Without back-channel logout, so that only the refresh can tell App A.
-    crate::harness::update_client(&stack.store, "app-a", |c| c.backchannel_logout_uri = None).await;
+    crate::harness::update_client(&stack.store, "app-a", |c| c.backchannel_logout_uri = None)
+        .await
+        .unwrap();
     let browser = Browser::new();
     sign_in(&stack, &browser, &stack.app_a, ALICE).await;
     let page = browser
@@ -646,17 +670,17 @@ async fn key_client(stack: &Stack) -> provider::keys::Keys {
     client(
         stack,
         "signer",
-        &["client_credentials"],
+        &[GrantType::ClientCredentials],
         AuthMethod::ClientSecretBasic,
     )
     .await;
-    let jwks = keys.jwks_json().to_owned();
+    let jwks = serde_json::from_str(keys.jwks_json()).unwrap();
     crate::harness::update_client(&stack.store, "signer", |c| {
-        c.auth_method = AuthMethod::PrivateKeyJwt;
-        c.secret_hash = None;
+        c.token_endpoint_auth_method = Some(AuthMethod::PrivateKeyJwt.as_str().into());
         c.jwks = Some(jwks);
     })
-    .await;
+    .await
+    .unwrap();
     keys
 }
 

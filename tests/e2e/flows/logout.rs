@@ -6,7 +6,7 @@ use crate::harness::{ALICE, Browser, Page, Stack, jwt_part, param, register, spa
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use provider::keys::{Alg, Keys, generate};
-use provider::store::AuthMethod;
+use provider::types::AuthMethod;
 use std::time::Duration;
 
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
@@ -181,7 +181,7 @@ async fn absolute_expiry_signs_the_apps_out() {
 async fn a_password_change_signs_the_apps_out() {
     let stack = spawn().await;
     let (browser, _) = signed_in_at_both(&stack).await;
-    provider::admin::change_password(
+    provider::users::admin::change_password(
         &stack.store,
         &stack.provider.sessions,
         "alice",
@@ -189,7 +189,7 @@ async fn a_password_change_signs_the_apps_out() {
     )
     .await
     .unwrap();
-    stack.provider.logout_outbox.notify_one();
+    stack.provider.logout_queued.notify_one();
     assert_everyone_signed_out(&stack, &browser).await;
     // The new password works, the old one does not.
     let fresh = Browser::new();
@@ -216,10 +216,10 @@ async fn a_password_change_signs_the_apps_out() {
 async fn a_disabled_account_signs_the_apps_out() {
     let stack = spawn().await;
     let (browser, _) = signed_in_at_both(&stack).await;
-    provider::admin::set_disabled(&stack.store, &stack.provider.sessions, "alice", true)
+    provider::users::admin::set_disabled(&stack.store, &stack.provider.sessions, "alice", true)
         .await
         .unwrap();
-    stack.provider.logout_outbox.notify_one();
+    stack.provider.logout_queued.notify_one();
     assert_everyone_signed_out(&stack, &browser).await;
     let fresh = Browser::new();
     let page = fresh.follow(&format!("{}/login", stack.app_b.url)).await;
@@ -325,7 +325,7 @@ async fn forged_logout_tokens_are_refused_and_the_session_stays() {
         .as_str()
         .unwrap()
         .to_owned();
-    let keys = stack.provider.keys();
+    let keys = stack.provider.keys.current();
     let sign = |c: &serde_json::Value| keys.sign(Alg::RS256, "logout+jwt", c).unwrap();
     let stranger = Keys::from_stored(&[generate(Alg::RS256, 0).unwrap()], 1).unwrap();
     let real_kid = jwt_part(&sign(&claims(&stack, &sid, |_| {})), 0)["kid"]
@@ -487,7 +487,8 @@ async fn a_sub_only_token_signs_out_all_of_that_users_sessions() {
             &stack,
             &stack
                 .provider
-                .keys()
+                .keys
+                .current()
                 .sign(Alg::ES256, "logout+jwt", &c)
                 .unwrap()
         )
@@ -638,14 +639,15 @@ async fn logout_tokens_are_shaped_as_the_spec_says() {
         &[redirect],
         AuthMethod::ClientSecretBasic,
         true,
-        "ES256",
+        Alg::ES256,
         stack.clock.unix(),
     )
     .await;
     crate::harness::update_client(&stack.store, "recorder", |c| {
         c.backchannel_logout_uri = Some(format!("http://rec.localhost:{port}/bcl"));
     })
-    .await;
+    .await
+    .unwrap();
 
     let browser = Browser::new();
     sign_in(&stack, &browser, &stack.app_b, ALICE).await;
@@ -695,7 +697,8 @@ async fn logout_tokens_are_shaped_as_the_spec_says() {
     // And the provider's own key verifies it.
     let verified: serde_json::Value = stack
         .provider
-        .keys()
+        .keys
+        .current()
         .verify(
             &token,
             "logout+jwt",

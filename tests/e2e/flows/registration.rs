@@ -5,6 +5,7 @@
 
 use super::sign_in;
 use crate::harness::{ALICE, BOB, Browser, Page, Stack, jwt_part, param, spawn};
+use provider::types::GrantType;
 use serde_json::{Value, json};
 
 /// Runs a `provider` command against the stack's database; its output, or its error.
@@ -901,7 +902,7 @@ async fn a_developer_registers_edits_rotates_and_deletes_an_app_in_the_console()
     assert!(saved.url.as_str().ends_with("?done=saved"), "{}", saved.url);
     let stored = stack.store.client(&id).await.unwrap().unwrap();
     assert_eq!(stored.redirect_uris, [redirect, second]);
-    assert_eq!(stored.grant_types, ["authorization_code"]);
+    assert_eq!(stored.grant_types, [GrantType::AuthorizationCode]);
     full_sign_in(&stack, &id, Some(&secret), second).await;
 
     // Rotate: the new secret is shown once, the old one stops at once.

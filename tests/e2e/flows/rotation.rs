@@ -24,7 +24,9 @@ async fn jwks_kids(stack: &crate::harness::Stack) -> (Vec<String>, String) {
 
 /// Runs the provider's maintenance step now (the harness sweeper also runs it every second).
 async fn maintain(stack: &crate::harness::Stack) {
-    stack.provider.maintain_keys(true).await.unwrap();
+    provider::maintenance::maintain_keys(&stack.provider, true)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -43,7 +45,7 @@ async fn a_rotation_signs_nobody_out() {
 
     // Rotate (as `provider keys rotate` does): new keys are published at once, sign later.
     let now = stack.clock.unix();
-    for alg in provider::keys::Alg::ALL {
+    for &alg in provider::keys::Alg::ALL {
         provider::keys::rotate(&stack.store, alg, now, now + 15 * 60)
             .await
             .unwrap();

@@ -2,7 +2,7 @@
 
 use super::{code_for_app_a, code_with};
 use crate::harness::{jwt_part, register, spawn};
-use provider::store::AuthMethod;
+use provider::types::{Alg, AuthMethod};
 use std::time::Duration;
 
 #[tokio::test]
@@ -216,7 +216,7 @@ async fn public_clients_and_client_secret_post() {
         &[cli_redirect],
         AuthMethod::None,
         true,
-        "ES256",
+        Alg::ES256,
         now,
     )
     .await;
@@ -229,7 +229,7 @@ async fn public_clients_and_client_secret_post() {
         &[post_redirect],
         AuthMethod::ClientSecretPost,
         true,
-        "RS256",
+        Alg::RS256,
         now,
     )
     .await;

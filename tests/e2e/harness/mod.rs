@@ -9,7 +9,9 @@ pub use browser::{Browser, Page};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use infra::Clock;
-use provider::store::{AuthMethod, NewClient, NewUser, Store};
+use provider::protocol::registration::{self, ClientMetadata, MetadataError, Registrant};
+use provider::store::{NewUser, Store};
+use provider::types::{Alg, AuthMethod, GrantType};
 use rand::TryRng;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -62,7 +64,7 @@ pub struct Stack {
     pub issuer: String,
     pub store: Store,
     /// The running provider's state (its keys, sessions, store).
-    pub provider: provider::SharedState,
+    pub provider: Arc<provider::Ctx>,
     pub app_a: RunningApp,
     pub app_b: RunningApp,
     /// Set to make the proxy in front of the provider tamper with ID tokens (only when the
@@ -101,9 +103,9 @@ async fn start_provider(
     config: provider::Config,
     clock: Clock,
     listener: TcpListener,
-) -> (provider::SharedState, Server) {
+) -> (Arc<provider::Ctx>, Server) {
     let app = provider::App::new(config, clock).await.unwrap();
-    let state = app.state().clone();
+    let state = app.ctx().clone();
     let server = Server::spawn(|stopped| async move {
         app.serve(listener, async {
             let _ = stopped.await;
@@ -232,25 +234,22 @@ pub async fn spawn_with(mut options: Options) -> Stack {
         let url = format!("http://{id}.localhost:{port}");
         let secret = format!("{id}-secret");
         let redirect_uri = format!("{url}/callback");
-        store
-            .upsert_client(
-                &NewClient {
-                    client_id: id.into(),
-                    secret_hash: Some(infra::secret::hash_secret(&secret)),
-                    name: name.into(),
-                    redirect_uris: vec![redirect_uri.clone()],
-                    post_logout_redirect_uris: vec![format!("{url}/")],
-                    backchannel_logout_uri: Some(format!("{url}/backchannel-logout")),
-                    backchannel_logout_session_required: true,
-                    grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-                    auth_method: AuthMethod::ClientSecretBasic,
-                    id_token_alg: "RS256".into(),
-                    first_party,
-                    jwks: None,
-                    ..NewClient::default()
-                },
-                clock.unix(),
-            )
+        let metadata = ClientMetadata {
+            client_name: Some(name.into()),
+            redirect_uris: vec![redirect_uri.clone()],
+            post_logout_redirect_uris: Some(vec![format!("{url}/")]),
+            backchannel_logout_uri: Some(format!("{url}/backchannel-logout")),
+            backchannel_logout_session_required: Some(true),
+            grant_types: grants(&[GrantType::AuthorizationCode, GrantType::RefreshToken]),
+            ..ClientMetadata::default()
+        };
+        let who = Registrant {
+            client_id: Some(id.into()),
+            client_secret: Some(secret.clone()),
+            first_party,
+            ..Registrant::default()
+        };
+        registration::register(&store, metadata.validate().unwrap(), &who, clock.unix())
             .await
             .unwrap();
         let mut app_config = client_app::Config {
@@ -310,7 +309,7 @@ async fn seed_users(store: &Store, now: i64) {
     ] {
         let user = NewUser {
             username: username.into(),
-            password_hash: provider::account::password::hash(password.into())
+            password_hash: provider::users::password::hash(password.into())
                 .await
                 .unwrap(),
             name: Some(name.into()),
@@ -324,7 +323,13 @@ async fn seed_users(store: &Store, now: i64) {
     }
 }
 
-/// Registers a client directly in the store.
+/// The wire names of `grants`, as client metadata lists them.
+pub fn grants(grants: &[GrantType]) -> Option<Vec<String>> {
+    Some(grants.iter().map(|g| g.as_str().to_owned()).collect())
+}
+
+/// Registers a client through the registration rules, as an operator would (a chosen id and
+/// secret; the code flow only); [`update_client`] changes it further.
 #[allow(clippy::too_many_arguments)]
 pub async fn register(
     store: &Store,
@@ -334,56 +339,68 @@ pub async fn register(
     redirect_uris: &[&str],
     auth_method: AuthMethod,
     first_party: bool,
-    id_token_alg: &str,
+    id_token_alg: Alg,
     now: i64,
 ) {
-    store
-        .upsert_client(
-            &NewClient {
-                client_id: client_id.into(),
-                secret_hash: secret.map(infra::secret::hash_secret),
-                name: name.into(),
-                redirect_uris: redirect_uris.iter().map(|s| (*s).to_owned()).collect(),
-                post_logout_redirect_uris: vec![],
-                backchannel_logout_uri: None,
-                backchannel_logout_session_required: true,
-                grant_types: vec!["authorization_code".into()],
-                auth_method,
-                id_token_alg: id_token_alg.into(),
-                first_party,
-                jwks: None,
-                ..NewClient::default()
-            },
-            now,
-        )
+    let metadata = ClientMetadata {
+        client_name: Some(name.into()),
+        redirect_uris: redirect_uris.iter().map(|s| (*s).to_owned()).collect(),
+        token_endpoint_auth_method: Some(auth_method.as_str().into()),
+        id_token_signed_response_alg: Some(id_token_alg.as_str().into()),
+        ..ClientMetadata::default()
+    };
+    let who = Registrant {
+        client_id: Some(client_id.into()),
+        client_secret: secret.map(Into::into),
+        first_party,
+        ..Registrant::default()
+    };
+    let valid = metadata.validate().expect("valid client metadata");
+    registration::register_or_replace(store, valid, &who, now)
         .await
         .unwrap();
 }
 
-/// Changes a registered client in the store.
-pub async fn update_client(store: &Store, client_id: &str, edit: impl FnOnce(&mut NewClient)) {
+/// Registers a first-party machine client (`client_credentials` only, no redirect URI) with
+/// the secret `secret`, through the registration rules.
+pub async fn register_service(store: &Store, client_id: &str, secret: &str, now: i64) {
+    let metadata = ClientMetadata {
+        client_name: Some(client_id.into()),
+        grant_types: grants(&[GrantType::ClientCredentials]),
+        ..ClientMetadata::default()
+    };
+    let who = Registrant {
+        client_id: Some(client_id.into()),
+        client_secret: Some(secret.into()),
+        first_party: true,
+        ..Registrant::default()
+    };
+    let valid = metadata.validate().expect("valid client metadata");
+    registration::register_or_replace(store, valid, &who, now)
+        .await
+        .unwrap();
+}
+
+/// Changes a registered client's metadata through the registration rules (every field it
+/// has is kept unless `edit` changes it; the rules must accept the result).
+pub async fn update_client(
+    store: &Store,
+    client_id: &str,
+    edit: impl FnOnce(&mut ClientMetadata),
+) -> Result<(), MetadataError> {
     let c = store
         .client(client_id)
         .await
         .unwrap()
         .expect("a registered client");
-    let mut new = NewClient {
-        client_id: c.client_id,
-        secret_hash: c.secret_hash,
-        name: c.name,
-        redirect_uris: c.redirect_uris,
-        post_logout_redirect_uris: c.post_logout_redirect_uris,
-        backchannel_logout_uri: c.backchannel_logout_uri,
-        backchannel_logout_session_required: c.backchannel_logout_session_required,
-        grant_types: c.grant_types,
-        auth_method: c.auth_method,
-        id_token_alg: c.id_token_alg,
-        first_party: c.first_party,
-        jwks: c.jwks,
-        ..NewClient::default()
-    };
-    edit(&mut new);
-    store.upsert_client(&new, 0).await.unwrap();
+    let mut metadata = registration::metadata_of(&c);
+    edit(&mut metadata);
+    let valid = metadata.validate()?;
+    let now = infra::Clock::system().unix();
+    registration::update(store, c, valid, None, now)
+        .await
+        .unwrap();
+    Ok(())
 }
 
 /// PKCE verifier and its S256 challenge.

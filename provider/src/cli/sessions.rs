@@ -1,0 +1,138 @@
+//! `provider sessions list|revoke`: users' SSO sessions in the configured session store.
+
+use super::io::{Io, store};
+use crate::Config;
+use crate::config::SessionBackend;
+use crate::store::Store;
+use clap::Subcommand;
+use infra::Clock;
+use sessions::{SessionInfo, Sessions};
+use time::format_description::well_known::Rfc3339;
+
+#[derive(Subcommand, Debug)]
+pub(super) enum SessionsCommand {
+    /// The live sessions of a user.
+    List {
+        #[arg(long)]
+        user: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End one session (by its sid) or every session of a user, at once.
+    Revoke {
+        #[arg(long, conflicts_with = "user", required_unless_present = "user")]
+        sid: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+    },
+}
+
+pub(super) async fn run(
+    config: &Config,
+    command: SessionsCommand,
+    io: &mut Io<'_>,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.session.store != SessionBackend::Memory,
+        "session.store is memory: those sessions live inside the running provider and \
+         cannot be reached from here"
+    );
+    let store = store(config).await?;
+    let sessions = config
+        .session
+        .sessions(Some(store.db()), Clock::system())
+        .await?;
+    match command {
+        SessionsCommand::List { user, json } => {
+            let list = sessions
+                .list_for_user(&user_id(&store, &user).await?)
+                .await?;
+            list_sessions(&store, &list, json, io).await?;
+        }
+        SessionsCommand::Revoke { sid: Some(sid), .. } => {
+            match sessions.revoke_handle(&sid, None).await? {
+                Some(_) => out!(io, "session {sid} ended"),
+                None => anyhow::bail!("no live session {sid}"),
+            }
+        }
+        SessionsCommand::Revoke {
+            user: Some(user), ..
+        } => revoke_user(&store, &sessions, &user, io).await?,
+        SessionsCommand::Revoke { .. } => anyhow::bail!("give --sid or --user"),
+    }
+    Ok(())
+}
+
+async fn user_id(store: &Store, name: &str) -> anyhow::Result<String> {
+    let user = store.user_by_username(name).await?;
+    Ok(user
+        .ok_or_else(|| anyhow::anyhow!("no user named {name}"))?
+        .id)
+}
+
+async fn revoke_user(
+    store: &Store,
+    sessions: &Sessions,
+    user: &str,
+    io: &mut Io<'_>,
+) -> anyhow::Result<()> {
+    let ended = sessions.revoke_user(&user_id(store, user).await?).await?;
+    out!(io, "{} session(s) of {user} ended", ended.len());
+    Ok(())
+}
+
+/// The sessions as a table, or as JSON, with the apps signed in through each.
+async fn list_sessions(
+    store: &Store,
+    list: &[SessionInfo],
+    json: bool,
+    io: &mut Io<'_>,
+) -> anyhow::Result<()> {
+    let fmt = |t: time::OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
+    let handles: Vec<&str> = list.iter().map(|s| s.handle.as_str()).collect();
+    let mut apps = store.session_client_names(&handles).await?;
+    let rows: Vec<serde_json::Value> = list
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "sid": s.handle,
+                "created_at": fmt(s.created_at),
+                "last_seen_at": fmt(s.last_seen_at),
+                "idle_expires_at": fmt(s.idle_expires_at),
+                "absolute_expires_at": fmt(s.absolute_expires_at),
+                "user_agent": s.user_agent,
+                "client_addr": s.client_addr,
+                "apps": apps.remove(&s.handle).unwrap_or_default(),
+            })
+        })
+        .collect();
+    if json {
+        out!(io, "{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        out!(io, "no live sessions");
+        return Ok(());
+    }
+    let head = ("sid", "started", "last seen", "address");
+    out!(
+        io,
+        "{:<24}  {:<20}  {:<20}  {:<15}  apps",
+        head.0,
+        head.1,
+        head.2,
+        head.3
+    );
+    for (s, row) in list.iter().zip(&rows) {
+        let addr = s.client_addr.as_deref().unwrap_or("-");
+        let (started, seen) = (fmt(s.created_at), fmt(s.last_seen_at));
+        out!(
+            io,
+            "{:<24}  {started:<20}  {seen:<20}  {addr:<15}  {}",
+            s.handle,
+            row["apps"]
+        );
+    }
+    Ok(())
+}

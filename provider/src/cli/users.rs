@@ -1,0 +1,221 @@
+//! `provider users …`: accounts. A new password, a disabled account and a removed one sign the
+//! user out everywhere (`users::admin`), and every app that shared those sessions hears of
+//! it.
+
+use super::io::{Io, store};
+use crate::Config;
+use crate::config::SessionBackend;
+use crate::store::{NewUser, Store};
+use crate::users::admin;
+use crate::users::password::{self, MAX_PASSWORD_BYTES};
+use clap::Subcommand;
+use infra::Clock;
+use sessions::Sessions;
+
+#[derive(Subcommand, Debug)]
+pub(super) enum UsersCommand {
+    /// Create a user; the password is asked for (or read with --password-stdin).
+    Add {
+        username: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        /// The email address is verified.
+        #[arg(long)]
+        email_verified: bool,
+        /// May use the developer console.
+        #[arg(long)]
+        developer: bool,
+        /// Read the password from standard input (otherwise: a prompt on the terminal).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Change a user's password (asked for, or --password-stdin); signs them out everywhere.
+    Passwd {
+        username: String,
+        /// Read the password from standard input (otherwise: a prompt on the terminal).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable an account; signs the user out everywhere.
+    Disable { username: String },
+    /// Enable a disabled account.
+    Enable { username: String },
+    /// Delete an account; signs the user out everywhere first.
+    Remove { username: String },
+}
+
+pub(super) async fn run(
+    config: &Config,
+    command: UsersCommand,
+    io: &mut Io<'_>,
+) -> anyhow::Result<()> {
+    let store = store(config).await?;
+    // Sessions to end on a password change or a disabled account. An in-memory store lives
+    // inside the running provider and cannot be reached from here; the provider refuses
+    // disabled users on their next request in any case.
+    let sessions = match config.session.store {
+        SessionBackend::Memory => None,
+        _ => Some(
+            config
+                .session
+                .sessions(Some(store.db()), Clock::system())
+                .await?,
+        ),
+    };
+    match command {
+        UsersCommand::Add {
+            username,
+            name,
+            email,
+            email_verified,
+            developer,
+            password_stdin,
+        } => {
+            let user = NewUser {
+                username,
+                password_hash: password::hash(read_password(io, password_stdin)?).await?,
+                name,
+                email,
+                email_verified,
+                developer,
+                ..NewUser::default()
+            };
+            add(&store, &user, io).await?;
+        }
+        UsersCommand::List => list(&store, io).await?,
+        UsersCommand::Passwd {
+            username,
+            password_stdin,
+        } => {
+            let password = read_password(io, password_stdin)?;
+            passwd(&store, sessions.as_ref(), &username, password, io).await?;
+        }
+        UsersCommand::Disable { username } => {
+            set_disabled(&store, sessions.as_ref(), &username, true, io).await?
+        }
+        UsersCommand::Enable { username } => {
+            set_disabled(&store, sessions.as_ref(), &username, false, io).await?
+        }
+        UsersCommand::Remove { username } => {
+            let ended = admin::remove_user(&store, sessions.as_ref(), &username).await?;
+            let n = ended.len();
+            out!(
+                io,
+                "user {username} removed; {n} session(s) ended, the apps are told through back-channel logout"
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn add(store: &Store, user: &NewUser, io: &mut Io<'_>) -> anyhow::Result<()> {
+    let username = &user.username;
+    match store.create_user(user, Clock::system().unix()).await {
+        Ok(u) => out!(io, "user {username} created (sub {})", u.id),
+        Err(e) if crate::store::is_unique_violation(&e) => {
+            anyhow::bail!("the username {username} is taken")
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+async fn list(store: &Store, io: &mut Io<'_>) -> anyhow::Result<()> {
+    for u in store.list_users().await? {
+        let flags = [(u.disabled, "disabled"), (u.developer, "developer")]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, f)| *f)
+            .collect::<Vec<_>>()
+            .join(",");
+        let email = u.email.unwrap_or_default();
+        out!(io, "{:<20} {:<36} {email:<24} {flags}", u.username, u.id);
+    }
+    Ok(())
+}
+
+async fn passwd(
+    store: &Store,
+    sessions: Option<&Sessions>,
+    username: &str,
+    new_password: String,
+    io: &mut Io<'_>,
+) -> anyhow::Result<()> {
+    match sessions {
+        Some(s) => {
+            let n = admin::change_password(store, s, username, new_password)
+                .await?
+                .len();
+            out!(
+                io,
+                "{n} session(s) ended; the apps are told through back-channel logout"
+            );
+        }
+        None => {
+            let user = store.user_by_username(username).await?;
+            let user = user.ok_or_else(|| anyhow::anyhow!("no user named {username}"))?;
+            let hash = password::hash(new_password).await?;
+            let now = Clock::system().unix();
+            store.set_password_hash(&user.id, &hash, now).await?;
+        }
+    }
+    out!(io, "password of {username} changed");
+    Ok(())
+}
+
+async fn set_disabled(
+    store: &Store,
+    sessions: Option<&Sessions>,
+    username: &str,
+    disable: bool,
+    io: &mut Io<'_>,
+) -> anyhow::Result<()> {
+    let sessions = sessions.ok_or_else(|| {
+        anyhow::anyhow!("session.store is memory: its sessions live inside the running provider; use a shared session store")
+    })?;
+    let ended = admin::set_disabled(store, sessions, username, disable).await?;
+    if disable {
+        let n = ended.len();
+        out!(
+            io,
+            "{n} session(s) ended; the apps are told through back-channel logout"
+        );
+    }
+    let now = if disable { "disabled" } else { "enabled" };
+    out!(io, "{username} is {now}");
+    Ok(())
+}
+
+/// The new password: the first line of standard input with `--password-stdin`, otherwise
+/// typed twice at a prompt on the terminal (not echoed). Never an argument: those end up in
+/// shell history and the process list.
+fn read_password(io: &mut Io<'_>, from_stdin: bool) -> anyhow::Result<String> {
+    let password = if from_stdin {
+        let mut line = String::new();
+        io.input.read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    } else {
+        let ask = |prompt: &str| {
+            rpassword::prompt_password(prompt).map_err(|e| {
+                anyhow::anyhow!(
+                    "there is no terminal to ask for the password on ({e}); \
+                     pipe it in with --password-stdin"
+                )
+            })
+        };
+        let first = ask("New password: ")?;
+        let again = ask("Repeat it: ")?;
+        anyhow::ensure!(first == again, "the two passwords differ");
+        first
+    };
+    anyhow::ensure!(!password.is_empty(), "no password on standard input");
+    anyhow::ensure!(
+        password.len() <= MAX_PASSWORD_BYTES,
+        "the password is too long"
+    );
+    Ok(password)
+}

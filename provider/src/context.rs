@@ -1,0 +1,168 @@
+//! [`Ctx`]: what the provider's rules need, built once and shared: the configuration, the
+//! store, the signing keys, the SSO sessions and the clock. No HTTP and no background work:
+//! the web layer (`web`) and the maintenance jobs (`maintenance`) are built on top of it.
+//!
+//! Also [`SystemError`]: everything that can fail beneath the rules (the database or the
+//! session store out of reach, a bug, no randomness), which every boundary answers the same
+//! way in its own format (503 and try again, or an opaque 500 logged once).
+
+use crate::config::Config;
+use crate::keys::{KeyError, KeyRing, Keys};
+use crate::store::Store;
+use anyhow::Context as _;
+use infra::Clock;
+use sessions::Sessions;
+use std::time::Duration;
+
+/// The provider's shared context.
+pub struct Ctx {
+    pub config: Config,
+    /// The issuer without a trailing slash, as it appears in tokens (OIDC Discovery §3).
+    pub issuer: String,
+    pub store: Store,
+    /// The signing keys in force (reloaded when rotation changes them).
+    pub keys: KeyRing,
+    /// The SSO sessions.
+    pub sessions: Sessions,
+    pub clock: Clock,
+    /// Wakes the back-channel logout outbox when a logout is queued.
+    pub logout_queued: tokio::sync::Notify,
+}
+
+impl Ctx {
+    /// Opens the store (migrating it), loads or creates the signing keys, and opens the
+    /// session store: everything a provider instance needs before it serves.
+    pub async fn open(config: Config, clock: Clock) -> anyhow::Result<Self> {
+        config.validate()?;
+        let store = Store::connect(&config.database_url)
+            .await
+            .context("cannot open the database (database_url)")?;
+        store.migrate().await.context("database migration failed")?;
+        let keys = first_keys(&store, &clock).await?;
+        let sessions = config
+            .session
+            .sessions(Some(store.db()), clock.clone())
+            .await?;
+        Ok(Self {
+            issuer: config.issuer_str(),
+            config,
+            store,
+            keys: KeyRing::new(keys),
+            sessions,
+            clock,
+            logout_queued: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// The issuer followed by `path` (one of [`crate::paths`]).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+}
+
+/// Loads the signing keys, creating the first ones on an empty database. Instances starting
+/// together must not each generate their own first keys: creation happens under a short
+/// lease, one instance at a time.
+async fn first_keys(store: &Store, clock: &Clock) -> anyhow::Result<Keys> {
+    let holder = infra::secret::random_handle()?;
+    let mut waited = 0;
+    while !store
+        .try_lease("key-setup", &holder, clock.unix(), 10)
+        .await?
+    {
+        anyhow::ensure!(
+            waited < 200,
+            "another instance held the key-setup lease for too long"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    let keys = Keys::load_or_create(store, clock.unix()).await;
+    store.release_lease("key-setup", &holder).await?;
+    Ok(keys?)
+}
+
+/// A failure beneath the rules: the answer is 503 (retry) or an opaque 500, never a detail.
+#[derive(Debug, thiserror::Error)]
+pub enum SystemError {
+    /// The database or the session store cannot be reached (or did not answer in time).
+    #[error("store unreachable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug, corrupt data, no randomness. Logged once, shown as a 500.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for SystemError {
+    fn from(e: sqlx::Error) -> Self {
+        if infra::sql_unavailable(&e) {
+            Self::Unavailable(e.to_string())
+        } else {
+            Self::Internal(e.into())
+        }
+    }
+}
+
+impl From<sessions::StoreError> for SystemError {
+    fn from(e: sessions::StoreError) -> Self {
+        if e.is_unavailable() {
+            Self::Unavailable(e.to_string())
+        } else {
+            Self::Internal(e.into())
+        }
+    }
+}
+
+impl From<KeyError> for SystemError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Store(e) => e.into(),
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl From<infra::secret::RandomError> for SystemError {
+    fn from(e: infra::secret::RandomError) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+/// A context for unit tests: a fresh SQLite database in a temporary directory (migrated, with
+/// keys), sessions in memory, and a clock the test moves.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Ctx;
+    use crate::config::Config;
+    use infra::Clock;
+
+    /// Keeps the database's directory alive as long as the context.
+    pub(crate) struct TestCtx {
+        pub ctx: std::sync::Arc<Ctx>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl std::ops::Deref for TestCtx {
+        type Target = Ctx;
+        fn deref(&self) -> &Ctx {
+            &self.ctx
+        }
+    }
+
+    pub(crate) async fn ctx() -> TestCtx {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut config = Config {
+            issuer: "https://idp.example".parse().expect("an issuer URL"),
+            database_url: format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display()),
+            ..Config::default()
+        };
+        config.session.store = sessions::SessionBackend::Memory;
+        let ctx = Ctx::open(config, Clock::system())
+            .await
+            .expect("a provider context");
+        TestCtx {
+            ctx: std::sync::Arc::new(ctx),
+            _dir: dir,
+        }
+    }
+}

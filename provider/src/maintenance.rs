@@ -1,0 +1,110 @@
+//! The provider's background upkeep: sweeping expired sessions (their ends reported like any
+//! other), codes, tokens, throttle records and old audit events, and rotating the signing
+//! keys. The shared part runs in one instance at a time, under a lease in the database; every
+//! instance reloads its keys when what is stored has changed.
+
+use crate::context::Ctx;
+use crate::keys::{self, KeyError, RotationPolicy};
+use crate::logout;
+use infra::secret::RandomError;
+use std::sync::Arc;
+
+/// Runs the maintenance of one provider instance.
+pub struct Maintenance {
+    ctx: Arc<Ctx>,
+    /// This instance's name for the lease (random).
+    instance_id: String,
+}
+
+impl Maintenance {
+    pub fn new(ctx: Arc<Ctx>) -> Result<Self, RandomError> {
+        Ok(Self {
+            ctx,
+            instance_id: infra::secret::random_handle()?,
+        })
+    }
+
+    /// Runs [`Maintenance::run_once`] every `session.sweep_interval` until aborted.
+    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let every = self.ctx.config.session.sweep_interval;
+            let mut ticker = tokio::time::interval(every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                self.run_once().await;
+            }
+        })
+    }
+
+    /// One round: the shared upkeep if this instance holds the lease, then this instance's key
+    /// reload. Returns whether it held the lease.
+    pub async fn run_once(&self) -> bool {
+        let ctx = &self.ctx;
+        let now = ctx.clock.unix();
+        // The lease outlives a few rounds, so a holder that stops is replaced soon.
+        let ttl = infra::secs(ctx.config.session.sweep_interval).max(1) * 3;
+        let holder = match ctx
+            .store
+            .try_lease("maintenance", &self.instance_id, now, ttl)
+            .await
+        {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(error = %e, "maintenance lease unavailable");
+                false
+            }
+        };
+        if holder {
+            sweep(ctx, now).await;
+        }
+        if let Err(e) = maintain_keys(ctx, holder).await {
+            tracing::warn!(error = %e, "key maintenance failed");
+        }
+        holder
+    }
+}
+
+/// Deletes what has expired. Codes and tokens are kept ten minutes past expiry so that a late
+/// replay is still recognised.
+async fn sweep(ctx: &Ctx, now: i64) {
+    match ctx.sessions.sweep().await {
+        // Idle and absolute expiry are session ends like any other: the apps hear.
+        Ok(ended) => logout::session_ended(ctx, &ended).await,
+        Err(e) => tracing::warn!(error = %e, "session sweep failed"),
+    }
+    let store = &ctx.store;
+    if let Err(e) = store.sweep_auth_codes(now, 600).await {
+        tracing::warn!(error = %e, "code sweep failed");
+    }
+    if let Err(e) = store.sweep_tokens(now, 600).await {
+        tracing::warn!(error = %e, "token sweep failed");
+    }
+    if let Err(e) = store.sweep_login_throttle(now, 3600).await {
+        tracing::warn!(error = %e, "throttle sweep failed");
+    }
+    let before = (now - crate::audit::RETENTION_SECS).saturating_mul(1_000_000);
+    if let Err(e) = store.sweep_audit(before).await {
+        tracing::warn!(error = %e, "audit sweep failed");
+    }
+}
+
+/// With `rotate`, one key-rotation step (rotate if due, retire what expired); then reloads the
+/// keys if anything changed, including a published key whose time to sign has come.
+pub async fn maintain_keys(ctx: &Ctx, rotate: bool) -> Result<(), KeyError> {
+    let now = ctx.clock.unix();
+    let t = &ctx.config.tokens;
+    let policy = RotationPolicy {
+        rotation_period: infra::secs(ctx.config.keys.rotation_period),
+        publish_ahead: infra::secs(ctx.config.keys.publish_ahead),
+        // The longest-lived token a key signs, plus a logout token and a margin.
+        retire_after: infra::secs(t.access_token_lifetime.max(t.id_token_lifetime)) + 180,
+    };
+    if rotate {
+        keys::maintain(&ctx.store, now, policy).await?;
+    }
+    if ctx.keys.refresh(&ctx.store, now).await? {
+        tracing::info!("signing keys reloaded");
+    }
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! Every path the provider serves, relative to the issuer. The router (`web::router`), the
+//! discovery document, the redirects between pages and the tests all use these constants, so
+//! none of them can drift from the others.
+
+// OpenID Connect and OAuth 2.0 endpoints (advertised in discovery).
+/// OIDC Discovery 1.0 §4.
+pub const DISCOVERY: &str = "/.well-known/openid-configuration";
+/// The JWK Set (RFC 7517 §5).
+pub const JWKS: &str = "/jwks";
+/// RFC 6749 §3.1, OIDC Core §3.1.2.
+pub const AUTHORIZE: &str = "/authorize";
+/// RFC 6749 §3.2.
+pub const TOKEN: &str = "/token";
+/// OIDC Core §5.3.
+pub const USERINFO: &str = "/userinfo";
+/// RFC 7009.
+pub const REVOCATION: &str = "/revoke";
+/// RFC 7662.
+pub const INTROSPECTION: &str = "/introspect";
+/// RP-Initiated Logout 1.0 §2.
+pub const END_SESSION: &str = "/logout";
+/// The answer of the sign-out confirmation page.
+pub const END_SESSION_CONFIRM: &str = "/logout/confirm";
+/// RFC 7591 §3.
+pub const REGISTRATION: &str = "/register";
+/// RFC 7592 §2: the client configuration endpoint, `/register/{client_id}`.
+pub const REGISTRATION_CLIENT: &str = "/register/{client_id}";
+
+// Pages for people.
+/// The account home.
+pub const HOME: &str = "/";
+pub const LOGIN: &str = "/login";
+pub const CONSENT: &str = "/consent";
+/// "Your sessions".
+pub const SESSIONS: &str = "/account/sessions";
+pub const SESSIONS_REVOKE: &str = "/account/sessions/revoke";
+pub const SESSIONS_REVOKE_ALL: &str = "/account/sessions/revoke-all";
+/// The developer console.
+pub const DEVELOPER: &str = "/developer";
+pub const DEVELOPER_APPS: &str = "/developer/apps";
+pub const DEVELOPER_NEW_APP: &str = "/developer/apps/new";
+pub const DEVELOPER_APP: &str = "/developer/apps/{client_id}";
+pub const DEVELOPER_APP_ROTATE: &str = "/developer/apps/{client_id}/rotate-secret";
+pub const DEVELOPER_APP_DELETE: &str = "/developer/apps/{client_id}/delete";
+
+// Operations.
+pub const STYLESHEET: &str = "/static/style.css";
+/// The process is alive.
+pub const HEALTHZ: &str = "/healthz";
+/// The database and the session store answer.
+pub const READYZ: &str = "/readyz";
+/// Prometheus text format.
+pub const METRICS: &str = "/metrics";
+
+/// A path template with its `{client_id}` filled in.
+pub fn for_client(template: &str, client_id: &str) -> String {
+    template.replace("{client_id}", client_id)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn templates_are_filled() {
+        assert_eq!(
+            super::for_client(super::DEVELOPER_APP_ROTATE, "abc"),
+            "/developer/apps/abc/rotate-secret"
+        );
+        assert_eq!(
+            super::for_client(super::REGISTRATION_CLIENT, "x"),
+            "/register/x"
+        );
+    }
+}

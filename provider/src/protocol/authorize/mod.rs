@@ -1,0 +1,176 @@
+//! The authorization endpoint's rules (RFC 6749 §4.1, OIDC Core §3.1.2): which request is
+//! valid ([`request`]), and what happens next for this browser: sign in, approve the app, or
+//! receive a code ([`Next`]). Requests that wait for a person are kept in the session
+//! ([`pending`]).
+
+pub mod pending;
+pub mod request;
+
+use super::error::AuthorizeError;
+use super::params::Params;
+use crate::context::Ctx;
+use crate::logout;
+use crate::store::{AuthCode, Client, Insert};
+use crate::types::AuthorizeErrorCode;
+use infra::secret::{hash_secret, random_token};
+use request::AuthRequest;
+use sessions::{EndCause, Session};
+
+/// What the endpoint does next.
+#[derive(Debug)]
+pub enum Next {
+    /// The person must sign in (again) first; the request waits in their session.
+    /// `session_over`: this browser's SSO session ended here (its account is gone or
+    /// disabled), so its cookie goes too.
+    SignIn {
+        request: AuthRequest,
+        session_over: bool,
+    },
+    /// The person must approve the app first; the request waits in their session.
+    Consent(AuthRequest),
+    /// The authorization response: a code for the client.
+    Code(CodeRedirect),
+}
+
+/// A successful authorization response (RFC 6749 §4.1.2, RFC 9207 `iss`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct CodeRedirect {
+    pub redirect_uri: String,
+    pub code: String,
+    pub state: Option<String>,
+    pub issuer: String,
+}
+
+/// A request as it arrives, with the browser's SSO session (if any).
+pub async fn authorize(
+    ctx: &Ctx,
+    params: &Params,
+    session: Option<&Session>,
+) -> Result<Next, AuthorizeError> {
+    let (req, client) = request::validate(ctx, params).await?;
+    let now = ctx.clock.unix();
+    match session.filter(|s| s.user_id.is_some()) {
+        Some(s) if !must_sign_in(&req, s, now) => proceed_with(ctx, s, req, &client).await,
+        _ if req.prompt.none => Err(login_required(ctx, &req)),
+        _ => Ok(Next::SignIn {
+            request: req,
+            session_over: false,
+        }),
+    }
+}
+
+/// Whether a signed-in session will not do for `req`: `prompt=login` or `select_account`, a
+/// sign-in older than `max_age` (OIDC Core §3.1.2.1), or an `id_token_hint` naming someone
+/// else (OIDC Core §3.1.2.2).
+pub fn must_sign_in(req: &AuthRequest, session: &Session, now: i64) -> bool {
+    let too_old = req.max_age.is_some_and(|max| {
+        session
+            .auth_time
+            .is_none_or(|t| now - t.unix_timestamp() > max)
+    });
+    let someone_else = req
+        .hint_sub
+        .as_deref()
+        .is_some_and(|sub| session.user_id.as_deref() != Some(sub));
+    req.prompt.login || req.prompt.select_account || too_old || someone_else
+}
+
+fn login_required(ctx: &Ctx, req: &AuthRequest) -> AuthorizeError {
+    req.error(
+        &ctx.issuer,
+        AuthorizeErrorCode::LoginRequired,
+        "the user must sign in",
+    )
+    .into()
+}
+
+/// The person has just signed in (the login page): on to consent, or to the code.
+pub async fn proceed(
+    ctx: &Ctx,
+    session: &Session,
+    req: AuthRequest,
+) -> Result<Next, AuthorizeError> {
+    let client =
+        ctx.store.client(&req.client_id).await?.ok_or_else(|| {
+            super::error::PageError::bad_request("This app is no longer registered.")
+        })?;
+    proceed_with(ctx, session, req, &client).await
+}
+
+/// A signed-in session: the account must still be active; then consent (unless first-party
+/// or already given for these scopes, and not `prompt=consent`), then the code.
+async fn proceed_with(
+    ctx: &Ctx,
+    session: &Session,
+    req: AuthRequest,
+    client: &Client,
+) -> Result<Next, AuthorizeError> {
+    let user = match &session.user_id {
+        Some(id) => ctx.store.user_by_id(id).await?.filter(|u| !u.disabled),
+        None => None,
+    };
+    let Some(user) = user else {
+        // The account was removed or disabled: this session is over, everywhere.
+        if let Some(end) = ctx.sessions.end(session.id(), EndCause::Revoked).await? {
+            logout::session_ended(ctx, &[end]).await;
+        }
+        if req.prompt.none {
+            return Err(login_required(ctx, &req));
+        }
+        return Ok(Next::SignIn {
+            request: req,
+            session_over: true,
+        });
+    };
+    let granted = ctx.store.consent(&user.id, &client.client_id).await?;
+    let covered = granted.is_some_and(|g| g.covers(req.scopes));
+    if req.prompt.consent || (!client.first_party && !covered) {
+        if req.prompt.none {
+            let code = AuthorizeErrorCode::ConsentRequired;
+            return Err(req
+                .error(&ctx.issuer, code, "the user must approve this app")
+                .into());
+        }
+        return Ok(Next::Consent(req));
+    }
+    Ok(Next::Code(issue_code(ctx, session, &req).await?))
+}
+
+/// Issues a code bound to the client, redirect URI, PKCE challenge, nonce and SSO session
+/// (RFC 6749 §4.1.2), and records the client as a member of the session (for back-channel
+/// logout), both in one commit.
+pub async fn issue_code(
+    ctx: &Ctx,
+    session: &Session,
+    req: &AuthRequest,
+) -> Result<CodeRedirect, AuthorizeError> {
+    let Some(user_id) = session.user_id.clone() else {
+        let bug = anyhow::anyhow!("issue_code without a signed-in session");
+        return Err(crate::context::SystemError::Internal(bug).into());
+    };
+    let now = ctx.clock.unix();
+    let code = random_token()?;
+    let bound = AuthCode {
+        client_id: req.client_id.clone(),
+        user_id,
+        redirect_uri: req.redirect_uri.clone(),
+        scope: req.scopes,
+        nonce: req.nonce.clone(),
+        code_challenge: req.code_challenge.clone(),
+        sid: session.handle.clone(),
+        auth_time: session.auth_time.map_or(now, |t| t.unix_timestamp()),
+        expires_at: now + infra::secs(ctx.config.tokens.code_lifetime),
+    };
+    ctx.store
+        .insert(vec![
+            Insert::auth_code(&hash_secret(&code), &bound, now),
+            Insert::session_member(&session.handle, &req.client_id, &bound.user_id, now),
+        ])
+        .await?;
+    Ok(CodeRedirect {
+        redirect_uri: req.redirect_uri.clone(),
+        code,
+        state: req.state.clone(),
+        issuer: ctx.issuer.clone(),
+    })
+}

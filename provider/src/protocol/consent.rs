@@ -1,0 +1,94 @@
+//! The consent rules (OIDC Core §3.1.2.4): which app asks for which scopes, and the person's
+//! answer, remembered per user and client (first-party clients never ask, see
+//! `authorize::Next`).
+
+use super::authorize::pending;
+use super::authorize::{CodeRedirect, issue_code};
+use super::error::{AuthorizeError, PageError};
+use crate::context::Ctx;
+use crate::types::{AuthorizeErrorCode, ScopeSet};
+use sessions::Session;
+
+pub const EXPIRED: &str =
+    "This approval request has expired. Go back to the app and sign in again.";
+
+/// What the consent page shows.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConsentRequest {
+    pub client_name: String,
+    pub username: String,
+    pub scopes: ScopeSet,
+}
+
+/// The person's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    Deny,
+}
+
+impl Decision {
+    pub fn parse(value: Option<&str>) -> Result<Self, PageError> {
+        match value {
+            Some("allow") => Ok(Self::Allow),
+            Some("deny") => Ok(Self::Deny),
+            _ => Err(PageError::bad_request("Choose Allow or Deny.")),
+        }
+    }
+}
+
+/// The pending request `request_id` of this signed-in session, as the page shows it.
+pub async fn show(
+    ctx: &Ctx,
+    session: &Session,
+    request_id: &str,
+) -> Result<ConsentRequest, PageError> {
+    let expired = || PageError::bad_request(EXPIRED);
+    let req = pending::pending(session, request_id, ctx.clock.unix()).ok_or_else(expired)?;
+    let client = ctx
+        .store
+        .client(&req.client_id)
+        .await?
+        .ok_or_else(expired)?;
+    let username = match &session.user_id {
+        Some(uid) => ctx.store.user_by_id(uid).await?.map(|u| u.username),
+        None => None,
+    };
+    Ok(ConsentRequest {
+        client_name: client.name,
+        username: username.unwrap_or_default(),
+        scopes: req.scopes,
+    })
+}
+
+/// The answer to the pending request `request_id`: allowed, the grant is remembered and a
+/// code issued; denied, the client hears `access_denied`. Either way the request is gone.
+pub async fn decide(
+    ctx: &Ctx,
+    session: &mut Session,
+    request_id: &str,
+    decision: Decision,
+) -> Result<CodeRedirect, AuthorizeError> {
+    let now = ctx.clock.unix();
+    let req =
+        pending::take(session, request_id, now).ok_or_else(|| PageError::bad_request(EXPIRED))?;
+    match decision {
+        Decision::Allow => {
+            let user_id = session.user_id.clone().unwrap_or_default();
+            ctx.store
+                .grant_consent(&user_id, &req.client_id, req.scopes, now)
+                .await?;
+            // The code is issued; the session (without the request) is saved with it below.
+            let code = issue_code(ctx, session, &req).await?;
+            ctx.sessions.save(session).await?;
+            Ok(code)
+        }
+        Decision::Deny => {
+            ctx.sessions.save(session).await?;
+            let code = AuthorizeErrorCode::AccessDenied;
+            Err(req
+                .error(&ctx.issuer, code, "the user denied the request")
+                .into())
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! RP-Initiated Logout 1.0: the rules of the end-session endpoint.
+//!
+//! - With a valid `id_token_hint` (signed by us, for the client; it may have expired, §2) the
+//!   SSO session it names ends at once, and the browser goes back to
+//!   `post_logout_redirect_uri` (an exact match of one the client registered) with `state`.
+//! - Without one, nothing happens: the person is asked ([`EndSession::Ask`]), and only their
+//!   answer, with this session's CSRF token, signs out ([`confirm`]). A
+//!   `post_logout_redirect_uri` without a valid hint is never redirected to (§3: the OP must
+//!   be sure the RP sent it).
+//!
+//! Every end reaches every app of the session through the back-channel outbox.
+
+use super::error::PageError;
+use super::params::Params;
+use crate::context::{Ctx, SystemError};
+use crate::logout;
+use crate::store::Client;
+use serde::Deserialize;
+use sessions::{EndCause, Session};
+
+/// What the endpoint does.
+#[derive(Debug, PartialEq, Eq)]
+pub enum EndSession {
+    /// No proof that an app asked: the person is asked to confirm (`client_name` is the app
+    /// that sent them, if it said), with a form bearing this session's CSRF token.
+    Ask {
+        client_name: Option<String>,
+        csrf_token: String,
+    },
+    /// No proof, and nobody is signed in here: nothing to do.
+    NotSignedIn,
+    /// The hinted sign-out happened (`was_signed_in`: this browser's session was the one
+    /// named, and it ended). The browser forgets its cookie, and goes back to the app if it
+    /// registered where.
+    SignedOut {
+        was_signed_in: bool,
+        redirect: Option<PostLogoutRedirect>,
+    },
+}
+
+/// Where the browser goes after a hinted sign-out (RP-Initiated Logout §3).
+#[derive(Debug, PartialEq, Eq)]
+pub struct PostLogoutRedirect {
+    pub uri: String,
+    pub state: Option<String>,
+}
+
+/// The claims of an `id_token_hint` we use.
+#[derive(Deserialize)]
+struct HintClaims {
+    sub: String,
+    aud: Audience,
+    sid: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    fn first(&self) -> Option<&str> {
+        match self {
+            Self::One(a) => Some(a),
+            Self::Many(list) => list.first().map(String::as_str),
+        }
+    }
+}
+
+/// A sign-out request, with the browser's signed-in session (if any).
+pub async fn end_session(
+    ctx: &Ctx,
+    params: &Params,
+    session: Option<&Session>,
+) -> Result<EndSession, PageError> {
+    params
+        .check_repeated()
+        .map_err(|e| PageError::bad_request(format!("The sign-out request is malformed: {e}.")))?;
+    let hint: Option<HintClaims> = match params.get("id_token_hint") {
+        Some(token) => Some(
+            ctx.keys
+                .current()
+                .verify_with(token, "JWT", &ctx.issuer, None, None)
+                .map_err(|_| {
+                    PageError::bad_request(
+                        "The sign-out request carries an ID token that Gatehouse did not issue.",
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    let client = client(ctx, params, hint.as_ref()).await?;
+    let redirect = post_logout_redirect(params, client.as_ref(), hint.is_some())?;
+    let Some(hint) = hint else {
+        // No proof of the app: ask the person (a bare GET never signs anyone out).
+        return Ok(match session {
+            Some(s) => EndSession::Ask {
+                client_name: client.map(|c| c.name),
+                csrf_token: s.csrf_token().to_owned(),
+            },
+            None => EndSession::NotSignedIn,
+        });
+    };
+    // The hint names the session to end: the one in this browser, if it is that user's.
+    let named = session.filter(|s| {
+        s.user_id.as_deref() == Some(hint.sub.as_str())
+            && hint.sid.as_deref().is_none_or(|sid| sid == s.handle)
+    });
+    let was_signed_in = match named {
+        Some(s) => end(ctx, s).await?,
+        None => false,
+    };
+    Ok(EndSession::SignedOut {
+        was_signed_in,
+        redirect,
+    })
+}
+
+/// The client the request is from: its `client_id`, which must agree with the hint's
+/// audience (§2).
+async fn client(
+    ctx: &Ctx,
+    params: &Params,
+    hint: Option<&HintClaims>,
+) -> Result<Option<Client>, PageError> {
+    let client_id = match (hint.and_then(|h| h.aud.first()), params.get("client_id")) {
+        (Some(aud), Some(given)) if aud != given => {
+            return Err(PageError::bad_request(
+                "The sign-out request's client_id does not match its ID token.",
+            ));
+        }
+        (Some(aud), _) => Some(aud),
+        (None, given) => given,
+    };
+    let Some(id) = client_id else {
+        return Ok(None);
+    };
+    let client = ctx.store.client(id).await?.ok_or_else(|| {
+        PageError::bad_request("The app asking to sign you out is not registered.")
+    })?;
+    Ok(Some(client))
+}
+
+/// `post_logout_redirect_uri`: refused unless registered by the client; followed only with a
+/// valid hint (§3).
+fn post_logout_redirect(
+    params: &Params,
+    client: Option<&Client>,
+    hinted: bool,
+) -> Result<Option<PostLogoutRedirect>, PageError> {
+    let Some(uri) = params.get("post_logout_redirect_uri") else {
+        return Ok(None);
+    };
+    let registered = client.is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri));
+    if !registered {
+        return Err(PageError::bad_request(
+            "The app asked Gatehouse to send you to an address it has not registered for \
+             sign-out, so Gatehouse will not send you there.",
+        ));
+    }
+    Ok(hinted.then(|| PostLogoutRedirect {
+        uri: uri.to_owned(),
+        state: params.get("state").map(str::to_owned),
+    }))
+}
+
+/// The person confirmed: their session ends. Returns whether it was still alive.
+pub async fn confirm(ctx: &Ctx, session: &Session) -> Result<bool, SystemError> {
+    end(ctx, session).await
+}
+
+async fn end(ctx: &Ctx, session: &Session) -> Result<bool, SystemError> {
+    match ctx.sessions.end(session.id(), EndCause::Logout).await? {
+        Some(end) => {
+            logout::session_ended(ctx, &[end]).await;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}

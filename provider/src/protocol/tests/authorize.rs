@@ -1,0 +1,214 @@
+//! The authorization endpoint's decisions (RFC 6749 §4.1, OIDC Core §3.1.2) and consent.
+
+use super::{REDIRECT, authorize_params, world};
+use crate::protocol::authorize::{self, Next, must_sign_in, pending};
+use crate::protocol::consent::{self, Decision};
+use crate::protocol::error::{AuthorizeError, PageError};
+use crate::types::{AuthorizeErrorCode, Prompt};
+use std::time::Duration;
+
+fn redirect_code(r: Result<Next, AuthorizeError>) -> AuthorizeErrorCode {
+    match r {
+        Err(AuthorizeError::Redirect(e)) => {
+            assert_eq!(e.redirect_uri, REDIRECT);
+            assert_eq!(e.state.as_deref(), Some("st4te"), "state goes back");
+            e.code
+        }
+        other => panic!("not an error for the client: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_visitor_is_sent_to_sign_in_and_prompt_none_is_login_required() {
+    let w = world().await;
+    let params = authorize_params("first", &[]);
+    let next = authorize::authorize(&w.ctx, &params, None).await.unwrap();
+    assert!(
+        matches!(
+            next,
+            Next::SignIn {
+                session_over: false,
+                ..
+            }
+        ),
+        "{next:?}"
+    );
+    let silent = authorize_params("first", &[("prompt", "none")]);
+    let got = authorize::authorize(&w.ctx, &silent, None).await;
+    assert_eq!(redirect_code(got), AuthorizeErrorCode::LoginRequired);
+    // A pre-login session (no user) is no sign-in either.
+    let anonymous = w
+        .ctx
+        .sessions
+        .create(sessions::NewSession::default())
+        .await
+        .unwrap();
+    let next = authorize::authorize(&w.ctx, &params, Some(&anonymous))
+        .await
+        .unwrap();
+    assert!(matches!(next, Next::SignIn { .. }), "{next:?}");
+}
+
+#[tokio::test]
+async fn a_first_party_app_gets_a_code_at_once_with_state_and_issuer() {
+    let w = world().await;
+    let session = w.signed_in(&w.alice).await;
+    let params = authorize_params("first", &[]);
+    match authorize::authorize(&w.ctx, &params, Some(&session)).await {
+        Ok(Next::Code(c)) => {
+            assert_eq!(c.redirect_uri, REDIRECT);
+            assert_eq!(c.state.as_deref(), Some("st4te"));
+            assert_eq!(c.issuer, "https://idp.example", "RFC 9207 iss");
+            assert_eq!(c.code.len(), 43, "256 random bits");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_client_and_redirect_uri_are_checked_before_anything_goes_back() {
+    let w = world().await;
+    for extra in [
+        [("client_id", "nobody")],
+        [("redirect_uri", "https://evil.example/cb")],
+        [("redirect_uri", "")],
+        [("client_id", "")],
+    ] {
+        let params = authorize_params("first", &extra);
+        let got = authorize::authorize(&w.ctx, &params, None).await;
+        assert!(
+            matches!(got, Err(AuthorizeError::Page(PageError::BadRequest(_)))),
+            "{extra:?}: {got:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_third_party_app_asks_for_consent_once() {
+    let w = world().await;
+    let mut session = w.signed_in(&w.alice).await;
+    let params = authorize_params("third", &[]);
+    let Ok(Next::Consent(req)) = authorize::authorize(&w.ctx, &params, Some(&session)).await else {
+        panic!("consent first");
+    };
+    // Without a person, consent_required (OIDC Core §3.1.2.6).
+    let silent = authorize_params("third", &[("prompt", "none")]);
+    let got = authorize::authorize(&w.ctx, &silent, Some(&session)).await;
+    assert_eq!(redirect_code(got), AuthorizeErrorCode::ConsentRequired);
+    // The page shows who asks for what; allowing gives a code.
+    let now = w.ctx.clock.unix();
+    let id = pending::stash(&mut session, &req, now).unwrap();
+    let shown = consent::show(&w.ctx, &session, &id).await.unwrap();
+    assert_eq!(shown.client_name, "App third");
+    assert_eq!(shown.username, "alice");
+    assert_eq!(shown.scopes.to_string(), "openid profile");
+    let code = consent::decide(&w.ctx, &mut session, &id, Decision::Allow)
+        .await
+        .unwrap();
+    assert_eq!(code.state.as_deref(), Some("st4te"));
+    // The request is used up, and the grant remembered: the next request gets a code at once.
+    let again = consent::decide(&w.ctx, &mut session, &id, Decision::Allow).await;
+    assert!(matches!(again, Err(AuthorizeError::Page(_))), "taken once");
+    let next = authorize::authorize(&w.ctx, &params, Some(&session))
+        .await
+        .unwrap();
+    assert!(matches!(next, Next::Code(_)), "{next:?}");
+    // A wider request asks again; so does prompt=consent.
+    let wider = authorize_params("third", &[("scope", "openid profile email")]);
+    let next = authorize::authorize(&w.ctx, &wider, Some(&session))
+        .await
+        .unwrap();
+    assert!(matches!(next, Next::Consent(_)), "{next:?}");
+    let forced = authorize_params("third", &[("prompt", "consent")]);
+    let next = authorize::authorize(&w.ctx, &forced, Some(&session))
+        .await
+        .unwrap();
+    assert!(matches!(next, Next::Consent(_)), "{next:?}");
+}
+
+#[tokio::test]
+async fn a_denied_request_tells_the_client_access_denied() {
+    let w = world().await;
+    let mut session = w.signed_in(&w.alice).await;
+    let params = authorize_params("third", &[]);
+    let Ok(Next::Consent(req)) = authorize::authorize(&w.ctx, &params, Some(&session)).await else {
+        panic!("consent first");
+    };
+    let id = pending::stash(&mut session, &req, w.ctx.clock.unix()).unwrap();
+    let got = consent::decide(&w.ctx, &mut session, &id, Decision::Deny).await;
+    match got {
+        Err(AuthorizeError::Redirect(e)) => assert_eq!(e.code, AuthorizeErrorCode::AccessDenied),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        consent::show(&w.ctx, &session, &id).await.is_err(),
+        "the request is gone"
+    );
+    assert!(Decision::parse(Some("maybe")).is_err());
+}
+
+#[tokio::test]
+async fn an_old_sign_in_prompt_login_or_another_users_hint_need_a_new_sign_in() {
+    let w = world().await;
+    let session = w.signed_in(&w.alice).await;
+    let params = authorize_params("first", &[("max_age", "60")]);
+    let (req, _) = authorize::request::validate(&w.ctx, &params).await.unwrap();
+    let now = w.ctx.clock.unix();
+    assert!(
+        !must_sign_in(&req, &session, now),
+        "a fresh sign-in will do"
+    );
+    assert!(must_sign_in(&req, &session, now + 61), "older than max_age");
+    let login = authorize::request::AuthRequest {
+        prompt: Prompt::parse("login").unwrap(),
+        max_age: None,
+        ..req.clone()
+    };
+    assert!(must_sign_in(&login, &session, now));
+    let someone_else = authorize::request::AuthRequest {
+        hint_sub: Some(w.bob.clone()),
+        max_age: None,
+        ..req.clone()
+    };
+    assert!(must_sign_in(&someone_else, &session, now));
+    let alice_hint = authorize::request::AuthRequest {
+        hint_sub: Some(w.alice.clone()),
+        max_age: None,
+        ..req
+    };
+    assert!(!must_sign_in(&alice_hint, &session, now));
+    // Through the endpoint: max_age passed and prompt=none is login_required.
+    w.ctx.clock.advance(Duration::from_secs(120));
+    let silent = authorize_params("first", &[("max_age", "60"), ("prompt", "none")]);
+    let got = authorize::authorize(&w.ctx, &silent, Some(&session)).await;
+    assert_eq!(redirect_code(got), AuthorizeErrorCode::LoginRequired);
+}
+
+#[tokio::test]
+async fn a_disabled_account_ends_its_session_and_must_sign_in_again() {
+    let w = world().await;
+    let session = w.signed_in(&w.alice).await;
+    w.ctx
+        .store
+        .set_disabled(&w.alice, true, w.ctx.clock.unix())
+        .await
+        .unwrap();
+    let params = authorize_params("first", &[]);
+    let next = authorize::authorize(&w.ctx, &params, Some(&session))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            next,
+            Next::SignIn {
+                session_over: true,
+                ..
+            }
+        ),
+        "{next:?}"
+    );
+    assert!(
+        w.ctx.sessions.load(session.id()).await.unwrap().is_none(),
+        "the session ended"
+    );
+}

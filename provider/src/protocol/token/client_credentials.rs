@@ -1,0 +1,45 @@
+//! `client_credentials` (RFC 6749 §4.4): a confidential client allowed the grant gets an
+//! access token about itself; no ID token, no refresh token, no user scopes.
+
+use super::issue::{Issue, TokenResponse, issue};
+use crate::context::Ctx;
+use crate::protocol::error::TokenError;
+use crate::protocol::params::Params;
+use crate::store::Client;
+use crate::types::{AuthMethod, GrantType, ScopeSet};
+
+pub(super) async fn grant(
+    ctx: &Ctx,
+    client: &Client,
+    form: &Params,
+) -> Result<TokenResponse, TokenError> {
+    // Registration refuses the grant to public clients; a client stored otherwise is refused
+    // here too (RFC 6749 §4.4: confidential clients only).
+    if client.auth_method == AuthMethod::None {
+        return Err(TokenError::unauthorized_client());
+    }
+    if form.get("scope").is_some() {
+        return Err(TokenError::invalid_scope(
+            "this client may not request scopes",
+        ));
+    }
+    let now = ctx.clock.unix();
+    let issued = issue(
+        ctx,
+        now,
+        Issue {
+            grant: GrantType::ClientCredentials,
+            client,
+            user: None,
+            scope: ScopeSet::EMPTY,
+            grant_id: None,
+            sid: None,
+            auth_time: None,
+            nonce: None,
+            id_token: false,
+            refresh: None,
+        },
+    )
+    .await?;
+    Ok(issued)
+}

@@ -1,0 +1,104 @@
+//! `authorization_code` (RFC 6749 §4.1.3): the code once, every binding checked. A replayed
+//! code revokes everything it issued (RFC 6749 §4.1.2, RFC 9700 §4.2.1).
+
+use super::issue::{Issue, NewRefresh, TokenResponse, active_user, issue};
+use crate::context::Ctx;
+use crate::protocol::error::TokenError;
+use crate::protocol::params::Params;
+use crate::protocol::pkce;
+use crate::store::{AuthCode, Client, Redeemed};
+use crate::types::{GrantType, Scope};
+use infra::secret::hash_secret;
+
+const UNUSABLE: &str = "the code is invalid, expired or already used";
+
+/// The parameters of a code redemption.
+pub(super) struct CodeRequest<'a> {
+    pub code: &'a str,
+    pub redirect_uri: &'a str,
+    pub code_verifier: &'a str,
+}
+
+impl<'a> CodeRequest<'a> {
+    pub(super) fn parse(form: &'a Params) -> Result<Self, TokenError> {
+        let required = |p: &'static str, what: &'static str| {
+            form.get(p)
+                .ok_or_else(|| TokenError::invalid_request(format!("{what} is required")))
+        };
+        Ok(Self {
+            code: required("code", "code")?,
+            redirect_uri: required("redirect_uri", "redirect_uri")?,
+            code_verifier: required("code_verifier", "code_verifier (PKCE)")?,
+        })
+    }
+}
+
+pub(super) async fn redeem(
+    ctx: &Ctx,
+    client: &Client,
+    req: &CodeRequest<'_>,
+) -> Result<TokenResponse, TokenError> {
+    let now = ctx.clock.unix();
+    let code_hash = hash_secret(req.code);
+    let bound = match ctx.store.redeem_auth_code(&code_hash, now).await? {
+        Redeemed::Fresh(c) => c,
+        Redeemed::Replayed(c) => {
+            tracing::warn!(client_id = %c.client_id, "authorization code replayed: revoking its tokens");
+            ctx.store.revoke_grant(&code_hash, now).await?;
+            return Err(TokenError::invalid_grant(UNUSABLE));
+        }
+        Redeemed::Expired | Redeemed::Unknown => return Err(TokenError::invalid_grant(UNUSABLE)),
+    };
+    check_bindings(&bound, client, req)?;
+    let user = active_user(ctx, &bound.user_id).await?;
+    // A refresh token for clients allowed the grant: offline (outlives the SSO session) when
+    // offline_access was granted, else online (dies with it).
+    let refresh = client
+        .allows_grant(GrantType::RefreshToken)
+        .then(|| NewRefresh {
+            sid: (!bound.scope.contains(Scope::OfflineAccess)).then(|| bound.sid.clone()),
+            family_expires_at: now + infra::secs(ctx.config.tokens.refresh_token_lifetime),
+            scope: bound.scope,
+        });
+    let issued = issue(
+        ctx,
+        now,
+        Issue {
+            grant: GrantType::AuthorizationCode,
+            client,
+            user: Some(&user),
+            scope: bound.scope,
+            grant_id: Some(code_hash),
+            sid: Some(bound.sid.clone()),
+            auth_time: Some(bound.auth_time),
+            nonce: bound.nonce.clone(),
+            id_token: true,
+            refresh,
+        },
+    )
+    .await?;
+    Ok(issued)
+}
+
+/// The code was issued to this client, for this redirect URI (RFC 6749 §4.1.3), and the
+/// verifier matches its challenge (RFC 7636 §4.6).
+fn check_bindings(
+    bound: &AuthCode,
+    client: &Client,
+    req: &CodeRequest<'_>,
+) -> Result<(), TokenError> {
+    if bound.client_id != client.client_id {
+        return Err(TokenError::invalid_grant(
+            "the code was issued to another client",
+        ));
+    }
+    if bound.redirect_uri != req.redirect_uri {
+        return Err(TokenError::invalid_grant(
+            "redirect_uri does not match the authorization request",
+        ));
+    }
+    if !pkce::verify_s256(req.code_verifier, &bound.code_challenge) {
+        return Err(TokenError::invalid_grant("PKCE verification failed"));
+    }
+    Ok(())
+}

@@ -1,0 +1,216 @@
+//! What every grant hands out, signed and recorded in one place: the access token (a JWT per
+//! RFC 9068, with a registry entry so it can be revoked), the ID token (OIDC Core §2) and the
+//! refresh token (opaque, stored as its hash), committed with the audit event.
+
+use crate::audit::{self, Event, Kind};
+use crate::context::{Ctx, SystemError};
+use crate::keys::at_hash;
+use crate::protocol::error::TokenError;
+use crate::store::{AccessTokenRow, Client, Insert, RefreshTokenRow, User};
+use crate::types::{Alg, GrantType, ScopeSet};
+use infra::secret::{hash_secret, random_handle, random_token};
+use serde::{Deserialize, Serialize};
+
+/// RFC 9068 §2.2 access token claims.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub exp: i64,
+    pub aud: String,
+    /// The user, or the client itself for `client_credentials` (RFC 9068 §2.2).
+    pub sub: String,
+    pub client_id: String,
+    pub iat: i64,
+    pub jti: String,
+    #[serde(with = "space_separated")]
+    pub scope: ScopeSet,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub auth_time: Option<i64>,
+    /// The SSO session the token was issued under.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sid: Option<String>,
+}
+
+/// A scope set as the space-separated string JWTs and token responses carry (RFC 6749 §3.3).
+pub mod space_separated {
+    use crate::types::ScopeSet;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(scopes: &ScopeSet, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(scopes)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ScopeSet, D::Error> {
+        let text = String::deserialize(d)?;
+        ScopeSet::parse_strict(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// OIDC Core §2 ID token claims.
+#[derive(Debug, Serialize)]
+struct IdClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    exp: i64,
+    iat: i64,
+    auth_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<&'a str>,
+    at_hash: String,
+    azp: &'a str,
+    amr: [&'static str; 1],
+}
+
+/// RFC 6749 §5.1 successful response.
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(with = "space_separated")]
+    pub scope: ScopeSet,
+}
+
+/// What one grant hands out.
+pub struct Issue<'a> {
+    pub grant: GrantType,
+    pub client: &'a Client,
+    /// `None` for `client_credentials`.
+    pub user: Option<&'a User>,
+    pub scope: ScopeSet,
+    pub grant_id: Option<String>,
+    pub sid: Option<String>,
+    pub auth_time: Option<i64>,
+    pub nonce: Option<String>,
+    pub id_token: bool,
+    /// A new refresh token of this grant's family.
+    pub refresh: Option<NewRefresh>,
+}
+
+/// The refresh token to issue: the SSO session of an online grant, the family's deadline, and
+/// the grant's full scope (a narrowed refresh narrows the access token, not the grant).
+pub struct NewRefresh {
+    pub sid: Option<String>,
+    pub family_expires_at: i64,
+    pub scope: ScopeSet,
+}
+
+/// Signs the access token, then the ID token and refresh token if asked, and stores the
+/// access token's registry entry, the refresh token and the audit event in one commit.
+pub async fn issue(ctx: &Ctx, now: i64, i: Issue<'_>) -> Result<TokenResponse, SystemError> {
+    metrics::counter!("gatehouse_tokens_issued_total", "grant" => i.grant.as_str()).increment(1);
+    let keys = ctx.keys.current();
+    let at_lifetime = infra::secs(ctx.config.tokens.access_token_lifetime);
+    let sub = i
+        .user
+        .map_or(i.client.client_id.as_str(), |u| u.id.as_str());
+    let access = AccessClaims {
+        iss: ctx.issuer.clone(),
+        exp: now + at_lifetime,
+        aud: ctx.issuer.clone(),
+        sub: sub.to_owned(),
+        client_id: i.client.client_id.clone(),
+        iat: now,
+        jti: random_handle()?,
+        scope: i.scope,
+        auth_time: i.auth_time,
+        sid: i.sid.clone(),
+    };
+    // ES256 for access tokens: the provider is their only verifier, and it is far cheaper to
+    // sign than RS256.
+    let access_token = keys.sign(Alg::ES256, "at+jwt", &access)?;
+    let mut rows = vec![Insert::access_token(&AccessTokenRow {
+        jti: access.jti.clone(),
+        grant_id: i.grant_id.clone(),
+        client_id: i.client.client_id.clone(),
+        user_id: i.user.map(|u| u.id.clone()),
+        scope: i.scope,
+        issued_at: now,
+        expires_at: access.exp,
+        revoked_at: None,
+    })];
+    let id_token = match (i.id_token, i.user) {
+        (true, Some(user)) => {
+            let claims = IdClaims {
+                iss: &ctx.issuer,
+                sub: &user.id,
+                aud: &i.client.client_id,
+                exp: now + infra::secs(ctx.config.tokens.id_token_lifetime),
+                iat: now,
+                auth_time: i.auth_time.unwrap_or(now),
+                nonce: i.nonce.as_deref(),
+                sid: i.sid.as_deref(),
+                at_hash: at_hash(&access_token),
+                azp: &i.client.client_id,
+                amr: ["pwd"],
+            };
+            Some(keys.sign(i.client.id_token_alg, "JWT", &claims)?)
+        }
+        _ => None,
+    };
+    let refresh_token = match (i.refresh, i.user, &i.grant_id) {
+        (Some(rt), Some(user), Some(grant_id)) => {
+            let token = random_token()?;
+            rows.push(Insert::refresh_token(&RefreshTokenRow {
+                token_hash: hash_secret(&token),
+                grant_id: grant_id.clone(),
+                client_id: i.client.client_id.clone(),
+                user_id: user.id.clone(),
+                scope: rt.scope,
+                sid: rt.sid,
+                auth_time: i.auth_time.unwrap_or(now),
+                issued_at: now,
+                family_expires_at: rt.family_expires_at,
+                used_at: None,
+                revoked_at: None,
+            }));
+            Some(token)
+        }
+        _ => None,
+    };
+    let mut issued = vec!["access token"];
+    issued.extend(id_token.as_ref().map(|_| "ID token"));
+    issued.extend(refresh_token.as_ref().map(|_| "refresh token"));
+    let event = audit::prepare(
+        audit::now_us(&ctx.clock),
+        Event::new(Kind::TokenIssued)
+            .client(&i.client.client_id)
+            .user_opt(i.user.map(|u| u.id.as_str()))
+            .session_opt(i.sid.as_deref())
+            .detail(format!(
+                "grant {}: {} (jti {}, scope \"{}\")",
+                i.grant,
+                issued.join(", "),
+                access.jti,
+                i.scope
+            )),
+    );
+    rows.push(Insert::audit(&event));
+    let stored = ctx.store.insert(rows).await;
+    audit::log(&event, &stored);
+    stored?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: at_lifetime,
+        id_token,
+        refresh_token,
+        scope: i.scope,
+    })
+}
+
+/// The user a grant was issued to, if the account is still active.
+pub(super) async fn active_user(ctx: &Ctx, id: &str) -> Result<User, TokenError> {
+    ctx.store
+        .user_by_id(id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| TokenError::invalid_grant("the user is no longer active"))
+}

@@ -1,0 +1,46 @@
+//! The token endpoint's rules (RFC 6749 §3.2; OIDC Core §3.1.3, §12): one file per grant, and
+//! [`issue`] for what every grant hands out. A new grant type is a variant of
+//! `types::GrantType`, a file here, and an arm in [`exchange`].
+
+mod client_credentials;
+mod code;
+pub mod issue;
+mod refresh;
+
+pub use issue::{AccessClaims, TokenResponse};
+
+use super::error::TokenError;
+use super::params::Params;
+use crate::context::Ctx;
+use crate::store::Client;
+use crate::types::{GrantType, TokenErrorCode};
+
+/// A token request from an authenticated client: the grant it names, if the client may use
+/// it, with that grant's parameters.
+pub async fn exchange(
+    ctx: &Ctx,
+    client: &Client,
+    form: &Params,
+) -> Result<TokenResponse, TokenError> {
+    let grant = match form.get("grant_type") {
+        None => return Err(TokenError::invalid_request("grant_type is required")),
+        Some(g) => GrantType::parse(g).ok_or_else(|| {
+            TokenError::new(
+                TokenErrorCode::UnsupportedGrantType,
+                "grant_type is not supported",
+            )
+        })?,
+    };
+    if !client.allows_grant(grant) {
+        return Err(TokenError::unauthorized_client());
+    }
+    match grant {
+        GrantType::AuthorizationCode => {
+            code::redeem(ctx, client, &code::CodeRequest::parse(form)?).await
+        }
+        GrantType::RefreshToken => {
+            refresh::refresh(ctx, client, &refresh::RefreshRequest::parse(form)?).await
+        }
+        GrantType::ClientCredentials => client_credentials::grant(ctx, client, form).await,
+    }
+}

@@ -1,0 +1,223 @@
+//! `refresh_token` (RFC 6749 §6, RFC 9700 §4.14): rotation on every use; a concurrent retry
+//! inside the grace window gets its own answer; a reuse after it revokes the whole family and
+//! ends an online grant's SSO session. A narrower scope is allowed, a wider one is not.
+
+use super::issue::{Issue, NewRefresh, TokenResponse, active_user, issue};
+use crate::audit::{self, Event, Kind};
+use crate::context::{Ctx, SystemError};
+use crate::logout;
+use crate::protocol::error::TokenError;
+use crate::protocol::params::Params;
+use crate::store::{Client, RefreshTokenRow};
+use crate::types::{GrantType, Scope, ScopeSet};
+use infra::secret::hash_secret;
+
+const INVALID: &str = "the refresh token is invalid, expired or revoked";
+
+/// The parameters of a refresh.
+pub(super) struct RefreshRequest<'a> {
+    pub refresh_token: &'a str,
+    /// A narrower scope than the grant's, if asked (RFC 6749 §6).
+    pub scope: Option<&'a str>,
+}
+
+impl<'a> RefreshRequest<'a> {
+    pub(super) fn parse(form: &'a Params) -> Result<Self, TokenError> {
+        Ok(Self {
+            refresh_token: form
+                .get("refresh_token")
+                .ok_or_else(|| TokenError::invalid_request("refresh_token is required"))?,
+            scope: form.get("scope"),
+        })
+    }
+}
+
+pub(super) async fn refresh(
+    ctx: &Ctx,
+    client: &Client,
+    req: &RefreshRequest<'_>,
+) -> Result<TokenResponse, TokenError> {
+    let now = ctx.clock.unix();
+    let row = rotate(ctx, client, &hash_secret(req.refresh_token), now).await?;
+    let scope = narrowed(row.scope, req.scope)?;
+    let user = active_user(ctx, &row.user_id).await?;
+    let issued = issue(
+        ctx,
+        now,
+        Issue {
+            grant: GrantType::RefreshToken,
+            client,
+            user: Some(&user),
+            id_token: scope.contains(Scope::OpenId),
+            scope,
+            grant_id: Some(row.grant_id.clone()),
+            sid: row.sid.clone(),
+            auth_time: Some(row.auth_time),
+            nonce: None,
+            refresh: Some(NewRefresh {
+                sid: row.sid.clone(),
+                family_expires_at: row.family_expires_at,
+                scope: row.scope,
+            }),
+        },
+    )
+    .await?;
+    Ok(issued)
+}
+
+/// Marks the presented token used and returns it; within the grace window a token already
+/// used is accepted again (a concurrent retry); after it, the reuse revokes the family.
+async fn rotate(
+    ctx: &Ctx,
+    client: &Client,
+    hash: &str,
+    now: i64,
+) -> Result<RefreshTokenRow, TokenError> {
+    // The usual case in one statement: this client's live, unused token, marked used.
+    if let Some(row) = ctx
+        .store
+        .use_refresh_token(hash, &client.client_id, now)
+        .await?
+    {
+        return Ok(row);
+    }
+    let known = ctx
+        .store
+        .refresh_token(hash)
+        .await?
+        .ok_or_else(|| TokenError::invalid_grant(INVALID))?;
+    let grace = infra::secs(ctx.config.tokens.refresh_grace);
+    match judge_used(&known, &client.client_id, now, grace) {
+        Used::Refused => Err(TokenError::invalid_grant(INVALID)),
+        Used::Retry => Ok(known),
+        Used::Replayed => {
+            reuse_detected(ctx, &known, now).await?;
+            Err(TokenError::invalid_grant(INVALID))
+        }
+    }
+}
+
+/// What a refresh token that could not be marked used is.
+#[derive(Debug, PartialEq, Eq)]
+enum Used {
+    /// Another client's, revoked, or past its family's lifetime: refused and left alone (a
+    /// token of another client must not let that client revoke it, RFC 6749 §6).
+    Refused,
+    /// Used within the grace window: a concurrent retry, answered again.
+    Retry,
+    /// Used before the grace window: someone holds a copy.
+    Replayed,
+}
+
+fn judge_used(row: &RefreshTokenRow, client_id: &str, now: i64, grace: i64) -> Used {
+    if row.client_id != client_id || row.revoked_at.is_some() || row.family_expires_at <= now {
+        return Used::Refused;
+    }
+    match row.used_at {
+        Some(used) if now - used <= grace => Used::Retry,
+        _ => Used::Replayed,
+    }
+}
+
+/// The scope of this refresh: the grant's, or a narrower one asked for (RFC 6749 §6).
+fn narrowed(granted: ScopeSet, asked: Option<&str>) -> Result<ScopeSet, TokenError> {
+    let Some(asked) = asked else {
+        return Ok(granted);
+    };
+    let widen = || TokenError::invalid_scope("a refresh cannot widen the granted scope");
+    let asked = ScopeSet::parse_strict(asked).map_err(|_| widen())?;
+    if !granted.covers(asked) {
+        return Err(widen());
+    }
+    Ok(asked)
+}
+
+/// A rotated refresh token came back after the grace window: someone holds a copy. The whole
+/// family (refresh and access tokens) is revoked, and an online grant's SSO session ends.
+async fn reuse_detected(ctx: &Ctx, row: &RefreshTokenRow, now: i64) -> Result<(), SystemError> {
+    tracing::warn!(client_id = %row.client_id, "refresh token reused: revoking its family");
+    let event = Event::new(Kind::RefreshReuseDetected)
+        .client(&row.client_id)
+        .user(&row.user_id)
+        .session_opt(row.sid.as_deref())
+        .detail(format!("grant {} revoked", row.grant_id));
+    audit::record(&ctx.store, &ctx.clock, event).await;
+    ctx.store.revoke_grant(&row.grant_id, now).await?;
+    if let Some(sid) = &row.sid
+        && let Some(end) = ctx.sessions.revoke_handle(sid, None).await?
+    {
+        logout::session_ended(ctx, &[end]).await;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(client_id: &str, used_at: Option<i64>, revoked_at: Option<i64>) -> RefreshTokenRow {
+        RefreshTokenRow {
+            token_hash: "h".into(),
+            grant_id: "g".into(),
+            client_id: client_id.into(),
+            user_id: "u".into(),
+            scope: ScopeSet::parse_known("openid profile offline_access"),
+            sid: None,
+            auth_time: 0,
+            issued_at: 0,
+            family_expires_at: 1000,
+            used_at,
+            revoked_at,
+        }
+    }
+
+    #[test]
+    fn a_used_token_is_a_retry_inside_the_grace_window_and_a_replay_after_it() {
+        assert_eq!(
+            judge_used(&row("rp", Some(100), None), "rp", 105, 5),
+            Used::Retry
+        );
+        assert_eq!(
+            judge_used(&row("rp", Some(100), None), "rp", 106, 5),
+            Used::Replayed
+        );
+    }
+
+    #[test]
+    fn other_clients_revoked_and_expired_tokens_are_refused_and_left_alone() {
+        assert_eq!(
+            judge_used(&row("rp", Some(100), None), "rp2", 101, 5),
+            Used::Refused
+        );
+        assert_eq!(
+            judge_used(&row("rp", Some(100), Some(100)), "rp", 101, 5),
+            Used::Refused
+        );
+        assert_eq!(
+            judge_used(&row("rp", Some(100), None), "rp", 1000, 5),
+            Used::Refused
+        );
+    }
+
+    #[test]
+    fn a_refresh_may_narrow_the_scope_but_never_widen_it() {
+        let granted = ScopeSet::parse_known("openid profile");
+        assert_eq!(narrowed(granted, None).unwrap(), granted);
+        assert_eq!(
+            narrowed(granted, Some("openid")).unwrap().to_string(),
+            "openid"
+        );
+        for wider in [
+            "openid email",
+            "openid profile offline_access",
+            "openid admin",
+        ] {
+            let e = narrowed(granted, Some(wider)).unwrap_err();
+            assert_eq!(
+                e.code(),
+                Some(crate::types::TokenErrorCode::InvalidScope),
+                "{wider}"
+            );
+        }
+    }
+}

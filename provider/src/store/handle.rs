@@ -1,0 +1,57 @@
+//! [`Store`]: the handle to the provider database, its pools and its group commit.
+
+use super::batch::{self, Insert};
+use infra::Db;
+
+/// Handle to the provider database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pub(super) db: Db,
+    batch: batch::Batcher,
+}
+
+impl Store {
+    /// Connects to `database_url` (`sqlite://…?mode=rwc` or `postgres://…`).
+    pub async fn connect(database_url: &str) -> Result<Self, sqlx::Error> {
+        // SQLite: one writer and four readers (CPU-bound, in-process); PostgreSQL: sixteen.
+        let max = if database_url.starts_with("sqlite:") {
+            4
+        } else {
+            16
+        };
+        let db = Db::connect(database_url, max).await?;
+        Ok(Self {
+            batch: batch::Batcher::spawn(db.clone()),
+            db,
+        })
+    }
+
+    /// Inserts `rows` atomically, in one transaction with other requests' rows (see
+    /// [`batch`]); returns once they are committed.
+    pub async fn insert(&self, rows: Vec<Insert>) -> Result<(), sqlx::Error> {
+        self.batch.insert(rows).await
+    }
+
+    /// Creates or upgrades every table the provider uses (its own and the sessions table).
+    /// Safe when several instances start at once: sqlx serialises migrations with a lock.
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        let mut migrator = sqlx::migrate!("../migrations/provider");
+        migrator.set_ignore_missing(true);
+        migrator.run(self.db.write()).await?;
+        sessions::SqlStore::new(self.db.clone()).migrate().await
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        self.db.ping().await
+    }
+}
+
+/// Whether an error is a unique-constraint violation (an id or name already taken).
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}

@@ -1,0 +1,100 @@
+//! Operations on accounts that end sessions: a password change or a disabled account signs the
+//! user out everywhere, and every app that shared those sessions hears of it. Used by the
+//! `provider users …` commands (and the tests); the running provider's outbox delivers the
+//! logouts, whichever process queued them.
+
+use super::password;
+use crate::store::Store;
+use sessions::{SessionEnd, Sessions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("no user named {0}")]
+    NoSuchUser(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for AdminError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Other(e.into())
+    }
+}
+
+impl From<sessions::StoreError> for AdminError {
+    fn from(e: sessions::StoreError) -> Self {
+        Self::Other(e.into())
+    }
+}
+
+/// Ends every session of `user_id`, with everything a session end does
+/// ([`crate::logout::record_end`]); returns the ends.
+pub async fn end_all_sessions(
+    store: &Store,
+    sessions: &Sessions,
+    user_id: &str,
+) -> Result<Vec<SessionEnd>, AdminError> {
+    let ended = sessions.revoke_user(user_id).await?;
+    let now = sessions.clock().unix();
+    for end in &ended {
+        crate::logout::record_end(store, end, now).await?;
+    }
+    Ok(ended)
+}
+
+async fn user_id(store: &Store, username: &str) -> Result<String, AdminError> {
+    Ok(store
+        .user_by_username(username)
+        .await?
+        .ok_or_else(|| AdminError::NoSuchUser(username.to_owned()))?
+        .id)
+}
+
+/// Sets a new password and signs the user out everywhere.
+pub async fn change_password(
+    store: &Store,
+    sessions: &Sessions,
+    username: &str,
+    new_password: String,
+) -> Result<Vec<SessionEnd>, AdminError> {
+    let id = user_id(store, username).await?;
+    let hash = password::hash(new_password).await?;
+    store
+        .set_password_hash(&id, &hash, sessions.clock().unix())
+        .await?;
+    end_all_sessions(store, sessions, &id).await
+}
+
+/// Disables (or re-enables) an account; disabling signs the user out everywhere.
+pub async fn set_disabled(
+    store: &Store,
+    sessions: &Sessions,
+    username: &str,
+    disabled: bool,
+) -> Result<Vec<SessionEnd>, AdminError> {
+    let id = user_id(store, username).await?;
+    store
+        .set_disabled(&id, disabled, sessions.clock().unix())
+        .await?;
+    if disabled {
+        end_all_sessions(store, sessions, &id).await
+    } else {
+        Ok(Vec::new())
+    }
+}
+
+/// Deletes an account: signs the user out everywhere (the apps are told), then removes the
+/// user with everything issued to them.
+pub async fn remove_user(
+    store: &Store,
+    sessions: Option<&Sessions>,
+    username: &str,
+) -> Result<Vec<SessionEnd>, AdminError> {
+    let id = user_id(store, username).await?;
+    let ended = match sessions {
+        Some(s) => end_all_sessions(store, s, &id).await?,
+        None => Vec::new(),
+    };
+    store.delete_user(&id).await?;
+    Ok(ended)
+}

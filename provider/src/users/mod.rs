@@ -1,0 +1,29 @@
+//! User accounts: password hashing ([`password`]), sign-in throttling ([`throttle`]), signing
+//! in ([`sign_in`]), and the operator's actions that end sessions ([`admin`]: a new password, a
+//! disabled or removed account).
+
+pub mod admin;
+pub mod password;
+mod sign_in;
+pub mod throttle;
+
+pub use sign_in::{Attempt, MAX_USERNAME_BYTES, SignIn, sign_in};
+
+#[cfg(test)]
+use crate::store::{NewUser, Store, User};
+
+/// Creates a user with `password` (hashed here) and nothing else, for the unit tests.
+#[cfg(test)]
+pub(crate) async fn create_user(
+    store: &Store,
+    username: &str,
+    password: &str,
+    now: i64,
+) -> anyhow::Result<User> {
+    let user = NewUser {
+        username: username.to_owned(),
+        password_hash: password::hash(password.to_owned()).await?,
+        ..NewUser::default()
+    };
+    Ok(store.create_user(&user, now).await?)
+}

@@ -1,0 +1,221 @@
+//! Signing in with a password: the throttle first, then the check (the same work and the same
+//! answer for an unknown user, a wrong password and a disabled account), then a new session id.
+
+use super::{password, throttle};
+use crate::audit::{self, Event, Kind};
+use crate::context::{Ctx, SystemError};
+use crate::logout;
+use sessions::Session;
+
+/// Longest username accepted (checked before any lookup or hash).
+pub const MAX_USERNAME_BYTES: usize = 256;
+
+/// What a sign-in attempt came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SignIn {
+    /// Too many failures for this name or address: the password was not even checked. The same
+    /// answer for every name typed, whether or not such an account exists.
+    Throttled { wait_secs: i64 },
+    /// Unknown user, wrong password or disabled account: one answer for all three.
+    Refused,
+    /// Signed in: the session has a new id (the pre-login one, and any an attacker planted, is
+    /// dead), and a new handle if another user was signed in on it (that session ended, and
+    /// its apps hear of it).
+    SignedIn { user_id: String },
+}
+
+/// One attempt: the name and password typed, and the client's address (for the throttle).
+pub struct Attempt<'a> {
+    pub username: &'a str,
+    pub password: &'a str,
+    pub addr: Option<&'a str>,
+}
+
+/// Checks `attempt` and, when it succeeds, signs its user in on `session` (the caller saves
+/// nothing: the session is written here, under its new id).
+pub async fn sign_in(
+    ctx: &Ctx,
+    session: &mut Session,
+    attempt: Attempt<'_>,
+) -> Result<SignIn, SystemError> {
+    let Attempt {
+        username,
+        password,
+        addr,
+    } = attempt;
+    let now = ctx.clock.unix();
+    let keys = throttle::keys(username, addr);
+    if let Some(wait_secs) = throttle::wait(&ctx.store, &keys, now).await? {
+        tracing::info!(wait = wait_secs, "sign-in throttled");
+        metrics::counter!("gatehouse_sign_ins_throttled_total").increment(1);
+        let event = Event::new(Kind::SignInThrottled).detail(format!("wait {wait_secs} s"));
+        audit::record(&ctx.store, &ctx.clock, event).await;
+        return Ok(SignIn::Throttled { wait_secs });
+    }
+    let plausible = !username.is_empty()
+        && username.len() <= MAX_USERNAME_BYTES
+        && password.len() <= password::MAX_PASSWORD_BYTES;
+    let user = if plausible {
+        ctx.store.user_by_username(username).await?
+    } else {
+        None
+    };
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let verified = password::verify(stored, password.to_owned()).await;
+    let user = match user {
+        Some(u) if verified && !u.disabled => u,
+        other => {
+            tracing::info!("sign-in failed");
+            let (user_id, why) = match &other {
+                None => (None, "no such account"),
+                Some(u) if u.disabled => (Some(u.id.as_str()), "account disabled"),
+                Some(u) => (Some(u.id.as_str()), "wrong password"),
+            };
+            let event = Event::new(Kind::SignInFailed).user_opt(user_id).detail(why);
+            audit::record(&ctx.store, &ctx.clock, event).await;
+            throttle::failed(&ctx.store, &keys, now).await?;
+            return Ok(SignIn::Refused);
+        }
+    };
+    throttle::succeeded(&ctx.store, &keys).await?;
+    if let Some(ended) = ctx.sessions.authenticate(session, &user.id).await? {
+        logout::session_ended(ctx, &[ended]).await;
+    }
+    tracing::info!(sid = %session.handle, "signed in");
+    let signed_in = Event::new(Kind::SignInOk)
+        .user(&user.id)
+        .session(&session.handle);
+    audit::record(&ctx.store, &ctx.clock, signed_in).await;
+    let created = Event::new(Kind::SessionCreated)
+        .user(&user.id)
+        .session(&session.handle)
+        .detail(format!(
+            "idle expiry {}, absolute expiry {}",
+            session.idle_expires_at, session.absolute_expires_at
+        ));
+    audit::record(&ctx.store, &ctx.clock, created).await;
+    metrics::counter!("gatehouse_sign_ins_total").increment(1);
+    Ok(SignIn::SignedIn { user_id: user.id })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::testing;
+    use sessions::NewSession;
+
+    async fn with_alice() -> testing::TestCtx {
+        let ctx = testing::ctx().await;
+        super::super::create_user(&ctx.store, "alice", "wonderland", ctx.clock.unix())
+            .await
+            .unwrap();
+        ctx
+    }
+
+    fn attempt<'a>(username: &'a str, password: &'a str) -> Attempt<'a> {
+        Attempt {
+            username,
+            password,
+            addr: Some("192.0.2.7"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_right_password_signs_in_under_a_new_id() {
+        let ctx = with_alice().await;
+        let mut session = ctx.sessions.create(NewSession::default()).await.unwrap();
+        let before = session.id().clone();
+        let got = sign_in(&ctx, &mut session, attempt("alice", "wonderland")).await;
+        assert!(matches!(got, Ok(SignIn::SignedIn { .. })), "{got:?}");
+        assert_ne!(session.id(), &before, "a new id at sign-in");
+        assert!(
+            ctx.sessions.load(&before).await.unwrap().is_none(),
+            "the old id is dead"
+        );
+        assert!(session.user_id.is_some() && session.auth_time.is_some());
+    }
+
+    #[tokio::test]
+    async fn unknown_users_wrong_passwords_and_odd_input_get_one_answer() {
+        let ctx = with_alice().await;
+        let mut session = ctx.sessions.create(NewSession::default()).await.unwrap();
+        let long = "x".repeat(MAX_USERNAME_BYTES + 1);
+        for (user, password) in [
+            ("alice", "wrong"),
+            ("nobody", "wonderland"),
+            ("", "x"),
+            (long.as_str(), "x"),
+        ] {
+            let got = sign_in(&ctx, &mut session, attempt(user, password))
+                .await
+                .unwrap();
+            assert_eq!(got, SignIn::Refused, "{user}");
+        }
+        assert!(session.user_id.is_none(), "nobody signed in");
+    }
+
+    #[tokio::test]
+    async fn repeated_failures_are_throttled_without_checking_the_password() {
+        let ctx = with_alice().await;
+        let mut session = ctx.sessions.create(NewSession::default()).await.unwrap();
+        for _ in 0..5 {
+            let got = sign_in(&ctx, &mut session, attempt("alice", "wrong"))
+                .await
+                .unwrap();
+            assert_eq!(got, SignIn::Refused);
+        }
+        // The right password now waits too: the throttle answers before any check.
+        let got = sign_in(&ctx, &mut session, attempt("alice", "wonderland"))
+            .await
+            .unwrap();
+        assert!(
+            matches!(got, SignIn::Throttled { wait_secs } if wait_secs >= 1),
+            "{got:?}"
+        );
+        ctx.clock.advance(std::time::Duration::from_secs(61));
+        let got = sign_in(&ctx, &mut session, attempt("alice", "wonderland"))
+            .await
+            .unwrap();
+        assert!(matches!(got, SignIn::SignedIn { .. }), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn a_disabled_account_is_refused() {
+        let ctx = with_alice().await;
+        let alice = ctx.store.user_by_username("alice").await.unwrap().unwrap();
+        ctx.store
+            .set_disabled(&alice.id, true, ctx.clock.unix())
+            .await
+            .unwrap();
+        let mut session = ctx.sessions.create(NewSession::default()).await.unwrap();
+        let got = sign_in(&ctx, &mut session, attempt("alice", "wonderland"))
+            .await
+            .unwrap();
+        assert_eq!(got, SignIn::Refused);
+    }
+
+    #[tokio::test]
+    async fn another_users_session_in_this_browser_ends() {
+        let ctx = with_alice().await;
+        super::super::create_user(&ctx.store, "bob", "builder", ctx.clock.unix())
+            .await
+            .unwrap();
+        let mut session = ctx.sessions.create(NewSession::default()).await.unwrap();
+        sign_in(&ctx, &mut session, attempt("alice", "wonderland"))
+            .await
+            .unwrap();
+        let alices = session.handle.clone();
+        sign_in(&ctx, &mut session, attempt("bob", "builder"))
+            .await
+            .unwrap();
+        assert_ne!(session.handle, alices, "a new session for a new user");
+        let alice = ctx.store.user_by_username("alice").await.unwrap().unwrap();
+        assert!(
+            ctx.sessions
+                .list_for_user(&alice.id)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

@@ -1,0 +1,346 @@
+//! Extractors for what every handler would otherwise repeat:
+//!
+//! - [`ClientMeta`]: the browser's `User-Agent` and address;
+//! - [`Form`] and [`Query`]: strict parameter parsing (a form must be declared
+//!   `application/x-www-form-urlencoded`; bad encoding and, where the surface says so, a
+//!   repeated parameter are refused), each refusal in its surface's format ([`Surface`]);
+//! - [`Browser`]: the SSO session the cookie names, if it is alive; [`SignedIn`]: one with a
+//!   user (the one contract of "signed in");
+//! - [`PostedForm`]: a form from one of our pages, its CSRF token checked against the
+//!   session;
+//! - [`ClientForm`]: an authenticated client and its form (token, revocation, introspection);
+//! - [`Bearer`]: the token of an `Authorization: Bearer` header (RFC 6750 §2.1).
+
+use super::state::AppState;
+use crate::protocol::client_auth;
+use crate::protocol::error::{BearerError, PageError, TokenError};
+use crate::protocol::params::{Params, ParamsError};
+use crate::protocol::userinfo::token_in_header;
+use crate::store::Client;
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::CookieJar;
+use sessions::Session;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+
+/// Facts about the browser recorded with a new session.
+#[derive(Clone, Debug, Default)]
+pub struct ClientMeta {
+    pub user_agent: Option<String>,
+    pub addr: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let addr = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        Ok(Self {
+            user_agent: parts
+                .headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            addr: addr.map(|a| a.0.ip().to_string()),
+        })
+    }
+}
+
+/// Why parameters were refused.
+#[derive(Debug)]
+pub enum Refusal {
+    /// A body not declared `application/x-www-form-urlencoded`.
+    NotAForm,
+    /// Bad encoding, too many parameters, or a repeated one: in a form body, or in the query.
+    MalformedForm(ParamsError),
+    MalformedQuery(ParamsError),
+}
+
+impl Refusal {
+    fn params_error(&self) -> Option<&ParamsError> {
+        match self {
+            Self::NotAForm => None,
+            Self::MalformedForm(e) | Self::MalformedQuery(e) => Some(e),
+        }
+    }
+}
+
+/// Where parameters arrive, and how their refusal is told there.
+pub trait Surface: Send + Sync + 'static {
+    type Rejection: axum::response::IntoResponse;
+    /// Repeated parameters are left for the rules to judge (the authorization endpoint
+    /// reports them once the client is known, RFC 6749 §4.1.2.1).
+    const REPEATS_ALLOWED: bool = false;
+    fn refuse(why: Refusal) -> Self::Rejection;
+}
+
+/// The token, revocation and introspection endpoints (RFC 6749 §3.2: a form body).
+pub struct OAuth;
+/// A form or address of one of our pages.
+pub struct Page;
+/// The authorization request (a query or a form).
+pub struct SignInRequest;
+/// The end-session request (a query or a form).
+pub struct SignOutRequest;
+
+impl Surface for OAuth {
+    type Rejection = TokenError;
+    fn refuse(why: Refusal) -> TokenError {
+        match why.params_error() {
+            None => {
+                TokenError::invalid_request("the body must be application/x-www-form-urlencoded")
+            }
+            Some(e) => TokenError::invalid_request(e.to_string()),
+        }
+    }
+}
+
+impl Surface for Page {
+    type Rejection = PageError;
+    fn refuse(why: Refusal) -> PageError {
+        PageError::bad_request(match why {
+            Refusal::NotAForm => {
+                "The form must be sent as application/x-www-form-urlencoded.".to_owned()
+            }
+            Refusal::MalformedForm(e) => format!("The form is malformed: {e}."),
+            Refusal::MalformedQuery(e) => format!("The address is malformed: {e}."),
+        })
+    }
+}
+
+impl Surface for SignInRequest {
+    type Rejection = PageError;
+    const REPEATS_ALLOWED: bool = true;
+    fn refuse(why: Refusal) -> PageError {
+        PageError::bad_request(match why.params_error() {
+            None => "The sign-in request must be sent as a form \
+                     (application/x-www-form-urlencoded)."
+                .to_owned(),
+            Some(e) => format!("The sign-in request is malformed: {e}."),
+        })
+    }
+}
+
+impl Surface for SignOutRequest {
+    type Rejection = PageError;
+    fn refuse(why: Refusal) -> PageError {
+        PageError::bad_request(match why.params_error() {
+            None => "The sign-out request must be sent as a form.".to_owned(),
+            Some(e) => format!("The sign-out request is malformed: {e}."),
+        })
+    }
+}
+
+/// `raw` parsed for surface `S` (`malformed` tells where it came from).
+fn parse<S: Surface>(
+    raw: &[u8],
+    malformed: fn(ParamsError) -> Refusal,
+) -> Result<Params, S::Rejection> {
+    let params = Params::parse(raw).map_err(|e| S::refuse(malformed(e)))?;
+    if !S::REPEATS_ALLOWED {
+        params
+            .check_repeated()
+            .map_err(|e| S::refuse(malformed(e)))?;
+    }
+    Ok(params)
+}
+
+/// Whether the request body is declared `application/x-www-form-urlencoded`.
+pub fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+/// A form body, parsed strictly for surface `S`.
+pub struct Form<S>(pub Params, pub PhantomData<S>);
+
+impl<S> std::ops::Deref for Form<S> {
+    type Target = Params;
+    fn deref(&self) -> &Params {
+        &self.0
+    }
+}
+
+impl<St: Send + Sync, S: Surface> FromRequest<St> for Form<S> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &St) -> Result<Self, Response> {
+        if !is_form(req.headers()) {
+            return Err(S::refuse(Refusal::NotAForm).into_response());
+        }
+        // A body beyond `limits.max_body_bytes` is refused here, with 413.
+        let body = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let params =
+            parse::<S>(&body, Refusal::MalformedForm).map_err(IntoResponse::into_response)?;
+        Ok(Self(params, PhantomData))
+    }
+}
+
+/// A query string, parsed strictly for surface `S`.
+pub struct Query<S>(pub Params, pub PhantomData<S>);
+
+impl<S> std::ops::Deref for Query<S> {
+    type Target = Params;
+    fn deref(&self) -> &Params {
+        &self.0
+    }
+}
+
+impl<St: Send + Sync, S: Surface> FromRequestParts<St> for Query<S> {
+    type Rejection = S::Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &St) -> Result<Self, Self::Rejection> {
+        let raw = parts.uri.query().unwrap_or("");
+        Ok(Self(
+            parse::<S>(raw.as_bytes(), Refusal::MalformedQuery)?,
+            PhantomData,
+        ))
+    }
+}
+
+/// The browser's cookies and its live SSO session, if the cookie names one (signed in or not:
+/// a pre-login session carries the CSRF token and the requests waiting for sign-in).
+pub struct Browser {
+    pub jar: CookieJar,
+    pub session: Option<Session>,
+}
+
+impl FromRequestParts<AppState> for Browser {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, PageError> {
+        let jar = CookieJar::from_headers(&parts.headers);
+        let session = match st.web.cookies.read(&jar) {
+            Some(id) => st.ctx.sessions.load(&id).await?,
+            None => None,
+        };
+        Ok(Self { jar, session })
+    }
+}
+
+impl Browser {
+    /// The session, if someone is signed in on it.
+    pub fn signed_in(self) -> Option<SignedIn> {
+        SignedIn::from_session(self.session?)
+    }
+}
+
+/// A live SSO session with a signed-in user: what "signed in" means everywhere.
+pub struct SignedIn {
+    pub session: Session,
+    pub user_id: String,
+}
+
+impl SignedIn {
+    pub fn from_session(session: Session) -> Option<Self> {
+        let user_id = session.user_id.clone()?;
+        Some(Self { session, user_id })
+    }
+}
+
+impl OptionalFromRequestParts<AppState> for SignedIn {
+    type Rejection = PageError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        st: &AppState,
+    ) -> Result<Option<Self>, PageError> {
+        let browser =
+            <Browser as FromRequestParts<AppState>>::from_request_parts(parts, st).await?;
+        Ok(browser.signed_in())
+    }
+}
+
+/// A form posted from one of our pages: parsed strictly, and, when the browser has a session,
+/// its CSRF token checked against that session (refused with 403 otherwise, nothing done).
+/// Without a session there is nothing to check against: each page says what that means.
+pub struct PostedForm {
+    pub form: Params,
+    pub session: Option<Session>,
+}
+
+impl PostedForm {
+    /// The session, if someone is signed in on it.
+    pub fn signed_in(&self) -> Option<SignedIn> {
+        SignedIn::from_session(self.session.clone()?)
+    }
+}
+
+impl FromRequest<AppState> for PostedForm {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, st: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let browser = <Browser as FromRequestParts<AppState>>::from_request_parts(&mut parts, st)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Form(form, _) =
+            Form::<Page>::from_request(Request::from_parts(parts, body), st).await?;
+        if let Some(s) = &browser.session
+            && !s.verify_csrf(form.get("csrf_token"))
+        {
+            return Err(PageError::csrf().into_response());
+        }
+        Ok(Self {
+            form,
+            session: browser.session,
+        })
+    }
+}
+
+/// A request at the token, revocation or introspection endpoint: its form, and the client it
+/// authenticated as (RFC 6749 §2.3; one implementation for all three endpoints). Rates by
+/// address are counted before (a layer, see `web::router`).
+pub struct ClientForm {
+    pub client: Client,
+    pub form: Params,
+}
+
+impl FromRequest<AppState> for ClientForm {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, st: &AppState) -> Result<Self, Response> {
+        let authorization = req.headers().get(header::AUTHORIZATION).cloned();
+        let Form(form, _) = Form::<OAuth>::from_request(req, st).await?;
+        let client = async {
+            let authorization = match &authorization {
+                Some(v) => Some(v.to_str().map_err(|_| TokenError::invalid_client())?),
+                None => None,
+            };
+            let presented = client_auth::presented(authorization, &form)?;
+            client_auth::authenticate(&st.ctx, &presented).await
+        };
+        let client = client.await.map_err(IntoResponse::into_response)?;
+        Ok(Self { client, form })
+    }
+}
+
+/// The token of an `Authorization: Bearer` header, if there is such a header (RFC 6750
+/// §2.1); a header of another scheme, or unreadable, is refused.
+pub struct Bearer(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Bearer {
+    type Rejection = BearerError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, BearerError> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Ok(Self(None));
+        };
+        let value = value
+            .to_str()
+            .map_err(|_| BearerError::invalid_request("malformed Authorization header"))?;
+        Ok(Self(Some(token_in_header(value)?)))
+    }
+}

@@ -1,0 +1,53 @@
+//! `POST /token` (RFC 6749 §3.2), `POST /revoke` (RFC 7009) and `POST /introspect` (RFC
+//! 7662): the client authenticates through [`ClientForm`], the rules are
+//! `protocol::token` and `protocol::revocation`.
+
+use crate::protocol::error::TokenError;
+use crate::protocol::{revocation, token};
+use crate::store::Client;
+use crate::web::error::no_store;
+use crate::web::extract::ClientForm;
+use crate::web::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// Counted once the client is authenticated: nobody spends another client's budget.
+fn per_client(st: &AppState, what: &str, client: &Client, limit: u64) -> Result<(), TokenError> {
+    st.rate(&format!("{what}:{}", client.client_id), limit)
+        .map_err(TokenError::RateLimited)
+}
+
+pub async fn issue_token(
+    State(st): State<AppState>,
+    ClientForm { client, form }: ClientForm,
+) -> Result<Response, TokenError> {
+    per_client(
+        &st,
+        "token",
+        &client,
+        st.ctx.config.limits.token_rate_per_client,
+    )?;
+    let response = token::exchange(&st.ctx, &client, &form).await?;
+    Ok((no_store(), Json(response)).into_response())
+}
+
+/// RFC 7009 §2.2: 200 for every well-formed request, whether or not a token was revoked.
+pub async fn revoke_token(
+    State(st): State<AppState>,
+    ClientForm { client, form }: ClientForm,
+) -> Result<Response, TokenError> {
+    revocation::revoke(&st.ctx, &client, &form).await?;
+    Ok((StatusCode::OK, no_store()).into_response())
+}
+
+pub async fn introspect_token(
+    State(st): State<AppState>,
+    ClientForm { client, form }: ClientForm,
+) -> Result<Response, TokenError> {
+    let limit = st.ctx.config.limits.introspection_rate_per_client;
+    per_client(&st, "introspect", &client, limit)?;
+    let answer = revocation::introspect(&st.ctx, &client, &form).await?;
+    Ok((no_store(), Json(answer)).into_response())
+}

@@ -1,0 +1,8 @@
+//! The pages for people: sign-in and the account home ([`login`]), consent, "your sessions",
+//! the developer console, and the operational endpoints ([`ops`]).
+
+pub mod consent;
+pub mod developer;
+pub mod login;
+pub mod ops;
+pub mod sessions;

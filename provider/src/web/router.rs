@@ -1,0 +1,119 @@
+//! Every route of the provider, in one place, with the paths of `crate::paths` (the ones
+//! discovery advertises and the tests use), and the layers around them.
+
+use super::layers::{Budget, audit_context, limit_by_address, limit_uri, security_headers};
+use super::oauth::{authorize, discovery, end_session, register, token, userinfo};
+use super::pages::{consent, developer, login, ops, sessions};
+use super::state::AppState;
+use crate::paths;
+use axum::Router;
+use axum::http::{Request, StatusCode};
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::{get, post};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+/// The whole HTTP surface.
+pub fn router(st: AppState) -> Router {
+    let limits = st.ctx.config.limits.clone();
+    Router::new()
+        .merge(protocol_endpoints(&st))
+        .merge(pages())
+        .route(paths::STYLESHEET, get(ops::stylesheet))
+        .route(paths::HEALTHZ, get(infra::health::alive))
+        .route(paths::READYZ, get(ops::readiness))
+        .route(paths::METRICS, get(infra::metrics::render))
+        .fallback(ops::not_found)
+        .layer(from_fn(audit_context))
+        .layer(from_fn(infra::metrics::track))
+        .layer(security_headers())
+        .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(from_fn_with_state(limits.max_uri_bytes, limit_uri))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(st)
+}
+
+/// The OAuth 2.0 and OpenID Connect endpoints. Those machines call are counted against their
+/// address's budget before anything else is done for them.
+fn protocol_endpoints(st: &AppState) -> Router<AppState> {
+    let budget = |b: Budget| from_fn_with_state((st.clone(), b), limit_by_address);
+    let machines = Router::new()
+        .route(paths::TOKEN, post(token::issue_token))
+        .route(paths::REVOCATION, post(token::revoke_token))
+        .route(paths::INTROSPECTION, post(token::introspect_token))
+        .merge(
+            Router::new()
+                .route(paths::REGISTRATION, post(register::register_client))
+                .route(
+                    paths::REGISTRATION_CLIENT,
+                    get(register::read_client)
+                        .put(register::update_client)
+                        .delete(register::delete_client),
+                )
+                .route_layer(budget(Budget::Registration)),
+        )
+        .route_layer(budget(Budget::Machine));
+    Router::new()
+        .route(paths::DISCOVERY, get(discovery::show_configuration))
+        .route(paths::JWKS, get(discovery::show_jwks))
+        .route(
+            paths::AUTHORIZE,
+            get(authorize::authorize_get).post(authorize::authorize_post),
+        )
+        .route(
+            paths::USERINFO,
+            get(userinfo::show_userinfo).post(userinfo::show_userinfo_post),
+        )
+        .route(
+            paths::END_SESSION,
+            get(end_session::end_session_get).post(end_session::end_session_post),
+        )
+        .route(
+            paths::END_SESSION_CONFIRM,
+            post(end_session::confirm_logout),
+        )
+        .merge(machines)
+}
+
+/// The pages for people.
+fn pages() -> Router<AppState> {
+    Router::new()
+        .route(paths::HOME, get(login::show_home))
+        .route(
+            paths::LOGIN,
+            get(login::show_login).post(login::submit_login),
+        )
+        .route(
+            paths::CONSENT,
+            get(consent::show_consent).post(consent::submit_consent),
+        )
+        .route(paths::SESSIONS, get(sessions::show_sessions))
+        .route(paths::SESSIONS_REVOKE, post(sessions::revoke_session))
+        .route(
+            paths::SESSIONS_REVOKE_ALL,
+            post(sessions::revoke_all_sessions),
+        )
+        .route(paths::DEVELOPER, get(developer::show_apps))
+        .route(paths::DEVELOPER_APPS, post(developer::create_app))
+        .route(paths::DEVELOPER_NEW_APP, get(developer::show_new_app))
+        .route(
+            paths::DEVELOPER_APP,
+            get(developer::show_app).post(developer::update_app),
+        )
+        .route(paths::DEVELOPER_APP_ROTATE, post(developer::rotate_secret))
+        .route(paths::DEVELOPER_APP_DELETE, post(developer::delete_app))
+}

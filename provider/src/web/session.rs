@@ -1,0 +1,40 @@
+//! The SSO session cookie: a new pre-login session when a page needs one (for its CSRF token
+//! and the requests waiting for sign-in), and the cookie set or dropped.
+
+use super::extract::ClientMeta;
+use super::state::AppState;
+use axum_extra::extract::cookie::CookieJar;
+use sessions::{NewSession, Session, StoreError};
+
+/// `session`, or a new pre-login one; the returned jar carries its cookie when it is new.
+pub async fn or_new(
+    st: &AppState,
+    jar: CookieJar,
+    session: Option<Session>,
+    meta: &ClientMeta,
+) -> Result<(Session, CookieJar), StoreError> {
+    if let Some(s) = session {
+        return Ok((s, jar));
+    }
+    let s = st
+        .ctx
+        .sessions
+        .create(NewSession {
+            user_agent: meta.user_agent.clone(),
+            client_addr: meta.addr.clone(),
+            ..NewSession::default()
+        })
+        .await?;
+    let jar = jar.add(st.web.cookies.cookie(s.id()));
+    Ok((s, jar))
+}
+
+/// The jar with the session's cookie (its id may be new: sign-in regenerates it).
+pub fn remember(st: &AppState, jar: CookieJar, session: &Session) -> CookieJar {
+    jar.add(st.web.cookies.cookie(session.id()))
+}
+
+/// The jar with the cookie dropped.
+pub fn forget(st: &AppState, jar: CookieJar) -> CookieJar {
+    jar.remove(st.web.cookies.removal())
+}
