@@ -15,22 +15,7 @@ use sessions::Sessions;
 #[derive(Subcommand, Debug)]
 pub(super) enum UsersCommand {
     /// Create a user; the password is asked for (or read with --password-stdin).
-    Add {
-        username: String,
-        #[arg(long)]
-        name: Option<String>,
-        #[arg(long)]
-        email: Option<String>,
-        /// The email address is verified.
-        #[arg(long)]
-        email_verified: bool,
-        /// May use the developer console.
-        #[arg(long)]
-        developer: bool,
-        /// Read the password from standard input (otherwise: a prompt on the terminal).
-        #[arg(long)]
-        password_stdin: bool,
-    },
+    Add(AddUser),
     /// List users.
     List,
     /// Change a user's password (asked for, or --password-stdin); signs them out everywhere.
@@ -46,6 +31,25 @@ pub(super) enum UsersCommand {
     Enable { username: String },
     /// Delete an account; signs the user out everywhere first.
     Remove { username: String },
+}
+
+/// `users add`: a new account.
+#[derive(clap::Args, Debug)]
+pub(super) struct AddUser {
+    username: String,
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long)]
+    email: Option<String>,
+    /// The email address is verified.
+    #[arg(long)]
+    email_verified: bool,
+    /// May use the developer console.
+    #[arg(long)]
+    developer: bool,
+    /// Read the password from standard input (otherwise: a prompt on the terminal).
+    #[arg(long)]
+    password_stdin: bool,
 }
 
 pub(super) async fn run(
@@ -67,25 +71,7 @@ pub(super) async fn run(
         ),
     };
     match command {
-        UsersCommand::Add {
-            username,
-            name,
-            email,
-            email_verified,
-            developer,
-            password_stdin,
-        } => {
-            let user = NewUser {
-                username,
-                password_hash: password::hash(read_password(io, password_stdin)?).await?,
-                name,
-                email,
-                email_verified,
-                developer,
-                ..NewUser::default()
-            };
-            add(&store, &user, io).await?;
-        }
+        UsersCommand::Add(user) => add(&store, user, io).await?,
         UsersCommand::List => list(&store, io).await?,
         UsersCommand::Passwd {
             username,
@@ -112,9 +98,18 @@ pub(super) async fn run(
     Ok(())
 }
 
-async fn add(store: &Store, user: &NewUser, io: &mut Io<'_>) -> anyhow::Result<()> {
+async fn add(store: &Store, args: AddUser, io: &mut Io<'_>) -> anyhow::Result<()> {
+    let user = NewUser {
+        password_hash: password::hash(read_password(io, args.password_stdin)?).await?,
+        username: args.username,
+        name: args.name,
+        email: args.email,
+        email_verified: args.email_verified,
+        developer: args.developer,
+        ..NewUser::default()
+    };
     let username = &user.username;
-    match store.create_user(user, Clock::system().unix()).await {
+    match store.create_user(&user, Clock::system().unix()).await {
         Ok(u) => out!(io, "user {username} created (sub {})", u.id),
         Err(e) if crate::store::is_unique_violation(&e) => {
             anyhow::bail!("the username {username} is taken")

@@ -158,7 +158,7 @@ pub async fn introspect(
             match user.filter(|u| !u.disabled) {
                 Some(user) => Introspection::Active(ActiveToken {
                     active: true,
-                    token_type: "refresh_token",
+                    token_type: TokenTypeHint::RefreshToken.as_str(),
                     scope: r.scope,
                     client_id: r.client_id,
                     sub: r.user_id,

@@ -5,6 +5,7 @@ use super::{password, throttle};
 use crate::audit::{self, Event, Kind};
 use crate::context::{Ctx, SystemError};
 use crate::logout;
+use crate::store::User;
 use sessions::Session;
 
 /// Longest username accepted (checked before any lookup or hash).
@@ -46,10 +47,7 @@ pub async fn sign_in(
     let now = ctx.clock.unix();
     let keys = throttle::keys(username, addr);
     if let Some(wait_secs) = throttle::wait(&ctx.store, &keys, now).await? {
-        tracing::info!(wait = wait_secs, "sign-in throttled");
-        metrics::counter!("gatehouse_sign_ins_throttled_total").increment(1);
-        let event = Event::new(Kind::SignInThrottled).detail(format!("wait {wait_secs} s"));
-        audit::record(&ctx.store, &ctx.clock, event).await;
+        record_throttled(ctx, wait_secs).await;
         return Ok(SignIn::Throttled { wait_secs });
     }
     let plausible = !username.is_empty()
@@ -65,14 +63,7 @@ pub async fn sign_in(
     let user = match user {
         Some(u) if verified && !u.disabled => u,
         other => {
-            tracing::info!("sign-in failed");
-            let (user_id, why) = match &other {
-                None => (None, "no such account"),
-                Some(u) if u.disabled => (Some(u.id.as_str()), "account disabled"),
-                Some(u) => (Some(u.id.as_str()), "wrong password"),
-            };
-            let event = Event::new(Kind::SignInFailed).user_opt(user_id).detail(why);
-            audit::record(&ctx.store, &ctx.clock, event).await;
+            record_refused(ctx, other.as_ref()).await;
             throttle::failed(&ctx.store, &keys, now).await?;
             return Ok(SignIn::Refused);
         }
@@ -96,6 +87,26 @@ pub async fn sign_in(
     audit::record(&ctx.store, &ctx.clock, created).await;
     metrics::counter!("gatehouse_sign_ins_total").increment(1);
     Ok(SignIn::SignedIn { user_id: user.id })
+}
+
+async fn record_throttled(ctx: &Ctx, wait_secs: i64) {
+    tracing::info!(wait = wait_secs, "sign-in throttled");
+    metrics::counter!("gatehouse_sign_ins_throttled_total").increment(1);
+    let event = Event::new(Kind::SignInThrottled).detail(format!("wait {wait_secs} s"));
+    audit::record(&ctx.store, &ctx.clock, event).await;
+}
+
+/// A refused sign-in, in the audit trail: the account is named only when it exists (a typed
+/// name may be a password typed into the wrong field).
+async fn record_refused(ctx: &Ctx, user: Option<&User>) {
+    tracing::info!("sign-in failed");
+    let (user_id, why) = match user {
+        None => (None, "no such account"),
+        Some(u) if u.disabled => (Some(u.id.as_str()), "account disabled"),
+        Some(u) => (Some(u.id.as_str()), "wrong password"),
+    };
+    let event = Event::new(Kind::SignInFailed).user_opt(user_id).detail(why);
+    audit::record(&ctx.store, &ctx.clock, event).await;
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::paths;
 use crate::protocol::error::{
     AuthorizeError, BearerError, PageError, RedirectError, RegistrationError, TokenError,
 };
-use crate::types::{BearerErrorCode, TokenErrorCode};
+use crate::types::{BearerErrorCode, Scope, TokenErrorCode};
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Json;
@@ -212,7 +212,7 @@ impl IntoResponse for BearerError {
                 // RFC 6750 §3: the code in the challenge; insufficient_scope names the scope
                 // needed instead of a description.
                 let detail = match code {
-                    BearerErrorCode::InsufficientScope => r#"scope="openid""#.to_owned(),
+                    BearerErrorCode::InsufficientScope => format!(r#"scope="{}""#, Scope::OpenId),
                     _ => format!(r#"error_description="{description}""#),
                 };
                 (

@@ -106,26 +106,7 @@ pub struct NewRefresh {
 /// access token's registry entry, the refresh token and the audit event in one commit.
 pub async fn issue(ctx: &Ctx, now: i64, i: Issue<'_>) -> Result<TokenResponse, SystemError> {
     metrics::counter!("gatehouse_tokens_issued_total", "grant" => i.grant.as_str()).increment(1);
-    let keys = ctx.keys.current();
-    let at_lifetime = infra::secs(ctx.config.tokens.access_token_lifetime);
-    let sub = i
-        .user
-        .map_or(i.client.client_id.as_str(), |u| u.id.as_str());
-    let access = AccessClaims {
-        iss: ctx.issuer.clone(),
-        exp: now + at_lifetime,
-        aud: ctx.issuer.clone(),
-        sub: sub.to_owned(),
-        client_id: i.client.client_id.clone(),
-        iat: now,
-        jti: random_handle()?,
-        scope: i.scope,
-        auth_time: i.auth_time,
-        sid: i.sid.clone(),
-    };
-    // ES256 for access tokens: the provider is their only verifier, and it is far cheaper to
-    // sign than RS256.
-    let access_token = keys.sign(Alg::ES256, "at+jwt", &access)?;
+    let (access_token, access) = access_token(ctx, now, &i)?;
     let mut rows = vec![Insert::access_token(&AccessTokenRow {
         jti: access.jti.clone(),
         grant_id: i.grant_id.clone(),
@@ -137,25 +118,10 @@ pub async fn issue(ctx: &Ctx, now: i64, i: Issue<'_>) -> Result<TokenResponse, S
         revoked_at: None,
     })];
     let id_token = match (i.id_token, i.user) {
-        (true, Some(user)) => {
-            let claims = IdClaims {
-                iss: &ctx.issuer,
-                sub: &user.id,
-                aud: &i.client.client_id,
-                exp: now + infra::secs(ctx.config.tokens.id_token_lifetime),
-                iat: now,
-                auth_time: i.auth_time.unwrap_or(now),
-                nonce: i.nonce.as_deref(),
-                sid: i.sid.as_deref(),
-                at_hash: at_hash(&access_token),
-                azp: &i.client.client_id,
-                amr: ["pwd"],
-            };
-            Some(keys.sign(i.client.id_token_alg, "JWT", &claims)?)
-        }
+        (true, Some(user)) => Some(id_token(ctx, now, &i, user, &access_token)?),
         _ => None,
     };
-    let refresh_token = match (i.refresh, i.user, &i.grant_id) {
+    let refresh_token = match (&i.refresh, i.user, &i.grant_id) {
         (Some(rt), Some(user), Some(grant_id)) => {
             let token = random_token()?;
             rows.push(Insert::refresh_token(&RefreshTokenRow {
@@ -164,7 +130,7 @@ pub async fn issue(ctx: &Ctx, now: i64, i: Issue<'_>) -> Result<TokenResponse, S
                 client_id: i.client.client_id.clone(),
                 user_id: user.id.clone(),
                 scope: rt.scope,
-                sid: rt.sid,
+                sid: rt.sid.clone(),
                 auth_time: i.auth_time.unwrap_or(now),
                 issued_at: now,
                 family_expires_at: rt.family_expires_at,
@@ -178,20 +144,19 @@ pub async fn issue(ctx: &Ctx, now: i64, i: Issue<'_>) -> Result<TokenResponse, S
     let mut issued = vec!["access token"];
     issued.extend(id_token.as_ref().map(|_| "ID token"));
     issued.extend(refresh_token.as_ref().map(|_| "refresh token"));
-    let event = audit::prepare(
-        audit::now_us(&ctx.clock),
-        Event::new(Kind::TokenIssued)
-            .client(&i.client.client_id)
-            .user_opt(i.user.map(|u| u.id.as_str()))
-            .session_opt(i.sid.as_deref())
-            .detail(format!(
-                "grant {}: {} (jti {}, scope \"{}\")",
-                i.grant,
-                issued.join(", "),
-                access.jti,
-                i.scope
-            )),
+    let detail = format!(
+        "grant {}: {} (jti {}, scope \"{}\")",
+        i.grant,
+        issued.join(", "),
+        access.jti,
+        i.scope
     );
+    let event = Event::new(Kind::TokenIssued)
+        .client(&i.client.client_id)
+        .user_opt(i.user.map(|u| u.id.as_str()))
+        .session_opt(i.sid.as_deref())
+        .detail(detail);
+    let event = audit::prepare(audit::now_us(&ctx.clock), event);
     rows.push(Insert::audit(&event));
     let stored = ctx.store.insert(rows).await;
     audit::log(&event, &stored);
@@ -199,11 +164,61 @@ pub async fn issue(ctx: &Ctx, now: i64, i: Issue<'_>) -> Result<TokenResponse, S
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
-        expires_in: at_lifetime,
+        expires_in: access.exp - now,
         id_token,
         refresh_token,
         scope: i.scope,
     })
+}
+
+/// The access token (RFC 9068): signed with ES256, since the provider is its only verifier
+/// and ES256 is far cheaper to sign than RS256.
+fn access_token(ctx: &Ctx, now: i64, i: &Issue<'_>) -> Result<(String, AccessClaims), SystemError> {
+    let sub = i
+        .user
+        .map_or(i.client.client_id.as_str(), |u| u.id.as_str());
+    let claims = AccessClaims {
+        iss: ctx.issuer.clone(),
+        exp: now + infra::secs(ctx.config.tokens.access_token_lifetime),
+        aud: ctx.issuer.clone(),
+        sub: sub.to_owned(),
+        client_id: i.client.client_id.clone(),
+        iat: now,
+        jti: random_handle()?,
+        scope: i.scope,
+        auth_time: i.auth_time,
+        sid: i.sid.clone(),
+    };
+    let token = ctx.keys.current().sign(Alg::ES256, "at+jwt", &claims)?;
+    Ok((token, claims))
+}
+
+/// The ID token (OIDC Core §2), signed with the client's algorithm, bound to the access token
+/// by `at_hash` (§3.1.3.6).
+fn id_token(
+    ctx: &Ctx,
+    now: i64,
+    i: &Issue<'_>,
+    user: &User,
+    access_token: &str,
+) -> Result<String, SystemError> {
+    let claims = IdClaims {
+        iss: &ctx.issuer,
+        sub: &user.id,
+        aud: &i.client.client_id,
+        exp: now + infra::secs(ctx.config.tokens.id_token_lifetime),
+        iat: now,
+        auth_time: i.auth_time.unwrap_or(now),
+        nonce: i.nonce.as_deref(),
+        sid: i.sid.as_deref(),
+        at_hash: at_hash(access_token),
+        azp: &i.client.client_id,
+        amr: ["pwd"],
+    };
+    Ok(ctx
+        .keys
+        .current()
+        .sign(i.client.id_token_alg, "JWT", &claims)?)
 }
 
 /// The user a grant was issued to, if the account is still active.
