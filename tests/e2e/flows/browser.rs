@@ -218,15 +218,8 @@ async fn revoking_a_session_on_your_sessions_signs_its_app_out() {
         .wait_for_text("notice", "The session was signed out.")
         .await;
     chrome.shot("your-sessions-after-revoke").await;
-    let mut signed_out = false;
-    for _ in 0..40 {
-        if me(&other, &stack.app_b).await.0 == 401 {
-            signed_out = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    assert!(signed_out, "the app of the revoked session signed it out");
+    let what = "the app of the revoked session signed it out";
+    super::signed_out(&other, &stack.app_b, what).await;
     chrome.client.refresh().await.unwrap();
     assert_eq!(
         chrome.text("notice").await,

@@ -304,19 +304,21 @@ async fn a_client_that_trickles_its_headers_is_disconnected() {
 
 #[tokio::test]
 async fn connections_beyond_the_cap_wait_for_a_free_slot() {
-    let stack = spawn_with(Options {
-        configure: Some(|c| {
-            c.limits.max_connections = 2;
-            // Idle connections (the apps' kept-alive ones too) are closed after a second.
-            c.limits.header_read_timeout = Duration::from_secs(1);
-        }),
+    let mut stack = spawn_with(Options {
+        configure: Some(|c| c.limits.max_connections = 2),
         ..Options::default()
     })
     .await;
-    let addr = provider_addr(&stack);
+    // An instance nothing else talks to (the apps keep their connections to the first one), so
+    // this test alone holds its slots.
+    let instance = stack.start_instance().await;
+    let port = url::Url::parse(stack.instance_url(instance))
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{}", port.unwrap());
+    // The server accepts in order: a and b take both slots, so a third waits in the backlog.
     let a = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let b = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
     let url = format!("http://{addr}/healthz");
     let waiting = tokio::time::timeout(Duration::from_millis(500), reqwest::get(&url)).await;
     assert!(
@@ -324,7 +326,7 @@ async fn connections_beyond_the_cap_wait_for_a_free_slot() {
         "a third connection is not served while two hold the slots"
     );
     drop((a, b));
-    let served = tokio::time::timeout(Duration::from_secs(5), reqwest::get(&url))
+    let served = tokio::time::timeout(crate::harness::PATIENCE, reqwest::get(&url))
         .await
         .expect("served once a slot is free")
         .unwrap();

@@ -1,7 +1,7 @@
 //! Two provider instances on one PostgreSQL and one Redis, as behind a load balancer with no
 //! sticky sessions: whatever one instance does, the other sees at once.
 
-use super::{me, sign_in};
+use super::sign_in;
 use crate::harness::{ALICE, Browser, Options, Stack, param, spawn_with};
 use infra::testing::TestPostgres;
 use sessions::testing::TestRedis;
@@ -125,13 +125,7 @@ async fn logout_at_one_instance_is_logout_at_the_other_at_once() {
         Some("login_required"),
         "dead at instance 2 at once"
     );
-    for _ in 0..40 {
-        if me(&browser, &stack.app_a).await.0 == 401 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("App A was not told");
+    super::signed_out(&browser, &stack.app_a, "App A was told").await;
 }
 
 #[tokio::test]

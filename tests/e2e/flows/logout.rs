@@ -1,8 +1,8 @@
 //! Single logout: RP-initiated logout at the provider, and back-channel logout to every app
 //! that shared the SSO session, whatever ended it.
 
-use super::{me, prompt_none_error, sign_in};
-use crate::harness::{ALICE, Browser, Page, Stack, jwt_part, param, register, spawn};
+use super::{me, prompt_none_error, sign_in, signed_out};
+use crate::harness::{ALICE, Browser, Page, Stack, eventually, jwt_part, param, register, spawn};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use provider::keys::{Alg, Keys, generate};
@@ -10,24 +10,6 @@ use provider::types::AuthMethod;
 use std::time::Duration;
 
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
-
-/// Polls the app's `/me` until it answers 401, for at most `within`.
-async fn signed_out_within(
-    browser: &Browser,
-    app: &crate::harness::RunningApp,
-    within: Duration,
-) -> bool {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if me(browser, app).await.0 == 401 {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
 
 /// A browser signed in at both apps through one SSO session; returns it and the session's sid.
 async fn signed_in_at_both(stack: &Stack) -> (Browser, String) {
@@ -46,14 +28,8 @@ async fn signed_in_at_both(stack: &Stack) -> (Browser, String) {
 }
 
 async fn assert_everyone_signed_out(stack: &Stack, browser: &Browser) {
-    assert!(
-        signed_out_within(browser, &stack.app_a, Duration::from_secs(1)).await,
-        "App A signed out within a second"
-    );
-    assert!(
-        signed_out_within(browser, &stack.app_b, Duration::from_secs(1)).await,
-        "App B signed out within a second"
-    );
+    signed_out(browser, &stack.app_a, "App A signed out").await;
+    signed_out(browser, &stack.app_b, "App B signed out").await;
     assert_eq!(
         prompt_none_error(stack, browser).await.as_deref(),
         Some("login_required"),
@@ -146,7 +122,7 @@ async fn sign_out_everywhere_at_the_provider_signs_every_app_out() {
         .submit(&page, "/account/sessions/revoke-all", &[])
         .await;
     assert_everyone_signed_out(&stack, &first).await;
-    assert!(signed_out_within(&second, &stack.app_a, Duration::from_secs(1)).await);
+    signed_out(&second, &stack.app_a, "App A signed out").await;
 }
 
 #[tokio::test]
@@ -155,8 +131,8 @@ async fn idle_expiry_signs_the_apps_out() {
     let (browser, _) = signed_in_at_both(&stack).await;
     stack.clock.advance(Duration::from_secs(31 * 60));
     // The sweeper runs every second in the harness; the apps' own sessions last 48 h.
-    assert!(signed_out_within(&browser, &stack.app_a, Duration::from_secs(3)).await);
-    assert!(signed_out_within(&browser, &stack.app_b, Duration::from_secs(1)).await);
+    signed_out(&browser, &stack.app_a, "App A signed out").await;
+    signed_out(&browser, &stack.app_b, "App B signed out").await;
 }
 
 #[tokio::test]
@@ -173,8 +149,8 @@ async fn absolute_expiry_signs_the_apps_out() {
     }
     assert_eq!(me(&browser, &stack.app_a).await.0, 200);
     stack.clock.advance(Duration::from_secs(20 * 60 + 1));
-    assert!(signed_out_within(&browser, &stack.app_a, Duration::from_secs(3)).await);
-    assert!(signed_out_within(&browser, &stack.app_b, Duration::from_secs(1)).await);
+    signed_out(&browser, &stack.app_a, "App A signed out").await;
+    signed_out(&browser, &stack.app_b, "App B signed out").await;
 }
 
 #[tokio::test]
@@ -250,22 +226,14 @@ async fn an_app_that_was_down_gets_its_logout_when_it_is_back() {
     manager
         .submit(&page, "/account/sessions/revoke", &[("sid", &sid)])
         .await;
-    assert!(
-        signed_out_within(&browser, &stack.app_b, Duration::from_secs(1)).await,
-        "App B, which is up, at once"
-    );
+    signed_out(&browser, &stack.app_b, "App B, which is up, at once").await;
     // App A's delivery failed and is shown as retrying.
-    let mut status = String::new();
-    for _ in 0..40 {
-        status = manager
-            .follow(&format!("{}/account/sessions", stack.issuer))
-            .await
-            .body;
-        if status.contains("Retrying") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let sessions_page = format!("{}/account/sessions", stack.issuer);
+    let status = eventually("App A's failed delivery is shown", || async {
+        let body = manager.follow(&sessions_page).await.body;
+        body.contains("Retrying").then_some(body)
+    })
+    .await;
     // The first read may come after the second attempt (one real second of backoff later).
     assert!(
         status.contains("Retrying (attempt ") && status.contains(" failed: could not connect)"),
@@ -278,10 +246,7 @@ async fn an_app_that_was_down_gets_its_logout_when_it_is_back() {
         "App A's session survived its restart"
     );
     stack.clock.advance(Duration::from_secs(2)); // past the first backoff
-    assert!(
-        signed_out_within(&browser, &stack.app_a, Duration::from_secs(3)).await,
-        "delivered once App A is back"
-    );
+    signed_out(&browser, &stack.app_a, "delivered once App A is back").await;
     let status = manager
         .follow(&format!("{}/account/sessions", stack.issuer))
         .await
@@ -723,14 +688,16 @@ async fn a_queued_logout_survives_a_provider_restart() {
         .unwrap()
         .unwrap();
     provider::logout::session_ended(&stack.provider, &[ended]).await;
-    assert!(signed_out_within(&browser, &stack.app_b, Duration::from_secs(1)).await);
+    signed_out(&browser, &stack.app_b, "App B signed out").await;
     // The provider goes down with App A's delivery still pending, and comes back.
     stack.restart_provider().await;
     stack.start_app_a().await;
     assert_eq!(me(&browser, &stack.app_a).await.0, 200, "not yet told");
     stack.clock.advance(Duration::from_secs(5));
-    assert!(
-        signed_out_within(&browser, &stack.app_a, Duration::from_secs(3)).await,
-        "the new provider process delivered it"
-    );
+    signed_out(
+        &browser,
+        &stack.app_a,
+        "the new provider process delivered it",
+    )
+    .await;
 }

@@ -62,6 +62,15 @@ pub async fn sign_in(
     page
 }
 
+/// Waits until `app` no longer knows `browser` (its `/me` answers 401): the app heard of the
+/// end of the session (through back-channel logout, or a refused refresh).
+pub async fn signed_out(browser: &Browser, app: &RunningApp, what: &str) {
+    crate::harness::eventually(what, || async {
+        (me(browser, app).await.0 == 401).then_some(())
+    })
+    .await;
+}
+
 /// `GET {app}/me` as JSON, with its status.
 pub async fn me(browser: &Browser, app: &RunningApp) -> (u16, serde_json::Value) {
     let page = browser.get_once(&format!("{}/me", app.url)).await;

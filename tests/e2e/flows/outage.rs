@@ -2,7 +2,7 @@
 //! second (never a hang, never a wrong yes), and recovers by itself when the store is back.
 
 use super::sign_in;
-use crate::harness::{ALICE, Browser, Options, param, spawn_with};
+use crate::harness::{ALICE, Browser, Options, eventually, param, spawn_with};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -34,13 +34,14 @@ async fn start_redis(port: u16) -> Redis {
         .expect("redis-server runs");
     // Held by the guard from here on, so it is killed and reaped on every path.
     let redis = Redis(child);
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return redis;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("redis-server did not start");
+    eventually("redis-server listens", || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+            .map(drop)
+    })
+    .await;
+    redis
 }
 
 async fn status(browser: &Browser, url: &str) -> (u16, Duration) {
@@ -110,14 +111,10 @@ async fn a_redis_outage_gives_quick_503s_then_recovers() {
 
     // Redis comes back (empty: it keeps nothing on disk). Service resumes by itself.
     let _redis = start_redis(port).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while status(&browser, &readyz).await.0 != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "the provider reconnected within ten seconds"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("the provider reconnected", || async {
+        (status(&browser, &readyz).await.0 == 200).then_some(())
+    })
+    .await;
     // The old session is gone with the data: refused, not wrongly accepted; a new sign-in works.
     let page = browser.get_once(req.url.as_str()).await;
     assert_eq!(
@@ -245,18 +242,13 @@ async fn a_database_outage_gives_quick_503s_then_recovers() {
     );
 
     cutter.restore().await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let location = eventually("the provider recovered", || async {
         let page = browser.get_once(req.url.as_str()).await;
-        if page.status == 303 {
-            let location = page.hops[0].location.clone().unwrap();
-            assert!(
-                param(&location, "code").is_some(),
-                "the session (in the database) is back: {location}"
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "recovered within ten seconds");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        (page.status == 303).then(|| page.hops[0].location.clone().unwrap())
+    })
+    .await;
+    assert!(
+        param(&location, "code").is_some(),
+        "the session (in the database) is back: {location}"
+    );
 }

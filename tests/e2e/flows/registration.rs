@@ -323,15 +323,7 @@ async fn users_can_be_removed_and_their_sessions_end() {
     assert!(out.contains("1 session(s) ended"), "{out}");
     assert!(stack.store.user_by_username("bob").await.unwrap().is_none());
     // The app heard of it through back-channel logout.
-    let mut signed_out = false;
-    for _ in 0..100 {
-        if super::me(&browser, &stack.app_a).await.0 == 401 {
-            signed_out = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(signed_out, "App A's session ended");
+    super::signed_out(&browser, &stack.app_a, "App A's session ended").await;
     let err = cli(&stack, &["users", "remove", "bob"]).await.unwrap_err();
     assert!(err.contains("no user named bob"), "{err}");
 }

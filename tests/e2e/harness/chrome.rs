@@ -10,7 +10,6 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 static SLOTS: Semaphore = Semaphore::const_new(2);
@@ -69,13 +68,13 @@ impl Chrome {
         // A free port can be taken between our probe and chromedriver's bind: if chromedriver
         // exits, start it again on another port.
         let (mut driver, mut client) = (None, None);
-        'attempts: for _ in 0..5 {
+        for _ in 0..5 {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
                 .unwrap()
                 .local_addr()
                 .unwrap()
                 .port();
-            let mut child = Command::new(&driver_bin)
+            let child = Command::new(&driver_bin)
                 .process_group(0)
                 .arg(format!("--port={port}"))
                 .arg("--allowed-ips=127.0.0.1")
@@ -83,27 +82,34 @@ impl Chrome {
                 .stderr(Stdio::null())
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {driver_bin}: {e}"));
-            for _ in 0..100 {
-                if child.try_wait().ok().flatten().is_some() {
-                    continue 'attempts;
-                }
-                let builder =
+            let child = std::sync::Mutex::new(child);
+            // Connected, or `None` when chromedriver exited (its port was taken): try again.
+            let connected = super::eventually("chromedriver answers", || {
+                let (child, caps) = (&child, caps.clone());
+                async move {
+                    if child.lock().unwrap().try_wait().ok().flatten().is_some() {
+                        return Some(None);
+                    }
                     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-                        .capabilities(caps.clone())
+                        .capabilities(caps)
                         .connect(&format!("http://127.0.0.1:{port}"))
-                        .await;
-                if let Ok(c) = builder {
-                    client = Some(c);
-                    driver = Some(child);
-                    break 'attempts;
+                        .await
+                        .ok()
+                        .map(Some)
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+            })
+            .await;
+            let mut child = child.into_inner().unwrap();
+            if let Some(c) = connected {
+                client = Some(c);
+                driver = Some(child);
+                break;
             }
             let _ = child.kill();
             let _ = child.wait();
         }
         let driver = driver.expect("chromedriver started");
-        let client = client.expect("chromedriver answered within ten seconds");
+        let client = client.expect("chromedriver answered");
         let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("target/screenshots")
             .join(test);
@@ -146,37 +152,22 @@ impl Chrome {
         field.send_keys(text).await.unwrap();
     }
 
-    /// Waits until the current URL starts with `prefix` (redirects settle), for ten seconds.
+    /// Waits until the current URL starts with `prefix` (redirects settle).
     pub async fn wait_for_url(&self, prefix: &str) -> url::Url {
-        for _ in 0..200 {
+        super::eventually(&format!("the browser reaches {prefix}"), || async {
             let url = self.client.current_url().await.unwrap();
-            if url.as_str().starts_with(prefix) {
-                return url;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!(
-            "never reached {prefix}; at {}",
-            self.client.current_url().await.unwrap()
-        );
+            url.as_str().starts_with(prefix).then_some(url)
+        })
+        .await
     }
 
-    /// Waits until element `id` reads `expected` (the navigation a click started has landed),
-    /// for ten seconds.
+    /// Waits until element `id` reads `expected` (the navigation a click started has landed).
     pub async fn wait_for_text(&self, id: &str, expected: &str) {
-        let mut last = String::new();
-        for _ in 0..200 {
-            if let Ok(el) = self.client.find(Locator::Id(id)).await
-                && let Ok(text) = el.text().await
-            {
-                if text == expected {
-                    return;
-                }
-                last = text;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("#{id} never read {expected:?} (last: {last:?})");
+        super::eventually(&format!("#{id} reads {expected:?}"), || async {
+            let el = self.client.find(Locator::Id(id)).await.ok()?;
+            (el.text().await.ok()? == expected).then_some(())
+        })
+        .await;
     }
 
     /// The text of element `id`.

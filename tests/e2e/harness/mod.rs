@@ -563,6 +563,29 @@ impl Stack {
     }
 }
 
+/// How long a test waits for what happens in the background (a back-channel logout, a sweep, a
+/// reconnection): long enough for a loaded machine, so that no test races the wall clock.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Polls `check` until it gives a value, for at most [`PATIENCE`], and returns it; panics with
+/// `what` after that. The one place the tests wait on a condition.
+pub async fn eventually<T, Fut>(what: &str, mut check: impl FnMut() -> Fut) -> T
+where
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {PATIENCE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 /// The query parameter `name` of `url`.
 pub fn param(url: &str, name: &str) -> Option<String> {
     Url::parse(url)
