@@ -125,6 +125,11 @@ impl App {
                 header::REFERRER_POLICY,
                 HeaderValue::from_static("no-referrer"),
             ))
+            // For browsers that predate CSP's frame-ancestors: no framing (clickjacking).
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::X_FRAME_OPTIONS,
+                HeaderValue::from_static("DENY"),
+            ))
             .layer(axum::middleware::from_fn(infra::metrics::track))
             .layer(tower_http::trace::TraceLayer::new_for_http())
             .with_state(self.state.clone())

@@ -333,9 +333,7 @@ impl Oidc {
             .request_async(&self.http)
             .await
             .map_err(|e| CallbackError::UserInfo(describe(&e)))?;
-        let expires_in = token
-            .expires_in()
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+        let expires_in = token.expires_in().map_or(0, infra::secs);
         Ok(SignedIn {
             sub: claims.subject().as_str().to_owned(),
             name: userinfo
@@ -392,9 +390,7 @@ impl Oidc {
             next.id_token = id_token.to_string();
         }
         let now = self.clock.unix();
-        let expires_in = token
-            .expires_in()
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+        let expires_in = token.expires_in().map_or(0, infra::secs);
         next.access_token = token.access_token().secret().clone();
         next.access_token_expires_at = now + expires_in;
         if let Some(rotated) = token.refresh_token() {

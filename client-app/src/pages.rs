@@ -1,4 +1,5 @@
-//! The app's routes (a contract, see DESIGN.md): `/`, `/login`, `/callback`, `/me`, `/logout`.
+//! The app's routes, a contract that external checks rely on (README.md, "The sample app"):
+//! `/`, `/login`, `/callback`, `/me`, `/logout`, `/logout/everywhere`, `/backchannel-logout`.
 
 use crate::AppState;
 use crate::oidc::{PendingLogin, SignedIn};
@@ -83,10 +84,32 @@ fn error_page(
     (status, no_store(), page).into_response()
 }
 
+/// What can fail beneath a page: the session store (out of reach, or otherwise), or anything
+/// else (no randomness, a URL that makes no header).
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    Store(#[from] sessions::StoreError),
+    #[error(transparent)]
+    Other(anyhow::Error),
+}
+
+impl From<infra::secret::RandomError> for Failure {
+    fn from(e: infra::secret::RandomError) -> Self {
+        Self::Other(e.into())
+    }
+}
+
+impl From<header::InvalidHeaderValue> for Failure {
+    fn from(e: header::InvalidHeaderValue) -> Self {
+        Self::Other(e.into())
+    }
+}
+
 /// An opaque 500 (logged once), or a 503 when the session store is unreachable.
-fn internal<E: std::fmt::Display + 'static>(st: &AppState, e: E) -> Response {
-    let store = (&e as &dyn std::any::Any).downcast_ref::<sessions::StoreError>();
-    if store.is_some_and(sessions::StoreError::is_unavailable) {
+fn internal(st: &AppState, e: impl Into<Failure>) -> Response {
+    let e = e.into();
+    if matches!(&e, Failure::Store(s) if s.is_unavailable()) {
         tracing::warn!(error = %e, "session store unreachable: answering 503");
         let mut page = error_page(
             st,
@@ -270,7 +293,7 @@ pub(crate) async fn start_login(State(st): Shared, jar: CookieJar, headers: Head
     if let Err(e) = st.sessions.save(&session).await {
         return internal(&st, e);
     }
-    // DESIGN.md: 302 to the authorization endpoint.
+    // The route contract: 302 to the authorization endpoint.
     let location = HeaderValue::from_str(url.as_str());
     match location {
         Ok(l) => (StatusCode::FOUND, jar, no_store(), [(header::LOCATION, l)]).into_response(),

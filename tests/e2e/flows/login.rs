@@ -188,7 +188,7 @@ async fn provider_pages_carry_security_headers() {
     assert_eq!(h["cache-control"], "no-store");
     assert!(h.contains_key("x-request-id"));
     assert!(!page.body.contains("<script"), "no script on our pages");
-    // The cookie promised in DESIGN.md.
+    // The cookie promised in README.md ("Sessions").
     let set = page
         .hops
         .iter()
@@ -203,4 +203,21 @@ async fn provider_pages_carry_security_headers() {
     let missing = browser.follow(&format!("{}/nope", stack.issuer)).await;
     assert_eq!(missing.status, 404);
     assert!(missing.body.contains("There is no page here."));
+}
+
+#[tokio::test]
+async fn app_pages_carry_security_headers_too() {
+    let stack = spawn().await;
+    let page = Browser::new()
+        .follow(&format!("{}/", stack.app_a.url))
+        .await;
+    let h = &page.headers;
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(
+        h["x-frame-options"], "DENY",
+        "for browsers without frame-ancestors"
+    );
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["referrer-policy"], "no-referrer");
 }
