@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 /// A configured provider, ready to serve.
 pub struct App {
     ctx: Arc<Ctx>,
+    web: AppState,
     maintenance: Maintenance,
     outbox: Outbox,
 }
@@ -23,8 +24,10 @@ impl App {
     /// Connects to the store, runs migrations, loads (or creates) signing keys.
     pub async fn new(config: Config, clock: Clock) -> anyhow::Result<Self> {
         infra::metrics::install();
+        crate::users::password::prepare_decoy().await?;
         let ctx = Arc::new(Ctx::open(config, clock).await?);
         Ok(Self {
+            web: AppState::new(ctx.clone()),
             maintenance: Maintenance::new(ctx.clone())?,
             outbox: Outbox::new(ctx.clone())?,
             ctx,
@@ -43,7 +46,7 @@ impl App {
 
     /// The whole HTTP surface.
     pub fn router(&self) -> Router {
-        crate::web::router::router(AppState::new(self.ctx.clone()))
+        crate::web::router::router(self.web.clone())
     }
 
     /// Serves on `listener` until `shutdown` completes; meanwhile sweeps expired sessions and

@@ -114,13 +114,21 @@ impl Outbox {
     /// One POST of a freshly signed token (a new `jti` per attempt: a retry after a lost
     /// response must not look like a replay to the app). Returns a short reason on failure.
     async fn attempt(&self, d: &Delivery, now: i64) -> Result<(), String> {
+        // The reason is shown to the user on "your sessions": a short fixed phrase, the
+        // detail only in the log.
         let alg = match self.ctx.store.client(&d.client_id).await {
             Ok(Some(c)) => c.id_token_alg,
             Ok(None) => return Err("the client no longer exists".into()),
-            Err(e) => return Err(format!("store: {e}")),
+            Err(e) => {
+                tracing::warn!(error = %e, "logout delivery: cannot read the client");
+                return Err("the provider could not read the client".into());
+            }
         };
         let token = super::logout_token(&self.ctx, &d.client_id, alg, &d.sid, &d.user_id, now)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| {
+                tracing::error!(error = %e, "logout delivery: cannot sign the token");
+                "the provider could not sign the logout token".to_owned()
+            })?;
         let response = self
             .http
             .post(&d.uri)

@@ -69,22 +69,19 @@ pub async fn decide(
     request_id: &str,
     decision: Decision,
 ) -> Result<CodeRedirect, AuthorizeError> {
-    let now = ctx.clock.unix();
-    let req =
-        pending::take(session, request_id, now).ok_or_else(|| PageError::bad_request(EXPIRED))?;
+    let req = pending::take_saved(ctx, session, request_id)
+        .await?
+        .ok_or_else(|| PageError::bad_request(EXPIRED))?;
     match decision {
         Decision::Allow => {
             let user_id = session.user_id.clone().unwrap_or_default();
+            let now = ctx.clock.unix();
             ctx.store
                 .grant_consent(&user_id, &req.client_id, req.scopes, now)
                 .await?;
-            // The code is issued; the session (without the request) is saved with it below.
-            let code = issue_code(ctx, session, &req).await?;
-            ctx.sessions.save(session).await?;
-            Ok(code)
+            Ok(issue_code(ctx, session, &req).await?)
         }
         Decision::Deny => {
-            ctx.sessions.save(session).await?;
             let code = AuthorizeErrorCode::AccessDenied;
             Err(req
                 .error(&ctx.issuer, code, "the user denied the request")

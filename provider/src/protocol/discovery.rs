@@ -3,7 +3,9 @@
 
 use crate::context::Ctx;
 use crate::paths;
-use crate::types::{Alg, AuthMethod, GrantType, Prompt, ResponseMode, ResponseType, Scope};
+use crate::types::{
+    Alg, AuthMethod, GrantType, PkceMethod, Prompt, ResponseMode, ResponseType, Scope,
+};
 use serde::Serialize;
 
 /// The provider metadata we publish.
@@ -102,7 +104,7 @@ impl ProviderMetadata {
             // Introspection tells what a token grants: confidential clients only.
             introspection_endpoint_auth_methods_supported: confidential,
             claims_supported: CLAIMS.to_vec(),
-            code_challenge_methods_supported: vec!["S256"],
+            code_challenge_methods_supported: names(PkceMethod::ALL, PkceMethod::as_str),
             prompt_values_supported: Prompt::SUPPORTED.to_vec(),
             claims_parameter_supported: false,
             request_parameter_supported: false,

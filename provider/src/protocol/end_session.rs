@@ -11,11 +11,11 @@
 //! Every end reaches every app of the session through the back-channel outbox.
 
 use super::error::PageError;
+use super::hint::{self, Hint};
 use super::params::Params;
 use crate::context::{Ctx, SystemError};
 use crate::logout;
 use crate::store::Client;
-use serde::Deserialize;
 use sessions::{EndCause, Session};
 
 /// What the endpoint does.
@@ -45,30 +45,6 @@ pub struct PostLogoutRedirect {
     pub state: Option<String>,
 }
 
-/// The claims of an `id_token_hint` we use.
-#[derive(Deserialize)]
-struct HintClaims {
-    sub: String,
-    aud: Audience,
-    sid: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Audience {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl Audience {
-    fn first(&self) -> Option<&str> {
-        match self {
-            Self::One(a) => Some(a),
-            Self::Many(list) => list.first().map(String::as_str),
-        }
-    }
-}
-
 /// A sign-out request, with the browser's signed-in session (if any).
 pub async fn end_session(
     ctx: &Ctx,
@@ -78,17 +54,12 @@ pub async fn end_session(
     params
         .check_repeated()
         .map_err(|e| PageError::bad_request(format!("The sign-out request is malformed: {e}.")))?;
-    let hint: Option<HintClaims> = match params.get("id_token_hint") {
-        Some(token) => Some(
-            ctx.keys
-                .current()
-                .verify_with(token, "JWT", &ctx.issuer, None, None)
-                .map_err(|_| {
-                    PageError::bad_request(
-                        "The sign-out request carries an ID token that Gatehouse did not issue.",
-                    )
-                })?,
-        ),
+    let hint = match params.get("id_token_hint") {
+        Some(token) => Some(hint::verify(ctx, token).ok_or_else(|| {
+            PageError::bad_request(
+                "The sign-out request carries an ID token that Gatehouse did not issue.",
+            )
+        })?),
         None => None,
     };
     let client = client(ctx, params, hint.as_ref()).await?;
@@ -123,9 +94,9 @@ pub async fn end_session(
 async fn client(
     ctx: &Ctx,
     params: &Params,
-    hint: Option<&HintClaims>,
+    hint: Option<&Hint>,
 ) -> Result<Option<Client>, PageError> {
-    let client_id = match (hint.and_then(|h| h.aud.first()), params.get("client_id")) {
+    let client_id = match (hint.and_then(Hint::client_id), params.get("client_id")) {
         (Some(aud), Some(given)) if aud != given => {
             return Err(PageError::bad_request(
                 "The sign-out request's client_id does not match its ID token.",

@@ -16,6 +16,7 @@ pub mod consent;
 pub mod discovery;
 pub mod end_session;
 pub mod error;
+pub mod hint;
 pub mod params;
 pub mod pkce;
 pub mod registration;

@@ -8,7 +8,7 @@ use super::token::AccessClaims;
 use crate::audit::{self, Event, Kind};
 use crate::context::Ctx;
 use crate::store::{AccessTokenRow, Client, RefreshTokenRow};
-use crate::types::{AuthMethod, ScopeSet, TokenTypeHint};
+use crate::types::{AuthMethod, ScopeSet, TokenType, TokenTypeHint};
 use infra::secret::hash_secret;
 use serde::Serialize;
 
@@ -175,7 +175,7 @@ pub async fn introspect(
         Some(Found::Access(c, row)) if row.revoked_at.is_none() && c.exp > now => {
             Introspection::Active(ActiveToken {
                 active: true,
-                token_type: "Bearer",
+                token_type: TokenType::Bearer.as_str(),
                 scope: c.scope,
                 client_id: c.client_id,
                 sub: c.sub,

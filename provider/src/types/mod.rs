@@ -47,6 +47,21 @@ wire_enum! {
 }
 
 wire_enum! {
+    /// `code_challenge_method` (RFC 7636 §4.3): S256 only; `plain` is refused (RFC 9700
+    /// §2.1.1).
+    pub enum PkceMethod {
+        S256 = "S256",
+    }
+}
+
+wire_enum! {
+    /// `token_type` of the access tokens we issue (RFC 6749 §7.1): Bearer tokens (RFC 6750).
+    pub enum TokenType {
+        Bearer = "Bearer",
+    }
+}
+
+wire_enum! {
     /// JWS algorithms we sign with (RFC 7518 §3.1). RS256 is the one every OP must support for
     /// ID tokens (OIDC Core §15.1); ES256 is far cheaper to sign.
     pub enum Alg {

@@ -1,13 +1,16 @@
 //! User accounts: password hashing ([`password`]), sign-in throttling ([`throttle`]), signing
-//! in ([`sign_in`]), and the operator's actions that end sessions ([`admin`]: a new password, a
-//! disabled or removed account).
+//! in ([`sign_in`]) and out of one's own sessions ([`sign_out_session`],
+//! [`sign_out_everywhere`]), and the operator's actions that end sessions ([`admin`]: a new
+//! password, a disabled or removed account).
 
 pub mod admin;
 pub mod password;
 mod sign_in;
+mod sign_out;
 pub mod throttle;
 
 pub use sign_in::{Attempt, MAX_USERNAME_BYTES, SignIn, sign_in};
+pub use sign_out::{sign_out_everywhere, sign_out_session};
 
 #[cfg(test)]
 use crate::store::{NewUser, Store, User};

@@ -44,6 +44,12 @@ pub async fn hash(password: String) -> anyhow::Result<String> {
     tokio::task::spawn_blocking(move || hash_blocking(&password)).await?
 }
 
+/// Makes the decoy hash now (a serving instance does so at start), so that no sign-in pays
+/// for it: the first sign-in of an unknown user would otherwise take longer than the others.
+pub async fn prepare_decoy() -> anyhow::Result<()> {
+    decoy().await.map(drop)
+}
+
 /// An argon2id hash of a random password, made once per process: verified against when the
 /// user is unknown, so that an unknown user costs the same time as a wrong password.
 async fn decoy() -> anyhow::Result<&'static str> {

@@ -149,16 +149,18 @@ fn parse<S: Surface>(
     Ok(params)
 }
 
-/// Whether the request body is declared `application/x-www-form-urlencoded`.
-pub fn is_form(headers: &HeaderMap) -> bool {
+/// Whether the request body is declared of media type `mime` (parameters aside, any case).
+pub fn content_type_is(headers: &HeaderMap, mime: &str) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(mime))
+}
+
+/// Whether the request body is declared `application/x-www-form-urlencoded`.
+pub fn is_form(headers: &HeaderMap) -> bool {
+    content_type_is(headers, "application/x-www-form-urlencoded")
 }
 
 /// A form body, parsed strictly for surface `S`.
@@ -263,18 +265,43 @@ impl OptionalFromRequestParts<AppState> for SignedIn {
     }
 }
 
-/// A form posted from one of our pages: parsed strictly, and, when the browser has a session,
-/// its CSRF token checked against that session (refused with 403 otherwise, nothing done).
-/// Without a session there is nothing to check against: each page says what that means.
+/// A form posted from one of our pages, parsed strictly. Its fields are only handed out with
+/// the session the browser has, once the form's CSRF token is that session's (403 otherwise,
+/// nothing done): no handler can read a form whose token was not checked. Without a session
+/// there is nothing to check against, and nothing to read: each page says what that means.
 pub struct PostedForm {
-    pub form: Params,
-    pub session: Option<Session>,
+    form: Params,
+    session: Option<Session>,
 }
 
 impl PostedForm {
-    /// The session, if someone is signed in on it.
-    pub fn signed_in(&self) -> Option<SignedIn> {
-        SignedIn::from_session(self.session.clone()?)
+    /// The signed-in session the form came from, and the form; `Ok(None)` when nobody is
+    /// signed in here.
+    pub fn signed_in(self) -> Result<Option<(SignedIn, Params)>, PageError> {
+        let Some(me) = self.session.and_then(SignedIn::from_session) else {
+            return Ok(None);
+        };
+        checked(&me.session, &self.form)?;
+        Ok(Some((me, self.form)))
+    }
+
+    /// The session the form came from, signed in or not (the sign-in form's is not), and the
+    /// form; `Ok(None)` when the browser has no session.
+    pub fn with_session(self) -> Result<Option<(Session, Params)>, PageError> {
+        let Some(session) = self.session else {
+            return Ok(None);
+        };
+        checked(&session, &self.form)?;
+        Ok(Some((session, self.form)))
+    }
+}
+
+/// Whether the form's CSRF token is the session's (constant time).
+fn checked(session: &Session, form: &Params) -> Result<(), PageError> {
+    if session.verify_csrf(form.get("csrf_token")) {
+        Ok(())
+    } else {
+        Err(PageError::csrf())
     }
 }
 
@@ -286,13 +313,8 @@ impl FromRequest<AppState> for PostedForm {
         let browser = <Browser as FromRequestParts<AppState>>::from_request_parts(&mut parts, st)
             .await
             .map_err(IntoResponse::into_response)?;
-        let Form(form, _) =
-            Form::<Page>::from_request(Request::from_parts(parts, body), st).await?;
-        if let Some(s) = &browser.session
-            && !s.verify_csrf(form.get("csrf_token"))
-        {
-            return Err(PageError::csrf().into_response());
-        }
+        let request = Request::from_parts(parts, body);
+        let Form(form, _) = Form::<Page>::from_request(request, st).await?;
         Ok(Self {
             form,
             session: browser.session,
@@ -331,16 +353,23 @@ impl FromRequest<AppState> for ClientForm {
 /// §2.1); a header of another scheme, or unreadable, is refused.
 pub struct Bearer(pub Option<String>);
 
-impl<S: Send + Sync> FromRequestParts<S> for Bearer {
-    type Rejection = BearerError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, BearerError> {
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+impl Bearer {
+    /// The token of `headers`' `Authorization` header, if there is one.
+    pub fn of(headers: &HeaderMap) -> Result<Self, BearerError> {
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
             return Ok(Self(None));
         };
         let value = value
             .to_str()
             .map_err(|_| BearerError::invalid_request("malformed Authorization header"))?;
         Ok(Self(Some(token_in_header(value)?)))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Bearer {
+    type Rejection = BearerError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, BearerError> {
+        Self::of(&parts.headers)
     }
 }

@@ -84,12 +84,21 @@ fn login_required(ctx: &Ctx, req: &AuthRequest) -> AuthorizeError {
     .into()
 }
 
-/// The person has just signed in (the login page): on to consent, or to the code.
-pub async fn proceed(
+/// The person has just signed in (the login page) with the pending request `request_id`: it is
+/// taken (once), and the request goes on to consent or to the code. `None` when there is no
+/// such request (a sign-in for the provider's own pages).
+pub async fn resume(
     ctx: &Ctx,
-    session: &Session,
-    req: AuthRequest,
-) -> Result<Next, AuthorizeError> {
+    session: &mut Session,
+    request_id: &str,
+) -> Result<Option<Next>, AuthorizeError> {
+    let Some(req) = pending::take_saved(ctx, session, request_id).await? else {
+        return Ok(None);
+    };
+    proceed(ctx, session, req).await.map(Some)
+}
+
+async fn proceed(ctx: &Ctx, session: &Session, req: AuthRequest) -> Result<Next, AuthorizeError> {
     let client =
         ctx.store.client(&req.client_id).await?.ok_or_else(|| {
             super::error::PageError::bad_request("This app is no longer registered.")

@@ -3,6 +3,7 @@
 //! but that id. At most [`PENDING_MAX`] per browser (tabs), each for [`PENDING_TTL_SECS`].
 
 use super::request::AuthRequest;
+use crate::context::{Ctx, SystemError};
 use infra::secret::{RandomError, random_handle};
 use sessions::Session;
 
@@ -10,6 +11,29 @@ use sessions::Session;
 pub const PENDING_TTL_SECS: i64 = 600;
 pub const PENDING_MAX: usize = 8;
 const PENDING_KEY: &str = "pending";
+
+/// Keeps `req` in `session` and saves it; returns the request's id (for the sign-in or consent
+/// page's address).
+pub async fn remember(
+    ctx: &Ctx,
+    session: &mut Session,
+    req: &AuthRequest,
+) -> Result<String, SystemError> {
+    let id = stash(session, req, ctx.clock.unix())?;
+    ctx.sessions.save(session).await?;
+    Ok(id)
+}
+
+/// Removes the pending request `id` and saves the session: a request is used at most once.
+pub async fn take_saved(
+    ctx: &Ctx,
+    session: &mut Session,
+    id: &str,
+) -> Result<Option<AuthRequest>, SystemError> {
+    let req = take(session, id, ctx.clock.unix());
+    ctx.sessions.save(session).await?;
+    Ok(req)
+}
 
 /// Adds `req` to the session's pending requests (dropping expired ones, and the oldest beyond
 /// the cap) and returns its id. The caller saves the session.

@@ -10,7 +10,7 @@ use super::super::pkce;
 use crate::context::Ctx;
 use crate::store::Client;
 use crate::types::{
-    AuthorizeErrorCode, GrantType, Prompt, ResponseMode, ResponseType, Scope, ScopeSet,
+    AuthorizeErrorCode, GrantType, PkceMethod, Prompt, ResponseMode, ResponseType, Scope, ScopeSet,
 };
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -69,13 +69,8 @@ fn invalid(description: &'static str) -> Refusal {
 /// rest (errors sent to the client).
 pub async fn validate(ctx: &Ctx, params: &Params) -> Result<(AuthRequest, Client), AuthorizeError> {
     let (client, redirect_uri) = client_and_redirect_uri(ctx, params).await?;
-    let keys = ctx.keys.current();
     // An ID token we issued (it may have expired); only its subject is used.
-    let hint_subject = |hint: &str| {
-        keys.verify_with::<serde_json::Value>(hint, "JWT", &ctx.issuer, None, None)
-            .ok()
-            .and_then(|c| c.get("sub")?.as_str().map(str::to_owned))
-    };
+    let hint_subject = |hint: &str| super::super::hint::verify(ctx, hint).map(|h| h.sub);
     let at = Trusted {
         client: &client,
         redirect_uri,
@@ -256,14 +251,14 @@ fn scopes(params: &Params, client: &Client) -> Result<ScopeSet, Refusal> {
 /// PKCE is required of every client, with S256 only (RFC 9700 §2.1.1); a missing method
 /// would mean `plain` (RFC 7636 §4.3).
 fn code_challenge(params: &Params) -> Result<String, Refusal> {
-    match params.get("code_challenge_method") {
-        Some("S256") => {}
+    match params.get("code_challenge_method").map(PkceMethod::parse) {
+        Some(Some(PkceMethod::S256)) => {}
         None => {
             return Err(invalid(
                 "PKCE is required: code_challenge_method must be S256",
             ));
         }
-        Some(_) => return Err(invalid("only the S256 code_challenge_method is supported")),
+        Some(None) => return Err(invalid("only the S256 code_challenge_method is supported")),
     }
     let challenge = params
         .get("code_challenge")

@@ -84,19 +84,20 @@ fn metadata(map: Map<String, Value>) -> Result<ClientMetadata, RegistrationError
 
 const UNUSABLE_INITIAL: &str = "the initial access token is unknown, expired or already used";
 
-/// `POST /register` (RFC 7591 §3.1): `bearer` is the initial access token, needed unless
-/// registration is open. It is checked first and spent only when the registration succeeds,
-/// so a refused form can be corrected. `body` is the request body (JSON).
+/// `POST /register` (RFC 7591 §3.1): `bearer` is the request's Bearer token (or why its
+/// `Authorization` header is unusable), the initial access token needed unless registration
+/// is open (then the header is not looked at). The token is checked first and spent only when
+/// the registration succeeds, so a refused form can be corrected. `body` is the request body.
 pub async fn register(
     ctx: &Ctx,
-    bearer: Option<String>,
+    bearer: Result<Option<String>, BearerError>,
     body: Body<'_>,
 ) -> Result<Registration, RegistrationError> {
     let now = ctx.clock.unix();
     let initial = if ctx.config.registration.open {
         None
     } else {
-        let hash = hash_secret(&bearer.ok_or(BearerError::Missing)?);
+        let hash = hash_secret(&bearer?.ok_or(BearerError::Missing)?);
         if !ctx.store.initial_access_token_usable(&hash, now).await? {
             return Err(BearerError::invalid_token(UNUSABLE_INITIAL).into());
         }

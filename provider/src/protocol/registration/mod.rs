@@ -212,6 +212,17 @@ async fn record(store: &Store, now: i64, kind: Kind, client: &Client) {
     audit::record_secs(store, now, event).await;
 }
 
+/// The client `client_id` if `owner_id` registered it (in the developer console): a console
+/// user manages their own apps only, and another's app is as unknown as a missing one.
+pub async fn owned_by(
+    store: &Store,
+    owner_id: &str,
+    client_id: &str,
+) -> Result<Option<Client>, sqlx::Error> {
+    let client = store.client(client_id).await?;
+    Ok(client.filter(|c| c.owner_id.as_deref() == Some(owner_id)))
+}
+
 /// Deletes a client with everything issued to it. False if there was no such client.
 pub async fn remove(store: &Store, client: &Client, now: i64) -> Result<bool, sqlx::Error> {
     let removed = store.delete_client(&client.client_id).await?;

@@ -212,3 +212,22 @@ async fn a_disabled_account_ends_its_session_and_must_sign_in_again() {
         "the session ended"
     );
 }
+
+#[tokio::test]
+async fn after_sign_in_the_waiting_request_goes_on_once() {
+    let w = world().await;
+    let params = authorize_params("first", &[]);
+    let Ok(Next::SignIn { request, .. }) = authorize::authorize(&w.ctx, &params, None).await else {
+        panic!("sign in first");
+    };
+    let mut session = w.signed_in(&w.alice).await;
+    let id = pending::remember(&w.ctx, &mut session, &request)
+        .await
+        .unwrap();
+    let next = authorize::resume(&w.ctx, &mut session, &id).await.unwrap();
+    assert!(matches!(next, Some(Next::Code(_))), "{next:?}");
+    // The request was taken, and the session saved without it: it cannot be replayed.
+    let mut reloaded = w.ctx.sessions.load(session.id()).await.unwrap().unwrap();
+    let again = authorize::resume(&w.ctx, &mut reloaded, &id).await.unwrap();
+    assert!(again.is_none(), "used once");
+}

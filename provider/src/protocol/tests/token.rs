@@ -54,7 +54,7 @@ async fn a_code_is_redeemed_once_and_its_replay_revokes_what_it_issued() {
     let session = w.signed_in(&w.alice).await;
     let code = w.code(&session, "first", "openid profile").await;
     let issued = redeem(&w, "first", &code, &[]).await.unwrap();
-    assert_eq!(issued.token_type, "Bearer");
+    assert_eq!(issued.token_type.as_str(), "Bearer");
     assert_eq!(issued.scope.to_string(), "openid profile");
     assert!(issued.id_token.is_some() && issued.refresh_token.is_some());
     let claims: serde_json::Value = w

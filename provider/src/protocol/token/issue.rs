@@ -7,7 +7,7 @@ use crate::context::{Ctx, SystemError};
 use crate::keys::at_hash;
 use crate::protocol::error::TokenError;
 use crate::store::{AccessTokenRow, Client, Insert, RefreshTokenRow, User};
-use crate::types::{Alg, GrantType, ScopeSet};
+use crate::types::{Alg, GrantType, ScopeSet, TokenType};
 use infra::secret::{hash_secret, random_handle, random_token};
 use serde::{Deserialize, Serialize};
 
@@ -68,7 +68,7 @@ struct IdClaims<'a> {
 #[derive(Debug, Serialize)]
 pub struct TokenResponse {
     pub access_token: String,
-    pub token_type: &'static str,
+    pub token_type: TokenType,
     pub expires_in: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
@@ -163,7 +163,7 @@ pub async fn issue(ctx: &Ctx, now: i64, i: Issue<'_>) -> Result<TokenResponse, S
     stored?;
     Ok(TokenResponse {
         access_token,
-        token_type: "Bearer",
+        token_type: TokenType::Bearer,
         expires_in: access.exp - now,
         id_token,
         refresh_token,

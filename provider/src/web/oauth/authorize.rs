@@ -4,7 +4,7 @@
 
 use crate::paths;
 use crate::protocol::authorize::{self, CodeRedirect, Next, pending};
-use crate::protocol::error::{AuthorizeError, PageError};
+use crate::protocol::error::AuthorizeError;
 use crate::protocol::params::Params;
 use crate::web::error::{no_store, redirect_to_client};
 use crate::web::extract::{Browser, ClientMeta, Form, Query, SignInRequest};
@@ -36,20 +36,23 @@ pub async fn authorize_post(
 async fn respond(st: &AppState, browser: Browser, meta: &ClientMeta, params: &Params) -> Response {
     let signed_in = browser.session.clone().filter(|s| s.user_id.is_some());
     let next = authorize::authorize(&st.ctx, params, signed_in.as_ref()).await;
-    follow(st, browser.jar, browser.session, meta, next)
-        .await
-        .into_response()
+    follow(st, browser.jar, browser.session, meta, next).await
 }
 
-/// Where the browser goes next, from the rules' outcome (also after sign-in and consent).
+/// Where the browser goes next, from the rules' outcome (also after sign-in and consent). The
+/// jar's cookie changes (a new session id at sign-in) go out with every answer, errors too.
 pub async fn follow(
     st: &AppState,
     jar: CookieJar,
     session: Option<Session>,
     meta: &ClientMeta,
     next: Result<Next, AuthorizeError>,
-) -> Result<Response, AuthorizeError> {
-    match next? {
+) -> Response {
+    let next = match next {
+        Ok(n) => n,
+        Err(e) => return (jar, e).into_response(),
+    };
+    let answer = match next {
         Next::Code(code) => Ok((jar, code_redirect(&code)).into_response()),
         Next::Consent(req) => wait_at(st, jar, session, meta, &req, paths::CONSENT).await,
         Next::SignIn {
@@ -63,7 +66,8 @@ pub async fn follow(
             };
             wait_at(st, jar, session, meta, &request, paths::LOGIN).await
         }
-    }
+    };
+    answer.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// The authorization response (RFC 6749 §4.1.2): `code`, `state` and `iss` (RFC 9207).
@@ -87,12 +91,7 @@ async fn wait_at(
     page: &str,
 ) -> Result<Response, AuthorizeError> {
     let (mut session, jar) = or_new(st, jar, session, meta).await?;
-    let id = pending::stash(&mut session, req, st.ctx.clock.unix()).map_err(PageError::from)?;
-    st.ctx
-        .sessions
-        .save(&session)
-        .await
-        .map_err(PageError::from)?;
+    let id = pending::remember(&st.ctx, &mut session, req).await?;
     let to = format!("{page}?request={id}");
     Ok((jar, no_store(), Redirect::to(&to)).into_response())
 }

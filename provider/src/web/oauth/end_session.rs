@@ -76,7 +76,7 @@ pub async fn confirm_logout(
     jar: CookieJar,
     posted: PostedForm,
 ) -> Result<Response, PageError> {
-    let Some(me) = posted.signed_in() else {
+    let Some((me, _)) = posted.signed_in()? else {
         return Ok(signed_out_page(false));
     };
     end_session::confirm(&st.ctx, &me.session).await?;

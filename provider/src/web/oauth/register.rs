@@ -7,22 +7,17 @@ use crate::context::Ctx;
 use crate::protocol::error::RegistrationError;
 use crate::protocol::registration::endpoint::{self, Body, Registration};
 use crate::web::error::no_store;
-use crate::web::extract::Bearer;
+use crate::web::extract::{Bearer, content_type_is};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
 /// The body as RFC 7591 §3.1 wants it: declared `application/json`.
 fn body<'a>(headers: &HeaderMap, bytes: &'a [u8]) -> Body<'a> {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if is_json {
+    if content_type_is(headers, "application/json") {
         Body::Json(bytes)
     } else {
         Body::NotJson
@@ -33,12 +28,14 @@ fn answer(status: StatusCode, r: Registration) -> Response {
     (status, no_store(), Json(serde_json::Value::Object(r.0))).into_response()
 }
 
+/// The initial access token is read by the rules, which look at it only when registration is
+/// not open.
 pub async fn register_client(
     State(ctx): State<Arc<Ctx>>,
-    Bearer(token): Bearer,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, RegistrationError> {
+    let token = Bearer::of(&headers).map(|b| b.0);
     let done = endpoint::register(&ctx, token, body(&headers, &bytes)).await?;
     Ok(answer(StatusCode::CREATED, done))
 }

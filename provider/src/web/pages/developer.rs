@@ -233,13 +233,10 @@ impl Developer {
         }
     }
 
-    /// One of the developer's own apps (another user's app is "not found", like a missing one).
+    /// One of the developer's own apps.
     async fn app(&self, st: &AppState, client_id: &str) -> Result<Client, PageError> {
-        st.ctx
-            .store
-            .client(client_id)
+        registration::owned_by(&st.ctx.store, &self.user.id, client_id)
             .await?
-            .filter(|c| c.owner_id.as_deref() == Some(self.user.id.as_str()))
             .ok_or_else(|| PageError::NotFound("You have no app with that id.".into()))
     }
 }
@@ -259,8 +256,11 @@ async fn developer_form(
     st: &AppState,
     posted: PostedForm,
 ) -> Result<(Developer, Params), PageError> {
-    let me = Developer::of(st, posted.signed_in()).await?;
-    Ok((me, posted.form))
+    let signed_in = posted.signed_in()?;
+    let (me, form) = signed_in.ok_or(PageError::SignInFirst {
+        next: paths::DEVELOPER,
+    })?;
+    Ok((Developer::of(st, Some(me)).await?, form))
 }
 
 fn internal(e: RegisterError) -> PageError {

@@ -122,9 +122,9 @@ pub async fn submit_login(
     State(st): State<AppState>,
     meta: ClientMeta,
     jar: CookieJar,
-    PostedForm { form, session }: PostedForm,
+    posted: PostedForm,
 ) -> Result<Response, PageError> {
-    let Some(mut session) = session else {
+    let Some((mut session, form)) = posted.with_session()? else {
         return Err(PageError::Forbidden(
             "Your sign-in page expired. Go back to the app and start again.".into(),
         ));
@@ -154,7 +154,7 @@ pub async fn submit_login(
         }
         SignIn::SignedIn { .. } => {
             let jar = remember(&st, jar, &session);
-            after_sign_in(&st, jar, session, &meta, &request, page.next).await
+            Ok(after_sign_in(&st, jar, session, &meta, &request, page.next).await)
         }
     }
 }
@@ -167,13 +167,10 @@ async fn after_sign_in(
     meta: &ClientMeta,
     request: &str,
     next: &'static str,
-) -> Result<Response, PageError> {
-    let Some(req) = pending::take(&mut session, request, st.ctx.clock.unix()) else {
-        st.ctx.sessions.save(&session).await?;
-        return Ok((jar, no_store(), Redirect::to(next)).into_response());
-    };
-    let next = authorize::proceed(&st.ctx, &session, req).await;
-    Ok(follow(st, jar, Some(session), meta, next)
-        .await
-        .into_response())
+) -> Response {
+    match authorize::resume(&st.ctx, &mut session, request).await {
+        Ok(None) => (jar, no_store(), Redirect::to(next)).into_response(),
+        Ok(Some(n)) => follow(st, jar, Some(session), meta, Ok(n)).await,
+        Err(e) => (jar, e).into_response(),
+    }
 }

@@ -4,11 +4,11 @@
 //! once: the revoked session's next request finds nothing.
 
 use super::login::rfc3339;
-use crate::logout;
 use crate::paths;
 use crate::protocol::error::PageError;
 use crate::store::Delivery;
 use crate::types::DeliveryState;
+use crate::users;
 use crate::web::error::no_store;
 use crate::web::extract::{Page, PostedForm, Query, SignedIn};
 use crate::web::session::forget;
@@ -178,21 +178,15 @@ pub async fn revoke_session(
     jar: CookieJar,
     posted: PostedForm,
 ) -> Result<Response, PageError> {
-    let me = posted.signed_in().ok_or_else(not_signed_in)?;
-    let handle = posted
-        .form
+    let (me, form) = posted.signed_in()?.ok_or_else(not_signed_in)?;
+    let handle = form
         .get("sid")
         .ok_or_else(|| PageError::bad_request("Which session? (sid is missing)"))?;
-    let ctx = &st.ctx;
-    let ended = ctx
-        .sessions
-        .revoke_handle(handle, Some(&me.user_id))
-        .await?;
-    logout::session_ended(ctx, ended.as_slice()).await;
+    let ended = users::sign_out_session(&st.ctx, &me.user_id, handle).await?;
     if handle == me.session.handle {
         return Ok((forget(&st, jar), no_store(), Redirect::to(paths::HOME)).into_response());
     }
-    let done = if ended.is_some() { "revoked" } else { "gone" };
+    let done = if ended { "revoked" } else { "gone" };
     let to = format!("{}?done={done}", paths::SESSIONS);
     Ok((no_store(), Redirect::to(&to)).into_response())
 }
@@ -202,9 +196,8 @@ pub async fn revoke_all_sessions(
     jar: CookieJar,
     posted: PostedForm,
 ) -> Result<Response, PageError> {
-    let me = posted.signed_in().ok_or_else(not_signed_in)?;
-    let ended = st.ctx.sessions.revoke_user(&me.user_id).await?;
-    logout::session_ended(&st.ctx, &ended).await;
+    let (me, _) = posted.signed_in()?.ok_or_else(not_signed_in)?;
+    users::sign_out_everywhere(&st.ctx, &me.user_id).await?;
     Ok((forget(&st, jar), no_store(), Redirect::to(paths::HOME)).into_response())
 }
 

@@ -1,0 +1,63 @@
+//! A user ending their own sessions ("your sessions"): one of them, or every one ("sign out
+//! everywhere"). Each end is a session end like any other: the online grants die with it and
+//! every app of the session hears of it (`logout`).
+
+use crate::context::{Ctx, SystemError};
+use crate::logout;
+
+/// Ends the session `handle` of `user_id` (another user's handle ends nothing). Returns
+/// whether it was still alive.
+pub async fn sign_out_session(ctx: &Ctx, user_id: &str, handle: &str) -> Result<bool, SystemError> {
+    let ended = ctx.sessions.revoke_handle(handle, Some(user_id)).await?;
+    logout::session_ended(ctx, ended.as_slice()).await;
+    Ok(ended.is_some())
+}
+
+/// Ends every session of `user_id`; returns how many there were.
+pub async fn sign_out_everywhere(ctx: &Ctx, user_id: &str) -> Result<usize, SystemError> {
+    let ended = ctx.sessions.revoke_user(user_id).await?;
+    logout::session_ended(ctx, &ended).await;
+    Ok(ended.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::testing;
+    use sessions::NewSession;
+
+    #[tokio::test]
+    async fn a_user_ends_their_own_sessions_only() {
+        let ctx = testing::ctx().await;
+        let new = |user: &str| NewSession {
+            user_id: Some(user.into()),
+            ..NewSession::default()
+        };
+        let mine = ctx.sessions.create(new("alice")).await.unwrap();
+        let other = ctx.sessions.create(new("alice")).await.unwrap();
+        let theirs = ctx.sessions.create(new("bob")).await.unwrap();
+        assert!(
+            !sign_out_session(&ctx, "alice", &theirs.handle)
+                .await
+                .unwrap()
+        );
+        assert!(
+            ctx.sessions.load(theirs.id()).await.unwrap().is_some(),
+            "bob's stays"
+        );
+        assert!(
+            sign_out_session(&ctx, "alice", &other.handle)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !sign_out_session(&ctx, "alice", &other.handle)
+                .await
+                .unwrap(),
+            "gone"
+        );
+        assert_eq!(sign_out_everywhere(&ctx, "alice").await.unwrap(), 1);
+        assert!(ctx.sessions.load(mine.id()).await.unwrap().is_none());
+        assert!(ctx.sessions.load(theirs.id()).await.unwrap().is_some());
+    }
+}
