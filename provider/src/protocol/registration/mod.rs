@@ -180,9 +180,15 @@ pub async fn register_or_replace(
     now: i64,
 ) -> Result<Registered, RegisterError> {
     let (new, client_secret, registration_access_token) = prepare(metadata, who)?;
+    let existed = store.client(&new.client_id).await?.is_some();
     store.upsert_client(&new, now).await?;
     let client = stored(store, &new.client_id).await?;
-    record(store, now, Kind::ClientRegistered, &client).await;
+    let kind = if existed {
+        Kind::ClientUpdated
+    } else {
+        Kind::ClientRegistered
+    };
+    record(store, now, kind, &client).await;
     Ok(Registered {
         client,
         client_secret,
