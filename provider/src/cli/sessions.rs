@@ -4,9 +4,10 @@ use super::io::{Io, store};
 use crate::Config;
 use crate::config::SessionBackend;
 use crate::store::Store;
+use crate::users::admin;
 use clap::Subcommand;
 use infra::Clock;
-use sessions::{SessionInfo, Sessions};
+use sessions::SessionInfo;
 use time::format_description::well_known::Rfc3339;
 
 #[derive(Subcommand, Debug)]
@@ -50,15 +51,28 @@ pub(super) async fn run(
                 .await?;
             list_sessions(&store, &list, json, io).await?;
         }
+        // Each end is a whole one: the apps are told, the online grants revoked, the cause
+        // audited (`users::admin`).
         SessionsCommand::Revoke { sid: Some(sid), .. } => {
-            match sessions.revoke_handle(&sid, None).await? {
-                Some(_) => out!(io, "session {sid} ended"),
+            match admin::end_session(&store, &sessions, &sid).await? {
+                Some(_) => out!(
+                    io,
+                    "session {sid} ended; the apps are told through back-channel logout"
+                ),
                 None => anyhow::bail!("no live session {sid}"),
             }
         }
         SessionsCommand::Revoke {
             user: Some(user), ..
-        } => revoke_user(&store, &sessions, &user, io).await?,
+        } => {
+            let n = admin::end_sessions_of(&store, &sessions, &user)
+                .await?
+                .len();
+            out!(
+                io,
+                "{n} session(s) of {user} ended; the apps are told through back-channel logout"
+            );
+        }
         SessionsCommand::Revoke { .. } => anyhow::bail!("give --sid or --user"),
     }
     Ok(())
@@ -69,17 +83,6 @@ async fn user_id(store: &Store, name: &str) -> anyhow::Result<String> {
     Ok(user
         .ok_or_else(|| anyhow::anyhow!("no user named {name}"))?
         .id)
-}
-
-async fn revoke_user(
-    store: &Store,
-    sessions: &Sessions,
-    user: &str,
-    io: &mut Io<'_>,
-) -> anyhow::Result<()> {
-    let ended = sessions.revoke_user(&user_id(store, user).await?).await?;
-    out!(io, "{} session(s) of {user} ended", ended.len());
-    Ok(())
 }
 
 /// The sessions as a table, or as JSON, with the apps signed in through each.

@@ -72,6 +72,8 @@ pub async fn decide(
     let req = pending::take_saved(ctx, session, request_id)
         .await?
         .ok_or_else(|| PageError::bad_request(EXPIRED))?;
+    // The request waited for the person: the client must still allow it.
+    super::authorize::still_allowed(ctx, &req).await?;
     match decision {
         Decision::Allow => {
             let user_id = session.user_id.clone().unwrap_or_default();

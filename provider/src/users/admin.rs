@@ -42,6 +42,30 @@ pub async fn end_all_sessions(
     Ok(ended)
 }
 
+/// Ends the session `sid` (an operator's revoke), with everything a session end does; `None`
+/// if it was not alive.
+pub async fn end_session(
+    store: &Store,
+    sessions: &Sessions,
+    sid: &str,
+) -> Result<Option<SessionEnd>, AdminError> {
+    let ended = sessions.revoke_handle(sid, None).await?;
+    if let Some(end) = &ended {
+        crate::logout::record_end(store, end, sessions.clock().unix()).await?;
+    }
+    Ok(ended)
+}
+
+/// Ends every session of the user named `username` (an operator's revoke).
+pub async fn end_sessions_of(
+    store: &Store,
+    sessions: &Sessions,
+    username: &str,
+) -> Result<Vec<SessionEnd>, AdminError> {
+    let id = user_id(store, username).await?;
+    end_all_sessions(store, sessions, &id).await
+}
+
 async fn user_id(store: &Store, username: &str) -> Result<String, AdminError> {
     Ok(store
         .user_by_username(username)

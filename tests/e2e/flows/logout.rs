@@ -701,3 +701,58 @@ async fn a_queued_logout_survives_a_provider_restart() {
     )
     .await;
 }
+
+/// An online refresh token of App A, issued through `browser`'s SSO session.
+async fn online_refresh_token(stack: &Stack, browser: &Browser) -> String {
+    let (code, verifier) = super::code_with(stack, browser, &[]).await;
+    let (status, _, tokens) = stack.redeem_as_app_a(&code, &verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens["refresh_token"].as_str().unwrap().to_owned()
+}
+
+/// The `error` of a refresh as App A.
+async fn refresh_error(stack: &Stack, refresh_token: &str) -> Option<String> {
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+    ];
+    let app = Some((stack.app_a.client_id.as_str(), stack.app_a.secret.as_str()));
+    let (_, _, body) = stack.token(&form, app).await;
+    body["error"].as_str().map(str::to_owned)
+}
+
+#[tokio::test]
+async fn the_command_line_ends_whole_sessions() {
+    let stack = spawn().await;
+    // By user: both apps are told, and the session's online grant dies with it.
+    let (browser, _) = signed_in_at_both(&stack).await;
+    let rt = online_refresh_token(&stack, &browser).await;
+    let out = stack
+        .cli(&["sessions", "revoke", "--user", "alice"])
+        .await
+        .unwrap();
+    assert!(out.contains("1 session(s) of alice ended"), "{out}");
+    assert_everyone_signed_out(&stack, &browser).await;
+    assert_eq!(
+        refresh_error(&stack, &rt).await.as_deref(),
+        Some("invalid_grant")
+    );
+    // By sid: the same.
+    let (browser, sid) = signed_in_at_both(&stack).await;
+    let rt = online_refresh_token(&stack, &browser).await;
+    let out = stack
+        .cli(&["sessions", "revoke", "--sid", &sid])
+        .await
+        .unwrap();
+    assert!(out.contains(&format!("session {sid} ended")), "{out}");
+    assert_everyone_signed_out(&stack, &browser).await;
+    assert_eq!(
+        refresh_error(&stack, &rt).await.as_deref(),
+        Some("invalid_grant")
+    );
+    let gone = stack
+        .cli(&["sessions", "revoke", "--sid", &sid])
+        .await
+        .unwrap_err();
+    assert!(gone.contains("no live session"), "{gone}");
+}

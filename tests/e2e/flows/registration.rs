@@ -10,12 +10,7 @@ use serde_json::{Value, json};
 
 /// Runs a `provider` command against the stack's database; its output, or its error.
 async fn cli(stack: &Stack, args: &[&str]) -> Result<String, String> {
-    let url = stack.provider.config.database_url.clone();
-    let mut all = vec!["provider", "--database-url", url.as_str()];
-    all.extend_from_slice(args);
-    provider::cli::run_args(stack.provider.config.clone(), all, "")
-        .await
-        .map_err(|e| format!("{e:#}"))
+    stack.cli(args).await
 }
 
 fn http() -> reqwest::Client {

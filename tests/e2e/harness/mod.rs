@@ -540,6 +540,17 @@ impl Stack {
         (status, headers, body)
     }
 
+    /// Runs a `provider` command against the stack's database and session store; its output,
+    /// or its error.
+    pub async fn cli(&self, args: &[&str]) -> Result<String, String> {
+        let url = self.provider.config.database_url.clone();
+        let mut all = vec!["provider", "--database-url", url.as_str()];
+        all.extend_from_slice(args);
+        provider::cli::run_args(self.provider.config.clone(), all, "")
+            .await
+            .map_err(|e| format!("{e:#}"))
+    }
+
     /// Exchanges `code` as App A would (basic auth, its redirect URI).
     pub async fn redeem_as_app_a(
         &self,

@@ -6,12 +6,12 @@
 pub mod pending;
 pub mod request;
 
-use super::error::AuthorizeError;
+use super::error::{AuthorizeError, PageError};
 use super::params::Params;
 use crate::context::Ctx;
 use crate::logout;
 use crate::store::{AuthCode, Client, Insert};
-use crate::types::AuthorizeErrorCode;
+use crate::types::{AuthorizeErrorCode, GrantType};
 use infra::secret::{hash_secret, random_token};
 use request::AuthRequest;
 use sessions::{EndCause, Session};
@@ -99,11 +99,31 @@ pub async fn resume(
 }
 
 async fn proceed(ctx: &Ctx, session: &Session, req: AuthRequest) -> Result<Next, AuthorizeError> {
-    let client =
-        ctx.store.client(&req.client_id).await?.ok_or_else(|| {
-            super::error::PageError::bad_request("This app is no longer registered.")
-        })?;
+    let client = still_allowed(ctx, &req).await?;
     proceed_with(ctx, session, req, &client).await
+}
+
+/// A request that waited (for sign-in or consent, up to ten minutes) is checked again against
+/// the client's registration as it is now: the client may be gone, the redirect URI removed,
+/// the code flow withdrawn. Each is a page for the person, never a redirect.
+pub async fn still_allowed(ctx: &Ctx, req: &AuthRequest) -> Result<Client, PageError> {
+    let client = ctx
+        .store
+        .client(&req.client_id)
+        .await?
+        .ok_or_else(|| PageError::bad_request("This app is no longer registered."))?;
+    if !client.has_redirect_uri(&req.redirect_uri) {
+        return Err(PageError::bad_request(
+            "The app no longer has the address it asked Gatehouse to send you to, so \
+             Gatehouse will not send you there.",
+        ));
+    }
+    if !client.allows_grant(GrantType::AuthorizationCode) {
+        return Err(PageError::bad_request(
+            "This app may no longer sign you in.",
+        ));
+    }
+    Ok(client)
 }
 
 /// A signed-in session: the account must still be active; then consent (unless first-party

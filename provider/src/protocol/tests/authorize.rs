@@ -231,3 +231,38 @@ async fn after_sign_in_the_waiting_request_goes_on_once() {
     let again = authorize::resume(&w.ctx, &mut reloaded, &id).await.unwrap();
     assert!(again.is_none(), "used once");
 }
+
+#[tokio::test]
+async fn a_waiting_request_is_checked_again_against_the_clients_registration() {
+    use crate::protocol::registration::{self, metadata_of};
+    let w = world().await;
+    let mut session = w.signed_in(&w.alice).await;
+    let params = authorize_params("first", &[]);
+    let (req, _) = authorize::request::validate(&w.ctx, &params).await.unwrap();
+    let id = pending::remember(&w.ctx, &mut session, &req).await.unwrap();
+    // Meanwhile the app's registration loses that redirect URI.
+    let first = w.client("first").await;
+    let mut changed = metadata_of(&first);
+    changed.redirect_uris = vec!["https://app.example/elsewhere".into()];
+    let now = w.ctx.clock.unix();
+    registration::update(&w.ctx.store, first, changed.validate().unwrap(), None, now)
+        .await
+        .unwrap();
+    let got = authorize::resume(&w.ctx, &mut session, &id).await;
+    assert!(
+        matches!(got, Err(AuthorizeError::Page(_))),
+        "never redirected: {got:?}"
+    );
+    // The same on consent: an app deleted while its consent page was open.
+    let third = authorize_params("third", &[]);
+    let Ok(Next::Consent(req)) = authorize::authorize(&w.ctx, &third, Some(&session)).await else {
+        panic!("consent first");
+    };
+    let id = pending::remember(&w.ctx, &mut session, &req).await.unwrap();
+    let client = w.client("third").await;
+    registration::remove(&w.ctx.store, &client, now)
+        .await
+        .unwrap();
+    let got = consent::decide(&w.ctx, &mut session, &id, Decision::Allow).await;
+    assert!(matches!(got, Err(AuthorizeError::Page(_))), "{got:?}");
+}

@@ -113,8 +113,9 @@ fn judge_used(row: &RefreshTokenRow, client_id: &str, now: i64, grace: i64) -> U
     if row.client_id != client_id || row.revoked_at.is_some() || row.family_expires_at <= now {
         return Used::Refused;
     }
+    // A grace of zero is no grace at all, even within the same second.
     match row.used_at {
-        Some(used) if now - used <= grace => Used::Retry,
+        Some(used) if grace > 0 && now - used <= grace => Used::Retry,
         _ => Used::Replayed,
     }
 }
@@ -179,6 +180,11 @@ mod tests {
         );
         assert_eq!(
             judge_used(&row("rp", Some(100), None), "rp", 106, 5),
+            Used::Replayed
+        );
+        // No grace: a replay in the very second of the rotation is still a replay.
+        assert_eq!(
+            judge_used(&row("rp", Some(100), None), "rp", 100, 0),
             Used::Replayed
         );
     }
