@@ -1,11 +1,14 @@
 //! RP-Initiated Logout 1.0: the rules of the end-session endpoint.
 //!
-//! - With a valid `id_token_hint` (signed by us, for the client; it may have expired, §2) the
-//!   SSO session it names ends at once, and the browser goes back to
-//!   `post_logout_redirect_uri` (an exact match of one the client registered) with `state`.
-//! - Without one, nothing happens: the person is asked ([`EndSession::Ask`]), and only their
-//!   answer, with this session's CSRF token, signs out ([`confirm`]). A
-//!   `post_logout_redirect_uri` without a valid hint is never redirected to (§3: the OP must
+//! - Only a valid `id_token_hint` (signed by us; it may have expired, §2) naming the browser's
+//!   current session (its `sid` and user) ends that session at once, and the browser goes back
+//!   to `post_logout_redirect_uri` (an exact match of one registered by the hint's client)
+//!   with `state`.
+//! - Anything else (no hint, a hint without `sid`, another session's or another user's) asks
+//!   the person ([`EndSession::Ask`]); nothing changes, the cookie included, until they confirm
+//!   with this session's CSRF token ([`confirm`]). A valid hint's redirect happens after that
+//!   decision (§2: the OP MUST ask when the hint does not belong to the current session).
+//! - A `post_logout_redirect_uri` without a valid hint is never redirected to (§3: the OP must
 //!   be sure the RP sent it).
 //!
 //! Every end reaches every app of the session through the back-channel outbox.
@@ -21,11 +24,14 @@ use sessions::{EndCause, Session};
 /// What the endpoint does.
 #[derive(Debug, PartialEq, Eq)]
 pub enum EndSession {
-    /// No proof that an app asked: the person is asked to confirm (`client_name` is the app
-    /// that sent them, if it said), with a form bearing this session's CSRF token.
+    /// The person is asked to confirm (`client_name` is the app that sent them, if it said),
+    /// with a form bearing this session's CSRF token and, when the request may send the
+    /// browser back to its app afterwards, the request's own parameters (`resend`), which
+    /// [`confirm`] checks again.
     Ask {
         client_name: Option<String>,
         csrf_token: String,
+        resend: Vec<(&'static str, String)>,
     },
     /// No proof, and nobody is signed in here: nothing to do.
     NotSignedIn,
@@ -45,12 +51,22 @@ pub struct PostLogoutRedirect {
     pub state: Option<String>,
 }
 
-/// A sign-out request, with the browser's signed-in session (if any).
-pub async fn end_session(
-    ctx: &Ctx,
-    params: &Params,
-    session: Option<&Session>,
-) -> Result<EndSession, PageError> {
+/// The parameters of a sign-out request that the confirmation form sends again.
+const RESENT: [&str; 4] = [
+    "id_token_hint",
+    "client_id",
+    "post_logout_redirect_uri",
+    "state",
+];
+
+/// A sign-out request, checked: its hint, its client, where the browser may go afterwards.
+struct Checked {
+    hint: Option<Hint>,
+    client: Option<Client>,
+    redirect: Option<PostLogoutRedirect>,
+}
+
+async fn check(ctx: &Ctx, params: &Params) -> Result<Checked, PageError> {
     params
         .check_repeated()
         .map_err(|e| PageError::bad_request(format!("The sign-out request is malformed: {e}.")))?;
@@ -64,28 +80,48 @@ pub async fn end_session(
     };
     let client = client(ctx, params, hint.as_ref()).await?;
     let redirect = post_logout_redirect(params, client.as_ref(), hint.is_some())?;
-    let Some(hint) = hint else {
-        // No proof of the app: ask the person (a bare GET never signs anyone out).
-        return Ok(match session {
-            Some(s) => EndSession::Ask {
-                client_name: client.map(|c| c.name),
-                csrf_token: s.csrf_token().to_owned(),
-            },
-            None => EndSession::NotSignedIn,
-        });
-    };
-    // The hint names the session to end: the one in this browser, if it is that user's.
-    let named = session.filter(|s| {
-        s.user_id.as_deref() == Some(hint.sub.as_str())
-            && hint.sid.as_deref().is_none_or(|sid| sid == s.handle)
-    });
-    let was_signed_in = match named {
-        Some(s) => end(ctx, s).await?,
-        None => false,
-    };
-    Ok(EndSession::SignedOut {
-        was_signed_in,
+    Ok(Checked {
+        hint,
+        client,
         redirect,
+    })
+}
+
+/// Whether the hint names this very session: its `sid`, and its user.
+fn names(hint: &Hint, session: &Session) -> bool {
+    hint.sid.as_deref() == Some(session.handle.as_str())
+        && session.user_id.as_deref() == Some(hint.sub.as_str())
+}
+
+/// A sign-out request, with the browser's signed-in session (if any).
+pub async fn end_session(
+    ctx: &Ctx,
+    params: &Params,
+    session: Option<&Session>,
+) -> Result<EndSession, PageError> {
+    let checked = check(ctx, params).await?;
+    Ok(match (session, &checked.hint) {
+        (Some(s), Some(hint)) if names(hint, s) => EndSession::SignedOut {
+            was_signed_in: end(ctx, s).await?,
+            redirect: checked.redirect,
+        },
+        (Some(s), _) => EndSession::Ask {
+            client_name: checked.client.map(|c| c.name),
+            csrf_token: s.csrf_token().to_owned(),
+            resend: match checked.redirect {
+                Some(_) => RESENT
+                    .iter()
+                    .filter_map(|p| params.get(p).map(|v| (*p, v.to_owned())))
+                    .collect(),
+                None => Vec::new(),
+            },
+        },
+        // Nobody to sign out here: a hinted request still goes back to its app.
+        (None, Some(_)) => EndSession::SignedOut {
+            was_signed_in: false,
+            redirect: checked.redirect,
+        },
+        (None, None) => EndSession::NotSignedIn,
     })
 }
 
@@ -137,9 +173,17 @@ fn post_logout_redirect(
     }))
 }
 
-/// The person confirmed: their session ends. Returns whether it was still alive.
-pub async fn confirm(ctx: &Ctx, session: &Session) -> Result<bool, SystemError> {
-    end(ctx, session).await
+/// The person confirmed, on the form [`EndSession::Ask`] showed (its CSRF token checked by
+/// the caller): the request it carries is checked again, the session ends, and the browser
+/// may go back to the app.
+pub async fn confirm(
+    ctx: &Ctx,
+    session: &Session,
+    form: &Params,
+) -> Result<Option<PostLogoutRedirect>, PageError> {
+    let checked = check(ctx, form).await?;
+    end(ctx, session).await?;
+    Ok(checked.redirect)
 }
 
 async fn end(ctx: &Ctx, session: &Session) -> Result<bool, SystemError> {

@@ -756,3 +756,50 @@ async fn the_command_line_ends_whole_sessions() {
         .unwrap_err();
     assert!(gone.contains("no live session"), "{gone}");
 }
+
+#[tokio::test]
+async fn another_users_id_token_only_asks_and_changes_nothing_until_the_answer() {
+    let stack = spawn().await;
+    // Bob's ID token, in an attacker's hands; alice is signed in in her browser.
+    let bobs = Browser::new();
+    sign_in(&stack, &bobs, &stack.app_a, crate::harness::BOB).await;
+    let hint = id_token(&stack, &bobs).await;
+    let (browser, _) = signed_in_at_both(&stack).await;
+    let back = format!("{}/", stack.app_a.url);
+    let query = [
+        ("id_token_hint", hint.as_str()),
+        ("post_logout_redirect_uri", back.as_str()),
+        ("state", "x"),
+    ];
+    let page = logout_with(&stack, &browser, &query).await;
+    assert_eq!(page.status, 200, "a question, not a sign-out");
+    assert!(page.body.contains("Sign out of Gatehouse?"));
+    assert!(
+        page.hops[0].location.is_none(),
+        "not sent anywhere before the answer"
+    );
+    assert!(
+        page.hops[0].set_cookies.is_empty(),
+        "the cookie is untouched"
+    );
+    assert!(!page.headers.contains_key("clear-site-data"));
+    assert_eq!(
+        prompt_none_error(&stack, &browser).await,
+        None,
+        "still signed in"
+    );
+    assert_eq!(
+        me(&bobs, &stack.app_a).await.0,
+        200,
+        "bob's session is not ended"
+    );
+    // The answer signs alice out, everywhere, then back to the app the hint was issued to.
+    let done = browser
+        .submit_until(&page, "/logout/confirm", &[], &back)
+        .await;
+    assert_eq!(done.status, 303);
+    assert_eq!(done.hops[0].url.path(), "/logout/confirm");
+    assert_eq!(param(done.url.as_str(), "state").as_deref(), Some("x"));
+    assert_everyone_signed_out(&stack, &browser).await;
+    assert_eq!(me(&bobs, &stack.app_a).await.0, 200, "bob's still is not");
+}

@@ -21,6 +21,8 @@ use axum_extra::extract::cookie::CookieJar;
 struct ConfirmPage {
     csrf_token: String,
     client_name: Option<String>,
+    /// The request's parameters, sent again with the answer.
+    resend: Vec<(&'static str, String)>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -54,10 +56,12 @@ async fn respond(st: &AppState, browser: Browser, params: &Params) -> Result<Res
             EndSession::Ask {
                 client_name,
                 csrf_token,
+                resend,
             } => {
                 let page = ConfirmPage {
                     csrf_token,
                     client_name,
+                    resend,
                 };
                 (no_store(), page).into_response()
             }
@@ -76,11 +80,11 @@ pub async fn confirm_logout(
     jar: CookieJar,
     posted: PostedForm,
 ) -> Result<Response, PageError> {
-    let Some((me, _)) = posted.signed_in()? else {
+    let Some((me, form)) = posted.signed_in()? else {
         return Ok(signed_out_page(false));
     };
-    end_session::confirm(&st.ctx, &me.session).await?;
-    Ok(signed_out(&st, jar, true, None))
+    let redirect = end_session::confirm(&st.ctx, &me.session, &form).await?;
+    Ok(signed_out(&st, jar, true, redirect))
 }
 
 fn signed_out_page(was_signed_in: bool) -> Response {
