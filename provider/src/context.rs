@@ -7,6 +7,7 @@
 //! way in its own format (503 and try again, or an opaque 500 logged once).
 
 use crate::config::Config;
+use crate::keys::successor::Successors;
 use crate::keys::{KeyError, KeyRing, Keys};
 use crate::store::Store;
 use anyhow::Context as _;
@@ -22,6 +23,8 @@ pub struct Ctx {
     pub store: Store,
     /// The signing keys in force (reloaded when rotation changes them).
     pub keys: KeyRing,
+    /// Derives each refresh token's one successor.
+    pub successors: Successors,
     /// The SSO sessions.
     pub sessions: Sessions,
     pub clock: Clock,
@@ -39,6 +42,7 @@ impl Ctx {
             .context("cannot open the database (database_url)")?;
         store.migrate().await.context("database migration failed")?;
         let keys = first_keys(&store, &clock).await?;
+        let successors = Successors::load(&store).await?;
         let sessions = config
             .session
             .sessions(Some(store.db()), clock.clone())
@@ -48,6 +52,7 @@ impl Ctx {
             config,
             store,
             keys: KeyRing::new(keys),
+            successors,
             sessions,
             clock,
             logout_queued: tokio::sync::Notify::new(),
@@ -136,10 +141,18 @@ pub(crate) mod testing {
     use crate::config::Config;
     use infra::Clock;
 
-    /// Keeps the database's directory alive as long as the context.
+    /// Keeps the database (its directory, or its PostgreSQL database) alive as long as the
+    /// context.
     pub(crate) struct TestCtx {
         pub ctx: std::sync::Arc<Ctx>,
-        _dir: tempfile::TempDir,
+        _guard: Guard,
+    }
+
+    /// Held for its `Drop`: the directory or the database goes with the context.
+    #[allow(dead_code)]
+    enum Guard {
+        Dir(tempfile::TempDir),
+        Postgres(infra::testing::TestPostgres),
     }
 
     impl std::ops::Deref for TestCtx {
@@ -151,9 +164,22 @@ pub(crate) mod testing {
 
     pub(crate) async fn ctx() -> TestCtx {
         let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display());
+        open(url, Guard::Dir(dir)).await
+    }
+
+    /// The same on a database of its own on `GATEHOUSE_TEST_POSTGRES_URL`'s server (`None`,
+    /// reported as skipped, without it).
+    pub(crate) async fn postgres_ctx(what: &str) -> Option<TestCtx> {
+        let db = infra::testing::TestPostgres::create(what).await?;
+        let url = db.url.clone();
+        Some(open(url, Guard::Postgres(db)).await)
+    }
+
+    async fn open(database_url: String, guard: Guard) -> TestCtx {
         let mut config = Config {
             issuer: "https://idp.example".parse().expect("an issuer URL"),
-            database_url: format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display()),
+            database_url,
             ..Config::default()
         };
         config.session.store = sessions::SessionBackend::Memory;
@@ -162,7 +188,7 @@ pub(crate) mod testing {
             .expect("a provider context");
         TestCtx {
             ctx: std::sync::Arc::new(ctx),
-            _dir: dir,
+            _guard: guard,
         }
     }
 }

@@ -13,6 +13,7 @@ mod handle;
 mod keys;
 mod leases;
 mod logout;
+mod secrets;
 mod tokens;
 mod users;
 

@@ -48,11 +48,13 @@ static ACCESS_TOKENS: Table = Table {
     tail: "",
 };
 
+/// A refresh token already stored is kept as it is: a token's successor is derived from it,
+/// so a retry within the grace window writes the same row again.
 static REFRESH_TOKENS: Table = Table {
     head: "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scope, sid, \
            auth_time, issued_at, family_expires_at) VALUES",
     columns: 9,
-    tail: "",
+    tail: " ON CONFLICT (token_hash) DO NOTHING",
 };
 
 impl Insert {

@@ -35,7 +35,11 @@ pub(super) struct World {
 }
 
 pub(super) async fn world() -> World {
-    let ctx = testing::ctx().await;
+    world_on(testing::ctx().await).await
+}
+
+/// [`world`] on the given context (another database).
+pub(super) async fn world_on(ctx: TestCtx) -> World {
     let now = ctx.clock.unix();
     let alice = crate::users::create_user(&ctx.store, "alice", "wonderland", now)
         .await

@@ -1,6 +1,6 @@
 //! The token endpoint's grants (RFC 6749 §4.1.3, §6, §4.4).
 
-use super::{REDIRECT, VERIFIER, World, form, world};
+use super::{REDIRECT, VERIFIER, World, form, world, world_on};
 use crate::protocol::error::TokenError;
 use crate::protocol::token::{self, TokenResponse};
 use crate::protocol::userinfo;
@@ -267,4 +267,115 @@ async fn the_id_token_is_signed_with_the_clients_algorithm() {
     let issued = token::exchange(&w.ctx, &first, &pairs).await.unwrap();
     let header = jsonwebtoken::decode_header(issued.id_token.as_deref().unwrap()).unwrap();
     assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+}
+
+/// The refresh tokens of `client` that are neither used nor revoked.
+async fn live_refresh_tokens(w: &World, client: &str) -> i64 {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM refresh_tokens \
+         WHERE client_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
+    )
+    .bind(client)
+    .fetch_one(w.ctx.store.db().read())
+    .await
+    .unwrap();
+    n
+}
+
+#[tokio::test]
+async fn a_retry_in_the_grace_window_gets_the_same_successor() {
+    let w = world().await;
+    let session = w.signed_in(&w.alice).await;
+    let code = w.code(&session, "first", "openid").await;
+    let rt = redeem(&w, "first", &code, &[])
+        .await
+        .unwrap()
+        .refresh_token
+        .unwrap();
+    let one = refresh(&w, "first", &rt, None)
+        .await
+        .unwrap()
+        .refresh_token
+        .unwrap();
+    let two = refresh(&w, "first", &rt, None)
+        .await
+        .unwrap()
+        .refresh_token
+        .unwrap();
+    assert_eq!(one, two, "no second branch of the family");
+    assert_eq!(live_refresh_tokens(&w, "first").await, 1);
+    // The successor rotates on as usual.
+    assert!(refresh(&w, "first", &one, None).await.is_ok());
+    assert_eq!(live_refresh_tokens(&w, "first").await, 1);
+}
+
+#[tokio::test]
+async fn no_grace_is_no_retry_even_within_the_second() {
+    let mut ctx = crate::context::testing::ctx().await;
+    let config = &mut std::sync::Arc::get_mut(&mut ctx.ctx).unwrap().config;
+    config.tokens.refresh_grace = Duration::ZERO;
+    let w = world_on(ctx).await;
+    let session = w.signed_in(&w.alice).await;
+    let code = w.code(&session, "first", "openid").await;
+    let rt = redeem(&w, "first", &code, &[])
+        .await
+        .unwrap()
+        .refresh_token
+        .unwrap();
+    let next = refresh(&w, "first", &rt, None)
+        .await
+        .unwrap()
+        .refresh_token
+        .unwrap();
+    assert_eq!(
+        code_of(refresh(&w, "first", &rt, None).await),
+        TokenErrorCode::InvalidGrant
+    );
+    assert_eq!(
+        code_of(refresh(&w, "first", &next, None).await),
+        TokenErrorCode::InvalidGrant,
+        "the family went"
+    );
+}
+
+/// Forty uses of one refresh token at once: every answer carries the same successor, and one
+/// live token is left in the family.
+async fn concurrent_uses_leave_one_successor(w: World) {
+    let w = std::sync::Arc::new(w);
+    let session = w.signed_in(&w.alice).await;
+    let code = w.code(&session, "first", "openid").await;
+    let rt = redeem(&w, "first", &code, &[])
+        .await
+        .unwrap()
+        .refresh_token
+        .unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let (w, rt) = (w.clone(), rt.clone());
+        tasks.spawn(async move {
+            refresh(&w, "first", &rt, None)
+                .await
+                .map(|r| r.refresh_token)
+        });
+    }
+    let mut successors = std::collections::BTreeSet::new();
+    while let Some(done) = tasks.join_next().await {
+        successors.insert(done.unwrap().unwrap().unwrap());
+    }
+    assert_eq!(successors.len(), 1, "{successors:?}");
+    assert_eq!(live_refresh_tokens(&w, "first").await, 1);
+}
+
+#[tokio::test]
+async fn concurrent_uses_of_one_refresh_token_leave_one_successor_on_sqlite() {
+    concurrent_uses_leave_one_successor(world().await).await;
+}
+
+#[tokio::test]
+async fn concurrent_uses_of_one_refresh_token_leave_one_successor_on_postgres() {
+    let Some(ctx) = crate::context::testing::postgres_ctx("refresh successors (PostgreSQL)").await
+    else {
+        return;
+    };
+    concurrent_uses_leave_one_successor(world_on(ctx).await).await;
 }

@@ -8,7 +8,7 @@ use crate::protocol::params::Params;
 use crate::protocol::pkce;
 use crate::store::{AuthCode, Client, Redeemed};
 use crate::types::{GrantType, Scope};
-use infra::secret::hash_secret;
+use infra::secret::{hash_secret, random_token};
 
 const UNUSABLE: &str = "the code is invalid, expired or already used";
 
@@ -55,11 +55,15 @@ pub(super) async fn redeem(
     // offline_access was granted, else online (dies with it).
     let refresh = client
         .allows_grant(GrantType::RefreshToken)
-        .then(|| NewRefresh {
-            sid: (!bound.scope.contains(Scope::OfflineAccess)).then(|| bound.sid.clone()),
-            family_expires_at: now + infra::secs(ctx.config.tokens.refresh_token_lifetime),
-            scope: bound.scope,
-        });
+        .then(|| {
+            random_token().map(|token| NewRefresh {
+                token,
+                sid: (!bound.scope.contains(Scope::OfflineAccess)).then(|| bound.sid.clone()),
+                family_expires_at: now + infra::secs(ctx.config.tokens.refresh_token_lifetime),
+                scope: bound.scope,
+            })
+        })
+        .transpose()?;
     let issued = issue(
         ctx,
         now,

@@ -8,7 +8,7 @@ use crate::keys::at_hash;
 use crate::protocol::error::TokenError;
 use crate::store::{AccessTokenRow, Client, Insert, RefreshTokenRow, User};
 use crate::types::{Alg, GrantType, ScopeSet, TokenType};
-use infra::secret::{hash_secret, random_handle, random_token};
+use infra::secret::{hash_secret, random_handle};
 use serde::{Deserialize, Serialize};
 
 /// RFC 9068 §2.2 access token claims.
@@ -94,9 +94,11 @@ pub struct Issue<'a> {
     pub refresh: Option<NewRefresh>,
 }
 
-/// The refresh token to issue: the SSO session of an online grant, the family's deadline, and
-/// the grant's full scope (a narrowed refresh narrows the access token, not the grant).
+/// The refresh token to issue: the token itself (random for a new grant, the successor of
+/// the presented one on a refresh), the SSO session of an online grant, the family's deadline,
+/// and the grant's full scope (a narrowed refresh narrows the access token, not the grant).
 pub struct NewRefresh {
+    pub token: String,
     pub sid: Option<String>,
     pub family_expires_at: i64,
     pub scope: ScopeSet,
@@ -123,7 +125,7 @@ pub async fn issue(ctx: &Ctx, now: i64, i: Issue<'_>) -> Result<TokenResponse, S
     };
     let refresh_token = match (&i.refresh, i.user, &i.grant_id) {
         (Some(rt), Some(user), Some(grant_id)) => {
-            let token = random_token()?;
+            let token = rt.token.clone();
             rows.push(Insert::refresh_token(&RefreshTokenRow {
                 token_hash: hash_secret(&token),
                 grant_id: grant_id.clone(),

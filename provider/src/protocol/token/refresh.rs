@@ -54,7 +54,10 @@ pub(super) async fn refresh(
             sid: row.sid.clone(),
             auth_time: Some(row.auth_time),
             nonce: None,
+            // The presented token's one successor: a retry gets the same one back, so the
+            // family never forks (RFC 9700 §4.14.2).
             refresh: Some(NewRefresh {
+                token: ctx.successors.of(req.refresh_token),
                 sid: row.sid.clone(),
                 family_expires_at: row.family_expires_at,
                 scope: row.scope,
