@@ -8,7 +8,7 @@ pub mod outbox;
 use crate::audit::{self, Event, Kind};
 use crate::context::Ctx;
 use crate::keys::KeyError;
-use crate::store::Store;
+use crate::store::{Revoke, Store};
 use crate::types::Alg;
 use serde::Serialize;
 use sessions::SessionEnd;
@@ -56,10 +56,12 @@ pub fn logout_token(
     ctx.keys.current().sign(alg, "logout+jwt", &claims)
 }
 
-/// What every end of a signed-in SSO session does in the store, whoever ended it: the
-/// session's online grants (refresh-token families and their access tokens) are revoked, since
-/// they die with it (`offline_access` grants are not bound to it), and a back-channel logout is
-/// queued for each app that joined it. Both are attempted; the first error is returned.
+/// What every end of a signed-in SSO session does in the store, whoever ended it: the end is
+/// written to the session ledger and the session's unredeemed codes and online grants
+/// (refresh-token families and their access tokens) are revoked, since they die with it
+/// (`offline_access` grants are not bound to it), in one transaction no concurrent issuance
+/// escapes (see `store::Revoke`); and a back-channel logout is queued for each app that
+/// joined it. Both are attempted; the first error is returned.
 /// Returns how many logouts were queued.
 pub async fn record_end(store: &Store, end: &SessionEnd, now: i64) -> Result<u64, sqlx::Error> {
     let Some(user_id) = end.user_id.as_deref() else {
@@ -74,13 +76,15 @@ pub async fn record_end(store: &Store, end: &SessionEnd, now: i64) -> Result<u64
             .detail(end.cause.as_str()),
     )
     .await;
-    let revoked = async {
-        for grant in store.online_grants(&end.handle).await? {
-            store.revoke_grant(&grant, now).await?;
-        }
-        Ok::<(), sqlx::Error>(())
-    }
-    .await;
+    let revoked = store
+        .revoke(
+            Revoke::Session {
+                sid: &end.handle,
+                user_id,
+            },
+            now,
+        )
+        .await;
     let queued = store
         .enqueue_logouts(&end.handle, user_id, end.cause.as_str(), now)
         .await;

@@ -7,7 +7,7 @@ use super::params::Params;
 use super::token::AccessClaims;
 use crate::audit::{self, Event, Kind};
 use crate::context::Ctx;
-use crate::store::{AccessTokenRow, Client, RefreshTokenRow};
+use crate::store::{AccessTokenRow, Client, RefreshTokenRow, Revoke};
 use crate::types::{AuthMethod, ScopeSet, TokenType, TokenTypeHint};
 use infra::secret::hash_secret;
 use serde::Serialize;
@@ -86,7 +86,7 @@ pub async fn revoke(ctx: &Ctx, client: &Client, form: &Params) -> Result<(), Tok
     let event = Event::new(Kind::TokenRevoked).client(&client.client_id);
     match find(ctx, client, &query).await? {
         Some(Found::Refresh(r)) => {
-            ctx.store.revoke_grant(&r.grant_id, now).await?;
+            ctx.store.revoke(Revoke::Grant(&r.grant_id), now).await?;
             let detail = format!("refresh token: grant {} revoked", r.grant_id);
             let event = event.user(&r.user_id).detail(detail);
             audit::record(&ctx.store, &ctx.clock, event).await;

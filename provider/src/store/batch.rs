@@ -10,6 +10,13 @@
 //! connection thread. A batch that fails (a constraint, say) is retried job by job, so one
 //! bad row fails its own request only.
 //!
+//! A job may carry a [`Guard`]: a conditional `UPDATE` run in the batch's transaction before
+//! any row is inserted, which must touch a row or the job's rows are left out (and its caller
+//! told so). The update also locks the row it touches until the commit, so a revocation that
+//! updates the same row first either waits for the job's rows or is seen by the guard; see
+//! `store::grants`. Guards run in a fixed order (by rank, then key), so two batches and a
+//! revocation take their locks in one order.
+//!
 //! Written here because sqlx has no batching of its own; the SQL stays portable (multi-row
 //! `VALUES` works on SQLite and PostgreSQL alike).
 
@@ -68,9 +75,28 @@ impl Insert {
     }
 }
 
+/// A condition a job's rows are written under: `sql` must update at least one row. `rank`
+/// orders guards of one batch (lower first), then `key`.
+pub struct Guard {
+    pub(super) rank: u8,
+    pub(super) sql: &'static str,
+    pub(super) values: Vec<Val>,
+}
+
+impl Guard {
+    fn key(&self) -> (u8, Option<&str>) {
+        let first = match self.values.first() {
+            Some(Val::Text(t)) => t.as_deref(),
+            _ => None,
+        };
+        (self.rank, first)
+    }
+}
+
 struct Job {
+    guard: Option<Guard>,
     rows: Vec<Insert>,
-    done: oneshot::Sender<Result<(), sqlx::Error>>,
+    done: oneshot::Sender<Result<bool, sqlx::Error>>,
 }
 
 /// At most this many requests' rows in one transaction.
@@ -97,9 +123,23 @@ impl Batcher {
         if rows.is_empty() {
             return Ok(());
         }
+        self.submit(None, rows).await.map(drop)
+    }
+
+    /// Inserts `rows` if `guard` updates a row, all in one transaction; false (and nothing
+    /// written) if it did not.
+    pub(super) async fn insert_guarded(
+        &self,
+        guard: Guard,
+        rows: Vec<Insert>,
+    ) -> Result<bool, sqlx::Error> {
+        self.submit(Some(guard), rows).await
+    }
+
+    async fn submit(&self, guard: Option<Guard>, rows: Vec<Insert>) -> Result<bool, sqlx::Error> {
         let (done, committed) = oneshot::channel();
         self.jobs
-            .send(Job { rows, done })
+            .send(Job { guard, rows, done })
             .await
             .map_err(|_| sqlx::Error::PoolClosed)?;
         committed.await.map_err(|_| sqlx::Error::WorkerCrashed)?
@@ -109,11 +149,10 @@ impl Batcher {
 async fn run(db: Db, mut queue: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_JOBS);
     while queue.recv_many(&mut batch, MAX_JOBS).await > 0 {
-        let result = write(&db, batch.iter().flat_map(|j| j.rows.iter())).await;
-        match result {
-            Ok(()) => {
-                for job in batch.drain(..) {
-                    let _ = job.done.send(Ok(()));
+        match write(&db, &batch).await {
+            Ok(passed) => {
+                for (job, passed) in batch.drain(..).zip(passed) {
+                    let _ = job.done.send(Ok(passed));
                 }
             }
             Err(e) if batch.len() == 1 => {
@@ -129,20 +168,60 @@ async fn run(db: Db, mut queue: mpsc::Receiver<Job>) {
                     let _ = job.done.send(Err(sqlx::Error::PoolTimedOut));
                 }
             }
-            // Someone's row was refused: each job on its own, so only that one fails.
+            // Someone's row was refused (or a lock conflict was broken): each job on its own,
+            // so only that one fails.
             Err(_) => {
                 for job in batch.drain(..) {
-                    let result = write(&db, job.rows.iter()).await;
-                    let _ = job.done.send(result);
+                    let result = write(&db, std::slice::from_ref(&job)).await;
+                    let _ = job
+                        .done
+                        .send(result.map(|p| p.first().copied().unwrap_or(false)));
                 }
             }
         }
     }
 }
 
-/// Writes `rows` in one transaction (none for a single statement): one multi-row `INSERT` per
-/// table, tables in the order they first appear.
-async fn write<'a>(db: &Db, rows: impl Iterator<Item = &'a Insert>) -> Result<(), sqlx::Error> {
+/// Writes `jobs` in one transaction (none for a single unguarded statement): their guards in
+/// order, then one multi-row `INSERT` per table for the jobs whose guard passed, tables in the
+/// order they first appear. Returns, per job, whether it was written.
+async fn write(db: &Db, jobs: &[Job]) -> Result<Vec<bool>, sqlx::Error> {
+    let mut guarded: Vec<(usize, &Guard)> = jobs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, j)| j.guard.as_ref().map(|g| (i, g)))
+        .collect();
+    guarded.sort_by(|a, b| a.1.key().cmp(&b.1.key()));
+    let mut passed = vec![true; jobs.len()];
+    if guarded.is_empty() {
+        let chunks = chunks(jobs.iter().flat_map(|j| j.rows.iter()));
+        if let [(table, rows)] = chunks.as_slice() {
+            statement(table, rows).execute(db.write()).await?;
+            return Ok(passed);
+        }
+    }
+    let mut tx = db.write().begin().await?;
+    for (i, guard) in guarded {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(guard.sql));
+        for v in &guard.values {
+            query = v.bind(query);
+        }
+        passed[i] = query.execute(&mut *tx).await?.rows_affected() > 0;
+    }
+    let rows = jobs
+        .iter()
+        .zip(&passed)
+        .filter(|(_, p)| **p)
+        .flat_map(|(j, _)| j.rows.iter());
+    for (table, rows) in chunks(rows) {
+        statement(table, &rows).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(passed)
+}
+
+/// The rows grouped by table (in the order tables first appear), at most [`MAX_ROWS`] each.
+fn chunks<'a>(rows: impl Iterator<Item = &'a Insert>) -> Vec<(&'static Table, Vec<&'a Insert>)> {
     let mut groups: Vec<(&'static Table, Vec<&'a Insert>)> = Vec::new();
     for row in rows {
         match groups.iter_mut().find(|(t, _)| std::ptr::eq(*t, row.table)) {
@@ -150,18 +229,14 @@ async fn write<'a>(db: &Db, rows: impl Iterator<Item = &'a Insert>) -> Result<()
             None => groups.push((row.table, vec![row])),
         }
     }
-    let chunks: Vec<(&Table, &[&Insert])> = groups
-        .iter()
-        .flat_map(|(t, rows)| rows.chunks(MAX_ROWS).map(move |c| (*t, c)))
-        .collect();
-    if let [(table, rows)] = chunks.as_slice() {
-        return statement(table, rows).execute(db.write()).await.map(drop);
-    }
-    let mut tx = db.write().begin().await?;
-    for (table, rows) in chunks {
-        statement(table, rows).execute(&mut *tx).await?;
-    }
-    tx.commit().await
+    groups
+        .into_iter()
+        .flat_map(|(t, rows)| {
+            rows.chunks(MAX_ROWS)
+                .map(|c| (t, c.to_vec()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// `INSERT … VALUES ($1, $2), ($3, $4) …` for `rows` rows of `table`.
@@ -181,23 +256,28 @@ fn sql(table: &Table, rows: usize) -> String {
     sql
 }
 
-fn statement<'q>(
-    table: &Table,
-    rows: &[&Insert],
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+fn statement<'q>(table: &Table, rows: &[&Insert]) -> AnyQuery<'q> {
     let sql = sql(table, rows.len());
     // A single row is the common statement and stays prepared; a multi-row one is prepared
     // for its batch only (its shape varies with the batch).
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(rows.len() == 1);
     for row in rows {
         for v in &row.values {
-            query = match v {
-                Val::Text(t) => query.bind(t.clone()),
-                Val::Int(i) => query.bind(*i),
-            };
+            query = v.bind(query);
         }
     }
     query
+}
+
+pub(super) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+impl Val {
+    pub(super) fn bind<'q>(&self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        match self {
+            Val::Text(t) => query.bind(t.clone()),
+            Val::Int(i) => query.bind(*i),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -30,6 +30,8 @@ pub enum Redeemed {
     Replayed(AuthCode),
     /// Never redeemed, but out of date.
     Expired,
+    /// Revoked before its redemption (its SSO session ended, its app was disconnected).
+    Revoked,
     /// Never issued (or swept long ago).
     Unknown,
 }
@@ -40,6 +42,7 @@ struct SpentRow {
     #[sqlx(flatten)]
     code: AuthCode,
     used_at: Option<i64>,
+    revoked_at: Option<i64>,
 }
 
 const CODE_COLUMNS: &str =
@@ -76,7 +79,8 @@ impl Insert {
 
 impl Store {
     /// Marks the code used and returns it, at most once even under concurrent requests (one
-    /// `UPDATE … WHERE used_at IS NULL … RETURNING`).
+    /// `UPDATE … WHERE used_at IS NULL … RETURNING`). The tokens it leads to are written under
+    /// [`super::Guard::code_unrevoked`], so a revocation in between still catches them.
     pub async fn redeem_auth_code(
         &self,
         code_hash: &str,
@@ -84,7 +88,8 @@ impl Store {
     ) -> Result<Redeemed, sqlx::Error> {
         let fresh: Option<AuthCode> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "UPDATE authorization_codes SET used_at = $2 \
-             WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING {CODE_COLUMNS}"
+             WHERE code_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2 \
+             RETURNING {CODE_COLUMNS}"
         )))
         .bind(code_hash)
         .bind(now)
@@ -94,13 +99,18 @@ impl Store {
             return Ok(Redeemed::Fresh(row));
         }
         let spent: Option<SpentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {CODE_COLUMNS}, used_at FROM authorization_codes WHERE code_hash = $1"
+            "SELECT {CODE_COLUMNS}, used_at, revoked_at FROM authorization_codes WHERE code_hash = $1"
         )))
         .bind(code_hash)
         .fetch_optional(self.db.write())
         .await?;
         Ok(match spent {
             None => Redeemed::Unknown,
+            Some(SpentRow {
+                used_at: None,
+                revoked_at: Some(_),
+                ..
+            }) => Redeemed::Revoked,
             Some(SpentRow { used_at: None, .. }) => Redeemed::Expired,
             Some(SpentRow { code, .. }) => Redeemed::Replayed(code),
         })

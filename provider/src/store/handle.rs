@@ -7,7 +7,7 @@ use infra::Db;
 #[derive(Clone)]
 pub struct Store {
     pub(super) db: Db,
-    batch: batch::Batcher,
+    pub(super) batch: batch::Batcher,
 }
 
 impl Store {

@@ -116,37 +116,6 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Revokes everything a grant issued: its refresh-token family and its access tokens.
-    pub async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<(), sqlx::Error> {
-        let mut tx = self.db.write().begin().await?;
-        sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL",
-        )
-        .bind(grant_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE access_tokens SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL",
-        )
-        .bind(grant_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await
-    }
-
-    /// The grants (families) of online refresh tokens bound to SSO session `sid`.
-    pub async fn online_grants(&self, sid: &str) -> Result<Vec<String>, sqlx::Error> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT DISTINCT grant_id FROM refresh_tokens WHERE sid = $1 AND revoked_at IS NULL",
-        )
-        .bind(sid)
-        .fetch_all(self.db.read())
-        .await?;
-        Ok(rows.into_iter().map(|(g,)| g).collect())
-    }
-
     /// Marks `client_id`'s refresh token used (rotated) and returns it, at most once under
     /// concurrency; `None` if it is unknown, another client's, already used, revoked or past
     /// its family's lifetime (see [`Store::refresh_token`] for which).

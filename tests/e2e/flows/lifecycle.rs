@@ -802,3 +802,32 @@ async fn private_key_jwt_good_replayed_wrong_audience_expired() {
         (400, Some("invalid_request"))
     );
 }
+
+#[tokio::test]
+async fn a_code_got_silently_before_sign_out_everywhere_is_refused_after_it() {
+    let (stack, browser) = setup().await;
+    let req = stack.authorize_url("rp", REDIRECT, &[("scope", "openid"), ("prompt", "none")]);
+    let page = browser.follow_until(req.url.as_str(), REDIRECT).await;
+    let code = param(page.url.as_str(), "code").expect("a code, silently");
+    let sessions = browser
+        .follow(&format!("{}/account/sessions", stack.issuer))
+        .await;
+    let done = browser
+        .submit(&sessions, "/account/sessions/revoke-all", &[])
+        .await;
+    assert!(done.body.contains("not signed in"), "{}", done.body);
+    let (id, secret) = creds("rp");
+    let (status, _, body) = stack
+        .token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &req.verifier),
+            ],
+            Some((&id, &secret)),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+}

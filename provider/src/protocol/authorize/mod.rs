@@ -10,7 +10,7 @@ use super::error::{AuthorizeError, PageError};
 use super::params::Params;
 use crate::context::Ctx;
 use crate::logout;
-use crate::store::{AuthCode, Client, Insert};
+use crate::store::{AuthCode, Client, Guard, Insert};
 use crate::types::{AuthorizeErrorCode, GrantType};
 use infra::secret::{hash_secret, random_token};
 use request::AuthRequest;
@@ -167,7 +167,7 @@ async fn proceed_with(
 
 /// Issues a code bound to the client, redirect URI, PKCE challenge, nonce and SSO session
 /// (RFC 6749 §4.1.2), and records the client as a member of the session (for back-channel
-/// logout), both in one commit.
+/// logout), both in one commit, and only while the session has not ended.
 pub async fn issue_code(
     ctx: &Ctx,
     session: &Session,
@@ -190,12 +190,27 @@ pub async fn issue_code(
         auth_time: session.auth_time.map_or(now, |t| t.unix_timestamp()),
         expires_at: now + infra::secs(ctx.config.tokens.code_lifetime),
     };
-    ctx.store
-        .insert(vec![
-            Insert::auth_code(&hash_secret(&code), &bound, now),
-            Insert::session_member(&session.handle, &req.client_id, &bound.user_id, now),
-        ])
+    // Stored only while the session has not ended: an end committed meanwhile finds the
+    // code and revokes it, or the code is never written.
+    let live = Guard::session_live(
+        &session.handle,
+        &bound.user_id,
+        session.absolute_expires_at.unix_timestamp(),
+    );
+    let stored = ctx
+        .store
+        .insert_guarded(
+            live,
+            vec![
+                Insert::auth_code(&hash_secret(&code), &bound, now),
+                Insert::session_member(&session.handle, &req.client_id, &bound.user_id, now),
+            ],
+        )
         .await?;
+    if !stored {
+        let code = AuthorizeErrorCode::LoginRequired;
+        return Err(req.error(&ctx.issuer, code, "the session has ended").into());
+    }
     Ok(CodeRedirect {
         redirect_uri: req.redirect_uri.clone(),
         code,

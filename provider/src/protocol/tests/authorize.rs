@@ -266,3 +266,34 @@ async fn a_waiting_request_is_checked_again_against_the_clients_registration() {
     let got = consent::decide(&w.ctx, &mut session, &id, Decision::Allow).await;
     assert!(matches!(got, Err(AuthorizeError::Page(_))), "{got:?}");
 }
+
+#[tokio::test]
+async fn a_code_from_before_sign_out_everywhere_dies_with_the_session() {
+    let w = world().await;
+    let session = w.signed_in(&w.alice).await;
+    // A code got silently, then "sign out everywhere" before the app redeems it.
+    let params = authorize_params("first", &[("prompt", "none")]);
+    let code = match authorize::authorize(&w.ctx, &params, Some(&session)).await {
+        Ok(Next::Code(c)) => c.code,
+        other => panic!("no code: {other:?}"),
+    };
+    crate::users::sign_out_everywhere(&w.ctx, &w.alice)
+        .await
+        .unwrap();
+    let pairs = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", super::VERIFIER),
+    ];
+    let redeemed =
+        crate::protocol::token::exchange(&w.ctx, &w.client("first").await, &super::form(&pairs))
+            .await;
+    match redeemed {
+        Err(e) => assert_eq!(e.code(), Some(crate::types::TokenErrorCode::InvalidGrant)),
+        Ok(t) => panic!("a code of an ended session was redeemed: {t:?}"),
+    }
+    // A request still holding the ended session (loaded just before the end) gets no code.
+    let got = authorize::authorize(&w.ctx, &authorize_params("first", &[]), Some(&session)).await;
+    assert_eq!(redirect_code(got), AuthorizeErrorCode::LoginRequired);
+}

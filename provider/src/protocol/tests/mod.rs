@@ -5,6 +5,7 @@
 mod authorize;
 mod client_auth;
 mod end_session;
+mod races;
 mod registration_endpoint;
 mod resources;
 mod token;

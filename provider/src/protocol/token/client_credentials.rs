@@ -38,6 +38,8 @@ pub(super) async fn grant(
             nonce: None,
             id_token: false,
             refresh: None,
+            starts: None,
+            guard: None,
         },
     )
     .await?;

@@ -6,7 +6,7 @@ use crate::context::Ctx;
 use crate::protocol::error::TokenError;
 use crate::protocol::params::Params;
 use crate::protocol::pkce;
-use crate::store::{AuthCode, Client, Redeemed};
+use crate::store::{AuthCode, Client, GrantRow, Guard, Redeemed, Revoke};
 use crate::types::{GrantType, Scope};
 use infra::secret::{hash_secret, random_token};
 
@@ -44,26 +44,47 @@ pub(super) async fn redeem(
         Redeemed::Fresh(c) => c,
         Redeemed::Replayed(c) => {
             tracing::warn!(client_id = %c.client_id, "authorization code replayed: revoking its tokens");
-            ctx.store.revoke_grant(&code_hash, now).await?;
+            ctx.store.revoke(Revoke::Grant(&code_hash), now).await?;
             return Err(TokenError::invalid_grant(UNUSABLE));
         }
-        Redeemed::Expired | Redeemed::Unknown => return Err(TokenError::invalid_grant(UNUSABLE)),
+        Redeemed::Revoked | Redeemed::Expired | Redeemed::Unknown => {
+            return Err(TokenError::invalid_grant(UNUSABLE));
+        }
     };
     check_bindings(&bound, client, req)?;
     let user = active_user(ctx, &bound.user_id).await?;
-    // A refresh token for clients allowed the grant: offline (outlives the SSO session) when
-    // offline_access was granted, else online (dies with it).
-    let refresh = client
-        .allows_grant(GrantType::RefreshToken)
+    // The grant is offline (outlives the SSO session) when offline_access was granted, else
+    // online (dies with it). It lives as long as its refresh tokens may, or, without them,
+    // its access token.
+    let online = (!bound.scope.contains(Scope::OfflineAccess)).then(|| bound.sid.clone());
+    let with_refresh = client.allows_grant(GrantType::RefreshToken);
+    let lifetime = if with_refresh {
+        ctx.config.tokens.refresh_token_lifetime
+    } else {
+        ctx.config.tokens.access_token_lifetime
+    };
+    let expires_at = now + infra::secs(lifetime);
+    let refresh = with_refresh
         .then(|| {
             random_token().map(|token| NewRefresh {
                 token,
-                sid: (!bound.scope.contains(Scope::OfflineAccess)).then(|| bound.sid.clone()),
-                family_expires_at: now + infra::secs(ctx.config.tokens.refresh_token_lifetime),
+                sid: online.clone(),
+                family_expires_at: expires_at,
                 scope: bound.scope,
             })
         })
         .transpose()?;
+    let starts = GrantRow {
+        grant_id: code_hash.clone(),
+        client_id: client.client_id.clone(),
+        user_id: user.id.clone(),
+        sid: online,
+        scope: bound.scope,
+        created_at: now,
+        last_used_at: now,
+        expires_at,
+        revoked_at: None,
+    };
     let issued = issue(
         ctx,
         now,
@@ -72,12 +93,17 @@ pub(super) async fn redeem(
             client,
             user: Some(&user),
             scope: bound.scope,
-            grant_id: Some(code_hash),
+            grant_id: Some(code_hash.clone()),
             sid: Some(bound.sid.clone()),
             auth_time: Some(bound.auth_time),
             nonce: bound.nonce.clone(),
             id_token: true,
             refresh,
+            // Stored only if the code was not revoked since it was redeemed (its session
+            // ended, its app was disconnected): the revocation then sees these tokens, or
+            // they are never written.
+            guard: Some(Guard::code_unrevoked(&code_hash)),
+            starts: Some(starts),
         },
     )
     .await?;

@@ -6,10 +6,13 @@ use crate::audit::{self, Event, Kind};
 use crate::context::{Ctx, SystemError};
 use crate::keys::at_hash;
 use crate::protocol::error::TokenError;
-use crate::store::{AccessTokenRow, Client, Insert, RefreshTokenRow, User};
+use crate::store::{AccessTokenRow, Client, GrantRow, Guard, Insert, RefreshTokenRow, User};
 use crate::types::{Alg, GrantType, ScopeSet, TokenType};
 use infra::secret::{hash_secret, random_handle};
 use serde::{Deserialize, Serialize};
+
+/// Why an issuance was refused at the last moment.
+const REVOKED: &str = "the grant was revoked";
 
 /// RFC 9068 §2.2 access token claims.
 #[derive(Debug, Serialize, Deserialize)]
@@ -92,6 +95,11 @@ pub struct Issue<'a> {
     pub id_token: bool,
     /// A new refresh token of this grant's family.
     pub refresh: Option<NewRefresh>,
+    /// The grant this issuance starts (a code's redemption), stored with its tokens.
+    pub starts: Option<GrantRow>,
+    /// What must still hold when the tokens are stored, checked in their transaction (the
+    /// code unrevoked, the grant live): if it does not, nothing is issued.
+    pub guard: Option<Guard>,
 }
 
 /// The refresh token to issue: the token itself (random for a new grant, the successor of
@@ -105,11 +113,13 @@ pub struct NewRefresh {
 }
 
 /// Signs the access token, then the ID token and refresh token if asked, and stores the
-/// access token's registry entry, the refresh token and the audit event in one commit.
-pub async fn issue(ctx: &Ctx, now: i64, i: Issue<'_>) -> Result<TokenResponse, SystemError> {
-    metrics::counter!("gatehouse_tokens_issued_total", "grant" => i.grant.as_str()).increment(1);
+/// grant it starts, the access token's registry entry, the refresh token and the audit event
+/// in one commit, under the issuance's guard (`invalid_grant` if the grant was revoked
+/// meanwhile: nothing is issued).
+pub async fn issue(ctx: &Ctx, now: i64, mut i: Issue<'_>) -> Result<TokenResponse, TokenError> {
     let (access_token, access) = access_token(ctx, now, &i)?;
-    let mut rows = vec![Insert::access_token(&AccessTokenRow {
+    let mut rows: Vec<Insert> = i.starts.iter().map(Insert::grant).collect();
+    rows.push(Insert::access_token(&AccessTokenRow {
         jti: access.jti.clone(),
         grant_id: i.grant_id.clone(),
         client_id: i.client.client_id.clone(),
@@ -118,7 +128,7 @@ pub async fn issue(ctx: &Ctx, now: i64, i: Issue<'_>) -> Result<TokenResponse, S
         issued_at: now,
         expires_at: access.exp,
         revoked_at: None,
-    })];
+    }));
     let id_token = match (i.id_token, i.user) {
         (true, Some(user)) => Some(id_token(ctx, now, &i, user, &access_token)?),
         _ => None,
@@ -160,9 +170,18 @@ pub async fn issue(ctx: &Ctx, now: i64, i: Issue<'_>) -> Result<TokenResponse, S
         .detail(detail);
     let event = audit::prepare(audit::now_us(&ctx.clock), event);
     rows.push(Insert::audit(&event));
-    let stored = ctx.store.insert(rows).await;
+    let stored = match i.guard.take() {
+        Some(guard) => ctx.store.insert_guarded(guard, rows).await,
+        None => ctx.store.insert(rows).await.map(|()| true),
+    };
+    if let Ok(false) = stored {
+        tracing::info!(client_id = %i.client.client_id, "grant revoked while issuing: nothing issued");
+        return Err(TokenError::invalid_grant(REVOKED));
+    }
+    let stored = stored.map(drop);
     audit::log(&event, &stored);
-    stored?;
+    stored.map_err(SystemError::from)?;
+    metrics::counter!("gatehouse_tokens_issued_total", "grant" => i.grant.as_str()).increment(1);
     Ok(TokenResponse {
         access_token,
         token_type: TokenType::Bearer,

@@ -8,7 +8,7 @@ use crate::context::{Ctx, SystemError};
 use crate::logout;
 use crate::protocol::error::TokenError;
 use crate::protocol::params::Params;
-use crate::store::{Client, RefreshTokenRow};
+use crate::store::{Client, Guard, RefreshTokenRow, Revoke};
 use crate::types::{GrantType, Scope, ScopeSet};
 use infra::secret::hash_secret;
 
@@ -62,6 +62,10 @@ pub(super) async fn refresh(
                 family_expires_at: row.family_expires_at,
                 scope: row.scope,
             }),
+            starts: None,
+            // Stored only if the grant is still live when they are: a revocation committed
+            // meanwhile (a session end, "disconnect") is never outlived.
+            guard: Some(Guard::grant_live(&row.grant_id, now)),
         },
     )
     .await?;
@@ -146,7 +150,7 @@ async fn reuse_detected(ctx: &Ctx, row: &RefreshTokenRow, now: i64) -> Result<()
         .session_opt(row.sid.as_deref())
         .detail(format!("grant {} revoked", row.grant_id));
     audit::record(&ctx.store, &ctx.clock, event).await;
-    ctx.store.revoke_grant(&row.grant_id, now).await?;
+    ctx.store.revoke(Revoke::Grant(&row.grant_id), now).await?;
     if let Some(sid) = &row.sid
         && let Some(end) = ctx.sessions.revoke_handle(sid, None).await?
     {

@@ -1,0 +1,352 @@
+//! `grants` and `sso_sessions`: one notion of a live grant, and revocations that no concurrent
+//! issuance escapes.
+//!
+//! A grant is what one authorization code started: its refresh-token family and access
+//! tokens. It is live while not revoked and not past its lifetime; an online grant is also
+//! revoked whenever its SSO session ends. Every write that issues a token carries a
+//! [`Guard`], a conditional `UPDATE` run in the write's own transaction: a code redemption
+//! touches its code (still unrevoked), a refresh its grant (still live), a code issuance its
+//! session's ledger row (not ended). The update locks that row until the commit.
+//!
+//! A revocation ([`Store::revoke`]) is one transaction that first updates those same rows
+//! (ledger, codes, grants, in that order) and only then, in later statements, the tokens
+//! hanging off them. So either the revocation comes first, and the guard finds the row
+//! revoked and nothing is written; or the write comes first, the revocation waits on its lock,
+//! and its later statements (each with a fresh snapshot, even under PostgreSQL's READ
+//! COMMITTED) see and revoke what the write inserted. On SQLite the one writer connection
+//! serialises the two outright. Deadlocks between concurrent multi-row locks are broken by the
+//! database; a revocation is then simply run again.
+
+use super::batch::{Guard, Insert, Table, Val};
+use super::handle::Store;
+use crate::types::ScopeSet;
+use sqlx::FromRow;
+
+/// A tombstone in the session ledger is kept this long after the end: far longer than any
+/// code issuance that checked the session just before it ended can take.
+const TOMBSTONE_SECS: i64 = 86_400;
+
+/// How often a revocation is attempted before its error is returned (a deadlock broken by the
+/// database, a serialisation failure).
+const ATTEMPTS: usize = 5;
+
+/// A grant, as stored.
+#[derive(Clone, Debug, FromRow)]
+pub struct GrantRow {
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    /// The SSO session of an online grant; `None` for `offline_access`.
+    pub sid: Option<String>,
+    #[sqlx(try_from = "String")]
+    pub scope: ScopeSet,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// What to revoke, with everything hanging off it.
+#[derive(Clone, Copy, Debug)]
+pub enum Revoke<'a> {
+    /// One grant (a replayed code, a reused or revoked refresh token).
+    Grant(&'a str),
+    /// An SSO session that ended: its unredeemed codes and its online grants. The ledger
+    /// records the end first, so a code issuance racing it is refused.
+    Session { sid: &'a str, user_id: &'a str },
+    /// Every code and grant of a user (password change, account disabled or removed).
+    User(&'a str),
+    /// Every code and grant of one user for one client (the app disconnected).
+    App {
+        user_id: &'a str,
+        client_id: &'a str,
+    },
+}
+
+static GRANTS: Table = Table {
+    head: "INSERT INTO grants (grant_id, client_id, user_id, sid, scope, created_at, \
+           last_used_at, expires_at) VALUES",
+    columns: 8,
+    tail: "",
+};
+
+const GRANT_COLUMNS: &str = "grant_id, client_id, user_id, sid, scope, created_at, \
+    last_used_at, expires_at, revoked_at";
+
+impl Insert {
+    /// A new grant (at the code's redemption).
+    pub fn grant(g: &GrantRow) -> Self {
+        Self::new(
+            &GRANTS,
+            vec![
+                g.grant_id.as_str().into(),
+                g.client_id.as_str().into(),
+                g.user_id.as_str().into(),
+                g.sid.clone().into(),
+                g.scope.to_string().into(),
+                g.created_at.into(),
+                g.last_used_at.into(),
+                g.expires_at.into(),
+            ],
+        )
+    }
+}
+
+impl Guard {
+    /// SSO session `sid` has not ended: its ledger row is written live (or kept live), never
+    /// over a tombstone. For a code issuance.
+    pub fn session_live(sid: &str, user_id: &str, expires_at: i64) -> Self {
+        Self {
+            rank: 0,
+            sql: "INSERT INTO sso_sessions (sid, user_id, expires_at) VALUES ($1, $2, $3) \
+                  ON CONFLICT (sid) DO UPDATE SET expires_at = $3 \
+                  WHERE sso_sessions.ended_at IS NULL",
+            values: vec![sid.into(), user_id.into(), expires_at.into()],
+        }
+    }
+
+    /// The code with this hash was not revoked (its redemption already marked it used). For
+    /// the redemption's tokens.
+    pub fn code_unrevoked(code_hash: &str) -> Self {
+        Self {
+            rank: 1,
+            sql: "UPDATE authorization_codes SET revoked_at = NULL \
+                  WHERE code_hash = $1 AND revoked_at IS NULL",
+            values: vec![code_hash.into()],
+        }
+    }
+
+    /// The grant is live (not revoked, in date); its last use becomes `now`. For a refresh.
+    pub fn grant_live(grant_id: &str, now: i64) -> Self {
+        Self {
+            rank: 2,
+            sql: "UPDATE grants SET last_used_at = $2 \
+                  WHERE grant_id = $1 AND revoked_at IS NULL AND expires_at > $2",
+            values: vec![grant_id.into(), now.into()],
+        }
+    }
+}
+
+/// One revocation's statements, in order: the rows guards lock (ledger, codes, grants) before
+/// the tokens. Their parameters are `$1` the key, `$2` the time, then [`Revoke::extra`];
+/// each statement is given as many as it names.
+struct Step {
+    sql: &'static str,
+    params: usize,
+}
+
+const fn step(sql: &'static str, params: usize) -> Step {
+    Step { sql, params }
+}
+
+impl Step {
+    fn query<'q>(&self, params: &[Val]) -> super::batch::AnyQuery<'q> {
+        params[..self.params]
+            .iter()
+            .fold(sqlx::query(self.sql), |q, v| v.bind(q))
+    }
+}
+
+/// A revocation's steps: the session ledger's (for a session), then codes, grants, refresh
+/// tokens and access tokens.
+fn plan(what: Revoke<'_>) -> (Option<Step>, [Step; 4]) {
+    match what {
+        Revoke::Grant(_) => (
+            None,
+            [
+                step(
+                    "UPDATE authorization_codes SET revoked_at = $2 \
+                 WHERE code_hash = $1 AND revoked_at IS NULL",
+                    2,
+                ),
+                step(
+                    "UPDATE grants SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL",
+                    2,
+                ),
+                step(
+                    "UPDATE refresh_tokens SET revoked_at = $2 \
+                 WHERE grant_id = $1 AND revoked_at IS NULL",
+                    2,
+                ),
+                step(
+                    "UPDATE access_tokens SET revoked_at = $2 \
+                 WHERE grant_id = $1 AND revoked_at IS NULL",
+                    2,
+                ),
+            ],
+        ),
+        Revoke::Session { .. } => (
+            Some(step(
+                "INSERT INTO sso_sessions (sid, user_id, expires_at, ended_at) \
+                 VALUES ($1, $3, $4, $2) \
+                 ON CONFLICT (sid) DO UPDATE SET ended_at = $2, expires_at = $4 \
+                 WHERE sso_sessions.ended_at IS NULL",
+                4,
+            )),
+            [
+                step(
+                    "UPDATE authorization_codes SET revoked_at = $2 \
+                 WHERE sid = $1 AND revoked_at IS NULL",
+                    2,
+                ),
+                step(
+                    "UPDATE grants SET revoked_at = $2 WHERE sid = $1 AND revoked_at IS NULL",
+                    2,
+                ),
+                step(
+                    "UPDATE refresh_tokens SET revoked_at = $2 WHERE revoked_at IS NULL \
+                 AND grant_id IN (SELECT grant_id FROM grants WHERE sid = $1)",
+                    2,
+                ),
+                step(
+                    "UPDATE access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL \
+                 AND grant_id IN (SELECT grant_id FROM grants WHERE sid = $1)",
+                    2,
+                ),
+            ],
+        ),
+        Revoke::User(_) => (
+            None,
+            [
+                step(
+                    "UPDATE authorization_codes SET revoked_at = $2 \
+                 WHERE user_id = $1 AND revoked_at IS NULL",
+                    2,
+                ),
+                step(
+                    "UPDATE grants SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+                    2,
+                ),
+                step(
+                    "UPDATE refresh_tokens SET revoked_at = $2 WHERE revoked_at IS NULL \
+                 AND grant_id IN (SELECT grant_id FROM grants WHERE user_id = $1)",
+                    2,
+                ),
+                step(
+                    "UPDATE access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL \
+                 AND grant_id IN (SELECT grant_id FROM grants WHERE user_id = $1)",
+                    2,
+                ),
+            ],
+        ),
+        Revoke::App { .. } => (
+            None,
+            [
+                step(
+                    "UPDATE authorization_codes SET revoked_at = $2 \
+                 WHERE user_id = $1 AND client_id = $3 AND revoked_at IS NULL",
+                    3,
+                ),
+                step(
+                    "UPDATE grants SET revoked_at = $2 \
+                 WHERE user_id = $1 AND client_id = $3 AND revoked_at IS NULL",
+                    3,
+                ),
+                step(
+                    "UPDATE refresh_tokens SET revoked_at = $2 WHERE revoked_at IS NULL \
+                 AND grant_id IN \
+                 (SELECT grant_id FROM grants WHERE user_id = $1 AND client_id = $3)",
+                    3,
+                ),
+                step(
+                    "UPDATE access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL \
+                 AND grant_id IN \
+                 (SELECT grant_id FROM grants WHERE user_id = $1 AND client_id = $3)",
+                    3,
+                ),
+            ],
+        ),
+    }
+}
+
+impl Revoke<'_> {
+    /// `$1`, the key.
+    fn key(&self) -> &str {
+        match *self {
+            Revoke::Grant(g) => g,
+            Revoke::Session { sid, .. } => sid,
+            Revoke::User(u) | Revoke::App { user_id: u, .. } => u,
+        }
+    }
+
+    /// `$3` (and `$4`): the client, or the session's user and its tombstone's deadline.
+    fn extra(&self, now: i64) -> Vec<Val> {
+        match *self {
+            Revoke::Grant(_) | Revoke::User(_) => vec![],
+            Revoke::Session { user_id, .. } => {
+                vec![user_id.into(), (now + TOMBSTONE_SECS).into()]
+            }
+            Revoke::App { client_id, .. } => vec![client_id.into()],
+        }
+    }
+}
+
+impl Store {
+    /// Inserts `rows` if `guard` holds, in one transaction with it (and with other requests'
+    /// rows, see [`Guard`]); false, and nothing written, if it did not.
+    pub async fn insert_guarded(
+        &self,
+        guard: Guard,
+        rows: Vec<Insert>,
+    ) -> Result<bool, sqlx::Error> {
+        self.batch.insert_guarded(guard, rows).await
+    }
+
+    /// Revokes `what` and every token hanging off it, atomically against any concurrent
+    /// issuance (see the module documentation). Returns how many grants it revoked.
+    pub async fn revoke(&self, what: Revoke<'_>, now: i64) -> Result<u64, sqlx::Error> {
+        let mut attempt = 1;
+        loop {
+            match self.revoke_once(what, now).await {
+                Err(e) if attempt < ATTEMPTS && !infra::sql_unavailable(&e) => {
+                    tracing::debug!(error = %e, attempt, "revocation conflicted; again");
+                    attempt += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn revoke_once(&self, what: Revoke<'_>, now: i64) -> Result<u64, sqlx::Error> {
+        let params: Vec<Val> = [what.key().into(), now.into()]
+            .into_iter()
+            .chain(what.extra(now))
+            .collect();
+        let (ledger, [codes, grants, refresh, access]) = plan(what);
+        let mut tx = self.db.write().begin().await?;
+        for step in ledger.iter().chain([&codes]) {
+            step.query(&params).execute(&mut *tx).await?;
+        }
+        let revoked = grants.query(&params).execute(&mut *tx).await?;
+        for step in [refresh, access] {
+            step.query(&params).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(revoked.rows_affected())
+    }
+
+    /// The grants of `user_id`, live ones first, newest first.
+    pub async fn grants_of(&self, user_id: &str) -> Result<Vec<GrantRow>, sqlx::Error> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {GRANT_COLUMNS} FROM grants WHERE user_id = $1 \
+             ORDER BY revoked_at IS NULL DESC, created_at DESC"
+        )))
+        .bind(user_id)
+        .fetch_all(self.db.read())
+        .await
+    }
+
+    /// Deletes ledger rows past their session's lifetime (or their tombstone's), and grants
+    /// past theirs by more than `keep_secs`.
+    pub async fn sweep_grants(&self, now: i64, keep_secs: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM sso_sessions WHERE expires_at < $1")
+            .bind(now)
+            .execute(self.db.write())
+            .await?;
+        sqlx::query("DELETE FROM grants WHERE expires_at < $1")
+            .bind(now - keep_secs)
+            .execute(self.db.write())
+            .await?;
+        Ok(())
+    }
+}
