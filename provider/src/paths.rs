@@ -35,6 +35,9 @@ pub const CONSENT: &str = "/consent";
 pub const SESSIONS: &str = "/account/sessions";
 pub const SESSIONS_REVOKE: &str = "/account/sessions/revoke";
 pub const SESSIONS_REVOKE_ALL: &str = "/account/sessions/revoke-all";
+/// "Connected apps".
+pub const APPS: &str = "/account/apps";
+pub const APPS_DISCONNECT: &str = "/account/apps/disconnect";
 /// The developer console.
 pub const DEVELOPER: &str = "/developer";
 pub const DEVELOPER_APPS: &str = "/developer/apps";

@@ -1,6 +1,7 @@
 //! `provider users …`: accounts. A new password, a disabled account and a removed one sign the
 //! user out everywhere (`users::admin`), and every app that shared those sessions hears of
-//! it.
+//! it; the first two also revoke every grant of the user, offline ones included.
+//! `revoke-grants` disconnects one app, or every app, from a user (`users::apps`).
 
 use super::io::{Io, store};
 use crate::Config;
@@ -18,19 +19,28 @@ pub(super) enum UsersCommand {
     Add(AddUser),
     /// List users.
     List,
-    /// Change a user's password (asked for, or --password-stdin); signs them out everywhere.
+    /// Change a user's password (asked for, or --password-stdin); signs them out everywhere
+    /// and revokes every grant (offline ones too).
     Passwd {
         username: String,
         /// Read the password from standard input (otherwise: a prompt on the terminal).
         #[arg(long)]
         password_stdin: bool,
     },
-    /// Disable an account; signs the user out everywhere.
+    /// Disable an account; signs the user out everywhere and revokes every grant.
     Disable { username: String },
     /// Enable a disabled account.
     Enable { username: String },
     /// Delete an account; signs the user out everywhere first.
     Remove { username: String },
+    /// Disconnect an app (or every app) from a user: its grants and tokens revoked, its
+    /// consent forgotten, its sessions of the user ended by back-channel logout.
+    RevokeGrants {
+        username: String,
+        /// Only this app (default: every app).
+        #[arg(long = "client")]
+        client_id: Option<String>,
+    },
 }
 
 /// `users add`: a new account.
@@ -85,6 +95,19 @@ pub(super) async fn run(
         }
         UsersCommand::Enable { username } => {
             set_disabled(&store, sessions.as_ref(), &username, false, io).await?
+        }
+        UsersCommand::RevokeGrants {
+            username,
+            client_id,
+        } => {
+            let now = Clock::system().unix();
+            let done = admin::revoke_grants(&store, &username, client_id.as_deref(), now).await?;
+            let (grants, told) = (done.grants, done.logouts);
+            let apps = client_id.map_or_else(|| "every app".to_owned(), |c| format!("app {c}"));
+            out!(
+                io,
+                "{apps} disconnected from {username}: {grants} grant(s) revoked, {told} app session(s) told through back-channel logout"
+            );
         }
         UsersCommand::Remove { username } => {
             let ended = admin::remove_user(&store, sessions.as_ref(), &username).await?;
@@ -156,9 +179,10 @@ async fn passwd(
             let hash = password::hash(new_password).await?;
             let now = Clock::system().unix();
             store.set_password_hash(&user.id, &hash, now).await?;
+            crate::users::apps::revoke_all(store, &user.id, "password changed", now).await?;
         }
     }
-    out!(io, "password of {username} changed");
+    out!(io, "password of {username} changed; every grant revoked");
     Ok(())
 }
 

@@ -42,4 +42,39 @@ impl Store {
         .await?;
         Ok(())
     }
+
+    /// Every client `user_id` granted scopes to: client, scopes, when last granted.
+    pub async fn consents_of(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<(String, ScopeSet, i64)>, sqlx::Error> {
+        let rows: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT client_id, scope, granted_at FROM consents WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_all(self.db.read())
+                .await?;
+        rows.into_iter()
+            .map(|(client, scope, at)| {
+                let scope = super::columns::decode("scope list", &scope, |s| {
+                    ScopeSet::parse_strict(s).ok()
+                })?;
+                Ok((client, scope, at))
+            })
+            .collect()
+    }
+
+    /// Forgets what `user_id` granted `client_id` (the app asks again next time); true if
+    /// there was a consent.
+    pub async fn delete_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
+            .bind(user_id)
+            .bind(client_id)
+            .execute(self.db.write())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
 }

@@ -325,13 +325,19 @@ impl Store {
         Ok(revoked.rows_affected())
     }
 
-    /// The grants of `user_id`, live ones first, newest first.
-    pub async fn grants_of(&self, user_id: &str) -> Result<Vec<GrantRow>, sqlx::Error> {
+    /// The live grants of `user_id` (not revoked, in date), newest first.
+    pub async fn live_grants_of(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<GrantRow>, sqlx::Error> {
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {GRANT_COLUMNS} FROM grants WHERE user_id = $1 \
-             ORDER BY revoked_at IS NULL DESC, created_at DESC"
+            "SELECT {GRANT_COLUMNS} FROM grants \
+             WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+             ORDER BY created_at DESC"
         )))
         .bind(user_id)
+        .bind(now)
         .fetch_all(self.db.read())
         .await
     }

@@ -73,6 +73,43 @@ impl Store {
         Ok(names)
     }
 
+    /// Queues a logout delivery to `client_id` for every session of `user_id` it joined (the
+    /// app was disconnected; the sessions themselves go on), and forgets those memberships.
+    /// Each delivery is named after the session, the client and the time, so that the
+    /// session's own end later is delivered as well.
+    pub async fn enqueue_app_logouts(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        cause: &str,
+        now: i64,
+    ) -> Result<u64, sqlx::Error> {
+        let mut tx = self.db.write().begin().await?;
+        let queued = sqlx::query(
+            "INSERT INTO logout_deliveries (id, sid, client_id, user_id, uri, cause, state, \
+             attempts, next_attempt_at, created_at) \
+             SELECT s.sid || ' ' || s.client_id || ' ' || $3 || ' ' || CAST($4 AS TEXT), \
+             s.sid, s.client_id, $1, c.backchannel_logout_uri, $3, 'pending', 0, $4, $4 \
+             FROM session_clients s JOIN clients c ON c.client_id = s.client_id \
+             WHERE s.user_id = $1 AND s.client_id = $2 AND c.backchannel_logout_uri IS NOT NULL \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .bind(cause)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query("DELETE FROM session_clients WHERE user_id = $1 AND client_id = $2")
+            .bind(user_id)
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(queued)
+    }
+
     /// Queues a logout delivery for every client of the ended session `sid` that registered a
     /// back-channel logout URI, and forgets the session's clients. Idempotent: a session that
     /// is reported ended twice (two instances sweeping) is delivered once.

@@ -183,6 +183,7 @@ impl Store {
         let mut tx = self.db.write().begin().await?;
         for table in [
             "authorization_codes",
+            "grants",
             "access_tokens",
             "refresh_tokens",
             "consents",

@@ -1,9 +1,10 @@
 //! Operations on accounts that end sessions: a password change or a disabled account signs the
-//! user out everywhere, and every app that shared those sessions hears of it. Used by the
+//! user out everywhere, and every app that shared those sessions hears of it, and revokes
+//! every grant of the user, offline ones included. Used by the
 //! `provider users …` commands (and the tests); the running provider's outbox delivers the
 //! logouts, whichever process queued them.
 
-use super::password;
+use super::{apps, password};
 use crate::store::Store;
 use sessions::{SessionEnd, Sessions};
 
@@ -74,7 +75,8 @@ async fn user_id(store: &Store, username: &str) -> Result<String, AdminError> {
         .id)
 }
 
-/// Sets a new password and signs the user out everywhere.
+/// Sets a new password, signs the user out everywhere and revokes every grant (a token got
+/// with the old password is not good after the change).
 pub async fn change_password(
     store: &Store,
     sessions: &Sessions,
@@ -83,10 +85,11 @@ pub async fn change_password(
 ) -> Result<Vec<SessionEnd>, AdminError> {
     let id = user_id(store, username).await?;
     let hash = password::hash(new_password).await?;
-    store
-        .set_password_hash(&id, &hash, sessions.clock().unix())
-        .await?;
-    end_all_sessions(store, sessions, &id).await
+    let now = sessions.clock().unix();
+    store.set_password_hash(&id, &hash, now).await?;
+    let ended = end_all_sessions(store, sessions, &id).await?;
+    apps::revoke_all(store, &id, "password changed", now).await?;
+    Ok(ended)
 }
 
 /// Disables (or re-enables) an account; disabling signs the user out everywhere.
@@ -101,10 +104,28 @@ pub async fn set_disabled(
         .set_disabled(&id, disabled, sessions.clock().unix())
         .await?;
     if disabled {
-        end_all_sessions(store, sessions, &id).await
+        let ended = end_all_sessions(store, sessions, &id).await?;
+        apps::revoke_all(store, &id, "account disabled", sessions.clock().unix()).await?;
+        Ok(ended)
     } else {
         Ok(Vec::new())
     }
+}
+
+/// Revokes the grants of the user named `username` (an operator's revoke): with `client_id`,
+/// that app is disconnected ([`apps::disconnect`]); without, every app is.
+pub async fn revoke_grants(
+    store: &Store,
+    username: &str,
+    client_id: Option<&str>,
+    now: i64,
+) -> Result<apps::Disconnected, AdminError> {
+    let id = user_id(store, username).await?;
+    let why = "revoked by an operator";
+    Ok(match client_id {
+        Some(client) => apps::disconnect(store, &id, client, why, now).await?,
+        None => apps::disconnect_all(store, &id, why, now).await?,
+    })
 }
 
 /// Deletes an account: signs the user out everywhere (the apps are told), then removes the

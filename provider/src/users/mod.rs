@@ -1,9 +1,11 @@
 //! User accounts: password hashing ([`password`]), sign-in throttling ([`throttle`]), signing
 //! in ([`sign_in`]) and out of one's own sessions ([`sign_out_session`],
-//! [`sign_out_everywhere`]), and the operator's actions that end sessions ([`admin`]: a new
-//! password, a disabled or removed account).
+//! [`sign_out_everywhere`]), the apps connected to an account and disconnecting them
+//! ([`apps`]), and the operator's actions that end sessions ([`admin`]: a new password, a
+//! disabled or removed account, revoked grants).
 
 pub mod admin;
+pub mod apps;
 pub mod password;
 mod sign_in;
 mod sign_out;

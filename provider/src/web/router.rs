@@ -3,7 +3,7 @@
 
 use super::layers::{Budget, audit_context, limit_by_address, limit_uri, security_headers};
 use super::oauth::{authorize, discovery, end_session, register, token, userinfo};
-use super::pages::{consent, developer, login, ops, sessions};
+use super::pages::{apps, consent, developer, login, ops, sessions};
 use super::state::AppState;
 use crate::paths;
 use axum::Router;
@@ -107,6 +107,8 @@ fn pages() -> Router<AppState> {
             paths::SESSIONS_REVOKE_ALL,
             post(sessions::revoke_all_sessions),
         )
+        .route(paths::APPS, get(apps::show_apps))
+        .route(paths::APPS_DISCONNECT, post(apps::disconnect_app))
         .route(paths::DEVELOPER, get(developer::show_apps))
         .route(paths::DEVELOPER_APPS, post(developer::create_app))
         .route(paths::DEVELOPER_NEW_APP, get(developer::show_new_app))

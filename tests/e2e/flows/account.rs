@@ -271,3 +271,54 @@ async fn the_whole_flow_works_with_redis_sessions() {
     );
     assert_eq!(prompt_none_error(&stack, &first).await, None);
 }
+
+#[tokio::test]
+async fn connected_apps_lists_each_app_and_disconnect_signs_only_that_one_out() {
+    let stack = spawn().await;
+    let browser = Browser::new();
+    sign_in(&stack, &browser, &stack.app_a, ALICE).await;
+    sign_in(&stack, &browser, &stack.app_b, ALICE).await;
+    let home = browser.follow(&format!("{}/", stack.issuer)).await;
+    assert!(
+        home.body.contains("href=\"/account/apps\""),
+        "linked from the home page"
+    );
+    let page = browser
+        .follow(&format!("{}/account/apps", stack.issuer))
+        .await;
+    assert_eq!(page.status, 200);
+    for id in ["app-a", "app-b"] {
+        assert!(
+            page.body.contains(&format!("id=\"app-{id}\"")),
+            "{}",
+            page.body
+        );
+    }
+    // Without the form's CSRF token: refused, nothing changes.
+    let forged = browser
+        .post_once(
+            &format!("{}/account/apps/disconnect", stack.issuer),
+            &[("client_id", "app-a")],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(me(&browser, &stack.app_a).await.0, 200);
+    let done = browser
+        .submit(&page, "/account/apps/disconnect", &[("client_id", "app-a")])
+        .await;
+    assert_eq!(done.url.path(), "/account/apps");
+    assert!(
+        done.body.contains("The app was disconnected."),
+        "{}",
+        done.body
+    );
+    assert!(!done.body.contains("id=\"app-app-a\""), "{}", done.body);
+    // App A hears of it by back-channel logout and ends its session; App B and the SSO
+    // session carry on.
+    super::signed_out(&browser, &stack.app_a, "App A signed out").await;
+    assert_eq!(me(&browser, &stack.app_b).await.0, 200);
+    assert_eq!(prompt_none_error(&stack, &browser).await, None);
+    // App A is third-party: its consent went with it, so it asks again.
+    let again = browser.follow(&format!("{}/login", stack.app_a.url)).await;
+    assert!(again.url.path().starts_with("/consent"), "{}", again.url);
+}

@@ -334,3 +334,33 @@ async fn a_developer_registers_an_app_with_the_keyboard_alone() {
     chrome.shot("developer-console-app").await;
     chrome.client.clone().close().await.unwrap();
 }
+
+#[tokio::test]
+async fn connected_apps_disconnect_signs_app_a_out_and_keeps_app_b() {
+    let Some(mut chrome) = Chrome::start("connected_apps").await else {
+        return;
+    };
+    let stack = spawn().await;
+    sign_in_at_app_a(&mut chrome, &stack).await;
+    sso_at_app_b(&mut chrome, &stack).await;
+    chrome.goto(&format!("{}/", stack.issuer)).await;
+    chrome.click("connected-apps").await;
+    chrome
+        .wait_for_url(&format!("{}/account/apps", stack.issuer))
+        .await;
+    chrome.shot("connected-apps").await;
+    chrome.click("disconnect-app-a").await;
+    chrome
+        .wait_for_text("notice", "The app was disconnected.")
+        .await;
+    chrome.shot("app-a-disconnected").await;
+    // App A's session ended by back-channel logout: a reload shows it signed out.
+    crate::harness::eventually("App A shows signed out", || async {
+        chrome.goto(&format!("{}/", stack.app_a.url)).await;
+        (chrome.text("status").await == "You are not signed in.").then_some(())
+    })
+    .await;
+    chrome.goto(&format!("{}/", stack.app_b.url)).await;
+    chrome.wait_for_text("status", "Signed in").await;
+    chrome.client.clone().close().await.unwrap();
+}

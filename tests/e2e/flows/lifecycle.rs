@@ -831,3 +831,90 @@ async fn a_code_got_silently_before_sign_out_everywhere_is_refused_after_it() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"], "invalid_grant");
 }
+
+#[tokio::test]
+async fn an_offline_app_is_named_on_the_sessions_page_and_disconnected_in_one_click() {
+    let (stack, browser) = setup().await;
+    let online = grant(&stack, &browser, "rp", "openid").await;
+    let offline = grant(&stack, &browser, "rp2", "openid offline_access").await;
+    let sessions = browser
+        .follow(&format!("{}/account/sessions", stack.issuer))
+        .await;
+    let listed = &sessions.body[sessions.body.find("id=\"offline-apps\"").expect("listed")..];
+    assert!(listed.contains("id=\"offline-rp2\""), "{listed}");
+    assert!(
+        !listed.contains("id=\"offline-rp\""),
+        "an online grant ends with the session"
+    );
+    let done = browser
+        .submit(
+            &sessions,
+            "/account/apps/disconnect",
+            &[("client_id", "rp2"), ("back", "sessions")],
+        )
+        .await;
+    assert_eq!(done.url.path(), "/account/sessions");
+    assert!(
+        done.body.contains("The app was disconnected."),
+        "{}",
+        done.body
+    );
+    assert!(!done.body.contains("id=\"offline-apps\""), "none left");
+    let (status, body) = refresh(&stack, "rp2", &s(&offline, "refresh_token"), None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert_eq!(userinfo(&stack, &s(&offline, "access_token")).await, 401);
+    // The other app, and the session, carry on.
+    let (status, _) = refresh(&stack, "rp", &s(&online, "refresh_token"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(prompt_none_error(&stack, &browser).await, None);
+}
+
+#[tokio::test]
+async fn a_new_password_from_the_command_line_revokes_offline_grants() {
+    let (stack, browser) = setup().await;
+    let offline = grant(&stack, &browser, "rp", "openid offline_access").await;
+    let rt = s(&offline, "refresh_token");
+    let (status, next) = refresh(&stack, "rp", &rt, None).await;
+    assert_eq!(status, 200, "{next}");
+    stack
+        .cli_with_stdin(
+            &["users", "passwd", "alice", "--password-stdin"],
+            "a-new-passw0rd\n",
+        )
+        .await
+        .unwrap();
+    let (status, body) = refresh(&stack, "rp", &s(&next, "refresh_token"), None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+}
+
+#[tokio::test]
+async fn an_operator_disconnects_one_app_from_the_command_line() {
+    let (stack, browser) = setup().await;
+    let one = grant(&stack, &browser, "rp", "openid offline_access").await;
+    let other = grant(&stack, &browser, "rp2", "openid offline_access").await;
+    let out = stack
+        .cli(&["users", "revoke-grants", "alice", "--client", "rp"])
+        .await
+        .unwrap();
+    assert!(out.contains("1 grant(s) revoked"), "{out}");
+    assert_eq!(
+        refresh(&stack, "rp", &s(&one, "refresh_token"), None)
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        refresh(&stack, "rp2", &s(&other, "refresh_token"), None)
+            .await
+            .0,
+        200
+    );
+    let unknown = stack.cli(&["users", "revoke-grants", "mallory"]).await;
+    assert!(unknown.unwrap_err().contains("no user named mallory"));
+}

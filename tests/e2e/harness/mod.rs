@@ -543,10 +543,15 @@ impl Stack {
     /// Runs a `provider` command against the stack's database and session store; its output,
     /// or its error.
     pub async fn cli(&self, args: &[&str]) -> Result<String, String> {
+        self.cli_with_stdin(args, "").await
+    }
+
+    /// [`Stack::cli`] with `stdin` as its standard input.
+    pub async fn cli_with_stdin(&self, args: &[&str], stdin: &str) -> Result<String, String> {
         let url = self.provider.config.database_url.clone();
         let mut all = vec!["provider", "--database-url", url.as_str()];
         all.extend_from_slice(args);
-        provider::cli::run_args(self.provider.config.clone(), all, "")
+        provider::cli::run_args(self.provider.config.clone(), all, stdin)
             .await
             .map_err(|e| format!("{e:#}"))
     }

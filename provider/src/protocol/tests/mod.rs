@@ -2,6 +2,7 @@
 //! temporary directory, sessions in memory, the injected clock. No server, no HTTP. Clients are
 //! registered through the registration rules, like everywhere else.
 
+mod apps;
 mod authorize;
 mod client_auth;
 mod end_session;

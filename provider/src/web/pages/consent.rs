@@ -24,7 +24,7 @@ struct ConsentPage {
 }
 
 /// What granting `scope` lets the app do, in words.
-fn describe(scope: Scope) -> &'static str {
+pub(super) fn describe(scope: Scope) -> &'static str {
     match scope {
         Scope::OpenId => "Know who you are (your account identifier)",
         Scope::Profile => "See your name and username",

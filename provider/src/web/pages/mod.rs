@@ -1,6 +1,7 @@
 //! The pages for people: sign-in and the account home ([`login`]), consent, "your sessions",
-//! the developer console, and the operational endpoints ([`ops`]).
+//! "connected apps", the developer console, and the operational endpoints ([`ops`]).
 
+pub mod apps;
 pub mod consent;
 pub mod developer;
 pub mod login;

@@ -1,14 +1,17 @@
 //! "Your sessions" (`/account/sessions`): every live SSO session of the signed-in user
 //! (device, address, started, last seen, the apps signed in through it) and the back-channel
 //! logouts of the last day, with revoke-one and sign-out-everywhere. Both act on the store at
-//! once: the revoked session's next request finds nothing.
+//! once: the revoked session's next request finds nothing. The connected apps that keep
+//! offline access (and so outlive a sign-out everywhere) are named, each with Disconnect.
 
+use super::apps::{AppRow, row};
 use super::login::rfc3339;
 use crate::paths;
 use crate::protocol::error::PageError;
 use crate::store::Delivery;
 use crate::types::DeliveryState;
 use crate::users;
+use crate::users::apps::{self, ConnectedApp};
 use crate::web::error::no_store;
 use crate::web::extract::{Page, PostedForm, Query, SignedIn};
 use crate::web::session::forget;
@@ -27,6 +30,8 @@ struct SessionsPage {
     csrf_token: String,
     sessions: Vec<Row>,
     deliveries: Vec<DeliveryRow>,
+    /// Connected apps that keep access after "sign out everywhere".
+    offline_apps: Vec<AppRow>,
     notice: Option<&'static str>,
 }
 
@@ -141,11 +146,18 @@ async fn render(
             }
         })
         .collect();
+    let connected = apps::connected_apps(store, user_id, st.ctx.clock.unix()).await?;
+    let offline_apps = connected
+        .into_iter()
+        .filter(ConnectedApp::keeps_offline_access)
+        .map(row)
+        .collect();
     let page = SessionsPage {
         username: username.unwrap_or_default(),
         csrf_token: me.session.csrf_token().to_owned(),
         sessions,
         deliveries,
+        offline_apps,
         notice,
     };
     Ok((no_store(), page).into_response())
@@ -161,6 +173,7 @@ pub async fn show_sessions(
     let notice = match query.get("done") {
         Some("revoked") => Some("The session was signed out."),
         Some("gone") => Some("That session had already ended."),
+        Some("disconnected") => Some("The app was disconnected."),
         _ => None,
     };
     let me = me.ok_or(PageError::SignInFirst {
