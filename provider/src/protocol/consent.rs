@@ -44,7 +44,9 @@ pub async fn show(
     request_id: &str,
 ) -> Result<ConsentRequest, PageError> {
     let expired = || PageError::bad_request(EXPIRED);
-    let req = pending::pending(session, request_id, ctx.clock.unix()).ok_or_else(expired)?;
+    let req = pending::pending(ctx, session, request_id)
+        .await?
+        .ok_or_else(expired)?;
     let client = ctx
         .store
         .client(&req.client_id)
@@ -69,7 +71,7 @@ pub async fn decide(
     request_id: &str,
     decision: Decision,
 ) -> Result<CodeRedirect, AuthorizeError> {
-    let req = pending::take_saved(ctx, session, request_id)
+    let req = pending::take(ctx, session, request_id)
         .await?
         .ok_or_else(|| PageError::bad_request(EXPIRED))?;
     // The request waited for the person: the client must still allow it.

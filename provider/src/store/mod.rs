@@ -14,6 +14,7 @@ mod handle;
 mod keys;
 mod leases;
 mod logout;
+mod pending;
 mod secrets;
 mod tokens;
 mod users;

@@ -69,8 +69,14 @@ pub async fn sign_in(
         }
     };
     throttle::succeeded(&ctx.store, &keys).await?;
+    let before = session.handle.clone();
     if let Some(ended) = ctx.sessions.authenticate(session, &user.id).await? {
         logout::session_ended(ctx, &[ended]).await;
+    }
+    // Someone else signed in on this browser: a new SSO session, and the browser's waiting
+    // authorization requests go with it.
+    if session.handle != before {
+        ctx.store.move_pending(&before, &session.handle).await?;
     }
     tracing::info!(sid = %session.handle, "signed in");
     let signed_in = Event::new(Kind::SignInOk)

@@ -1,7 +1,7 @@
 //! Token lifecycle: refresh rotation and reuse detection, online and offline grants,
 //! revocation (RFC 7009), introspection (RFC 7662), code replay, client credentials.
 
-use super::{prompt_none_error, sign_in};
+use super::{prompt_none_error, sign_in, userinfo_status as userinfo};
 use crate::harness::{ALICE, Browser, Stack, grants, param, spawn};
 use provider::protocol::registration::{self, ClientMetadata, MetadataError, Registrant};
 use provider::types::{AuthMethod, GrantType};
@@ -92,18 +92,6 @@ async fn refresh(stack: &Stack, client_id: &str, token: &str, scope: Option<&str
     }
     let (status, _, body) = stack.token(&form, Some((&id, &secret))).await;
     (status.as_u16(), body)
-}
-
-async fn userinfo(stack: &Stack, access_token: &str) -> u16 {
-    let client = client_app::http::client_builder().build().unwrap();
-    client
-        .get(format!("{}/userinfo", stack.issuer))
-        .bearer_auth(access_token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
 }
 
 /// POSTs a form to `path` with Basic credentials (or none).

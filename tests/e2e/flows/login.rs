@@ -221,3 +221,85 @@ async fn app_pages_carry_security_headers_too() {
     assert_eq!(h["x-content-type-options"], "nosniff");
     assert_eq!(h["referrer-policy"], "no-referrer");
 }
+
+/// Eight tabs of one browser start a sign-in at the same moment; the person signs in in one,
+/// and every other tab, reloaded, goes on to its app with its own code and state: no tab's
+/// waiting request erased another's.
+#[tokio::test]
+async fn eight_tabs_starting_sign_in_at_once_all_get_through() {
+    use crate::harness::{param, register};
+    use provider::keys::Alg;
+    use provider::types::AuthMethod;
+    const REDIRECT: &str = "http://127.0.0.1:9/tabs";
+    let stack = spawn().await;
+    let now = stack.clock.unix();
+    register(
+        &stack.store,
+        "tabs",
+        "Tabs",
+        Some("tabs-secret"),
+        &[REDIRECT],
+        AuthMethod::ClientSecretBasic,
+        true,
+        Alg::RS256,
+        now,
+    )
+    .await;
+    let browser = Browser::new();
+    // The browser has been to the provider before: one session cookie, shared by its tabs.
+    browser.follow(&format!("{}/login", stack.issuer)).await;
+    let requests: Vec<_> = (0..8)
+        .map(|_| stack.authorize_url("tabs", REDIRECT, &[("scope", "openid")]))
+        .collect();
+    let mut tabs = tokio::task::JoinSet::new();
+    for (i, req) in requests.iter().enumerate() {
+        let (browser, url) = (browser.clone(), req.url.to_string());
+        tabs.spawn(async move { (i, browser.follow(&url).await) });
+    }
+    let mut pages: Vec<Option<crate::harness::Page>> = (0..8).map(|_| None).collect();
+    while let Some(done) = tabs.join_next().await {
+        let (i, page) = done.unwrap();
+        assert_eq!(page.url.path(), "/login", "tab {i}");
+        assert!(page.hidden("request").is_some(), "tab {i}: {}", page.body);
+        pages[i] = Some(page);
+    }
+    let pages: Vec<_> = pages.into_iter().map(Option::unwrap).collect();
+    // Signed in in the first tab.
+    let first = browser
+        .submit_until(
+            &pages[0],
+            "/login",
+            &[("username", ALICE.0), ("password", ALICE.1)],
+            REDIRECT,
+        )
+        .await;
+    let mut landed = vec![first.url.to_string()];
+    // The seven others, reloaded at once.
+    let mut tabs = tokio::task::JoinSet::new();
+    for page in &pages[1..] {
+        let (browser, url) = (browser.clone(), page.url.to_string());
+        tabs.spawn(async move { browser.follow_until(&url, REDIRECT).await.url.to_string() });
+    }
+    while let Some(done) = tabs.join_next().await {
+        landed.push(done.unwrap());
+    }
+    for req in &requests {
+        let back = landed
+            .iter()
+            .find(|u| param(u, "state").as_deref() == Some(req.state.as_str()))
+            .unwrap_or_else(|| panic!("no tab came back with state {}: {landed:?}", req.state));
+        let code = param(back, "code").expect("a code");
+        let (status, _, body) = stack
+            .token(
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", REDIRECT),
+                    ("code_verifier", &req.verifier),
+                ],
+                Some(("tabs", "tabs-secret")),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+}

@@ -121,3 +121,16 @@ pub async fn prompt_none_error(stack: &Stack, browser: &Browser) -> Option<Strin
     let page = browser.get_once(req.url.as_str()).await;
     crate::harness::param(page.hops[0].location.as_deref().unwrap(), "error")
 }
+
+/// The status of `GET /userinfo` with `access_token`.
+pub async fn userinfo_status(stack: &Stack, access_token: &str) -> u16 {
+    let client = client_app::http::client_builder().build().unwrap();
+    client
+        .get(format!("{}/userinfo", stack.issuer))
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}

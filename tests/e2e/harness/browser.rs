@@ -95,6 +95,7 @@ pub fn input_value(html: &str, name: &str) -> Option<String> {
     )
 }
 
+#[derive(Clone)]
 pub struct Browser {
     client: reqwest::Client,
     pub jar: Arc<Jar>,

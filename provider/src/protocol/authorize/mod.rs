@@ -63,6 +63,17 @@ pub async fn authorize(
 /// sign-in older than `max_age` (OIDC Core §3.1.2.1), or an `id_token_hint` naming someone
 /// else (OIDC Core §3.1.2.2).
 pub fn must_sign_in(req: &AuthRequest, session: &Session, now: i64) -> bool {
+    wants_fresh_sign_in(req) || !sign_in_answers(req, session, now)
+}
+
+/// `prompt=login` or `select_account`: a sign-in made for this request.
+fn wants_fresh_sign_in(req: &AuthRequest) -> bool {
+    req.prompt.login || req.prompt.select_account
+}
+
+/// The session's sign-in is recent enough for `max_age` and of the person `id_token_hint`
+/// names, if it names one.
+fn sign_in_answers(req: &AuthRequest, session: &Session, now: i64) -> bool {
     let too_old = req.max_age.is_some_and(|max| {
         session
             .auth_time
@@ -72,7 +83,7 @@ pub fn must_sign_in(req: &AuthRequest, session: &Session, now: i64) -> bool {
         .hint_sub
         .as_deref()
         .is_some_and(|sub| session.user_id.as_deref() != Some(sub));
-    req.prompt.login || req.prompt.select_account || too_old || someone_else
+    !too_old && !someone_else
 }
 
 fn login_required(ctx: &Ctx, req: &AuthRequest) -> AuthorizeError {
@@ -89,13 +100,42 @@ fn login_required(ctx: &Ctx, req: &AuthRequest) -> AuthorizeError {
 /// such request (a sign-in for the provider's own pages).
 pub async fn resume(
     ctx: &Ctx,
-    session: &mut Session,
+    session: &Session,
     request_id: &str,
 ) -> Result<Option<Next>, AuthorizeError> {
-    let Some(req) = pending::take_saved(ctx, session, request_id).await? else {
+    let Some(req) = pending::take(ctx, session, request_id).await? else {
         return Ok(None);
     };
     proceed(ctx, session, req).await.map(Some)
+}
+
+/// The sign-in page is asked for again (a reload, another tab) by a browser that signed in
+/// meanwhile, with the pending request `request_id`: the request goes on as after a sign-in
+/// here, if that sign-in will do for it ([`signed_in_for`]). `None`: show the page.
+pub async fn resume_signed_in(
+    ctx: &Ctx,
+    session: &Session,
+    request_id: &str,
+) -> Result<Option<Next>, AuthorizeError> {
+    if session.user_id.is_none() {
+        return Ok(None);
+    }
+    let now = ctx.clock.unix();
+    match pending::pending(ctx, session, request_id).await? {
+        Some(req) if signed_in_for(&req, session, now) => resume(ctx, session, request_id).await,
+        _ => Ok(None),
+    }
+}
+
+/// Whether the session's sign-in answers the waiting request `req`: the right person, recent
+/// enough for `max_age`, and, where the request wanted a fresh sign-in (`prompt=login` or
+/// `select_account`), made after the request (in a later second: the same second could be
+/// the sign-in the request was made from).
+fn signed_in_for(req: &AuthRequest, session: &Session, now: i64) -> bool {
+    let since_request = session
+        .auth_time
+        .is_some_and(|t| t.unix_timestamp() > req.created_at);
+    sign_in_answers(req, session, now) && (since_request || !wants_fresh_sign_in(req))
 }
 
 async fn proceed(ctx: &Ctx, session: &Session, req: AuthRequest) -> Result<Next, AuthorizeError> {

@@ -96,8 +96,7 @@ async fn a_third_party_app_asks_for_consent_once() {
     let got = authorize::authorize(&w.ctx, &silent, Some(&session)).await;
     assert_eq!(redirect_code(got), AuthorizeErrorCode::ConsentRequired);
     // The page shows who asks for what; allowing gives a code.
-    let now = w.ctx.clock.unix();
-    let id = pending::stash(&mut session, &req, now).unwrap();
+    let id = pending::remember(&w.ctx, &session, &req).await.unwrap();
     let shown = consent::show(&w.ctx, &session, &id).await.unwrap();
     assert_eq!(shown.client_name, "App third");
     assert_eq!(shown.username, "alice");
@@ -134,7 +133,7 @@ async fn a_denied_request_tells_the_client_access_denied() {
     let Ok(Next::Consent(req)) = authorize::authorize(&w.ctx, &params, Some(&session)).await else {
         panic!("consent first");
     };
-    let id = pending::stash(&mut session, &req, w.ctx.clock.unix()).unwrap();
+    let id = pending::remember(&w.ctx, &session, &req).await.unwrap();
     let got = consent::decide(&w.ctx, &mut session, &id, Decision::Deny).await;
     match got {
         Err(AuthorizeError::Redirect(e)) => assert_eq!(e.code, AuthorizeErrorCode::AccessDenied),
@@ -220,15 +219,13 @@ async fn after_sign_in_the_waiting_request_goes_on_once() {
     let Ok(Next::SignIn { request, .. }) = authorize::authorize(&w.ctx, &params, None).await else {
         panic!("sign in first");
     };
-    let mut session = w.signed_in(&w.alice).await;
-    let id = pending::remember(&w.ctx, &mut session, &request)
-        .await
-        .unwrap();
-    let next = authorize::resume(&w.ctx, &mut session, &id).await.unwrap();
+    let session = w.signed_in(&w.alice).await;
+    let id = pending::remember(&w.ctx, &session, &request).await.unwrap();
+    let next = authorize::resume(&w.ctx, &session, &id).await.unwrap();
     assert!(matches!(next, Some(Next::Code(_))), "{next:?}");
-    // The request was taken, and the session saved without it: it cannot be replayed.
-    let mut reloaded = w.ctx.sessions.load(session.id()).await.unwrap().unwrap();
-    let again = authorize::resume(&w.ctx, &mut reloaded, &id).await.unwrap();
+    // The request was taken: it cannot be replayed.
+    let reloaded = w.ctx.sessions.load(session.id()).await.unwrap().unwrap();
+    let again = authorize::resume(&w.ctx, &reloaded, &id).await.unwrap();
     assert!(again.is_none(), "used once");
 }
 
@@ -239,7 +236,7 @@ async fn a_waiting_request_is_checked_again_against_the_clients_registration() {
     let mut session = w.signed_in(&w.alice).await;
     let params = authorize_params("first", &[]);
     let (req, _) = authorize::request::validate(&w.ctx, &params).await.unwrap();
-    let id = pending::remember(&w.ctx, &mut session, &req).await.unwrap();
+    let id = pending::remember(&w.ctx, &session, &req).await.unwrap();
     // Meanwhile the app's registration loses that redirect URI.
     let first = w.client("first").await;
     let mut changed = metadata_of(&first);
@@ -248,7 +245,7 @@ async fn a_waiting_request_is_checked_again_against_the_clients_registration() {
     registration::update(&w.ctx.store, first, changed.validate().unwrap(), None, now)
         .await
         .unwrap();
-    let got = authorize::resume(&w.ctx, &mut session, &id).await;
+    let got = authorize::resume(&w.ctx, &session, &id).await;
     assert!(
         matches!(got, Err(AuthorizeError::Page(_))),
         "never redirected: {got:?}"
@@ -258,7 +255,7 @@ async fn a_waiting_request_is_checked_again_against_the_clients_registration() {
     let Ok(Next::Consent(req)) = authorize::authorize(&w.ctx, &third, Some(&session)).await else {
         panic!("consent first");
     };
-    let id = pending::remember(&w.ctx, &mut session, &req).await.unwrap();
+    let id = pending::remember(&w.ctx, &session, &req).await.unwrap();
     let client = w.client("third").await;
     registration::remove(&w.ctx.store, &client, now)
         .await
@@ -296,4 +293,80 @@ async fn a_code_from_before_sign_out_everywhere_dies_with_the_session() {
     // A request still holding the ended session (loaded just before the end) gets no code.
     let got = authorize::authorize(&w.ctx, &authorize_params("first", &[]), Some(&session)).await;
     assert_eq!(redirect_code(got), AuthorizeErrorCode::LoginRequired);
+}
+
+#[tokio::test]
+async fn a_tab_left_at_the_sign_in_page_goes_on_once_another_tab_signed_in() {
+    use sessions::NewSession;
+    let w = world().await;
+    let visitor = w.ctx.sessions.create(NewSession::default()).await.unwrap();
+    let waiting = |extra: &'static [(&'static str, &'static str)]| {
+        let w = &w;
+        let visitor = &visitor;
+        async move {
+            let params = authorize_params("first", extra);
+            let Ok(Next::SignIn { request, .. }) =
+                authorize::authorize(&w.ctx, &params, None).await
+            else {
+                panic!("sign in first");
+            };
+            pending::remember(&w.ctx, visitor, &request).await.unwrap()
+        }
+    };
+    let plain = waiting(&[]).await;
+    let fresh = waiting(&[("prompt", "login")]).await;
+    // Not signed in yet: the page is shown.
+    let shown = authorize::resume_signed_in(&w.ctx, &visitor, &plain)
+        .await
+        .unwrap();
+    assert!(shown.is_none());
+    // Another tab signs in (same browser session, same handle).
+    let mut session = visitor.clone();
+    w.ctx.clock.advance(Duration::from_secs(1));
+    w.ctx
+        .sessions
+        .authenticate(&mut session, &w.alice)
+        .await
+        .unwrap();
+    let next = authorize::resume_signed_in(&w.ctx, &session, &plain)
+        .await
+        .unwrap();
+    assert!(matches!(next, Some(Next::Code(_))), "{next:?}");
+    // A prompt=login request made before that sign-in is answered by it as well.
+    let next = authorize::resume_signed_in(&w.ctx, &session, &fresh)
+        .await
+        .unwrap();
+    assert!(matches!(next, Some(Next::Code(_))), "{next:?}");
+    // One made after it is not: it wants a sign-in of its own.
+    w.ctx.clock.advance(Duration::from_secs(1));
+    let later = waiting(&[("prompt", "login")]).await;
+    let shown = authorize::resume_signed_in(&w.ctx, &session, &later)
+        .await
+        .unwrap();
+    assert!(shown.is_none(), "prompt=login asks again");
+    // Nor does a max_age the sign-in is older than.
+    w.ctx.clock.advance(Duration::from_secs(30));
+    let strict = waiting(&[("max_age", "10")]).await;
+    let shown = authorize::resume_signed_in(&w.ctx, &session, &strict)
+        .await
+        .unwrap();
+    assert!(shown.is_none(), "too old for max_age");
+}
+
+#[tokio::test]
+async fn prompt_login_is_not_answered_by_the_sign_in_it_was_asked_from() {
+    let w = world().await;
+    let session = w.signed_in(&w.alice).await;
+    // Same second as the sign-in: this request asks for a new one, and the page is shown.
+    let params = authorize_params("first", &[("prompt", "login")]);
+    let Ok(Next::SignIn { request, .. }) =
+        authorize::authorize(&w.ctx, &params, Some(&session)).await
+    else {
+        panic!("prompt=login asks to sign in");
+    };
+    let id = pending::remember(&w.ctx, &session, &request).await.unwrap();
+    let shown = authorize::resume_signed_in(&w.ctx, &session, &id)
+        .await
+        .unwrap();
+    assert!(shown.is_none());
 }

@@ -90,8 +90,8 @@ async fn wait_at(
     req: &authorize::request::AuthRequest,
     page: &str,
 ) -> Result<Response, AuthorizeError> {
-    let (mut session, jar) = or_new(st, jar, session, meta).await?;
-    let id = pending::remember(&st.ctx, &mut session, req).await?;
+    let (session, jar) = or_new(st, jar, session, meta).await?;
+    let id = pending::remember(&st.ctx, &session, req).await?;
     let to = format!("{page}?request={id}");
     Ok((jar, no_store(), Redirect::to(&to)).into_response())
 }

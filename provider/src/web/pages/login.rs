@@ -88,7 +88,7 @@ async fn login_page(
     request_id: &str,
     next: Option<&str>,
 ) -> Result<LoginPage, PageError> {
-    let pending = pending::pending(session, request_id, st.ctx.clock.unix());
+    let pending = pending::pending(&st.ctx, session, request_id).await?;
     let client_name = match &pending {
         Some(p) => st.ctx.store.client(&p.client_id).await?.map(|c| c.name),
         None => None,
@@ -114,6 +114,13 @@ pub async fn show_login(
 ) -> Result<Response, PageError> {
     let (session, jar) = or_new(&st, browser.jar, browser.session, &meta).await?;
     let request = query.get("request").unwrap_or("");
+    // Signed in meanwhile (in another tab): this tab's request goes on without a second
+    // sign-in, when that one will do for it.
+    match authorize::resume_signed_in(&st.ctx, &session, request).await {
+        Ok(None) => {}
+        Ok(Some(n)) => return Ok(follow(&st, jar, Some(session), &meta, Ok(n)).await),
+        Err(e) => return Ok((jar, e).into_response()),
+    }
     let page = login_page(&st, &session, request, query.get("next")).await?;
     Ok((jar, no_store(), page).into_response())
 }
@@ -163,12 +170,12 @@ pub async fn submit_login(
 async fn after_sign_in(
     st: &AppState,
     jar: CookieJar,
-    mut session: Session,
+    session: Session,
     meta: &ClientMeta,
     request: &str,
     next: &'static str,
 ) -> Response {
-    match authorize::resume(&st.ctx, &mut session, request).await {
+    match authorize::resume(&st.ctx, &session, request).await {
         Ok(None) => (jar, no_store(), Redirect::to(next)).into_response(),
         Ok(Some(n)) => follow(st, jar, Some(session), meta, Ok(n)).await,
         Err(e) => (jar, e).into_response(),
