@@ -33,8 +33,19 @@ impl Db {
     /// (CI starts it just before the suites, a container may start beside it) is not an error
     /// yet. Errors that waiting cannot cure (a bad URL, a refused login) are returned at once.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, sqlx::Error> {
+        Self::connect_waiting(url, max_connections, Duration::from_secs(1)).await
+    }
+
+    /// [`Db::connect`] for a process where waiting beats failing (a command-line tool): a
+    /// connection is waited for up to `acquire` instead of a second.
+    pub async fn connect_waiting(
+        url: &str,
+        max_connections: u32,
+        acquire: Duration,
+    ) -> Result<Self, sqlx::Error> {
         install_default_drivers();
         let max = max_connections.max(1);
+        let options = |max, role| options(max, role, acquire);
         if !is_sqlite(url) {
             let pool = open(options(max, Role::Shared).connect_lazy(url)?).await?;
             return Ok(Self {
@@ -115,11 +126,12 @@ enum Role {
     Reader,
 }
 
-fn options(max_connections: u32, role: Role) -> AnyPoolOptions {
+fn options(max_connections: u32, role: Role, acquire: Duration) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max_connections)
-        // Fail fast: an unreachable database answers within a second, never hangs a request.
-        .acquire_timeout(Duration::from_secs(1))
+        // Fail fast: an unreachable database answers within a second (`acquire`), never hangs
+        // a request.
+        .acquire_timeout(acquire)
         // A PostgreSQL connection may have died while idle (a server restart, a proxy), so it
         // is checked before use; a SQLite connection is a file handle in this process, and
         // the check would cost a round trip to its worker thread on every query.

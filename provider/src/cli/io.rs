@@ -4,6 +4,7 @@
 use crate::Config;
 use crate::store::Store;
 use std::io::{BufRead, Write};
+use std::time::Duration;
 
 /// Where a command reads its input (passwords) and writes its output.
 pub struct Io<'a> {
@@ -13,7 +14,9 @@ pub struct Io<'a> {
 
 /// The store of `config`, migrated (a command may be the first to touch a new database).
 pub(super) async fn store(config: &Config) -> anyhow::Result<Store> {
-    let store = Store::connect(&config.database_url).await?;
+    // An operator's command waits out a busy database (up to half a minute per statement)
+    // rather than failing halfway through ending sessions.
+    let store = Store::connect_waiting(&config.database_url, Duration::from_secs(30)).await?;
     store.migrate().await?;
     Ok(store)
 }

@@ -22,7 +22,14 @@ pub(super) enum SessionsCommand {
     },
     /// End one session (by its sid) or every session of a user, at once.
     Revoke {
-        #[arg(long, conflicts_with = "user", required_unless_present = "user")]
+        /// A sid is random base64url and may begin with `-`, so a value that looks like an
+        /// option is still taken as the sid.
+        #[arg(
+            long,
+            conflicts_with = "user",
+            required_unless_present = "user",
+            allow_hyphen_values = true
+        )]
         sid: Option<String>,
         #[arg(long)]
         user: Option<String>,
@@ -138,4 +145,27 @@ async fn list_sessions(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Cli, Command};
+    use super::SessionsCommand;
+    use clap::Parser;
+
+    /// A sid is base64url: one in 64 begins with `-`, and must still be taken as the value.
+    #[test]
+    fn a_sid_that_begins_with_a_dash_is_a_sid() {
+        let cli = Cli::try_parse_from(["provider", "sessions", "revoke", "--sid", "-0EV2LAz"])
+            .expect("parses");
+        match cli.command {
+            Command::Sessions {
+                command: SessionsCommand::Revoke { sid, user },
+            } => {
+                assert_eq!(sid.as_deref(), Some("-0EV2LAz"));
+                assert_eq!(user, None);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
 }

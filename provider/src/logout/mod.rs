@@ -94,7 +94,8 @@ pub async fn record_end(store: &Store, end: &SessionEnd, now: i64) -> Result<u64
 
 /// Records each ended signed-in session ([`record_end`]) and wakes the outbox. Errors
 /// are logged, not returned: the session has ended either way, and a failed enqueue must not
-/// turn a logout into an error page.
+/// turn a logout into an error page; an end that could not be recorded is tried again in
+/// the background ([`record_later`]).
 pub async fn session_ended(ctx: &Ctx, ends: &[SessionEnd]) {
     let now = ctx.clock.unix();
     let mut queued = 0;
@@ -105,11 +106,32 @@ pub async fn session_ended(ctx: &Ctx, ends: &[SessionEnd]) {
         match record_end(&ctx.store, end, now).await {
             Ok(n) => queued += n,
             Err(e) => {
-                tracing::error!(sid = %end.handle, error = %e, "could not record the end of a session")
+                tracing::error!(sid = %end.handle, error = %e, "could not record the end of a session; trying again");
+                tokio::spawn(record_later(ctx.store.clone(), end.clone(), now));
             }
         }
     }
     if queued > 0 {
         ctx.logout_queued.notify_one();
     }
+}
+
+/// The session was already gone from the session store when its end could not be recorded
+/// (the database out of reach): its grants must still be revoked and its apps told, so the
+/// record is tried again, waiting 1, 2, 4 … 64 s between attempts (about two minutes in
+/// all); the running outbox picks up what it queues.
+pub async fn record_later(store: Store, end: SessionEnd, now: i64) {
+    for attempt in 0..7 {
+        tokio::time::sleep(std::time::Duration::from_secs(1 << attempt)).await;
+        match record_end(&store, &end, now).await {
+            Ok(_) => {
+                tracing::info!(sid = %end.handle, "the end of a session recorded at last");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(sid = %end.handle, error = %e, "recording the end of a session failed again")
+            }
+        }
+    }
+    tracing::error!(sid = %end.handle, "the end of a session could not be recorded: its online grants live on until they expire");
 }

@@ -67,7 +67,7 @@ pub async fn show(
 /// code issued; denied, the client hears `access_denied`. Either way the request is gone.
 pub async fn decide(
     ctx: &Ctx,
-    session: &mut Session,
+    session: &Session,
     request_id: &str,
     decision: Decision,
 ) -> Result<CodeRedirect, AuthorizeError> {
@@ -75,7 +75,12 @@ pub async fn decide(
         .await?
         .ok_or_else(|| PageError::bad_request(EXPIRED))?;
     // The request waited for the person: the client must still allow it.
-    super::authorize::still_allowed(ctx, &req).await?;
+    let client = super::authorize::still_allowed(ctx, &req).await?;
+    // The request may have waited while someone else signed in on this browser: it is
+    // answered only for the person it allows (OIDC Core §3.1.2.2, `max_age`).
+    if !super::authorize::sign_in_answers(&req, session, ctx.clock.unix()) {
+        return Err(super::authorize::login_required(ctx, &req));
+    }
     match decision {
         Decision::Allow => {
             let user_id = session.user_id.clone().unwrap_or_default();
@@ -83,7 +88,7 @@ pub async fn decide(
             ctx.store
                 .grant_consent(&user_id, &req.client_id, req.scopes, now)
                 .await?;
-            Ok(issue_code(ctx, session, &req).await?)
+            Ok(issue_code(ctx, session, &req, &client).await?)
         }
         Decision::Deny => {
             let code = AuthorizeErrorCode::AccessDenied;

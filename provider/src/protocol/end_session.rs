@@ -174,16 +174,21 @@ fn post_logout_redirect(
 }
 
 /// The person confirmed, on the form [`EndSession::Ask`] showed (its CSRF token checked by
-/// the caller): the request it carries is checked again, the session ends, and the browser
-/// may go back to the app.
+/// the caller): the session ends whatever happened meanwhile, and the browser goes back to
+/// the app only if the request it carries still checks out (the app may have been deleted,
+/// its sign-out address removed: then it stays on the provider's signed-out page).
 pub async fn confirm(
     ctx: &Ctx,
     session: &Session,
     form: &Params,
 ) -> Result<Option<PostLogoutRedirect>, PageError> {
-    let checked = check(ctx, form).await?;
+    let checked = check(ctx, form).await;
     end(ctx, session).await?;
-    Ok(checked.redirect)
+    match checked {
+        Ok(c) => Ok(c.redirect),
+        Err(PageError::System(e)) => Err(e.into()),
+        Err(_) => Ok(None),
+    }
 }
 
 async fn end(ctx: &Ctx, session: &Session) -> Result<bool, SystemError> {

@@ -10,9 +10,9 @@
 //! connection thread. A batch that fails (a constraint, say) is retried job by job, so one
 //! bad row fails its own request only.
 //!
-//! A job may carry a [`Guard`]: a conditional `UPDATE` run in the batch's transaction before
-//! any row is inserted, which must touch a row or the job's rows are left out (and its caller
-//! told so). The update also locks the row it touches until the commit, so a revocation that
+//! A job may carry [`Guard`]s: conditional `UPDATE`s run in the batch's transaction before
+//! any row is inserted, each of which must touch a row or the job's rows are left out (and its
+//! caller told so). The update also locks the row it touches until the commit, so a revocation that
 //! updates the same row first either waits for the job's rows or is seen by the guard; see
 //! `store::grants`. Guards run in a fixed order (by rank, then key), so two batches and a
 //! revocation take their locks in one order.
@@ -33,6 +33,7 @@ pub(super) struct Table {
 }
 
 /// One column's value.
+#[derive(Clone)]
 pub(super) enum Val {
     Text(Option<String>),
     Int(Option<i64>),
@@ -63,6 +64,7 @@ impl From<i64> for Val {
 }
 
 /// One row for one table, built by the constructors beside each table's queries.
+#[derive(Clone)]
 pub struct Insert {
     table: &'static Table,
     values: Vec<Val>,
@@ -77,6 +79,7 @@ impl Insert {
 
 /// A condition a job's rows are written under: `sql` must update at least one row. `rank`
 /// orders guards of one batch (lower first), then `key`.
+#[derive(Clone)]
 pub struct Guard {
     pub(super) rank: u8,
     pub(super) sql: &'static str,
@@ -94,7 +97,7 @@ impl Guard {
 }
 
 struct Job {
-    guard: Option<Guard>,
+    guards: Vec<Guard>,
     rows: Vec<Insert>,
     done: oneshot::Sender<Result<bool, sqlx::Error>>,
 }
@@ -123,23 +126,23 @@ impl Batcher {
         if rows.is_empty() {
             return Ok(());
         }
-        self.submit(None, rows).await.map(drop)
+        self.submit(Vec::new(), rows).await.map(drop)
     }
 
-    /// Inserts `rows` if `guard` updates a row, all in one transaction; false (and nothing
-    /// written) if it did not.
+    /// Inserts `rows` if every one of `guards` updates a row, all in one transaction; false
+    /// (and nothing written) if one did not.
     pub(super) async fn insert_guarded(
         &self,
-        guard: Guard,
+        guards: Vec<Guard>,
         rows: Vec<Insert>,
     ) -> Result<bool, sqlx::Error> {
-        self.submit(Some(guard), rows).await
+        self.submit(guards, rows).await
     }
 
-    async fn submit(&self, guard: Option<Guard>, rows: Vec<Insert>) -> Result<bool, sqlx::Error> {
+    async fn submit(&self, guards: Vec<Guard>, rows: Vec<Insert>) -> Result<bool, sqlx::Error> {
         let (done, committed) = oneshot::channel();
         self.jobs
-            .send(Job { guard, rows, done })
+            .send(Job { guards, rows, done })
             .await
             .map_err(|_| sqlx::Error::PoolClosed)?;
         committed.await.map_err(|_| sqlx::Error::WorkerCrashed)?
@@ -155,7 +158,7 @@ async fn run(db: Db, mut queue: mpsc::Receiver<Job>) {
                     let _ = job.done.send(Ok(passed));
                 }
             }
-            Err(e) if batch.len() == 1 => {
+            Err(e) if batch.len() == 1 && !conflict(&e) => {
                 if let Some(job) = batch.pop() {
                     let _ = job.done.send(Err(e));
                 }
@@ -168,16 +171,34 @@ async fn run(db: Db, mut queue: mpsc::Receiver<Job>) {
                     let _ = job.done.send(Err(sqlx::Error::PoolTimedOut));
                 }
             }
-            // Someone's row was refused (or a lock conflict was broken): each job on its own,
-            // so only that one fails.
+            // Someone's row was refused, or the database broke a lock conflict: each job on its
+            // own, so only a refused one fails.
             Err(_) => {
                 for job in batch.drain(..) {
-                    let result = write(&db, std::slice::from_ref(&job)).await;
-                    let _ = job
-                        .done
-                        .send(result.map(|p| p.first().copied().unwrap_or(false)));
+                    let result = write_alone(&db, &job).await;
+                    let _ = job.done.send(result);
                 }
             }
+        }
+    }
+}
+
+/// How often a job is written again when the database broke a lock conflict it was in.
+const CONFLICT_ATTEMPTS: usize = 3;
+
+/// A deadlock or serialisation failure the database broke by aborting this transaction
+/// (PostgreSQL's 40P01 and 40001): the same write may well succeed when run again.
+fn conflict(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40P01" | "40001")))
+}
+
+/// Writes one job in a transaction of its own, again after a broken lock conflict.
+async fn write_alone(db: &Db, job: &Job) -> Result<bool, sqlx::Error> {
+    let mut attempt = 1;
+    loop {
+        match write(db, std::slice::from_ref(job)).await {
+            Err(e) if conflict(&e) && attempt < CONFLICT_ATTEMPTS => attempt += 1,
+            done => return done.map(|p| p.first().copied().unwrap_or(false)),
         }
     }
 }
@@ -189,7 +210,7 @@ async fn write(db: &Db, jobs: &[Job]) -> Result<Vec<bool>, sqlx::Error> {
     let mut guarded: Vec<(usize, &Guard)> = jobs
         .iter()
         .enumerate()
-        .filter_map(|(i, j)| j.guard.as_ref().map(|g| (i, g)))
+        .flat_map(|(i, j)| j.guards.iter().map(move |g| (i, g)))
         .collect();
     guarded.sort_by(|a, b| a.1.key().cmp(&b.1.key()));
     let mut passed = vec![true; jobs.len()];
@@ -202,6 +223,9 @@ async fn write(db: &Db, jobs: &[Job]) -> Result<Vec<bool>, sqlx::Error> {
     }
     let mut tx = db.write().begin().await?;
     for (i, guard) in guarded {
+        if !passed[i] {
+            continue;
+        }
         let mut query = sqlx::query(sqlx::AssertSqlSafe(guard.sql));
         for v in &guard.values {
             query = v.bind(query);

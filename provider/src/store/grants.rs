@@ -105,11 +105,23 @@ impl Guard {
         }
     }
 
+    /// `user_id` still consents to `client_id` (the consent row is there, and locked): for a
+    /// code issued to a third-party app on the strength of that consent, so that a disconnect
+    /// (which deletes the consent first) either waits for the code and revokes it, or is seen.
+    pub fn consent_held(user_id: &str, client_id: &str) -> Self {
+        Self {
+            rank: 1,
+            sql: "UPDATE consents SET granted_at = granted_at \
+                  WHERE user_id = $1 AND client_id = $2",
+            values: vec![user_id.into(), client_id.into()],
+        }
+    }
+
     /// The code with this hash was not revoked (its redemption already marked it used). For
     /// the redemption's tokens.
     pub fn code_unrevoked(code_hash: &str) -> Self {
         Self {
-            rank: 1,
+            rank: 2,
             sql: "UPDATE authorization_codes SET revoked_at = NULL \
                   WHERE code_hash = $1 AND revoked_at IS NULL",
             values: vec![code_hash.into()],
@@ -119,7 +131,7 @@ impl Guard {
     /// The grant is live (not revoked, in date); its last use becomes `now`. For a refresh.
     pub fn grant_live(grant_id: &str, now: i64) -> Self {
         Self {
-            rank: 2,
+            rank: 3,
             sql: "UPDATE grants SET last_used_at = $2 \
                   WHERE grant_id = $1 AND revoked_at IS NULL AND expires_at > $2",
             values: vec![grant_id.into(), now.into()],
@@ -282,14 +294,37 @@ impl Revoke<'_> {
 }
 
 impl Store {
-    /// Inserts `rows` if `guard` holds, in one transaction with it (and with other requests'
-    /// rows, see [`Guard`]); false, and nothing written, if it did not.
+    /// Inserts `rows` if every one of `guards` holds, in one transaction with them (and with
+    /// other requests' rows, see [`Guard`]); false, and nothing written, if one did not.
     pub async fn insert_guarded(
         &self,
-        guard: Guard,
+        guards: Vec<Guard>,
         rows: Vec<Insert>,
     ) -> Result<bool, sqlx::Error> {
-        self.batch.insert_guarded(guard, rows).await
+        self.batch.insert_guarded(guards, rows).await
+    }
+
+    /// Records grant `g` if it has no row (a refresh-token family issued by a version of the
+    /// provider that kept no grants, still running beside this one during an upgrade); true
+    /// if it was missing.
+    pub async fn adopt_grant(&self, g: &GrantRow) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "INSERT INTO grants (grant_id, client_id, user_id, sid, scope, created_at, \
+             last_used_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (grant_id) DO NOTHING",
+        )
+        .bind(&g.grant_id)
+        .bind(&g.client_id)
+        .bind(&g.user_id)
+        .bind(&g.sid)
+        .bind(g.scope.to_string())
+        .bind(g.created_at)
+        .bind(g.last_used_at)
+        .bind(g.expires_at)
+        .bind(g.revoked_at)
+        .execute(self.db.write())
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// Revokes `what` and every token hanging off it, atomically against any concurrent

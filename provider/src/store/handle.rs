@@ -13,13 +13,22 @@ pub struct Store {
 impl Store {
     /// Connects to `database_url` (`sqlite://…?mode=rwc` or `postgres://…`).
     pub async fn connect(database_url: &str) -> Result<Self, sqlx::Error> {
+        Self::connect_waiting(database_url, std::time::Duration::from_secs(1)).await
+    }
+
+    /// [`Store::connect`] for the command line: a busy database is waited for up to `acquire`
+    /// per statement rather than failing after a second, as a request would.
+    pub async fn connect_waiting(
+        database_url: &str,
+        acquire: std::time::Duration,
+    ) -> Result<Self, sqlx::Error> {
         // SQLite: one writer and four readers (CPU-bound, in-process); PostgreSQL: sixteen.
         let max = if database_url.starts_with("sqlite:") {
             4
         } else {
             16
         };
-        let db = Db::connect(database_url, max).await?;
+        let db = Db::connect_waiting(database_url, max, acquire).await?;
         Ok(Self {
             batch: batch::Batcher::spawn(db.clone()),
             db,

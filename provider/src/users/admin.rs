@@ -37,10 +37,17 @@ pub async fn end_all_sessions(
 ) -> Result<Vec<SessionEnd>, AdminError> {
     let ended = sessions.revoke_user(user_id).await?;
     let now = sessions.clock().unix();
+    // Every end is recorded, even after one failed: they are all gone from the session store.
+    let mut failed = None;
     for end in &ended {
-        crate::logout::record_end(store, end, now).await?;
+        if let Err(e) = crate::logout::record_end(store, end, now).await {
+            failed.get_or_insert(e);
+        }
     }
-    Ok(ended)
+    match failed {
+        None => Ok(ended),
+        Some(e) => Err(e.into()),
+    }
 }
 
 /// Ends the session `sid` (an operator's revoke), with everything a session end does; `None`

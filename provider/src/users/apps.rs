@@ -104,10 +104,11 @@ impl Disconnected {
     }
 }
 
-/// Disconnects `client_id` from `user_id`: every code, grant and token of it for the user
-/// revoked (atomically against a concurrent refresh or redemption, see `store::Revoke`), the
-/// consent forgotten, and a back-channel logout queued for each of the user's sessions the app
-/// joined. Audited with `why` (who asked). The caller wakes the outbox if logouts were queued.
+/// Disconnects `client_id` from `user_id`: the consent forgotten, then every code, grant and
+/// token of it for the user revoked (atomically against a concurrent refresh, redemption or,
+/// for a third-party app, code issuance: see `store::Revoke` and `Guard::consent_held`), and
+/// a back-channel logout queued for each of the user's sessions the app joined. Audited with
+/// `why` (who asked). The caller wakes the outbox if logouts were queued.
 pub async fn disconnect(
     store: &Store,
     user_id: &str,
@@ -115,9 +116,12 @@ pub async fn disconnect(
     why: &str,
     now: i64,
 ) -> Result<Disconnected, sqlx::Error> {
+    // The consent goes first: a code being issued on its strength holds it (see
+    // `Guard::consent_held`), so the revocation after it sees that code, and no code is issued
+    // on it afterwards.
+    let consent = store.delete_consent(user_id, client_id).await?;
     let app = Revoke::App { user_id, client_id };
     let grants = store.revoke(app, now).await?;
-    let consent = store.delete_consent(user_id, client_id).await?;
     let logouts = store
         .enqueue_app_logouts(user_id, client_id, DISCONNECTED, now)
         .await?;

@@ -73,7 +73,7 @@ fn wants_fresh_sign_in(req: &AuthRequest) -> bool {
 
 /// The session's sign-in is recent enough for `max_age` and of the person `id_token_hint`
 /// names, if it names one.
-fn sign_in_answers(req: &AuthRequest, session: &Session, now: i64) -> bool {
+pub fn sign_in_answers(req: &AuthRequest, session: &Session, now: i64) -> bool {
     let too_old = req.max_age.is_some_and(|max| {
         session
             .auth_time
@@ -86,7 +86,7 @@ fn sign_in_answers(req: &AuthRequest, session: &Session, now: i64) -> bool {
     !too_old && !someone_else
 }
 
-fn login_required(ctx: &Ctx, req: &AuthRequest) -> AuthorizeError {
+pub fn login_required(ctx: &Ctx, req: &AuthRequest) -> AuthorizeError {
     req.error(
         &ctx.issuer,
         AuthorizeErrorCode::LoginRequired,
@@ -140,6 +140,11 @@ fn signed_in_for(req: &AuthRequest, session: &Session, now: i64) -> bool {
 
 async fn proceed(ctx: &Ctx, session: &Session, req: AuthRequest) -> Result<Next, AuthorizeError> {
     let client = still_allowed(ctx, &req).await?;
+    // Someone other than the person the request's id_token_hint names signed in on this
+    // browser (OIDC Core §3.1.2.2): no code for them.
+    if !sign_in_answers(&req, session, ctx.clock.unix()) {
+        return Err(login_required(ctx, &req));
+    }
     proceed_with(ctx, session, req, &client).await
 }
 
@@ -202,7 +207,7 @@ async fn proceed_with(
         }
         return Ok(Next::Consent(req));
     }
-    Ok(Next::Code(issue_code(ctx, session, &req).await?))
+    Ok(Next::Code(issue_code(ctx, session, &req, client).await?))
 }
 
 /// Issues a code bound to the client, redirect URI, PKCE challenge, nonce and SSO session
@@ -212,6 +217,7 @@ pub async fn issue_code(
     ctx: &Ctx,
     session: &Session,
     req: &AuthRequest,
+    client: &Client,
 ) -> Result<CodeRedirect, AuthorizeError> {
     let Some(user_id) = session.user_id.clone() else {
         let bug = anyhow::anyhow!("issue_code without a signed-in session");
@@ -230,17 +236,21 @@ pub async fn issue_code(
         auth_time: session.auth_time.map_or(now, |t| t.unix_timestamp()),
         expires_at: now + infra::secs(ctx.config.tokens.code_lifetime),
     };
-    // Stored only while the session has not ended: an end committed meanwhile finds the
-    // code and revokes it, or the code is never written.
-    let live = Guard::session_live(
+    // Stored only while the session has not ended and, for a third-party app, while the
+    // user's consent stands: an end or a disconnect committed meanwhile finds the code and
+    // revokes it, or the code is never written.
+    let mut guards = vec![Guard::session_live(
         &session.handle,
         &bound.user_id,
         session.absolute_expires_at.unix_timestamp(),
-    );
+    )];
+    if !client.first_party {
+        guards.push(Guard::consent_held(&bound.user_id, &client.client_id));
+    }
     let stored = ctx
         .store
         .insert_guarded(
-            live,
+            guards,
             vec![
                 Insert::auth_code(&hash_secret(&code), &bound, now),
                 Insert::session_member(&session.handle, &req.client_id, &bound.user_id, now),
@@ -249,7 +259,8 @@ pub async fn issue_code(
         .await?;
     if !stored {
         let code = AuthorizeErrorCode::LoginRequired;
-        return Err(req.error(&ctx.issuer, code, "the session has ended").into());
+        let why = "the session has ended, or the app was disconnected";
+        return Err(req.error(&ctx.issuer, code, why).into());
     }
     Ok(CodeRedirect {
         redirect_uri: req.redirect_uri.clone(),

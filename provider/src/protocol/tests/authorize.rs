@@ -86,7 +86,7 @@ async fn the_client_and_redirect_uri_are_checked_before_anything_goes_back() {
 #[tokio::test]
 async fn a_third_party_app_asks_for_consent_once() {
     let w = world().await;
-    let mut session = w.signed_in(&w.alice).await;
+    let session = w.signed_in(&w.alice).await;
     let params = authorize_params("third", &[]);
     let Ok(Next::Consent(req)) = authorize::authorize(&w.ctx, &params, Some(&session)).await else {
         panic!("consent first");
@@ -101,12 +101,12 @@ async fn a_third_party_app_asks_for_consent_once() {
     assert_eq!(shown.client_name, "App third");
     assert_eq!(shown.username, "alice");
     assert_eq!(shown.scopes.to_string(), "openid profile");
-    let code = consent::decide(&w.ctx, &mut session, &id, Decision::Allow)
+    let code = consent::decide(&w.ctx, &session, &id, Decision::Allow)
         .await
         .unwrap();
     assert_eq!(code.state.as_deref(), Some("st4te"));
     // The request is used up, and the grant remembered: the next request gets a code at once.
-    let again = consent::decide(&w.ctx, &mut session, &id, Decision::Allow).await;
+    let again = consent::decide(&w.ctx, &session, &id, Decision::Allow).await;
     assert!(matches!(again, Err(AuthorizeError::Page(_))), "taken once");
     let next = authorize::authorize(&w.ctx, &params, Some(&session))
         .await
@@ -128,13 +128,13 @@ async fn a_third_party_app_asks_for_consent_once() {
 #[tokio::test]
 async fn a_denied_request_tells_the_client_access_denied() {
     let w = world().await;
-    let mut session = w.signed_in(&w.alice).await;
+    let session = w.signed_in(&w.alice).await;
     let params = authorize_params("third", &[]);
     let Ok(Next::Consent(req)) = authorize::authorize(&w.ctx, &params, Some(&session)).await else {
         panic!("consent first");
     };
     let id = pending::remember(&w.ctx, &session, &req).await.unwrap();
-    let got = consent::decide(&w.ctx, &mut session, &id, Decision::Deny).await;
+    let got = consent::decide(&w.ctx, &session, &id, Decision::Deny).await;
     match got {
         Err(AuthorizeError::Redirect(e)) => assert_eq!(e.code, AuthorizeErrorCode::AccessDenied),
         other => panic!("{other:?}"),
@@ -233,7 +233,7 @@ async fn after_sign_in_the_waiting_request_goes_on_once() {
 async fn a_waiting_request_is_checked_again_against_the_clients_registration() {
     use crate::protocol::registration::{self, metadata_of};
     let w = world().await;
-    let mut session = w.signed_in(&w.alice).await;
+    let session = w.signed_in(&w.alice).await;
     let params = authorize_params("first", &[]);
     let (req, _) = authorize::request::validate(&w.ctx, &params).await.unwrap();
     let id = pending::remember(&w.ctx, &session, &req).await.unwrap();
@@ -260,7 +260,7 @@ async fn a_waiting_request_is_checked_again_against_the_clients_registration() {
     registration::remove(&w.ctx.store, &client, now)
         .await
         .unwrap();
-    let got = consent::decide(&w.ctx, &mut session, &id, Decision::Allow).await;
+    let got = consent::decide(&w.ctx, &session, &id, Decision::Allow).await;
     assert!(matches!(got, Err(AuthorizeError::Page(_))), "{got:?}");
 }
 
@@ -369,4 +369,31 @@ async fn prompt_login_is_not_answered_by_the_sign_in_it_was_asked_from() {
         .await
         .unwrap();
     assert!(shown.is_none());
+}
+
+#[tokio::test]
+async fn a_waiting_request_for_one_person_is_not_answered_for_another() {
+    let w = world().await;
+    let bob = w.signed_in(&w.bob).await;
+    for client in ["first", "third"] {
+        let params = authorize_params(client, &[]);
+        let (mut req, _) = authorize::request::validate(&w.ctx, &params).await.unwrap();
+        // Its id_token_hint named Alice; Bob signed in on the browser meanwhile.
+        req.hint_sub = Some(w.alice.clone());
+        let id = pending::remember(&w.ctx, &bob, &req).await.unwrap();
+        let got = if client == "first" {
+            authorize::resume(&w.ctx, &bob, &id)
+                .await
+                .map(|n| n.expect("a waiting request"))
+        } else {
+            consent::decide(&w.ctx, &bob, &id, Decision::Allow)
+                .await
+                .map(Next::Code)
+        };
+        assert_eq!(
+            redirect_code(got),
+            AuthorizeErrorCode::LoginRequired,
+            "{client}"
+        );
+    }
 }

@@ -168,12 +168,21 @@ async fn bad_requests_are_refused_before_anything_ends() {
             matches!(got, Err(PageError::BadRequest(_))),
             "{pairs:?}: {got:?}"
         );
-        // A confirmation carrying it is refused the same way, and ends nothing.
-        let got = confirm(&w.ctx, &session, &form(&pairs)).await;
-        assert!(
-            matches!(got, Err(PageError::BadRequest(_))),
-            "{pairs:?}: {got:?}"
-        );
     }
     assert!(alive(&w, &session).await);
+}
+
+#[tokio::test]
+async fn a_confirmed_sign_out_ends_the_session_even_if_its_app_went_meanwhile() {
+    let w = world().await;
+    let session = w.signed_in(&w.alice).await;
+    // The confirmation page carried a request that no longer checks out (its client was
+    // deleted, or the form was tampered with): the person said yes, so the session ends, and
+    // the browser goes nowhere.
+    let gone = form(&[
+        ("client_id", "nobody"),
+        ("post_logout_redirect_uri", POST_LOGOUT),
+    ]);
+    assert_eq!(confirm(&w.ctx, &session, &gone).await.unwrap(), None);
+    assert!(!alive(&w, &session).await);
 }

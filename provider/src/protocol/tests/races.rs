@@ -54,10 +54,23 @@ where
     A: Future<Output = bool> + Send + 'static,
     B: Future<Output = ()> + Send + 'static,
 {
+    race_at(0, pairs).await
+}
+
+/// [`race`], the pairs numbered from `first` (for their delays).
+async fn race_at<A, B>(first: usize, pairs: Vec<(A, B)>) -> (usize, usize)
+where
+    A: Future<Output = bool> + Send + 'static,
+    B: Future<Output = ()> + Send + 'static,
+{
     let delay =
         |i: usize, prime: usize| std::time::Duration::from_micros((i * prime % 101) as u64 * 100);
     let (mut won, mut lost) = (0, 0);
-    let mut pairs = pairs.into_iter().enumerate().peekable();
+    let mut pairs = pairs
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| (first + i, p))
+        .peekable();
     while pairs.peek().is_some() {
         let mut tasks = tokio::task::JoinSet::new();
         for (i, (a, b)) in pairs.by_ref().take(WAVE) {
@@ -194,6 +207,58 @@ async fn refresh_against_revocation(w: World) {
     assert_eq!(survivors(&w, &w.alice).await, 0);
 }
 
+/// A third-party app signing in (a code issued on the strength of the user's consent, then
+/// redeemed) while the user disconnects it. The pairs run one after the other, each with the
+/// consent given afresh, since every disconnect takes the consent away.
+async fn sign_in_against_disconnect(w: World) {
+    let w = Arc::new(w);
+    let session = w.signed_in(&w.alice).await;
+    let scopes = crate::types::ScopeSet::parse_known("openid profile");
+    let (mut won, mut lost) = (0, 0);
+    for i in 0..PAIRS {
+        let now = w.ctx.clock.unix();
+        w.ctx
+            .store
+            .grant_consent(&w.alice, "third", scopes, now)
+            .await
+            .unwrap();
+        let (w1, w2, session) = (w.clone(), w.clone(), session.clone());
+        let pair = vec![(
+            async move {
+                let params = super::authorize_params("third", &[]);
+                let next =
+                    crate::protocol::authorize::authorize(&w1.ctx, &params, Some(&session)).await;
+                match next {
+                    Ok(crate::protocol::authorize::Next::Code(c)) => {
+                        let pairs = [
+                            ("grant_type", "authorization_code"),
+                            ("code", c.code.as_str()),
+                            ("redirect_uri", REDIRECT),
+                            ("code_verifier", VERIFIER),
+                        ];
+                        let client = w1.client("third").await;
+                        token::exchange(&w1.ctx, &client, &form(&pairs))
+                            .await
+                            .is_ok()
+                    }
+                    _ => false,
+                }
+            },
+            async move {
+                crate::users::apps::disconnect_by_owner(&w2.ctx, &w2.alice, "third")
+                    .await
+                    .unwrap();
+            },
+        )];
+        // The pair's place in the list sets its delays (see `race`).
+        let (a, b) = race_at(i, pair).await;
+        won += a;
+        lost += b;
+    }
+    eprintln!("sign-ins before the disconnect: {won}, after: {lost}");
+    assert_eq!(survivors(&w, &w.alice).await, 0);
+}
+
 macro_rules! on_both_databases {
     ($($scenario:ident: $sqlite:ident, $postgres:ident;)*) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -224,4 +289,7 @@ on_both_databases! {
     refresh_against_revocation:
         no_refresh_as_its_token_is_revoked_survives_on_sqlite,
         no_refresh_as_its_token_is_revoked_survives_on_postgres;
+    sign_in_against_disconnect:
+        no_sign_in_as_the_app_is_disconnected_survives_on_sqlite,
+        no_sign_in_as_the_app_is_disconnected_survives_on_postgres;
 }

@@ -77,6 +77,24 @@ async fn a_code_is_redeemed_once_and_its_replay_revokes_what_it_issued() {
             .await
             .is_ok()
     );
+    // A replay without the code's bindings (another client, a wrong verifier) fails and
+    // cancels nothing: holding the code alone is not enough to revoke.
+    for (client, pairs) in [
+        ("third", vec![]),
+        ("first", vec![("code_verifier", "x".repeat(43))]),
+    ] {
+        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(
+            code_of(redeem(&w, client, &code, &pairs).await),
+            TokenErrorCode::InvalidGrant
+        );
+    }
+    assert!(
+        userinfo::userinfo(&w.ctx, &issued.access_token)
+            .await
+            .is_ok(),
+        "not revoked by a stranger"
+    );
     // The replay fails, and the tokens of the first redemption stop working (RFC 9700 §4.2.1).
     assert_eq!(
         code_of(redeem(&w, "first", &code, &[]).await),
@@ -378,4 +396,42 @@ async fn concurrent_uses_of_one_refresh_token_leave_one_successor_on_postgres() 
         return;
     };
     concurrent_uses_leave_one_successor(world_on(ctx).await).await;
+}
+
+/// A family issued by a provider version that kept no grants (still running beside this one
+/// during an upgrade) has no `grants` row: its refresh records one and goes on.
+#[tokio::test]
+async fn a_family_from_before_the_grants_table_is_adopted_on_refresh() {
+    let w = world().await;
+    let session = w.signed_in(&w.alice).await;
+    let code = w.code(&session, "first", "openid offline_access").await;
+    let rt = redeem(&w, "first", &code, &[])
+        .await
+        .unwrap()
+        .refresh_token
+        .unwrap();
+    let db = w.ctx.store.db();
+    sqlx::query("DELETE FROM grants")
+        .execute(db.write())
+        .await
+        .unwrap();
+    let next = refresh(&w, "first", &rt, None).await.expect("adopted");
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM grants WHERE revoked_at IS NULL")
+        .fetch_one(db.read())
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "the grant has its row again");
+    // And from now on it is revoked like any other.
+    let now = w.ctx.clock.unix();
+    let revoked = w
+        .ctx
+        .store
+        .revoke(crate::store::Revoke::User(&w.alice), now)
+        .await
+        .unwrap();
+    assert_eq!(revoked, 1);
+    assert_eq!(
+        code_of(refresh(&w, "first", &next.refresh_token.unwrap(), None).await),
+        TokenErrorCode::InvalidGrant
+    );
 }

@@ -40,6 +40,7 @@ pub(super) async fn grant(
             refresh: None,
             starts: None,
             guard: None,
+            adopt: None,
         },
     )
     .await?;

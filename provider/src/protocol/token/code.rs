@@ -42,9 +42,14 @@ pub(super) async fn redeem(
     let code_hash = hash_secret(req.code);
     let bound = match ctx.store.redeem_auth_code(&code_hash, now).await? {
         Redeemed::Fresh(c) => c,
+        // A replay revokes what the code issued (RFC 6749 §4.1.2), but only when it comes
+        // with the code's own bindings (its client, redirect URI and PKCE verifier): someone
+        // who holds the code alone must not be able to cancel the rightful redemption.
         Redeemed::Replayed(c) => {
-            tracing::warn!(client_id = %c.client_id, "authorization code replayed: revoking its tokens");
-            ctx.store.revoke(Revoke::Grant(&code_hash), now).await?;
+            if check_bindings(&c, client, req).is_ok() {
+                tracing::warn!(client_id = %c.client_id, "authorization code replayed: revoking its tokens");
+                ctx.store.revoke(Revoke::Grant(&code_hash), now).await?;
+            }
             return Err(TokenError::invalid_grant(UNUSABLE));
         }
         Redeemed::Revoked | Redeemed::Expired | Redeemed::Unknown => {
@@ -104,6 +109,7 @@ pub(super) async fn redeem(
             // they are never written.
             guard: Some(Guard::code_unrevoked(&code_hash)),
             starts: Some(starts),
+            adopt: None,
         },
     )
     .await?;

@@ -100,6 +100,9 @@ pub struct Issue<'a> {
     /// What must still hold when the tokens are stored, checked in their transaction (the
     /// code unrevoked, the grant live): if it does not, nothing is issued.
     pub guard: Option<Guard>,
+    /// A refresh's grant as its token describes it: recorded if it has no row yet (a family
+    /// from a version of the provider that kept no grants), and the issuance tried again.
+    pub adopt: Option<GrantRow>,
 }
 
 /// The refresh token to issue: the token itself (random for a new grant, the successor of
@@ -116,7 +119,7 @@ pub struct NewRefresh {
 /// grant it starts, the access token's registry entry, the refresh token and the audit event
 /// in one commit, under the issuance's guard (`invalid_grant` if the grant was revoked
 /// meanwhile: nothing is issued).
-pub async fn issue(ctx: &Ctx, now: i64, mut i: Issue<'_>) -> Result<TokenResponse, TokenError> {
+pub async fn issue(ctx: &Ctx, now: i64, i: Issue<'_>) -> Result<TokenResponse, TokenError> {
     let (access_token, access) = access_token(ctx, now, &i)?;
     let mut rows: Vec<Insert> = i.starts.iter().map(Insert::grant).collect();
     rows.push(Insert::access_token(&AccessTokenRow {
@@ -170,10 +173,7 @@ pub async fn issue(ctx: &Ctx, now: i64, mut i: Issue<'_>) -> Result<TokenRespons
         .detail(detail);
     let event = audit::prepare(audit::now_us(&ctx.clock), event);
     rows.push(Insert::audit(&event));
-    let stored = match i.guard.take() {
-        Some(guard) => ctx.store.insert_guarded(guard, rows).await,
-        None => ctx.store.insert(rows).await.map(|()| true),
-    };
+    let stored = store(ctx, &i, rows).await;
     if let Ok(false) = stored {
         tracing::info!(client_id = %i.client.client_id, "grant revoked while issuing: nothing issued");
         return Err(TokenError::invalid_grant(REVOKED));
@@ -190,6 +190,25 @@ pub async fn issue(ctx: &Ctx, now: i64, mut i: Issue<'_>) -> Result<TokenRespons
         refresh_token,
         scope: i.scope,
     })
+}
+
+/// Stores the issuance's rows under its guard; false if the guard did not hold (after
+/// adopting a grant with no row, and trying once more).
+async fn store(ctx: &Ctx, i: &Issue<'_>, rows: Vec<Insert>) -> Result<bool, sqlx::Error> {
+    let Some(guard) = &i.guard else {
+        return ctx.store.insert(rows).await.map(|()| true);
+    };
+    let again = i.adopt.as_ref().map(|_| rows.clone());
+    if ctx.store.insert_guarded(vec![guard.clone()], rows).await? {
+        return Ok(true);
+    }
+    match (&i.adopt, again) {
+        (Some(grant), Some(rows)) if ctx.store.adopt_grant(grant).await? => {
+            tracing::info!(grant_id = %grant.grant_id, "a grant from before the grants table recorded");
+            ctx.store.insert_guarded(vec![guard.clone()], rows).await
+        }
+        _ => Ok(false),
+    }
 }
 
 /// The access token (RFC 9068): signed with ES256, since the provider is its only verifier

@@ -8,7 +8,7 @@ use crate::context::{Ctx, SystemError};
 use crate::logout;
 use crate::protocol::error::TokenError;
 use crate::protocol::params::Params;
-use crate::store::{Client, Guard, RefreshTokenRow, Revoke};
+use crate::store::{Client, GrantRow, Guard, RefreshTokenRow, Revoke};
 use crate::types::{GrantType, Scope, ScopeSet};
 use infra::secret::hash_secret;
 
@@ -66,6 +66,17 @@ pub(super) async fn refresh(
             // Stored only if the grant is still live when they are: a revocation committed
             // meanwhile (a session end, "disconnect") is never outlived.
             guard: Some(Guard::grant_live(&row.grant_id, now)),
+            adopt: Some(GrantRow {
+                grant_id: row.grant_id.clone(),
+                client_id: row.client_id.clone(),
+                user_id: row.user_id.clone(),
+                sid: row.sid.clone(),
+                scope: row.scope,
+                created_at: row.issued_at,
+                last_used_at: now,
+                expires_at: row.family_expires_at,
+                revoked_at: None,
+            }),
         },
     )
     .await?;

@@ -60,9 +60,9 @@ pub async fn submit_consent(
     State(st): State<AppState>,
     posted: PostedForm,
 ) -> Result<Response, AuthorizeError> {
-    let (mut me, form) = posted.signed_in()?.ok_or_else(expired)?;
+    let (me, form) = posted.signed_in()?.ok_or_else(expired)?;
     let decision = Decision::parse(form.get("decision"))?;
     let request = form.get("request").unwrap_or("");
-    let code = consent::decide(&st.ctx, &mut me.session, request, decision).await?;
+    let code = consent::decide(&st.ctx, &me.session, request, decision).await?;
     Ok(code_redirect(&code))
 }
