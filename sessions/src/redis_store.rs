@@ -10,9 +10,12 @@
 //! - `P exp`: a sorted set of handles by idle deadline, which the sweeper reads.
 //!
 //! Every change that touches more than one key is one Lua script, so the indexes never
-//! disagree with the sessions. Deadlines are checked against the injected clock on every read;
-//! Redis TTLs (the idle deadline plus an hour) only reclaim memory, and leave the sweeper time to
-//! report each end.
+//! disagree with the sessions. Deadlines are checked against the injected clock on every read.
+//! Redis TTLs only reclaim memory, and are set from the session's *absolute* deadline plus a
+//! grace period (a day by default): a session and its handle live at least until then however
+//! often it is touched, and an index set never expires before the longest-lived of its
+//! members, so a session in continuous use never drops out of the per-user or per-`sid`
+//! index. Idle-expired sessions are removed (and reported) by the sweeper long before that.
 
 use crate::model::StoredSession;
 use crate::store::{SessionStore, StoreError};
@@ -22,8 +25,9 @@ use redis::{AsyncCommands, Script};
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// How long a record outlives its idle deadline in Redis, so the sweeper can still report it.
-const GRACE_SECS: i64 = 3600;
+/// How long a record outlives its absolute deadline in Redis, so that a sweeper that was not
+/// running at the time (every instance stopped) can still report its end.
+const GRACE_SECS: i64 = 86_400;
 
 /// Sessions in Redis.
 #[derive(Clone)]
@@ -31,6 +35,7 @@ pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
     scripts: std::sync::Arc<Scripts>,
+    grace_secs: i64,
 }
 
 struct Scripts {
@@ -95,15 +100,14 @@ end
 return 1
 ";
 
-/// ARGV: prefix, id hash, now, new idle deadline, ttl.
+/// ARGV: prefix, id hash, now, new idle deadline. The keys' TTLs already run to the absolute
+/// deadline (see the module documentation), so a touch leaves them, and the indexes, alone.
 const TOUCH: &str = r"
-local p, hash, now, idle, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
+local p, hash, now, idle = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local key = p .. 's:' .. hash
 if not live(key, now) then return 0 end
 redis.call('HSET', key, 'last_seen_at', ARGV[3], 'idle_expires_at', idle)
-redis.call('EXPIRE', key, ttl)
 local handle = redis.call('HGET', key, 'handle')
-redis.call('EXPIRE', p .. 'h:' .. handle, ttl)
 redis.call('ZADD', p .. 'exp', idle, handle)
 return 1
 ";
@@ -189,7 +193,15 @@ impl RedisStore {
             conn,
             prefix: prefix.to_owned(),
             scripts: std::sync::Arc::new(scripts),
+            grace_secs: GRACE_SECS,
         })
+    }
+
+    /// Keeps records this long past their absolute deadline (default a day). For tests that
+    /// let Redis TTLs elapse in real time.
+    pub fn with_grace(mut self, grace: Duration) -> Self {
+        self.grace_secs = i64::try_from(grace.as_secs()).unwrap_or(GRACE_SECS);
+        self
     }
 
     async fn put(
@@ -199,7 +211,7 @@ impl RedisStore {
         s: &StoredSession,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let ttl = (s.idle_expires_at - now).max(1) + GRACE_SECS;
+        let ttl = (s.absolute_expires_at - now).max(1) + self.grace_secs;
         let mut call = self.scripts.put.prepare_invoke();
         call.arg(&self.prefix)
             .arg(mode)
@@ -326,7 +338,6 @@ impl SessionStore for RedisStore {
     }
 
     async fn touch(&self, id_hash: &str, now: i64, idle_expires_at: i64) -> Result<(), StoreError> {
-        let ttl = (idle_expires_at - now).max(1) + GRACE_SECS;
         let _: i64 = self
             .scripts
             .touch
@@ -334,7 +345,6 @@ impl SessionStore for RedisStore {
             .arg(id_hash)
             .arg(now)
             .arg(idle_expires_at)
-            .arg(ttl)
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(())

@@ -10,7 +10,7 @@ use infra::{Clock, Db};
 use sessions::testing::TestRedis;
 use sessions::{
     EndCause, MemoryStore, NewSession, RedisStore, SessionId, SessionPolicy, SessionStore,
-    Sessions, SqlStore,
+    Sessions, SqlStore, StoredSession,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -484,4 +484,49 @@ async fn redis_leaves_no_orphan_keys() {
         .await
         .unwrap();
     assert!(left.is_empty(), "orphaned keys: {left:?}");
+}
+
+/// Redis TTLs elapse in real time, which the injected clock cannot stand in for. Here the
+/// store is driven with a fixed logical `now` (so nothing expires by the session's own
+/// deadlines) while five real seconds pass, with a grace of one second and an idle deadline
+/// two seconds ahead: two sessions touched every second stay in the per-user and per-`sid`
+/// indexes, and each index still ends its session.
+#[tokio::test]
+async fn redis_indexes_live_as_long_as_their_sessions() {
+    let Some(r) = TestRedis::create("Redis index lifetimes") else {
+        return;
+    };
+    let store = RedisStore::connect(&r.url, &r.prefix)
+        .await
+        .unwrap()
+        .with_grace(Duration::from_secs(1));
+    let now = 1_000_000;
+    let mk = |n: &str| StoredSession {
+        id_hash: format!("hash-{n}"),
+        handle: format!("handle-{n}"),
+        user_id: Some("u1".into()),
+        external_key: Some(format!("sid-{n}")),
+        data: serde_json::json!({}),
+        csrf_token: "csrf".into(),
+        created_at: now,
+        last_seen_at: now,
+        idle_expires_at: now + 2,
+        absolute_expires_at: now + 3600,
+        auth_time: Some(now),
+        user_agent: None,
+        client_addr: None,
+    };
+    store.insert(&mk("a")).await.unwrap();
+    store.insert(&mk("b")).await.unwrap();
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        for n in ["a", "b"] {
+            store.touch(&format!("hash-{n}"), now, now + 2).await.unwrap();
+            assert!(store.get(&format!("hash-{n}"), now).await.unwrap().is_some());
+        }
+    }
+    assert_eq!(store.list_by_user("u1", now).await.unwrap().len(), 2);
+    assert_eq!(store.remove_by_external_key("sid-a").await.unwrap().len(), 1);
+    assert_eq!(store.remove_by_user("u1").await.unwrap().len(), 1, "b, by user");
+    assert!(store.get("hash-b", now).await.unwrap().is_none());
 }
