@@ -152,7 +152,10 @@ pub(crate) mod testing {
     #[allow(dead_code)]
     enum Guard {
         Dir(tempfile::TempDir),
-        Postgres(infra::testing::TestPostgres),
+        Postgres(
+            infra::testing::TestPostgres,
+            Option<sessions::testing::TestRedis>,
+        ),
     }
 
     impl std::ops::Deref for TestCtx {
@@ -165,24 +168,37 @@ pub(crate) mod testing {
     pub(crate) async fn ctx() -> TestCtx {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display());
-        open(url, Guard::Dir(dir)).await
+        open(config(url), Guard::Dir(dir)).await
     }
 
-    /// The same on a database of its own on `GATEHOUSE_TEST_POSTGRES_URL`'s server (`None`,
-    /// reported as skipped, without it).
+    /// The scale-out configuration: a database of its own on `GATEHOUSE_TEST_POSTGRES_URL`'s
+    /// server, and sessions in Redis (`GATEHOUSE_TEST_REDIS_URL`, under a key prefix of its
+    /// own). `None`, reported as skipped, without PostgreSQL; sessions in memory (also
+    /// reported) without Redis.
     pub(crate) async fn postgres_ctx(what: &str) -> Option<TestCtx> {
         let db = infra::testing::TestPostgres::create(what).await?;
         let url = db.url.clone();
-        Some(open(url, Guard::Postgres(db)).await)
+        let redis = sessions::testing::TestRedis::create(what);
+        let mut config = config(url);
+        if let Some(r) = &redis {
+            config.session.store = sessions::SessionBackend::Redis;
+            config.session.redis_url = Some(r.url.clone());
+            config.session.redis_prefix = r.prefix.clone();
+        }
+        Some(open(config, Guard::Postgres(db, redis)).await)
     }
 
-    async fn open(database_url: String, guard: Guard) -> TestCtx {
+    fn config(database_url: String) -> Config {
         let mut config = Config {
             issuer: "https://idp.example".parse().expect("an issuer URL"),
             database_url,
             ..Config::default()
         };
         config.session.store = sessions::SessionBackend::Memory;
+        config
+    }
+
+    async fn open(config: Config, guard: Guard) -> TestCtx {
         let ctx = Ctx::open(config, Clock::system())
             .await
             .expect("a provider context");

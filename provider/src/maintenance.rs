@@ -3,7 +3,7 @@
 //! keys. The shared part runs in one instance at a time, under a lease in the database; every
 //! instance reloads its keys when what is stored has changed.
 
-use crate::context::Ctx;
+use crate::context::{Ctx, SystemError};
 use crate::keys::{self, KeyError, RotationPolicy};
 use crate::logout;
 use infra::secret::RandomError;
@@ -65,13 +65,31 @@ impl Maintenance {
     }
 }
 
+/// Ends every expired session, a batch at a time.
+async fn sweep_sessions(ctx: &Ctx) -> Result<(), SystemError> {
+    const BATCH: usize = 500;
+    loop {
+        let expired = ctx.sessions.expired(BATCH).await?;
+        logout::end(ctx, &expired).await?;
+        if expired.len() < BATCH {
+            return Ok(());
+        }
+    }
+}
+
 /// Deletes what has expired. Codes and tokens are kept ten minutes past expiry so that a late
 /// replay is still recognised.
 async fn sweep(ctx: &Ctx, now: i64) {
-    match ctx.sessions.sweep().await {
-        // Idle and absolute expiry are session ends like any other: the apps hear.
-        Ok(ended) => logout::session_ended(ctx, &ended).await,
-        Err(e) => tracing::warn!(error = %e, "session sweep failed"),
+    // Idle and absolute expiry are session ends like any other: the apps hear. Each end is
+    // recorded before its session is removed, and an end interrupted earlier (a crash, an
+    // outage) is finished here, so stopping this loop at any point loses nothing.
+    if let Err(e) = sweep_sessions(ctx).await {
+        tracing::warn!(error = %e, "session sweep failed");
+    }
+    match logout::finish_interrupted(&ctx.store, &ctx.sessions, now).await {
+        Ok(queued) if queued > 0 => ctx.logout_queued.notify_one(),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "finishing interrupted session ends failed"),
     }
     let store = &ctx.store;
     if let Err(e) = store.sweep_auth_codes(now, 600).await {

@@ -86,6 +86,20 @@ impl SessionStore for MemoryStore {
         Ok(self.remove_where(|s| s.handle == handle).pop())
     }
 
+    async fn get_by_handle(&self, handle: &str) -> Result<Option<StoredSession>, StoreError> {
+        Ok(self.map().values().find(|s| s.handle == handle).cloned())
+    }
+
+    async fn list_expired(&self, now: i64, limit: usize) -> Result<Vec<StoredSession>, StoreError> {
+        Ok(self
+            .map()
+            .values()
+            .filter(|s| !s.is_live(now))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
     async fn remove_by_user(&self, user_id: &str) -> Result<Vec<StoredSession>, StoreError> {
         Ok(self.remove_where(|s| s.user_id.as_deref() == Some(user_id)))
     }

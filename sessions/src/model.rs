@@ -85,6 +85,16 @@ impl Session {
         &self.id
     }
 
+    /// The event of this session ending for `cause`.
+    pub fn ending(&self, cause: EndCause) -> SessionEnd {
+        SessionEnd {
+            handle: self.handle.clone(),
+            user_id: self.user_id.clone(),
+            external_key: self.external_key.clone(),
+            cause,
+        }
+    }
+
     /// The CSRF token bound to this session, for hidden form fields.
     pub fn csrf_token(&self) -> &str {
         &self.csrf_token

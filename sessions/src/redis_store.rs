@@ -44,6 +44,7 @@ struct Scripts {
     remove: Script,
     remove_set: Script,
     list: Script,
+    expired: Script,
 }
 
 /// Shared by the scripts: `live(key, now)` and `drop_session(prefix, key)` (deletes a session
@@ -154,6 +155,24 @@ if which ~= 'expired' then redis.call('DEL', p .. which) end
 return out
 ";
 
+/// ARGV: prefix, now, limit. Up to `limit` sessions whose idle (or absolute) deadline is at or
+/// before `now`, left in place; handles whose record is already gone are dropped from the
+/// sweep index.
+const EXPIRED: &str = r"
+local p, now = ARGV[1], ARGV[2]
+local out = {}
+for _, handle in ipairs(redis.call('ZRANGEBYSCORE', p .. 'exp', '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))) do
+  local hash = redis.call('GET', p .. 'h:' .. handle)
+  local fields = hash and redis.call('HGETALL', p .. 's:' .. hash)
+  if fields and #fields > 0 then
+    table.insert(out, fields)
+  else
+    redis.call('ZREM', p .. 'exp', handle)
+  end
+end
+return out
+";
+
 /// The sessions in set `ARGV[2]`, pruning members whose session is gone. Returns their fields.
 const LIST: &str = r"
 local p, set = ARGV[1], ARGV[2]
@@ -188,6 +207,7 @@ impl RedisStore {
             remove: script(REMOVE),
             remove_set: script(REMOVE_SET),
             list: script(LIST),
+            expired: script(EXPIRED),
         };
         Ok(Self {
             conn,
@@ -372,6 +392,31 @@ impl SessionStore for RedisStore {
             .invoke_async(&mut self.conn.clone())
             .await?;
         optional(flat)
+    }
+
+    async fn get_by_handle(&self, handle: &str) -> Result<Option<StoredSession>, StoreError> {
+        let mut conn = self.conn.clone();
+        let hash: Option<String> = conn.get(format!("{}h:{handle}", self.prefix)).await?;
+        let Some(hash) = hash else {
+            return Ok(None);
+        };
+        let flat: Vec<String> = conn.hgetall(format!("{}s:{hash}", self.prefix)).await?;
+        Ok(optional(Some(flat))?.map(|mut s| {
+            s.id_hash = hash;
+            s
+        }))
+    }
+
+    async fn list_expired(&self, now: i64, limit: usize) -> Result<Vec<StoredSession>, StoreError> {
+        let rows: Vec<Vec<String>> = self
+            .scripts
+            .expired
+            .arg(&self.prefix)
+            .arg(now)
+            .arg(limit)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        rows.into_iter().map(from_fields).collect()
     }
 
     async fn remove_by_user(&self, user_id: &str) -> Result<Vec<StoredSession>, StoreError> {

@@ -180,6 +180,29 @@ impl SessionStore for SqlStore {
         row.map(StoredSession::try_from).transpose()
     }
 
+    async fn get_by_handle(&self, handle: &str) -> Result<Option<StoredSession>, StoreError> {
+        let row: Option<SessionRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM sessions WHERE handle = $1"
+        )))
+        .bind(handle)
+        .fetch_optional(self.db.read())
+        .await?;
+        row.map(StoredSession::try_from).transpose()
+    }
+
+    async fn list_expired(&self, now: i64, limit: usize) -> Result<Vec<StoredSession>, StoreError> {
+        rows(
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM sessions \
+                 WHERE idle_expires_at <= $1 OR absolute_expires_at <= $1 LIMIT $2"
+            )))
+            .bind(now)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(self.db.read())
+            .await?,
+        )
+    }
+
     async fn remove_by_user(&self, user_id: &str) -> Result<Vec<StoredSession>, StoreError> {
         rows(
             sqlx::query_as(sqlx::AssertSqlSafe(format!(

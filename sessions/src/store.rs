@@ -61,6 +61,12 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn remove(&self, id_hash: &str) -> Result<Option<StoredSession>, StoreError>;
     /// Deletes by public handle.
     async fn remove_by_handle(&self, handle: &str) -> Result<Option<StoredSession>, StoreError>;
+    /// The session with this public handle, live or not (an ended one is gone, an expired one
+    /// stays until swept).
+    async fn get_by_handle(&self, handle: &str) -> Result<Option<StoredSession>, StoreError>;
+    /// Up to `limit` sessions past a deadline at `now`, without removing them (a caller that
+    /// must record each end before it is gone removes them by handle afterwards).
+    async fn list_expired(&self, now: i64, limit: usize) -> Result<Vec<StoredSession>, StoreError>;
     /// Deletes every session of a user.
     async fn remove_by_user(&self, user_id: &str) -> Result<Vec<StoredSession>, StoreError>;
     /// Deletes every session with this external key.
@@ -74,6 +80,15 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
+}
+
+/// A sign-in under way: see [`Sessions::prepare_sign_in`].
+#[derive(Clone, Debug)]
+pub struct SignInPlan {
+    old_hash: String,
+    was_signed_in: bool,
+    /// The other user's session that this sign-in replaces (to be ended first).
+    pub replaces: Option<SessionEnd>,
 }
 
 /// A session as listed to its owner: no secrets.
@@ -190,21 +205,53 @@ impl Sessions {
     /// Signs `user_id` in on this session: a new id and CSRF token (the pre-login id is dead),
     /// `auth_time` now, and fresh idle and absolute deadlines. If the session belonged to
     /// another user, that session ends (reported) and a new one, with a new handle, begins.
+    /// A session of this user that ended meanwhile is not brought back: a new one, with a new
+    /// handle, begins instead.
     pub async fn authenticate(
         &self,
         session: &mut Session,
         user_id: &str,
     ) -> Result<Option<SessionEnd>, StoreError> {
+        let plan = self.prepare_sign_in(session, user_id)?;
+        let mut ended = None;
+        if let Some(other) = &plan.replaces
+            && self.remove(&other.handle).await?
+        {
+            ended = Some(other.clone());
+        }
+        if !self.complete_sign_in(session, &plan).await? {
+            session.handle = random_handle()?;
+            session.external_key = None;
+            session.created_at = self.clock.now();
+            self.store.insert(&session.to_stored()).await?;
+        }
+        Ok(ended)
+    }
+
+    /// Step one of a sign-in, in memory only: `session` as it will be once `user_id` is signed
+    /// in on it (a new id and CSRF token, `auth_time` now, fresh deadlines, and a new handle if
+    /// another user was signed in on it). Nothing is stored; a caller that keeps a record of
+    /// sessions (the provider's ledger) writes it now, under the final handle, then calls
+    /// [`Sessions::complete_sign_in`]. The session the plan replaces, if any, is the caller's
+    /// to end first.
+    pub fn prepare_sign_in(
+        &self,
+        session: &mut Session,
+        user_id: &str,
+    ) -> Result<SignInPlan, StoreError> {
         let now_at = self.clock.now();
         let now = now_at.unix_timestamp();
-        let old_hash = session.id().hash();
-        let mut ended = None;
+        let plan = SignInPlan {
+            old_hash: session.id().hash(),
+            was_signed_in: session.user_id.is_some(),
+            replaces: match session.user_id.as_deref() {
+                Some(current) if current != user_id => Some(session.ending(EndCause::Logout)),
+                _ => None,
+            },
+        };
         match session.user_id.as_deref() {
             Some(current) if current == user_id => {}
             Some(_) => {
-                if let Some(old) = self.store.remove(&old_hash).await? {
-                    ended = Some(old.end(EndCause::Logout));
-                }
                 session.handle = random_handle()?;
                 session.external_key = None;
                 session.created_at = now_at;
@@ -218,11 +265,32 @@ impl Sessions {
         session.absolute_expires_at = at(absolute);
         session.idle_expires_at = at(now.saturating_add(self.policy.idle_secs()).min(absolute));
         session.set_secrets(SessionId::generate()?, random_token()?);
+        Ok(plan)
+    }
+
+    /// Step two of a sign-in: writes `session` as [`Sessions::prepare_sign_in`] left it, in
+    /// place of its pre-login record. A pre-login session that expired meanwhile, or one whose
+    /// other user's session the caller ended, is stored afresh; but a signed-in session of
+    /// this user that ended meanwhile (revoked, signed out everywhere) is never brought back
+    /// under its old handle: false, and nothing is written.
+    pub async fn complete_sign_in(
+        &self,
+        session: &Session,
+        plan: &SignInPlan,
+    ) -> Result<bool, StoreError> {
         let stored = session.to_stored();
-        if ended.is_some() || !self.store.update(&old_hash, &stored, now).await? {
-            self.store.insert(&stored).await?;
+        if self
+            .store
+            .update(&plan.old_hash, &stored, self.clock.unix())
+            .await?
+        {
+            return Ok(true);
         }
-        Ok(ended)
+        if plan.was_signed_in && plan.replaces.is_none() {
+            return Ok(false);
+        }
+        self.store.insert(&stored).await?;
+        Ok(true)
     }
 
     /// Ends this session (logout).
@@ -252,6 +320,26 @@ impl Sessions {
             .remove_by_handle(handle)
             .await?
             .map(|s| s.end(EndCause::Revoked)))
+    }
+
+    /// The session with this public handle (live, or expired but not yet swept).
+    pub async fn by_handle(&self, handle: &str) -> Result<Option<SessionInfo>, StoreError> {
+        Ok(self.store.get_by_handle(handle).await?.map(info))
+    }
+
+    /// Deletes the session with this handle, whatever its state; whether there was one. The
+    /// caller has already recorded its end.
+    pub async fn remove(&self, handle: &str) -> Result<bool, StoreError> {
+        Ok(self.store.remove_by_handle(handle).await?.is_some())
+    }
+
+    /// Up to `limit` expired sessions, each with its cause, left in place: a caller that must
+    /// record every end before the session is gone records them, then [`Sessions::remove`]s
+    /// them.
+    pub async fn expired(&self, limit: usize) -> Result<Vec<SessionEnd>, StoreError> {
+        let now = self.clock.unix();
+        let found = self.store.list_expired(now, limit).await?;
+        Ok(found.iter().map(|s| s.end(s.expiry_cause())).collect())
     }
 
     /// Ends every session of a user ("sign out everywhere").

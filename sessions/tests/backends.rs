@@ -357,6 +357,52 @@ mod behaviours {
         assert!(s.sweep().await.unwrap().is_empty(), "reported once");
     }
 
+    /// Expired sessions are listed (with their causes) without being removed, so that a
+    /// caller can record each end first; found by handle meanwhile; gone once removed.
+    pub(crate) async fn expired_are_listed_until_removed(b: Backend) {
+        let (s, clock) = rules(&b);
+        let old = s.create(signed_in("u1")).await.unwrap();
+        clock.advance(IDLE + Duration::from_secs(1));
+        let fresh = s.create(signed_in("u2")).await.unwrap();
+        for _ in 0..2 {
+            let listed = s.expired(10).await.unwrap();
+            assert_eq!(listed.len(), 1, "listed again until removed");
+            assert_eq!(
+                (listed[0].handle.as_str(), listed[0].cause),
+                (old.handle.as_str(), EndCause::IdleExpiry)
+            );
+        }
+        let found = s.by_handle(&old.handle).await.unwrap().unwrap();
+        assert_eq!(found.user_id.as_deref(), Some("u1"));
+        assert!(s.by_handle(&fresh.handle).await.unwrap().is_some());
+        assert!(s.remove(&old.handle).await.unwrap());
+        assert!(!s.remove(&old.handle).await.unwrap());
+        assert!(s.expired(10).await.unwrap().is_empty());
+        assert!(s.by_handle(&old.handle).await.unwrap().is_none());
+        assert!(s.load(fresh.id()).await.unwrap().is_some());
+    }
+
+    /// A signing-in session of a user that was revoked meanwhile comes back under a new handle,
+    /// never its old one (whose end has been reported).
+    pub(crate) async fn sign_in_never_brings_back_an_ended_session(b: Backend) {
+        let (s, _) = rules(&b);
+        let mut a = s.create(NewSession::default()).await.unwrap();
+        s.authenticate(&mut a, "u1").await.unwrap();
+        let revoked = a.handle.clone();
+        s.revoke_handle(&revoked, None).await.unwrap().unwrap();
+        // The same browser signs in again (prompt=login) with its now-dead session.
+        assert_eq!(s.authenticate(&mut a, "u1").await.unwrap(), None);
+        assert_ne!(a.handle, revoked, "a new session");
+        assert!(
+            s.by_handle(&revoked).await.unwrap().is_none(),
+            "not resurrected"
+        );
+        let live = s.list_for_user("u1").await.unwrap();
+        assert_eq!(live.len(), 1);
+        assert_eq!(live[0].handle, a.handle);
+        assert!(s.load(a.id()).await.unwrap().is_some());
+    }
+
     pub(crate) async fn end_is_logout(b: Backend) {
         let (s, _) = rules(&b);
         let a = s.create(signed_in("u1")).await.unwrap();
@@ -437,6 +483,8 @@ all_backends!(
     revoke_by_external_key,
     list_shows_live_sessions_oldest_first,
     sweep_reports_each_end,
+    expired_are_listed_until_removed,
+    sign_in_never_brings_back_an_ended_session,
     end_is_logout,
     csrf_token_is_bound_to_session,
     survives_restart,
@@ -521,12 +569,28 @@ async fn redis_indexes_live_as_long_as_their_sessions() {
     for _ in 0..5 {
         tokio::time::sleep(Duration::from_secs(1)).await;
         for n in ["a", "b"] {
-            store.touch(&format!("hash-{n}"), now, now + 2).await.unwrap();
-            assert!(store.get(&format!("hash-{n}"), now).await.unwrap().is_some());
+            store
+                .touch(&format!("hash-{n}"), now, now + 2)
+                .await
+                .unwrap();
+            assert!(
+                store
+                    .get(&format!("hash-{n}"), now)
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
         }
     }
     assert_eq!(store.list_by_user("u1", now).await.unwrap().len(), 2);
-    assert_eq!(store.remove_by_external_key("sid-a").await.unwrap().len(), 1);
-    assert_eq!(store.remove_by_user("u1").await.unwrap().len(), 1, "b, by user");
+    assert_eq!(
+        store.remove_by_external_key("sid-a").await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        store.remove_by_user("u1").await.unwrap().len(),
+        1,
+        "b, by user"
+    );
     assert!(store.get("hash-b", now).await.unwrap().is_none());
 }

@@ -1,17 +1,18 @@
 //! Single logout: every end of an SSO session (logout, revocation, sign-out-everywhere,
-//! expiry, password change, account disabled, another user signing in) goes through
-//! [`session_ended`], which queues an OpenID Connect Back-Channel Logout 1.0 token for every
-//! app that joined the session. [`outbox`] delivers them.
+//! expiry, password change, account disabled, another user signing in, a reused refresh
+//! token) goes through [`end_sessions`], which records the end durably before the session is
+//! removed, and queues an OpenID Connect Back-Channel Logout 1.0 token for every app that
+//! joined the session. [`outbox`] delivers them.
 
 pub mod outbox;
 
 use crate::audit::{self, Event, Kind};
-use crate::context::Ctx;
+use crate::context::{Ctx, SystemError};
 use crate::keys::KeyError;
-use crate::store::{Revoke, Store};
+use crate::store::Store;
 use crate::types::Alg;
 use serde::Serialize;
-use sessions::SessionEnd;
+use sessions::{EndCause, SessionEnd, Sessions};
 
 /// The `events` member that marks a logout token (Back-Channel Logout §2.4).
 pub const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
@@ -56,15 +57,109 @@ pub fn logout_token(
     ctx.keys.current().sign(alg, "logout+jwt", &claims)
 }
 
-/// What every end of a signed-in SSO session does in the store, whoever ended it: the end is
-/// written to the session ledger and the session's unredeemed codes and online grants
-/// (refresh-token families and their access tokens) are revoked, since they die with it
-/// (`offline_access` grants are not bound to it), in one transaction no concurrent issuance
-/// escapes (see `store::Revoke`); and a back-channel logout is queued for each app that
-/// joined it. Both are attempted; the first error is returned.
-/// Returns how many logouts were queued.
+/// Ends `ends` durably, whoever ended them: each signed-in session's end is recorded first
+/// ([`record_end`]: the ledger, the revocations and the back-channel logouts, in one
+/// transaction), and only then is each session removed from the session store. If the
+/// database fails, nothing has been removed and the caller may try again; if the session
+/// store fails after the record, the maintenance loop finishes the removal
+/// ([`finish_interrupted`]). Returns how many logouts were queued.
+pub async fn end_sessions(
+    store: &Store,
+    sessions: &Sessions,
+    ends: &[SessionEnd],
+    now: i64,
+) -> Result<u64, SystemError> {
+    let mut queued = 0;
+    for end in ends {
+        queued += record_end(store, end, now).await?;
+    }
+    for end in ends {
+        sessions.remove(&end.handle).await?;
+    }
+    Ok(queued)
+}
+
+/// The end of the session with public handle `handle` for `cause`, if it is alive (in the
+/// session store, or recorded live in the ledger though the store lost it) and, with
+/// `owner`, belongs to that user (a user ends their own sessions only).
+pub async fn end_of_handle(
+    store: &Store,
+    sessions: &Sessions,
+    handle: &str,
+    owner: Option<&str>,
+    cause: EndCause,
+) -> Result<Option<SessionEnd>, SystemError> {
+    let (found, user_id) = match sessions.by_handle(handle).await? {
+        Some(info) => (true, info.user_id),
+        None => (false, store.open_session_user(handle).await?),
+    };
+    if !found && user_id.is_none() {
+        return Ok(None);
+    }
+    if owner.is_some() && user_id.as_deref() != owner {
+        return Ok(None);
+    }
+    Ok(Some(SessionEnd {
+        handle: handle.to_owned(),
+        user_id,
+        external_key: None,
+        cause,
+    }))
+}
+
+/// The ends of every session of `user_id` for `cause`: those the session store lists and
+/// those the ledger holds live (which include any the store lost or that a sign-in is
+/// writing right now).
+pub async fn ends_of_user(
+    store: &Store,
+    sessions: &Sessions,
+    user_id: &str,
+    cause: EndCause,
+) -> Result<Vec<SessionEnd>, SystemError> {
+    let mut handles: Vec<String> = store.open_sessions_of(user_id).await?;
+    for s in sessions.list_for_user(user_id).await? {
+        if !handles.contains(&s.handle) {
+            handles.push(s.handle);
+        }
+    }
+    Ok(handles
+        .into_iter()
+        .map(|handle| SessionEnd {
+            handle,
+            user_id: Some(user_id.to_owned()),
+            external_key: None,
+            cause,
+        })
+        .collect())
+}
+
+/// [`end_sessions`] for a running provider: logged, counted, and the outbox woken.
+pub async fn end(ctx: &Ctx, ends: &[SessionEnd]) -> Result<(), SystemError> {
+    let queued = end_sessions(&ctx.store, &ctx.sessions, ends, ctx.clock.unix()).await?;
+    for end in ends.iter().filter(|e| e.user_id.is_some()) {
+        tracing::info!(sid = %end.handle, cause = end.cause.as_str(), "SSO session ended");
+        metrics::counter!("gatehouse_sso_sessions_ended_total", "cause" => end.cause.as_str())
+            .increment(1);
+    }
+    if queued > 0 {
+        ctx.logout_queued.notify_one();
+    }
+    Ok(())
+}
+
+/// Records the end of a signed-in session in the store (see `store::ledger`): the ledger
+/// row, its unredeemed codes and online grants revoked (with their tokens; `offline_access`
+/// grants are not bound to it), a back-channel logout queued for each app that joined it,
+/// and an audit event; nothing if it had already ended. A pre-login session has nothing to
+/// record. Returns how many logouts were queued.
 pub async fn record_end(store: &Store, end: &SessionEnd, now: i64) -> Result<u64, sqlx::Error> {
     let Some(user_id) = end.user_id.as_deref() else {
+        return Ok(0);
+    };
+    let Some(queued) = store
+        .end_session(&end.handle, user_id, end.cause.as_str(), now)
+        .await?
+    else {
         return Ok(0);
     };
     audit::record_secs(
@@ -76,62 +171,42 @@ pub async fn record_end(store: &Store, end: &SessionEnd, now: i64) -> Result<u64
             .detail(end.cause.as_str()),
     )
     .await;
-    let revoked = store
-        .revoke(
-            Revoke::Session {
-                sid: &end.handle,
-                user_id,
-            },
-            now,
-        )
-        .await;
-    let queued = store
-        .enqueue_logouts(&end.handle, user_id, end.cause.as_str(), now)
-        .await;
-    revoked?;
-    queued
+    Ok(queued)
 }
 
-/// Records each ended signed-in session ([`record_end`]) and wakes the outbox. Errors
-/// are logged, not returned: the session has ended either way, and a failed enqueue must not
-/// turn a logout into an error page; an end that could not be recorded is tried again in
-/// the background ([`record_later`]).
-pub async fn session_ended(ctx: &Ctx, ends: &[SessionEnd]) {
-    let now = ctx.clock.unix();
-    let mut queued = 0;
-    for end in ends.iter().filter(|e| e.user_id.is_some()) {
-        tracing::info!(sid = %end.handle, cause = end.cause.as_str(), "SSO session ended");
-        metrics::counter!("gatehouse_sso_sessions_ended_total", "cause" => end.cause.as_str())
-            .increment(1);
-        match record_end(&ctx.store, end, now).await {
-            Ok(n) => queued += n,
-            Err(e) => {
-                tracing::error!(sid = %end.handle, error = %e, "could not record the end of a session; trying again");
-                tokio::spawn(record_later(ctx.store.clone(), end.clone(), now));
-            }
+/// Finishes what an interrupted end left (run by the maintenance loop): sessions whose end
+/// was recorded but whose removal from the session store was not confirmed are removed; and
+/// sessions the ledger holds live past their lifetime (lost by the session store without a
+/// sweep reporting them) are ended like any expired session. Returns how many logouts were
+/// queued.
+pub async fn finish_interrupted(
+    store: &Store,
+    sessions: &Sessions,
+    now: i64,
+) -> Result<u64, SystemError> {
+    const BATCH: i64 = 500;
+    for sid in store.unremoved_ends(BATCH).await? {
+        if sessions.remove(&sid).await? {
+            tracing::info!(%sid, "an ended session removed from the session store at last");
         }
+        store.mark_removed(&sid, now).await?;
     }
-    if queued > 0 {
-        ctx.logout_queued.notify_one();
+    let overdue: Vec<SessionEnd> = store
+        .overdue_sessions(now, BATCH)
+        .await?
+        .into_iter()
+        .map(|(sid, user_id)| SessionEnd {
+            handle: sid,
+            user_id: Some(user_id),
+            external_key: None,
+            cause: EndCause::AbsoluteExpiry,
+        })
+        .collect();
+    if !overdue.is_empty() {
+        tracing::warn!(
+            count = overdue.len(),
+            "sessions past their lifetime that no sweep reported: ending them now"
+        );
     }
-}
-
-/// The session was already gone from the session store when its end could not be recorded
-/// (the database out of reach): its grants must still be revoked and its apps told, so the
-/// record is tried again, waiting 1, 2, 4 … 64 s between attempts (about two minutes in
-/// all); the running outbox picks up what it queues.
-pub async fn record_later(store: Store, end: SessionEnd, now: i64) {
-    for attempt in 0..7 {
-        tokio::time::sleep(std::time::Duration::from_secs(1 << attempt)).await;
-        match record_end(&store, &end, now).await {
-            Ok(_) => {
-                tracing::info!(sid = %end.handle, "the end of a session recorded at last");
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(sid = %end.handle, error = %e, "recording the end of a session failed again")
-            }
-        }
-    }
-    tracing::error!(sid = %end.handle, "the end of a session could not be recorded: its online grants live on until they expire");
+    end_sessions(store, sessions, &overdue, now).await
 }

@@ -102,7 +102,10 @@ pub async fn end_session(
     let checked = check(ctx, params).await?;
     Ok(match (session, &checked.hint) {
         (Some(s), Some(hint)) if names(hint, s) => EndSession::SignedOut {
-            was_signed_in: end(ctx, s).await?,
+            was_signed_in: {
+                end(ctx, s).await?;
+                true
+            },
             redirect: checked.redirect,
         },
         (Some(s), _) => EndSession::Ask {
@@ -191,12 +194,6 @@ pub async fn confirm(
     }
 }
 
-async fn end(ctx: &Ctx, session: &Session) -> Result<bool, SystemError> {
-    match ctx.sessions.end(session.id(), EndCause::Logout).await? {
-        Some(end) => {
-            logout::session_ended(ctx, &[end]).await;
-            Ok(true)
-        }
-        None => Ok(false),
-    }
+async fn end(ctx: &Ctx, session: &Session) -> Result<(), SystemError> {
+    logout::end(ctx, &[session.ending(EndCause::Logout)]).await
 }

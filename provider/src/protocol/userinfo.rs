@@ -141,6 +141,7 @@ mod tests {
             developer: false,
             disabled: false,
             updated_at: 7,
+            session_epoch: 0,
         }
     }
 

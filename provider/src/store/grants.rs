@@ -1,5 +1,4 @@
-//! `grants` and `sso_sessions`: one notion of a live grant, and revocations that no concurrent
-//! issuance escapes.
+//! `grants`: one notion of a live grant, and revocations that no concurrent issuance escapes.
 //!
 //! A grant is what one authorization code started: its refresh-token family and access
 //! tokens. It is live while not revoked and not past its lifetime; an online grant is also
@@ -8,8 +7,9 @@
 //! touches its code (still unrevoked), a refresh its grant (still live), a code issuance its
 //! session's ledger row (not ended). The update locks that row until the commit.
 //!
-//! A revocation ([`Store::revoke`]) is one transaction that first updates those same rows
-//! (ledger, codes, grants, in that order) and only then, in later statements, the tokens
+//! A revocation ([`Store::revoke`], and a session's end, `Store::end_session` in
+//! `store::ledger`) is one transaction that first updates those same rows (ledger, codes,
+//! grants, in that order) and only then, in later statements, the tokens
 //! hanging off them. So either the revocation comes first, and the guard finds the row
 //! revoked and nothing is written; or the write comes first, the revocation waits on its lock,
 //! and its later statements (each with a fresh snapshot, even under PostgreSQL's READ
@@ -21,10 +21,6 @@ use super::batch::{Guard, Insert, Table, Val};
 use super::handle::Store;
 use crate::types::ScopeSet;
 use sqlx::FromRow;
-
-/// A tombstone in the session ledger is kept this long after the end: far longer than any
-/// code issuance that checked the session just before it ended can take.
-const TOMBSTONE_SECS: i64 = 86_400;
 
 /// How often a revocation is attempted before its error is returned (a deadlock broken by the
 /// database, a serialisation failure).
@@ -51,9 +47,6 @@ pub struct GrantRow {
 pub enum Revoke<'a> {
     /// One grant (a replayed code, a reused or revoked refresh token).
     Grant(&'a str),
-    /// An SSO session that ended: its unredeemed codes and its online grants. The ledger
-    /// records the end first, so a code issuance racing it is refused.
-    Session { sid: &'a str, user_id: &'a str },
     /// Every code and grant of a user (password change, account disabled or removed).
     User(&'a str),
     /// Every code and grant of one user for one client (the app disconnected).
@@ -159,115 +152,75 @@ impl Step {
     }
 }
 
-/// A revocation's steps: the session ledger's (for a session), then codes, grants, refresh
-/// tokens and access tokens.
-fn plan(what: Revoke<'_>) -> (Option<Step>, [Step; 4]) {
+/// A revocation's steps: codes, grants, refresh tokens and access tokens.
+fn plan(what: Revoke<'_>) -> [Step; 4] {
     match what {
-        Revoke::Grant(_) => (
-            None,
-            [
-                step(
-                    "UPDATE authorization_codes SET revoked_at = $2 \
+        Revoke::Grant(_) => [
+            step(
+                "UPDATE authorization_codes SET revoked_at = $2 \
                  WHERE code_hash = $1 AND revoked_at IS NULL",
-                    2,
-                ),
-                step(
-                    "UPDATE grants SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL",
-                    2,
-                ),
-                step(
-                    "UPDATE refresh_tokens SET revoked_at = $2 \
+                2,
+            ),
+            step(
+                "UPDATE grants SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL",
+                2,
+            ),
+            step(
+                "UPDATE refresh_tokens SET revoked_at = $2 \
                  WHERE grant_id = $1 AND revoked_at IS NULL",
-                    2,
-                ),
-                step(
-                    "UPDATE access_tokens SET revoked_at = $2 \
+                2,
+            ),
+            step(
+                "UPDATE access_tokens SET revoked_at = $2 \
                  WHERE grant_id = $1 AND revoked_at IS NULL",
-                    2,
-                ),
-            ],
-        ),
-        Revoke::Session { .. } => (
-            Some(step(
-                "INSERT INTO sso_sessions (sid, user_id, expires_at, ended_at) \
-                 VALUES ($1, $3, $4, $2) \
-                 ON CONFLICT (sid) DO UPDATE SET ended_at = $2, expires_at = $4 \
-                 WHERE sso_sessions.ended_at IS NULL",
-                4,
-            )),
-            [
-                step(
-                    "UPDATE authorization_codes SET revoked_at = $2 \
-                 WHERE sid = $1 AND revoked_at IS NULL",
-                    2,
-                ),
-                step(
-                    "UPDATE grants SET revoked_at = $2 WHERE sid = $1 AND revoked_at IS NULL",
-                    2,
-                ),
-                step(
-                    "UPDATE refresh_tokens SET revoked_at = $2 WHERE revoked_at IS NULL \
-                 AND grant_id IN (SELECT grant_id FROM grants WHERE sid = $1)",
-                    2,
-                ),
-                step(
-                    "UPDATE access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL \
-                 AND grant_id IN (SELECT grant_id FROM grants WHERE sid = $1)",
-                    2,
-                ),
-            ],
-        ),
-        Revoke::User(_) => (
-            None,
-            [
-                step(
-                    "UPDATE authorization_codes SET revoked_at = $2 \
+                2,
+            ),
+        ],
+        Revoke::User(_) => [
+            step(
+                "UPDATE authorization_codes SET revoked_at = $2 \
                  WHERE user_id = $1 AND revoked_at IS NULL",
-                    2,
-                ),
-                step(
-                    "UPDATE grants SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-                    2,
-                ),
-                step(
-                    "UPDATE refresh_tokens SET revoked_at = $2 WHERE revoked_at IS NULL \
+                2,
+            ),
+            step(
+                "UPDATE grants SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+                2,
+            ),
+            step(
+                "UPDATE refresh_tokens SET revoked_at = $2 WHERE revoked_at IS NULL \
                  AND grant_id IN (SELECT grant_id FROM grants WHERE user_id = $1)",
-                    2,
-                ),
-                step(
-                    "UPDATE access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL \
+                2,
+            ),
+            step(
+                "UPDATE access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL \
                  AND grant_id IN (SELECT grant_id FROM grants WHERE user_id = $1)",
-                    2,
-                ),
-            ],
-        ),
-        Revoke::App { .. } => (
-            None,
-            [
-                step(
-                    "UPDATE authorization_codes SET revoked_at = $2 \
+                2,
+            ),
+        ],
+        Revoke::App { .. } => [
+            step(
+                "UPDATE authorization_codes SET revoked_at = $2 \
                  WHERE user_id = $1 AND client_id = $3 AND revoked_at IS NULL",
-                    3,
-                ),
-                step(
-                    "UPDATE grants SET revoked_at = $2 \
+                3,
+            ),
+            step(
+                "UPDATE grants SET revoked_at = $2 \
                  WHERE user_id = $1 AND client_id = $3 AND revoked_at IS NULL",
-                    3,
-                ),
-                step(
-                    "UPDATE refresh_tokens SET revoked_at = $2 WHERE revoked_at IS NULL \
+                3,
+            ),
+            step(
+                "UPDATE refresh_tokens SET revoked_at = $2 WHERE revoked_at IS NULL \
                  AND grant_id IN \
                  (SELECT grant_id FROM grants WHERE user_id = $1 AND client_id = $3)",
-                    3,
-                ),
-                step(
-                    "UPDATE access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL \
+                3,
+            ),
+            step(
+                "UPDATE access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL \
                  AND grant_id IN \
                  (SELECT grant_id FROM grants WHERE user_id = $1 AND client_id = $3)",
-                    3,
-                ),
-            ],
-        ),
+                3,
+            ),
+        ],
     }
 }
 
@@ -276,19 +229,35 @@ impl Revoke<'_> {
     fn key(&self) -> &str {
         match *self {
             Revoke::Grant(g) => g,
-            Revoke::Session { sid, .. } => sid,
             Revoke::User(u) | Revoke::App { user_id: u, .. } => u,
         }
     }
 
-    /// `$3` (and `$4`): the client, or the session's user and its tombstone's deadline.
-    fn extra(&self, now: i64) -> Vec<Val> {
+    /// `$3`: the client.
+    fn extra(&self) -> Vec<Val> {
         match *self {
             Revoke::Grant(_) | Revoke::User(_) => vec![],
-            Revoke::Session { user_id, .. } => {
-                vec![user_id.into(), (now + TOMBSTONE_SECS).into()]
-            }
             Revoke::App { client_id, .. } => vec![client_id.into()],
+        }
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails for want of the database, or has failed
+/// [`ATTEMPTS`] times (a deadlock broken by the database, a serialisation failure: the
+/// transaction is simply run again).
+pub(super) async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut n = 1;
+    loop {
+        match attempt().await {
+            Err(e) if n < ATTEMPTS && !infra::sql_unavailable(&e) => {
+                tracing::debug!(error = %e, attempt = n, "transaction conflicted; again");
+                n += 1;
+            }
+            done => return done,
         }
     }
 }
@@ -330,28 +299,17 @@ impl Store {
     /// Revokes `what` and every token hanging off it, atomically against any concurrent
     /// issuance (see the module documentation). Returns how many grants it revoked.
     pub async fn revoke(&self, what: Revoke<'_>, now: i64) -> Result<u64, sqlx::Error> {
-        let mut attempt = 1;
-        loop {
-            match self.revoke_once(what, now).await {
-                Err(e) if attempt < ATTEMPTS && !infra::sql_unavailable(&e) => {
-                    tracing::debug!(error = %e, attempt, "revocation conflicted; again");
-                    attempt += 1;
-                }
-                done => return done,
-            }
-        }
+        retrying(|| self.revoke_once(what, now)).await
     }
 
     async fn revoke_once(&self, what: Revoke<'_>, now: i64) -> Result<u64, sqlx::Error> {
         let params: Vec<Val> = [what.key().into(), now.into()]
             .into_iter()
-            .chain(what.extra(now))
+            .chain(what.extra())
             .collect();
-        let (ledger, [codes, grants, refresh, access]) = plan(what);
+        let [codes, grants, refresh, access] = plan(what);
         let mut tx = self.db.write().begin().await?;
-        for step in ledger.iter().chain([&codes]) {
-            step.query(&params).execute(&mut *tx).await?;
-        }
+        codes.query(&params).execute(&mut *tx).await?;
         let revoked = grants.query(&params).execute(&mut *tx).await?;
         for step in [refresh, access] {
             step.query(&params).execute(&mut *tx).await?;
@@ -377,13 +335,16 @@ impl Store {
         .await
     }
 
-    /// Deletes ledger rows past their session's lifetime (or their tombstone's), and grants
+    /// Deletes the tombstones of ended (and removed) sessions past their deadline, and grants
     /// past theirs by more than `keep_secs`.
     pub async fn sweep_grants(&self, now: i64, keep_secs: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM sso_sessions WHERE expires_at < $1")
-            .bind(now)
-            .execute(self.db.write())
-            .await?;
+        sqlx::query(
+            "DELETE FROM sso_sessions \
+             WHERE expires_at < $1 AND ended_at IS NOT NULL AND removed_at IS NOT NULL",
+        )
+        .bind(now)
+        .execute(self.db.write())
+        .await?;
         sqlx::query("DELETE FROM grants WHERE expires_at < $1")
             .bind(now - keep_secs)
             .execute(self.db.write())

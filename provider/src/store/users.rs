@@ -18,6 +18,9 @@ pub struct User {
     pub developer: bool,
     pub disabled: bool,
     pub updated_at: i64,
+    /// Moved on by every change that signs the user out everywhere; a sign-in records its
+    /// session only if the epoch it read is still current (see `Store::open_session`).
+    pub session_epoch: i64,
 }
 
 /// What creating or replacing a user takes.
@@ -46,6 +49,7 @@ struct UserRow {
     developer: i64,
     disabled: i64,
     updated_at: i64,
+    session_epoch: i64,
 }
 
 impl From<UserRow> for User {
@@ -62,12 +66,13 @@ impl From<UserRow> for User {
             developer: r.developer != 0,
             disabled: r.disabled != 0,
             updated_at: r.updated_at,
+            session_epoch: r.session_epoch,
         }
     }
 }
 
 const COLUMNS: &str = "SELECT id, username, password_hash, name, given_name, family_name, email, \
-    email_verified, developer, disabled, updated_at FROM users";
+    email_verified, developer, disabled, updated_at, session_epoch FROM users";
 
 impl Store {
     /// Creates a user with a new random id; fails with a unique violation if the name is taken.
@@ -116,7 +121,8 @@ impl Store {
         }
         let row: Option<Row> = sqlx::query_as(
             "SELECT t.revoked_at, u.id, u.username, u.password_hash, u.name, u.given_name, \
-             u.family_name, u.email, u.email_verified, u.developer, u.disabled, u.updated_at \
+             u.family_name, u.email, u.email_verified, u.developer, u.disabled, u.updated_at, \
+             u.session_epoch \
              FROM access_tokens t JOIN users u ON u.id = t.user_id WHERE t.jti = $1",
         )
         .bind(jti)
@@ -135,36 +141,42 @@ impl Store {
         Ok(row.map(User::from))
     }
 
-    /// Replaces a user's password hash.
+    /// Replaces a user's password hash (and moves the sessions epoch on: a sign-in that
+    /// checked the old password no longer records its session).
     pub async fn set_password_hash(
         &self,
         id: &str,
         hash: &str,
         now: i64,
     ) -> Result<bool, sqlx::Error> {
-        let done =
-            sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
-                .bind(id)
-                .bind(hash)
-                .bind(now)
-                .execute(self.db.write())
-                .await?;
+        let done = sqlx::query(
+            "UPDATE users SET password_hash = $2, updated_at = $3, \
+                 session_epoch = session_epoch + 1 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(hash)
+        .bind(now)
+        .execute(self.db.write())
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// Disables or enables a user.
+    /// Disables or enables a user (and moves the sessions epoch on).
     pub async fn set_disabled(
         &self,
         id: &str,
         disabled: bool,
         now: i64,
     ) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query("UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1")
-            .bind(id)
-            .bind(i64::from(disabled))
-            .bind(now)
-            .execute(self.db.write())
-            .await?;
+        let done = sqlx::query(
+            "UPDATE users SET disabled = $2, updated_at = $3, \
+             session_epoch = session_epoch + 1 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(i64::from(disabled))
+        .bind(now)
+        .execute(self.db.write())
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -5,8 +5,10 @@
 //! logouts, whichever process queued them.
 
 use super::{apps, password};
+use crate::context::SystemError;
+use crate::logout;
 use crate::store::Store;
-use sessions::{SessionEnd, Sessions};
+use sessions::{EndCause, SessionEnd, Sessions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -22,6 +24,12 @@ impl From<sqlx::Error> for AdminError {
     }
 }
 
+impl From<SystemError> for AdminError {
+    fn from(e: SystemError) -> Self {
+        Self::Other(e.into())
+    }
+}
+
 impl From<sessions::StoreError> for AdminError {
     fn from(e: sessions::StoreError) -> Self {
         Self::Other(e.into())
@@ -29,25 +37,17 @@ impl From<sessions::StoreError> for AdminError {
 }
 
 /// Ends every session of `user_id`, with everything a session end does
-/// ([`crate::logout::record_end`]); returns the ends.
+/// ([`crate::logout::end_sessions`]); returns the ends. The user's sessions epoch moves on
+/// first, so a sign-in already under way does not survive it.
 pub async fn end_all_sessions(
     store: &Store,
     sessions: &Sessions,
     user_id: &str,
 ) -> Result<Vec<SessionEnd>, AdminError> {
-    let ended = sessions.revoke_user(user_id).await?;
-    let now = sessions.clock().unix();
-    // Every end is recorded, even after one failed: they are all gone from the session store.
-    let mut failed = None;
-    for end in &ended {
-        if let Err(e) = crate::logout::record_end(store, end, now).await {
-            failed.get_or_insert(e);
-        }
-    }
-    match failed {
-        None => Ok(ended),
-        Some(e) => Err(e.into()),
-    }
+    store.bump_session_epoch(user_id).await?;
+    let ends = logout::ends_of_user(store, sessions, user_id, EndCause::RevokedAll).await?;
+    logout::end_sessions(store, sessions, &ends, sessions.clock().unix()).await?;
+    Ok(ends)
 }
 
 /// Ends the session `sid` (an operator's revoke), with everything a session end does; `None`
@@ -57,11 +57,17 @@ pub async fn end_session(
     sessions: &Sessions,
     sid: &str,
 ) -> Result<Option<SessionEnd>, AdminError> {
-    let ended = sessions.revoke_handle(sid, None).await?;
-    if let Some(end) = &ended {
-        crate::logout::record_end(store, end, sessions.clock().unix()).await?;
+    let end = logout::end_of_handle(store, sessions, sid, None, EndCause::Revoked).await?;
+    if let Some(end) = &end {
+        logout::end_sessions(
+            store,
+            sessions,
+            std::slice::from_ref(end),
+            sessions.clock().unix(),
+        )
+        .await?;
     }
-    Ok(ended)
+    Ok(end)
 }
 
 /// Ends every session of the user named `username` (an operator's revoke).

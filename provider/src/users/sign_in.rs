@@ -5,8 +5,8 @@ use super::{password, throttle};
 use crate::audit::{self, Event, Kind};
 use crate::context::{Ctx, SystemError};
 use crate::logout;
-use crate::store::User;
-use sessions::Session;
+use crate::store::{Credential, User};
+use sessions::{EndCause, Session, SessionEnd};
 
 /// Longest username accepted (checked before any lookup or hash).
 pub const MAX_USERNAME_BYTES: usize = 256;
@@ -69,10 +69,16 @@ pub async fn sign_in(
         }
     };
     throttle::succeeded(&ctx.store, &keys).await?;
-    let before = session.handle.clone();
-    if let Some(ended) = ctx.sessions.authenticate(session, &user.id).await? {
-        logout::session_ended(ctx, &[ended]).await;
+    let before = session.clone();
+    if !open(ctx, session, &user).await? {
+        // A password change, a disabled account or "sign out everywhere" came during the
+        // hash (or this session was ended meanwhile): the change wins.
+        tracing::info!("sign-in overtaken by a change to the account's sessions");
+        *session = before;
+        record_refused(ctx, Some(&user)).await;
+        return Ok(SignIn::Refused);
     }
+    let before = before.handle;
     // Someone else signed in on this browser: a new SSO session, and the browser's waiting
     // authorization requests go with it.
     if session.handle != before {
@@ -93,6 +99,48 @@ pub async fn sign_in(
     audit::record(&ctx.store, &ctx.clock, created).await;
     metrics::counter!("gatehouse_sign_ins_total").increment(1);
     Ok(SignIn::SignedIn { user_id: user.id })
+}
+
+/// Signs `user` in on `session`, durably and only with a credential that is still current:
+/// the session is recorded in the ledger under its final handle (refused if the password,
+/// the sessions epoch or the account changed since `user` was read); the other user's session
+/// it replaces, if any, is ended; the session is written; and the ledger is read again, so
+/// that an end of the user's sessions that came meanwhile, and missed this one in the
+/// session store, still wins (the session is then removed). False if refused.
+async fn open(ctx: &Ctx, session: &mut Session, user: &User) -> Result<bool, SystemError> {
+    let plan = ctx.sessions.prepare_sign_in(session, &user.id)?;
+    let credential = Credential {
+        user_id: &user.id,
+        password_hash: &user.password_hash,
+        session_epoch: user.session_epoch,
+    };
+    let expires_at = session.absolute_expires_at.unix_timestamp();
+    if !ctx
+        .store
+        .open_session(&session.handle, credential, expires_at)
+        .await?
+    {
+        return Ok(false);
+    }
+    if let Some(other) = &plan.replaces {
+        logout::end(ctx, std::slice::from_ref(other)).await?;
+    }
+    let stale = |cause| SessionEnd {
+        handle: session.handle.clone(),
+        user_id: Some(user.id.clone()),
+        external_key: None,
+        cause,
+    };
+    if !ctx.sessions.complete_sign_in(session, &plan).await? {
+        // This user's session ended meanwhile: it is not brought back.
+        logout::end(ctx, &[stale(EndCause::Revoked)]).await?;
+        return Ok(false);
+    }
+    if !ctx.store.session_open(&session.handle).await? {
+        logout::end(ctx, &[stale(EndCause::RevokedAll)]).await?;
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 async fn record_throttled(ctx: &Ctx, wait_secs: i64) {
@@ -134,6 +182,77 @@ mod tests {
             username,
             password,
             addr: Some("192.0.2.7"),
+        }
+    }
+
+    /// The account as a sign-in reads it before hashing the password.
+    async fn read_alice(ctx: &testing::TestCtx) -> User {
+        ctx.store.user_by_username("alice").await.unwrap().unwrap()
+    }
+
+    /// A password change, "sign out everywhere" or a disabled account that comes while a
+    /// sign-in is hashing (after it read the account) wins: the sign-in records nothing and
+    /// writes no session. A sign-in that read the account afterwards goes ahead.
+    #[tokio::test]
+    async fn a_change_during_the_hash_wins_over_the_sign_in() {
+        let ctx = with_alice().await;
+        let changes: [&str; 3] = ["password", "sign out everywhere", "disabled"];
+        for change in changes {
+            let stale = read_alice(&ctx).await;
+            match change {
+                "password" => {
+                    super::super::admin::change_password(
+                        &ctx.store,
+                        &ctx.sessions,
+                        "alice",
+                        "looking-glass".into(),
+                    )
+                    .await
+                    .unwrap();
+                }
+                "sign out everywhere" => {
+                    super::super::sign_out_everywhere(&ctx, &stale.id)
+                        .await
+                        .unwrap();
+                }
+                _ => {
+                    super::super::admin::set_disabled(&ctx.store, &ctx.sessions, "alice", true)
+                        .await
+                        .unwrap();
+                }
+            }
+            let mut session = ctx.sessions.create(NewSession::default()).await.unwrap();
+            let pre_login = session.clone();
+            assert!(!open(&ctx, &mut session, &stale).await.unwrap(), "{change}");
+            assert!(
+                ctx.sessions
+                    .list_for_user(&stale.id)
+                    .await
+                    .unwrap()
+                    .is_empty(),
+                "{change}: no session written"
+            );
+            assert!(
+                !ctx.store.session_open(&session.handle).await.unwrap(),
+                "{change}"
+            );
+            if change == "disabled" {
+                super::super::admin::set_disabled(&ctx.store, &ctx.sessions, "alice", false)
+                    .await
+                    .unwrap();
+            }
+            // Read after the change, the account signs in.
+            let mut session = pre_login;
+            let fresh = read_alice(&ctx).await;
+            assert!(open(&ctx, &mut session, &fresh).await.unwrap(), "{change}");
+            assert!(ctx.store.session_open(&session.handle).await.unwrap());
+            assert_eq!(
+                ctx.sessions.list_for_user(&fresh.id).await.unwrap().len(),
+                1
+            );
+            super::super::sign_out_everywhere(&ctx, &fresh.id)
+                .await
+                .unwrap();
         }
     }
 

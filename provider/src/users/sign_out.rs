@@ -4,20 +4,34 @@
 
 use crate::context::{Ctx, SystemError};
 use crate::logout;
+use sessions::EndCause;
 
 /// Ends the session `handle` of `user_id` (another user's handle ends nothing). Returns
 /// whether it was still alive.
 pub async fn sign_out_session(ctx: &Ctx, user_id: &str, handle: &str) -> Result<bool, SystemError> {
-    let ended = ctx.sessions.revoke_handle(handle, Some(user_id)).await?;
-    logout::session_ended(ctx, ended.as_slice()).await;
-    Ok(ended.is_some())
+    let end = logout::end_of_handle(
+        &ctx.store,
+        &ctx.sessions,
+        handle,
+        Some(user_id),
+        EndCause::Revoked,
+    )
+    .await?;
+    let Some(end) = end else {
+        return Ok(false);
+    };
+    logout::end(ctx, &[end]).await?;
+    Ok(true)
 }
 
-/// Ends every session of `user_id`; returns how many there were.
+/// Ends every session of `user_id`; returns how many there were. The user's sessions epoch
+/// moves on first, so a sign-in of theirs already under way (hashing) does not survive it.
 pub async fn sign_out_everywhere(ctx: &Ctx, user_id: &str) -> Result<usize, SystemError> {
-    let ended = ctx.sessions.revoke_user(user_id).await?;
-    logout::session_ended(ctx, &ended).await;
-    Ok(ended.len())
+    ctx.store.bump_session_epoch(user_id).await?;
+    let ends =
+        logout::ends_of_user(&ctx.store, &ctx.sessions, user_id, EndCause::RevokedAll).await?;
+    logout::end(ctx, &ends).await?;
+    Ok(ends.len())
 }
 
 #[cfg(test)]

@@ -680,14 +680,19 @@ async fn a_queued_logout_survives_a_provider_restart() {
     let mut stack = spawn().await;
     let (browser, sid) = signed_in_at_both(&stack).await;
     stack.stop_app_a().await;
-    let ended = stack
-        .provider
-        .sessions
-        .revoke_handle(&sid, None)
+    let ended = provider::logout::end_of_handle(
+        &stack.provider.store,
+        &stack.provider.sessions,
+        &sid,
+        None,
+        sessions::EndCause::Revoked,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    provider::logout::end(&stack.provider, &[ended])
         .await
-        .unwrap()
         .unwrap();
-    provider::logout::session_ended(&stack.provider, &[ended]).await;
     signed_out(&browser, &stack.app_b, "App B signed out").await;
     // The provider goes down with App A's delivery still pending, and comes back.
     stack.restart_provider().await;

@@ -185,9 +185,7 @@ async fn proceed_with(
     };
     let Some(user) = user else {
         // The account was removed or disabled: this session is over, everywhere.
-        if let Some(end) = ctx.sessions.end(session.id(), EndCause::Revoked).await? {
-            logout::session_ended(ctx, &[end]).await;
-        }
+        logout::end(ctx, &[session.ending(EndCause::Revoked)]).await?;
         if req.prompt.none {
             return Err(login_required(ctx, &req));
         }

@@ -2,9 +2,29 @@
 //! temporary directory, sessions in memory, the injected clock. No server, no HTTP. Clients are
 //! registered through the registration rules, like everywhere else.
 
+/// Runs each scenario on SQLite (sessions in memory) and on PostgreSQL (sessions in Redis when
+/// available): `scenario: sqlite_test_name, postgres_test_name;`.
+macro_rules! on_both_databases {
+    ($($scenario:ident: $sqlite:ident, $postgres:ident;)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $sqlite() {
+            $scenario(world().await).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $postgres() {
+            let Some(ctx) = testing::postgres_ctx(stringify!($postgres)).await else {
+                return;
+            };
+            $scenario(world_on(ctx).await).await;
+        }
+    )*};
+}
+
 mod apps;
 mod authorize;
 mod client_auth;
+mod durable;
 mod end_session;
 mod races;
 mod registration_endpoint;
@@ -123,10 +143,24 @@ impl World {
 
     /// A code for `client_id` through `session` (the client may not need consent).
     pub(super) async fn code(&self, session: &Session, client_id: &str, scope: &str) -> String {
+        match self.try_code(session, client_id, scope).await {
+            Ok(code) => code,
+            Err(other) => panic!("no code: {other}"),
+        }
+    }
+
+    /// A code for `client_id` through `session`, or what the authorization request came to
+    /// instead.
+    pub(super) async fn try_code(
+        &self,
+        session: &Session,
+        client_id: &str,
+        scope: &str,
+    ) -> Result<String, String> {
         let params = authorize_params(client_id, &[("scope", scope)]);
         match super::authorize::authorize(&self.ctx, &params, Some(session)).await {
-            Ok(Next::Code(c)) => c.code,
-            other => panic!("no code: {other:?}"),
+            Ok(Next::Code(c)) => Ok(c.code),
+            other => Err(format!("{other:?}")),
         }
     }
 }

@@ -259,23 +259,6 @@ async fn sign_in_against_disconnect(w: World) {
     assert_eq!(survivors(&w, &w.alice).await, 0);
 }
 
-macro_rules! on_both_databases {
-    ($($scenario:ident: $sqlite:ident, $postgres:ident;)*) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn $sqlite() {
-            $scenario(world().await).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn $postgres() {
-            let Some(ctx) = testing::postgres_ctx(stringify!($postgres)).await else {
-                return;
-            };
-            $scenario(world_on(ctx).await).await;
-        }
-    )*};
-}
-
 on_both_databases! {
     redemption_against_session_end:
         no_code_redeemed_as_its_session_ends_survives_on_sqlite,

@@ -11,6 +11,7 @@ use crate::protocol::params::Params;
 use crate::store::{Client, GrantRow, Guard, RefreshTokenRow, Revoke};
 use crate::types::{GrantType, Scope, ScopeSet};
 use infra::secret::hash_secret;
+use sessions::EndCause;
 
 const INVALID: &str = "the refresh token is invalid, expired or revoked";
 
@@ -163,9 +164,10 @@ async fn reuse_detected(ctx: &Ctx, row: &RefreshTokenRow, now: i64) -> Result<()
     audit::record(&ctx.store, &ctx.clock, event).await;
     ctx.store.revoke(Revoke::Grant(&row.grant_id), now).await?;
     if let Some(sid) = &row.sid
-        && let Some(end) = ctx.sessions.revoke_handle(sid, None).await?
+        && let Some(end) =
+            logout::end_of_handle(&ctx.store, &ctx.sessions, sid, None, EndCause::Revoked).await?
     {
-        logout::session_ended(ctx, &[end]).await;
+        logout::end(ctx, &[end]).await?;
     }
     Ok(())
 }

@@ -1,0 +1,320 @@
+//! Session ends that survive crashes, outages and races: each end is recorded (ledger,
+//! revocations, back-channel logouts, in one transaction) before its session leaves the
+//! session store, an end interrupted between the two is finished by the maintenance loop, a
+//! session the store lost is still ended, and no sign-in brings back a session that ended.
+//! Each scenario runs on SQLite (sessions in memory) and on PostgreSQL with sessions in Redis.
+
+use super::{REDIRECT, VERIFIER, World, form, world, world_on};
+use crate::context::testing;
+use crate::logout;
+use crate::protocol::registration::{self, ClientMetadata, Registrant};
+use crate::protocol::token::{self, TokenResponse};
+use crate::users::{self, Attempt, SignIn};
+use sessions::{EndCause, NewSession, Session, SessionEnd};
+use std::sync::Arc;
+
+/// Registers `bc`, a first-party app with a back-channel logout URI.
+async fn with_backchannel_app(w: &World) {
+    let metadata = ClientMetadata {
+        client_name: Some("App bc".into()),
+        redirect_uris: vec![REDIRECT.into()],
+        grant_types: Some(vec!["authorization_code".into(), "refresh_token".into()]),
+        backchannel_logout_uri: Some("https://app.example/backchannel".into()),
+        ..ClientMetadata::default()
+    };
+    let who = Registrant {
+        client_id: Some("bc".into()),
+        client_secret: Some("bc-secret".into()),
+        first_party: true,
+        ..Registrant::default()
+    };
+    registration::register(
+        &w.ctx.store,
+        metadata.validate().unwrap(),
+        &who,
+        w.ctx.clock.unix(),
+    )
+    .await
+    .unwrap();
+}
+
+/// Alice signed in with her password, as the login page does it.
+async fn sign_in(w: &World) -> (Session, SignIn) {
+    sign_in_as(w, "alice", "wonderland").await
+}
+
+/// A fresh browser session signed in with a username and password.
+async fn sign_in_as(w: &World, username: &str, password: &str) -> (Session, SignIn) {
+    let mut session = w.ctx.sessions.create(NewSession::default()).await.unwrap();
+    let attempt = Attempt {
+        username,
+        password,
+        addr: None,
+    };
+    let outcome = users::sign_in(&w.ctx, &mut session, attempt).await.unwrap();
+    (session, outcome)
+}
+
+/// A refresh token of app `bc`, through `session`.
+async fn refresh_token(w: &World, session: &Session) -> String {
+    let code = w.code(session, "bc", "openid").await;
+    let pairs = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+    ];
+    let issued = token::exchange(&w.ctx, &w.client("bc").await, &form(&pairs))
+        .await
+        .unwrap();
+    issued.refresh_token.unwrap()
+}
+
+async fn refresh(w: &World, rt: &str) -> Result<TokenResponse, crate::protocol::error::TokenError> {
+    let pairs = [("grant_type", "refresh_token"), ("refresh_token", rt)];
+    token::exchange(&w.ctx, &w.client("bc").await, &form(&pairs)).await
+}
+
+/// Back-channel logouts queued for session `sid`.
+async fn logouts_queued(w: &World, sid: &str) -> i64 {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM logout_deliveries WHERE sid = $1")
+        .bind(sid)
+        .fetch_one(w.ctx.store.db().read())
+        .await
+        .unwrap();
+    n
+}
+
+/// The process stops after recording an end and before removing the session (the first of
+/// `logout::end_sessions`'s two steps, alone, is what a crash there leaves): the session is
+/// still in the session store, but its tokens are already dead and its logout is queued; the
+/// maintenance loop then removes it, once, and queues nothing twice.
+async fn an_end_interrupted_after_its_record(w: World) {
+    with_backchannel_app(&w).await;
+    let (session, outcome) = sign_in(&w).await;
+    assert_eq!(
+        outcome,
+        SignIn::SignedIn {
+            user_id: w.alice.clone()
+        }
+    );
+    let rt = refresh_token(&w, &session).await;
+    let end = session.ending(EndCause::Logout);
+    let now = w.ctx.clock.unix();
+    assert_eq!(
+        logout::record_end(&w.ctx.store, &end, now).await.unwrap(),
+        1
+    );
+    // The crash: nothing more happens. What it leaves is safe already.
+    assert!(
+        w.ctx.sessions.load(session.id()).await.unwrap().is_some(),
+        "left behind"
+    );
+    assert!(
+        refresh(&w, &rt).await.is_err(),
+        "its grant died with the record"
+    );
+    assert_eq!(logouts_queued(&w, &session.handle).await, 1);
+    assert!(
+        w.try_code(&session, "bc", "openid").await.is_err(),
+        "no new code from a session whose end is recorded"
+    );
+    // The next maintenance pass finishes the end.
+    logout::finish_interrupted(&w.ctx.store, &w.ctx.sessions, now)
+        .await
+        .unwrap();
+    assert!(
+        w.ctx.sessions.load(session.id()).await.unwrap().is_none(),
+        "removed"
+    );
+    assert!(
+        w.ctx.store.unremoved_ends(10).await.unwrap().is_empty(),
+        "confirmed"
+    );
+    // Recorded again (a retry, a second instance): nothing is queued twice.
+    assert_eq!(
+        logout::record_end(&w.ctx.store, &end, now).await.unwrap(),
+        0
+    );
+    assert_eq!(logouts_queued(&w, &session.handle).await, 1);
+}
+
+/// The session store loses a signed-in session without any sweep seeing it (Redis data lost
+/// in a failover, or expired past its grace while every instance was down): the ledger still
+/// holds it live, and once its lifetime is over it is ended like any expired session, so
+/// its grants die and its apps hear of it.
+async fn a_session_the_store_lost(w: World) {
+    with_backchannel_app(&w).await;
+    let (session, _) = sign_in(&w).await;
+    let rt = refresh_token(&w, &session).await;
+    assert!(
+        w.ctx.sessions.remove(&session.handle).await.unwrap(),
+        "lost"
+    );
+    let now = w.ctx.clock.unix();
+    logout::finish_interrupted(&w.ctx.store, &w.ctx.sessions, now)
+        .await
+        .unwrap();
+    assert_eq!(logouts_queued(&w, &session.handle).await, 0, "not over yet");
+    w.ctx
+        .clock
+        .advance(w.ctx.sessions.policy().absolute_lifetime + std::time::Duration::from_secs(1));
+    let later = w.ctx.clock.unix();
+    let queued = logout::finish_interrupted(&w.ctx.store, &w.ctx.sessions, later)
+        .await
+        .unwrap();
+    assert_eq!(queued, 1, "its app is told");
+    assert_eq!(logouts_queued(&w, &session.handle).await, 1);
+    assert!(refresh(&w, &rt).await.is_err(), "its online grant is over");
+}
+
+/// An expired session is recorded ended before the sweep removes it: the sweep and the
+/// end are one step as far as anyone can see, and a second sweep finds nothing.
+async fn expiry_is_recorded_before_removal(w: World) {
+    with_backchannel_app(&w).await;
+    let (session, _) = sign_in(&w).await;
+    let rt = refresh_token(&w, &session).await;
+    w.ctx
+        .clock
+        .advance(w.ctx.sessions.policy().idle_timeout + std::time::Duration::from_secs(1));
+    let expired = w.ctx.sessions.expired(10).await.unwrap();
+    assert_eq!(expired.len(), 1);
+    logout::end(&w.ctx, &expired).await.unwrap();
+    assert!(w.ctx.sessions.expired(10).await.unwrap().is_empty());
+    assert!(
+        w.ctx
+            .sessions
+            .by_handle(&session.handle)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(logouts_queued(&w, &session.handle).await, 1);
+    assert!(refresh(&w, &rt).await.is_err());
+}
+
+/// Sign-ins racing "sign out everywhere", 40 pairs, each pair with an account of its own:
+/// whatever the order, the session store and the ledger agree afterwards. No session is in
+/// the store that the ledger has ended (nothing brought back), and every session a sign-in
+/// reported is either live in both (the sign-out came first) or ended in both (it came
+/// after); a sign-out during the password hash refuses the sign-in.
+async fn sign_in_against_sign_out_everywhere(w: World) {
+    const PAIRS: u64 = 40;
+    let w = Arc::new(w);
+    let mut ids = Vec::new();
+    for i in 0..PAIRS {
+        let name = format!("user{i}");
+        let now = w.ctx.clock.unix();
+        ids.push(
+            users::create_user(&w.ctx.store, &name, "password", now)
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, id) in (0..PAIRS).zip(ids.clone()) {
+        let (w1, w2) = (w.clone(), w.clone());
+        tasks.spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(i * 7 % 41)).await;
+            let name = format!("user{i}");
+            let (session, outcome) = sign_in_as(&w1, &name, "password").await;
+            matches!(outcome, SignIn::SignedIn { .. }).then_some(session)
+        });
+        tasks.spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(i * 37 % 1201)).await;
+            users::sign_out_everywhere(&w2.ctx, &id).await.unwrap();
+            None
+        });
+    }
+    let mut signed_in = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        signed_in.extend(done.unwrap());
+    }
+    let (mut live, mut ended) = (0, 0);
+    for session in &signed_in {
+        let in_store = w
+            .ctx
+            .sessions
+            .by_handle(&session.handle)
+            .await
+            .unwrap()
+            .is_some();
+        let open = w.ctx.store.session_open(&session.handle).await.unwrap();
+        assert_eq!(
+            in_store, open,
+            "store and ledger disagree on {}",
+            session.handle
+        );
+        if open { live += 1 } else { ended += 1 }
+    }
+    for id in &ids {
+        for s in w.ctx.sessions.list_for_user(id).await.unwrap() {
+            assert!(
+                w.ctx.store.session_open(&s.handle).await.unwrap(),
+                "a session the ledger has ended is back"
+            );
+        }
+    }
+    eprintln!(
+        "sign-ins after the sign-out: {live}, ended by it: {ended}, refused during the hash: {}",
+        PAIRS as usize - signed_in.len()
+    );
+}
+
+/// Re-authenticating (prompt=login) on a session that was ended meanwhile: the old sid
+/// does not come back, in the store or the ledger; the user gets a new session.
+async fn re_authentication_of_an_ended_session(w: World) {
+    let (mut session, _) = sign_in(&w).await;
+    let old = session.handle.clone();
+    let end = SessionEnd {
+        handle: old.clone(),
+        user_id: Some(w.alice.clone()),
+        external_key: None,
+        cause: EndCause::Revoked,
+    };
+    logout::end(&w.ctx, &[end]).await.unwrap();
+    let attempt = Attempt {
+        username: "alice",
+        password: "wonderland",
+        addr: None,
+    };
+    let outcome = users::sign_in(&w.ctx, &mut session, attempt).await.unwrap();
+    assert_eq!(
+        outcome,
+        SignIn::Refused,
+        "this sign-in was overtaken by the end"
+    );
+    assert!(
+        w.ctx.sessions.by_handle(&old).await.unwrap().is_none(),
+        "not back"
+    );
+    assert!(!w.ctx.store.session_open(&old).await.unwrap());
+    // Signing in afresh works.
+    let (fresh, outcome) = sign_in(&w).await;
+    assert_eq!(
+        outcome,
+        SignIn::SignedIn {
+            user_id: w.alice.clone()
+        }
+    );
+    assert_ne!(fresh.handle, old);
+}
+
+on_both_databases! {
+    an_end_interrupted_after_its_record:
+        an_end_interrupted_after_its_record_is_finished_on_sqlite,
+        an_end_interrupted_after_its_record_is_finished_on_postgres;
+    a_session_the_store_lost:
+        a_session_the_store_lost_is_ended_when_its_lifetime_is_over_on_sqlite,
+        a_session_the_store_lost_is_ended_when_its_lifetime_is_over_on_postgres;
+    expiry_is_recorded_before_removal:
+        expiry_is_recorded_before_removal_on_sqlite,
+        expiry_is_recorded_before_removal_on_postgres;
+    sign_in_against_sign_out_everywhere:
+        no_sign_in_racing_sign_out_everywhere_is_brought_back_on_sqlite,
+        no_sign_in_racing_sign_out_everywhere_is_brought_back_on_postgres;
+    re_authentication_of_an_ended_session:
+        re_authentication_never_brings_back_an_ended_session_on_sqlite,
+        re_authentication_never_brings_back_an_ended_session_on_postgres;
+}
