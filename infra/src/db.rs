@@ -25,8 +25,9 @@ pub struct Db {
 impl Db {
     /// Connects to `url` (`sqlite://…` or `postgres://…`) with up to `max_connections`: on
     /// PostgreSQL one pool of that size; on SQLite one writer and `max_connections` readers.
-    /// SQLite connections get WAL journaling, `synchronous=NORMAL` (durable at checkpoints,
-    /// safe against corruption) and a busy timeout.
+    /// SQLite connections get WAL journaling, `synchronous=FULL` (every commit is on disk
+    /// before it is acknowledged: a used code, a revocation or a session end survives a power
+    /// loss, which `NORMAL` does not promise in WAL mode) and a busy timeout.
     ///
     /// Requests fail fast (a connection is waited for at most a second), but startup waits up
     /// to [`STARTUP_WAIT`] for the first connection: a database that is busy or still starting
@@ -140,7 +141,7 @@ fn options(max_connections: u32, role: Role, acquire: Duration) -> AnyPoolOption
             Box::pin(async move {
                 if conn.backend_name().eq_ignore_ascii_case("sqlite") {
                     conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
                          PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
                     )
                     .await?;

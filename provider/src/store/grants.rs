@@ -121,6 +121,18 @@ impl Guard {
         }
     }
 
+    /// Refresh token `token_hash` is unspent and unrevoked, and is spent now (`used_at =
+    /// now`), in the same transaction as its successor: a refresh that fails, or whose commit
+    /// is lost, leaves the token as it was. For a refresh.
+    pub fn refresh_unspent(token_hash: &str, now: i64) -> Self {
+        Self {
+            rank: 4,
+            sql: "UPDATE refresh_tokens SET used_at = $2 \
+                  WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL",
+            values: vec![token_hash.into(), now.into()],
+        }
+    }
+
     /// The grant is live (not revoked, in date); its last use becomes `now`. For a refresh.
     pub fn grant_live(grant_id: &str, now: i64) -> Self {
         Self {

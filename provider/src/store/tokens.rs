@@ -116,28 +116,6 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Marks `client_id`'s refresh token used (rotated) and returns it, at most once under
-    /// concurrency; `None` if it is unknown, another client's, already used, revoked or past
-    /// its family's lifetime (see [`Store::refresh_token`] for which).
-    pub async fn use_refresh_token(
-        &self,
-        token_hash: &str,
-        client_id: &str,
-        now: i64,
-    ) -> Result<Option<RefreshTokenRow>, sqlx::Error> {
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "UPDATE refresh_tokens SET used_at = $2 \
-             WHERE token_hash = $1 AND client_id = $3 AND used_at IS NULL \
-             AND revoked_at IS NULL AND family_expires_at > $2 \
-             RETURNING {RT_COLUMNS}"
-        )))
-        .bind(token_hash)
-        .bind(now)
-        .bind(client_id)
-        .fetch_optional(self.db.write())
-        .await
-    }
-
     pub async fn refresh_token(
         &self,
         token_hash: &str,

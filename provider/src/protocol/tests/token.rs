@@ -238,6 +238,38 @@ async fn a_refresh_narrows_the_scope_but_never_widens_it_and_stays_with_its_clie
     assert!(refresh(&w, "first", &rt, None).await.is_ok());
 }
 
+/// A refresh token is spent only in the transaction that stores its successor: a refresh
+/// refused on the way (a wider scope, the user disabled meanwhile) leaves it unspent, so the
+/// client may use it again long after the grace window, and nothing counts as a reuse.
+#[tokio::test]
+async fn a_failed_refresh_leaves_its_token_unspent() {
+    let w = world().await;
+    let session = w.signed_in(&w.alice).await;
+    let code = w.code(&session, "first", "openid profile").await;
+    let rt = redeem(&w, "first", &code, &[])
+        .await
+        .unwrap()
+        .refresh_token
+        .unwrap();
+    let wider = refresh(&w, "first", &rt, Some("openid email")).await;
+    assert_eq!(code_of(wider), TokenErrorCode::InvalidScope);
+    let grace = w.ctx.config.tokens.refresh_grace;
+    w.ctx.clock.advance(grace + Duration::from_secs(60));
+    let next = refresh(&w, "first", &rt, None).await.unwrap();
+    assert!(next.refresh_token.is_some());
+    // Spent now, and only now: its reuse after the window is a reuse.
+    w.ctx.clock.advance(grace + Duration::from_secs(60));
+    assert_eq!(
+        code_of(refresh(&w, "first", &rt, None).await),
+        TokenErrorCode::InvalidGrant
+    );
+    assert_eq!(
+        live_refresh_tokens(&w, "first").await,
+        0,
+        "the family is revoked"
+    );
+}
+
 #[tokio::test]
 async fn client_credentials_for_confidential_clients_only_and_without_scopes() {
     let w = world().await;

@@ -39,7 +39,7 @@ pub(super) async fn grant(
             id_token: false,
             refresh: None,
             starts: None,
-            guard: None,
+            guards: Vec::new(),
             adopt: None,
         },
     )

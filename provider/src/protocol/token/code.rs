@@ -107,7 +107,7 @@ pub(super) async fn redeem(
             // Stored only if the code was not revoked since it was redeemed (its session
             // ended, its app was disconnected): the revocation then sees these tokens, or
             // they are never written.
-            guard: Some(Guard::code_unrevoked(&code_hash)),
+            guards: vec![Guard::code_unrevoked(&code_hash)],
             starts: Some(starts),
             adopt: None,
         },

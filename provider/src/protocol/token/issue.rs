@@ -98,8 +98,9 @@ pub struct Issue<'a> {
     /// The grant this issuance starts (a code's redemption), stored with its tokens.
     pub starts: Option<GrantRow>,
     /// What must still hold when the tokens are stored, checked in their transaction (the
-    /// code unrevoked, the grant live): if it does not, nothing is issued.
-    pub guard: Option<Guard>,
+    /// code unrevoked, the grant live, the presented refresh token unspent): if one does not,
+    /// nothing is issued (and nothing is spent).
+    pub guards: Vec<Guard>,
     /// A refresh's grant as its token describes it: recorded if it has no row yet (a family
     /// from a version of the provider that kept no grants), and the issuance tried again.
     pub adopt: Option<GrantRow>,
@@ -195,17 +196,17 @@ pub async fn issue(ctx: &Ctx, now: i64, i: Issue<'_>) -> Result<TokenResponse, T
 /// Stores the issuance's rows under its guard; false if the guard did not hold (after
 /// adopting a grant with no row, and trying once more).
 async fn store(ctx: &Ctx, i: &Issue<'_>, rows: Vec<Insert>) -> Result<bool, sqlx::Error> {
-    let Some(guard) = &i.guard else {
+    if i.guards.is_empty() {
         return ctx.store.insert(rows).await.map(|()| true);
-    };
+    }
     let again = i.adopt.as_ref().map(|_| rows.clone());
-    if ctx.store.insert_guarded(vec![guard.clone()], rows).await? {
+    if ctx.store.insert_guarded(i.guards.clone(), rows).await? {
         return Ok(true);
     }
     match (&i.adopt, again) {
         (Some(grant), Some(rows)) if ctx.store.adopt_grant(grant).await? => {
             tracing::info!(grant_id = %grant.grant_id, "a grant from before the grants table recorded");
-            ctx.store.insert_guarded(vec![guard.clone()], rows).await
+            ctx.store.insert_guarded(i.guards.clone(), rows).await
         }
         _ => Ok(false),
     }

@@ -9,7 +9,7 @@ use crate::logout;
 use crate::protocol::error::TokenError;
 use crate::protocol::params::Params;
 use crate::store::{Client, GrantRow, Guard, RefreshTokenRow, Revoke};
-use crate::types::{GrantType, Scope, ScopeSet};
+use crate::types::{GrantType, Scope, ScopeSet, TokenErrorCode};
 use infra::secret::hash_secret;
 use sessions::EndCause;
 
@@ -39,10 +39,52 @@ pub(super) async fn refresh(
     req: &RefreshRequest<'_>,
 ) -> Result<TokenResponse, TokenError> {
     let now = ctx.clock.unix();
-    let row = rotate(ctx, client, &hash_secret(req.refresh_token), now).await?;
+    let hash = hash_secret(req.refresh_token);
+    // As a fresh token first; if a concurrent request spent it meanwhile, once more, as that
+    // request's retry.
+    let mut result = rotate(ctx, client, req, &hash, now).await;
+    if let Err(e) = &result
+        && e.code() == Some(TokenErrorCode::InvalidGrant)
+        && spent_meanwhile(ctx, &hash).await?
+    {
+        result = rotate(ctx, client, req, &hash, now).await;
+    }
+    result
+}
+
+/// Whether the presented token is now spent (by a concurrent refresh) but not revoked.
+async fn spent_meanwhile(ctx: &Ctx, hash: &str) -> Result<bool, SystemError> {
+    Ok(ctx
+        .store
+        .refresh_token(hash)
+        .await?
+        .is_some_and(|r| r.used_at.is_some() && r.revoked_at.is_none()))
+}
+
+/// One attempt: the presented token judged, the scope and the user checked, and the
+/// successor issued. A fresh token is spent in the successor's own transaction (RFC 9700
+/// §4.14.2 rotation), so a refresh that fails at any step (a narrower scope refused, the
+/// user disabled, the grant revoked, the commit lost) leaves it unspent, and a client that
+/// never got an answer can simply try again; a retry of a spent token within the grace
+/// window gets the same successor back.
+async fn rotate(
+    ctx: &Ctx,
+    client: &Client,
+    req: &RefreshRequest<'_>,
+    hash: &str,
+    now: i64,
+) -> Result<TokenResponse, TokenError> {
+    let (row, fresh) = presented(ctx, client, hash, now).await?;
     let scope = narrowed(row.scope, req.scope)?;
     let user = active_user(ctx, &row.user_id).await?;
-    let issued = issue(
+    // Stored only if the grant is still live when they are (a revocation committed meanwhile,
+    // a session end, "disconnect", is never outlived), and a fresh token only if this
+    // request is the one that spends it.
+    let mut guards = vec![Guard::grant_live(&row.grant_id, now)];
+    if fresh {
+        guards.push(Guard::refresh_unspent(hash, now));
+    }
+    issue(
         ctx,
         now,
         Issue {
@@ -64,9 +106,7 @@ pub(super) async fn refresh(
                 scope: row.scope,
             }),
             starts: None,
-            // Stored only if the grant is still live when they are: a revocation committed
-            // meanwhile (a session end, "disconnect") is never outlived.
-            guard: Some(Guard::grant_live(&row.grant_id, now)),
+            guards,
             adopt: Some(GrantRow {
                 grant_id: row.grant_id.clone(),
                 client_id: row.client_id.clone(),
@@ -80,35 +120,36 @@ pub(super) async fn refresh(
             }),
         },
     )
-    .await?;
-    Ok(issued)
+    .await
 }
 
-/// Marks the presented token used and returns it; within the grace window a token already
-/// used is accepted again (a concurrent retry); after it, the reuse revokes the family.
-async fn rotate(
+/// The presented token, and whether it is unspent; within the grace window a token already
+/// spent is accepted again (a concurrent retry); after it, the reuse revokes the family.
+async fn presented(
     ctx: &Ctx,
     client: &Client,
     hash: &str,
     now: i64,
-) -> Result<RefreshTokenRow, TokenError> {
-    // The usual case in one statement: this client's live, unused token, marked used.
-    if let Some(row) = ctx
-        .store
-        .use_refresh_token(hash, &client.client_id, now)
-        .await?
-    {
-        return Ok(row);
-    }
+) -> Result<(RefreshTokenRow, bool), TokenError> {
     let known = ctx
         .store
         .refresh_token(hash)
         .await?
         .ok_or_else(|| TokenError::invalid_grant(INVALID))?;
+    if known.used_at.is_none() {
+        return if known.client_id == client.client_id
+            && known.revoked_at.is_none()
+            && known.family_expires_at > now
+        {
+            Ok((known, true))
+        } else {
+            Err(TokenError::invalid_grant(INVALID))
+        };
+    }
     let grace = infra::secs(ctx.config.tokens.refresh_grace);
     match judge_used(&known, &client.client_id, now, grace) {
         Used::Refused => Err(TokenError::invalid_grant(INVALID)),
-        Used::Retry => Ok(known),
+        Used::Retry => Ok((known, false)),
         Used::Replayed => {
             reuse_detected(ctx, &known, now).await?;
             Err(TokenError::invalid_grant(INVALID))
