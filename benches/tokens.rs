@@ -10,7 +10,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use infra::secret::{hash_secret, random_token};
 use infra::testing::TestPostgres;
 use provider::keys::{Alg, Keys, generate};
-use provider::store::{AuthCode, Insert, Redeemed, RefreshTokenRow, Store};
+use provider::store::{AuthCode, Guard, Insert, Redeemed, RefreshTokenRow, Store};
 use provider::types::ScopeSet;
 use std::hint::black_box;
 
@@ -125,7 +125,8 @@ fn store_paths(c: &mut Criterion) {
                 assert!(matches!(r, Redeemed::Fresh(_)));
             })
         });
-        // A refresh: mark the presented token used (atomically) and store its successor.
+        // A refresh: read the presented token, then spend it and store its successor in one
+        // transaction.
         let first = hash_secret(&random_token().unwrap());
         let row = |hash: String| RefreshTokenRow {
             token_hash: hash,
@@ -146,16 +147,17 @@ fn store_paths(c: &mut Criterion) {
         g.bench_function(format!("{name}/refresh_rotation"), |b| {
             b.to_async(&rt).iter(|| async {
                 let presented = current.lock().unwrap().clone();
-                let used = store
-                    .use_refresh_token(&presented, "app-a", now)
-                    .await
-                    .unwrap();
-                assert!(used.is_some());
+                let known = store.refresh_token(&presented).await.unwrap();
+                assert!(known.is_some_and(|r| r.used_at.is_none()));
                 let next = hash_secret(&random_token().unwrap());
-                store
-                    .insert(vec![Insert::refresh_token(&row(next.clone()))])
+                let spent = store
+                    .insert_guarded(
+                        vec![Guard::refresh_unspent(&presented, now)],
+                        vec![Insert::refresh_token(&row(next.clone()))],
+                    )
                     .await
                     .unwrap();
+                assert!(spent);
                 *current.lock().unwrap() = next;
             })
         });
