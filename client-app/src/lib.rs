@@ -29,6 +29,8 @@ pub struct AppState {
     pub sessions: Sessions,
     pub cookies: CookiePolicy,
     pub clock: Clock,
+    /// One refresh per session at a time in this process (see `pages::current_fresh`).
+    pub refreshing: pages::RefreshLocks,
 }
 
 /// A configured app instance.
@@ -83,6 +85,7 @@ impl App {
                 sessions,
                 cookies,
                 clock,
+                refreshing: pages::RefreshLocks::default(),
             }),
         })
     }

@@ -93,6 +93,11 @@ pub enum RefreshError {
     /// The provider could not be reached or answered oddly: try again later.
     #[error("refresh failed: {0}")]
     Unavailable(String),
+    /// The provider rotated the refresh token, but its new ID token did not verify (even
+    /// with the provider's keys fetched again): `rotated` is the user as before with only
+    /// the new refresh token, to be kept since the old one is spent.
+    #[error("the refreshed ID token is not valid: {why}")]
+    Unverified { rotated: Box<SignedIn>, why: String },
 }
 
 /// Why a callback was refused. Shown to the person (in general terms) and logged.
@@ -118,8 +123,8 @@ pub struct Oidc {
     http: OidcHttp,
     scopes: Vec<String>,
     clock: Clock,
-    /// When the provider's keys were last refetched.
-    refetched: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+    /// When the provider's keys were last refetched, and how many times they have been.
+    refetched: tokio::sync::Mutex<(Option<tokio::time::Instant>, u64)>,
     /// The provider's RP-Initiated Logout endpoint, if it has one.
     pub end_session_endpoint: Option<url::Url>,
     /// The provider's JWKS, for logout-token validation.
@@ -191,7 +196,7 @@ impl Oidc {
             http,
             scopes: config.scopes.clone(),
             clock,
-            refetched: tokio::sync::Mutex::new(None),
+            refetched: tokio::sync::Mutex::new((None, 0)),
             end_session_endpoint,
             jwks_uri,
         })
@@ -204,20 +209,32 @@ impl Oidc {
             .clone()
     }
 
-    /// Refetches the provider's metadata and keys, at most once per [`MIN_REFETCH`]; true if
-    /// it did.
-    async fn refetch_keys(&self) -> bool {
+    /// How many times the keys have been refetched (read before a verification, so that a
+    /// caller can tell whether a refetch happened since).
+    async fn key_generation(&self) -> u64 {
+        self.refetched.lock().await.1
+    }
+
+    /// Makes sure the provider's metadata and keys were fetched after generation `seen`:
+    /// true if they were (by this call, or by a concurrent caller's while this one waited
+    /// for it: one fetch serves them all); false if a fetch is not allowed yet (at most one
+    /// per [`MIN_REFETCH`]) or failed.
+    async fn refetch_keys(&self, seen: u64) -> bool {
         let mut last = self.refetched.lock().await;
-        if last.is_some_and(|at| at.elapsed() < MIN_REFETCH) {
+        if last.1 > seen {
+            return true;
+        }
+        if last.0.is_some_and(|at| at.elapsed() < MIN_REFETCH) {
             return false;
         }
-        *last = Some(tokio::time::Instant::now());
+        last.0 = Some(tokio::time::Instant::now());
         match self.registration.fetch(&self.http).await {
             Ok((client, _, _)) => {
                 *self
                     .client
                     .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(client);
+                last.1 += 1;
                 tracing::info!("refetched the provider's keys");
                 true
             }
@@ -237,11 +254,12 @@ impl Oidc {
         id_token: &'t CoreIdToken,
         nonce: N,
     ) -> Result<(&'t CoreIdTokenClaims, Arc<Client>), openidconnect::ClaimsVerificationError> {
+        let seen = self.key_generation().await;
         let client = self.client();
         let first = id_token.claims(&self.verifier(&client), nonce);
         match first {
             Err(openidconnect::ClaimsVerificationError::SignatureVerification(_))
-                if self.refetch_keys().await =>
+                if self.refetch_keys(seen).await =>
             {
                 let client = self.client();
                 let claims = id_token.claims(&self.verifier(&client), nonce)?;
@@ -376,16 +394,23 @@ impl Oidc {
                 other => RefreshError::Unavailable(describe(&other)),
             })?;
         let mut next = user.clone();
+        // Whatever happens to the ID token, the old refresh token is spent now.
+        let mut rotated = user.clone();
+        if let Some(r) = token.refresh_token() {
+            rotated.refresh_token = Some(r.secret().clone());
+        }
+        let unverified = |why: String| RefreshError::Unverified {
+            rotated: Box::new(rotated.clone()),
+            why,
+        };
         if let Some(id_token) = token.id_token() {
             let no_nonce = |_: Option<&Nonce>| Ok(());
             let (claims, _) = self
                 .verified_claims(id_token, no_nonce)
                 .await
-                .map_err(|e| RefreshError::Unavailable(format!("refreshed ID token: {e}")))?;
+                .map_err(|e| unverified(e.to_string()))?;
             if claims.subject().as_str() != user.sub {
-                return Err(RefreshError::Unavailable(
-                    "the refreshed ID token names another user".into(),
-                ));
+                return Err(unverified("it names another user".into()));
             }
             next.id_token = id_token.to_string();
         }

@@ -146,31 +146,90 @@ async fn current(st: &AppState, jar: &CookieJar) -> Result<Option<Session>, sess
 /// Refresh this long before the access token expires.
 const REFRESH_MARGIN_SECS: i64 = 60;
 
+/// How often a write of a session is tried again after another request's write came first.
+const SAVE_ATTEMPTS: usize = 5;
+
+/// Striped locks that make a session's refresh single-flight in this process: concurrent
+/// requests of one session wait for the one refresh and use its result, instead of each
+/// presenting the same refresh token (which the provider answers within its grace window
+/// only, and treats as theft after it). A fixed set of stripes, so nothing grows with the
+/// number of sessions.
+pub struct RefreshLocks([tokio::sync::Mutex<()>; 64]);
+
+impl Default for RefreshLocks {
+    fn default() -> Self {
+        Self(std::array::from_fn(|_| tokio::sync::Mutex::new(())))
+    }
+}
+
+impl RefreshLocks {
+    fn of(&self, handle: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(handle);
+        &self.0[(hash % self.0.len() as u64) as usize]
+    }
+}
+
+/// Whether `user`'s access token is due for a refresh.
+fn due(st: &AppState, user: &SignedIn) -> bool {
+    user.refresh_token.is_some()
+        && user.access_token_expires_at - st.clock.unix() <= REFRESH_MARGIN_SECS
+}
+
+fn set_user(session: &mut Session, user: &SignedIn) {
+    if let (Some(obj), Ok(v)) = (session.data.as_object_mut(), serde_json::to_value(user)) {
+        obj.insert(USER_KEY.into(), v);
+    }
+}
+
+/// Stores `user` in the session, a compare-and-set: if another request wrote the session
+/// since it was read, it is read again and `user` stored over that. False if the session
+/// has ended.
+async fn save_user(
+    st: &AppState,
+    session: &mut Session,
+    user: &SignedIn,
+) -> Result<bool, sessions::StoreError> {
+    for _ in 0..SAVE_ATTEMPTS {
+        set_user(session, user);
+        if st.sessions.save(session).await? {
+            return Ok(true);
+        }
+        match st.sessions.load(session.id()).await? {
+            Some(fresh) => *session = fresh,
+            None => return Ok(false),
+        }
+    }
+    Ok(false)
+}
+
 /// The current session, its access token refreshed if it is about to expire. When the
 /// provider refuses the refresh (`invalid_grant`: the grant was revoked or ended with the SSO
-/// session), the local session ends too.
+/// session), the local session ends too. Any other failure keeps the session and its refresh
+/// token, which the provider leaves unspent when a refresh fails on its side.
 async fn current_fresh(
     st: &AppState,
     jar: &CookieJar,
 ) -> Result<Option<Session>, sessions::StoreError> {
-    let Some(mut session) = current(st, jar).await? else {
+    let Some(session) = current(st, jar).await? else {
         return Ok(None);
     };
-    let Some(user) = user_of(&session) else {
-        return Ok(Some(session));
-    };
-    if user.refresh_token.is_none()
-        || user.access_token_expires_at - st.clock.unix() > REFRESH_MARGIN_SECS
-    {
+    if !user_of(&session).is_some_and(|u| due(st, &u)) {
         return Ok(Some(session));
     }
+    let _one_at_a_time = st.refreshing.of(&session.handle).lock().await;
+    // Read again: a request that held the lock before may have refreshed already.
+    let Some(mut session) = st.sessions.load(session.id()).await? else {
+        return Ok(None);
+    };
+    let Some(user) = user_of(&session).filter(|u| due(st, u)) else {
+        return Ok(Some(session));
+    };
     match st.oidc.refresh(&user).await {
         Ok(next) => {
-            if let (Some(obj), Ok(v)) = (session.data.as_object_mut(), serde_json::to_value(&next))
-            {
-                obj.insert(USER_KEY.into(), v);
+            if !save_user(st, &mut session, &next).await? {
+                return Ok(None);
             }
-            st.sessions.save(&session).await?;
             Ok(Some(session))
         }
         Err(crate::oidc::RefreshError::Rejected) => {
@@ -179,6 +238,13 @@ async fn current_fresh(
                 .end(session.id(), EndCause::ExternalRevocation)
                 .await?;
             Ok(None)
+        }
+        Err(crate::oidc::RefreshError::Unverified { rotated, why }) => {
+            // The provider rotated the token, but its new ID token did not verify: the
+            // rotated refresh token is kept (the old one is spent), nothing else.
+            tracing::warn!(error = %why, "refreshed ID token refused; keeping the rotated refresh token only");
+            save_user(st, &mut session, &rotated).await?;
+            Ok(Some(session))
         }
         Err(e) => {
             tracing::warn!(error = %e, "token refresh failed; keeping the session");
@@ -283,15 +349,37 @@ pub(crate) async fn start_login(State(st): Shared, jar: CookieJar, headers: Head
     };
     let (url, pending) = st.oidc.start_login();
     let now = st.clock.unix();
-    let mut list = pending_list(&session);
-    list.retain(|p| now - p.created_at < PENDING_TTL_SECS);
-    while list.len() >= PENDING_MAX {
-        list.remove(0);
+    // A compare-and-set: a sign-in started at the same time in another tab is kept.
+    let mut saved = false;
+    for _ in 0..SAVE_ATTEMPTS {
+        let mut list = pending_list(&session);
+        list.retain(|p| now - p.created_at < PENDING_TTL_SECS);
+        while list.len() >= PENDING_MAX {
+            list.remove(0);
+        }
+        list.push(pending.clone());
+        set_pending(&mut session, &list);
+        match st.sessions.save(&mut session).await {
+            Ok(true) => {
+                saved = true;
+                break;
+            }
+            Ok(false) => match st.sessions.load(session.id()).await {
+                Ok(Some(fresh)) => session = fresh,
+                Ok(None) => break,
+                Err(e) => return internal(&st, e),
+            },
+            Err(e) => return internal(&st, e),
+        }
     }
-    list.push(pending);
-    set_pending(&mut session, &list);
-    if let Err(e) = st.sessions.save(&session).await {
-        return internal(&st, e);
+    if !saved {
+        return error_page(
+            &st,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Sign-in could not start",
+            "This browser's session changed while the sign-in was starting. Please try again."
+                .to_owned(),
+        );
     }
     // The route contract: 302 to the authorization endpoint.
     let location = HeaderValue::from_str(url.as_str());
@@ -313,6 +401,36 @@ fn set_pending(session: &mut Session, list: &[PendingLogin]) {
     if let (Some(obj), Ok(v)) = (session.data.as_object_mut(), serde_json::to_value(list)) {
         obj.insert(PENDING_KEY.into(), v);
     }
+}
+
+/// Takes the pending sign-in with this `state` out of the session, exactly once: the removal
+/// is a compare-and-set, so of two callbacks with the same `state` (a double submit, a
+/// replay) only one gets it, and the code is never redeemed twice.
+async fn take_pending(
+    st: &AppState,
+    session: &mut Session,
+    state: &str,
+) -> Result<Option<PendingLogin>, sessions::StoreError> {
+    let now = st.clock.unix();
+    for _ in 0..SAVE_ATTEMPTS {
+        let mut list = pending_list(session);
+        let Some(index) = list
+            .iter()
+            .position(|p| now - p.created_at < PENDING_TTL_SECS && ct_eq(&p.state, state))
+        else {
+            return Ok(None);
+        };
+        let pending = list.remove(index);
+        set_pending(session, &list);
+        if st.sessions.save(session).await? {
+            return Ok(Some(pending));
+        }
+        match st.sessions.load(session.id()).await? {
+            Some(fresh) => *session = fresh,
+            None => return Ok(None),
+        }
+    }
+    Ok(None)
 }
 
 /// Query parameters, refusing repeats (a callback with two `state`s or `code`s is forged).
@@ -347,22 +465,17 @@ pub(crate) async fn finish_login(
         }
         Err(e) => return internal(&st, e),
     };
-    let now = st.clock.unix();
-    let mut list = pending_list(&session);
     let given_state = params.get("state").map(String::as_str).unwrap_or("");
-    let Some(index) = list
-        .iter()
-        .position(|p| now - p.created_at < PENDING_TTL_SECS && ct_eq(&p.state, given_state))
-    else {
-        return refuse(
-            "This sign-in response does not belong to a sign-in started here (state mismatch).",
-        );
+    let pending = match take_pending(&st, &mut session, given_state).await {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            return refuse(
+                "This sign-in response does not belong to a sign-in started here, or was \
+                 already used (state mismatch).",
+            );
+        }
+        Err(e) => return internal(&st, e),
     };
-    let pending = list.remove(index);
-    set_pending(&mut session, &list);
-    if let Err(e) = st.sessions.save(&session).await {
-        return internal(&st, e);
-    }
     // RFC 9207 §2.4: the provider announces `iss`; it must be there and be our issuer.
     if params.get("iss").map(String::as_str) != Some(st.issuer.as_str()) {
         return refuse(
@@ -399,18 +512,17 @@ pub(crate) async fn finish_login(
             );
         }
     };
-    // A fresh session id for the signed-in user; the pre-login id is dead.
-    if let Err(e) = st.sessions.authenticate(&mut session, &signed_in.sub).await {
-        return internal(&st, e);
-    }
-    session.external_key = signed_in.provider_sid.clone();
-    if let (Some(obj), Ok(v)) = (
-        session.data.as_object_mut(),
-        serde_json::to_value(&signed_in),
-    ) {
-        obj.insert(USER_KEY.into(), v);
-    }
-    if let Err(e) = st.sessions.save(&session).await {
+    // A fresh session id for the signed-in user (the pre-login id is dead), written in one
+    // go with the provider's sid and the user: a back-channel logout for that sid finds the
+    // session as soon as it exists.
+    let written = st
+        .sessions
+        .authenticate_with(&mut session, &signed_in.sub, |s| {
+            s.external_key = signed_in.provider_sid.clone();
+            set_user(s, &signed_in);
+        })
+        .await;
+    if let Err(e) = written {
         return internal(&st, e);
     }
     tracing::info!(sub = %signed_in.sub, "signed in");

@@ -62,7 +62,10 @@ impl SessionStore for MemoryStore {
         now: i64,
     ) -> Result<bool, StoreError> {
         let mut map = self.map();
-        if !map.get(old_hash).is_some_and(|s| s.is_live(now)) {
+        if !map
+            .get(old_hash)
+            .is_some_and(|s| s.is_live(now) && s.version == session.version - 1)
+        {
             return Ok(false);
         }
         map.remove(old_hash);

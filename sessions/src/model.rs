@@ -77,6 +77,8 @@ pub struct Session {
     pub auth_time: Option<OffsetDateTime>,
     pub user_agent: Option<String>,
     pub client_addr: Option<String>,
+    /// The version of the record this was read as (see [`StoredSession::version`]).
+    version: i64,
 }
 
 impl Session {
@@ -120,6 +122,7 @@ impl Session {
             auth_time: s.auth_time.map(at),
             user_agent: s.user_agent,
             client_addr: s.client_addr,
+            version: s.version,
         }
     }
 
@@ -138,7 +141,17 @@ impl Session {
             auth_time: self.auth_time.map(OffsetDateTime::unix_timestamp),
             user_agent: self.user_agent.clone(),
             client_addr: self.client_addr.clone(),
+            version: self.version,
         }
+    }
+
+    /// The version of the record this session was read (or last written) as.
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+
+    pub(crate) fn set_version(&mut self, version: i64) {
+        self.version = version;
     }
 
     pub(crate) fn set_secrets(&mut self, id: SessionId, csrf_token: String) {
@@ -167,6 +180,9 @@ pub struct StoredSession {
     pub auth_time: Option<i64>,
     pub user_agent: Option<String>,
     pub client_addr: Option<String>,
+    /// Moved on by every write of the record (not by a touch); a write is made only over the
+    /// version its writer read.
+    pub version: i64,
 }
 
 impl StoredSession {

@@ -84,6 +84,9 @@ if mode == 'insert' then
 else
   local okey = p .. 's:' .. old
   if not live(okey, now) then return 0 end
+  if tonumber(redis.call('HGET', okey, 'version') or '0') ~= tonumber(f.version) - 1 then
+    return 0
+  end
   drop_session(p, okey)
 end
 local key = p .. 's:' .. new
@@ -269,6 +272,7 @@ fn fields(s: &StoredSession) -> Vec<(&'static str, String)> {
         ("last_seen_at", s.last_seen_at.to_string()),
         ("idle_expires_at", s.idle_expires_at.to_string()),
         ("absolute_expires_at", s.absolute_expires_at.to_string()),
+        ("version", s.version.to_string()),
     ];
     let optional = [
         ("user_id", s.user_id.clone()),
@@ -320,6 +324,7 @@ fn from_fields(flat: Vec<String>) -> Result<StoredSession, StoreError> {
         auth_time: map.get("auth_time").and_then(|v| v.parse().ok()),
         user_agent: map.get("user_agent").cloned(),
         client_addr: map.get("client_addr").cloned(),
+        version: map.get("version").and_then(|v| v.parse().ok()).unwrap_or(0),
     })
 }
 

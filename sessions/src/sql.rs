@@ -15,7 +15,7 @@ pub struct SqlStore {
 }
 
 const COLUMNS: &str = "id_hash, handle, user_id, external_key, data, csrf_token, created_at, \
-    last_seen_at, idle_expires_at, absolute_expires_at, auth_time, user_agent, client_addr";
+    last_seen_at, idle_expires_at, absolute_expires_at, auth_time, user_agent, client_addr, version";
 
 #[derive(FromRow)]
 struct SessionRow {
@@ -32,6 +32,7 @@ struct SessionRow {
     auth_time: Option<i64>,
     user_agent: Option<String>,
     client_addr: Option<String>,
+    version: i64,
 }
 
 impl TryFrom<SessionRow> for StoredSession {
@@ -51,6 +52,7 @@ impl TryFrom<SessionRow> for StoredSession {
             auth_time: r.auth_time,
             user_agent: r.user_agent,
             client_addr: r.client_addr,
+            version: r.version,
         })
     }
 }
@@ -81,8 +83,8 @@ impl SessionStore for SqlStore {
         sqlx::query(
             "INSERT INTO sessions (id_hash, handle, user_id, external_key, data, csrf_token, \
              created_at, last_seen_at, idle_expires_at, absolute_expires_at, auth_time, \
-             user_agent, client_addr) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             user_agent, client_addr, version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(&s.id_hash)
         .bind(&s.handle)
@@ -97,6 +99,7 @@ impl SessionStore for SqlStore {
         .bind(s.auth_time)
         .bind(&s.user_agent)
         .bind(&s.client_addr)
+        .bind(s.version)
         .execute(self.db.write())
         .await?;
         Ok(())
@@ -124,8 +127,9 @@ impl SessionStore for SqlStore {
             "UPDATE sessions SET id_hash = $2, handle = $3, user_id = $4, external_key = $5, \
              data = $6, csrf_token = $7, created_at = $8, last_seen_at = $9, \
              idle_expires_at = $10, absolute_expires_at = $11, auth_time = $12, \
-             user_agent = $13, client_addr = $14 \
-             WHERE id_hash = $1 AND idle_expires_at > $15 AND absolute_expires_at > $15",
+             user_agent = $13, client_addr = $14, version = $16 \
+             WHERE id_hash = $1 AND idle_expires_at > $15 AND absolute_expires_at > $15 \
+             AND version = $16 - 1",
         )
         .bind(old_hash)
         .bind(&s.id_hash)
@@ -142,6 +146,7 @@ impl SessionStore for SqlStore {
         .bind(&s.user_agent)
         .bind(&s.client_addr)
         .bind(now)
+        .bind(s.version)
         .execute(self.db.write())
         .await?;
         Ok(done.rows_affected() == 1)

@@ -48,7 +48,9 @@ pub trait SessionStore: Send + Sync + 'static {
     /// The session stored under `id_hash`, if it is live at `now`.
     async fn get(&self, id_hash: &str, now: i64) -> Result<Option<StoredSession>, StoreError>;
     /// Replaces the live session stored under `old_hash` with `session`, which may carry a new
-    /// hash (regeneration: the old id is dead once this returns). False if there was none.
+    /// hash (regeneration: the old id is dead once this returns), if the stored record's
+    /// version is `session.version - 1` (the one its writer read). False if there was none, or
+    /// another write came first.
     async fn update(
         &self,
         old_hash: &str,
@@ -155,6 +157,7 @@ impl Sessions {
             auth_time: new.auth_time.map(OffsetDateTime::unix_timestamp),
             user_agent: new.user_agent.map(|ua| truncate(ua, 512)),
             client_addr: new.client_addr,
+            version: 0,
         };
         self.store.insert(&stored).await?;
         Ok(Session::from_stored(stored_id, stored))
@@ -183,12 +186,27 @@ impl Sessions {
         Ok(Some(Session::from_stored(id.clone(), stored)))
     }
 
-    /// Writes the session's data, user and external key back. False if it has ended meanwhile.
-    pub async fn save(&self, session: &Session) -> Result<bool, StoreError> {
-        let stored = session.to_stored();
-        self.store
-            .update(&stored.id_hash, &stored, self.clock.unix())
-            .await
+    /// Writes the session's data, user and external key back, if no other write of it came
+    /// since it was read (a compare-and-set on its version). False if one did, or if it has
+    /// ended meanwhile: the caller reads it again and redoes its change, or gives up.
+    pub async fn save(&self, session: &mut Session) -> Result<bool, StoreError> {
+        let old_hash = session.id().hash();
+        self.write(&old_hash, session).await
+    }
+
+    /// Writes `session` over the record stored under `old_hash` at the version it was read
+    /// as; on success the session carries the new version.
+    async fn write(&self, old_hash: &str, session: &mut Session) -> Result<bool, StoreError> {
+        let mut stored = session.to_stored();
+        stored.version = session.version() + 1;
+        let done = self
+            .store
+            .update(old_hash, &stored, self.clock.unix())
+            .await?;
+        if done {
+            session.set_version(stored.version);
+        }
+        Ok(done)
     }
 
     /// Gives the session a new id and CSRF token; the old id is dead when this returns.
@@ -196,10 +214,7 @@ impl Sessions {
     pub async fn regenerate(&self, session: &mut Session) -> Result<bool, StoreError> {
         let old_hash = session.id().hash();
         session.set_secrets(SessionId::generate()?, random_token()?);
-        let stored = session.to_stored();
-        self.store
-            .update(&old_hash, &stored, self.clock.unix())
-            .await
+        self.write(&old_hash, session).await
     }
 
     /// Signs `user_id` in on this session: a new id and CSRF token (the pre-login id is dead),
@@ -212,7 +227,20 @@ impl Sessions {
         session: &mut Session,
         user_id: &str,
     ) -> Result<Option<SessionEnd>, StoreError> {
+        self.authenticate_with(session, user_id, |_| {}).await
+    }
+
+    /// [`Sessions::authenticate`], with `edit` applied to the signed-in session before it is
+    /// written, so that what the caller keeps with it (its external key, its data) is stored
+    /// in the same single write, never a moment later.
+    pub async fn authenticate_with(
+        &self,
+        session: &mut Session,
+        user_id: &str,
+        edit: impl FnOnce(&mut Session),
+    ) -> Result<Option<SessionEnd>, StoreError> {
         let plan = self.prepare_sign_in(session, user_id)?;
+        edit(session);
         let mut ended = None;
         if let Some(other) = &plan.replaces
             && self.remove(&other.handle).await?
@@ -221,7 +249,6 @@ impl Sessions {
         }
         if !self.complete_sign_in(session, &plan).await? {
             session.handle = random_handle()?;
-            session.external_key = None;
             session.created_at = self.clock.now();
             self.store.insert(&session.to_stored()).await?;
         }
@@ -272,24 +299,28 @@ impl Sessions {
     /// place of its pre-login record. A pre-login session that expired meanwhile, or one whose
     /// other user's session the caller ended, is stored afresh; but a signed-in session of
     /// this user that ended meanwhile (revoked, signed out everywhere) is never brought back
-    /// under its old handle: false, and nothing is written.
+    /// under its old handle, and a record that another request wrote since it was read is
+    /// not overwritten: false, and nothing is written.
     pub async fn complete_sign_in(
         &self,
-        session: &Session,
+        session: &mut Session,
         plan: &SignInPlan,
     ) -> Result<bool, StoreError> {
-        let stored = session.to_stored();
-        if self
-            .store
-            .update(&plan.old_hash, &stored, self.clock.unix())
-            .await?
-        {
+        if self.write(&plan.old_hash, session).await? {
             return Ok(true);
         }
-        if plan.was_signed_in && plan.replaces.is_none() {
+        // Not written: the record ended, or another write of it came first (still there).
+        if plan.replaces.is_none()
+            && (plan.was_signed_in
+                || self
+                    .store
+                    .get(&plan.old_hash, self.clock.unix())
+                    .await?
+                    .is_some())
+        {
             return Ok(false);
         }
-        self.store.insert(&stored).await?;
+        self.store.insert(&session.to_stored()).await?;
         Ok(true)
     }
 

@@ -262,9 +262,38 @@ mod behaviours {
         let (s, _) = rules(&b);
         let mut session = s.create(NewSession::default()).await.unwrap();
         session.data["pending"] = serde_json::json!({"state": "xyz"});
-        assert!(s.save(&session).await.unwrap());
+        assert!(s.save(&mut session).await.unwrap());
         let loaded = s.load(session.id()).await.unwrap().unwrap();
         assert_eq!(loaded.data["pending"]["state"], "xyz");
+    }
+
+    /// Two requests read one session and both change it: the second write, made over a
+    /// version that is no longer current, is refused rather than writing back stale data;
+    /// read again, its change goes through. A touch is not a write.
+    pub(crate) async fn saves_are_compare_and_set(b: Backend) {
+        let (s, clock) = rules(&b);
+        let created = s.create(signed_in("u1")).await.unwrap();
+        let mut first = s.load(created.id()).await.unwrap().unwrap();
+        let mut second = s.load(created.id()).await.unwrap().unwrap();
+        first.data["token"] = serde_json::json!("rotated");
+        assert!(s.save(&mut first).await.unwrap());
+        second.data["token"] = serde_json::json!("stale");
+        assert!(!s.save(&mut second).await.unwrap(), "stale write refused");
+        let mut again = s.load(created.id()).await.unwrap().unwrap();
+        assert_eq!(again.data["token"], "rotated");
+        clock.advance(TOUCH + Duration::from_secs(1));
+        assert!(s.load(created.id()).await.unwrap().is_some(), "touched");
+        again.data["other"] = serde_json::json!(1);
+        assert!(s.save(&mut again).await.unwrap(), "a touch is not a write");
+        assert!(
+            s.save(&mut again).await.unwrap(),
+            "its own version moved on"
+        );
+        let last = s.load(created.id()).await.unwrap().unwrap();
+        assert_eq!(
+            (last.data["token"].as_str(), last.data["other"].as_i64()),
+            (Some("rotated"), Some(1))
+        );
     }
 
     pub(crate) async fn revoke_one_and_all(b: Backend) {
@@ -479,6 +508,7 @@ all_backends!(
     regenerate_kills_old_id,
     authenticate_makes_new_id,
     save_persists_data,
+    saves_are_compare_and_set,
     revoke_one_and_all,
     revoke_by_external_key,
     list_shows_live_sessions_oldest_first,
@@ -503,7 +533,7 @@ async fn redis_leaves_no_orphan_keys() {
     let mut a = s.create(NewSession::default()).await.unwrap();
     s.authenticate(&mut a, "u1").await.unwrap();
     a.external_key = Some("sid-a".into());
-    assert!(s.save(&a).await.unwrap());
+    assert!(s.save(&mut a).await.unwrap());
     s.regenerate(&mut a).await.unwrap();
     let c = s.create(mk("u1", "sid-c")).await.unwrap();
     let d = s.create(mk("u2", "sid-d")).await.unwrap();
@@ -563,6 +593,7 @@ async fn redis_indexes_live_as_long_as_their_sessions() {
         auth_time: Some(now),
         user_agent: None,
         client_addr: None,
+        version: 0,
     };
     store.insert(&mk("a")).await.unwrap();
     store.insert(&mk("b")).await.unwrap();

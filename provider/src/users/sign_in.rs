@@ -125,18 +125,20 @@ async fn open(ctx: &Ctx, session: &mut Session, user: &User) -> Result<bool, Sys
     if let Some(other) = &plan.replaces {
         logout::end(ctx, std::slice::from_ref(other)).await?;
     }
+    let handle = session.handle.clone();
     let stale = |cause| SessionEnd {
-        handle: session.handle.clone(),
+        handle: handle.clone(),
         user_id: Some(user.id.clone()),
         external_key: None,
         cause,
     };
     if !ctx.sessions.complete_sign_in(session, &plan).await? {
-        // This user's session ended meanwhile: it is not brought back.
+        // This user's session ended meanwhile (it is not brought back), or another request
+        // wrote it since it was read.
         logout::end(ctx, &[stale(EndCause::Revoked)]).await?;
         return Ok(false);
     }
-    if !ctx.store.session_open(&session.handle).await? {
+    if !ctx.store.session_open(&handle).await? {
         logout::end(ctx, &[stale(EndCause::RevokedAll)]).await?;
         return Ok(false);
     }

@@ -4,6 +4,7 @@
 use super::{me, sign_in};
 use crate::harness::{ALICE, Browser, Options, param, spawn, spawn_with};
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 #[tokio::test]
 async fn unregistered_redirect_uri_shows_a_page_and_never_redirects() {
@@ -349,4 +350,51 @@ async fn app_refuses_a_tampered_id_token() {
     let page = browser.follow(&format!("{}/login", stack.app_b.url)).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(me(&browser, &stack.app_b).await.0, 200);
+}
+
+/// The same callback arriving eight times at once (a double submit, replays racing the real
+/// one): the app takes its pending state out of the session exactly once (a compare-and-set),
+/// so one callback signs in and the others are refused before the code is sent again. The code
+/// is redeemed once: the provider has no replay to answer by revoking the grant, and the
+/// session's later refresh works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_double_callback_redeems_the_code_once() {
+    let stack = spawn().await;
+    let browser = Browser::new();
+    sign_in(&stack, &browser, &stack.app_b, ALICE).await;
+    browser
+        .submit(
+            &browser.follow(&format!("{}/", stack.app_b.url)).await,
+            "/logout",
+            &[],
+        )
+        .await;
+    let start = browser
+        .get_once(&format!("{}/login", stack.app_b.url))
+        .await;
+    let at_provider = browser
+        .get_once(&start.hops[0].location.clone().unwrap())
+        .await;
+    let callback = at_provider.hops[0].location.clone().unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (browser, callback) = (browser.clone(), callback.clone());
+        tasks.spawn(async move { browser.get_once(&callback).await });
+    }
+    let pages = tasks.join_all().await;
+    let signed_in = pages.iter().filter(|p| p.status.as_u16() == 303).count();
+    assert_eq!(signed_in, 1, "exactly one callback signs in");
+    for refused in pages.iter().filter(|p| p.status.as_u16() != 303) {
+        assert_eq!(refused.status.as_u16(), 400, "{}", refused.body);
+    }
+    let (status, before) = me(&browser, &stack.app_b).await;
+    assert_eq!(status, 200, "signed in once");
+    // The access token comes due; its refresh works, because the grant was never revoked.
+    stack.clock.advance(Duration::from_secs(570));
+    let (status, after) = me(&browser, &stack.app_b).await;
+    assert_eq!(status, 200, "{after}");
+    assert_ne!(
+        before["access_token_expires_at"], after["access_token_expires_at"],
+        "refreshed"
+    );
 }
