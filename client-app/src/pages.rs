@@ -525,6 +525,30 @@ pub(crate) async fn finish_login(
     if let Err(e) = written {
         return internal(&st, e);
     }
+    // A back-channel logout may have come for this sid (or, without one, for this user) while
+    // the code was exchanged, and found no session yet: its end is remembered, and wins.
+    match logged_out_meanwhile(&st, &signed_in).await {
+        Ok(false) => {}
+        Ok(true) => {
+            tracing::info!(sub = %signed_in.sub, "sign-in crossed a back-channel logout: refused");
+            if let Err(e) = st
+                .sessions
+                .end(session.id(), EndCause::ExternalRevocation)
+                .await
+            {
+                return internal(&st, e);
+            }
+            return error_page(
+                &st,
+                StatusCode::BAD_REQUEST,
+                "Sign-in did not complete",
+                "Your session at Gatehouse ended while this sign-in was completing. Please \
+                 sign in again."
+                    .to_owned(),
+            );
+        }
+        Err(e) => return internal(&st, e),
+    }
     tracing::info!(sub = %signed_in.sub, "signed in");
     (
         jar.add(st.cookies.cookie(session.id())),
@@ -532,6 +556,29 @@ pub(crate) async fn finish_login(
         Redirect::to("/"),
     )
         .into_response()
+}
+
+/// Whether the provider logged this sign-in's session out (its `sid`), or every session of
+/// its user, after the ID token was issued.
+async fn logged_out_meanwhile(
+    st: &AppState,
+    signed_in: &SignedIn,
+) -> Result<bool, sessions::StoreError> {
+    if let Some(sid) = &signed_in.provider_sid
+        && st
+            .sessions
+            .ended_at(&sessions::external_marker(sid))
+            .await?
+            .is_some()
+    {
+        return Ok(true);
+    }
+    let issued_at = signed_in.id_token_claims["iat"].as_i64().unwrap_or(0);
+    Ok(st
+        .sessions
+        .ended_at(&sessions::user_marker(&signed_in.sub))
+        .await?
+        .is_some_and(|at| at >= issued_at))
 }
 
 /// The session a sign-out form was posted from, if its CSRF token is that session's.
@@ -646,9 +693,16 @@ pub(crate) async fn backchannel_logout(
             return refuse(e.to_string());
         }
     };
+    // The end is remembered before the sessions are removed, so a sign-in that crosses this
+    // logout (its session written a moment later) finds it and is refused (`finish_login`).
     let ended = match &target {
         crate::logout::LogoutTarget::Sid(sid) => st.sessions.revoke_external(sid).await,
-        crate::logout::LogoutTarget::Sub(sub) => st.sessions.revoke_user(sub).await,
+        crate::logout::LogoutTarget::Sub(sub) => {
+            match st.sessions.remember_end(&sessions::user_marker(sub)).await {
+                Ok(()) => st.sessions.revoke_user(sub).await,
+                Err(e) => Err(e),
+            }
+        }
     };
     match ended {
         Ok(ended) => {

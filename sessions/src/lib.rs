@@ -39,4 +39,6 @@ pub use memory::MemoryStore;
 pub use model::{EndCause, NewSession, Session, SessionEnd, SessionPolicy, StoredSession};
 pub use redis_store::RedisStore;
 pub use sql::SqlStore;
-pub use store::{SessionInfo, SessionStore, Sessions, SignInPlan, StoreError};
+pub use store::{
+    SessionInfo, SessionStore, Sessions, SignInPlan, StoreError, external_marker, user_marker,
+};

@@ -12,6 +12,8 @@ use std::sync::{Mutex, MutexGuard};
 #[derive(Default)]
 pub struct MemoryStore {
     by_hash: Mutex<HashMap<String, StoredSession>>,
+    /// Ended markers: when each ended, and until when it is kept.
+    ended: Mutex<HashMap<String, (i64, i64)>>,
 }
 
 impl MemoryStore {
@@ -101,6 +103,32 @@ impl SessionStore for MemoryStore {
             .take(limit)
             .cloned()
             .collect())
+    }
+
+    async fn mark_ended(
+        &self,
+        marker: &str,
+        ended_at: i64,
+        keep_until: i64,
+    ) -> Result<(), StoreError> {
+        let mut ended = self
+            .ended
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        ended.retain(|_, (_, until)| *until > ended_at);
+        ended.insert(marker.to_owned(), (ended_at, keep_until));
+        Ok(())
+    }
+
+    async fn ended_at(&self, marker: &str, now: i64) -> Result<Option<i64>, StoreError> {
+        let ended = self
+            .ended
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(ended
+            .get(marker)
+            .filter(|(_, until)| *until > now)
+            .map(|(at, _)| *at))
     }
 
     async fn remove_by_user(&self, user_id: &str) -> Result<Vec<StoredSession>, StoreError> {

@@ -7,7 +7,9 @@
 //! - `P h:{handle}`: the id hash of the session with that public handle;
 //! - `P u:{user_id}` and `P x:{external_key}`: sets of handles (the per-user and per-`sid`
 //!   indexes);
-//! - `P exp`: a sorted set of handles by idle deadline, which the sweeper reads.
+//! - `P exp`: a sorted set of handles by idle deadline, which the sweeper reads;
+//! - `P e:{marker}`: when an external key or a user ended (kept, by TTL, for an absolute
+//!   lifetime).
 //!
 //! Every change that touches more than one key is one Lua script, so the indexes never
 //! disagree with the sessions. Deadlines are checked against the injected clock on every read.
@@ -422,6 +424,31 @@ impl SessionStore for RedisStore {
             .invoke_async(&mut self.conn.clone())
             .await?;
         rows.into_iter().map(from_fields).collect()
+    }
+
+    async fn mark_ended(
+        &self,
+        marker: &str,
+        ended_at: i64,
+        keep_until: i64,
+    ) -> Result<(), StoreError> {
+        let ttl = u64::try_from((keep_until - ended_at).max(1)).unwrap_or(1);
+        let key = format!("{}e:{marker}", self.prefix);
+        let value = format!("{ended_at} {keep_until}");
+        let _: () = self.conn.clone().set_ex(&key, value, ttl).await?;
+        Ok(())
+    }
+
+    async fn ended_at(&self, marker: &str, now: i64) -> Result<Option<i64>, StoreError> {
+        let key = format!("{}e:{marker}", self.prefix);
+        let value: Option<String> = self.conn.clone().get(&key).await?;
+        // `ended_at keep_until`: the deadline is checked against the injected clock, like
+        // the sessions'; the TTL only reclaims memory.
+        Ok(value.and_then(|v| {
+            let (at, until) = v.split_once(' ')?;
+            let until: i64 = until.parse().ok()?;
+            (until > now).then(|| at.parse().ok()).flatten()
+        }))
     }
 
     async fn remove_by_user(&self, user_id: &str) -> Result<Vec<StoredSession>, StoreError> {

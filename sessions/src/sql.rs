@@ -208,6 +208,35 @@ impl SessionStore for SqlStore {
         )
     }
 
+    async fn mark_ended(
+        &self,
+        marker: &str,
+        ended_at: i64,
+        keep_until: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO ended_keys (marker, ended_at, keep_until) VALUES ($1, $2, $3) \
+             ON CONFLICT (marker) DO UPDATE SET \
+             ended_at = excluded.ended_at, keep_until = excluded.keep_until",
+        )
+        .bind(marker)
+        .bind(ended_at)
+        .bind(keep_until)
+        .execute(self.db.write())
+        .await?;
+        Ok(())
+    }
+
+    async fn ended_at(&self, marker: &str, now: i64) -> Result<Option<i64>, StoreError> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT ended_at FROM ended_keys WHERE marker = $1 AND keep_until > $2")
+                .bind(marker)
+                .bind(now)
+                .fetch_optional(self.db.read())
+                .await?;
+        Ok(row.map(|r| r.0))
+    }
+
     async fn remove_by_user(&self, user_id: &str) -> Result<Vec<StoredSession>, StoreError> {
         rows(
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -252,6 +281,10 @@ impl SessionStore for SqlStore {
     }
 
     async fn remove_expired(&self, now: i64) -> Result<Vec<StoredSession>, StoreError> {
+        sqlx::query("DELETE FROM ended_keys WHERE keep_until <= $1")
+            .bind(now)
+            .execute(self.db.write())
+            .await?;
         rows(
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM sessions WHERE idle_expires_at <= $1 OR absolute_expires_at <= $1 \

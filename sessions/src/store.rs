@@ -78,6 +78,15 @@ pub trait SessionStore: Send + Sync + 'static {
     -> Result<Vec<StoredSession>, StoreError>;
     /// Deletes every session past a deadline at `now`, returning them.
     async fn remove_expired(&self, now: i64) -> Result<Vec<StoredSession>, StoreError>;
+    /// Remembers until `keep_until` that `marker` ended at `ended_at`.
+    async fn mark_ended(
+        &self,
+        marker: &str,
+        ended_at: i64,
+        keep_until: i64,
+    ) -> Result<(), StoreError>;
+    /// When `marker` ended, if that is still remembered at `now`.
+    async fn ended_at(&self, marker: &str, now: i64) -> Result<Option<i64>, StoreError>;
     /// Whether the backend answers (for readiness checks).
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
@@ -382,13 +391,30 @@ impl Sessions {
             .collect())
     }
 
-    /// Ends every session with this external key (the app's sessions under a provider `sid`).
+    /// Ends every session with this external key (the app's sessions under a provider
+    /// `sid`), remembering first, for an absolute lifetime, that it ended: a session written
+    /// under it afterwards (a sign-in that crossed this end) is then found out by
+    /// [`Sessions::ended_at`].
     pub async fn revoke_external(&self, key: &str) -> Result<Vec<SessionEnd>, StoreError> {
+        self.remember_end(&external_marker(key)).await?;
         let removed = self.store.remove_by_external_key(key).await?;
         Ok(removed
             .iter()
             .map(|s| s.end(EndCause::ExternalRevocation))
             .collect())
+    }
+
+    /// Remembers, for an absolute lifetime, that `marker` ended now ([`external_marker`],
+    /// [`user_marker`]).
+    pub async fn remember_end(&self, marker: &str) -> Result<(), StoreError> {
+        let now = self.clock.unix();
+        let keep = now.saturating_add(self.policy.absolute_secs());
+        self.store.mark_ended(marker, now, keep).await
+    }
+
+    /// When `marker` ended, if it did within an absolute lifetime.
+    pub async fn ended_at(&self, marker: &str) -> Result<Option<i64>, StoreError> {
+        self.store.ended_at(marker, self.clock.unix()).await
     }
 
     /// The live sessions of a user, oldest first, without their secrets.
@@ -437,6 +463,16 @@ impl Sessions {
             }
         })
     }
+}
+
+/// The marker of an external key's end ([`Sessions::revoke_external`]).
+pub fn external_marker(key: &str) -> String {
+    format!("x:{key}")
+}
+
+/// The marker of the end of every session of a user.
+pub fn user_marker(user_id: &str) -> String {
+    format!("u:{user_id}")
 }
 
 fn at(unix: i64) -> OffsetDateTime {

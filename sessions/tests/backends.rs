@@ -432,6 +432,42 @@ mod behaviours {
         assert!(s.load(a.id()).await.unwrap().is_some());
     }
 
+    /// An external key's end is remembered (so that a session written under it afterwards
+    /// can be refused), for an absolute lifetime; so is a user's, when asked.
+    pub(crate) async fn ended_keys_are_remembered(b: Backend) {
+        let (s, clock) = rules(&b);
+        let mk = NewSession {
+            external_key: Some("sid-1".into()),
+            ..signed_in("u1")
+        };
+        s.create(mk).await.unwrap();
+        let marker = sessions::external_marker("sid-1");
+        assert_eq!(s.ended_at(&marker).await.unwrap(), None);
+        let before = clock.unix();
+        assert_eq!(s.revoke_external("sid-1").await.unwrap().len(), 1);
+        let at = s.ended_at(&marker).await.unwrap().expect("remembered");
+        assert!(at >= before);
+        assert_eq!(
+            s.ended_at(&sessions::external_marker("sid-2"))
+                .await
+                .unwrap(),
+            None
+        );
+        s.remember_end(&sessions::user_marker("u1")).await.unwrap();
+        assert!(
+            s.ended_at(&sessions::user_marker("u1"))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        clock.advance(ABSOLUTE + Duration::from_secs(1));
+        assert_eq!(
+            s.ended_at(&marker).await.unwrap(),
+            None,
+            "forgotten in time"
+        );
+    }
+
     pub(crate) async fn end_is_logout(b: Backend) {
         let (s, _) = rules(&b);
         let a = s.create(signed_in("u1")).await.unwrap();
@@ -515,6 +551,7 @@ all_backends!(
     sweep_reports_each_end,
     expired_are_listed_until_removed,
     sign_in_never_brings_back_an_ended_session,
+    ended_keys_are_remembered,
     end_is_logout,
     csrf_token_is_bound_to_session,
     survives_restart,
@@ -561,7 +598,18 @@ async fn redis_leaves_no_orphan_keys() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert!(left.is_empty(), "orphaned keys: {left:?}");
+    // What remains is the record that sid-d ended, kept for an absolute lifetime by TTL.
+    assert_eq!(
+        left,
+        vec![format!("{}e:x:sid-d", r.prefix)],
+        "orphaned keys"
+    );
+    let ttl: i64 = ::redis::cmd("TTL")
+        .arg(&left[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(ttl > 0, "expires by itself");
 }
 
 /// Redis TTLs elapse in real time, which the injected clock cannot stand in for. Here the

@@ -808,3 +808,52 @@ async fn another_users_id_token_only_asks_and_changes_nothing_until_the_answer()
     assert_everyone_signed_out(&stack, &browser).await;
     assert_eq!(me(&bobs, &stack.app_a).await.0, 200, "bob's still is not");
 }
+
+/// A back-channel logout that crosses a sign-in: it reaches the app after the provider
+/// issued the code for that SSO session but before the app wrote its session, and finds
+/// nothing to end. The app remembers the ended `sid`, so the session it writes a moment
+/// later is found out and refused, instead of living on under a logged-out `sid`.
+#[tokio::test]
+async fn a_sign_in_that_crosses_a_back_channel_logout_is_refused() {
+    let stack = spawn().await;
+    let browser = Browser::new();
+    sign_in(&stack, &browser, &stack.app_a, ALICE).await;
+    let sid = me(&browser, &stack.app_a).await.1["provider_sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Signed out of App A only; the SSO session goes on.
+    browser
+        .submit(
+            &browser.follow(&format!("{}/", stack.app_a.url)).await,
+            "/logout",
+            &[],
+        )
+        .await;
+    assert_eq!(me(&browser, &stack.app_a).await.0, 401);
+    let start = browser
+        .get_once(&format!("{}/login", stack.app_a.url))
+        .await;
+    let at_provider = browser
+        .get_once(&start.hops[0].location.clone().unwrap())
+        .await;
+    let callback = at_provider.hops[0].location.clone().unwrap();
+    // The logout for this sid arrives now, before the callback.
+    let keys = stack.provider.keys.current();
+    let token = keys
+        .sign(Alg::RS256, "logout+jwt", &claims(&stack, &sid, |_| {}))
+        .unwrap();
+    assert_eq!(post_logout_token(&stack, &token).await, 200);
+    let page = browser.follow(&callback).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(
+        page.body.contains("ended while this sign-in"),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        me(&browser, &stack.app_a).await.0,
+        401,
+        "no session under a logged-out sid"
+    );
+}
