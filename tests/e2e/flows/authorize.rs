@@ -398,3 +398,40 @@ async fn a_double_callback_redeems_the_code_once() {
         "refreshed"
     );
 }
+
+fn no_refresh_grace(c: &mut provider::Config) {
+    c.tokens.refresh_grace = Duration::ZERO;
+}
+
+/// Eight requests of one signed-in browser arrive at App B just as its access token comes
+/// due, with the provider allowing no grace for a reused refresh token: the app refreshes
+/// once for all of them (single-flight per session), so the provider never sees the token
+/// twice, nobody is signed out, and the grant lives on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_refresh_once() {
+    let stack = spawn_with(Options {
+        configure: Some(no_refresh_grace),
+        ..Options::default()
+    })
+    .await;
+    let browser = Browser::new();
+    sign_in(&stack, &browser, &stack.app_b, ALICE).await;
+    let (_, before) = me(&browser, &stack.app_b).await;
+    stack.clock.advance(Duration::from_secs(570));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (browser, url) = (browser.clone(), stack.app_b.url.clone());
+        tasks.spawn(async move { browser.get_once(&format!("{url}/me")).await.status.as_u16() });
+    }
+    let statuses = tasks.join_all().await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let (status, after) = me(&browser, &stack.app_b).await;
+    assert_eq!(status, 200);
+    assert_ne!(
+        before["access_token_expires_at"], after["access_token_expires_at"],
+        "refreshed"
+    );
+    // Refreshing again later works: the family was never revoked.
+    stack.clock.advance(Duration::from_secs(570));
+    assert_eq!(me(&browser, &stack.app_b).await.0, 200);
+}
