@@ -193,6 +193,21 @@ async fn expiry_is_recorded_before_removal(w: World) {
     assert!(refresh(&w, &rt).await.is_err());
 }
 
+/// The database is out of reach when a session should end (here: its pools closed, as an
+/// outage looks to the provider): nothing is removed from the session store, and the caller
+/// gets an error, so the end can be tried again in full instead of half-happening.
+async fn an_end_while_the_database_is_down(w: World) {
+    let (session, _) = sign_in(&w).await;
+    w.ctx.store.db().write().close().await;
+    w.ctx.store.db().read().close().await;
+    let ended = logout::end(&w.ctx, &[session.ending(EndCause::Logout)]).await;
+    assert!(ended.is_err(), "the end is not reported as done");
+    assert!(
+        w.ctx.sessions.load(session.id()).await.unwrap().is_some(),
+        "and nothing was removed"
+    );
+}
+
 /// Sign-ins racing "sign out everywhere", 40 pairs, each pair with an account of its own:
 /// whatever the order, the session store and the ledger agree afterwards. No session is in
 /// the store that the ledger has ended (nothing brought back), and every session a sign-in
@@ -311,6 +326,9 @@ on_both_databases! {
     expiry_is_recorded_before_removal:
         expiry_is_recorded_before_removal_on_sqlite,
         expiry_is_recorded_before_removal_on_postgres;
+    an_end_while_the_database_is_down:
+        an_end_while_the_database_is_down_removes_nothing_on_sqlite,
+        an_end_while_the_database_is_down_removes_nothing_on_postgres;
     sign_in_against_sign_out_everywhere:
         no_sign_in_racing_sign_out_everywhere_is_brought_back_on_sqlite,
         no_sign_in_racing_sign_out_everywhere_is_brought_back_on_postgres;
