@@ -218,46 +218,84 @@ impl Store {
     /// Counts a failed sign-in for `key` in the current window (a new window starts
     /// `window` seconds after the last one began); returns the count and the window's start.
     /// One statement, so concurrent failures on several instances all count.
-    pub async fn count_login_failure(
+    /// Takes an attempt for each of `keys` (`(key, free failures)`), atomically for all of
+    /// them: each is counted as a failure in advance, and its next wait set, in one
+    /// transaction, unless one of them is still waiting; then nothing is counted and the
+    /// longest wait in seconds is returned. `delay(failures, free)` is the wait after a
+    /// failure; past `cap` failures a key waits for its window's end. The row lock the count
+    /// takes (on PostgreSQL; SQLite has one writer) holds concurrent attempts until the wait
+    /// is written, so a burst cannot slip past it.
+    pub async fn reserve_login_attempt(
         &self,
-        key: &str,
+        keys: &[(&str, i64)],
         now: i64,
         window: i64,
-    ) -> Result<(i64, i64), sqlx::Error> {
-        sqlx::query_as(
-            "INSERT INTO login_throttle (throttle_key, failures, window_start, blocked_until) \
-             VALUES ($1, 1, $2, 0) \
-             ON CONFLICT (throttle_key) DO UPDATE SET \
-             failures = CASE WHEN login_throttle.window_start <= $2 - $3 THEN 1 \
-                        ELSE login_throttle.failures + 1 END, \
-             window_start = CASE WHEN login_throttle.window_start <= $2 - $3 THEN $2 \
-                            ELSE login_throttle.window_start END \
-             RETURNING failures, window_start",
+        cap: i64,
+        delay: fn(i64, i64) -> i64,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        let mut tx = self.db.write().begin().await?;
+        let mut wait = 0;
+        for (key, free) in keys {
+            let counted: Option<(i64, i64)> = sqlx::query_as(
+                "INSERT INTO login_throttle (throttle_key, failures, window_start, blocked_until) \
+                 VALUES ($1, 1, $2, 0) \
+                 ON CONFLICT (throttle_key) DO UPDATE SET \
+                 failures = CASE WHEN login_throttle.window_start <= $2 - $3 THEN 1 \
+                            ELSE login_throttle.failures + 1 END, \
+                 window_start = CASE WHEN login_throttle.window_start <= $2 - $3 THEN $2 \
+                                ELSE login_throttle.window_start END \
+                 WHERE login_throttle.blocked_until <= $2 \
+                 RETURNING failures, window_start",
+            )
+            .bind(key)
+            .bind(now)
+            .bind(window)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match counted {
+                Some((failures, window_start)) => {
+                    let until = if failures >= cap {
+                        window_start + window
+                    } else {
+                        now + delay(failures, *free)
+                    };
+                    sqlx::query(
+                        "UPDATE login_throttle SET blocked_until = $2 WHERE throttle_key = $1",
+                    )
+                    .bind(key)
+                    .bind(until)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    let (until,): (i64,) = sqlx::query_as(
+                        "SELECT blocked_until FROM login_throttle WHERE throttle_key = $1",
+                    )
+                    .bind(key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    wait = wait.max(until - now);
+                }
+            }
+        }
+        if wait > 0 {
+            tx.rollback().await?;
+            return Ok(Some(wait));
+        }
+        tx.commit().await?;
+        Ok(None)
+    }
+
+    /// Takes back one attempt counted in advance against `key` (it succeeded).
+    pub async fn refund_login_attempt(&self, key: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE login_throttle SET failures = failures - 1 \
+             WHERE throttle_key = $1 AND failures > 0",
         )
         .bind(key)
-        .bind(now)
-        .bind(window)
-        .fetch_one(self.db.write())
-        .await
-    }
-
-    pub async fn block_login_until(&self, key: &str, until: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE login_throttle SET blocked_until = $2 WHERE throttle_key = $1")
-            .bind(key)
-            .bind(until)
-            .execute(self.db.write())
-            .await?;
+        .execute(self.db.write())
+        .await?;
         Ok(())
-    }
-
-    /// Until when `key` must wait (unix seconds), if it has a record.
-    pub async fn throttled_until(&self, key: &str) -> Result<Option<i64>, sqlx::Error> {
-        let row: Option<(i64,)> =
-            sqlx::query_as("SELECT blocked_until FROM login_throttle WHERE throttle_key = $1")
-                .bind(key)
-                .fetch_optional(self.db.read())
-                .await?;
-        Ok(row.map(|(t,)| t))
     }
 
     pub async fn clear_login_failures(&self, key: &str) -> Result<(), sqlx::Error> {

@@ -46,7 +46,7 @@ pub async fn sign_in(
     } = attempt;
     let now = ctx.clock.unix();
     let keys = throttle::keys(username, addr);
-    if let Some(wait_secs) = throttle::wait(&ctx.store, &keys, now).await? {
+    if let Some(wait_secs) = throttle::admit(&ctx.store, &keys, now).await? {
         record_throttled(ctx, wait_secs).await;
         return Ok(SignIn::Throttled { wait_secs });
     }
@@ -64,7 +64,6 @@ pub async fn sign_in(
         Some(u) if verified && !u.disabled => u,
         other => {
             record_refused(ctx, other.as_ref()).await;
-            throttle::failed(&ctx.store, &keys, now).await?;
             return Ok(SignIn::Refused);
         }
     };
@@ -255,6 +254,48 @@ mod tests {
             super::super::sign_out_everywhere(&ctx, &fresh.id)
                 .await
                 .unwrap();
+        }
+    }
+
+    /// Forty wrong passwords for one account at once, from one pre-login session: the
+    /// attempts are counted before the hash, so only the five free ones (and, if the machine
+    /// is slow enough for the first waits to pass meanwhile, a couple more) are checked; the
+    /// rest are answered with a wait, as a sequence of attempts would be.
+    async fn a_burst_is_throttled_like_a_sequence(ctx: testing::TestCtx) {
+        super::super::create_user(&ctx.store, "alice", "wonderland", ctx.clock.unix())
+            .await
+            .unwrap();
+        let ctx = std::sync::Arc::new(ctx);
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..40 {
+            let ctx = ctx.clone();
+            tasks.spawn(async move {
+                let mut session = ctx.sessions.create(NewSession::default()).await.unwrap();
+                sign_in(&ctx, &mut session, attempt("alice", "not-it"))
+                    .await
+                    .unwrap()
+            });
+        }
+        let outcomes = tasks.join_all().await;
+        let checked = outcomes.iter().filter(|o| **o == SignIn::Refused).count();
+        let throttled = outcomes
+            .iter()
+            .filter(|o| matches!(o, SignIn::Throttled { .. }))
+            .count();
+        eprintln!("checked: {checked}, throttled: {throttled}");
+        assert_eq!(checked + throttled, 40);
+        assert!((5..=8).contains(&checked), "{checked} passwords checked");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_burst_of_wrong_passwords_is_throttled_on_sqlite() {
+        a_burst_is_throttled_like_a_sequence(testing::ctx().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_burst_of_wrong_passwords_is_throttled_on_postgres() {
+        if let Some(ctx) = testing::postgres_ctx("sign-in burst").await {
+            a_burst_is_throttled_like_a_sequence(ctx).await;
         }
     }
 

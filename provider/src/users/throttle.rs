@@ -9,6 +9,10 @@
 //! admits about 65; [`HARD_CAP`] holds even if it were changed). The answer for a throttled
 //! account is the same whether the account exists or not, since the key is the name typed.
 //! A successful sign-in clears its account's count.
+//!
+//! An attempt is counted as a failure *before* its password is checked ([`admit`]), in one
+//! transaction with the check of the wait, and handed back if it succeeds: a burst of
+//! parallel attempts is therefore throttled like a sequence of them.
 
 use crate::store::Store;
 use infra::secret::hash_secret;
@@ -52,35 +56,26 @@ fn delay_after(failures: i64, free: i64) -> i64 {
     (1_i64 << exp).min(MAX_DELAY)
 }
 
-/// Seconds to wait before the next attempt may be checked, if any key is waiting.
-pub async fn wait(store: &Store, keys: &[Key], now: i64) -> Result<Option<i64>, sqlx::Error> {
-    let mut longest = 0;
-    for k in keys {
-        if let Some(until) = store.throttled_until(&k.key).await? {
-            longest = longest.max(until - now);
-        }
-    }
-    Ok((longest > 0).then_some(longest))
+/// Takes an attempt for `keys`: `Some(seconds)` to wait if any key is waiting (nothing is
+/// counted, and the password must not be checked); otherwise the attempt is counted as a
+/// failure against every key in advance, with its wait, before the password is checked, so
+/// that parallel attempts cannot all be checked before the first failure is counted.
+/// [`succeeded`] takes it back.
+pub async fn admit(store: &Store, keys: &[Key], now: i64) -> Result<Option<i64>, sqlx::Error> {
+    let keys: Vec<(&str, i64)> = keys.iter().map(|k| (k.key.as_str(), k.free)).collect();
+    store
+        .reserve_login_attempt(&keys, now, WINDOW, HARD_CAP, delay_after)
+        .await
 }
 
-/// Counts a failed attempt against every key.
-pub async fn failed(store: &Store, keys: &[Key], now: i64) -> Result<(), sqlx::Error> {
-    for k in keys {
-        let (failures, window_start) = store.count_login_failure(&k.key, now, WINDOW).await?;
-        let until = if failures >= HARD_CAP {
-            window_start + WINDOW
-        } else {
-            now + delay_after(failures, k.free)
-        };
-        store.block_login_until(&k.key, until).await?;
-    }
-    Ok(())
-}
-
-/// A successful sign-in: the account's count starts again (the address keeps its own).
+/// A successful sign-in: the account's count starts again, and the address gets back the
+/// attempt [`admit`] counted against it.
 pub async fn succeeded(store: &Store, keys: &[Key]) -> Result<(), sqlx::Error> {
     if let Some(account) = keys.first() {
         store.clear_login_failures(&account.key).await?;
+    }
+    for other in keys.iter().skip(1) {
+        store.refund_login_attempt(&other.key).await?;
     }
     Ok(())
 }
