@@ -54,6 +54,9 @@ pub struct LimitsConfig {
     pub introspection_rate_per_client: u64,
     /// Registration requests (RFC 7591 and 7592) per minute from one address (0: no limit).
     pub registration_rate_per_address: u64,
+    /// Throttle password guessing per account and per address (README "Hostile clients").
+    /// Off only for a benchmark that signs one account in from many clients at once.
+    pub sign_in_throttle: bool,
 }
 
 impl Default for LimitsConfig {
@@ -69,6 +72,7 @@ impl Default for LimitsConfig {
             token_rate_per_client: 1200,
             introspection_rate_per_client: 6000,
             registration_rate_per_address: 30,
+            sign_in_throttle: true,
         }
     }
 }
@@ -198,6 +202,12 @@ impl Config {
             self.issuer.query().is_none() && self.issuer.fragment().is_none(),
             "issuer must have no query or fragment (OIDC Discovery §3)"
         );
+        // OIDC Discovery §3 and RFC 9700 §2.6: the issuer is an https URL. Plain http is for
+        // a provider only this machine can reach (the demo, tests).
+        anyhow::ensure!(
+            self.issuer.scheme() == "https" || is_local(&self.issuer),
+            "issuer must be https (plain http only on loopback or a *.localhost host)"
+        );
         anyhow::ensure!(
             self.tokens.code_lifetime <= Duration::from_secs(60),
             "tokens.code_lifetime must be at most 60s"
@@ -212,12 +222,51 @@ impl Config {
     }
 }
 
+/// Whether `url`'s host is this machine: `localhost`, a `*.localhost` name (RFC 6761 §6.3)
+/// or a loopback address.
+fn is_local(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 #[cfg(test)]
 // figment's Jail fixes the closure's error type (figment::Error, which is large).
 #[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;
+
+    #[test]
+    fn a_plain_http_issuer_is_for_this_machine_only() {
+        let with = |issuer: &str| Config {
+            issuer: Url::parse(issuer).unwrap(),
+            ..Config::default()
+        };
+        for ok in [
+            "https://idp.example.com",
+            "http://idp.localhost:4000",
+            "http://localhost:4000",
+            "http://127.0.0.1:4000",
+            "http://[::1]:4000",
+        ] {
+            assert!(with(ok).validate().is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://idp.example.com",
+            "http://10.0.0.5",
+            "http://localhost.example.com",
+        ] {
+            let e = with(refused).validate().unwrap_err().to_string();
+            assert!(e.contains("https"), "{refused}: {e}");
+        }
+    }
 
     #[test]
     fn env_overrides_nested_durations() {

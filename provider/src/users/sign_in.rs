@@ -45,7 +45,11 @@ pub async fn sign_in(
         addr,
     } = attempt;
     let now = ctx.clock.unix();
-    let keys = throttle::keys(username, addr);
+    let keys = if ctx.config.limits.sign_in_throttle {
+        throttle::keys(username, addr)
+    } else {
+        Vec::new()
+    };
     if let Some(wait_secs) = throttle::admit(&ctx.store, &keys, now).await? {
         record_throttled(ctx, wait_secs).await;
         return Ok(SignIn::Throttled { wait_secs });

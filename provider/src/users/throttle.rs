@@ -62,6 +62,9 @@ fn delay_after(failures: i64, free: i64) -> i64 {
 /// that parallel attempts cannot all be checked before the first failure is counted.
 /// [`succeeded`] takes it back.
 pub async fn admit(store: &Store, keys: &[Key], now: i64) -> Result<Option<i64>, sqlx::Error> {
+    if keys.is_empty() {
+        return Ok(None);
+    }
     let keys: Vec<(&str, i64)> = keys.iter().map(|k| (k.key.as_str(), k.free)).collect();
     store
         .reserve_login_attempt(&keys, now, WINDOW, HARD_CAP, delay_after)

@@ -45,6 +45,13 @@ pub fn security_headers() -> (
     )
 }
 
+/// `Strict-Transport-Security` (RFC 6797) for an https issuer: two years, this host only (the
+/// issuer's parent domain may serve other things over plain http). None for a plain-http
+/// issuer, which is loopback only (see `Config::validate`).
+pub fn hsts(issuer: &url::Url) -> Option<HeaderValue> {
+    (issuer.scheme() == "https").then(|| HeaderValue::from_static("max-age=63072000"))
+}
+
 /// 414 for a request target longer than `max` bytes (RFC 9110 §15.5.15), before any handler
 /// parses it.
 pub async fn limit_uri(State(max): State<usize>, req: Request, next: Next) -> Response {
@@ -106,4 +113,20 @@ pub async fn limit_by_address(
         return rate_limited_json(wait);
     }
     next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hsts_only_over_https() {
+        let https = url::Url::parse("https://idp.example.com").unwrap();
+        let http = url::Url::parse("http://idp.localhost:4000").unwrap();
+        assert_eq!(
+            hsts(&https).as_ref().map(|v| v.to_str().unwrap()),
+            Some("max-age=63072000")
+        );
+        assert_eq!(hsts(&http), None);
+    }
 }

@@ -1,22 +1,25 @@
 //! Every route of the provider, in one place, with the paths of `crate::paths` (the ones
 //! discovery advertises and the tests use), and the layers around them.
 
-use super::layers::{Budget, audit_context, limit_by_address, limit_uri, security_headers};
+use super::layers::{Budget, audit_context, hsts, limit_by_address, limit_uri, security_headers};
 use super::oauth::{authorize, discovery, end_session, register, token, userinfo};
 use super::pages::{apps, consent, developer, login, ops, sessions};
 use super::state::AppState;
 use crate::paths;
 use axum::Router;
-use axum::http::{Request, StatusCode};
+use axum::http::{Request, StatusCode, header};
 use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::Response;
 use axum::routing::{get, post};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 /// The whole HTTP surface.
 pub fn router(st: AppState) -> Router {
     let limits = st.ctx.config.limits.clone();
+    let strict_transport = hsts(&st.ctx.config.issuer);
     Router::new()
         .merge(protocol_endpoints(&st))
         .merge(pages())
@@ -28,6 +31,10 @@ pub fn router(st: AppState) -> Router {
         .layer(from_fn(audit_context))
         .layer(from_fn(infra::metrics::track))
         .layer(security_headers())
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            move |_: &Response| strict_transport.clone(),
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(from_fn_with_state(limits.max_uri_bytes, limit_uri))
         .layer(TimeoutLayer::with_status_code(

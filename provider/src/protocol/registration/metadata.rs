@@ -225,6 +225,12 @@ impl ClientMetadata {
                 "client_name contains control characters",
             ));
         }
+        if name.chars().any(invisible_or_reordering) {
+            return Err(MetadataError::metadata(
+                "client_name",
+                "client_name contains bidirectional or invisible formatting characters",
+            ));
+        }
         Ok(name.to_owned())
     }
 
@@ -408,6 +414,23 @@ fn check_jwks(v: &serde_json::Value) -> Result<String, MetadataError> {
         })?;
     }
     Ok(text)
+}
+
+/// Characters that reorder or hide text (Unicode bidirectional embeddings, overrides and
+/// isolates, the directional marks, the zero-width space, invisible operators and the
+/// byte-order mark): an app name with them could display as another app's name on the
+/// consent page. The zero-width (non-)joiners stay allowed: scripts and emoji need them.
+fn invisible_or_reordering(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{200B}'
+            | '\u{200E}'
+            | '\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
 }
 
 #[cfg(test)]
@@ -640,10 +663,27 @@ mod tests {
             (
                 ClientMetadata {
                     client_name: Some("evil\u{7}".into()),
-                    ..base
+                    ..base.clone()
                 },
                 "client_name",
                 "control",
+            ),
+            (
+                // "App A" written backwards behind a right-to-left override.
+                ClientMetadata {
+                    client_name: Some("\u{202E}A ppA".into()),
+                    ..base.clone()
+                },
+                "client_name",
+                "bidirectional",
+            ),
+            (
+                ClientMetadata {
+                    client_name: Some("App\u{200B} A".into()),
+                    ..base
+                },
+                "client_name",
+                "invisible",
             ),
         ];
         for (m, field, words) in cases {
