@@ -123,8 +123,10 @@ pub struct Oidc {
     http: OidcHttp,
     scopes: Vec<String>,
     clock: Clock,
-    /// When the provider's keys were last refetched, and how many times they have been.
-    refetched: tokio::sync::Mutex<(Option<tokio::time::Instant>, u64)>,
+    /// When the provider's keys were last refetched (held across a refetch).
+    refetched: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+    /// How many times they have been: read without waiting for a refetch under way.
+    key_generation: std::sync::atomic::AtomicU64,
     /// The provider's RP-Initiated Logout endpoint, if it has one.
     pub end_session_endpoint: Option<url::Url>,
     /// The provider's JWKS, for logout-token validation.
@@ -196,7 +198,8 @@ impl Oidc {
             http,
             scopes: config.scopes.clone(),
             clock,
-            refetched: tokio::sync::Mutex::new((None, 0)),
+            refetched: tokio::sync::Mutex::new(None),
+            key_generation: std::sync::atomic::AtomicU64::new(0),
             end_session_endpoint,
             jwks_uri,
         })
@@ -211,8 +214,9 @@ impl Oidc {
 
     /// How many times the keys have been refetched (read before a verification, so that a
     /// caller can tell whether a refetch happened since).
-    async fn key_generation(&self) -> u64 {
-        self.refetched.lock().await.1
+    fn key_generation(&self) -> u64 {
+        self.key_generation
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Makes sure the provider's metadata and keys were fetched after generation `seen`:
@@ -221,20 +225,21 @@ impl Oidc {
     /// per [`MIN_REFETCH`]) or failed.
     async fn refetch_keys(&self, seen: u64) -> bool {
         let mut last = self.refetched.lock().await;
-        if last.1 > seen {
+        if self.key_generation() > seen {
             return true;
         }
-        if last.0.is_some_and(|at| at.elapsed() < MIN_REFETCH) {
+        if last.is_some_and(|at| at.elapsed() < MIN_REFETCH) {
             return false;
         }
-        last.0 = Some(tokio::time::Instant::now());
+        *last = Some(tokio::time::Instant::now());
         match self.registration.fetch(&self.http).await {
             Ok((client, _, _)) => {
                 *self
                     .client
                     .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(client);
-                last.1 += 1;
+                self.key_generation
+                    .fetch_add(1, std::sync::atomic::Ordering::Release);
                 tracing::info!("refetched the provider's keys");
                 true
             }
@@ -254,7 +259,7 @@ impl Oidc {
         id_token: &'t CoreIdToken,
         nonce: N,
     ) -> Result<(&'t CoreIdTokenClaims, Arc<Client>), openidconnect::ClaimsVerificationError> {
-        let seen = self.key_generation().await;
+        let seen = self.key_generation();
         let client = self.client();
         let first = id_token.claims(&self.verifier(&client), nonce);
         match first {
@@ -410,7 +415,8 @@ impl Oidc {
                 .await
                 .map_err(|e| unverified(e.to_string()))?;
             if claims.subject().as_str() != user.sub {
-                return Err(unverified("it names another user".into()));
+                // OIDC Core §12.2: the same `sub`, or the session is not this user's any more.
+                return Err(RefreshError::Rejected);
             }
             next.id_token = id_token.to_string();
         }

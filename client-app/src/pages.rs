@@ -182,24 +182,37 @@ fn set_user(session: &mut Session, user: &SignedIn) {
     }
 }
 
-/// Stores `user` in the session, a compare-and-set: if another request wrote the session
-/// since it was read, it is read again and `user` stored over that. False if the session
-/// has ended.
+/// Stores `user` (the result of a refresh that presented refresh token `presented`) in the
+/// session, a compare-and-set: if another request wrote the session since it was read, it is
+/// read again, and `user` stored over it only if it still holds `presented` (a newer refresh,
+/// say by another instance, is never overwritten with an older result). False if the session
+/// has ended, or holds another refresh token now.
 async fn save_user(
     st: &AppState,
     session: &mut Session,
     user: &SignedIn,
+    presented: Option<&str>,
 ) -> Result<bool, sessions::StoreError> {
-    for _ in 0..SAVE_ATTEMPTS {
+    // Each failed try means another request wrote this session meanwhile: a handful at most.
+    for _ in 0..50 {
         set_user(session, user);
         if st.sessions.save(session).await? {
             return Ok(true);
         }
         match st.sessions.load(session.id()).await? {
-            Some(fresh) => *session = fresh,
+            Some(fresh)
+                if user_of(&fresh).is_some_and(|u| u.refresh_token.as_deref() == presented) =>
+            {
+                *session = fresh
+            }
+            Some(fresh) => {
+                *session = fresh;
+                return Ok(false);
+            }
             None => return Ok(false),
         }
     }
+    tracing::warn!("a refreshed token could not be stored: its session is written too often");
     Ok(false)
 }
 
@@ -227,8 +240,8 @@ async fn current_fresh(
     };
     match st.oidc.refresh(&user).await {
         Ok(next) => {
-            if !save_user(st, &mut session, &next).await? {
-                return Ok(None);
+            if !save_user(st, &mut session, &next, user.refresh_token.as_deref()).await? {
+                return st.sessions.load(session.id()).await;
             }
             Ok(Some(session))
         }
@@ -243,7 +256,7 @@ async fn current_fresh(
             // The provider rotated the token, but its new ID token did not verify: the
             // rotated refresh token is kept (the old one is spent), nothing else.
             tracing::warn!(error = %why, "refreshed ID token refused; keeping the rotated refresh token only");
-            save_user(st, &mut session, &rotated).await?;
+            save_user(st, &mut session, &rotated, user.refresh_token.as_deref()).await?;
             Ok(Some(session))
         }
         Err(e) => {

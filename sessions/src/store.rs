@@ -325,7 +325,9 @@ impl Sessions {
                     .store
                     .get(&plan.old_hash, self.clock.unix())
                     .await?
-                    .is_some())
+                    .is_some()
+                // A concurrent sign-in of this very session (a double submit) wrote it first.
+                || self.store.get_by_handle(&session.handle).await?.is_some())
         {
             return Ok(false);
         }

@@ -75,6 +75,9 @@ pub async fn end_sessions(
     }
     for end in ends {
         sessions.remove(&end.handle).await?;
+        if end.user_id.is_some() {
+            store.mark_removed(&end.handle, now).await?;
+        }
     }
     Ok(queued)
 }
@@ -185,11 +188,17 @@ pub async fn finish_interrupted(
     now: i64,
 ) -> Result<u64, SystemError> {
     const BATCH: i64 = 500;
-    for sid in store.unremoved_ends(BATCH).await? {
-        if sessions.remove(&sid).await? {
-            tracing::info!(%sid, "an ended session removed from the session store at last");
+    loop {
+        let unremoved = store.unremoved_ends(BATCH).await?;
+        for sid in &unremoved {
+            if sessions.remove(sid).await? {
+                tracing::info!(%sid, "an ended session removed from the session store at last");
+            }
+            store.mark_removed(sid, now).await?;
         }
-        store.mark_removed(&sid, now).await?;
+        if (unremoved.len() as i64) < BATCH {
+            break;
+        }
     }
     let overdue: Vec<SessionEnd> = store
         .overdue_sessions(now, BATCH)

@@ -86,13 +86,15 @@ impl Insert {
 }
 
 impl Guard {
-    /// SSO session `sid` has not ended: its ledger row is written live (or kept live), never
-    /// over a tombstone. For a code issuance.
+    /// SSO session `sid` has not ended: its ledger row is written live (or kept live, its
+    /// deadline only ever moved later: a request that read the session before a
+    /// re-authentication must not shorten it), never over a tombstone. For a code issuance.
     pub fn session_live(sid: &str, user_id: &str, expires_at: i64) -> Self {
         Self {
             rank: 0,
             sql: "INSERT INTO sso_sessions (sid, user_id, expires_at) VALUES ($1, $2, $3) \
-                  ON CONFLICT (sid) DO UPDATE SET expires_at = $3 \
+                  ON CONFLICT (sid) DO UPDATE SET expires_at = CASE \
+                  WHEN sso_sessions.expires_at < $3 THEN $3 ELSE sso_sessions.expires_at END \
                   WHERE sso_sessions.ended_at IS NULL",
             values: vec![sid.into(), user_id.into(), expires_at.into()],
         }

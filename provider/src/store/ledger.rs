@@ -72,28 +72,46 @@ const QUEUE_STEP: usize = 4;
 impl Store {
     /// Records session `sid` of the credential's user as live until `expires_at`, if the
     /// credential is still current (same password hash, same sessions epoch, account enabled)
-    /// and the session has not ended. False, and nothing written, otherwise.
+    /// and the session has not ended. False, and nothing written, otherwise. The check locks
+    /// the user's row until the record commits, so a change that moves the epoch on either
+    /// waits for this record (and then finds it among the user's sessions) or comes first
+    /// (and this check fails).
     pub async fn open_session(
         &self,
         sid: &str,
         credential: Credential<'_>,
         expires_at: i64,
     ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.db.write().begin().await?;
+        let current = sqlx::query(
+            "UPDATE users SET session_epoch = session_epoch \
+             WHERE id = $1 AND password_hash = $2 AND session_epoch = $3 AND disabled = 0",
+        )
+        .bind(credential.user_id)
+        .bind(credential.password_hash)
+        .bind(credential.session_epoch)
+        .execute(&mut *tx)
+        .await?;
+        if current.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         let done = sqlx::query(
-            "INSERT INTO sso_sessions (sid, user_id, expires_at) \
-             SELECT $1, id, $3 FROM users \
-             WHERE id = $2 AND password_hash = $4 AND session_epoch = $5 AND disabled = 0 \
+            "INSERT INTO sso_sessions (sid, user_id, expires_at) VALUES ($1, $2, $3) \
              ON CONFLICT (sid) DO UPDATE SET expires_at = excluded.expires_at \
              WHERE sso_sessions.ended_at IS NULL AND sso_sessions.user_id = excluded.user_id",
         )
         .bind(sid)
         .bind(credential.user_id)
         .bind(expires_at)
-        .bind(credential.password_hash)
-        .bind(credential.session_epoch)
-        .execute(self.db.write())
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Whether session `sid` is recorded and has not ended.
@@ -189,7 +207,8 @@ impl Store {
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
-    /// Confirms that ended session `sid` is gone from the session store.
+    /// Confirms that ended session `sid` is gone from the session store (nothing if it has
+    /// no ledger row: a pre-login session).
     pub async fn mark_removed(&self, sid: &str, now: i64) -> Result<(), sqlx::Error> {
         sqlx::query(
             "UPDATE sso_sessions SET removed_at = $2 WHERE sid = $1 AND removed_at IS NULL",

@@ -31,4 +31,4 @@ pub use keys::StoredKey;
 pub use ledger::Credential;
 pub use logout::Delivery;
 pub use tokens::{AccessTokenRow, RefreshTokenRow};
-pub use users::{NewUser, User};
+pub use users::{NewUser, Reserved, User};

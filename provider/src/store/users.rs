@@ -71,6 +71,15 @@ impl From<UserRow> for User {
     }
 }
 
+/// An attempt counted in advance against a throttle key: the wait before it and the one it
+/// set (see `Store::reserve_login_attempt`).
+#[derive(Clone, Debug)]
+pub struct Reserved {
+    pub key: String,
+    pub previous: i64,
+    pub until: i64,
+}
+
 const COLUMNS: &str = "SELECT id, username, password_hash, name, given_name, family_name, email, \
     email_verified, developer, disabled, updated_at, session_epoch FROM users";
 
@@ -232,9 +241,10 @@ impl Store {
         window: i64,
         cap: i64,
         delay: fn(i64, i64) -> i64,
-    ) -> Result<Option<i64>, sqlx::Error> {
+    ) -> Result<Result<Vec<Reserved>, i64>, sqlx::Error> {
         let mut tx = self.db.write().begin().await?;
         let mut wait = 0;
+        let mut reserved = Vec::new();
         for (key, free) in keys {
             let counted: Option<(i64, i64)> = sqlx::query_as(
                 "INSERT INTO login_throttle (throttle_key, failures, window_start, blocked_until) \
@@ -259,6 +269,19 @@ impl Store {
                     } else {
                         now + delay(failures, *free)
                     };
+                    // The wait before this attempt: the row is locked now, and only the next
+                    // statement changes it.
+                    let (previous,): (i64,) = sqlx::query_as(
+                        "SELECT blocked_until FROM login_throttle WHERE throttle_key = $1",
+                    )
+                    .bind(key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    reserved.push(Reserved {
+                        key: (*key).to_owned(),
+                        previous,
+                        until,
+                    });
                     sqlx::query(
                         "UPDATE login_throttle SET blocked_until = $2 WHERE throttle_key = $1",
                     )
@@ -280,19 +303,23 @@ impl Store {
         }
         if wait > 0 {
             tx.rollback().await?;
-            return Ok(Some(wait));
+            return Ok(Err(wait));
         }
         tx.commit().await?;
-        Ok(None)
+        Ok(Ok(reserved))
     }
 
-    /// Takes back one attempt counted in advance against `key` (it succeeded).
-    pub async fn refund_login_attempt(&self, key: &str) -> Result<(), sqlx::Error> {
+    /// Takes back an attempt counted in advance (it succeeded): one failure less, and the
+    /// wait it set back to what it was, unless a later failure has set another since.
+    pub async fn refund_login_attempt(&self, r: &Reserved) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "UPDATE login_throttle SET failures = failures - 1 \
+            "UPDATE login_throttle SET failures = failures - 1, \
+             blocked_until = CASE WHEN blocked_until = $2 THEN $3 ELSE blocked_until END \
              WHERE throttle_key = $1 AND failures > 0",
         )
-        .bind(key)
+        .bind(&r.key)
+        .bind(r.until)
+        .bind(r.previous)
         .execute(self.db.write())
         .await?;
         Ok(())

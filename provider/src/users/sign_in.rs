@@ -23,6 +23,9 @@ pub enum SignIn {
     /// dead), and a new handle if another user was signed in on it (that session ended, and
     /// its apps hear of it).
     SignedIn { user_id: String },
+    /// Another sign-in of this very browser session (a form posted twice) completed first:
+    /// this one changed nothing, and the browser keeps the other's cookie.
+    Superseded,
 }
 
 /// One attempt: the name and password typed, and the client's address (for the throttle).
@@ -50,10 +53,13 @@ pub async fn sign_in(
     } else {
         Vec::new()
     };
-    if let Some(wait_secs) = throttle::admit(&ctx.store, &keys, now).await? {
-        record_throttled(ctx, wait_secs).await;
-        return Ok(SignIn::Throttled { wait_secs });
-    }
+    let reserved = match throttle::admit(&ctx.store, &keys, now).await? {
+        throttle::Admission::Go(reserved) => reserved,
+        throttle::Admission::Wait(wait_secs) => {
+            record_throttled(ctx, wait_secs).await;
+            return Ok(SignIn::Throttled { wait_secs });
+        }
+    };
     let plausible = !username.is_empty()
         && username.len() <= MAX_USERNAME_BYTES
         && password.len() <= password::MAX_PASSWORD_BYTES;
@@ -71,15 +77,23 @@ pub async fn sign_in(
             return Ok(SignIn::Refused);
         }
     };
-    throttle::succeeded(&ctx.store, &keys).await?;
+    throttle::succeeded(&ctx.store, &reserved).await?;
     let before = session.clone();
-    if !open(ctx, session, &user).await? {
-        // A password change, a disabled account or "sign out everywhere" came during the
-        // hash (or this session was ended meanwhile): the change wins.
-        tracing::info!("sign-in overtaken by a change to the account's sessions");
-        *session = before;
-        record_refused(ctx, Some(&user)).await;
-        return Ok(SignIn::Refused);
+    match open(ctx, session, &user).await? {
+        Opened::Yes => {}
+        Opened::Overtaken => {
+            // A password change, a disabled account or "sign out everywhere" came during the
+            // hash (or this session was ended meanwhile): the change wins.
+            tracing::info!("sign-in overtaken by a change to the account's sessions");
+            *session = before;
+            record_refused(ctx, Some(&user)).await;
+            return Ok(SignIn::Refused);
+        }
+        Opened::Superseded => {
+            tracing::info!("sign-in superseded by a concurrent one of the same session");
+            *session = before;
+            return Ok(SignIn::Superseded);
+        }
     }
     let before = before.handle;
     // Someone else signed in on this browser: a new SSO session, and the browser's waiting
@@ -104,13 +118,24 @@ pub async fn sign_in(
     Ok(SignIn::SignedIn { user_id: user.id })
 }
 
+/// What [`open`] came to.
+enum Opened {
+    Yes,
+    /// The credential changed, or the session ended, meanwhile: nothing is left of this
+    /// sign-in.
+    Overtaken,
+    /// A concurrent sign-in of the same session wrote it first; it is left as that one made
+    /// it.
+    Superseded,
+}
+
 /// Signs `user` in on `session`, durably and only with a credential that is still current:
 /// the session is recorded in the ledger under its final handle (refused if the password,
 /// the sessions epoch or the account changed since `user` was read); the other user's session
 /// it replaces, if any, is ended; the session is written; and the ledger is read again, so
 /// that an end of the user's sessions that came meanwhile, and missed this one in the
 /// session store, still wins (the session is then removed). False if refused.
-async fn open(ctx: &Ctx, session: &mut Session, user: &User) -> Result<bool, SystemError> {
+async fn open(ctx: &Ctx, session: &mut Session, user: &User) -> Result<Opened, SystemError> {
     let plan = ctx.sessions.prepare_sign_in(session, &user.id)?;
     let credential = Credential {
         user_id: &user.id,
@@ -123,7 +148,7 @@ async fn open(ctx: &Ctx, session: &mut Session, user: &User) -> Result<bool, Sys
         .open_session(&session.handle, credential, expires_at)
         .await?
     {
-        return Ok(false);
+        return Ok(Opened::Overtaken);
     }
     if let Some(other) = &plan.replaces {
         logout::end(ctx, std::slice::from_ref(other)).await?;
@@ -136,16 +161,20 @@ async fn open(ctx: &Ctx, session: &mut Session, user: &User) -> Result<bool, Sys
         cause,
     };
     if !ctx.sessions.complete_sign_in(session, &plan).await? {
-        // This user's session ended meanwhile (it is not brought back), or another request
-        // wrote it since it was read.
+        if ctx.store.session_open(&handle).await? {
+            // Another request of this session wrote it first (a double submit): its
+            // sign-in stands, and this one leaves it alone.
+            return Ok(Opened::Superseded);
+        }
+        // This user's session ended meanwhile: it is not brought back.
         logout::end(ctx, &[stale(EndCause::Revoked)]).await?;
-        return Ok(false);
+        return Ok(Opened::Overtaken);
     }
     if !ctx.store.session_open(&handle).await? {
         logout::end(ctx, &[stale(EndCause::RevokedAll)]).await?;
-        return Ok(false);
+        return Ok(Opened::Overtaken);
     }
-    Ok(true)
+    Ok(Opened::Yes)
 }
 
 async fn record_throttled(ctx: &Ctx, wait_secs: i64) {
@@ -228,7 +257,13 @@ mod tests {
             }
             let mut session = ctx.sessions.create(NewSession::default()).await.unwrap();
             let pre_login = session.clone();
-            assert!(!open(&ctx, &mut session, &stale).await.unwrap(), "{change}");
+            assert!(
+                matches!(
+                    open(&ctx, &mut session, &stale).await.unwrap(),
+                    Opened::Overtaken
+                ),
+                "{change}"
+            );
             assert!(
                 ctx.sessions
                     .list_for_user(&stale.id)
@@ -249,7 +284,10 @@ mod tests {
             // Read after the change, the account signs in.
             let mut session = pre_login;
             let fresh = read_alice(&ctx).await;
-            assert!(open(&ctx, &mut session, &fresh).await.unwrap(), "{change}");
+            assert!(
+                matches!(open(&ctx, &mut session, &fresh).await.unwrap(), Opened::Yes),
+                "{change}"
+            );
             assert!(ctx.store.session_open(&session.handle).await.unwrap());
             assert_eq!(
                 ctx.sessions.list_for_user(&fresh.id).await.unwrap().len(),

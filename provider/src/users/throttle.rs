@@ -14,7 +14,7 @@
 //! transaction with the check of the wait, and handed back if it succeeds: a burst of
 //! parallel attempts is therefore throttled like a sequence of them.
 
-use crate::store::Store;
+use crate::store::{Reserved, Store};
 use infra::secret::hash_secret;
 
 /// The counting window.
@@ -56,29 +56,45 @@ fn delay_after(failures: i64, free: i64) -> i64 {
     (1_i64 << exp).min(MAX_DELAY)
 }
 
-/// Takes an attempt for `keys`: `Some(seconds)` to wait if any key is waiting (nothing is
+/// An attempt: to wait, or counted in advance against each key.
+#[derive(Debug)]
+pub enum Admission {
+    /// Seconds until the next attempt may be checked; nothing was counted.
+    Wait(i64),
+    /// Go ahead; what was counted, for [`succeeded`] to hand back.
+    Go(Vec<Reserved>),
+}
+
+/// Takes an attempt for `keys`: [`Admission::Wait`] if any key is waiting (nothing is
 /// counted, and the password must not be checked); otherwise the attempt is counted as a
 /// failure against every key in advance, with its wait, before the password is checked, so
 /// that parallel attempts cannot all be checked before the first failure is counted.
 /// [`succeeded`] takes it back.
-pub async fn admit(store: &Store, keys: &[Key], now: i64) -> Result<Option<i64>, sqlx::Error> {
+pub async fn admit(store: &Store, keys: &[Key], now: i64) -> Result<Admission, sqlx::Error> {
     if keys.is_empty() {
-        return Ok(None);
+        return Ok(Admission::Go(Vec::new()));
     }
     let keys: Vec<(&str, i64)> = keys.iter().map(|k| (k.key.as_str(), k.free)).collect();
-    store
-        .reserve_login_attempt(&keys, now, WINDOW, HARD_CAP, delay_after)
-        .await
+    Ok(
+        match store
+            .reserve_login_attempt(&keys, now, WINDOW, HARD_CAP, delay_after)
+            .await?
+        {
+            Ok(reserved) => Admission::Go(reserved),
+            Err(wait) => Admission::Wait(wait),
+        },
+    )
 }
 
-/// A successful sign-in: the account's count starts again, and the address gets back the
-/// attempt [`admit`] counted against it.
-pub async fn succeeded(store: &Store, keys: &[Key]) -> Result<(), sqlx::Error> {
-    if let Some(account) = keys.first() {
+/// A successful sign-in: the account's count starts again, and every other key (the
+/// address) gets back the attempt [`admit`] counted against it, and its wait before it.
+pub async fn succeeded(store: &Store, reserved: &[Reserved]) -> Result<(), sqlx::Error> {
+    let mut keys = reserved.iter();
+    if let Some(account) = keys.next() {
         store.clear_login_failures(&account.key).await?;
     }
-    for other in keys.iter().skip(1) {
-        store.refund_login_attempt(&other.key).await?;
+    for other in keys {
+        store.refund_login_attempt(other).await?;
     }
     Ok(())
 }
@@ -92,6 +108,39 @@ mod tests {
         let delays: Vec<i64> = (1..=14).map(|n| delay_after(n, 5)).collect();
         assert_eq!(delays, [0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 60, 60, 60, 60]);
         assert_eq!(delay_after(1000, 5), 60);
+    }
+
+    /// A success hands back the failure it was counted as in advance, and the wait that
+    /// set: a user's successful sign-ins never make the next attempt wait.
+    #[tokio::test]
+    async fn a_successful_attempt_leaves_no_wait() {
+        let ctx = crate::context::testing::ctx().await;
+        let now = ctx.clock.unix();
+        let keys = vec![
+            Key {
+                key: "user:alice".into(),
+                free: 1,
+            },
+            Key {
+                key: "addr:192.0.2.1".into(),
+                free: 1,
+            },
+        ];
+        for _ in 0..3 {
+            let Admission::Go(reserved) = admit(&ctx.store, &keys, now).await.unwrap() else {
+                panic!("a success never makes the next attempt wait");
+            };
+            succeeded(&ctx.store, &reserved).await.unwrap();
+        }
+        // Failures still count: after the free one, the next attempt waits.
+        assert!(matches!(
+            admit(&ctx.store, &keys, now).await.unwrap(),
+            Admission::Go(_)
+        ));
+        assert!(matches!(
+            admit(&ctx.store, &keys, now).await.unwrap(),
+            Admission::Wait(_)
+        ));
     }
 
     #[test]

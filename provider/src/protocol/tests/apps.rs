@@ -47,9 +47,15 @@ async fn consent_to_third(w: &World) {
 async fn connected_apps_are_the_consents_and_the_live_grants() {
     let w = world().await;
     consent_to_third(&w).await;
+    // The clock is the wall clock moved on by the test: a second may tick between any two
+    // steps, so each time is read around the step it checks.
+    let first_at = w.ctx.clock.unix();
     tokens(&w, "first", "openid").await;
+    let first_by = w.ctx.clock.unix();
     w.ctx.clock.advance(std::time::Duration::from_secs(60));
+    let offline_at = w.ctx.clock.unix();
     let offline = tokens(&w, "first", "openid offline_access").await;
+    let offline_by = w.ctx.clock.unix();
     // A revoked grant connects nothing.
     let gone = tokens(&w, "public", "openid").await;
     let client = w.client("public").await;
@@ -78,19 +84,31 @@ async fn connected_apps_are_the_consents_and_the_live_grants() {
     assert_eq!((first.online, first.offline), (1, 1));
     assert!(first.keeps_offline_access());
     assert_eq!(first.scopes.to_string(), "openid offline_access");
-    assert_eq!(first.last_used, Some(now), "its latest token");
-    assert_eq!(first.since, now - 60, "its first grant");
+    let used = first.last_used.expect("used");
+    assert!(
+        (offline_at..=offline_by).contains(&used),
+        "its latest token"
+    );
+    assert!(
+        (first_at..=first_by).contains(&first.since),
+        "its first grant"
+    );
     let third = &listed[1];
     assert_eq!((third.online, third.offline, third.last_used), (0, 0, None));
     assert!(!third.keeps_offline_access());
     assert_eq!(third.scopes.to_string(), "openid profile");
     // A refresh is a use.
     w.ctx.clock.advance(std::time::Duration::from_secs(30));
+    let refreshed_at = w.ctx.clock.unix();
     refresh(&w, "first", &offline).await.unwrap();
     let listed = apps::connected_apps(&w.ctx.store, &w.alice, w.ctx.clock.unix())
         .await
         .unwrap();
-    assert_eq!(listed[0].last_used, Some(now + 30));
+    let used = listed[0].last_used.expect("used");
+    assert!(
+        used >= refreshed_at && used > offline_by,
+        "a refresh is a use"
+    );
     assert!(
         apps::connected_apps(&w.ctx.store, &w.bob, now)
             .await

@@ -191,6 +191,10 @@ async fn expiry_is_recorded_before_removal(w: World) {
     );
     assert_eq!(logouts_queued(&w, &session.handle).await, 1);
     assert!(refresh(&w, &rt).await.is_err());
+    assert!(
+        w.ctx.store.unremoved_ends(10).await.unwrap().is_empty(),
+        "the removal is confirmed at once, not left to maintenance"
+    );
 }
 
 /// The database is out of reach when a session should end (here: its pools closed, as an
@@ -277,6 +281,46 @@ async fn sign_in_against_sign_out_everywhere(w: World) {
     );
 }
 
+/// The sign-in form posted twice (a double click), by a fresh browser and by a signed-in one
+/// re-authenticating: the second sign-in finds the session already written by the first and
+/// leaves it alone. Nothing is ended, no app is logged out, no error.
+async fn a_double_submitted_sign_in(w: World) {
+    with_backchannel_app(&w).await;
+    let attempt = || Attempt {
+        username: "alice",
+        password: "wonderland",
+        addr: None,
+    };
+    let pre_login = w.ctx.sessions.create(NewSession::default()).await.unwrap();
+    let (mut first, mut second) = (pre_login.clone(), pre_login);
+    let got = users::sign_in(&w.ctx, &mut first, attempt()).await.unwrap();
+    assert!(matches!(got, SignIn::SignedIn { .. }));
+    let got = users::sign_in(&w.ctx, &mut second, attempt())
+        .await
+        .unwrap();
+    assert_eq!(got, SignIn::Superseded);
+    assert!(w.ctx.sessions.load(first.id()).await.unwrap().is_some());
+    // Signed in, with an app: re-authentication (prompt=login) posted twice.
+    let rt = refresh_token(&w, &first).await;
+    let (mut again, mut twice) = (first.clone(), first.clone());
+    let got = users::sign_in(&w.ctx, &mut again, attempt()).await.unwrap();
+    assert!(matches!(got, SignIn::SignedIn { .. }));
+    assert_eq!(again.handle, first.handle, "the same SSO session");
+    let got = users::sign_in(&w.ctx, &mut twice, attempt()).await.unwrap();
+    assert_eq!(got, SignIn::Superseded);
+    assert!(
+        w.ctx.sessions.load(again.id()).await.unwrap().is_some(),
+        "still signed in"
+    );
+    assert!(w.ctx.store.session_open(&first.handle).await.unwrap());
+    assert_eq!(
+        logouts_queued(&w, &first.handle).await,
+        0,
+        "no app was logged out"
+    );
+    assert!(refresh(&w, &rt).await.is_ok(), "its grant lives");
+}
+
 /// Re-authenticating (prompt=login) on a session that was ended meanwhile: the old sid
 /// does not come back, in the store or the ledger; the user gets a new session.
 async fn re_authentication_of_an_ended_session(w: World) {
@@ -332,6 +376,9 @@ on_both_databases! {
     sign_in_against_sign_out_everywhere:
         no_sign_in_racing_sign_out_everywhere_is_brought_back_on_sqlite,
         no_sign_in_racing_sign_out_everywhere_is_brought_back_on_postgres;
+    a_double_submitted_sign_in:
+        a_double_submitted_sign_in_leaves_the_first_alone_on_sqlite,
+        a_double_submitted_sign_in_leaves_the_first_alone_on_postgres;
     re_authentication_of_an_ended_session:
         re_authentication_never_brings_back_an_ended_session_on_sqlite,
         re_authentication_never_brings_back_an_ended_session_on_postgres;

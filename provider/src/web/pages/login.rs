@@ -159,6 +159,14 @@ pub async fn submit_login(
             page.error = Some("Incorrect username or password.".to_owned());
             Ok((StatusCode::UNAUTHORIZED, no_store(), page).into_response())
         }
+        SignIn::Superseded => {
+            page.error = Some(
+                "This browser signed in twice at once, and the other sign-in went first. \
+                 Reload the app to go on."
+                    .to_owned(),
+            );
+            Ok((StatusCode::CONFLICT, no_store(), page).into_response())
+        }
         SignIn::SignedIn { .. } => {
             let jar = remember(&st, jar, &session);
             Ok(after_sign_in(&st, jar, session, &meta, &request, page.next).await)
