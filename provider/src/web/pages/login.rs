@@ -147,31 +147,36 @@ pub async fn submit_login(
         addr: meta.addr.as_deref(),
     };
     match users::sign_in(&st.ctx, &mut session, attempt).await? {
-        SignIn::Throttled { wait_secs } => {
-            let plural = if wait_secs == 1 { "" } else { "s" };
-            page.error = Some(format!(
-                "Too many failed attempts. Wait {wait_secs} second{plural} and try again."
-            ));
-            let retry = [(header::RETRY_AFTER, HeaderValue::from(wait_secs))];
-            Ok((StatusCode::TOO_MANY_REQUESTS, retry, no_store(), page).into_response())
-        }
-        SignIn::Refused => {
-            page.error = Some("Incorrect username or password.".to_owned());
-            Ok((StatusCode::UNAUTHORIZED, no_store(), page).into_response())
-        }
-        SignIn::Superseded => {
-            page.error = Some(
-                "This browser signed in twice at once, and the other sign-in went first. \
-                 Reload the app to go on."
-                    .to_owned(),
-            );
-            Ok((StatusCode::CONFLICT, no_store(), page).into_response())
-        }
         SignIn::SignedIn { .. } => {
             let jar = remember(&st, jar, &session);
             Ok(after_sign_in(&st, jar, session, &meta, &request, page.next).await)
         }
+        refused => Ok(not_signed_in(refused, page)),
     }
+}
+
+/// The sign-in page again, saying why the attempt did not sign anyone in.
+fn not_signed_in(outcome: SignIn, mut page: LoginPage) -> Response {
+    let (status, error) = match outcome {
+        SignIn::Throttled { wait_secs } => {
+            let plural = if wait_secs == 1 { "" } else { "s" };
+            let wait =
+                format!("Too many failed attempts. Wait {wait_secs} second{plural} and try again.");
+            page.error = Some(wait);
+            let retry = [(header::RETRY_AFTER, HeaderValue::from(wait_secs))];
+            return (StatusCode::TOO_MANY_REQUESTS, retry, no_store(), page).into_response();
+        }
+        SignIn::Superseded => (
+            StatusCode::CONFLICT,
+            "This browser signed in twice at once, and the other sign-in went first. Reload \
+             the app to go on.",
+        ),
+        SignIn::Refused | SignIn::SignedIn { .. } => {
+            (StatusCode::UNAUTHORIZED, "Incorrect username or password.")
+        }
+    };
+    page.error = Some(error.to_owned());
+    (status, no_store(), page).into_response()
 }
 
 /// Signed in: on with the pending authorization request, or back to the page asked for.
