@@ -228,8 +228,21 @@ mod tests {
     /// sign-in is hashing (after it read the account) wins: the sign-in records nothing and
     /// writes no session. A sign-in that read the account afterwards goes ahead.
     #[tokio::test]
-    async fn a_change_during_the_hash_wins_over_the_sign_in() {
-        let ctx = with_alice().await;
+    async fn a_change_during_the_hash_wins_over_the_sign_in_on_sqlite() {
+        a_change_during_the_hash_wins(with_alice().await).await;
+    }
+
+    #[tokio::test]
+    async fn a_change_during_the_hash_wins_over_the_sign_in_on_postgres() {
+        if let Some(ctx) = testing::postgres_ctx("sign-in overtaken").await {
+            super::super::create_user(&ctx.store, "alice", "wonderland", ctx.clock.unix())
+                .await
+                .unwrap();
+            a_change_during_the_hash_wins(ctx).await;
+        }
+    }
+
+    async fn a_change_during_the_hash_wins(ctx: testing::TestCtx) {
         let changes: [&str; 3] = ["password", "sign out everywhere", "disabled"];
         for change in changes {
             let stale = read_alice(&ctx).await;

@@ -1,6 +1,7 @@
 //! The token endpoint's grants (RFC 6749 §4.1.3, §6, §4.4).
 
 use super::{REDIRECT, VERIFIER, World, form, world, world_on};
+use crate::context::testing;
 use crate::protocol::error::TokenError;
 use crate::protocol::token::{self, TokenResponse};
 use crate::protocol::userinfo;
@@ -241,9 +242,7 @@ async fn a_refresh_narrows_the_scope_but_never_widens_it_and_stays_with_its_clie
 /// A refresh token is spent only in the transaction that stores its successor: a refresh
 /// refused on the way (a wider scope, the user disabled meanwhile) leaves it unspent, so the
 /// client may use it again long after the grace window, and nothing counts as a reuse.
-#[tokio::test]
-async fn a_failed_refresh_leaves_its_token_unspent() {
-    let w = world().await;
+async fn a_failed_refresh(w: World) {
     let session = w.signed_in(&w.alice).await;
     let code = w.code(&session, "first", "openid profile").await;
     let rt = redeem(&w, "first", &code, &[])
@@ -466,4 +465,10 @@ async fn a_family_from_before_the_grants_table_is_adopted_on_refresh() {
         code_of(refresh(&w, "first", &next.refresh_token.unwrap(), None).await),
         TokenErrorCode::InvalidGrant
     );
+}
+
+on_both_databases! {
+    a_failed_refresh:
+        a_failed_refresh_leaves_its_token_unspent_on_sqlite,
+        a_failed_refresh_leaves_its_token_unspent_on_postgres;
 }
