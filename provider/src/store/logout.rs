@@ -193,6 +193,18 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets finished deliveries (delivered, or given up) created before `before`; a
+    /// pending one is kept whatever its age. Returns how many were forgotten.
+    pub async fn sweep_deliveries(&self, before: i64) -> Result<u64, sqlx::Error> {
+        let done =
+            sqlx::query("DELETE FROM logout_deliveries WHERE state <> $1 AND created_at < $2")
+                .bind(DeliveryState::Pending.as_str())
+                .bind(before)
+                .execute(self.db.write())
+                .await?;
+        Ok(done.rows_affected())
+    }
+
     /// A user's deliveries since `since`, newest first, with the name of each one's client
     /// (if it is still registered).
     pub async fn deliveries_for_user(

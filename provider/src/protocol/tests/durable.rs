@@ -9,6 +9,7 @@ use crate::context::testing;
 use crate::logout;
 use crate::protocol::registration::{self, ClientMetadata, Registrant};
 use crate::protocol::token::{self, TokenResponse};
+use crate::types::DeliveryState;
 use crate::users::{self, Attempt, SignIn};
 use sessions::{EndCause, NewSession, Session, SessionEnd};
 use std::sync::Arc;
@@ -197,6 +198,43 @@ async fn expiry_is_recorded_before_removal(w: World) {
     );
 }
 
+/// Finished back-channel logout deliveries are forgotten after their retention; one still
+/// being tried is kept, however old.
+async fn finished_deliveries_are_pruned(w: World) {
+    with_backchannel_app(&w).await;
+    let mut sids = Vec::new();
+    for _ in 0..2 {
+        let (session, _) = sign_in(&w).await;
+        refresh_token(&w, &session).await;
+        logout::end(&w.ctx, &[session.ending(EndCause::Logout)])
+            .await
+            .unwrap();
+        sids.push(session.handle);
+    }
+    let now = w.ctx.clock.unix();
+    let delivered = format!("{} bc", sids[0]);
+    w.ctx
+        .store
+        .record_delivery(&delivered, DeliveryState::Delivered, 1, now, None, now)
+        .await
+        .unwrap();
+    let store = &w.ctx.store;
+    let retention = crate::maintenance::DELIVERY_RETENTION_SECS;
+    assert_eq!(
+        store.sweep_deliveries(now - retention).await.unwrap(),
+        0,
+        "not yet"
+    );
+    let later = now + retention + 1;
+    assert_eq!(store.sweep_deliveries(later - retention).await.unwrap(), 1);
+    assert_eq!(
+        logouts_queued(&w, &sids[0]).await,
+        0,
+        "delivered: forgotten"
+    );
+    assert_eq!(logouts_queued(&w, &sids[1]).await, 1, "pending: kept");
+}
+
 /// The database is out of reach when a session should end (here: its pools closed, as an
 /// outage looks to the provider): nothing is removed from the session store, and the caller
 /// gets an error, so the end can be tried again in full instead of half-happening.
@@ -370,6 +408,9 @@ on_both_databases! {
     expiry_is_recorded_before_removal:
         expiry_is_recorded_before_removal_on_sqlite,
         expiry_is_recorded_before_removal_on_postgres;
+    finished_deliveries_are_pruned:
+        finished_deliveries_are_pruned_after_their_retention_on_sqlite,
+        finished_deliveries_are_pruned_after_their_retention_on_postgres;
     an_end_while_the_database_is_down:
         an_end_while_the_database_is_down_removes_nothing_on_sqlite,
         an_end_while_the_database_is_down_removes_nothing_on_postgres;
