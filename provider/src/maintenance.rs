@@ -65,10 +65,6 @@ impl Maintenance {
     }
 }
 
-/// Finished back-channel logout deliveries are kept this long ("Your sessions" shows the last
-/// day's), then forgotten, so the outbox does not grow for ever.
-pub const DELIVERY_RETENTION_SECS: i64 = 7 * 86_400;
-
 /// Ends every expired session, a batch at a time.
 async fn sweep_sessions(ctx: &Ctx) -> Result<(), SystemError> {
     const BATCH: usize = 500;
@@ -111,7 +107,10 @@ async fn sweep(ctx: &Ctx, now: i64) {
     if let Err(e) = store.sweep_login_throttle(now, 3600).await {
         tracing::warn!(error = %e, "throttle sweep failed");
     }
-    if let Err(e) = store.sweep_deliveries(now - DELIVERY_RETENTION_SECS).await {
+    if let Err(e) = store
+        .sweep_deliveries(now - crate::store::DELIVERY_RETENTION_SECS)
+        .await
+    {
         tracing::warn!(error = %e, "delivery sweep failed");
     }
     let before = (now - crate::audit::RETENTION_SECS).saturating_mul(1_000_000);

@@ -8,6 +8,10 @@ use sqlx::FromRow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+/// Finished back-channel logout deliveries are kept this long ("Your sessions" shows the last
+/// day's), then forgotten, so the outbox does not grow for ever.
+pub const DELIVERY_RETENTION_SECS: i64 = 7 * 86_400;
+
 /// One logout token to deliver (or delivered).
 #[derive(Clone, Debug, FromRow)]
 pub struct Delivery {

@@ -29,6 +29,6 @@ pub use grants::{GrantRow, Revoke};
 pub use handle::{Store, is_unique_violation};
 pub use keys::StoredKey;
 pub use ledger::Credential;
-pub use logout::Delivery;
+pub use logout::{DELIVERY_RETENTION_SECS, Delivery};
 pub use tokens::{AccessTokenRow, RefreshTokenRow};
 pub use users::{NewUser, Reserved, User};

@@ -219,7 +219,7 @@ async fn finished_deliveries_are_pruned(w: World) {
         .await
         .unwrap();
     let store = &w.ctx.store;
-    let retention = crate::maintenance::DELIVERY_RETENTION_SECS;
+    let retention = crate::store::DELIVERY_RETENTION_SECS;
     assert_eq!(
         store.sweep_deliveries(now - retention).await.unwrap(),
         0,
