@@ -114,41 +114,6 @@ impl Store {
         Ok(queued)
     }
 
-    /// Queues a logout delivery for every client of the ended session `sid` that registered a
-    /// back-channel logout URI, and forgets the session's clients. Idempotent: a session that
-    /// is reported ended twice (two instances sweeping) is delivered once.
-    pub async fn enqueue_logouts(
-        &self,
-        sid: &str,
-        user_id: &str,
-        cause: &str,
-        now: i64,
-    ) -> Result<u64, sqlx::Error> {
-        let mut tx = self.db.write().begin().await?;
-        let queued = sqlx::query(
-            "INSERT INTO logout_deliveries (id, sid, client_id, user_id, uri, cause, state, \
-             attempts, next_attempt_at, created_at) \
-             SELECT s.sid || ' ' || s.client_id, s.sid, s.client_id, $2, c.backchannel_logout_uri, \
-             $3, 'pending', 0, $4, $4 \
-             FROM session_clients s JOIN clients c ON c.client_id = s.client_id \
-             WHERE s.sid = $1 AND c.backchannel_logout_uri IS NOT NULL \
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(sid)
-        .bind(user_id)
-        .bind(cause)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        sqlx::query("DELETE FROM session_clients WHERE sid = $1")
-            .bind(sid)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(queued)
-    }
-
     /// Claims up to `limit` due deliveries for `lease_secs` (their `next_attempt_at` moves to
     /// `now + lease_secs`, so no other instance takes them meanwhile).
     pub async fn claim_due_deliveries(
