@@ -8,7 +8,7 @@ use clap::Parser;
 use figment::providers::Serialized;
 use infra::Clock;
 use provider::protocol::registration::{self, ClientMetadata, Registrant};
-use provider::store::{NewUser, Store};
+use provider::store::NewUser;
 use provider::types::GrantType;
 use std::path::{Path, PathBuf};
 use tokio::net::TcpListener;
@@ -90,8 +90,11 @@ async fn main() -> anyhow::Result<()> {
         Serialized::defaults(serde_json::json!({
             "issuer": "http://idp.localhost:4000",
             "listen": "127.0.0.1:4000",
+            "metrics_listen": "127.0.0.1:4090",
             "database_url": sqlite_url(&args.data_dir, "provider.db"),
             "cookie": { "allow_insecure_http": true },
+            // The demo apps' back-channel logout endpoints are on *.localhost, plain http.
+            "outbound": { "allow": ["*.localhost"] },
         })),
     ))?;
     let issuer = provider_config.issuer_str();
@@ -99,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", provider_config.listen))?;
     let provider = provider::App::new(provider_config, clock.clone()).await?;
+    let metrics_addr = provider.metrics_addr();
 
     // The apps' configurations first: their redirect URIs are what the provider registers.
     let mut app_configs = Vec::new();
@@ -118,7 +122,7 @@ async fn main() -> anyhow::Result<()> {
         app_configs.push(client_app::Config::load(&figment)?);
     }
     let store = &provider.ctx().store;
-    seed(store, &app_configs, clock.unix()).await?;
+    seed(provider.ctx(), &app_configs, clock.unix()).await?;
     // An initial access token for trying dynamic client registration (RFC 7591) by hand.
     let (registration_token, _) =
         registration::issue_initial_access_token(store, clock.unix(), 3600).await?;
@@ -143,6 +147,9 @@ async fn main() -> anyhow::Result<()> {
         args.data_dir.display()
     );
     println!("  provider  {issuer}/");
+    if let Some(metrics) = metrics_addr {
+        println!("  metrics   http://{metrics}/metrics  (the provider's, for a scraper)");
+    }
     for (name, url) in &urls {
         println!("  {name:<8}  {url}");
     }
@@ -170,7 +177,8 @@ async fn main() -> anyhow::Result<()> {
 
 /// Demo users and apps. Idempotent: existing users are kept, clients are brought up to date.
 /// The clients are registered through the registration rules like any other.
-async fn seed(store: &Store, apps: &[client_app::Config], now: i64) -> anyhow::Result<()> {
+async fn seed(ctx: &provider::Ctx, apps: &[client_app::Config], now: i64) -> anyhow::Result<()> {
+    let store = &ctx.store;
     let users = [
         (
             "alice",
@@ -216,7 +224,8 @@ async fn seed(store: &Store, apps: &[client_app::Config], now: i64) -> anyhow::R
             first_party: demo.first_party,
             ..Registrant::default()
         };
-        registration::register_or_replace(store, metadata.validate()?, &who, now).await?;
+        let valid = metadata.validate(&ctx.outbound)?;
+        registration::register_or_replace(store, valid, &who, now).await?;
     }
     // A machine client: client_credentials only (no user, no redirect).
     let service = ClientMetadata {
@@ -230,6 +239,7 @@ async fn seed(store: &Store, apps: &[client_app::Config], now: i64) -> anyhow::R
         first_party: true,
         ..Registrant::default()
     };
-    registration::register_or_replace(store, service.validate()?, &who, now).await?;
+    let valid = service.validate(&ctx.outbound)?;
+    registration::register_or_replace(store, valid, &who, now).await?;
     Ok(())
 }

@@ -5,7 +5,11 @@
 //!   reach" that every caller answers with a 503;
 //! - [`config`]: the configuration layering both programs use (defaults, file, environment)
 //!   and the duration format;
-//! - [`http`]: the outbound HTTP policy (the `*.localhost` resolver, no redirects, timeouts);
+//! - [`http`]: the HTTP client for calls a server chooses itself (the `*.localhost` resolver,
+//!   no redirects, timeouts), and [`outbound`]: the guarded client for URIs others registered
+//!   (never inward unless the operator allows it);
+//! - [`client_addr`]: the client's address behind trusted proxies, and the key it is counted
+//!   under;
 //! - [`secret`]: random tokens from the OS, their stored (hashed) form, constant-time compares;
 //! - [`health`], [`metrics`] and [`shutdown`]: `/healthz` and `/readyz`, `/metrics`, and the
 //!   stop signal;
@@ -13,12 +17,14 @@
 //!
 //! The `sessions` crate builds on it; so do both servers.
 
+pub mod client_addr;
 mod clock;
 pub mod config;
 mod db;
 pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod outbound;
 pub mod secret;
 pub mod shutdown;
 #[cfg(feature = "testing")]

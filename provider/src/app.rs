@@ -8,6 +8,8 @@ use crate::maintenance::Maintenance;
 use crate::web::state::AppState;
 use axum::Router;
 use infra::Clock;
+use infra::client_addr;
+use ipnet::IpNet;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -18,6 +20,8 @@ pub struct App {
     web: AppState,
     maintenance: Maintenance,
     outbox: Outbox,
+    /// `trusted_proxies`, parsed.
+    trusted_proxies: Arc<[IpNet]>,
 }
 
 impl App {
@@ -25,8 +29,12 @@ impl App {
     pub async fn new(config: Config, clock: Clock) -> anyhow::Result<Self> {
         infra::metrics::install();
         crate::users::password::prepare_decoy().await?;
+        let trusted_proxies = client_addr::parse_trusted(&config.trusted_proxies)
+            .map_err(anyhow::Error::msg)?
+            .into();
         let ctx = Arc::new(Ctx::open(config, clock).await?);
         Ok(Self {
+            trusted_proxies,
             web: AppState::new(ctx.clone()),
             maintenance: Maintenance::new(ctx.clone())?,
             outbox: Outbox::new(ctx.clone())?,
@@ -60,7 +68,9 @@ impl App {
         let limits = self.ctx.config.limits.clone();
         let sweeper = self.maintenance.spawn();
         let outbox = self.outbox.spawn();
-        let result = crate::web::server::serve(listener, router, &limits, shutdown).await;
+        let result =
+            crate::web::server::serve(listener, router, &limits, self.trusted_proxies, shutdown)
+                .await;
         sweeper.abort();
         outbox.abort();
         result

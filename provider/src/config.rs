@@ -17,6 +17,14 @@ pub struct Config {
     pub issuer: Url,
     /// The socket address to listen on.
     pub listen: SocketAddr,
+    /// Where `/metrics` is served, apart from the public listener (README "Hostile clients"
+    /// 7); not served at all when unset.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Reverse proxies (addresses or networks, `10.0.0.0/8`) whose `Forwarded` or
+    /// `X-Forwarded-For` is believed: only behind one of these is the client's address taken
+    /// from those headers (the right-most hop that is not itself a trusted proxy). Empty by
+    /// default: the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
     /// `sqlite://…` (embedded default) or `postgres://…`.
     pub database_url: String,
     pub session: SessionConfig,
@@ -25,6 +33,47 @@ pub struct Config {
     pub keys: KeyConfig,
     pub registration: RegistrationConfig,
     pub limits: LimitsConfig,
+    pub outbound: OutboundConfig,
+}
+
+/// Requests the provider makes to URIs that app developers registered (back-channel logout):
+/// https to public addresses only, unless the operator names exceptions (README "Hostile
+/// clients").
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundConfig {
+    /// Host names (`app.internal`, `*.localhost`), addresses and networks (`10.1.0.0/16`)
+    /// that may be reached although they are not public, over plain http as well.
+    pub allow: Vec<String>,
+    /// A connection must be established within this time.
+    #[serde(with = "duration")]
+    pub connect_timeout: Duration,
+    /// One delivery attempt, connection and answer, must finish within this time.
+    #[serde(with = "duration")]
+    pub attempt_timeout: Duration,
+    /// Back-channel logouts in flight to one host (scheme, name and port) at once.
+    pub per_host: usize,
+    /// Back-channel logouts in flight in all.
+    pub in_flight: usize,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        Self {
+            allow: Vec::new(),
+            connect_timeout: Duration::from_secs(2),
+            attempt_timeout: Duration::from_secs(5),
+            per_host: 4,
+            in_flight: 512,
+        }
+    }
+}
+
+impl OutboundConfig {
+    /// The exceptions, parsed.
+    pub fn policy(&self) -> anyhow::Result<infra::outbound::Outbound> {
+        infra::outbound::Outbound::parse(&self.allow).map_err(anyhow::Error::msg)
+    }
 }
 
 /// What one client may ask of the server (hostile input gets a 4xx, never a hang).
@@ -78,12 +127,23 @@ impl Default for LimitsConfig {
 }
 
 /// Dynamic Client Registration (RFC 7591).
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistrationConfig {
     /// Anyone may register a client without an initial access token (RFC 7591 §3: open
     /// registration). Off by default: `provider clients initial-token` hands out tokens.
     pub open: bool,
+    /// Apps one developer may hold in the developer console (0: no limit).
+    pub apps_per_developer: usize,
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        Self {
+            open: false,
+            apps_per_developer: 25,
+        }
+    }
 }
 
 /// Signing-key rotation.
@@ -141,6 +201,8 @@ impl Default for Config {
         Self {
             issuer: Url::parse("http://idp.localhost:4000").unwrap_or_else(|_| unreachable!()),
             listen: SocketAddr::from(([127, 0, 0, 1], 4000)),
+            trusted_proxies: Vec::new(),
+            metrics_listen: None,
             database_url: "sqlite://provider.db?mode=rwc".into(),
             session: SessionConfig::default(),
             cookie: CookieConfig::default(),
@@ -148,6 +210,7 @@ impl Default for Config {
             keys: KeyConfig::default(),
             registration: RegistrationConfig::default(),
             limits: LimitsConfig::default(),
+            outbound: OutboundConfig::default(),
         }
     }
 }
@@ -213,6 +276,12 @@ impl Config {
             "tokens.code_lifetime must be at most 60s"
         );
         self.session.validate().map_err(anyhow::Error::msg)?;
+        self.outbound.policy()?;
+        infra::client_addr::parse_trusted(&self.trusted_proxies).map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(
+            self.outbound.per_host >= 1 && self.outbound.in_flight >= self.outbound.per_host,
+            "outbound.per_host must be at least 1 and outbound.in_flight at least per_host"
+        );
         Ok(())
     }
 

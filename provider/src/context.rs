@@ -30,6 +30,8 @@ pub struct Ctx {
     pub clock: Clock,
     /// Wakes the back-channel logout outbox when a logout is queued.
     pub logout_queued: tokio::sync::Notify,
+    /// Where the provider may send requests to registered URIs (`outbound.allow`).
+    pub outbound: infra::outbound::Outbound,
 }
 
 impl Ctx {
@@ -37,6 +39,7 @@ impl Ctx {
     /// session store: everything a provider instance needs before it serves.
     pub async fn open(config: Config, clock: Clock) -> anyhow::Result<Self> {
         config.validate()?;
+        let outbound = config.outbound.policy()?;
         let store = Store::connect(&config.database_url)
             .await
             .context("cannot open the database (database_url)")?;
@@ -56,6 +59,7 @@ impl Ctx {
             sessions,
             clock,
             logout_queued: tokio::sync::Notify::new(),
+            outbound,
         })
     }
 

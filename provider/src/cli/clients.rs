@@ -99,6 +99,7 @@ pub(super) async fn run(
     io: &mut Io<'_>,
 ) -> anyhow::Result<()> {
     let store = store(config).await?;
+    let outbound = config.outbound.policy()?;
     let now = Clock::system().unix();
     match command {
         ClientsCommand::Add {
@@ -107,7 +108,9 @@ pub(super) async fn run(
             first_party,
             json,
         } => {
-            let valid = metadata.apply(ClientMetadata::default())?.validate()?;
+            let valid = metadata
+                .apply(ClientMetadata::default())?
+                .validate(&outbound)?;
             let who = Registrant {
                 client_id,
                 first_party,
@@ -128,7 +131,9 @@ pub(super) async fn run(
             json,
         } => {
             let c = find(&store, &client_id).await?;
-            let valid = metadata.apply(registration::metadata_of(&c))?.validate()?;
+            let valid = metadata
+                .apply(registration::metadata_of(&c))?
+                .validate(&outbound)?;
             let done = registration::update(&store, c, valid, first_party, now).await?;
             show_registered(io, "updated", &done, json)?;
         }

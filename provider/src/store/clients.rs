@@ -144,39 +144,44 @@ impl Store {
             .await
     }
 
+    /// Registers a new client owned by `c.owner_id`, unless its owner already holds `limit`
+    /// clients: the count and the insert in one transaction, after the owner's row is locked,
+    /// so parallel registrations (on any instance) are counted one after another. `None` when
+    /// the owner is at the limit; otherwise whether the client was written (its id was free).
+    pub async fn insert_owned_client(
+        &self,
+        c: &NewClient,
+        now: i64,
+        limit: usize,
+    ) -> Result<Option<bool>, sqlx::Error> {
+        let mut tx = self.db.write().begin().await?;
+        sqlx::query("UPDATE users SET session_epoch = session_epoch WHERE id = $1")
+            .bind(&c.owner_id)
+            .execute(&mut *tx)
+            .await?;
+        let (held,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM clients WHERE owner_id = $1")
+            .bind(&c.owner_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if held >= i64::try_from(limit).unwrap_or(i64::MAX) {
+            return Ok(None);
+        }
+        let done = client_write(c, now, "ON CONFLICT (client_id) DO NOTHING")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(done.rows_affected() == 1))
+    }
+
     async fn write_client(
         &self,
         c: &NewClient,
         now: i64,
         on_conflict: &str,
     ) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO clients (client_id, secret_hash, name, redirect_uris, \
-             post_logout_redirect_uris, backchannel_logout_uri, grant_types, \
-             token_endpoint_auth_method, id_token_signed_response_alg, first_party, created_at, \
-             backchannel_logout_session_required, jwks, owner_id, registration_token_hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-             {on_conflict}"
-        )))
-        .bind(&c.client_id)
-        .bind(&c.secret_hash)
-        .bind(&c.name)
-        .bind(json_list(c.redirect_uris.iter().map(String::as_str)))
-        .bind(json_list(
-            c.post_logout_redirect_uris.iter().map(String::as_str),
-        ))
-        .bind(&c.backchannel_logout_uri)
-        .bind(json_list(c.grant_types.iter().map(|g| g.as_str())))
-        .bind(c.auth_method.as_str())
-        .bind(c.id_token_alg.as_str())
-        .bind(flag(c.first_party))
-        .bind(now)
-        .bind(flag(c.backchannel_logout_session_required))
-        .bind(&c.jwks)
-        .bind(&c.owner_id)
-        .bind(&c.registration_token_hash)
-        .execute(self.db.write())
-        .await?;
+        let done = client_write(c, now, on_conflict)
+            .execute(self.db.write())
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -333,4 +338,37 @@ impl Store {
         .await?;
         Ok(done.rows_affected() == 1)
     }
+}
+
+/// The statement that writes client `c` (`on_conflict` says what a taken id does).
+fn client_write<'q>(
+    c: &'q NewClient,
+    now: i64,
+    on_conflict: &str,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO clients (client_id, secret_hash, name, redirect_uris, \
+         post_logout_redirect_uris, backchannel_logout_uri, grant_types, \
+         token_endpoint_auth_method, id_token_signed_response_alg, first_party, created_at, \
+         backchannel_logout_session_required, jwks, owner_id, registration_token_hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+         {on_conflict}"
+    )))
+    .bind(&c.client_id)
+    .bind(&c.secret_hash)
+    .bind(&c.name)
+    .bind(json_list(c.redirect_uris.iter().map(String::as_str)))
+    .bind(json_list(
+        c.post_logout_redirect_uris.iter().map(String::as_str),
+    ))
+    .bind(&c.backchannel_logout_uri)
+    .bind(json_list(c.grant_types.iter().map(|g| g.as_str())))
+    .bind(c.auth_method.as_str())
+    .bind(c.id_token_alg.as_str())
+    .bind(flag(c.first_party))
+    .bind(now)
+    .bind(flag(c.backchannel_logout_session_required))
+    .bind(&c.jwks)
+    .bind(&c.owner_id)
+    .bind(&c.registration_token_hash)
 }

@@ -115,25 +115,59 @@ impl Store {
     }
 
     /// Claims up to `limit` due deliveries for `lease_secs` (their `next_attempt_at` moves to
-    /// `now + lease_secs`, so no other instance takes them meanwhile).
+    /// `now + lease_secs`, so no other instance takes them meanwhile): first attempts before
+    /// retries, oldest first, none of the clients in `skip` (their host is busy here).
     pub async fn claim_due_deliveries(
         &self,
         now: i64,
         lease_secs: i64,
-        limit: i64,
+        limit: usize,
+        skip: &[String],
     ) -> Result<Vec<Delivery>, sqlx::Error> {
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let mut skipped = String::new();
+        if !skip.is_empty() {
+            skipped.push_str(" AND client_id NOT IN (");
+            for i in 0..skip.len() {
+                let _ = write!(skipped, "{}${}", if i == 0 { "" } else { ", " }, i + 4);
+            }
+            skipped.push(')');
+        }
+        let sql = format!(
             "UPDATE logout_deliveries SET next_attempt_at = $2 \
              WHERE id IN (SELECT id FROM logout_deliveries WHERE state = 'pending' \
-               AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $3) \
+               AND next_attempt_at <= $1{skipped} \
+               ORDER BY CASE WHEN attempts = 0 THEN 0 ELSE 1 END, next_attempt_at LIMIT $3) \
              AND state = 'pending' AND next_attempt_at <= $1 \
              RETURNING {DELIVERY_COLUMNS}"
-        )))
-        .bind(now)
-        .bind(now + lease_secs)
-        .bind(limit)
-        .fetch_all(self.db.write())
-        .await
+        );
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(now)
+            .bind(now + lease_secs)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        for client_id in skip {
+            query = query.bind(client_id);
+        }
+        query.fetch_all(self.db.write()).await
+    }
+
+    /// Hands claimed deliveries back, due again at `at` (their host was busy).
+    pub async fn postpone_deliveries(&self, ids: &[String], at: i64) -> Result<(), sqlx::Error> {
+        for chunk in ids.chunks(500) {
+            let mut sql = String::from(
+                "UPDATE logout_deliveries SET next_attempt_at = $1 \
+                 WHERE state = 'pending' AND id IN (",
+            );
+            for i in 0..chunk.len() {
+                let _ = write!(sql, "{}${}", if i == 0 { "" } else { ", " }, i + 2);
+            }
+            sql.push(')');
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            query.execute(self.db.write()).await?;
+        }
+        Ok(())
     }
 
     /// Records an attempt's outcome: delivered, or the next attempt (or failure) with its error.

@@ -23,6 +23,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
+use infra::client_addr::{ClientAddr, rate_key};
 use sessions::Session;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
@@ -31,21 +32,34 @@ use std::net::SocketAddr;
 #[derive(Clone, Debug, Default)]
 pub struct ClientMeta {
     pub user_agent: Option<String>,
+    /// The client's address ([`ClientAddr`]), as shown to people.
     pub addr: Option<String>,
+    /// The key it is throttled and rate-limited under (IPv6 by its /64).
+    pub key: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let addr = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        let addr = parts
+            .extensions
+            .get::<ClientAddr>()
+            .map(|a| a.0)
+            .or_else(|| {
+                parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0.ip())
+            });
         Ok(Self {
             user_agent: parts
                 .headers
                 .get(header::USER_AGENT)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
-            addr: addr.map(|a| a.0.ip().to_string()),
+            addr: addr.map(|a| a.to_string()),
+            key: addr.map(rate_key),
         })
     }
 }

@@ -9,6 +9,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use infra::client_addr::ClientAddr;
 use std::net::SocketAddr;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -78,8 +79,14 @@ pub async fn audit_context(req: Request, next: Next) -> Response {
         .map(str::to_owned);
     let addr = req
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
+        .get::<ClientAddr>()
+        .map(|c| c.0)
+        .or_else(|| {
+            req.extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip())
+        })
+        .map(|ip| ip.to_string());
     let context = audit::RequestContext { request_id, addr };
     audit::within(context, next.run(req)).await
 }
@@ -107,8 +114,8 @@ pub async fn limit_by_address(
         Budget::Machine => ("addr", limits.rate_per_address),
         Budget::Registration => ("register", limits.registration_rate_per_address),
     };
-    if let Some(addr) = &meta.addr
-        && let Err(wait) = st.rate(&format!("{what}:{addr}"), limit)
+    if let Some(addr) = &meta.key
+        && let Err(wait) = st.address_rate(&format!("{what}:{addr}"), limit)
     {
         return rate_limited_json(wait);
     }

@@ -10,9 +10,12 @@
 //! The algorithm is the sliding-window counter: the count of the current minute plus the
 //! previous minute's count weighted by how much of it still lies within the last 60 seconds.
 //! It needs two integers per key and never admits more than the limit in any 60 seconds by
-//! more than the rounding. The table is bounded ([`MAX_KEYS`]): when it is full, windows that
-//! have ended are dropped, and if that is not enough the table starts over (an attacker with
-//! more addresses than that gets a fresh budget, never the provider's memory).
+//! more than the rounding. A table is bounded ([`MAX_KEYS`]) and never forgets everyone at
+//! once (README "Hostile clients" 6): when it is full, windows that have ended are dropped,
+//! and if that is not enough the tenth of the keys seen least recently (an attacker with more
+//! addresses than the table holds gives its own oldest ones a fresh budget, never the
+//! provider's memory, and never resets anyone it has not outlasted). Authenticated clients
+//! are counted in a table of their own, so no flood of addresses evicts a client's budget.
 //!
 //! Limits are per instance: with several instances behind a balancer, a client's budget is the
 //! limit times the number of instances it reaches.
@@ -31,17 +34,59 @@ struct Counter {
     start: i64,
     current: u64,
     previous: u64,
+    /// When the key was last counted, as the table's own request count (for eviction,
+    /// least recently seen first; unique, unlike seconds).
+    seen: u64,
 }
 
 /// Counters by key.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RateLimiter {
-    counters: Mutex<HashMap<String, Counter>>,
+    counters: Mutex<Table>,
+    max_keys: usize,
+}
+
+/// The counters and the number of requests counted so far.
+#[derive(Debug, Default)]
+struct Table {
+    counters: HashMap<String, Counter>,
+    ticks: u64,
+}
+
+impl Default for RateLimiter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Makes room in a full table: the windows that ended, or else the tenth of the keys seen
+/// least recently (one pass, then room for that many new keys before the next).
+fn evict(counters: &mut HashMap<String, Counter>, start: i64, max_keys: usize) {
+    counters.retain(|_, c| c.start >= start - WINDOW);
+    if counters.len() < max_keys {
+        return;
+    }
+    let mut seen: Vec<u64> = counters.values().map(|c| c.seen).collect();
+    let Some(last) = seen.len().checked_sub(1) else {
+        return;
+    };
+    let nth = (max_keys / 10).min(last);
+    let (_, cutoff, _) = seen.select_nth_unstable(nth);
+    let cutoff = *cutoff;
+    counters.retain(|_, c| c.seen > cutoff);
 }
 
 impl RateLimiter {
     pub fn new() -> Self {
-        Self::default()
+        Self::with_capacity(MAX_KEYS)
+    }
+
+    /// A table of at most `max_keys` keys.
+    pub fn with_capacity(max_keys: usize) -> Self {
+        Self {
+            counters: Mutex::default(),
+            max_keys: max_keys.max(2),
+        }
     }
 
     /// Counts one request for `key` at `now` if `limit` per minute allows it; otherwise the
@@ -51,17 +96,18 @@ impl RateLimiter {
             return Ok(());
         }
         let start = now - now.rem_euclid(WINDOW);
-        let mut counters = self
+        let mut table = self
             .counters
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if counters.len() >= MAX_KEYS && !counters.contains_key(key) {
-            counters.retain(|_, c| c.start >= start - WINDOW);
-            if counters.len() >= MAX_KEYS {
-                counters.clear();
-            }
+        table.ticks += 1;
+        let tick = table.ticks;
+        let counters = &mut table.counters;
+        if counters.len() >= self.max_keys && !counters.contains_key(key) {
+            evict(counters, start, self.max_keys);
         }
         let c = counters.entry(key.to_owned()).or_default();
+        c.seen = tick;
         if c.start != start {
             c.previous = if c.start == start - WINDOW {
                 c.current
@@ -96,14 +142,6 @@ impl RateLimiter {
             })
             .unwrap_or(2 * WINDOW);
         Err(wait as u64)
-    }
-
-    /// Forgets every count (configuration reloads, tests).
-    pub fn clear(&self) {
-        self.counters
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
     }
 }
 
@@ -171,6 +209,29 @@ mod tests {
         for i in 0..(MAX_KEYS + 10) {
             let _ = r.check(&format!("addr:{i}"), 5, 6000);
         }
-        assert!(r.counters.lock().unwrap().len() <= MAX_KEYS);
+        assert!(r.counters.lock().unwrap().counters.len() <= MAX_KEYS);
+    }
+
+    /// A flood of new keys evicts the keys seen least recently, never a busy one: an address
+    /// that spent its budget stays refused while thousands of others come and go.
+    #[test]
+    fn a_flood_of_new_keys_does_not_reset_a_recent_one() {
+        let r = RateLimiter::with_capacity(1000);
+        let t = 6000;
+        for _ in 0..5 {
+            r.check("spent", 5, t).unwrap();
+        }
+        assert!(r.check("spent", 5, t).is_err());
+        for i in 0..20_000 {
+            // The flood's keys are new each time; "spent" keeps trying meanwhile.
+            let _ = r.check(&format!("flood:{i}"), 5, t + 1 + i / 2000);
+            if i % 100 == 0 {
+                assert!(
+                    r.check("spent", 5, t + 1 + i / 2000).is_err(),
+                    "reset at {i}"
+                );
+            }
+            assert!(r.counters.lock().unwrap().counters.len() <= 1000);
+        }
     }
 }

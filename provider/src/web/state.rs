@@ -18,8 +18,11 @@ pub struct AppState {
 pub struct WebParts {
     /// The SSO cookie's name and attributes.
     pub cookies: CookiePolicy,
-    /// Request rates of the machine-facing endpoints (`limits.*_rate_*`).
-    pub rates: RateLimiter,
+    /// Request rates per client address (`limits.*_per_address`).
+    pub address_rates: RateLimiter,
+    /// Request rates per authenticated client (`limits.*_per_client`), apart from the
+    /// addresses so that no flood of addresses evicts a client's count.
+    pub client_rates: RateLimiter,
 }
 
 impl AppState {
@@ -33,15 +36,25 @@ impl AppState {
             ctx,
             web: Arc::new(WebParts {
                 cookies,
-                rates: RateLimiter::new(),
+                address_rates: RateLimiter::new(),
+                client_rates: RateLimiter::new(),
             }),
         }
     }
 
-    /// Counts a request against `key`'s budget of `limit` per minute (0: unlimited); the
-    /// seconds to wait when it is spent.
-    pub fn rate(&self, key: &str, limit: u64) -> Result<(), u64> {
-        self.web.rates.check(key, limit, self.ctx.clock.unix())
+    /// Counts a request from address key `key` against its budget of `limit` per minute (0:
+    /// unlimited); the seconds to wait when it is spent.
+    pub fn address_rate(&self, key: &str, limit: u64) -> Result<(), u64> {
+        self.web
+            .address_rates
+            .check(key, limit, self.ctx.clock.unix())
+    }
+
+    /// [`AppState::address_rate`] for an authenticated client's key.
+    pub fn client_rate(&self, key: &str, limit: u64) -> Result<(), u64> {
+        self.web
+            .client_rates
+            .check(key, limit, self.ctx.clock.unix())
     }
 }
 

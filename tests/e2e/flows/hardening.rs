@@ -1,8 +1,9 @@
 //! Hostile clients: password guessing is throttled without locking anyone out for good, and
 //! oversized or slow requests are cut off with the right status while the server keeps serving.
 
+use crate::flows::sign_in;
 use crate::harness::{
-    ALICE, Browser, Options, Page, Stack, grants, register, spawn, spawn_with, update_client,
+    ALICE, Browser, Options, Page, Stack, grants, proxy, register, spawn, spawn_with, update_client,
 };
 use provider::types::{Alg, AuthMethod, GrantType};
 use serde_json::Value;
@@ -622,4 +623,47 @@ async fn throttling_registration_and_revocation_leave_a_trace() {
             .contains("client_credentials")
     );
     assert_eq!(find("token.revoked").client_id.as_deref(), Some("svc"));
+}
+
+/// README "Hostile clients" 2: behind a reverse proxy the operator trusts, each client is
+/// counted and shown under its own address (the right-most hop the proxy recorded), whatever
+/// it claims in a header of its own. Without `trusted_proxies` everyone would be the proxy,
+/// and one guesser would lock everyone out.
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_is_its_own_address() {
+    let stack = spawn_with(Options {
+        proxy: true,
+        configure: Some(|c| c.trusted_proxies = vec![proxy::SOURCE.into()]),
+        ..Options::default()
+    })
+    .await;
+    // Mallory, behind the proxy, guesses names until her address waits; she claims to be
+    // 198.51.100.23, which changes nothing.
+    let mallory = Browser::from_address("127.0.0.6", Some("198.51.100.23"));
+    let mut page = login_page(&stack, &mallory).await;
+    let mut throttled = false;
+    for i in 0..30 {
+        page = attempt(&mallory, &page, &format!("user{i}"), "guess").await;
+        if page.status == 429 {
+            throttled = true;
+            break;
+        }
+        assert_eq!(page.status, 401, "{}", page.body);
+    }
+    assert!(throttled, "mallory's address waits");
+    // Alice, behind the same proxy and claiming the same address, signs in at once.
+    let alice = Browser::from_address("127.0.0.5", Some("198.51.100.23"));
+    sign_in(&stack, &alice, &stack.app_a, ALICE).await;
+    let sessions = alice
+        .follow(&format!("{}/account/sessions", stack.issuer))
+        .await;
+    assert_eq!(sessions.status, 200);
+    assert!(sessions.body.contains("127.0.0.5"), "{}", sessions.body);
+    for not_hers in ["198.51.100.23", proxy::SOURCE, "127.0.0.6"] {
+        assert!(
+            !sessions.body.contains(not_hers),
+            "{not_hers}: {}",
+            sessions.body
+        );
+    }
 }

@@ -32,9 +32,14 @@ async fn try_client(
         ..Registrant::default()
     };
     let now = stack.clock.unix();
-    registration::register_or_replace(&stack.store, metadata.validate()?, &who, now)
-        .await
-        .unwrap();
+    registration::register_or_replace(
+        &stack.store,
+        metadata.validate(&stack.provider.outbound)?,
+        &who,
+        now,
+    )
+    .await
+    .unwrap();
     Ok(())
 }
 

@@ -2,11 +2,17 @@
 //! that shared the SSO session, whatever ended it.
 
 use super::{me, prompt_none_error, sign_in, signed_out};
-use crate::harness::{ALICE, Browser, Page, Stack, eventually, jwt_part, param, register, spawn};
+use crate::harness::{
+    ALICE, BOB, Browser, Options, Page, Stack, eventually, jwt_part, outbound, param, register,
+    spawn, spawn_with,
+};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use provider::keys::{Alg, Keys, generate};
+use provider::protocol::registration::{self, ClientMetadata, Registrant};
 use provider::types::AuthMethod;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
@@ -234,10 +240,24 @@ async fn an_app_that_was_down_gets_its_logout_when_it_is_back() {
         body.contains("Retrying").then_some(body)
     })
     .await;
-    // The first read may come after the second attempt (one real second of backoff later).
+    // Only the state: no transport error, status code or attempt count, which would make the
+    // page an oracle for whatever the registered URI points at (README "Hostile clients").
+    assert!(status.contains(">Retrying<"), "{status}");
+    for detail in ["could not connect", "attempt ", "HTTP 404", "timed out"] {
+        assert!(!status.contains(detail), "{detail}: {status}");
+    }
+    let alice = stack
+        .store
+        .user_by_username("alice")
+        .await
+        .unwrap()
+        .unwrap();
+    let recorded = stack.store.deliveries_for_user(&alice.id, 0).await.unwrap();
     assert!(
-        status.contains("Retrying (attempt ") && status.contains(" failed: could not connect)"),
-        "{status}"
+        recorded
+            .iter()
+            .any(|(d, _)| d.last_error.as_deref() == Some("could not connect")),
+        "the operator's record keeps the reason: {recorded:?}"
     );
     stack.start_app_a().await;
     assert_eq!(
@@ -857,3 +877,97 @@ async fn a_sign_in_that_crosses_a_back_channel_logout_is_refused() {
         "no session under a logged-out sid"
     );
 }
+
+/// Accepts connections and never answers; counts them.
+async fn black_hole() -> (u16, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            held.push(conn);
+        }
+    });
+    (port, accepted, task)
+}
+
+/// README "Hostile clients" 4: 300 apps whose back-channel endpoint accepts the connection and
+/// never answers (200 behind one host, 100 on hosts of their own) hold their deliveries for
+/// the whole test (the attempt timeout is ten minutes here), yet an ordinary sign-out still
+/// reaches App A and App B: no batch waits for its slowest member, and one host gets at most
+/// `outbound.per_host` connections however many apps point at it.
+#[tokio::test]
+async fn apps_that_never_answer_do_not_stall_anyone_elses_logout() {
+    let stack = spawn_with(Options {
+        configure: Some(|c| c.outbound.attempt_timeout = Duration::from_secs(600)),
+        ..Options::default()
+    })
+    .await;
+    let per_host = stack.provider.config.outbound.per_host;
+    let (shared_port, shared_accepted, _shared) = black_hole().await;
+    let (own_port, own_accepted, _own) = black_hole().await;
+    let now = stack.clock.unix();
+    let mut ids = Vec::new();
+    for i in 0..300 {
+        let id = format!("hole-{i}");
+        let uri = if i < 200 {
+            format!("http://shared-hole.localhost:{shared_port}/logout?app={i}")
+        } else {
+            format!("http://hole-{i}.localhost:{own_port}/logout")
+        };
+        let metadata = ClientMetadata {
+            client_name: Some(id.clone()),
+            redirect_uris: vec![HOLE_REDIRECT.into()],
+            backchannel_logout_uri: Some(uri),
+            ..ClientMetadata::default()
+        };
+        let who = Registrant {
+            client_id: Some(id.clone()),
+            first_party: true,
+            ..Registrant::default()
+        };
+        let valid = metadata.validate(&outbound()).unwrap();
+        registration::register(&stack.store, valid, &who, now)
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    // Bob's session joins all 300 (a code for each), then ends: 300 deliveries that hang.
+    let bob = Browser::new();
+    sign_in(&stack, &bob, &stack.app_b, BOB).await;
+    for id in &ids {
+        let request = stack.authorize_url(id, HOLE_REDIRECT, &[]);
+        let page = bob.get_once(request.url.as_str()).await;
+        assert_eq!(page.status.as_u16(), 303, "{id}: {}", page.body);
+    }
+    let page = bob
+        .follow(&format!("{}/account/sessions", stack.issuer))
+        .await;
+    bob.submit(&page, "/account/sessions/revoke-all", &[]).await;
+    eventually("every black hole holds its deliveries", || async {
+        let own = own_accepted.load(Ordering::SeqCst);
+        let shared = shared_accepted.load(Ordering::SeqCst);
+        (own >= 100 && shared >= per_host).then_some(())
+    })
+    .await;
+
+    // Alice's ordinary sign-out reaches both apps meanwhile.
+    let (alice, _) = signed_in_at_both(&stack).await;
+    let page = alice
+        .follow(&format!("{}/account/sessions", stack.issuer))
+        .await;
+    alice
+        .submit(&page, "/account/sessions/revoke-all", &[])
+        .await;
+    assert_everyone_signed_out(&stack, &alice).await;
+    assert_eq!(
+        shared_accepted.load(Ordering::SeqCst),
+        per_host,
+        "one host gets at most outbound.per_host deliveries at once"
+    );
+}
+
+const HOLE_REDIRECT: &str = "https://hole.example/cb";

@@ -652,6 +652,17 @@ fn bad_inputs() -> Vec<(Value, &'static str, &'static str)> {
             "https",
         ),
         (
+            // README "Hostile clients" 3: never aimed inward (cloud metadata, loopback).
+            json!({"redirect_uris": [ok], "backchannel_logout_uri": "https://169.254.169.254/latest/meta-data/"}),
+            "invalid_client_metadata",
+            "local or private",
+        ),
+        (
+            json!({"redirect_uris": [ok], "backchannel_logout_uri": "http://127.0.0.1:9000/admin"}),
+            "invalid_client_metadata",
+            "https",
+        ),
+        (
             json!({"redirect_uris": [ok], "token_endpoint_auth_method": "private_key_jwt"}),
             "invalid_client_metadata",
             "jwks",

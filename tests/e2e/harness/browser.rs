@@ -109,8 +109,23 @@ impl Default for Browser {
 
 impl Browser {
     pub fn new() -> Self {
+        Self::with(|b| b)
+    }
+
+    /// A browser whose connections come from `source` (a loopback address other than
+    /// 127.0.0.1), claiming to be `claimed` in an `X-Forwarded-For` header of its own.
+    pub fn from_address(source: &str, claimed: Option<&str>) -> Self {
+        let source: std::net::IpAddr = source.parse().unwrap();
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(claimed) = claimed {
+            headers.insert("x-forwarded-for", claimed.parse().unwrap());
+        }
+        Self::with(|b| b.local_address(source).default_headers(headers))
+    }
+
+    fn with(edit: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder) -> Self {
         let jar = Arc::new(Jar::default());
-        let client = client_app::http::client_builder()
+        let client = edit(client_app::http::client_builder())
             .cookie_provider(jar.clone())
             .user_agent("gatehouse-e2e/1.0")
             .build()

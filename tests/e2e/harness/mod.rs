@@ -2,7 +2,7 @@
 
 mod browser;
 pub mod chrome;
-mod proxy;
+pub mod proxy;
 
 pub use browser::{Browser, Page};
 
@@ -22,6 +22,15 @@ use tokio::task::JoinHandle;
 use url::Url;
 
 pub const ALICE: (&str, &str) = ("alice", "wonderland");
+
+/// The stack's outbound exceptions, as in the demo: the apps' back-channel logout endpoints
+/// are plain http on `*.localhost`.
+pub const OUTBOUND_ALLOW: &[&str] = &["*.localhost"];
+
+/// The stack's outbound policy ([`OUTBOUND_ALLOW`]).
+pub fn outbound() -> infra::outbound::Outbound {
+    infra::outbound::Outbound::parse(OUTBOUND_ALLOW).expect("valid exceptions")
+}
 pub const BOB: (&str, &str) = ("bob", "builder");
 
 /// A running sample app.
@@ -65,6 +74,8 @@ pub struct Stack {
     pub store: Store,
     /// The running provider's state (its keys, sessions, store).
     pub provider: Arc<provider::Ctx>,
+    /// The provider's `/metrics`, on its own listener.
+    pub metrics_url: String,
     pub app_a: RunningApp,
     pub app_b: RunningApp,
     /// Set to make the proxy in front of the provider tamper with ID tokens (only when the
@@ -103,9 +114,10 @@ async fn start_provider(
     config: provider::Config,
     clock: Clock,
     listener: TcpListener,
-) -> (Arc<provider::Ctx>, Server) {
+) -> (Arc<provider::Ctx>, Server, String) {
     let app = provider::App::new(config, clock).await.unwrap();
     let state = app.ctx().clone();
+    let metrics = format!("http://{}/metrics", app.metrics_addr().unwrap());
     let server = Server::spawn(|stopped| async move {
         app.serve(listener, async {
             let _ = stopped.await;
@@ -113,7 +125,7 @@ async fn start_provider(
         .await
         .unwrap();
     });
-    (state, server)
+    (state, server, metrics)
 }
 
 /// Starts an app on `listener`, or (for a restart) on its configured address again.
@@ -195,6 +207,7 @@ pub async fn spawn_with(mut options: Options) -> Stack {
     };
     config.cookie.allow_insecure_http = !options.secure_cookies;
     config.registration.open = options.open_registration;
+    config.outbound.allow = OUTBOUND_ALLOW.iter().map(|s| (*s).to_owned()).collect();
     if let Some(configure) = options.configure {
         configure(&mut config);
     }
@@ -223,7 +236,9 @@ pub async fn spawn_with(mut options: Options) -> Stack {
         config.session.redis_url = Some(r.url.clone());
         config.session.redis_prefix = r.prefix.clone();
     }
-    let (provider, provider_server) =
+    // `/metrics` on a listener of its own, as `metrics_listen` puts it (any free port).
+    config.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    let (provider, provider_server, metrics_url) =
         start_provider(config.clone(), clock.clone(), provider_listener).await;
     let store = provider.store.clone();
 
@@ -249,9 +264,14 @@ pub async fn spawn_with(mut options: Options) -> Stack {
             first_party,
             ..Registrant::default()
         };
-        registration::register(&store, metadata.validate().unwrap(), &who, clock.unix())
-            .await
-            .unwrap();
+        registration::register(
+            &store,
+            metadata.validate(&provider.outbound).unwrap(),
+            &who,
+            clock.unix(),
+        )
+        .await
+        .unwrap();
         let mut app_config = client_app::Config {
             name: name.into(),
             listen: listener.local_addr().unwrap(),
@@ -289,6 +309,7 @@ pub async fn spawn_with(mut options: Options) -> Stack {
         issuer,
         store,
         provider,
+        metrics_url,
         app_a,
         app_b,
         tamper_id_tokens: tamper,
@@ -355,7 +376,9 @@ pub async fn register(
         first_party,
         ..Registrant::default()
     };
-    let valid = metadata.validate().expect("valid client metadata");
+    let valid = metadata
+        .validate(&infra::outbound::Outbound::default())
+        .expect("valid client metadata");
     registration::register_or_replace(store, valid, &who, now)
         .await
         .unwrap();
@@ -375,7 +398,9 @@ pub async fn register_service(store: &Store, client_id: &str, secret: &str, now:
         first_party: true,
         ..Registrant::default()
     };
-    let valid = metadata.validate().expect("valid client metadata");
+    let valid = metadata
+        .validate(&infra::outbound::Outbound::default())
+        .expect("valid client metadata");
     registration::register_or_replace(store, valid, &who, now)
         .await
         .unwrap();
@@ -395,7 +420,7 @@ pub async fn update_client(
         .expect("a registered client");
     let mut metadata = registration::metadata_of(&c);
     edit(&mut metadata);
-    let valid = metadata.validate()?;
+    let valid = metadata.validate(&outbound())?;
     let now = infra::Clock::system().unix();
     registration::update(store, c, valid, None, now)
         .await
@@ -429,9 +454,10 @@ impl Stack {
         let listener = TcpListener::bind(self.provider_config.listen)
             .await
             .unwrap();
-        let (state, server) =
+        let (state, server, metrics_url) =
             start_provider(self.provider_config.clone(), self.clock.clone(), listener).await;
         self.provider = state;
+        self.metrics_url = metrics_url;
         self.provider_server = Some(server);
     }
 
@@ -443,7 +469,7 @@ impl Stack {
         let port = listener.local_addr().unwrap().port();
         let mut config = self.provider_config.clone();
         config.listen = listener.local_addr().unwrap();
-        let (_, server) = start_provider(config, self.clock.clone(), listener).await;
+        let (_, server, _) = start_provider(config, self.clock.clone(), listener).await;
         self.instances
             .push((format!("http://idp.localhost:{port}"), Some(server)));
         self.instances.len() - 1
@@ -463,7 +489,7 @@ impl Stack {
         let listener = TcpListener::bind(addr).await.unwrap();
         let mut config = self.provider_config.clone();
         config.listen = addr;
-        let (_, server) = start_provider(config, self.clock.clone(), listener).await;
+        let (_, server, _) = start_provider(config, self.clock.clone(), listener).await;
         self.instances[index].1 = Some(server);
     }
 

@@ -1,16 +1,23 @@
 //! A reverse proxy in front of the provider: the issuer is the proxy's address, everything is
-//! forwarded unchanged, except that ID tokens in token responses are forged while `tamper` is
-//! set (a claim changed, the signature kept), to prove the app refuses them.
+//! forwarded unchanged but for what a real proxy adds (its client's address appended to
+//! `X-Forwarded-For`, and the connection to the provider made from [`SOURCE`], an address of
+//! its own), except that ID tokens in token responses are forged while `tamper` is set (a
+//! claim changed, the signature kept), to prove the app refuses them.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+/// The address the proxy connects to the provider from (Linux routes all of 127.0.0.0/8 to
+/// the loopback interface), so that the provider can tell it from the clients.
+pub const SOURCE: &str = "127.0.0.2";
 
 #[derive(Clone)]
 struct Proxy {
@@ -24,17 +31,23 @@ pub fn spawn(listener: TcpListener, upstream_port: u16, tamper: Arc<AtomicBool>)
         upstream: format!("http://127.0.0.1:{upstream_port}"),
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .local_address(SOURCE.parse::<std::net::IpAddr>().unwrap())
             .build()
             .unwrap(),
         tamper,
     };
     let app = axum::Router::new().fallback(forward).with_state(proxy);
     tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, app).await.unwrap();
     })
 }
 
-async fn forward(State(p): State<Proxy>, req: Request) -> Response {
+async fn forward(
+    State(p): State<Proxy>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
     let (parts, body) = req.into_parts();
     let body: Bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
     let path = parts
@@ -47,11 +60,17 @@ async fn forward(State(p): State<Proxy>, req: Request) -> Response {
         .client
         .request(parts.method.clone(), format!("{}{path}", p.upstream))
         .body(body);
+    let mut forwarded_for: Vec<&str> = Vec::new();
     for (name, value) in &parts.headers {
-        if name != "host" && name != "content-length" {
+        if name == "x-forwarded-for" {
+            forwarded_for.push(value.to_str().unwrap_or(""));
+        } else if name != "host" && name != "content-length" {
             upstream = upstream.header(name, value);
         }
     }
+    let peer = peer.ip().to_string();
+    forwarded_for.push(&peer);
+    upstream = upstream.header("x-forwarded-for", forwarded_for.join(", "));
     let resp = upstream.send().await.unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();

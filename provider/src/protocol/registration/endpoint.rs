@@ -103,7 +103,7 @@ pub async fn register(
         }
         Some(hash)
     };
-    let valid = metadata(json_object(body)?)?.validate()?;
+    let valid = metadata(json_object(body)?)?.validate(&ctx.outbound)?;
     if let Some(hash) = initial
         && !ctx.store.use_initial_access_token(&hash, now).await?
     {
@@ -193,7 +193,7 @@ pub async fn update(
         Some(_) => return Err(invalid("client_secret must be a string".into())),
     };
     map.remove("client_id");
-    let valid = metadata(map)?.validate()?;
+    let valid = metadata(map)?.validate(&ctx.outbound)?;
     let updated = super::update(&ctx.store, client, valid, None, ctx.clock.unix()).await?;
     let secret = updated
         .client_secret
@@ -219,7 +219,9 @@ impl From<RegisterError> for RegistrationError {
             RegisterError::Taken(_) | RegisterError::NoSuchClient(_) => {
                 BearerError::invalid_token("the client does not exist").into()
             }
-            RegisterError::NoSecret(..) => Self::InvalidRequest(e.to_string()),
+            RegisterError::NoSecret(..) | RegisterError::TooMany(_) => {
+                Self::InvalidRequest(e.to_string())
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 //! and the registration endpoint give the same answer, with the same words, for the same input.
 
 use crate::types::{Alg, AuthMethod, GrantType, RegistrationErrorCode, ResponseType};
+use infra::outbound::{Outbound, Refused};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -106,8 +107,9 @@ pub struct ValidMetadata {
 
 impl ClientMetadata {
     /// Checks every rule and fills in the defaults of RFC 7591 §2 (`client_secret_basic`,
-    /// `authorization_code`, `code`) and OIDC Registration §2 (`RS256`).
-    pub fn validate(&self) -> Result<ValidMetadata, MetadataError> {
+    /// `authorization_code`, `code`) and OIDC Registration §2 (`RS256`). `outbound` says
+    /// where the provider may send back-channel logouts.
+    pub fn validate(&self, outbound: &Outbound) -> Result<ValidMetadata, MetadataError> {
         let auth_method = match self.token_endpoint_auth_method.as_deref() {
             None => AuthMethod::default(),
             Some(m) => AuthMethod::parse(m).ok_or_else(|| {
@@ -153,8 +155,9 @@ impl ClientMetadata {
         let backchannel_logout_uri = match self.backchannel_logout_uri.as_deref() {
             None | Some("") => None,
             Some(uri) => {
-                // Back-Channel Logout §2.2: absolute, https unless local, no fragment.
-                check_uri(uri).map_err(|why| {
+                // Back-Channel Logout §2.2: absolute, no fragment; and somewhere the provider
+                // may post to (RFC 9700 §4.1.1 on URIs a client registers; never inward).
+                check_backchannel_uri(uri, outbound).map_err(|why| {
                     MetadataError::metadata(
                         "backchannel_logout_uri",
                         format!("backchannel_logout_uri {}: {why}", shown(uri)),
@@ -342,6 +345,22 @@ fn is_local_host(host: &url::Host<&str>) -> bool {
 /// Registration §2, RFC 6749 §3.1.2). The string is kept as given, since redirect URIs are
 /// compared exactly (RFC 9700 §4.1.3), so it must not rely on the parser's normalisation.
 fn check_uri(uri: &str) -> Result<(), String> {
+    let parsed = check_shape(uri)?;
+    let Some(host) = parsed.host() else {
+        return Err("has no host".into());
+    };
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if is_local_host(&host) => Ok(()),
+        "http" => Err("must use https (plain http is only for loopback and *.localhost)".into()),
+        other => Err(format!(
+            "uses the {other}: scheme; only https (and http on loopback) is allowed"
+        )),
+    }
+}
+
+/// What [`check_uri`] asks of every URI besides its scheme: the URI, parsed.
+fn check_shape(uri: &str) -> Result<url::Url, String> {
     if uri.is_empty() {
         return Err("is empty".into());
     }
@@ -369,17 +388,26 @@ fn check_uri(uri: &str) -> Result<(), String> {
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err("contains credentials (user@host)".into());
     }
-    let Some(host) = parsed.host() else {
-        return Err("has no host".into());
-    };
-    match parsed.scheme() {
-        "https" => Ok(()),
-        "http" if is_local_host(&host) => Ok(()),
-        "http" => Err("must use https (plain http is only for loopback and *.localhost)".into()),
-        other => Err(format!(
-            "uses the {other}: scheme; only https (and http on loopback) is allowed"
-        )),
-    }
+    Ok(parsed)
+}
+
+/// A back-channel logout URI: the shape of every URI ([`check_shape`]), then the outbound
+/// policy instead of the browser's scheme rule (https, not inward, unless the operator allows
+/// the host).
+fn check_backchannel_uri(uri: &str, outbound: &Outbound) -> Result<(), String> {
+    let parsed = check_shape(uri)?;
+    outbound
+        .check_url(&parsed)
+        .map_err(|refused| match refused {
+            Refused::NotHttp => "must be an https URL".to_owned(),
+            Refused::NotHttps => {
+                "must use https (plain http only to hosts the operator allows in outbound.allow)"
+                    .to_owned()
+            }
+            Refused::Inward => "points at a local or private address, where the provider sends \
+                            nothing unless the operator allows it (outbound.allow)"
+                .to_owned(),
+        })
 }
 
 /// A JWK Set of public keys we can verify with.
@@ -445,10 +473,26 @@ mod tests {
     }
 
     fn refused(m: &ClientMetadata) -> MetadataError {
-        match m.validate() {
+        match m.validate(&Outbound::default()) {
             Ok(v) => panic!("accepted {v:?}"),
             Err(e) => e,
         }
+    }
+
+    #[test]
+    fn backchannel_uris_follow_the_outbound_policy() {
+        let m = ClientMetadata {
+            backchannel_logout_uri: Some("http://app-a.localhost:5001/bc".into()),
+            ..with_uri("https://a.example/cb")
+        };
+        let e = m.validate(&Outbound::default()).unwrap_err();
+        assert_eq!(e.field, "backchannel_logout_uri");
+        let demo = Outbound::parse(&["*.localhost"]).unwrap();
+        let v = m.validate(&demo).unwrap();
+        assert_eq!(
+            v.backchannel_logout_uri.as_deref(),
+            Some("http://app-a.localhost:5001/bc")
+        );
     }
 
     #[test]
@@ -461,7 +505,7 @@ mod tests {
             "http://localhost:3000/cb",
             "http://app-a.localhost:5001/callback",
         ] {
-            let v = with_uri(uri).validate().unwrap();
+            let v = with_uri(uri).validate(&Outbound::default()).unwrap();
             assert_eq!(v.redirect_uris, [uri]);
             assert_eq!(v.auth_method, AuthMethod::ClientSecretBasic);
             assert_eq!(v.grant_types, [GrantType::AuthorizationCode]);
@@ -654,6 +698,30 @@ mod tests {
             ),
             (
                 ClientMetadata {
+                    backchannel_logout_uri: Some("https://169.254.169.254/latest".into()),
+                    ..base.clone()
+                },
+                "backchannel_logout_uri",
+                "local or private",
+            ),
+            (
+                ClientMetadata {
+                    backchannel_logout_uri: Some("https://admin.localhost:8080/x".into()),
+                    ..base.clone()
+                },
+                "backchannel_logout_uri",
+                "local or private",
+            ),
+            (
+                ClientMetadata {
+                    backchannel_logout_uri: Some("http://127.0.0.1:9000/admin".into()),
+                    ..base.clone()
+                },
+                "backchannel_logout_uri",
+                "https",
+            ),
+            (
+                ClientMetadata {
                     client_name: Some("x".repeat(101)),
                     ..base.clone()
                 },
@@ -708,7 +776,7 @@ mod tests {
                 "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]})),
             ..ClientMetadata::default()
         };
-        let v = m.validate().unwrap();
+        let v = m.validate(&Outbound::default()).unwrap();
         assert_eq!(v.auth_method, AuthMethod::PrivateKeyJwt);
         assert!(v.redirect_uris.is_empty());
         assert!(v.jwks.unwrap().contains("P-256"));
@@ -739,6 +807,6 @@ mod tests {
     }
 
     fn m_ok(uri: &str) -> bool {
-        with_uri(uri).validate().is_ok()
+        with_uri(uri).validate(&Outbound::default()).is_ok()
     }
 }

@@ -30,6 +30,8 @@ pub enum RegisterError {
     NoSuchClient(String),
     #[error("the client {0} has no secret to rotate (token_endpoint_auth_method {1})")]
     NoSecret(String, AuthMethod),
+    #[error("you already have {0} apps, the most one developer may register; delete one first")]
+    TooMany(usize),
     #[error(transparent)]
     Invalid(#[from] MetadataError),
     #[error(transparent)]
@@ -60,6 +62,9 @@ pub struct Registrant {
     pub first_party: bool,
     /// The console user who owns the app.
     pub owner_id: Option<String>,
+    /// With `owner_id`: the most apps that owner may hold (`registration.apps_per_developer`);
+    /// one more is refused.
+    pub app_limit: Option<usize>,
     /// Issue an RFC 7592 registration access token (the registration endpoint does).
     pub registration_token: bool,
 }
@@ -159,7 +164,14 @@ pub async fn register(
     now: i64,
 ) -> Result<Registered, RegisterError> {
     let (new, client_secret, registration_access_token) = prepare(metadata, who)?;
-    if !store.insert_client(&new, now).await? {
+    let inserted = match (&who.owner_id, who.app_limit) {
+        (Some(_), Some(limit)) => store
+            .insert_owned_client(&new, now, limit)
+            .await?
+            .ok_or(RegisterError::TooMany(limit))?,
+        _ => store.insert_client(&new, now).await?,
+    };
+    if !inserted {
         return Err(RegisterError::Taken(new.client_id));
     }
     let client = stored(store, &new.client_id).await?;

@@ -242,9 +242,15 @@ async fn a_waiting_request_is_checked_again_against_the_clients_registration() {
     let mut changed = metadata_of(&first);
     changed.redirect_uris = vec!["https://app.example/elsewhere".into()];
     let now = w.ctx.clock.unix();
-    registration::update(&w.ctx.store, first, changed.validate().unwrap(), None, now)
-        .await
-        .unwrap();
+    registration::update(
+        &w.ctx.store,
+        first,
+        changed.validate(&w.ctx.outbound).unwrap(),
+        None,
+        now,
+    )
+    .await
+    .unwrap();
     let got = authorize::resume(&w.ctx, &session, &id).await;
     assert!(
         matches!(got, Err(AuthorizeError::Page(_))),

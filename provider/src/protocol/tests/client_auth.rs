@@ -55,9 +55,14 @@ async fn a_signed_assertion_authenticates_once() {
         ..Registrant::default()
     };
     let now = w.ctx.clock.unix();
-    registration::register(&w.ctx.store, metadata.validate().unwrap(), &who, now)
-        .await
-        .unwrap();
+    registration::register(
+        &w.ctx.store,
+        metadata.validate(&w.ctx.outbound).unwrap(),
+        &who,
+        now,
+    )
+    .await
+    .unwrap();
     let assertion = |aud: String, exp: i64| {
         let claims = serde_json::json!({"iss": "signer", "sub": "signer", "aud": aud,
             "exp": exp, "jti": infra::secret::random_handle().unwrap()});

@@ -11,27 +11,34 @@ use crate::protocol::registration::{self, ClientMetadata, Registrant};
 use crate::protocol::token::{self, TokenResponse};
 use crate::types::DeliveryState;
 use crate::users::{self, Attempt, SignIn};
+use infra::outbound::Outbound;
 use sessions::{EndCause, NewSession, Session, SessionEnd};
 use std::sync::Arc;
 
 /// Registers `bc`, a first-party app with a back-channel logout URI.
 async fn with_backchannel_app(w: &World) {
+    with_client(w, "bc", "https://app.example/backchannel", &w.ctx.outbound).await;
+}
+
+/// Registers `id`, a first-party app with back-channel logout URI `uri`, as the rules of
+/// `outbound` allow.
+pub(super) async fn with_client(w: &World, id: &str, uri: &str, outbound: &Outbound) {
     let metadata = ClientMetadata {
-        client_name: Some("App bc".into()),
+        client_name: Some(format!("App {id}")),
         redirect_uris: vec![REDIRECT.into()],
         grant_types: Some(vec!["authorization_code".into(), "refresh_token".into()]),
-        backchannel_logout_uri: Some("https://app.example/backchannel".into()),
+        backchannel_logout_uri: Some(uri.into()),
         ..ClientMetadata::default()
     };
     let who = Registrant {
-        client_id: Some("bc".into()),
-        client_secret: Some("bc-secret".into()),
+        client_id: Some(id.into()),
+        client_secret: Some(format!("{id}-secret")),
         first_party: true,
         ..Registrant::default()
     };
     registration::register(
         &w.ctx.store,
-        metadata.validate().unwrap(),
+        metadata.validate(outbound).unwrap(),
         &who,
         w.ctx.clock.unix(),
     )
@@ -40,7 +47,7 @@ async fn with_backchannel_app(w: &World) {
 }
 
 /// Alice signed in with her password, as the login page does it.
-async fn sign_in(w: &World) -> (Session, SignIn) {
+pub(super) async fn sign_in(w: &World) -> (Session, SignIn) {
     sign_in_as(w, "alice", "wonderland").await
 }
 

@@ -26,6 +26,7 @@ mod authorize;
 mod client_auth;
 mod durable;
 mod end_session;
+mod outbound;
 mod races;
 mod registration_endpoint;
 mod resources;
@@ -122,7 +123,7 @@ async fn register(
         first_party,
         ..Registrant::default()
     };
-    let valid = metadata.validate().unwrap();
+    let valid = metadata.validate(&ctx.outbound).unwrap();
     registration::register(&ctx.store, valid, &who, ctx.clock.unix())
         .await
         .unwrap();

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 
 /// Counted once the client is authenticated: nobody spends another client's budget.
 fn per_client(st: &AppState, what: &str, client: &Client, limit: u64) -> Result<(), TokenError> {
-    st.rate(&format!("{what}:{}", client.client_id), limit)
+    st.client_rate(&format!("{what}:{}", client.client_id), limit)
         .map_err(TokenError::RateLimited)
 }
 

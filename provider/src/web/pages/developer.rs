@@ -314,18 +314,25 @@ pub async fn create_app(
 ) -> Result<Response, PageError> {
     let (me, form) = developer_form(&st, posted).await?;
     let values = FormValues::from_form(&form);
-    let valid = match values.metadata().and_then(|m| m.validate()) {
+    let valid = match values.metadata().and_then(|m| m.validate(&st.ctx.outbound)) {
         Ok(v) => v,
         Err(e) => return Ok(refused(&me.session, None, values, e)),
     };
+    let limit = st.ctx.config.registration.apps_per_developer;
     let who = Registrant {
         owner_id: Some(me.user.id.clone()),
+        app_limit: (limit > 0).then_some(limit),
         ..Registrant::default()
     };
     let now = st.ctx.clock.unix();
-    let done = registration::register(&st.ctx.store, valid, &who, now)
-        .await
-        .map_err(internal)?;
+    let done = match registration::register(&st.ctx.store, valid, &who, now).await {
+        Ok(done) => done,
+        Err(e @ RegisterError::TooMany(_)) => {
+            let e = MetadataError::metadata("client_name", e.to_string());
+            return Ok(refused(&me.session, None, values, e));
+        }
+        Err(e) => return Err(internal(e)),
+    };
     tracing::info!(client_id = %done.client.client_id, "client registered in the developer console");
     let page = SecretPage {
         client: done.client,
@@ -359,7 +366,7 @@ pub async fn update_app(
     let (me, form) = developer_form(&st, posted).await?;
     let client = me.app(&st, &client_id).await?;
     let values = FormValues::from_form(&form);
-    let valid = match values.metadata().and_then(|m| m.validate()) {
+    let valid = match values.metadata().and_then(|m| m.validate(&st.ctx.outbound)) {
         Ok(v) => v,
         Err(e) => return Ok(refused(&me.session, Some(client), values, e)),
     };

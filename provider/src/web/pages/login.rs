@@ -144,7 +144,7 @@ pub async fn submit_login(
     let attempt = Attempt {
         username,
         password: form.get("password").unwrap_or(""),
-        addr: meta.addr.as_deref(),
+        addr: meta.key.as_deref(),
     };
     match users::sign_in(&st.ctx, &mut session, attempt).await? {
         SignIn::SignedIn { .. } => {
