@@ -6,6 +6,7 @@ use crate::context::Ctx;
 use crate::logout::outbox::Outbox;
 use crate::maintenance::Maintenance;
 use crate::web::state::AppState;
+use anyhow::Context as _;
 use axum::Router;
 use infra::Clock;
 use infra::client_addr;
@@ -22,6 +23,8 @@ pub struct App {
     outbox: Outbox,
     /// `trusted_proxies`, parsed.
     trusted_proxies: Arc<[IpNet]>,
+    /// The `/metrics` listener (`metrics_listen`), bound at start.
+    metrics: Option<TcpListener>,
 }
 
 impl App {
@@ -32,8 +35,17 @@ impl App {
         let trusted_proxies = client_addr::parse_trusted(&config.trusted_proxies)
             .map_err(anyhow::Error::msg)?
             .into();
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (metrics_listen)"))?,
+            ),
+            None => None,
+        };
         let ctx = Arc::new(Ctx::open(config, clock).await?);
         Ok(Self {
+            metrics,
             trusted_proxies,
             web: AppState::new(ctx.clone()),
             maintenance: Maintenance::new(ctx.clone())?,
@@ -45,6 +57,11 @@ impl App {
     /// The provider's context (its store, keys, sessions and clock).
     pub fn ctx(&self) -> &Arc<Ctx> {
         &self.ctx
+    }
+
+    /// Where `/metrics` is served, if anywhere (`metrics_listen`, bound).
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// This instance's maintenance (also run by hand in tests).
@@ -68,11 +85,21 @@ impl App {
         let limits = self.ctx.config.limits.clone();
         let sweeper = self.maintenance.spawn();
         let outbox = self.outbox.spawn();
+        let metrics = self.metrics.map(|listener| {
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, crate::web::router::metrics_router()).await {
+                    tracing::warn!(error = %e, "the metrics listener stopped");
+                }
+            })
+        });
         let result =
             crate::web::server::serve(listener, router, &limits, self.trusted_proxies, shutdown)
                 .await;
         sweeper.abort();
         outbox.abort();
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         result
     }
 }

@@ -26,7 +26,6 @@ pub fn router(st: AppState) -> Router {
         .route(paths::STYLESHEET, get(ops::stylesheet))
         .route(paths::HEALTHZ, get(infra::health::alive))
         .route(paths::READYZ, get(ops::readiness))
-        .route(paths::METRICS, get(infra::metrics::render))
         .fallback(ops::not_found)
         .layer(from_fn(audit_context))
         .layer(from_fn(infra::metrics::track))
@@ -52,6 +51,12 @@ pub fn router(st: AppState) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(st)
+}
+
+/// `/metrics` alone, for the listener of its own (`metrics_listen`): the counts it shows are
+/// for the operator's scraper, not the public.
+pub fn metrics_router() -> Router {
+    Router::new().route(paths::METRICS, get(infra::metrics::render))
 }
 
 /// The OAuth 2.0 and OpenID Connect endpoints. Those machines call are counted against their

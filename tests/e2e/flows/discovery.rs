@@ -49,14 +49,17 @@ async fn discovery_document_is_complete_and_parses() {
     assert_eq!(set.keys().len(), 2, "RS256 and ES256");
 }
 
-/// The Prometheus text of the provider's `/metrics`.
+/// The Prometheus text of the provider's `/metrics`, on its own listener (`metrics_listen`);
+/// the public listener does not serve it.
 async fn metrics(stack: &crate::harness::Stack) -> String {
     let client = client_app::http::client_builder().build().unwrap();
-    let resp = client
+    let public = client
         .get(format!("{}/metrics", stack.issuer))
         .send()
         .await
         .unwrap();
+    assert_eq!(public.status(), 404, "README \"Hostile clients\" 7");
+    let resp = client.get(&stack.metrics_url).send().await.unwrap();
     assert!(
         resp.headers()["content-type"]
             .to_str()
