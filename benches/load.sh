@@ -28,7 +28,7 @@ export PROVIDER_COOKIE__ALLOW_INSECURE_HTTP=true
 # All the load comes from one address and a handful of clients: the rate limits that protect
 # a deployment from one noisy client would only measure themselves here.
 export PROVIDER_LIMITS__RATE_PER_ADDRESS=0 PROVIDER_LIMITS__TOKEN_RATE_PER_CLIENT=0
-export PROVIDER_LIMITS__INTROSPECTION_RATE_PER_CLIENT=0
+export PROVIDER_LIMITS__INTROSPECTION_RATE_PER_CLIENT=0 PROVIDER_LIMITS__NEW_SESSIONS_PER_ADDRESS=0
 # Every virtual client signs the same account in at once, which the sign-in throttle rightly
 # counts as a burst of guesses.
 export PROVIDER_LIMITS__SIGN_IN_THROTTLE=false

@@ -103,6 +103,9 @@ pub struct LimitsConfig {
     pub introspection_rate_per_client: u64,
     /// Registration requests (RFC 7591 and 7592) per minute from one address (0: no limit).
     pub registration_rate_per_address: u64,
+    /// New (pre-login) browser sessions per minute from one address: cookieless visits to
+    /// the sign-in page or an authorization request that must wait (0: no limit).
+    pub new_sessions_per_address: u64,
     /// Throttle password guessing per account and per address (README "Hostile clients").
     /// Off only for a benchmark that signs one account in from many clients at once.
     pub sign_in_throttle: bool,
@@ -121,6 +124,7 @@ impl Default for LimitsConfig {
             token_rate_per_client: 1200,
             introspection_rate_per_client: 6000,
             registration_rate_per_address: 30,
+            new_sessions_per_address: 300,
             sign_in_throttle: true,
         }
     }

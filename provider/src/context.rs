@@ -202,6 +202,15 @@ pub(crate) mod testing {
         config
     }
 
+    /// Another provider instance on `ctx`'s database and session store (as a second process
+    /// behind a load balancer would be), with its own in-memory state.
+    pub(crate) async fn second_instance(ctx: &TestCtx) -> std::sync::Arc<Ctx> {
+        let ctx = Ctx::open(ctx.config.clone(), ctx.clock.clone())
+            .await
+            .expect("a second provider context");
+        std::sync::Arc::new(ctx)
+    }
+
     async fn open(config: Config, guard: Guard) -> TestCtx {
         let ctx = Ctx::open(config, Clock::system())
             .await

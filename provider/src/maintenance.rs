@@ -113,6 +113,11 @@ async fn sweep(ctx: &Ctx, now: i64) {
     {
         tracing::warn!(error = %e, "delivery sweep failed");
     }
+    // Longer than any session lives: a membership this old belongs to a session that is over.
+    let lifetime = infra::secs(ctx.config.session.absolute_lifetime);
+    if let Err(e) = store.sweep_memberships(now - lifetime - 86_400).await {
+        tracing::warn!(error = %e, "membership sweep failed");
+    }
     let before = (now - crate::audit::RETENTION_SECS).saturating_mul(1_000_000);
     if let Err(e) = store.sweep_audit(before).await {
         tracing::warn!(error = %e, "audit sweep failed");

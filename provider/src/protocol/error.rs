@@ -30,6 +30,9 @@ pub enum PageError {
     /// our own paths).
     #[error("sign in first")]
     SignInFirst { next: &'static str },
+    /// Over a per-address budget: try again after this many seconds.
+    #[error("too many requests")]
+    TooManyRequests { retry_after: u64 },
     #[error(transparent)]
     System(#[from] SystemError),
 }

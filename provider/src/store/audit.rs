@@ -82,10 +82,7 @@ impl Store {
 
     /// Forgets events older than `before_us`.
     pub async fn sweep_audit(&self, before_us: i64) -> Result<u64, sqlx::Error> {
-        Ok(sqlx::query("DELETE FROM audit_events WHERE at_us < $1")
-            .bind(before_us)
-            .execute(self.db.write())
-            .await?
-            .rows_affected())
+        self.delete_batched("audit_events", "id", "at_us < $1", &[before_us])
+            .await
     }
 }

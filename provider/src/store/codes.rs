@@ -118,10 +118,12 @@ impl Store {
 
     /// Deletes codes that expired more than `keep_secs` ago (kept a while to recognise replays).
     pub async fn sweep_auth_codes(&self, now: i64, keep_secs: i64) -> Result<u64, sqlx::Error> {
-        let done = sqlx::query("DELETE FROM authorization_codes WHERE expires_at < $1")
-            .bind(now - keep_secs)
-            .execute(self.db.write())
-            .await?;
-        Ok(done.rows_affected())
+        self.delete_batched(
+            "authorization_codes",
+            "code_hash",
+            "expires_at < $1",
+            &[now - keep_secs],
+        )
+        .await
     }
 }

@@ -352,16 +352,14 @@ impl Store {
     /// Deletes the tombstones of ended (and removed) sessions past their deadline, and grants
     /// past theirs by more than `keep_secs`.
     pub async fn sweep_grants(&self, now: i64, keep_secs: i64) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "DELETE FROM sso_sessions \
-             WHERE expires_at < $1 AND ended_at IS NOT NULL AND removed_at IS NOT NULL",
+        self.delete_batched(
+            "sso_sessions",
+            "sid",
+            "expires_at < $1 AND ended_at IS NOT NULL AND removed_at IS NOT NULL",
+            &[now],
         )
-        .bind(now)
-        .execute(self.db.write())
         .await?;
-        sqlx::query("DELETE FROM grants WHERE expires_at < $1")
-            .bind(now - keep_secs)
-            .execute(self.db.write())
+        self.delete_batched("grants", "grant_id", "expires_at < $1", &[now - keep_secs])
             .await?;
         Ok(())
     }

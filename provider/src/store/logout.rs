@@ -199,13 +199,15 @@ impl Store {
     /// Forgets finished deliveries (delivered, or given up) created before `before`; a
     /// pending one is kept whatever its age. Returns how many were forgotten.
     pub async fn sweep_deliveries(&self, before: i64) -> Result<u64, sqlx::Error> {
-        let done =
-            sqlx::query("DELETE FROM logout_deliveries WHERE state <> $1 AND created_at < $2")
-                .bind(DeliveryState::Pending.as_str())
-                .bind(before)
-                .execute(self.db.write())
-                .await?;
-        Ok(done.rows_affected())
+        // 'pending' is `DeliveryState::Pending`, written out: the batches bind numbers only.
+        debug_assert_eq!(DeliveryState::Pending.as_str(), "pending");
+        self.delete_batched(
+            "logout_deliveries",
+            "id",
+            "state <> 'pending' AND created_at < $1",
+            &[before],
+        )
+        .await
     }
 
     /// A user's deliveries since `since`, newest first, with the name of each one's client

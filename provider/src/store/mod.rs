@@ -17,6 +17,7 @@ mod ledger;
 mod logout;
 mod pending;
 mod secrets;
+mod sweep;
 mod tokens;
 mod users;
 
@@ -30,5 +31,6 @@ pub use handle::{Store, is_unique_violation};
 pub use keys::StoredKey;
 pub use ledger::Credential;
 pub use logout::{DELIVERY_RETENTION_SECS, Delivery};
+pub use sweep::SWEEP_BATCH;
 pub use tokens::{AccessTokenRow, RefreshTokenRow};
 pub use users::{NewUser, Reserved, User};

@@ -91,9 +91,7 @@ impl Store {
 
     /// Deletes pending requests out of date.
     pub async fn sweep_pending(&self, now: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM pending_requests WHERE expires_at <= $1")
-            .bind(now)
-            .execute(self.db.write())
+        self.delete_batched("pending_requests", "id_hash", "expires_at <= $1", &[now])
             .await?;
         Ok(())
     }

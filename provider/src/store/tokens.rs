@@ -130,18 +130,23 @@ impl Store {
 
     /// Deletes registry rows of tokens that expired more than `keep_secs` ago.
     pub async fn sweep_tokens(&self, now: i64, keep_secs: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM access_tokens WHERE expires_at < $1")
-            .bind(now - keep_secs)
-            .execute(self.db.write())
+        let before = now - keep_secs;
+        self.delete_batched("access_tokens", "jti", "expires_at < $1", &[before])
             .await?;
-        sqlx::query("DELETE FROM refresh_tokens WHERE family_expires_at < $1")
-            .bind(now - keep_secs)
-            .execute(self.db.write())
-            .await?;
-        sqlx::query("DELETE FROM initial_access_tokens WHERE expires_at < $1")
-            .bind(now - keep_secs)
-            .execute(self.db.write())
-            .await?;
+        self.delete_batched(
+            "refresh_tokens",
+            "token_hash",
+            "family_expires_at < $1",
+            &[before],
+        )
+        .await?;
+        self.delete_batched(
+            "initial_access_tokens",
+            "token_hash",
+            "expires_at < $1",
+            &[before],
+        )
+        .await?;
         Ok(())
     }
 }

@@ -335,11 +335,13 @@ impl Store {
 
     /// Forgets throttle records whose window ended and whose wait is over.
     pub async fn sweep_login_throttle(&self, now: i64, window: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM login_throttle WHERE window_start <= $1 AND blocked_until <= $2")
-            .bind(now - window)
-            .bind(now)
-            .execute(self.db.write())
-            .await?;
+        self.delete_batched(
+            "login_throttle",
+            "throttle_key",
+            "window_start <= $1 AND blocked_until <= $2",
+            &[now - window, now],
+        )
+        .await?;
         Ok(())
     }
 }

@@ -312,18 +312,22 @@ mod tests {
         }
     }
 
-    /// Forty wrong passwords for one account at once, from one pre-login session: the
-    /// attempts are counted before the hash, so only the five free ones (and, if the machine
-    /// is slow enough for the first waits to pass meanwhile, a couple more) are checked; the
-    /// rest are answered with a wait, as a sequence of attempts would be.
-    async fn a_burst_is_throttled_like_a_sequence(ctx: testing::TestCtx) {
+    /// Forty wrong passwords for one account at once, spread over `instances` provider
+    /// instances on one database: the attempts are counted before the hash, so only the five
+    /// free ones (and, if the machine is slow enough for the first waits to pass meanwhile, a
+    /// couple more) are checked; the rest are answered with a wait, as a sequence of attempts
+    /// would be.
+    async fn a_burst_is_throttled_like_a_sequence(ctx: testing::TestCtx, instances: usize) {
         super::super::create_user(&ctx.store, "alice", "wonderland", ctx.clock.unix())
             .await
             .unwrap();
-        let ctx = std::sync::Arc::new(ctx);
+        let mut all = vec![ctx.ctx.clone()];
+        while all.len() < instances {
+            all.push(testing::second_instance(&ctx).await);
+        }
         let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..40 {
-            let ctx = ctx.clone();
+        for i in 0..40 {
+            let ctx = all[i % all.len()].clone();
             tasks.spawn(async move {
                 let mut session = ctx.sessions.create(NewSession::default()).await.unwrap();
                 sign_in(&ctx, &mut session, attempt("alice", "not-it"))
@@ -344,13 +348,13 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_burst_of_wrong_passwords_is_throttled_on_sqlite() {
-        a_burst_is_throttled_like_a_sequence(testing::ctx().await).await;
+        a_burst_is_throttled_like_a_sequence(testing::ctx().await, 1).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn a_burst_of_wrong_passwords_is_throttled_on_postgres() {
+    async fn a_burst_of_wrong_passwords_is_throttled_on_postgres_across_two_instances() {
         if let Some(ctx) = testing::postgres_ctx("sign-in burst").await {
-            a_burst_is_throttled_like_a_sequence(ctx).await;
+            a_burst_is_throttled_like_a_sequence(ctx, 2).await;
         }
     }
 

@@ -72,6 +72,17 @@ impl IntoResponse for PageError {
                 let to = format!("{}?next={next}", paths::LOGIN);
                 return (no_store(), Redirect::to(&to)).into_response();
             }
+            Self::TooManyRequests { retry_after } => {
+                let page = ErrorPage {
+                    title: "Too many requests",
+                    message: format!(
+                        "Too many new visits from your network. Wait {retry_after} seconds \
+                         and try again."
+                    ),
+                };
+                let wait = [(header::RETRY_AFTER, retry_after.to_string())];
+                return (StatusCode::TOO_MANY_REQUESTS, no_store(), wait, page).into_response();
+            }
             Self::System(e) => match fault(&e) {
                 Fault::Unavailable => {
                     let page = ErrorPage {

@@ -667,3 +667,30 @@ async fn behind_a_trusted_proxy_each_client_is_its_own_address() {
         );
     }
 }
+
+/// README "Hostile clients" 5: cookieless visits that would each write a pre-login session
+/// are counted per address; over the budget the answer is 429 with `Retry-After` and nothing
+/// is written, while a browser that has its session, and every other address, goes on.
+#[tokio::test]
+async fn new_sessions_are_rate_limited_per_address() {
+    let stack = spawn_with(Options {
+        configure: Some(|c| c.limits.new_sessions_per_address = 5),
+        ..Options::default()
+    })
+    .await;
+    let login = format!("{}/login", stack.issuer);
+    let kept = Browser::new();
+    assert_eq!(kept.follow(&login).await.status, 200);
+    for _ in 0..4 {
+        assert_eq!(Browser::new().follow(&login).await.status, 200);
+    }
+    let refused = Browser::new().follow(&login).await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(refused.headers.contains_key("retry-after"));
+    assert!(refused.body.contains("Too many new visits"), "{}", refused.body);
+    assert!(!refused.headers.contains_key("set-cookie"), "no session written");
+    // A browser with its session is not counted again; another address has its own budget.
+    assert_eq!(kept.follow(&login).await.status, 200);
+    let elsewhere = Browser::from_address("127.0.0.9", None);
+    assert_eq!(elsewhere.follow(&login).await.status, 200);
+}

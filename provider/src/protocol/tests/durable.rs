@@ -405,7 +405,55 @@ async fn re_authentication_of_an_ended_session(w: World) {
     assert_ne!(fresh.handle, old);
 }
 
+/// Memberships left behind by a session that is over (here: rows from before the session
+/// ledger, 2,500 of them, more than one batch) are swept; a live session's are kept however
+/// old, since its end will still need them to tell its apps.
+async fn orphaned_memberships_are_swept_in_batches(w: World) {
+    with_backchannel_app(&w).await;
+    let (session, _) = sign_in(&w).await;
+    w.code(&session, "bc", "openid").await;
+    let now = w.ctx.clock.unix();
+    let db = w.ctx.store.db().write();
+    sqlx::query("UPDATE session_clients SET joined_at = $1")
+        .bind(now - 1_000_000)
+        .execute(db)
+        .await
+        .unwrap();
+    let mut tx = db.begin().await.unwrap();
+    for i in 0..2500 {
+        sqlx::query(
+            "INSERT INTO session_clients (sid, client_id, user_id, joined_at) \
+             VALUES ($1, 'bc', $2, $3)",
+        )
+        .bind(format!("legacy-{i}"))
+        .bind(&w.alice)
+        .bind(now - 1_000_000)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    const { assert!(2500 > crate::store::SWEEP_BATCH * 2) };
+    let swept = w.ctx.store.sweep_memberships(now - 86_400).await.unwrap();
+    assert_eq!(swept, 2500);
+    let names = w
+        .ctx
+        .store
+        .session_client_names(&[session.handle.as_str()])
+        .await
+        .unwrap();
+    assert_eq!(names.len(), 1, "the live session's membership is kept");
+    // And its end still tells the app.
+    logout::end(&w.ctx, &[session.ending(EndCause::Logout)])
+        .await
+        .unwrap();
+    assert_eq!(logouts_queued(&w, &session.handle).await, 1);
+}
+
 on_both_databases! {
+    orphaned_memberships_are_swept_in_batches:
+        orphaned_memberships_are_swept_in_batches_on_sqlite,
+        orphaned_memberships_are_swept_in_batches_on_postgres;
     an_end_interrupted_after_its_record:
         an_end_interrupted_after_its_record_is_finished_on_sqlite,
         an_end_interrupted_after_its_record_is_finished_on_postgres;
