@@ -86,6 +86,10 @@ async fn main() -> anyhow::Result<()> {
     };
 
     // The provider.
+    let demo_outbound: Vec<String> = APPS
+        .iter()
+        .map(|a| format!("{}.localhost:{}", a.client_id, a.port))
+        .collect();
     let provider_config = provider::Config::load(&provider::Config::figment_over(
         Serialized::defaults(serde_json::json!({
             "issuer": "http://idp.localhost:4000",
@@ -93,8 +97,9 @@ async fn main() -> anyhow::Result<()> {
             "metrics_listen": "127.0.0.1:4090",
             "database_url": sqlite_url(&args.data_dir, "provider.db"),
             "cookie": { "allow_insecure_http": true },
-            // The demo apps' back-channel logout endpoints are on *.localhost, plain http.
-            "outbound": { "allow": ["*.localhost"] },
+            // The demo apps' back-channel logout endpoints: plain http on *.localhost, each on
+            // its own port (and nothing else on this machine).
+            "outbound": { "allow": demo_outbound },
         })),
     ))?;
     let issuer = provider_config.issuer_str();

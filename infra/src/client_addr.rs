@@ -1,8 +1,11 @@
 //! The client's address (README "Hostile clients" 2): the TCP peer, unless the peer is a
-//! proxy the operator trusts (`trusted_proxies`); then the right-most hop of `Forwarded`
-//! (RFC 7239 §5.2), or of `X-Forwarded-For` when there is no `Forwarded`, that is not itself
-//! a trusted proxy. Everything left of that hop was written by the client and is ignored, so
-//! a client cannot choose its own address; without trusted proxies no header is read at all.
+//! proxy the operator trusts (`trusted_proxies`); then the right-most hop, in the one header
+//! the operator's proxies write (`X-Forwarded-For` by default, or `Forwarded`, RFC 7239 §5.2),
+//! that is not itself a trusted proxy. Everything left of that hop was written by the client
+//! and is ignored, so a client cannot choose its own address; the other header, which the
+//! proxy passes through as the client sent it, is never read; without trusted proxies no
+//! header is read at all. Only proxies belong in `trusted_proxies`: a client inside those
+//! networks could write hops of its own.
 //!
 //! Also [`rate_key`]: the key under which an address is throttled and rate-limited, an IPv6
 //! address by its /64 (one subscriber's allocation supplies that many addresses).
@@ -28,14 +31,34 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Which header the trusted proxies write (`trusted_proxy_header`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, …` (nginx's `$proxy_add_x_forwarded_for`, most load
+    /// balancers).
+    #[default]
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1` (RFC 7239).
+    Forwarded,
+}
+
+/// The proxies to believe and the header they write.
+#[derive(Clone, Debug, Default)]
+pub struct Proxies {
+    pub trusted: Vec<IpNet>,
+    pub header: ForwardedHeader,
+}
+
 /// The client's address for a request from `peer` with `headers`.
-pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+pub fn resolve(peer: IpAddr, headers: &HeaderMap, proxies: &Proxies) -> IpAddr {
+    let trusted = &proxies.trusted;
     let is_trusted = |ip: IpAddr| trusted.iter().any(|n| n.contains(&ip));
     let mut addr = canonical(peer);
     if !is_trusted(addr) {
         return addr;
     }
-    for hop in hops(headers).into_iter().rev() {
+    for hop in hops(headers, proxies.header).into_iter().rev() {
         match hop {
             Some(ip) => {
                 addr = canonical(ip);
@@ -51,31 +74,30 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     addr
 }
 
-/// The hops the proxies recorded, left (the first client) to right (the last proxy's
-/// client): `Forwarded` if present, otherwise `X-Forwarded-For`; every header line in order.
-fn hops(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
-    let lines = |name: &str| {
-        headers
-            .get_all(name)
-            .iter()
-            .map(|v| v.to_str().unwrap_or(""))
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .collect::<Vec<_>>()
+/// The hops the proxies recorded in `header`, left (the first client) to right (the last
+/// proxy's client), every header line in order. Each element is decoded on its own, so bytes
+/// a client wrote cannot spoil the elements its proxies appended.
+fn hops(headers: &HeaderMap, header: ForwardedHeader) -> Vec<Option<IpAddr>> {
+    let name = match header {
+        ForwardedHeader::XForwardedFor => "x-forwarded-for",
+        ForwardedHeader::Forwarded => "forwarded",
     };
-    let forwarded = lines("forwarded");
-    if !forwarded.is_empty() {
-        return forwarded
-            .into_iter()
+    let elements = headers
+        .get_all(name)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(|e| std::str::from_utf8(e).unwrap_or("").trim());
+    match header {
+        ForwardedHeader::XForwardedFor => elements.map(node).collect(),
+        ForwardedHeader::Forwarded => elements
             .map(|element| {
                 element.split(';').find_map(|pair| {
                     let (name, value) = pair.trim().split_once('=')?;
                     name.trim().eq_ignore_ascii_case("for").then(|| node(value))
                 })?
             })
-            .collect();
+            .collect(),
     }
-    lines("x-forwarded-for").into_iter().map(node).collect()
 }
 
 /// An address out of a node (`192.0.2.1`, `192.0.2.1:4711`, `"[2001:db8::1]:4711"`,
@@ -136,9 +158,17 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn xff(nets: &[&str]) -> Proxies {
+        Proxies {
+            trusted: parse_trusted(&nets.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+                .unwrap(),
+            header: ForwardedHeader::XForwardedFor,
+        }
+    }
+
     #[test]
     fn headers_count_only_behind_a_trusted_proxy() {
-        let trusted = parse_trusted(&["10.0.0.0/8".into(), "192.0.2.10".into()]).unwrap();
+        let trusted = xff(&["10.0.0.0/8", "192.0.2.10"]);
         let spoofed = headers(&[("x-forwarded-for", "203.0.113.9")]);
         // Straight from a client: its claim is ignored.
         assert_eq!(
@@ -146,7 +176,10 @@ mod tests {
             ip("198.51.100.7")
         );
         // No trusted proxies configured: never read.
-        assert_eq!(resolve(ip("10.0.0.1"), &spoofed, &[]), ip("10.0.0.1"));
+        assert_eq!(
+            resolve(ip("10.0.0.1"), &spoofed, &Proxies::default()),
+            ip("10.0.0.1")
+        );
         // Behind the proxy: the proxy's client.
         assert_eq!(
             resolve(ip("10.0.0.1"), &spoofed, &trusted),
@@ -156,7 +189,7 @@ mod tests {
 
     #[test]
     fn the_right_most_untrusted_hop_wins() {
-        let trusted = parse_trusted(&["10.0.0.0/8".into()]).unwrap();
+        let trusted = xff(&["10.0.0.0/8"]);
         // The client wrote "1.2.3.4" itself; the proxies appended its real address and theirs.
         let h = headers(&[
             ("x-forwarded-for", "1.2.3.4, 198.51.100.7"),
@@ -169,11 +202,43 @@ mod tests {
         // Garbage ends the chain at the last trusted proxy.
         let h = headers(&[("x-forwarded-for", "198.51.100.7, not-an-address")]);
         assert_eq!(resolve(ip("10.0.0.1"), &h, &trusted), ip("10.0.0.1"));
+        // Bytes the client wrote spoil only its own element.
+        let mut h = HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            axum::http::HeaderValue::from_bytes(b"\xff\xfe, 198.51.100.7").unwrap(),
+        );
+        assert_eq!(resolve(ip("10.0.0.1"), &h, &trusted), ip("198.51.100.7"));
+    }
+
+    /// The header the proxies do not write is the client's own: never read.
+    #[test]
+    fn only_the_configured_header_is_read() {
+        let h = headers(&[
+            ("forwarded", "for=203.0.113.66"),
+            ("x-forwarded-for", "203.0.113.66, 198.51.100.7"),
+        ]);
+        assert_eq!(
+            resolve(ip("10.0.0.1"), &h, &xff(&["10.0.0.0/8"])),
+            ip("198.51.100.7")
+        );
+        let rfc = Proxies {
+            header: ForwardedHeader::Forwarded,
+            ..xff(&["10.0.0.0/8"])
+        };
+        let h = headers(&[
+            ("x-forwarded-for", "203.0.113.66"),
+            ("forwarded", "for=203.0.113.66, for=198.51.100.7"),
+        ]);
+        assert_eq!(resolve(ip("10.0.0.1"), &h, &rfc), ip("198.51.100.7"));
     }
 
     #[test]
-    fn forwarded_is_preferred_and_parsed() {
-        let trusted = parse_trusted(&["10.0.0.0/8".into()]).unwrap();
+    fn forwarded_is_parsed() {
+        let trusted = Proxies {
+            header: ForwardedHeader::Forwarded,
+            ..xff(&["10.0.0.0/8"])
+        };
         let h = headers(&[
             ("x-forwarded-for", "203.0.113.1"),
             (

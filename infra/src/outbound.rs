@@ -34,12 +34,13 @@ pub enum Refused {
 }
 
 /// The operator's exceptions: host names (`app.internal`, or `*.localhost` for every name
-/// under `localhost`) and networks (`10.1.0.0/16`, or one address) that requests may reach
-/// although they are not public, over plain http as well. Empty by default.
+/// under `localhost`), each on any port or on one (`app-a.localhost:5001`), and networks
+/// (`10.1.0.0/16`, or one address) that requests may reach although they are not public,
+/// over plain http as well. Empty by default.
 #[derive(Clone, Debug, Default)]
 pub struct Outbound {
-    names: Vec<String>,
-    suffixes: Vec<String>,
+    names: Vec<(String, Option<u16>)>,
+    suffixes: Vec<(String, Option<u16>)>,
     nets: Vec<IpNet>,
 }
 
@@ -57,19 +58,29 @@ impl Outbound {
                 policy.nets.push(net.trunc());
             } else if let Ok(ip) = entry.parse::<IpAddr>() {
                 policy.nets.push(IpNet::from(ip));
-            } else if let Some(suffix) = entry.strip_prefix("*.") {
-                check_name(suffix, &entry)?;
-                policy.suffixes.push(format!(".{suffix}"));
             } else {
-                check_name(&entry, &entry)?;
-                policy.names.push(entry);
+                let (name, port) = match entry.rsplit_once(':') {
+                    Some((name, port)) => {
+                        let port = port.parse::<u16>().map_err(|_| bad_entry(&entry))?;
+                        (name, Some(port))
+                    }
+                    None => (entry.as_str(), None),
+                };
+                if let Some(suffix) = name.strip_prefix("*.") {
+                    check_name(suffix, &entry)?;
+                    policy.suffixes.push((format!(".{suffix}"), port));
+                } else {
+                    check_name(name, &entry)?;
+                    policy.names.push((name.to_owned(), port));
+                }
             }
         }
         Ok(policy)
     }
 
-    /// Whether `host` (a name, or an address as written in a URL) is one of the exceptions.
-    fn allows_host(&self, host: &str) -> bool {
+    /// Whether `host` (a name, or an address as written in a URL) on `port` (any port, for
+    /// `None`) is one of the exceptions.
+    fn allows_host(&self, host: &str, port: Option<u16>) -> bool {
         let host = host
             .trim_end_matches('.')
             .trim_start_matches('[')
@@ -78,7 +89,12 @@ impl Outbound {
         if let Ok(ip) = host.parse::<IpAddr>() {
             return self.allows_addr(ip);
         }
-        self.names.contains(&host) || self.suffixes.iter().any(|s| host.ends_with(s))
+        let on = |p: &Option<u16>| port.is_none() || p.is_none() || *p == port;
+        self.names.iter().any(|(n, p)| *n == host && on(p))
+            || self
+                .suffixes
+                .iter()
+                .any(|(s, p)| host.ends_with(s.as_str()) && on(p))
     }
 
     fn allows_addr(&self, ip: IpAddr) -> bool {
@@ -88,8 +104,9 @@ impl Outbound {
 
     /// Whether a connection for `host` may go to `ip`: a public address, an allowed network,
     /// or any address of an allowed host name.
+    /// (The port is checked on the URL, [`Outbound::check_url`]; a resolver sees no port.)
     pub fn permits(&self, host: &str, ip: IpAddr) -> bool {
-        is_public(ip) || self.allows_addr(ip) || self.allows_host(host)
+        is_public(ip) || self.allows_addr(ip) || self.allows_host(host, None)
     }
 
     /// The rules a URI must pass when it is registered and before each request: http(s),
@@ -97,7 +114,7 @@ impl Outbound {
     /// (`localhost`, `*.localhost`) or address.
     pub fn check_url(&self, url: &Url) -> Result<(), Refused> {
         let host = url.host_str().ok_or(Refused::NotHttp)?;
-        let excepted = self.allows_host(host);
+        let excepted = self.allows_host(host, url.port_or_known_default());
         match url.scheme() {
             "https" => {}
             "http" if excepted => {}
@@ -117,6 +134,13 @@ impl Outbound {
     }
 }
 
+fn bad_entry(entry: &str) -> String {
+    format!(
+        "outbound.allow: {entry:?} is not a host name (optionally `*.` a domain, and `:port`), \
+         an address or a network"
+    )
+}
+
 fn check_name(name: &str, entry: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.split('.').all(|label| {
@@ -125,13 +149,7 @@ fn check_name(name: &str, entry: &str) -> Result<(), String> {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         });
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "outbound.allow: {entry:?} is not a host name, `*.` and a domain, an address or a network"
-        ))
-    }
+    if ok { Ok(()) } else { Err(bad_entry(entry)) }
 }
 
 /// An IPv4 address written as IPv6 (`::ffff:a.b.c.d`) is that IPv4 address.
@@ -166,6 +184,7 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || (a == 192 && b == 168)                         // private (RFC 1918)
         || (a == 198 && (b == 18 || b == 19))             // benchmarking (RFC 2544)
         || (a == 198 && b == 51 && c == 100)              // documentation
+        || ip == Ipv4Addr::new(168, 63, 129, 16)          // Azure's platform endpoint
         || (a == 203 && b == 0 && c == 113)               // documentation
         || a >= 224; // multicast, reserved, broadcast
     !special
@@ -189,6 +208,8 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || s[0] == 0x100 && s[1..4] == [0, 0, 0]          // discard-only (RFC 6666)
         || (s[0] == 0x2001 && s[1] < 0x200)               // IETF protocol assignments, Teredo
         || (s[0] == 0x2001 && s[1] == 0xdb8)              // documentation
+        || (s[0] & 0xfff0) == 0x3ff0                      // documentation (RFC 9637)
+        || s[0] == 0x5f00                                 // SRv6 segment identifiers
         || (s[0] & 0xfe00) == 0xfc00                      // unique-local (RFC 4193)
         || (s[0] & 0xffc0) == 0xfe80                      // link-local
         || (s[0] & 0xffc0) == 0xfec0                      // site-local, deprecated
@@ -204,25 +225,58 @@ fn v4_of(high: u16, low: u16) -> Ipv4Addr {
 /// A resolver that applies the policy to every answer: `localhost` and `*.localhost` are
 /// loopback (RFC 6761 §6.3) without asking DNS, inward answers are dropped, and a name left
 /// with none is refused.
+///
+/// The system resolver blocks a thread of tokio's blocking pool per lookup, which a name with
+/// slow DNS can hold for half a minute: at most [`LOOKUPS`] run at once (the pool also hashes
+/// passwords), and a lookup that takes longer than the connect timeout is given up on (its
+/// thread finishes in the background, still holding its place).
 #[derive(Clone, Debug)]
-struct GuardedResolver(Arc<Outbound>);
+struct GuardedResolver {
+    policy: Arc<Outbound>,
+    lookups: Arc<tokio::sync::Semaphore>,
+    timeout: Duration,
+}
+
+/// Lookups in flight at once, at most.
+const LOOKUPS: usize = 16;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl GuardedResolver {
+    async fn lookup(&self, host: &str) -> Result<Vec<SocketAddr>, BoxError> {
+        if is_localhost(host) {
+            return Ok(vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 0))]);
+        }
+        let permit = self.lookups.clone().acquire_owned().await?;
+        let name = host.to_owned();
+        let lookup = tokio::spawn(async move {
+            let _permit = permit;
+            tokio::net::lookup_host((name.as_str(), 0))
+                .await
+                .map(Iterator::collect::<Vec<_>>)
+        });
+        let found = tokio::time::timeout(self.timeout, lookup)
+            .await
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "DNS lookup timed out")
+            })??;
+        Ok(found?)
+    }
+}
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
-        let policy = self.0.clone();
+        let this = self.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let found: Vec<SocketAddr> = if is_localhost(&host) {
-                vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 0))]
-            } else {
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect()
-            };
+            let policy = &this.policy;
+            let found = this.lookup(&host).await?;
             let permitted: Vec<SocketAddr> = found
                 .into_iter()
                 .filter(|a| policy.permits(&host, a.ip()))
                 .collect();
             if permitted.is_empty() {
-                return Err(Box::new(Refused::Inward) as Box<dyn std::error::Error + Send + Sync>);
+                return Err(Box::new(Refused::Inward) as BoxError);
             }
             let addrs: Addrs = Box::new(permitted.into_iter());
             Ok(addrs)
@@ -242,8 +296,13 @@ pub struct Guarded {
 impl Guarded {
     pub fn new(policy: Outbound, connect_timeout: Duration) -> Result<Self, reqwest::Error> {
         let policy = Arc::new(policy);
+        let resolver = GuardedResolver {
+            policy: policy.clone(),
+            lookups: Arc::new(tokio::sync::Semaphore::new(LOOKUPS)),
+            timeout: connect_timeout,
+        };
         let http = reqwest::Client::builder()
-            .dns_resolver(Arc::new(GuardedResolver(policy.clone())))
+            .dns_resolver(Arc::new(resolver))
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(connect_timeout)
@@ -310,6 +369,9 @@ mod tests {
             "2001:db8::1",
             "2001:0:1::1",
             "fc00::1",
+            "3fff::1",
+            "5f00::1",
+            "168.63.129.16",
             "fd00:ec2::254",
             "fe80::1",
             "fec0::1",
@@ -376,6 +438,19 @@ mod tests {
         );
         assert!(Outbound::parse(&["*."]).is_err());
         assert!(Outbound::parse(&["http://x"]).is_err());
+        assert!(Outbound::parse(&["app.localhost:99999"]).is_err());
+        // A name on one port only.
+        let ported = Outbound::parse(&["app-a.localhost:5001", "*.corp:8443"]).unwrap();
+        assert_eq!(check(&ported, "http://app-a.localhost:5001/bc"), Ok(()));
+        assert_eq!(
+            check(&ported, "http://app-a.localhost:4000/token"),
+            Err(Refused::NotHttps)
+        );
+        assert_eq!(
+            check(&ported, "https://app-a.localhost:4090/metrics"),
+            Err(Refused::Inward)
+        );
+        assert_eq!(check(&ported, "https://x.corp:8443/bc"), Ok(()));
     }
 
     #[test]

@@ -9,8 +9,7 @@ use crate::web::state::AppState;
 use anyhow::Context as _;
 use axum::Router;
 use infra::Clock;
-use infra::client_addr;
-use ipnet::IpNet;
+use infra::client_addr::{self, Proxies};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -21,8 +20,8 @@ pub struct App {
     web: AppState,
     maintenance: Maintenance,
     outbox: Outbox,
-    /// `trusted_proxies`, parsed.
-    trusted_proxies: Arc<[IpNet]>,
+    /// `trusted_proxies`, parsed, and their header.
+    proxies: Arc<Proxies>,
     /// The `/metrics` listener (`metrics_listen`), bound at start.
     metrics: Option<TcpListener>,
 }
@@ -32,9 +31,11 @@ impl App {
     pub async fn new(config: Config, clock: Clock) -> anyhow::Result<Self> {
         infra::metrics::install();
         crate::users::password::prepare_decoy().await?;
-        let trusted_proxies = client_addr::parse_trusted(&config.trusted_proxies)
-            .map_err(anyhow::Error::msg)?
-            .into();
+        let proxies = Arc::new(Proxies {
+            trusted: client_addr::parse_trusted(&config.trusted_proxies)
+                .map_err(anyhow::Error::msg)?,
+            header: config.trusted_proxy_header,
+        });
         let metrics = match config.metrics_listen {
             Some(addr) => Some(
                 TcpListener::bind(addr)
@@ -46,7 +47,7 @@ impl App {
         let ctx = Arc::new(Ctx::open(config, clock).await?);
         Ok(Self {
             metrics,
-            trusted_proxies,
+            proxies,
             web: AppState::new(ctx.clone()),
             maintenance: Maintenance::new(ctx.clone())?,
             outbox: Outbox::new(ctx.clone())?,
@@ -93,8 +94,7 @@ impl App {
             })
         });
         let result =
-            crate::web::server::serve(listener, router, &limits, self.trusted_proxies, shutdown)
-                .await;
+            crate::web::server::serve(listener, router, &limits, self.proxies, shutdown).await;
         sweeper.abort();
         outbox.abort();
         if let Some(metrics) = metrics {

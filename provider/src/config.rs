@@ -23,8 +23,12 @@ pub struct Config {
     /// Reverse proxies (addresses or networks, `10.0.0.0/8`) whose `Forwarded` or
     /// `X-Forwarded-For` is believed: only behind one of these is the client's address taken
     /// from those headers (the right-most hop that is not itself a trusted proxy). Empty by
-    /// default: the TCP peer is the client.
+    /// default: the TCP peer is the client. Only the proxies: a client inside these networks
+    /// could write hops of its own.
     pub trusted_proxies: Vec<String>,
+    /// The header those proxies write: `x-forwarded-for` (default) or `forwarded`; the other
+    /// is never read.
+    pub trusted_proxy_header: infra::client_addr::ForwardedHeader,
     /// `sqlite://…` (embedded default) or `postgres://…`.
     pub database_url: String,
     pub session: SessionConfig,
@@ -206,6 +210,7 @@ impl Default for Config {
             issuer: Url::parse("http://idp.localhost:4000").unwrap_or_else(|_| unreachable!()),
             listen: SocketAddr::from(([127, 0, 0, 1], 4000)),
             trusted_proxies: Vec::new(),
+            trusted_proxy_header: infra::client_addr::ForwardedHeader::default(),
             metrics_listen: None,
             database_url: "sqlite://provider.db?mode=rwc".into(),
             session: SessionConfig::default(),
@@ -283,8 +288,10 @@ impl Config {
         self.outbound.policy()?;
         infra::client_addr::parse_trusted(&self.trusted_proxies).map_err(anyhow::Error::msg)?;
         anyhow::ensure!(
-            self.outbound.per_host >= 1 && self.outbound.in_flight >= self.outbound.per_host,
-            "outbound.per_host must be at least 1 and outbound.in_flight at least per_host"
+            self.outbound.per_host >= 1
+                && self.outbound.in_flight >= self.outbound.per_host
+                && self.outbound.in_flight <= 4096,
+            "outbound.per_host must be at least 1, and outbound.in_flight between per_host and 4096"
         );
         Ok(())
     }

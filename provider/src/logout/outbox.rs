@@ -1,10 +1,13 @@
 //! Delivery of queued logout tokens: POSTed at once, with a timeout, retried with exponential
 //! backoff, kept in the store across restarts, claimed by one instance at a time.
 //!
-//! Nobody can stall it (README "Hostile clients"): every delivery is a task of its own (no
-//! batch waits for its slowest member), at most `outbound.per_host` are in flight to one host
-//! and `outbound.in_flight` in all, first attempts are claimed ahead of retries, and every
-//! request goes through the outbound policy ([`infra::outbound`]: https, never inward).
+//! Nobody can stall it (README "Hostile clients" 4): every delivery is a task of its own (no
+//! batch waits for its slowest member); at most `outbound.per_host` are in flight to one host
+//! and as many for one client, `outbound.in_flight` in all; a claim takes at most that many
+//! of one client's deliveries, first attempts before retries; a delivery claimed for a host
+//! that is full is handed back for about an attempt's time, so a busy host costs a write per
+//! delivery per attempt timeout, not a spin. Every request goes through the outbound policy
+//! ([`infra::outbound`]: https, never inward), and one the policy refuses fails at once.
 
 use crate::context::Ctx;
 use crate::store::Delivery;
@@ -15,13 +18,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::task::JoinSet;
 
-/// How long a claimed delivery is reserved for the instance that claimed it (longer than an
-/// attempt can take).
-const LEASE_SECS: i64 = 30;
 /// Deliveries claimed by one statement, at most.
 const CLAIM: usize = 64;
+/// Claim statements in one dispatch, at most (the next wake-up goes on).
+const ROUNDS: usize = 8;
 /// Attempts before a delivery is given up (about 25 minutes of backoff).
 pub const MAX_ATTEMPTS: i64 = 12;
+/// What the policy's refusal is recorded as (for the operator; people see the state only).
+const REFUSED: &str = "refused by the outbound policy";
 
 /// Seconds before attempt `n + 1` after `n` failed attempts: 1, 2, 4, … capped at 5 minutes.
 pub fn backoff_secs(failed_attempts: i64) -> i64 {
@@ -36,47 +40,53 @@ fn host_of(uri: &str) -> String {
         .unwrap_or_default()
 }
 
-/// What this instance has in flight: in all, per host, and the clients behind each host.
+/// What this instance has in flight: in all, per host and per client.
 #[derive(Default)]
 struct InFlight {
     total: usize,
-    hosts: HashMap<String, (usize, HashMap<String, usize>)>,
+    hosts: HashMap<String, usize>,
+    clients: HashMap<String, usize>,
+}
+
+fn add(map: &mut HashMap<String, usize>, key: &str) {
+    *map.entry(key.to_owned()).or_default() += 1;
+}
+
+fn remove(map: &mut HashMap<String, usize>, key: &str) {
+    if let Some(n) = map.get_mut(key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            map.remove(key);
+        }
+    }
 }
 
 impl InFlight {
-    fn start(&mut self, host: &str, client_id: &str) {
+    /// Takes a slot for a delivery to `host` for `client_id`, if both have room.
+    fn start(&mut self, host: &str, client_id: &str, cap: usize) -> bool {
+        let full =
+            |map: &HashMap<String, usize>, key: &str| map.get(key).is_some_and(|n| *n >= cap);
+        if full(&self.hosts, host) || full(&self.clients, client_id) {
+            return false;
+        }
         self.total += 1;
-        let (n, clients) = self.hosts.entry(host.to_owned()).or_default();
-        *n += 1;
-        *clients.entry(client_id.to_owned()).or_default() += 1;
+        add(&mut self.hosts, host);
+        add(&mut self.clients, client_id);
+        true
     }
 
     fn finish(&mut self, host: &str, client_id: &str) {
         self.total = self.total.saturating_sub(1);
-        if let Some((n, clients)) = self.hosts.get_mut(host) {
-            *n = n.saturating_sub(1);
-            if let Some(c) = clients.get_mut(client_id) {
-                *c = c.saturating_sub(1);
-                if *c == 0 {
-                    clients.remove(client_id);
-                }
-            }
-            if *n == 0 {
-                self.hosts.remove(host);
-            }
-        }
+        remove(&mut self.hosts, host);
+        remove(&mut self.clients, client_id);
     }
 
-    fn host_full(&self, host: &str, per_host: usize) -> bool {
-        self.hosts.get(host).is_some_and(|(n, _)| *n >= per_host)
-    }
-
-    /// The clients of every full host: not worth claiming until a slot frees.
-    fn blocked_clients(&self, per_host: usize) -> Vec<String> {
-        self.hosts
-            .values()
-            .filter(|(n, _)| *n >= per_host)
-            .flat_map(|(_, clients)| clients.keys().cloned())
+    /// The clients at their cap: not worth claiming until a slot frees.
+    fn full_clients(&self, cap: usize) -> Vec<String> {
+        self.clients
+            .iter()
+            .filter(|(_, n)| **n >= cap)
+            .map(|(c, _)| c.clone())
             .collect()
     }
 }
@@ -116,6 +126,13 @@ impl Outbox {
         })
     }
 
+    /// How long a claimed delivery is reserved for the instance that claimed it: longer than
+    /// an attempt can take, so no other instance sends it meanwhile.
+    fn lease_secs(&self) -> i64 {
+        let o = &self.ctx.config.outbound;
+        infra::secs(o.attempt_timeout + o.connect_timeout) + 30
+    }
+
     /// Runs until aborted (its deliveries in flight with it): wakes when a logout is queued,
     /// when a delivery ends, and every second for retries.
     pub fn spawn(self) -> tokio::task::JoinHandle<()> {
@@ -135,72 +152,67 @@ impl Outbox {
         })
     }
 
-    /// Starts every due delivery there is room for; those whose host is full wait a second.
+    /// Starts the due deliveries there is room for (a bounded number of claims); those whose
+    /// host or client is full are handed back for about an attempt's time.
     async fn dispatch(&self, tasks: &mut JoinSet<()>) -> Result<(), sqlx::Error> {
         let limits = &self.ctx.config.outbound;
-        loop {
-            let (room, blocked) = {
+        let cap = limits.per_host;
+        let now = self.ctx.clock.unix();
+        let later = now + infra::secs(limits.attempt_timeout).max(1);
+        for _ in 0..ROUNDS {
+            let (room, skip) = {
                 let f = self
                     .in_flight
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner);
                 (
                     limits.in_flight.saturating_sub(f.total).min(CLAIM),
-                    f.blocked_clients(limits.per_host),
+                    f.full_clients(cap),
                 )
             };
             if room == 0 {
                 return Ok(());
             }
-            let now = self.ctx.clock.unix();
             let claimed = self
                 .ctx
                 .store
-                .claim_due_deliveries(now, LEASE_SECS, room, &blocked)
+                .claim_due_deliveries(now, self.lease_secs(), room, cap, &skip)
                 .await?;
             let full_claim = claimed.len() == room;
-            let mut waiting = Vec::new();
+            let (mut started, mut waiting) = (0, Vec::new());
             for d in claimed {
                 let host = host_of(&d.uri);
-                let slot = {
-                    let mut f = self
-                        .in_flight
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner);
-                    if f.host_full(&host, limits.per_host) {
-                        None
-                    } else {
-                        f.start(&host, &d.client_id);
-                        Some(Slot {
-                            in_flight: self.in_flight.clone(),
-                            host,
-                            client_id: d.client_id.clone(),
-                        })
-                    }
-                };
-                match slot {
-                    Some(slot) => {
-                        let this = self.clone();
-                        tasks.spawn(async move {
-                            let _slot = slot;
-                            if let Err(e) = this.deliver(d).await {
-                                tracing::warn!(error = %e, "could not record a logout delivery");
-                            }
-                        });
-                    }
-                    None => waiting.push(d.id),
+                let taken = self
+                    .in_flight
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .start(&host, &d.client_id, cap);
+                if !taken {
+                    waiting.push(d.id);
+                    continue;
                 }
+                let slot = Slot {
+                    in_flight: self.in_flight.clone(),
+                    host,
+                    client_id: d.client_id.clone(),
+                };
+                let this = self.clone();
+                tasks.spawn(async move {
+                    let _slot = slot;
+                    if let Err(e) = this.deliver(d).await {
+                        tracing::warn!(error = %e, "could not record a logout delivery");
+                    }
+                });
+                started += 1;
             }
             if !waiting.is_empty() {
-                self.ctx
-                    .store
-                    .postpone_deliveries(&waiting, now + 1)
-                    .await?;
+                self.ctx.store.postpone_deliveries(&waiting, later).await?;
             }
-            if !full_claim {
+            if !full_claim || started == 0 {
                 return Ok(());
             }
         }
+        Ok(())
     }
 
     /// Starts every due delivery and waits for them all (tests).
@@ -221,7 +233,8 @@ impl Outbox {
                 tracing::info!(client_id = %d.client_id, sid = %d.sid, "back-channel logout delivered");
                 (DeliveryState::Delivered, now, None)
             }
-            Err(error) if attempts >= MAX_ATTEMPTS => {
+            // The policy will refuse it every time: no point retrying.
+            Err(error) if attempts >= MAX_ATTEMPTS || error == REFUSED => {
                 tracing::warn!(client_id = %d.client_id, sid = %d.sid, %error, "back-channel logout failed for good");
                 (DeliveryState::Failed, now, Some(error))
             }
@@ -239,10 +252,16 @@ impl Outbox {
             other => other.as_str(),
         };
         metrics::counter!("gatehouse_logout_deliveries_total", "outcome" => outcome).increment(1);
-        self.ctx
+        let claim = d.next_attempt_at;
+        let recorded = self
+            .ctx
             .store
-            .record_delivery(&d.id, state, attempts, next, error.as_deref(), now)
-            .await
+            .record_delivery(&d.id, claim, state, attempts, next, error.as_deref(), now)
+            .await?;
+        if !recorded {
+            tracing::warn!(client_id = %d.client_id, sid = %d.sid, "a logout delivery outlived its lease; its outcome was not recorded");
+        }
+        Ok(())
     }
 
     /// One POST of a freshly signed token (a new `jti` per attempt: a retry after a lost
@@ -265,7 +284,7 @@ impl Outbox {
             })?;
         let refused = |why: Refused| {
             tracing::warn!(client_id = %d.client_id, %why, "logout delivery refused by the outbound policy");
-            "refused by the outbound policy".to_owned()
+            REFUSED.to_owned()
         };
         let response = self
             .http

@@ -115,35 +115,42 @@ impl Store {
     }
 
     /// Claims up to `limit` due deliveries for `lease_secs` (their `next_attempt_at` moves to
-    /// `now + lease_secs`, so no other instance takes them meanwhile): first attempts before
-    /// retries, oldest first, none of the clients in `skip` (their host is busy here).
+    /// `now + lease_secs`, which is the claim's token, and no other instance takes them
+    /// meanwhile): at most `per_client` of any one client, first attempts before retries,
+    /// oldest first, none of the clients in `skip` (full here).
     pub async fn claim_due_deliveries(
         &self,
         now: i64,
         lease_secs: i64,
         limit: usize,
+        per_client: usize,
         skip: &[String],
     ) -> Result<Vec<Delivery>, sqlx::Error> {
         let mut skipped = String::new();
         if !skip.is_empty() {
             skipped.push_str(" AND client_id NOT IN (");
             for i in 0..skip.len() {
-                let _ = write!(skipped, "{}${}", if i == 0 { "" } else { ", " }, i + 4);
+                let _ = write!(skipped, "{}${}", if i == 0 { "" } else { ", " }, i + 5);
             }
             skipped.push(')');
         }
+        let order = "CASE WHEN attempts = 0 THEN 0 ELSE 1 END, next_attempt_at";
         let sql = format!(
             "UPDATE logout_deliveries SET next_attempt_at = $2 \
-             WHERE id IN (SELECT id FROM logout_deliveries WHERE state = 'pending' \
-               AND next_attempt_at <= $1{skipped} \
-               ORDER BY CASE WHEN attempts = 0 THEN 0 ELSE 1 END, next_attempt_at LIMIT $3) \
+             WHERE id IN (SELECT id FROM (SELECT id, attempts, next_attempt_at, \
+                 ROW_NUMBER() OVER (PARTITION BY client_id ORDER BY {order}) AS turn \
+                 FROM logout_deliveries WHERE state = 'pending' \
+                 AND next_attempt_at <= $1{skipped}) due \
+               WHERE turn <= $4 ORDER BY {order} LIMIT $3) \
              AND state = 'pending' AND next_attempt_at <= $1 \
              RETURNING {DELIVERY_COLUMNS}"
         );
+        let as_i64 = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(now)
             .bind(now + lease_secs)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+            .bind(as_i64(limit))
+            .bind(as_i64(per_client));
         for client_id in skip {
             query = query.bind(client_id);
         }
@@ -170,20 +177,25 @@ impl Store {
         Ok(())
     }
 
-    /// Records an attempt's outcome: delivered, or the next attempt (or failure) with its error.
+    /// Records an attempt's outcome: delivered, or the next attempt (or failure) with its
+    /// error; only while the delivery is still under the claim `claim` (its `next_attempt_at`
+    /// when claimed), so a slow attempt whose lease ran out cannot overwrite a newer one's
+    /// outcome. Whether it was recorded.
+    #[allow(clippy::too_many_arguments)]
     pub async fn record_delivery(
         &self,
         id: &str,
+        claim: i64,
         state: DeliveryState,
         attempts: i64,
         next_attempt_at: i64,
         error: Option<&str>,
         now: i64,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
             "UPDATE logout_deliveries SET state = $2, attempts = $3, next_attempt_at = $4, \
              last_error = $5, delivered_at = CASE WHEN $2 = 'delivered' THEN $6 ELSE NULL END \
-             WHERE id = $1",
+             WHERE id = $1 AND state = 'pending' AND next_attempt_at = $7",
         )
         .bind(id)
         .bind(state.as_str())
@@ -191,9 +203,10 @@ impl Store {
         .bind(next_attempt_at)
         .bind(error)
         .bind(now)
+        .bind(claim)
         .execute(self.db.write())
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// Forgets finished deliveries (delivered, or given up) created before `before`; a

@@ -14,8 +14,7 @@ use axum::Router;
 use axum::extract::connect_info::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use infra::client_addr::{self, ClientAddr};
-use ipnet::IpNet;
+use infra::client_addr::{self, ClientAddr, Proxies};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -78,7 +77,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: &LimitsConfig,
-    trusted_proxies: Arc<[IpNet]>,
+    proxies: Arc<Proxies>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -112,9 +111,9 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
-        let trusted = trusted_proxies.clone();
+        let proxies = proxies.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            let client = client_addr::resolve(addr.ip(), req.headers(), &trusted);
+            let client = client_addr::resolve(addr.ip(), req.headers(), &proxies);
             req.extensions_mut().insert(ConnectInfo(addr));
             req.extensions_mut().insert(ClientAddr(client));
             router.clone().oneshot(req.map(axum::body::Body::new))

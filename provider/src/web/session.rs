@@ -5,9 +5,9 @@
 
 use super::extract::ClientMeta;
 use super::state::AppState;
-use axum_extra::extract::cookie::CookieJar;
 use crate::context::SystemError;
 use crate::protocol::error::PageError;
+use axum_extra::extract::cookie::CookieJar;
 use sessions::{NewSession, Session};
 
 /// `session`, or a new pre-login one; the returned jar carries its cookie when it is new.

@@ -638,7 +638,8 @@ async fn behind_a_trusted_proxy_each_client_is_its_own_address() {
     })
     .await;
     // Mallory, behind the proxy, guesses names until her address waits; she claims to be
-    // 198.51.100.23, which changes nothing.
+    // 198.51.100.23 in both headers (the proxy appends to X-Forwarded-For and passes
+    // Forwarded through), which changes nothing.
     let mallory = Browser::from_address("127.0.0.6", Some("198.51.100.23"));
     let mut page = login_page(&stack, &mallory).await;
     let mut throttled = false;
@@ -687,8 +688,15 @@ async fn new_sessions_are_rate_limited_per_address() {
     let refused = Browser::new().follow(&login).await;
     assert_eq!(refused.status, 429, "{}", refused.body);
     assert!(refused.headers.contains_key("retry-after"));
-    assert!(refused.body.contains("Too many new visits"), "{}", refused.body);
-    assert!(!refused.headers.contains_key("set-cookie"), "no session written");
+    assert!(
+        refused.body.contains("Too many new visits"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        !refused.headers.contains_key("set-cookie"),
+        "no session written"
+    );
     // A browser with its session is not counted again; another address has its own budget.
     assert_eq!(kept.follow(&login).await.status, 200);
     let elsewhere = Browser::from_address("127.0.0.9", None);

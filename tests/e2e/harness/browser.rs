@@ -113,12 +113,15 @@ impl Browser {
     }
 
     /// A browser whose connections come from `source` (a loopback address other than
-    /// 127.0.0.1), claiming to be `claimed` in an `X-Forwarded-For` header of its own.
+    /// 127.0.0.1), claiming to be `claimed` in `X-Forwarded-For` and `Forwarded` headers of
+    /// its own.
     pub fn from_address(source: &str, claimed: Option<&str>) -> Self {
         let source: std::net::IpAddr = source.parse().unwrap();
         let mut headers = reqwest::header::HeaderMap::new();
         if let Some(claimed) = claimed {
             headers.insert("x-forwarded-for", claimed.parse().unwrap());
+            let forwarded = format!("for={claimed}");
+            headers.insert("forwarded", forwarded.parse().unwrap());
         }
         Self::with(|b| b.local_address(source).default_headers(headers))
     }

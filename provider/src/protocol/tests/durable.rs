@@ -220,12 +220,21 @@ async fn finished_deliveries_are_pruned(w: World) {
     }
     let now = w.ctx.clock.unix();
     let delivered = format!("{} bc", sids[0]);
-    w.ctx
+    let claimed = w
+        .ctx
         .store
-        .record_delivery(&delivered, DeliveryState::Delivered, 1, now, None, now)
+        .claim_due_deliveries(now, 30, 10, 4, &[])
         .await
         .unwrap();
+    let d = claimed.iter().find(|d| d.id == delivered).unwrap();
     let store = &w.ctx.store;
+    let recorded =
+        |claim| store.record_delivery(&d.id, claim, DeliveryState::Delivered, 1, now, None, now);
+    assert!(
+        !recorded(d.next_attempt_at + 1).await.unwrap(),
+        "another claim's record is refused"
+    );
+    assert!(recorded(d.next_attempt_at).await.unwrap());
     let retention = crate::store::DELIVERY_RETENTION_SECS;
     assert_eq!(
         store.sweep_deliveries(now - retention).await.unwrap(),

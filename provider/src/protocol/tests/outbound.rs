@@ -48,7 +48,7 @@ async fn an_inward_uri_is_refused_at_send_time(w: World) {
     let recorded = w.ctx.store.deliveries_for_user(&w.alice, 0).await.unwrap();
     assert_eq!(recorded.len(), 2, "{recorded:?}");
     for (d, _) in &recorded {
-        assert_eq!(d.state, DeliveryState::Pending, "retried later: {d:?}");
+        assert_eq!(d.state, DeliveryState::Failed, "not retried: {d:?}");
         assert_eq!(
             d.last_error.as_deref(),
             Some("refused by the outbound policy"),
