@@ -393,11 +393,41 @@ impl Client {
 /// CPU time (user + system) of a process, from `/proc/PID/stat` (clock ticks of 10 ms: Linux
 /// reports them in USER_HZ, which is 100).
 fn cpu_time(pid: u32) -> Option<Duration> {
+    cpu_split(pid).map(|(user, system)| user + system)
+}
+
+/// A process's CPU time in user space and in the kernel, from `/proc/PID/stat` (ticks of
+/// 10 ms).
+fn cpu_split(pid: u32) -> Option<(Duration, Duration)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_millis(ticks * 10))
+    let tick = |i: usize| -> Option<Duration> {
+        Some(Duration::from_millis(
+            fields.get(i)?.parse::<u64>().ok()? * 10,
+        ))
+    };
+    Some((tick(11)?, tick(12)?))
+}
+
+/// The whole machine's busy CPU time (every core, every process: the provider, the load tool,
+/// PostgreSQL, Redis), from the first line of `/proc/stat`: all but idle and iowait.
+fn machine_busy() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let busy: u64 = ticks
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, t)| t)
+        .sum();
+    Some(Duration::from_millis(busy * 10))
 }
 
 /// Resident memory of a process in KiB (`VmRSS`) from `/proc/PID/status`.
@@ -510,8 +540,9 @@ async fn main() -> anyhow::Result<()> {
     ready.wait().await;
     let idle_rss = args.pid.and_then(rss_kib);
     tokio::time::sleep(args.warmup).await;
-    let cpu_before = args.pid.and_then(cpu_time);
+    let cpu_before = args.pid.and_then(cpu_split);
     let own_before = cpu_time(std::process::id());
+    let machine_before = machine_busy();
     measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
     let mut peak_rss = 0;
@@ -523,8 +554,9 @@ async fn main() -> anyhow::Result<()> {
     }
     stop.store(true, Ordering::Relaxed);
     let elapsed = started.elapsed();
-    let cpu_after = args.pid.and_then(cpu_time);
+    let cpu_after = args.pid.and_then(cpu_split);
     let own_after = cpu_time(std::process::id());
+    let machine_after = machine_busy();
     let mut latencies = Vec::new();
     for w in workers {
         latencies.extend(w.await??);
@@ -533,7 +565,19 @@ async fn main() -> anyhow::Result<()> {
     let flows = latencies.len() as u64;
     let errors = errors.load(Ordering::Relaxed);
     let rate = flows as f64 / elapsed.as_secs_f64();
-    let cpu = cpu_before.zip(cpu_after).map(|(a, b)| b.saturating_sub(a));
+    let split = cpu_before
+        .zip(cpu_after)
+        .map(|(a, b)| (b.0.saturating_sub(a.0), b.1.saturating_sub(a.1)));
+    let cpu = split.map(|(user, system)| user + system);
+    // The kernel's share of the provider's CPU (scheduling, system calls, network).
+    let kernel_share = split
+        .filter(|(u, s)| !(*u + *s).is_zero())
+        .map(|(u, s)| s.as_secs_f64() / (u + s).as_secs_f64());
+    // Every process's CPU per flow: work the provider moved into PostgreSQL or Redis counts.
+    let machine_per_flow_ms = machine_before
+        .zip(machine_after)
+        .filter(|_| flows > 0)
+        .map(|(a, b)| b.saturating_sub(a).as_micros() as f64 / flows as f64 / 1000.0);
     // This tool's own CPU: on a machine it shares with the provider, it is what the provider
     // did not get.
     let own = own_before
@@ -573,6 +617,15 @@ async fn main() -> anyhow::Result<()> {
     if let Some(own) = own {
         println!("load tool    CPU {own:.3} ms per flow");
     }
+    if let Some(m) = machine_per_flow_ms {
+        println!(
+            "machine      CPU {m:.3} ms per flow (every process){}",
+            kernel_share.map_or_else(String::new, |k| format!(
+                "; kernel {:.0}% of the provider's",
+                k * 100.0
+            ))
+        );
+    }
     if let Some(e) = first_error.lock().await.as_ref() {
         println!("first error  {e}");
     }
@@ -603,6 +656,8 @@ async fn main() -> anyhow::Result<()> {
             "max_ms": latencies.last().copied().unwrap_or(0) as f64 / 1000.0,
             "cpu_ms_per_flow": cpu_per_flow_us.map(|u| u / 1000.0),
             "load_tool_cpu_ms_per_flow": own,
+            "machine_cpu_ms_per_flow": machine_per_flow_ms,
+            "provider_kernel_share": kernel_share,
             "rss_idle_mib": idle_rss.map(|k| k / 1024),
             "rss_peak_mib": args.pid.map(|_| peak_rss / 1024),
         });
