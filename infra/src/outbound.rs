@@ -235,6 +235,10 @@ struct GuardedResolver {
     policy: Arc<Outbound>,
     lookups: Arc<tokio::sync::Semaphore>,
     timeout: Duration,
+    /// Answers given instead of DNS's (tests: a name that resolves inward, with no DNS
+    /// server to make it so).
+    #[cfg(test)]
+    answers: std::collections::HashMap<String, Vec<IpAddr>>,
 }
 
 /// Lookups in flight at once, at most.
@@ -246,6 +250,10 @@ impl GuardedResolver {
     async fn lookup(&self, host: &str) -> Result<Vec<SocketAddr>, BoxError> {
         if is_localhost(host) {
             return Ok(vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 0))]);
+        }
+        #[cfg(test)]
+        if let Some(ips) = self.answers.get(host) {
+            return Ok(ips.iter().map(|ip| SocketAddr::new(*ip, 0)).collect());
         }
         let permit = self.lookups.clone().acquire_owned().await?;
         let name = host.to_owned();
@@ -300,7 +308,36 @@ impl Guarded {
             policy: policy.clone(),
             lookups: Arc::new(tokio::sync::Semaphore::new(LOOKUPS)),
             timeout: connect_timeout,
+            #[cfg(test)]
+            answers: std::collections::HashMap::new(),
         };
+        Self::with_resolver(policy, resolver, connect_timeout)
+    }
+
+    /// [`Guarded::new`] whose resolver answers `answers` itself (tests).
+    #[cfg(test)]
+    fn with_answers(policy: Outbound, answers: &[(&str, &[&str])]) -> Result<Self, reqwest::Error> {
+        let policy = Arc::new(policy);
+        let resolver = GuardedResolver {
+            policy: policy.clone(),
+            lookups: Arc::new(tokio::sync::Semaphore::new(LOOKUPS)),
+            timeout: Duration::from_secs(5),
+            answers: answers
+                .iter()
+                .map(|(name, ips)| {
+                    let ips = ips.iter().filter_map(|ip| ip.parse().ok()).collect();
+                    ((*name).to_owned(), ips)
+                })
+                .collect(),
+        };
+        Self::with_resolver(policy, resolver, Duration::from_secs(5))
+    }
+
+    fn with_resolver(
+        policy: Arc<Outbound>,
+        resolver: GuardedResolver,
+        connect_timeout: Duration,
+    ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .dns_resolver(Arc::new(resolver))
             .no_proxy()
@@ -462,6 +499,60 @@ mod tests {
         assert!(demo.permits("app.example", ip("10.1.9.9")));
         assert!(demo.permits("app-a.localhost", ip("127.0.0.1")));
         assert!(!Outbound::default().permits("app-a.localhost", ip("127.0.0.1")));
+    }
+
+    /// DNS rebinding: a name that passed registration (https, a public-looking name) but
+    /// resolves to loopback or metadata when the delivery connects is refused there, whatever
+    /// mix of inward answers it gives, unless the operator allowed the name.
+    #[tokio::test]
+    async fn a_name_that_resolves_inward_is_refused_when_connecting() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let reached = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = reached.clone();
+        tokio::spawn(async move {
+            while listener.accept().await.is_ok() {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        let client = Guarded::with_answers(
+            Outbound::default(),
+            &[
+                ("rebound.example", &["127.0.0.1"]),
+                (
+                    "metadata.example",
+                    &["169.254.169.254", "::ffff:127.0.0.1", "fd00:ec2::254"],
+                ),
+            ],
+        )
+        .unwrap();
+        for name in ["rebound.example", "metadata.example"] {
+            let url = format!("https://{name}:{port}/bc");
+            // The URL itself passes (https, a name): only the answer is inward.
+            let request = client.post(&url).unwrap();
+            let e = request.send().await.unwrap_err();
+            assert!(was_refused(&e), "{name}: {e:?}");
+        }
+        assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // The operator's exception lets the same answer through.
+        let allowed = Guarded::with_answers(
+            Outbound::parse(&["rebound.example"]).unwrap(),
+            &[("rebound.example", &["127.0.0.1"])],
+        )
+        .unwrap();
+        let e = allowed
+            .post(&format!("http://rebound.example:{port}/bc"))
+            .unwrap()
+            .timeout(Duration::from_millis(300))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(!was_refused(&e), "{e:?}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while reached.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            assert!(std::time::Instant::now() < deadline, "never connected");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// A name that resolves inward is refused at connect time, and the error says so.
