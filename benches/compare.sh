@@ -10,7 +10,10 @@
 #   benches/compare.sh 84d3969 postgres   # PostgreSQL + Redis (GATEHOUSE_TEST_POSTGRES_URL's server)
 #
 # FLOWS (default: userinfo client-credentials refresh sso login), CONCURRENCY (default "8 32"),
-# ROUNDS (default 2; the median is reported) and DURATION (default 8s) change the runs.
+# ROUNDS (default 2; the median is reported) and DURATION (default 8s) change the runs;
+# LOAD_ARGS is passed on to the load tool (for example the first-party App B:
+# LOAD_ARGS="--client-id app-b --client-secret app-b-secret
+# --redirect-uri http://app-b.localhost:5002/callback").
 # Columns: flows/s; provider CPU per flow (user + kernel, from /proc/PID/stat); machine CPU per
 # flow (every process, the load tool and the database servers included, from /proc/stat);
 # p50 and p99 latency; the kernel's share of the provider's CPU; the provider's peak RSS. Each
@@ -103,8 +106,9 @@ measure() { # measure SIDE FLOW CONCURRENCY: one provider start, one load run, o
     pid=$!
     for _ in $(seq 1 150); do ready && break; sleep 0.2; done
     ready || { echo "the $side provider did not start; see $work" >&2; exit 1; }
+    # shellcheck disable=SC2086 # LOAD_ARGS is a list of words
     line=$("$load" "$flow" --concurrency "$conc" --duration "$duration" --warmup 2s \
-      --pid "$pid" --json | tail -n 1)
+      --pid "$pid" --json ${LOAD_ARGS:-} | tail -n 1)
     kill -TERM "$pid"; wait "$pid" || true
     echo "{\"side\":\"$side\",\"flow\":\"$flow\",\"concurrency\":$conc,\"run\":$line}" >>"$results"
   )

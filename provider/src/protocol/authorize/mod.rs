@@ -194,9 +194,15 @@ async fn proceed_with(
             session_over: true,
         });
     };
-    let granted = ctx.store.consent(&user.id, &client.client_id).await?;
-    let covered = granted.is_some_and(|g| g.covers(req.scopes));
-    if req.prompt.consent || (!client.first_party && !covered) {
+    // A first-party app asks only when `prompt=consent` says so: its consent is not read.
+    let asks = req.prompt.consent
+        || (!client.first_party
+            && !ctx
+                .store
+                .consent(&user.id, &client.client_id)
+                .await?
+                .is_some_and(|g| g.covers(req.scopes)));
+    if asks {
         if req.prompt.none {
             let code = AuthorizeErrorCode::ConsentRequired;
             return Err(req
