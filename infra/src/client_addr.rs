@@ -23,14 +23,6 @@ use std::net::IpAddr;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientAddr(pub IpAddr);
 
-/// An IPv4 address written as IPv6 (`::ffff:a.b.c.d`) is that IPv4 address.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    }
-}
-
 /// Which header the trusted proxies write (`trusted_proxy_header`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -54,14 +46,14 @@ pub struct Proxies {
 pub fn resolve(peer: IpAddr, headers: &HeaderMap, proxies: &Proxies) -> IpAddr {
     let trusted = &proxies.trusted;
     let is_trusted = |ip: IpAddr| trusted.iter().any(|n| n.contains(&ip));
-    let mut addr = canonical(peer);
+    let mut addr = peer.to_canonical();
     if !is_trusted(addr) {
         return addr;
     }
     for hop in hops(headers, proxies.header).into_iter().rev() {
         match hop {
             Some(ip) => {
-                addr = canonical(ip);
+                addr = ip.to_canonical();
                 if !is_trusted(addr) {
                     return addr;
                 }
@@ -117,7 +109,7 @@ fn node(value: &str) -> Option<IpAddr> {
 
 /// The key an address is counted under: IPv4 as is, IPv6 by its /64.
 pub fn rate_key(ip: IpAddr) -> String {
-    match canonical(ip) {
+    match ip.to_canonical() {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => Ipv6Net::new(v6, 64)
             .map(|n| n.trunc().to_string())

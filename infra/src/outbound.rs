@@ -98,7 +98,7 @@ impl Outbound {
     }
 
     fn allows_addr(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
+        let ip = ip.to_canonical();
         self.nets.iter().any(|n| n.contains(&ip))
     }
 
@@ -152,19 +152,11 @@ fn check_name(name: &str, entry: &str) -> Result<(), String> {
     if ok { Ok(()) } else { Err(bad_entry(entry)) }
 }
 
-/// An IPv4 address written as IPv6 (`::ffff:a.b.c.d`) is that IPv4 address.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    }
-}
-
 /// Whether `ip` is reachable on the public internet: not unspecified, loopback, private,
 /// shared (CGNAT), link-local, unique-local, multicast, documentation, benchmarking or
 /// reserved, and no translation of such an address (IPv4-mapped, NAT64, 6to4).
 pub fn is_public(ip: IpAddr) -> bool {
-    match canonical(ip) {
+    match ip.to_canonical() {
         IpAddr::V4(v4) => is_public_v4(v4),
         IpAddr::V6(v6) => is_public_v6(v6),
     }
