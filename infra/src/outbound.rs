@@ -295,41 +295,34 @@ pub struct Guarded {
 
 impl Guarded {
     pub fn new(policy: Outbound, connect_timeout: Duration) -> Result<Self, reqwest::Error> {
+        Self::build(policy, connect_timeout, |_| {})
+    }
+
+    /// [`Guarded::new`] whose resolver answers `answers` itself (tests).
+    #[cfg(test)]
+    fn with_answers(policy: Outbound, answers: &[(&str, &[&str])]) -> Result<Self, reqwest::Error> {
+        Self::build(policy, Duration::from_secs(5), |r| {
+            for (name, ips) in answers {
+                let ips = ips.iter().filter_map(|ip| ip.parse().ok()).collect();
+                r.answers.insert((*name).to_owned(), ips);
+            }
+        })
+    }
+
+    fn build(
+        policy: Outbound,
+        connect_timeout: Duration,
+        edit: impl FnOnce(&mut GuardedResolver),
+    ) -> Result<Self, reqwest::Error> {
         let policy = Arc::new(policy);
-        let resolver = GuardedResolver {
+        let mut resolver = GuardedResolver {
             policy: policy.clone(),
             lookups: Arc::new(tokio::sync::Semaphore::new(LOOKUPS)),
             timeout: connect_timeout,
             #[cfg(test)]
             answers: std::collections::HashMap::new(),
         };
-        Self::with_resolver(policy, resolver, connect_timeout)
-    }
-
-    /// [`Guarded::new`] whose resolver answers `answers` itself (tests).
-    #[cfg(test)]
-    fn with_answers(policy: Outbound, answers: &[(&str, &[&str])]) -> Result<Self, reqwest::Error> {
-        let policy = Arc::new(policy);
-        let resolver = GuardedResolver {
-            policy: policy.clone(),
-            lookups: Arc::new(tokio::sync::Semaphore::new(LOOKUPS)),
-            timeout: Duration::from_secs(5),
-            answers: answers
-                .iter()
-                .map(|(name, ips)| {
-                    let ips = ips.iter().filter_map(|ip| ip.parse().ok()).collect();
-                    ((*name).to_owned(), ips)
-                })
-                .collect(),
-        };
-        Self::with_resolver(policy, resolver, Duration::from_secs(5))
-    }
-
-    fn with_resolver(
-        policy: Arc<Outbound>,
-        resolver: GuardedResolver,
-        connect_timeout: Duration,
-    ) -> Result<Self, reqwest::Error> {
+        edit(&mut resolver);
         let http = reqwest::Client::builder()
             .dns_resolver(Arc::new(resolver))
             .no_proxy()
@@ -368,6 +361,29 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    /// A loopback listener that counts the connections it accepts: its port and the count.
+    async fn counting_listener() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let reached = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = reached.clone();
+        tokio::spawn(async move {
+            while listener.accept().await.is_ok() {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        (port, reached)
+    }
+
+    /// Waits (generously) until the listener has accepted a connection.
+    async fn connected(reached: &std::sync::atomic::AtomicUsize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while reached.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            assert!(std::time::Instant::now() < deadline, "never connected");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[test]
@@ -498,15 +514,7 @@ mod tests {
     /// mix of inward answers it gives, unless the operator allowed the name.
     #[tokio::test]
     async fn a_name_that_resolves_inward_is_refused_when_connecting() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let reached = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let count = reached.clone();
-        tokio::spawn(async move {
-            while listener.accept().await.is_ok() {
-                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }
-        });
+        let (port, reached) = counting_listener().await;
         let client = Guarded::with_answers(
             Outbound::default(),
             &[
@@ -540,19 +548,13 @@ mod tests {
             .await
             .unwrap_err();
         assert!(!was_refused(&e), "{e:?}");
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while reached.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-            assert!(std::time::Instant::now() < deadline, "never connected");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        connected(&reached).await;
     }
 
     /// A name that resolves inward is refused at connect time, and the error says so.
     #[tokio::test]
     async fn the_resolver_refuses_inward_answers() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let accepted = tokio::spawn(async move { listener.accept().await.is_ok() });
+        let (port, reached) = counting_listener().await;
         // Allowed as a URL (https, a name), but it resolves to loopback.
         let client = Guarded::new(
             Outbound::parse(&["other.localhost"]).unwrap(),
@@ -581,6 +583,6 @@ mod tests {
             .await
             .unwrap_err();
         assert!(!was_refused(&e));
-        assert!(accepted.await.unwrap());
+        connected(&reached).await;
     }
 }

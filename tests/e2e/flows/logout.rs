@@ -121,12 +121,7 @@ async fn sign_out_everywhere_at_the_provider_signs_every_app_out() {
     let (first, _) = signed_in_at_both(&stack).await;
     let second = Browser::new();
     sign_in(&stack, &second, &stack.app_a, ALICE).await;
-    let page = second
-        .follow(&format!("{}/account/sessions", stack.issuer))
-        .await;
-    second
-        .submit(&page, "/account/sessions/revoke-all", &[])
-        .await;
+    sign_out_everywhere(&stack, &second).await;
     assert_everyone_signed_out(&stack, &first).await;
     signed_out(&second, &stack.app_a, "App A signed out").await;
 }
@@ -646,12 +641,7 @@ async fn logout_tokens_are_shaped_as_the_spec_says() {
             .starts_with(redirect)
     );
     let (_, me_b) = me(&browser, &stack.app_b).await;
-    let page = browser
-        .follow(&format!("{}/account/sessions", stack.issuer))
-        .await;
-    browser
-        .submit(&page, "/account/sessions/revoke-all", &[])
-        .await;
+    sign_out_everywhere(&stack, &browser).await;
 
     let body = tokio::time::timeout(Duration::from_secs(2), rx.recv())
         .await
@@ -878,6 +868,16 @@ async fn a_sign_in_that_crosses_a_back_channel_logout_is_refused() {
     );
 }
 
+/// "Sign out everywhere" on the provider's sessions page, in `browser`.
+async fn sign_out_everywhere(stack: &Stack, browser: &Browser) {
+    let page = browser
+        .follow(&format!("{}/account/sessions", stack.issuer))
+        .await;
+    browser
+        .submit(&page, "/account/sessions/revoke-all", &[])
+        .await;
+}
+
 /// Accepts connections and never answers; counts them.
 async fn black_hole() -> (u16, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -943,10 +943,7 @@ async fn apps_that_never_answer_do_not_stall_anyone_elses_logout() {
         let page = bob.get_once(request.url.as_str()).await;
         assert_eq!(page.status.as_u16(), 303, "{id}: {}", page.body);
     }
-    let page = bob
-        .follow(&format!("{}/account/sessions", stack.issuer))
-        .await;
-    bob.submit(&page, "/account/sessions/revoke-all", &[]).await;
+    sign_out_everywhere(&stack, &bob).await;
     eventually("every black hole holds its deliveries", || async {
         let own = own_accepted.load(Ordering::SeqCst);
         let shared = shared_accepted.load(Ordering::SeqCst);
@@ -956,12 +953,7 @@ async fn apps_that_never_answer_do_not_stall_anyone_elses_logout() {
 
     // Alice's ordinary sign-out reaches both apps meanwhile.
     let (alice, _) = signed_in_at_both(&stack).await;
-    let page = alice
-        .follow(&format!("{}/account/sessions", stack.issuer))
-        .await;
-    alice
-        .submit(&page, "/account/sessions/revoke-all", &[])
-        .await;
+    sign_out_everywhere(&stack, &alice).await;
     assert_everyone_signed_out(&stack, &alice).await;
     assert_eq!(
         shared_accepted.load(Ordering::SeqCst),
