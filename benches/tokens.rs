@@ -121,8 +121,13 @@ fn store_paths(c: &mut Criterion) {
                     .insert(vec![Insert::auth_code(&hash, &code, now)])
                     .await
                     .unwrap();
-                let r = store.redeem_auth_code(&hash, now).await.unwrap();
+                let r = store.auth_code(&hash, now).await.unwrap();
                 assert!(matches!(r, Redeemed::Fresh(_)));
+                let redeemed = store
+                    .insert_guarded(vec![Guard::code_redeemed(&hash, now)], Vec::new())
+                    .await
+                    .unwrap();
+                assert!(redeemed);
             })
         });
         // A refresh: read the presented token, then spend it and store its successor in one

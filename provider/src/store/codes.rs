@@ -21,10 +21,11 @@ pub struct AuthCode {
     pub expires_at: i64,
 }
 
-/// What redeeming a code found.
+/// What a presented code is, as last committed.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Redeemed {
-    /// First use, still in date: the caller checks the bindings.
+    /// Never redeemed, unrevoked and in date: the caller checks the bindings and redeems it
+    /// under [`super::Guard::code_redeemed`], in the transaction that stores its tokens.
     Fresh(AuthCode),
     /// Already redeemed once: a replay. The grant it started must be revoked.
     Replayed(AuthCode),
@@ -36,9 +37,9 @@ pub enum Redeemed {
     Unknown,
 }
 
-/// A code that could not be redeemed, and whether it had been (a replay) or had expired.
+/// A code as stored, with whether it was redeemed or revoked.
 #[derive(FromRow)]
-struct SpentRow {
+struct CodeRow {
     #[sqlx(flatten)]
     code: AuthCode,
     used_at: Option<i64>,
@@ -78,41 +79,30 @@ impl Insert {
 }
 
 impl Store {
-    /// Marks the code used and returns it, at most once even under concurrent requests (one
-    /// `UPDATE … WHERE used_at IS NULL … RETURNING`). The tokens it leads to are written under
-    /// [`super::Guard::code_unrevoked`], so a revocation in between still catches them.
-    pub async fn redeem_auth_code(
-        &self,
-        code_hash: &str,
-        now: i64,
-    ) -> Result<Redeemed, sqlx::Error> {
-        let fresh: Option<AuthCode> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "UPDATE authorization_codes SET used_at = $2 \
-             WHERE code_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2 \
-             RETURNING {CODE_COLUMNS}"
-        )))
-        .bind(code_hash)
-        .bind(now)
-        .fetch_optional(self.db.write())
-        .await?;
-        if let Some(row) = fresh {
-            return Ok(Redeemed::Fresh(row));
-        }
-        let spent: Option<SpentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    /// What the code with this hash is, as last committed: a plain read, no write. A fresh
+    /// code is only redeemed by [`super::Guard::code_redeemed`] in the transaction that stores
+    /// its tokens, so of two concurrent redemptions exactly one commits, and a redemption
+    /// that fails writes nothing.
+    pub async fn auth_code(&self, code_hash: &str, now: i64) -> Result<Redeemed, sqlx::Error> {
+        let row: Option<CodeRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {CODE_COLUMNS}, used_at, revoked_at FROM authorization_codes WHERE code_hash = $1"
         )))
         .bind(code_hash)
-        .fetch_optional(self.db.write())
+        .fetch_optional(self.db.read())
         .await?;
-        Ok(match spent {
+        Ok(match row {
             None => Redeemed::Unknown,
-            Some(SpentRow {
-                used_at: None,
+            Some(CodeRow {
+                used_at: Some(_),
+                code,
+                ..
+            }) => Redeemed::Replayed(code),
+            Some(CodeRow {
                 revoked_at: Some(_),
                 ..
             }) => Redeemed::Revoked,
-            Some(SpentRow { used_at: None, .. }) => Redeemed::Expired,
-            Some(SpentRow { code, .. }) => Redeemed::Replayed(code),
+            Some(CodeRow { code, .. }) if code.expires_at <= now => Redeemed::Expired,
+            Some(CodeRow { code, .. }) => Redeemed::Fresh(code),
         })
     }
 

@@ -4,8 +4,8 @@
 //! tokens. It is live while not revoked and not past its lifetime; an online grant is also
 //! revoked whenever its SSO session ends. Every write that issues a token carries a
 //! [`Guard`], a conditional `UPDATE` run in the write's own transaction: a code redemption
-//! touches its code (still unrevoked), a refresh its grant (still live), a code issuance its
-//! session's ledger row (not ended). The update locks that row until the commit.
+//! redeems its code (still unredeemed and unrevoked), a refresh touches its grant (still
+//! live), a code issuance its session's ledger row (not ended). The update locks that row until the commit.
 //!
 //! A revocation ([`Store::revoke`], and a session's end, `Store::end_session` in
 //! `store::ledger`) is one transaction that first updates those same rows (ledger, codes,
@@ -112,14 +112,16 @@ impl Guard {
         }
     }
 
-    /// The code with this hash was not revoked (its redemption already marked it used). For
-    /// the redemption's tokens.
-    pub fn code_unrevoked(code_hash: &str) -> Self {
+    /// The code with this hash is unredeemed, unrevoked and in date, and is redeemed now
+    /// (`used_at = now`), in the same transaction as the tokens it leads to (RFC 6749 §4.1.2:
+    /// used once). For a code's redemption.
+    pub fn code_redeemed(code_hash: &str, now: i64) -> Self {
         Self {
             rank: 2,
-            sql: "UPDATE authorization_codes SET revoked_at = NULL \
-                  WHERE code_hash = $1 AND revoked_at IS NULL",
-            values: vec![code_hash.into()],
+            sql: "UPDATE authorization_codes SET used_at = $2 \
+                  WHERE code_hash = $1 AND used_at IS NULL AND revoked_at IS NULL \
+                  AND expires_at > $2",
+            values: vec![code_hash.into(), now.into()],
         }
     }
 

@@ -9,6 +9,8 @@ use crate::protocol::error::TokenError;
 use crate::protocol::token::{self, TokenResponse};
 use crate::users::sign_out_session;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::SeqCst;
 
 /// Pairs per test: enough for every interleaving to come up on a busy two-core machine.
 const PAIRS: usize = 120;
@@ -117,6 +119,42 @@ async fn redemption_against_session_end(w: World) {
     }
     let (won, lost) = race(pairs).await;
     eprintln!("redemptions before the end: {won}, after: {lost}");
+    assert_eq!(survivors(&w, &w.alice).await, 0);
+}
+
+/// One code redeemed twice at once (a replay racing the rightful redemption): never both
+/// answered, and whichever commits first, the other (the replay) revokes what it issued
+/// (RFC 6749 §4.1.2).
+async fn redemption_against_redemption(w: World) {
+    let w = Arc::new(w);
+    let mut pairs = Vec::new();
+    let mut seconds = Vec::new();
+    for _ in 0..PAIRS {
+        let session = w.signed_in(&w.alice).await;
+        let code = w.code(&session, "first", "openid").await;
+        let (w1, w2, again) = (w.clone(), w.clone(), code.clone());
+        let (first, second) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        seconds.push((first.clone(), second.clone()));
+        pairs.push((
+            async move {
+                let ok = redeem(&w1, &code).await.is_ok();
+                first.store(ok, SeqCst);
+                ok
+            },
+            async move { second.store(redeem(&w2, &again).await.is_ok(), SeqCst) },
+        ));
+    }
+    let (won, lost) = race(pairs).await;
+    let twice = seconds
+        .iter()
+        .filter(|(a, b)| a.load(SeqCst) && b.load(SeqCst))
+        .count();
+    let second = seconds.iter().filter(|(_, b)| b.load(SeqCst)).count();
+    eprintln!("first redemptions answered: {won}, refused: {lost}; second answered: {second}");
+    assert_eq!(twice, 0, "a code was answered twice");
     assert_eq!(survivors(&w, &w.alice).await, 0);
 }
 
@@ -260,6 +298,9 @@ async fn sign_in_against_disconnect(w: World) {
 }
 
 on_both_databases! {
+    redemption_against_redemption:
+        a_code_redeemed_twice_at_once_leaves_nothing_on_sqlite,
+        a_code_redeemed_twice_at_once_leaves_nothing_on_postgres;
     redemption_against_session_end:
         no_code_redeemed_as_its_session_ends_survives_on_sqlite,
         no_code_redeemed_as_its_session_ends_survives_on_postgres;

@@ -110,6 +110,33 @@ async fn a_code_is_redeemed_once_and_its_replay_revokes_what_it_issued() {
     );
 }
 
+/// A code presented with a wrong binding first (a stolen code, a guessed verifier) is refused
+/// and not spent: its own client still redeems it, so holding the code alone cannot cancel
+/// the rightful sign-in.
+#[tokio::test]
+async fn a_code_refused_for_a_wrong_binding_is_still_redeemable() {
+    let w = world().await;
+    let session = w.signed_in(&w.alice).await;
+    let code = w.code(&session, "first", "openid").await;
+    let wrong = "x".repeat(43);
+    for (client, pairs) in [
+        ("third", vec![]),
+        ("first", vec![("code_verifier", wrong.as_str())]),
+        ("first", vec![("redirect_uri", "https://app.example/other")]),
+    ] {
+        assert_eq!(
+            code_of(redeem(&w, client, &code, &pairs).await),
+            TokenErrorCode::InvalidGrant
+        );
+    }
+    let issued = redeem(&w, "first", &code, &[]).await.unwrap();
+    assert!(
+        userinfo::userinfo(&w.ctx, &issued.access_token)
+            .await
+            .is_ok()
+    );
+}
+
 #[tokio::test]
 async fn every_binding_of_a_code_is_checked() {
     let w = world().await;

@@ -2,12 +2,12 @@
 //! code revokes everything it issued (RFC 6749 §4.1.2, RFC 9700 §4.2.1).
 
 use super::issue::{Issue, NewRefresh, TokenResponse, active_user, issue};
-use crate::context::Ctx;
+use crate::context::{Ctx, SystemError};
 use crate::protocol::error::TokenError;
 use crate::protocol::params::Params;
 use crate::protocol::pkce;
 use crate::store::{AuthCode, Client, GrantRow, Guard, Redeemed, Revoke};
-use crate::types::{GrantType, Scope};
+use crate::types::{GrantType, Scope, TokenErrorCode};
 use infra::secret::{hash_secret, random_token};
 
 const UNUSABLE: &str = "the code is invalid, expired or already used";
@@ -40,23 +40,54 @@ pub(super) async fn redeem(
 ) -> Result<TokenResponse, TokenError> {
     let now = ctx.clock.unix();
     let code_hash = hash_secret(req.code);
-    let bound = match ctx.store.redeem_auth_code(&code_hash, now).await? {
+    let bound = match ctx.store.auth_code(&code_hash, now).await? {
         Redeemed::Fresh(c) => c,
-        // A replay revokes what the code issued (RFC 6749 §4.1.2), but only when it comes
-        // with the code's own bindings (its client, redirect URI and PKCE verifier): someone
-        // who holds the code alone must not be able to cancel the rightful redemption.
-        Redeemed::Replayed(c) => {
-            if check_bindings(&c, client, req).is_ok() {
-                tracing::warn!(client_id = %c.client_id, "authorization code replayed: revoking its tokens");
-                ctx.store.revoke(Revoke::Grant(&code_hash), now).await?;
-            }
-            return Err(TokenError::invalid_grant(UNUSABLE));
-        }
+        Redeemed::Replayed(c) => return Err(replayed(ctx, &c, &code_hash, client, req, now).await),
         Redeemed::Revoked | Redeemed::Expired | Redeemed::Unknown => {
             return Err(TokenError::invalid_grant(UNUSABLE));
         }
     };
     check_bindings(&bound, client, req)?;
+    let issued = exchange(ctx, client, bound, &code_hash, now).await;
+    // The code was redeemed by a concurrent request between the read and this request's
+    // commit: this one is the replay (and nothing of it was stored).
+    if let Err(e) = &issued
+        && e.code() == Some(TokenErrorCode::InvalidGrant)
+        && let Redeemed::Replayed(c) = ctx.store.auth_code(&code_hash, now).await?
+    {
+        return Err(replayed(ctx, &c, &code_hash, client, req, now).await);
+    }
+    issued
+}
+
+/// A code presented again: the grant it started is revoked (RFC 6749 §4.1.2), but only when
+/// it comes with the code's own bindings (its client, redirect URI and PKCE verifier):
+/// someone who holds the code alone must not be able to cancel the rightful redemption.
+async fn replayed(
+    ctx: &Ctx,
+    code: &AuthCode,
+    code_hash: &str,
+    client: &Client,
+    req: &CodeRequest<'_>,
+    now: i64,
+) -> TokenError {
+    if check_bindings(code, client, req).is_ok() {
+        tracing::warn!(client_id = %code.client_id, "authorization code replayed: revoking its tokens");
+        if let Err(e) = ctx.store.revoke(Revoke::Grant(code_hash), now).await {
+            return SystemError::from(e).into();
+        }
+    }
+    TokenError::invalid_grant(UNUSABLE)
+}
+
+/// Issues the tokens of a fresh code whose bindings hold, redeeming it in their transaction.
+async fn exchange(
+    ctx: &Ctx,
+    client: &Client,
+    bound: AuthCode,
+    code_hash: &str,
+    now: i64,
+) -> Result<TokenResponse, TokenError> {
     let user = active_user(ctx, &bound.user_id).await?;
     // The grant is offline (outlives the SSO session) when offline_access was granted, else
     // online (dies with it). It lives as long as its refresh tokens may, or, without them,
@@ -80,7 +111,7 @@ pub(super) async fn redeem(
         })
         .transpose()?;
     let starts = GrantRow {
-        grant_id: code_hash.clone(),
+        grant_id: code_hash.to_owned(),
         client_id: client.client_id.clone(),
         user_id: user.id.clone(),
         sid: online,
@@ -90,7 +121,7 @@ pub(super) async fn redeem(
         expires_at,
         revoked_at: None,
     };
-    let issued = issue(
+    issue(
         ctx,
         now,
         Issue {
@@ -98,22 +129,22 @@ pub(super) async fn redeem(
             client,
             user: Some(&user),
             scope: bound.scope,
-            grant_id: Some(code_hash.clone()),
+            grant_id: Some(code_hash.to_owned()),
             sid: Some(bound.sid.clone()),
             auth_time: Some(bound.auth_time),
-            nonce: bound.nonce.clone(),
+            nonce: bound.nonce,
             id_token: true,
             refresh,
-            // Stored only if the code was not revoked since it was redeemed (its session
-            // ended, its app was disconnected): the revocation then sees these tokens, or
-            // they are never written.
-            guards: vec![Guard::code_unrevoked(&code_hash)],
+            // Stored only with the code's redemption, and only if no concurrent request
+            // redeemed it and nothing revoked it (its session ended, its app was
+            // disconnected) since it was read: a revocation then sees these tokens, or they
+            // are never written and the code stays unused.
+            guards: vec![Guard::code_redeemed(code_hash, now)],
             starts: Some(starts),
             adopt: None,
         },
     )
-    .await?;
-    Ok(issued)
+    .await
 }
 
 /// The code was issued to this client, for this redirect URI (RFC 6749 §4.1.3), and the
