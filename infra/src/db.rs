@@ -20,6 +20,7 @@ const STARTUP_WAIT: Duration = Duration::from_secs(15);
 pub struct Db {
     write: AnyPool,
     read: AnyPool,
+    sqlite: bool,
 }
 
 impl Db {
@@ -52,6 +53,7 @@ impl Db {
             return Ok(Self {
                 write: pool.clone(),
                 read: pool,
+                sqlite: false,
             });
         }
         // The writer first: it creates the file (`mode=rwc`) and switches it to WAL.
@@ -63,7 +65,11 @@ impl Db {
                 return Err(e);
             }
         };
-        Ok(Self { write, read })
+        Ok(Self {
+            write,
+            read,
+            sqlite: true,
+        })
     }
 
     /// For statements that change something, and for reads that must see the latest write
@@ -75,6 +81,11 @@ impl Db {
     /// For reads (autocommit `SELECT`s see every committed write).
     pub fn read(&self) -> &AnyPool {
         &self.read
+    }
+
+    /// Whether this is SQLite (one writer connection, each statement a trip to its thread).
+    pub fn is_sqlite(&self) -> bool {
+        self.sqlite
     }
 
     /// Whether the database answers, on both pools.

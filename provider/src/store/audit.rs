@@ -1,7 +1,7 @@
 //! `audit_events`: the audit trail's table (security events, newest kept 90 days).
 
-use super::batch::{Insert, Table};
 use super::handle::Store;
+use super::rows::{Insert, Table};
 use sqlx::FromRow;
 
 /// One stored security event.

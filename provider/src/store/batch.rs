@@ -18,94 +18,22 @@
 //! revocation take their locks in one order.
 //!
 //! Written here because sqlx has no batching of its own; the SQL stays portable (multi-row
-//! `VALUES` works on SQLite and PostgreSQL alike).
+//! `VALUES` works on SQLite and PostgreSQL alike). On SQLite the batch goes to the writer
+//! connection's thread as one text (`store::script`).
 
+use super::rows::{Guard, Insert, chunks, statement};
+use super::script;
 use infra::Db;
-use std::fmt::Write as _;
 use tokio::sync::{mpsc, oneshot};
 
-/// A table that takes batched inserts: `head` is `INSERT INTO t (a, b, …) VALUES`, `tail`
-/// what follows the rows (an `ON CONFLICT` clause, or nothing).
-pub(super) struct Table {
-    pub head: &'static str,
-    pub columns: usize,
-    pub tail: &'static str,
-}
-
-/// One column's value.
-#[derive(Clone)]
-pub(super) enum Val {
-    Text(Option<String>),
-    Int(Option<i64>),
-}
-
-impl From<&str> for Val {
-    fn from(v: &str) -> Self {
-        Self::Text(Some(v.to_owned()))
-    }
-}
-
-impl From<String> for Val {
-    fn from(v: String) -> Self {
-        Self::Text(Some(v))
-    }
-}
-
-impl From<Option<String>> for Val {
-    fn from(v: Option<String>) -> Self {
-        Self::Text(v)
-    }
-}
-
-impl From<i64> for Val {
-    fn from(v: i64) -> Self {
-        Self::Int(Some(v))
-    }
-}
-
-/// One row for one table, built by the constructors beside each table's queries.
-#[derive(Clone)]
-pub struct Insert {
-    table: &'static Table,
-    values: Vec<Val>,
-}
-
-impl Insert {
-    pub(super) fn new(table: &'static Table, values: Vec<Val>) -> Self {
-        debug_assert_eq!(values.len(), table.columns, "{}", table.head);
-        Self { table, values }
-    }
-}
-
-/// A condition a job's rows are written under: `sql` must update at least one row. `rank`
-/// orders guards of one batch (lower first), then `key`.
-#[derive(Clone)]
-pub struct Guard {
-    pub(super) rank: u8,
-    pub(super) sql: &'static str,
-    pub(super) values: Vec<Val>,
-}
-
-impl Guard {
-    fn key(&self) -> (u8, Option<&str>) {
-        let first = match self.values.first() {
-            Some(Val::Text(t)) => t.as_deref(),
-            _ => None,
-        };
-        (self.rank, first)
-    }
-}
-
-struct Job {
-    guards: Vec<Guard>,
-    rows: Vec<Insert>,
-    done: oneshot::Sender<Result<bool, sqlx::Error>>,
+pub(super) struct Job {
+    pub(super) guards: Vec<Guard>,
+    pub(super) rows: Vec<Insert>,
+    pub(super) done: oneshot::Sender<Result<bool, sqlx::Error>>,
 }
 
 /// At most this many requests' rows in one transaction.
 const MAX_JOBS: usize = 64;
-/// At most this many rows in one statement (far under either database's parameter limit).
-const MAX_ROWS: usize = 64;
 
 /// The handle requests use; the writing happens in a task of its own.
 #[derive(Clone)]
@@ -214,6 +142,15 @@ async fn write(db: &Db, jobs: &[Job]) -> Result<Vec<bool>, sqlx::Error> {
         .collect();
     guarded.sort_by(|a, b| a.1.key().cmp(&b.1.key()));
     let mut passed = vec![true; jobs.len()];
+    // SQLite: the whole batch in one or two trips to the writer's thread, unless a guard
+    // fails (see `store::script`).
+    if db.is_sqlite() {
+        let guards: Vec<&Guard> = guarded.iter().map(|(_, g)| *g).collect();
+        let rows = jobs.iter().flat_map(|j| j.rows.iter());
+        if script::write(db, &guards, rows, jobs.len() == 1).await? {
+            return Ok(passed);
+        }
+    }
     if guarded.is_empty() {
         let chunks = chunks(jobs.iter().flat_map(|j| j.rows.iter()));
         if let [(table, rows)] = chunks.as_slice() {
@@ -244,68 +181,9 @@ async fn write(db: &Db, jobs: &[Job]) -> Result<Vec<bool>, sqlx::Error> {
     Ok(passed)
 }
 
-/// The rows grouped by table (in the order tables first appear), at most [`MAX_ROWS`] each.
-fn chunks<'a>(rows: impl Iterator<Item = &'a Insert>) -> Vec<(&'static Table, Vec<&'a Insert>)> {
-    let mut groups: Vec<(&'static Table, Vec<&'a Insert>)> = Vec::new();
-    for row in rows {
-        match groups.iter_mut().find(|(t, _)| std::ptr::eq(*t, row.table)) {
-            Some((_, rows)) => rows.push(row),
-            None => groups.push((row.table, vec![row])),
-        }
-    }
-    groups
-        .into_iter()
-        .flat_map(|(t, rows)| {
-            rows.chunks(MAX_ROWS)
-                .map(|c| (t, c.to_vec()))
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-/// `INSERT … VALUES ($1, $2), ($3, $4) …` for `rows` rows of `table`.
-fn sql(table: &Table, rows: usize) -> String {
-    let mut sql = String::with_capacity(table.head.len() + rows * table.columns * 5 + 40);
-    sql.push_str(table.head);
-    let mut n = 0;
-    for i in 0..rows {
-        sql.push_str(if i == 0 { " (" } else { ", (" });
-        for c in 0..table.columns {
-            n += 1;
-            let _ = write!(sql, "{}${n}", if c == 0 { "" } else { ", " });
-        }
-        sql.push(')');
-    }
-    sql.push_str(table.tail);
-    sql
-}
-
-fn statement<'q>(table: &Table, rows: &[&Insert]) -> AnyQuery<'q> {
-    let sql = sql(table, rows.len());
-    // A single row is the common statement and stays prepared; a multi-row one is prepared
-    // for its batch only (its shape varies with the batch).
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(rows.len() == 1);
-    for row in rows {
-        for v in &row.values {
-            query = v.bind(query);
-        }
-    }
-    query
-}
-
-pub(super) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
-
-impl Val {
-    pub(super) fn bind<'q>(&self, query: AnyQuery<'q>) -> AnyQuery<'q> {
-        match self {
-            Val::Text(t) => query.bind(t.clone()),
-            Val::Int(i) => query.bind(*i),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::rows::Table;
     use super::*;
 
     static T: Table = Table {
@@ -326,10 +204,26 @@ mod tests {
         for ddl in [
             "CREATE TABLE t (a TEXT PRIMARY KEY, b BIGINT)",
             "CREATE TABLE u (a TEXT NOT NULL UNIQUE)",
+            "CREATE TABLE gates (name TEXT PRIMARY KEY, open BIGINT, passes BIGINT)",
+            "INSERT INTO gates VALUES ('open', 1, 0), ('also-open', 1, 0), ('shut', 0, 0)",
         ] {
             sqlx::query(ddl).execute(db.write()).await.unwrap();
         }
         (dir, db)
+    }
+
+    /// A guard that passes while gate `$1` is open, and counts its passes.
+    fn gate(name: &str, rank: u8) -> Guard {
+        Guard {
+            rank,
+            sql: "UPDATE gates SET passes = passes + 1 WHERE name = $1 AND open = 1",
+            values: vec![name.into()],
+        }
+    }
+
+    async fn scalar(db: &Db, sql: &'static str) -> i64 {
+        let (n,): (i64,) = sqlx::query_as(sql).fetch_one(db.read()).await.unwrap();
+        n
     }
 
     async fn count(db: &Db, table: &str) -> i64 {
@@ -421,12 +315,47 @@ mod tests {
         batcher.insert(vec![u("after")]).await.unwrap();
     }
 
-    #[test]
-    fn statements_number_their_parameters_across_rows() {
-        assert_eq!(
-            sql(&T, 2),
-            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT (a) DO NOTHING"
+    /// Through the batcher: of jobs sharing a batch, the one whose guard fails is left out,
+    /// its later guards never run, and the others are written once.
+    #[tokio::test]
+    async fn a_failed_guard_fails_its_own_job_only() {
+        let (_dir, db) = db().await;
+        let batcher = Batcher::spawn(db.clone());
+        let (passes, fails) = tokio::join!(
+            batcher.insert_guarded(vec![gate("open", 0)], vec![u("p")]),
+            batcher.insert_guarded(vec![gate("shut", 0), gate("also-open", 1)], vec![u("f")],),
         );
-        assert_eq!(sql(&U, 1), "INSERT INTO u (a) VALUES ($1)");
+        assert!(passes.unwrap());
+        assert!(!fails.unwrap());
+        assert_eq!(scalar(&db, "SELECT COUNT(*) FROM u WHERE a = 'p'").await, 1);
+        assert_eq!(scalar(&db, "SELECT COUNT(*) FROM u WHERE a = 'f'").await, 0);
+        assert_eq!(
+            scalar(&db, "SELECT passes FROM gates WHERE name = 'open'").await,
+            1
+        );
+        assert_eq!(
+            scalar(&db, "SELECT passes FROM gates WHERE name = 'also-open'").await,
+            0
+        );
+    }
+
+    /// Two jobs whose rows clash, the second's guard failing (a code redeemed twice in one
+    /// batch): the first is written, the second refused, and neither is an error.
+    #[tokio::test]
+    async fn a_clash_with_a_job_whose_guard_failed_is_not_an_error() {
+        let (_dir, db) = db().await;
+        let batcher = Batcher::spawn(db.clone());
+        let shared = Guard {
+            rank: 0,
+            sql: "UPDATE gates SET open = 0 WHERE name = $1 AND open = 1",
+            values: vec!["open".into()],
+        };
+        let (a, b) = tokio::join!(
+            batcher.insert_guarded(vec![shared.clone()], vec![u("same")]),
+            batcher.insert_guarded(vec![shared.clone()], vec![u("same")]),
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(a != b, "exactly one passes: {a} {b}");
+        assert_eq!(count(&db, "u").await, 1);
     }
 }

@@ -1,8 +1,8 @@
 //! `authorization_codes`: single use, short-lived, bound to client, redirect URI, PKCE
 //! challenge, nonce and SSO session.
 
-use super::batch::{Insert, Table};
 use super::handle::Store;
+use super::rows::{Insert, Table};
 use crate::types::ScopeSet;
 use sqlx::FromRow;
 

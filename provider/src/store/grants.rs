@@ -17,8 +17,8 @@
 //! serialises the two outright. Deadlocks between concurrent multi-row locks are broken by the
 //! database; a revocation is then simply run again.
 
-use super::batch::{Guard, Insert, Table, Val};
 use super::handle::Store;
+use super::rows::{Guard, Insert, Table, Val};
 use crate::types::ScopeSet;
 use sqlx::FromRow;
 
@@ -161,7 +161,7 @@ const fn step(sql: &'static str, params: usize) -> Step {
 }
 
 impl Step {
-    fn query<'q>(&self, params: &[Val]) -> super::batch::AnyQuery<'q> {
+    fn query<'q>(&self, params: &[Val]) -> super::rows::AnyQuery<'q> {
         params[..self.params]
             .iter()
             .fold(sqlx::query(self.sql), |q, v| v.bind(q))

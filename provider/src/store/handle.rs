@@ -1,6 +1,7 @@
 //! [`Store`]: the handle to the provider database, its pools and its group commit.
 
-use super::batch::{self, Insert};
+use super::batch;
+use super::rows::Insert;
 use infra::Db;
 
 /// Handle to the provider database. Cheap to clone.

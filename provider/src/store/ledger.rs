@@ -12,9 +12,9 @@
 //! by the maintenance loop, never lost. Every step is idempotent: an end recorded twice (two
 //! instances sweeping, a retry) queues its logouts once.
 
-use super::batch::Val;
 use super::grants::retrying;
 use super::handle::Store;
+use super::rows::Val;
 
 /// A tombstone is kept this long after the end: far longer than any code issuance that
 /// checked the session just before it ended can take.

@@ -1,8 +1,8 @@
 //! `session_clients` and `logout_deliveries`: who joined an SSO session, and the outbox of
 //! back-channel logout deliveries when it ends.
 
-use super::batch::{Insert, Table};
 use super::handle::Store;
+use super::rows::{Insert, Table};
 use crate::types::DeliveryState;
 use sqlx::FromRow;
 use std::collections::HashMap;

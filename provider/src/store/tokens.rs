@@ -1,8 +1,8 @@
 //! `access_tokens` (the registry that makes JWT access tokens revocable) and `refresh_tokens`
 //! (opaque, hashed, rotated, one family per grant).
 
-use super::batch::{Insert, Table};
 use super::handle::Store;
+use super::rows::{Insert, Table};
 use crate::types::ScopeSet;
 use sqlx::FromRow;
 

@@ -1,0 +1,174 @@
+//! What the store writes in batches (`store::batch`): rows for tables that take multi-row
+//! `INSERT`s, the guards a job's rows are written under, and the SQL for both.
+
+use std::fmt::Write as _;
+
+/// At most this many rows in one statement (far under either database's parameter limit).
+const MAX_ROWS: usize = 64;
+
+/// A table that takes batched inserts: `head` is `INSERT INTO t (a, b, …) VALUES`, `tail`
+/// what follows the rows (an `ON CONFLICT` clause, or nothing).
+pub(super) struct Table {
+    pub head: &'static str,
+    pub columns: usize,
+    pub tail: &'static str,
+}
+
+/// One column's value.
+#[derive(Clone)]
+pub(super) enum Val {
+    Text(Option<String>),
+    Int(Option<i64>),
+}
+
+impl From<&str> for Val {
+    fn from(v: &str) -> Self {
+        Self::Text(Some(v.to_owned()))
+    }
+}
+
+impl From<String> for Val {
+    fn from(v: String) -> Self {
+        Self::Text(Some(v))
+    }
+}
+
+impl From<Option<String>> for Val {
+    fn from(v: Option<String>) -> Self {
+        Self::Text(v)
+    }
+}
+
+impl From<i64> for Val {
+    fn from(v: i64) -> Self {
+        Self::Int(Some(v))
+    }
+}
+
+/// One row for one table, built by the constructors beside each table's queries.
+#[derive(Clone)]
+pub struct Insert {
+    pub(super) table: &'static Table,
+    pub(super) values: Vec<Val>,
+}
+
+impl Insert {
+    pub(super) fn new(table: &'static Table, values: Vec<Val>) -> Self {
+        debug_assert_eq!(values.len(), table.columns, "{}", table.head);
+        Self { table, values }
+    }
+}
+
+/// A condition a job's rows are written under: `sql` must update at least one row. `rank`
+/// orders guards of one batch (lower first), then `key`.
+#[derive(Clone)]
+pub struct Guard {
+    pub(super) rank: u8,
+    /// One statement with `$1`… for `values`, and no `RETURNING` clause of its own.
+    pub(super) sql: &'static str,
+    pub(super) values: Vec<Val>,
+}
+
+impl Guard {
+    pub(super) fn key(&self) -> (u8, Option<&str>) {
+        let first = match self.values.first() {
+            Some(Val::Text(t)) => t.as_deref(),
+            _ => None,
+        };
+        (self.rank, first)
+    }
+}
+
+/// The rows grouped by table (in the order tables first appear), at most [`MAX_ROWS`] each.
+pub(super) fn chunks<'a>(
+    rows: impl Iterator<Item = &'a Insert>,
+) -> Vec<(&'static Table, Vec<&'a Insert>)> {
+    let mut groups: Vec<(&'static Table, Vec<&'a Insert>)> = Vec::new();
+    for row in rows {
+        match groups.iter_mut().find(|(t, _)| std::ptr::eq(*t, row.table)) {
+            Some((_, rows)) => rows.push(row),
+            None => groups.push((row.table, vec![row])),
+        }
+    }
+    groups
+        .into_iter()
+        .flat_map(|(t, rows)| {
+            rows.chunks(MAX_ROWS)
+                .map(|c| (t, c.to_vec()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// `INSERT … VALUES ($1, $2), ($3, $4) …` for `rows` rows of `table`, its parameters
+/// numbered from `$1`.
+fn sql(table: &Table, rows: usize) -> String {
+    let mut out = String::new();
+    push_sql(&mut out, table, rows, 0);
+    out
+}
+
+/// Appends [`sql`]'s statement to `sql`, its parameters numbered after `$after`.
+pub(super) fn push_sql(sql: &mut String, table: &Table, rows: usize, after: usize) {
+    sql.reserve(table.head.len() + rows * table.columns * 5 + 40);
+    sql.push_str(table.head);
+    let mut n = after;
+    for i in 0..rows {
+        sql.push_str(if i == 0 { " (" } else { ", (" });
+        for c in 0..table.columns {
+            n += 1;
+            let _ = write!(sql, "{}${n}", if c == 0 { "" } else { ", " });
+        }
+        sql.push(')');
+    }
+    sql.push_str(table.tail);
+}
+
+pub(super) fn statement<'q>(table: &Table, rows: &[&Insert]) -> AnyQuery<'q> {
+    let sql = sql(table, rows.len());
+    // A single row is the common statement and stays prepared; a multi-row one is prepared
+    // for its batch only (its shape varies with the batch).
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(rows.len() == 1);
+    for row in rows {
+        for v in &row.values {
+            query = v.bind(query);
+        }
+    }
+    query
+}
+
+pub(super) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+impl Val {
+    pub(super) fn bind<'q>(&self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        match self {
+            Val::Text(t) => query.bind(t.clone()),
+            Val::Int(i) => query.bind(*i),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static T: Table = Table {
+        head: "INSERT INTO t (a, b) VALUES",
+        columns: 2,
+        tail: " ON CONFLICT (a) DO NOTHING",
+    };
+    static U: Table = Table {
+        head: "INSERT INTO u (a) VALUES",
+        columns: 1,
+        tail: "",
+    };
+
+    #[test]
+    fn statements_number_their_parameters_across_rows() {
+        assert_eq!(
+            sql(&T, 2),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT (a) DO NOTHING"
+        );
+        assert_eq!(sql(&U, 1), "INSERT INTO u (a) VALUES ($1)");
+    }
+}
