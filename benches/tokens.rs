@@ -10,7 +10,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use infra::secret::{hash_secret, random_token};
 use infra::testing::TestPostgres;
 use provider::keys::{Alg, Keys, generate};
-use provider::store::{AuthCode, Guard, Insert, Redeemed, RefreshTokenRow, Store};
+use provider::store::{AuthCode, Guard, Insert, NewUser, Redeemed, RefreshTokenRow, Store};
 use provider::types::ScopeSet;
 use std::hint::black_box;
 
@@ -102,13 +102,20 @@ fn store_paths(c: &mut Criterion) {
     let now = 1_800_000_000;
     let mut g = c.benchmark_group("store");
     for (name, store, _pg, _dir) in &backends {
-        // A code is written at authorize and redeemed (atomically) at the token endpoint.
+        // A code is written at authorize and redeemed (atomically) at the token endpoint; it
+        // is read with its user.
+        let user = NewUser {
+            username: "bench".into(),
+            password_hash: "x".into(),
+            ..NewUser::default()
+        };
+        let user_id = rt.block_on(store.create_user(&user, now)).unwrap().id;
         g.bench_function(format!("{name}/code_insert_redeem"), |b| {
             b.to_async(&rt).iter(|| async {
                 let hash = hash_secret(&random_token().unwrap());
                 let code = AuthCode {
                     client_id: "app-a".into(),
-                    user_id: "u".into(),
+                    user_id: user_id.clone(),
                     redirect_uri: "http://app-a.localhost:5001/callback".into(),
                     scope: ScopeSet::parse_known("openid profile email"),
                     nonce: Some("n".into()),
@@ -121,7 +128,7 @@ fn store_paths(c: &mut Criterion) {
                     .insert(vec![Insert::auth_code(&hash, &code, now)])
                     .await
                     .unwrap();
-                let r = store.auth_code(&hash, now).await.unwrap();
+                let (r, _) = store.auth_code(&hash, now).await.unwrap();
                 assert!(matches!(r, Redeemed::Fresh(_)));
                 let redeemed = store
                     .insert_guarded(vec![Guard::code_redeemed(&hash, now)], Vec::new())

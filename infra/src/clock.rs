@@ -5,10 +5,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use time::{Duration, OffsetDateTime};
 
-/// The wall clock plus an offset that tests can advance. Cloning shares the offset.
+/// The wall clock plus an offset that tests can advance. Cloning shares the offset. A test
+/// whose outcome hangs on a few seconds may also [`Clock::freeze`] it: then only `advance`
+/// moves it, however slowly the test runs.
 #[derive(Clone, Debug, Default)]
 pub struct Clock {
     offset_secs: Arc<AtomicI64>,
+    /// The Unix second the clock stopped at, or zero if it runs.
+    frozen_at: Arc<AtomicI64>,
 }
 
 impl Clock {
@@ -20,8 +24,24 @@ impl Clock {
     /// The current time.
     #[allow(clippy::disallowed_methods)] // the one place that reads the wall clock
     pub fn now(&self) -> OffsetDateTime {
-        let wall = OffsetDateTime::now_utc();
-        wall + Duration::seconds(self.offset_secs.load(Ordering::Relaxed))
+        let offset = Duration::seconds(self.offset_secs.load(Ordering::Relaxed));
+        let frozen = self.frozen_at.load(Ordering::Relaxed);
+        if frozen != 0
+            && let Ok(at) = OffsetDateTime::from_unix_timestamp(frozen)
+        {
+            return at + offset;
+        }
+        OffsetDateTime::now_utc() + offset
+    }
+
+    /// Stops this clock (and every clone of it) at the current second: from now on only
+    /// [`Clock::advance`] moves it. Meant for tests.
+    #[allow(clippy::disallowed_methods)] // the wall clock's current second, read once
+    pub fn freeze(&self) {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let _ = self
+            .frozen_at
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     /// The current time in whole seconds since the Unix epoch.
@@ -44,6 +64,20 @@ pub fn secs(d: std::time::Duration) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frozen_clock_moves_only_when_advanced() {
+        let clock = Clock::system();
+        let shared = clock.clone();
+        clock.freeze();
+        let at = shared.now();
+        // Stopped on a whole second, and there it stays.
+        assert_eq!(at.nanosecond(), 0);
+        assert_eq!(shared.now(), at);
+        clock.advance(std::time::Duration::from_secs(5));
+        assert_eq!(shared.unix(), at.unix_timestamp() + 5);
+        assert_eq!(shared.now().nanosecond(), 0);
+    }
 
     #[test]
     fn seconds_saturate() {

@@ -147,7 +147,7 @@ async fn write(db: &Db, jobs: &[Job]) -> Result<Vec<bool>, sqlx::Error> {
     if db.is_sqlite() {
         let guards: Vec<&Guard> = guarded.iter().map(|(_, g)| *g).collect();
         let rows = jobs.iter().flat_map(|j| j.rows.iter());
-        if script::write(db, &guards, rows, jobs.len() == 1).await? {
+        if script::write(db, &guards, rows, jobs.len()).await? {
             return Ok(passed);
         }
     }

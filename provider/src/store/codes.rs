@@ -3,6 +3,7 @@
 
 use super::handle::Store;
 use super::rows::{Insert, Table};
+use super::users::{USER_FIELDS, User, UserRow};
 use crate::types::ScopeSet;
 use sqlx::FromRow;
 
@@ -37,17 +38,19 @@ pub enum Redeemed {
     Unknown,
 }
 
-/// A code as stored, with whether it was redeemed or revoked.
+/// A code as stored, with whether it was redeemed or revoked, and its user.
 #[derive(FromRow)]
 struct CodeRow {
     #[sqlx(flatten)]
     code: AuthCode,
     used_at: Option<i64>,
     revoked_at: Option<i64>,
+    #[sqlx(flatten)]
+    user: UserRow,
 }
 
-const CODE_COLUMNS: &str =
-    "client_id, user_id, redirect_uri, scope, nonce, code_challenge, sid, auth_time, expires_at";
+const CODE_COLUMNS: &str = "c.client_id, c.user_id, c.redirect_uri, c.scope, c.nonce, \
+    c.code_challenge, c.sid, c.auth_time, c.expires_at";
 
 static AUTHORIZATION_CODES: Table = Table {
     head: "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, scope, \
@@ -79,31 +82,41 @@ impl Insert {
 }
 
 impl Store {
-    /// What the code with this hash is, as last committed: a plain read, no write. A fresh
-    /// code is only redeemed by [`super::Guard::code_redeemed`] in the transaction that stores
-    /// its tokens, so of two concurrent redemptions exactly one commits, and a redemption
-    /// that fails writes nothing.
-    pub async fn auth_code(&self, code_hash: &str, now: i64) -> Result<Redeemed, sqlx::Error> {
+    /// What the code with this hash is, as last committed, with its user (read in the same
+    /// query: the redemption needs both): a plain read, no write. A fresh code is only
+    /// redeemed by [`super::Guard::code_redeemed`] in the transaction that stores its tokens,
+    /// so of two concurrent redemptions exactly one commits, and a redemption that fails
+    /// writes nothing. A code whose user is gone is [`Redeemed::Unknown`].
+    pub async fn auth_code(
+        &self,
+        code_hash: &str,
+        now: i64,
+    ) -> Result<(Redeemed, Option<User>), sqlx::Error> {
         let row: Option<CodeRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {CODE_COLUMNS}, used_at, revoked_at FROM authorization_codes WHERE code_hash = $1"
+            "SELECT {CODE_COLUMNS}, c.used_at, c.revoked_at, {USER_FIELDS} \
+             FROM authorization_codes c JOIN users u ON u.id = c.user_id WHERE c.code_hash = $1"
         )))
         .bind(code_hash)
         .fetch_optional(self.db.read())
         .await?;
-        Ok(match row {
-            None => Redeemed::Unknown,
-            Some(CodeRow {
+        let Some(row) = row else {
+            return Ok((Redeemed::Unknown, None));
+        };
+        let user = User::from(row.user);
+        let state = match row {
+            CodeRow {
                 used_at: Some(_),
                 code,
                 ..
-            }) => Redeemed::Replayed(code),
-            Some(CodeRow {
+            } => Redeemed::Replayed(code),
+            CodeRow {
                 revoked_at: Some(_),
                 ..
-            }) => Redeemed::Revoked,
-            Some(CodeRow { code, .. }) if code.expires_at <= now => Redeemed::Expired,
-            Some(CodeRow { code, .. }) => Redeemed::Fresh(code),
-        })
+            } => Redeemed::Revoked,
+            CodeRow { code, .. } if code.expires_at <= now => Redeemed::Expired,
+            CodeRow { code, .. } => Redeemed::Fresh(code),
+        };
+        Ok((state, Some(user)))
     }
 
     /// Deletes codes that expired more than `keep_secs` ago (kept a while to recognise replays).

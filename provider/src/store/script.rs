@@ -28,16 +28,20 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, Row};
 use std::fmt::Write as _;
 
+/// Batches of up to this many requests' rows are kept prepared: their shapes recur (a code,
+/// a redemption, a refresh, a few of them together); larger ones are rarer and more varied.
+const COMMON_JOBS: usize = 4;
+
 /// Writes a batch in one transaction: its `guards` (in the batch's order) and then its
-/// `rows`; `single` if it is one request's. True if written; false if a guard did not pass or
+/// `rows`, of `jobs` requests. True if written; false if a guard did not pass or
 /// a statement failed with one (nothing written; the caller goes statement by statement).
 pub(super) async fn write<'a>(
     db: &Db,
     guards: &[&'a Guard],
     rows: impl Iterator<Item = &'a Insert>,
-    single: bool,
+    jobs: usize,
 ) -> Result<bool, sqlx::Error> {
-    let script = Script::of(guards, rows, single);
+    let script = Script::of(guards, rows, jobs);
     let mut conn = db.write().acquire().await?;
     let result = run(&mut conn, &script).await;
     if script.transaction && !matches!(result, Ok(true)) {
@@ -58,12 +62,14 @@ struct Script<'a> {
     guards: usize,
     /// Whether it begins a transaction (all but a single unguarded statement).
     transaction: bool,
-    /// Whether the text's shape recurs (one job, one row per table): kept prepared.
+    /// Whether the text's shape recurs (a batch of a few requests' rows): kept prepared, in
+    /// the connection's statement cache (least recently used out), so a shape seen again is
+    /// not parsed again.
     common: bool,
 }
 
 impl<'a> Script<'a> {
-    fn of(guards: &[&'a Guard], rows: impl Iterator<Item = &'a Insert>, single: bool) -> Self {
+    fn of(guards: &[&'a Guard], rows: impl Iterator<Item = &'a Insert>, jobs: usize) -> Self {
         let inserts = chunks(rows);
         // A single statement needs no transaction of its own.
         let alone = guards.is_empty() && inserts.len() == 1;
@@ -83,9 +89,8 @@ impl<'a> Script<'a> {
             let _ = write!(sql, " RETURNING {k}");
             values.extend(guard.values.iter());
         }
-        let mut common = single;
+        let common = jobs <= COMMON_JOBS;
         for (table, rows) in &inserts {
-            common &= rows.len() == 1;
             next(&mut sql);
             push_sql(&mut sql, table, rows.len(), values.len());
             values.extend(rows.iter().flat_map(|r| r.values.iter()));
@@ -218,7 +223,7 @@ mod tests {
             db,
             &guards,
             jobs.iter().flat_map(|j| j.1.iter()),
-            jobs.len() == 1,
+            jobs.len(),
         )
         .await
     }

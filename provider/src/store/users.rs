@@ -1,7 +1,8 @@
 //! `users`: accounts that sign in with a password.
 
-use super::columns::flag;
+use super::columns::{decode, flag};
 use super::handle::Store;
+use crate::types::ScopeSet;
 use sqlx::FromRow;
 
 /// A user account. The password hash is argon2id PHC text.
@@ -37,7 +38,7 @@ pub struct NewUser {
 }
 
 #[derive(FromRow)]
-struct UserRow {
+pub(super) struct UserRow {
     id: String,
     username: String,
     password_hash: String,
@@ -80,6 +81,12 @@ pub struct Reserved {
     pub until: i64,
 }
 
+/// A user's columns as [`UserRow`] reads them, from a `users` table aliased `u` (for a query
+/// that reads a user beside the row that names it).
+pub(super) const USER_FIELDS: &str = "u.id, u.username, u.password_hash, u.name, u.given_name, \
+    u.family_name, u.email, u.email_verified, u.developer, u.disabled, u.updated_at, \
+    u.session_epoch";
+
 const COLUMNS: &str = "SELECT id, username, password_hash, name, given_name, family_name, email, \
     email_verified, developer, disabled, updated_at, session_epoch FROM users";
 
@@ -105,6 +112,37 @@ impl Store {
         .execute(self.db.write())
         .await?;
         self.user_by_id(&id).await?.ok_or(sqlx::Error::RowNotFound)
+    }
+
+    /// User `id`, and the scopes it has consented to for `client_id` (if any), in one query
+    /// (an authorization for a third-party app reads both).
+    pub async fn user_with_consent(
+        &self,
+        id: &str,
+        client_id: &str,
+    ) -> Result<Option<(User, Option<ScopeSet>)>, sqlx::Error> {
+        #[derive(FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            user: UserRow,
+            consent: Option<String>,
+        }
+        let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_FIELDS}, c.scope AS consent FROM users u \
+             LEFT JOIN consents c ON c.user_id = u.id AND c.client_id = $2 WHERE u.id = $1"
+        )))
+        .bind(id)
+        .bind(client_id)
+        .fetch_optional(self.db.read())
+        .await?;
+        row.map(|r| {
+            let consent = r
+                .consent
+                .map(|s| decode("scope list", &s, |s| ScopeSet::parse_strict(s).ok()))
+                .transpose()?;
+            Ok((User::from(r.user), consent))
+        })
+        .transpose()
     }
 
     pub async fn user_by_id(&self, id: &str) -> Result<Option<User>, sqlx::Error> {

@@ -179,11 +179,15 @@ async fn proceed_with(
     req: AuthRequest,
     client: &Client,
 ) -> Result<Next, AuthorizeError> {
+    // A first-party app asks only when `prompt=consent` says so: its consent is not read.
+    // Otherwise the user and their consent to this app are read in one query.
+    let reads_consent = !client.first_party && !req.prompt.consent;
     let user = match &session.user_id {
-        Some(id) => ctx.store.user_by_id(id).await?.filter(|u| !u.disabled),
+        Some(id) if reads_consent => ctx.store.user_with_consent(id, &client.client_id).await?,
+        Some(id) => ctx.store.user_by_id(id).await?.map(|u| (u, None)),
         None => None,
     };
-    let Some(user) = user else {
+    let Some((_, consent)) = user.filter(|(u, _)| !u.disabled) else {
         // The account was removed or disabled: this session is over, everywhere.
         logout::end(ctx, &[session.ending(EndCause::Revoked)]).await?;
         if req.prompt.none {
@@ -194,14 +198,8 @@ async fn proceed_with(
             session_over: true,
         });
     };
-    // A first-party app asks only when `prompt=consent` says so: its consent is not read.
     let asks = req.prompt.consent
-        || (!client.first_party
-            && !ctx
-                .store
-                .consent(&user.id, &client.client_id)
-                .await?
-                .is_some_and(|g| g.covers(req.scopes)));
+        || (!client.first_party && !consent.is_some_and(|g| g.covers(req.scopes)));
     if asks {
         if req.prompt.none {
             let code = AuthorizeErrorCode::ConsentRequired;

@@ -1,12 +1,12 @@
 //! `authorization_code` (RFC 6749 §4.1.3): the code once, every binding checked. A replayed
 //! code revokes everything it issued (RFC 6749 §4.1.2, RFC 9700 §4.2.1).
 
-use super::issue::{Issue, NewRefresh, TokenResponse, active_user, issue};
+use super::issue::{Issue, NewRefresh, TokenResponse, issue};
 use crate::context::{Ctx, SystemError};
 use crate::protocol::error::TokenError;
 use crate::protocol::params::Params;
 use crate::protocol::pkce;
-use crate::store::{AuthCode, Client, GrantRow, Guard, Redeemed, Revoke};
+use crate::store::{AuthCode, Client, GrantRow, Guard, Redeemed, Revoke, User};
 use crate::types::{GrantType, Scope, TokenErrorCode};
 use infra::secret::{hash_secret, random_token};
 
@@ -40,7 +40,8 @@ pub(super) async fn redeem(
 ) -> Result<TokenResponse, TokenError> {
     let now = ctx.clock.unix();
     let code_hash = hash_secret(req.code);
-    let bound = match ctx.store.auth_code(&code_hash, now).await? {
+    let (state, user) = ctx.store.auth_code(&code_hash, now).await?;
+    let bound = match state {
         Redeemed::Fresh(c) => c,
         Redeemed::Replayed(c) => return Err(replayed(ctx, &c, &code_hash, client, req, now).await),
         Redeemed::Revoked | Redeemed::Expired | Redeemed::Unknown => {
@@ -48,12 +49,15 @@ pub(super) async fn redeem(
         }
     };
     check_bindings(&bound, client, req)?;
-    let issued = exchange(ctx, client, bound, &code_hash, now).await;
+    let user = user
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| TokenError::invalid_grant("the user is no longer active"))?;
+    let issued = exchange(ctx, client, bound, &user, &code_hash, now).await;
     // The code was redeemed by a concurrent request between the read and this request's
     // commit: this one is the replay (and nothing of it was stored).
     if let Err(e) = &issued
         && e.code() == Some(TokenErrorCode::InvalidGrant)
-        && let Redeemed::Replayed(c) = ctx.store.auth_code(&code_hash, now).await?
+        && let (Redeemed::Replayed(c), _) = ctx.store.auth_code(&code_hash, now).await?
     {
         return Err(replayed(ctx, &c, &code_hash, client, req, now).await);
     }
@@ -85,10 +89,10 @@ async fn exchange(
     ctx: &Ctx,
     client: &Client,
     bound: AuthCode,
+    user: &User,
     code_hash: &str,
     now: i64,
 ) -> Result<TokenResponse, TokenError> {
-    let user = active_user(ctx, &bound.user_id).await?;
     // The grant is offline (outlives the SSO session) when offline_access was granted, else
     // online (dies with it). It lives as long as its refresh tokens may, or, without them,
     // its access token.
@@ -127,7 +131,7 @@ async fn exchange(
         Issue {
             grant: GrantType::AuthorizationCode,
             client,
-            user: Some(&user),
+            user: Some(user),
             scope: bound.scope,
             grant_id: Some(code_hash.to_owned()),
             sid: Some(bound.sid.clone()),
