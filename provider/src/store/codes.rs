@@ -130,3 +130,27 @@ impl Store {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::users::USER_FIELDS;
+    use super::CODE_COLUMNS;
+
+    /// A code and its user are read in one row by column name: no name may be in both.
+    #[test]
+    fn a_code_and_its_user_share_no_column_name() {
+        let names = |list: &str| -> Vec<String> {
+            list.split(',')
+                .map(|c| c.trim().rsplit('.').next().unwrap_or("").to_owned())
+                .collect()
+        };
+        let (code, user) = (names(CODE_COLUMNS), names(USER_FIELDS));
+        assert!(code.len() > 5 && user.len() > 5);
+        for c in code
+            .iter()
+            .chain(["used_at".into(), "revoked_at".into()].iter())
+        {
+            assert!(!user.contains(c), "{c} is a column of both");
+        }
+    }
+}

@@ -4,7 +4,7 @@
 //! tokens. It is live while not revoked and not past its lifetime; an online grant is also
 //! revoked whenever its SSO session ends. Every write that issues a token carries a
 //! [`Guard`], a conditional `UPDATE` run in the write's own transaction: a code redemption
-//! redeems its code (still unredeemed and unrevoked), a refresh touches its grant (still
+//! redeems its code (still unredeemed, unrevoked and in date), a refresh touches its grant (still
 //! live), a code issuance its session's ledger row (not ended). The update locks that row until the commit.
 //!
 //! A revocation ([`Store::revoke`], and a session's end, `Store::end_session` in

@@ -7,7 +7,8 @@
 //! the whole batch is one SQL text, its parameters numbered through, which sqlx's SQLite driver
 //! runs statement after statement on its thread in one trip:
 //!
-//! - no guards: `BEGIN; INSERT …; INSERT …; COMMIT`, one trip;
+//! - no guards: `BEGIN; INSERT …; INSERT …; COMMIT`, one trip (a single `INSERT` alone, with
+//!   no transaction of its own);
 //! - with guards: `BEGIN; guard RETURNING k; …; INSERT …` in one trip, the guards that touched a
 //!   row answering with their number, then `COMMIT` if every guard passed. If one did not (or
 //!   a statement failed: the rows of a job whose guard failed may be what clashed), the
@@ -19,8 +20,8 @@
 //! Written here because sqlx offers no batching of its own. It relies on the SQLite driver
 //! running every statement of a query text, which sqlx calls deprecated (launchbadge/sqlx#3108)
 //! but still does; the tests below fail if a release stops. On any error the transaction is
-//! rolled back, and a connection that cannot roll back is closed rather than returned to the
-//! pool mid-transaction.
+//! rolled back, and a connection that cannot roll back, or whose write was abandoned half way
+//! (a cancelled future, a panic), is closed rather than returned to the pool mid-transaction.
 
 use super::rows::{AnyQuery, Guard, Insert, Val, chunks, push_sql};
 use infra::Db;
@@ -42,16 +43,40 @@ pub(super) async fn write<'a>(
     jobs: usize,
 ) -> Result<bool, sqlx::Error> {
     let script = Script::of(guards, rows, jobs);
-    let mut conn = db.write().acquire().await?;
-    let result = run(&mut conn, &script).await;
+    let mut conn = Writing(Some(db.write().acquire().await?));
+    let Some(c) = conn.0.as_mut() else {
+        return Err(sqlx::Error::PoolClosed);
+    };
+    let result = run(c, &script).await;
     if script.transaction && !matches!(result, Ok(true)) {
-        rollback(&mut conn).await;
+        rollback(c).await;
     }
+    conn.settled();
     match result {
         // The rows of a job whose guard did not pass were inserted too, and may be what
         // failed (a second redemption's grant, say): statement by statement decides.
         Err(e) if script.guards > 0 && !infra::sql_unavailable(&e) => Ok(false),
         other => other,
+    }
+}
+
+/// The writer connection while a script may hold a transaction open on it: dropped unsettled
+/// (the write's future cancelled, a panic), it is closed rather than returned to the pool
+/// inside that transaction, where the next user's statements would silently join it.
+struct Writing(Option<PoolConnection<Any>>);
+
+impl Writing {
+    /// The transaction is committed or rolled back: the connection may go back to the pool.
+    fn settled(mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.as_mut() {
+            conn.close_on_drop();
+        }
     }
 }
 
@@ -84,6 +109,12 @@ impl<'a> Script<'a> {
             sql.push_str("BEGIN");
         }
         for (k, guard) in guards.iter().enumerate() {
+            // `renumber` knows no quoting, and `RETURNING` is appended to the text.
+            debug_assert!(
+                !guard.sql.contains(['\'', ';', '?']) && !guard.sql.contains("--"),
+                "a guard is one statement with $n parameters and no literals: {}",
+                guard.sql
+            );
             next(&mut sql);
             renumber(&mut sql, guard.sql, values.len());
             let _ = write!(sql, " RETURNING {k}");
