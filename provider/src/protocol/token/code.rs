@@ -40,10 +40,23 @@ pub(super) async fn redeem(
 ) -> Result<TokenResponse, TokenError> {
     let now = ctx.clock.unix();
     let code_hash = hash_secret(req.code);
-    let (state, user) = ctx.store.auth_code(&code_hash, now).await?;
+    let read = ctx.store.auth_code(&code_hash, now).await?;
+    redeem_as_read(ctx, client, req, &code_hash, now, read).await
+}
+
+/// [`redeem`], the code as it was read (`read`): whatever happened to it since is found by
+/// the guard of the issuing transaction.
+async fn redeem_as_read(
+    ctx: &Ctx,
+    client: &Client,
+    req: &CodeRequest<'_>,
+    code_hash: &str,
+    now: i64,
+    (state, user): (Redeemed, Option<User>),
+) -> Result<TokenResponse, TokenError> {
     let bound = match state {
         Redeemed::Fresh(c) => c,
-        Redeemed::Replayed(c) => return Err(replayed(ctx, &c, &code_hash, client, req, now).await),
+        Redeemed::Replayed(c) => return Err(replayed(ctx, &c, code_hash, client, req, now).await),
         Redeemed::Revoked | Redeemed::Expired | Redeemed::Unknown => {
             return Err(TokenError::invalid_grant(UNUSABLE));
         }
@@ -52,14 +65,14 @@ pub(super) async fn redeem(
     let user = user
         .filter(|u| !u.disabled)
         .ok_or_else(|| TokenError::invalid_grant("the user is no longer active"))?;
-    let issued = exchange(ctx, client, bound, &user, &code_hash, now).await;
+    let issued = exchange(ctx, client, bound, &user, code_hash, now).await;
     // The code was redeemed by a concurrent request between the read and this request's
     // commit: this one is the replay (and nothing of it was stored).
     if let Err(e) = &issued
         && e.code() == Some(TokenErrorCode::InvalidGrant)
-        && let (Redeemed::Replayed(c), _) = ctx.store.auth_code(&code_hash, now).await?
+        && let (Redeemed::Replayed(c), _) = ctx.store.auth_code(code_hash, now).await?
     {
-        return Err(replayed(ctx, &c, &code_hash, client, req, now).await);
+        return Err(replayed(ctx, &c, code_hash, client, req, now).await);
     }
     issued
 }
@@ -172,4 +185,46 @@ fn check_bindings(
         return Err(TokenError::invalid_grant("PKCE verification failed"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::tests::{REDIRECT, VERIFIER, world};
+    use crate::protocol::userinfo;
+
+    /// The code is read fresh, then redeemed by another request before this one commits:
+    /// this one's guard finds it spent, nothing of it is stored, and as the replay it is, it
+    /// revokes what the other request was given (RFC 6749 §4.1.2). Deterministic: the race
+    /// tests meet this order only by chance.
+    #[tokio::test]
+    async fn a_redemption_that_loses_to_a_concurrent_one_revokes_it() {
+        let w = world().await;
+        let session = w.signed_in(&w.alice).await;
+        let code = w.code(&session, "first", "openid").await;
+        let client = w.client("first").await;
+        let req = CodeRequest {
+            code: &code,
+            redirect_uri: REDIRECT,
+            code_verifier: VERIFIER,
+        };
+        let now = w.ctx.clock.unix();
+        let hash = hash_secret(&code);
+        let read = w.ctx.store.auth_code(&hash, now).await.unwrap();
+        assert!(matches!(read.0, Redeemed::Fresh(_)));
+        let other = redeem(&w.ctx, &client, &req).await.unwrap();
+        assert!(
+            userinfo::userinfo(&w.ctx, &other.access_token)
+                .await
+                .is_ok()
+        );
+        let lost = redeem_as_read(&w.ctx, &client, &req, &hash, now, read).await;
+        assert_eq!(lost.unwrap_err().code(), Some(TokenErrorCode::InvalidGrant));
+        assert!(
+            userinfo::userinfo(&w.ctx, &other.access_token)
+                .await
+                .is_err(),
+            "the replay revoked the other redemption's tokens"
+        );
+    }
 }
