@@ -10,7 +10,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use infra::secret::{hash_secret, random_token};
 use infra::testing::TestPostgres;
 use provider::keys::{Alg, Keys, generate};
-use provider::store::{AuthCode, Guard, Insert, NewUser, Redeemed, RefreshTokenRow, Store};
+use provider::store::{AuthCode, CodeState, Guard, Insert, NewUser, RefreshTokenRow, Store};
 use provider::types::ScopeSet;
 use std::hint::black_box;
 
@@ -129,7 +129,7 @@ fn store_paths(c: &mut Criterion) {
                     .await
                     .unwrap();
                 let (r, _) = store.auth_code(&hash, now).await.unwrap();
-                assert!(matches!(r, Redeemed::Fresh(_)));
+                assert!(matches!(r, CodeState::Fresh(_)));
                 let redeemed = store
                     .insert_guarded(vec![Guard::code_redeemed(&hash, now)], Vec::new())
                     .await

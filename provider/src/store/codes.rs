@@ -24,7 +24,7 @@ pub struct AuthCode {
 
 /// What a presented code is, as last committed.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Redeemed {
+pub enum CodeState {
     /// Never redeemed, unrevoked and in date: the caller checks the bindings and redeems it
     /// under [`super::Guard::code_redeemed`], in the transaction that stores its tokens.
     Fresh(AuthCode),
@@ -86,12 +86,12 @@ impl Store {
     /// query: the redemption needs both): a plain read, no write. A fresh code is only
     /// redeemed by [`super::Guard::code_redeemed`] in the transaction that stores its tokens,
     /// so of two concurrent redemptions exactly one commits, and a redemption that fails
-    /// writes nothing. A code whose user is gone is [`Redeemed::Unknown`].
+    /// writes nothing. A code whose user is gone is [`CodeState::Unknown`].
     pub async fn auth_code(
         &self,
         code_hash: &str,
         now: i64,
-    ) -> Result<(Redeemed, Option<User>), sqlx::Error> {
+    ) -> Result<(CodeState, Option<User>), sqlx::Error> {
         let row: Option<CodeRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {CODE_COLUMNS}, c.used_at, c.revoked_at, {USER_FIELDS} \
              FROM authorization_codes c JOIN users u ON u.id = c.user_id WHERE c.code_hash = $1"
@@ -100,7 +100,7 @@ impl Store {
         .fetch_optional(self.db.read())
         .await?;
         let Some(row) = row else {
-            return Ok((Redeemed::Unknown, None));
+            return Ok((CodeState::Unknown, None));
         };
         let user = User::from(row.user);
         let state = match row {
@@ -108,13 +108,13 @@ impl Store {
                 used_at: Some(_),
                 code,
                 ..
-            } => Redeemed::Replayed(code),
+            } => CodeState::Replayed(code),
             CodeRow {
                 revoked_at: Some(_),
                 ..
-            } => Redeemed::Revoked,
-            CodeRow { code, .. } if code.expires_at <= now => Redeemed::Expired,
-            CodeRow { code, .. } => Redeemed::Fresh(code),
+            } => CodeState::Revoked,
+            CodeRow { code, .. } if code.expires_at <= now => CodeState::Expired,
+            CodeRow { code, .. } => CodeState::Fresh(code),
         };
         Ok((state, Some(user)))
     }

@@ -25,7 +25,7 @@ mod users;
 
 pub use audit::AuditRow;
 pub use clients::{Client, NewClient};
-pub use codes::{AuthCode, Redeemed};
+pub use codes::{AuthCode, CodeState};
 pub use grants::{GrantRow, Revoke};
 pub use handle::{Store, is_unique_violation};
 pub use keys::StoredKey;

@@ -148,20 +148,70 @@ impl Val {
     }
 }
 
+/// What the store's batching tests share: two tables that take batched rows, a table of gates
+/// for guards, and reads of what was written.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(super) mod fixtures {
+    use super::{Guard, Table};
+    use infra::Db;
 
-    static T: Table = Table {
+    /// `t (a PRIMARY KEY, b)`, duplicate keys ignored.
+    pub(in crate::store) static T: Table = Table {
         head: "INSERT INTO t (a, b) VALUES",
         columns: 2,
         tail: " ON CONFLICT (a) DO NOTHING",
     };
-    static U: Table = Table {
+    /// `u (a UNIQUE)`: a duplicate is an error.
+    pub(in crate::store) static U: Table = Table {
         head: "INSERT INTO u (a) VALUES",
         columns: 1,
         tail: "",
     };
+
+    /// A fresh SQLite database with `t`, `u` and the gates `open`, `also-open` and `shut`.
+    pub(in crate::store) async fn db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("b.db").display());
+        let db = Db::connect(&url, 2).await.unwrap();
+        for ddl in [
+            "CREATE TABLE t (a TEXT PRIMARY KEY, b BIGINT)",
+            "CREATE TABLE u (a TEXT NOT NULL UNIQUE)",
+            "CREATE TABLE gates (name TEXT PRIMARY KEY, open BIGINT, passes BIGINT)",
+            "INSERT INTO gates VALUES ('open', 1, 0), ('also-open', 1, 0), ('shut', 0, 0)",
+        ] {
+            sqlx::query(ddl).execute(db.write()).await.unwrap();
+        }
+        (dir, db)
+    }
+
+    /// A guard that passes while gate `$1` is open, and counts its passes.
+    pub(in crate::store) fn gate(name: &str, rank: u8) -> Guard {
+        Guard {
+            rank,
+            sql: "UPDATE gates SET passes = passes + 1 WHERE name = $1 AND open = 1",
+            values: vec![name.into()],
+        }
+    }
+
+    pub(in crate::store) async fn scalar(db: &Db, sql: &'static str) -> i64 {
+        let (n,): (i64,) = sqlx::query_as(sql).fetch_one(db.read()).await.unwrap();
+        n
+    }
+
+    pub(in crate::store) async fn count(db: &Db, table: &str) -> i64 {
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_one(db.read())
+            .await
+            .unwrap();
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{T, U};
+    use super::*;
 
     #[test]
     fn statements_number_their_parameters_across_rows() {

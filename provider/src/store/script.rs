@@ -197,48 +197,8 @@ fn renumber(out: &mut String, sql: &str, after: usize) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::rows::Table;
+    use super::super::rows::fixtures::{T, U, db, gate, scalar};
     use super::*;
-
-    static T: Table = Table {
-        head: "INSERT INTO t (a, b) VALUES",
-        columns: 2,
-        tail: "",
-    };
-    static U: Table = Table {
-        head: "INSERT INTO u (a) VALUES",
-        columns: 1,
-        tail: "",
-    };
-
-    /// A guard that passes while gate `$1` is open, and counts its passes.
-    fn gate(name: &str, rank: u8) -> Guard {
-        Guard {
-            rank,
-            sql: "UPDATE gates SET passes = passes + 1 WHERE name = $1 AND open = 1",
-            values: vec![name.into()],
-        }
-    }
-
-    async fn db() -> (tempfile::TempDir, Db) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
-        let db = Db::connect(&url, 2).await.unwrap();
-        for ddl in [
-            "CREATE TABLE t (a TEXT PRIMARY KEY, b BIGINT)",
-            "CREATE TABLE u (a TEXT NOT NULL UNIQUE)",
-            "CREATE TABLE gates (name TEXT PRIMARY KEY, open BIGINT, passes BIGINT)",
-            "INSERT INTO gates VALUES ('open', 1, 0), ('also-open', 1, 0), ('shut', 0, 0)",
-        ] {
-            sqlx::query(ddl).execute(db.write()).await.unwrap();
-        }
-        (dir, db)
-    }
-
-    async fn scalar(db: &Db, sql: &'static str) -> i64 {
-        let (n,): (i64,) = sqlx::query_as(sql).fetch_one(db.read()).await.unwrap();
-        n
-    }
 
     type Job = (Vec<Guard>, Vec<Insert>);
 

@@ -94,12 +94,7 @@ async fn metrics_count_requests_sessions_tokens_and_deliveries() {
     let before = metrics(&stack).await;
     let browser = Browser::new();
     crate::flows::sign_in(&stack, &browser, &stack.app_a, ALICE).await;
-    let page = browser
-        .follow(&format!("{}/account/sessions", stack.issuer))
-        .await;
-    browser
-        .submit(&page, "/account/sessions/revoke-all", &[])
-        .await;
+    crate::flows::sign_out_everywhere(&stack, &browser).await;
     // The logout to App A is delivered in the background.
     let delivered = series[5];
     let text = eventually("the delivery is counted", || async {

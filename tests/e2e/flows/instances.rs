@@ -113,12 +113,7 @@ async fn logout_at_one_instance_is_logout_at_the_other_at_once() {
     let browser = Browser::new();
     sign_in(&stack, &browser, &stack.app_a, ALICE).await;
     sign_in(&stack, &browser, &stack.app_b, ALICE).await;
-    let page = browser
-        .follow(&format!("{}/account/sessions", stack.issuer))
-        .await;
-    browser
-        .submit(&page, "/account/sessions/revoke-all", &[])
-        .await; // at instance 1
+    crate::flows::sign_out_everywhere(&stack, &browser).await; // at instance 1
     let (_, error, _) = authorize_at(&stack, &browser, stack.instance_url(second)).await;
     assert_eq!(
         error.as_deref(),

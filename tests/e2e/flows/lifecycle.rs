@@ -247,12 +247,7 @@ async fn online_grants_die_with_their_session_offline_ones_do_not() {
     let offline_grant = grant(&stack, &browser, "rp", "openid offline_access").await;
     assert_eq!(offline_grant["scope"], "openid offline_access");
     let offline = s(&offline_grant, "refresh_token");
-    let page = browser
-        .follow(&format!("{}/account/sessions", stack.issuer))
-        .await;
-    browser
-        .submit(&page, "/account/sessions/revoke-all", &[])
-        .await;
+    crate::flows::sign_out_everywhere(&stack, &browser).await;
     assert_eq!(
         refresh(&stack, "rp", &online, None).await.1["error"],
         "invalid_grant"
@@ -647,12 +642,7 @@ async fn the_app_signs_out_when_the_provider_refuses_the_refresh() {
         .unwrap();
     let browser = Browser::new();
     sign_in(&stack, &browser, &stack.app_a, ALICE).await;
-    let page = browser
-        .follow(&format!("{}/account/sessions", stack.issuer))
-        .await;
-    browser
-        .submit(&page, "/account/sessions/revoke-all", &[])
-        .await;
+    crate::flows::sign_out_everywhere(&stack, &browser).await;
     assert_eq!(
         super::me(&browser, &stack.app_a).await.0,
         200,
@@ -802,12 +792,7 @@ async fn a_code_got_silently_before_sign_out_everywhere_is_refused_after_it() {
     let req = stack.authorize_url("rp", REDIRECT, &[("scope", "openid"), ("prompt", "none")]);
     let page = browser.follow_until(req.url.as_str(), REDIRECT).await;
     let code = param(page.url.as_str(), "code").expect("a code, silently");
-    let sessions = browser
-        .follow(&format!("{}/account/sessions", stack.issuer))
-        .await;
-    let done = browser
-        .submit(&sessions, "/account/sessions/revoke-all", &[])
-        .await;
+    let done = crate::flows::sign_out_everywhere(&stack, &browser).await;
     assert!(done.body.contains("not signed in"), "{}", done.body);
     let (id, secret) = creds("rp");
     let (status, _, body) = stack

@@ -1,7 +1,7 @@
 //! Single logout: RP-initiated logout at the provider, and back-channel logout to every app
 //! that shared the SSO session, whatever ended it.
 
-use super::{me, prompt_none_error, sign_in, signed_out};
+use super::{me, prompt_none_error, sign_in, sign_out_everywhere, signed_out};
 use crate::harness::{
     ALICE, BOB, Browser, Options, Page, Stack, eventually, jwt_part, outbound, param, register,
     spawn, spawn_with,
@@ -866,16 +866,6 @@ async fn a_sign_in_that_crosses_a_back_channel_logout_is_refused() {
         401,
         "no session under a logged-out sid"
     );
-}
-
-/// "Sign out everywhere" on the provider's sessions page, in `browser`.
-async fn sign_out_everywhere(stack: &Stack, browser: &Browser) {
-    let page = browser
-        .follow(&format!("{}/account/sessions", stack.issuer))
-        .await;
-    browser
-        .submit(&page, "/account/sessions/revoke-all", &[])
-        .await;
 }
 
 /// Accepts connections and never answers; counts them.

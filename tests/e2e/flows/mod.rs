@@ -71,6 +71,16 @@ pub async fn signed_out(browser: &Browser, app: &RunningApp, what: &str) {
     .await;
 }
 
+/// "Sign out everywhere" on the provider's sessions page, in `browser`; the page it ends on.
+pub async fn sign_out_everywhere(stack: &Stack, browser: &Browser) -> Page {
+    let page = browser
+        .follow(&format!("{}/account/sessions", stack.issuer))
+        .await;
+    browser
+        .submit(&page, "/account/sessions/revoke-all", &[])
+        .await
+}
+
 /// `GET {app}/me` as JSON, with its status.
 pub async fn me(browser: &Browser, app: &RunningApp) -> (u16, serde_json::Value) {
     let page = browser.get_once(&format!("{}/me", app.url)).await;

@@ -6,7 +6,7 @@ use crate::context::{Ctx, SystemError};
 use crate::protocol::error::TokenError;
 use crate::protocol::params::Params;
 use crate::protocol::pkce;
-use crate::store::{AuthCode, Client, GrantRow, Guard, Redeemed, Revoke, User};
+use crate::store::{AuthCode, Client, CodeState, GrantRow, Guard, Revoke, User};
 use crate::types::{GrantType, Scope, TokenErrorCode};
 use infra::secret::{hash_secret, random_token};
 
@@ -52,12 +52,12 @@ async fn redeem_as_read(
     req: &CodeRequest<'_>,
     code_hash: &str,
     now: i64,
-    (state, user): (Redeemed, Option<User>),
+    (state, user): (CodeState, Option<User>),
 ) -> Result<TokenResponse, TokenError> {
     let bound = match state {
-        Redeemed::Fresh(c) => c,
-        Redeemed::Replayed(c) => return Err(replayed(ctx, &c, code_hash, client, req, now).await),
-        Redeemed::Revoked | Redeemed::Expired | Redeemed::Unknown => {
+        CodeState::Fresh(c) => c,
+        CodeState::Replayed(c) => return Err(replayed(ctx, &c, code_hash, client, req, now).await),
+        CodeState::Revoked | CodeState::Expired | CodeState::Unknown => {
             return Err(TokenError::invalid_grant(UNUSABLE));
         }
     };
@@ -70,7 +70,7 @@ async fn redeem_as_read(
     // commit: this one is the replay (and nothing of it was stored).
     if let Err(e) = &issued
         && e.code() == Some(TokenErrorCode::InvalidGrant)
-        && let (Redeemed::Replayed(c), _) = ctx.store.auth_code(code_hash, now).await?
+        && let (CodeState::Replayed(c), _) = ctx.store.auth_code(code_hash, now).await?
     {
         return Err(replayed(ctx, &c, code_hash, client, req, now).await);
     }
@@ -211,7 +211,7 @@ mod tests {
         let now = w.ctx.clock.unix();
         let hash = hash_secret(&code);
         let read = w.ctx.store.auth_code(&hash, now).await.unwrap();
-        assert!(matches!(read.0, Redeemed::Fresh(_)));
+        assert!(matches!(read.0, CodeState::Fresh(_)));
         let other = redeem(&w.ctx, &client, &req).await.unwrap();
         assert!(
             userinfo::userinfo(&w.ctx, &other.access_token)
