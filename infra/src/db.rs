@@ -7,9 +7,17 @@
 //! one writer connection (writes queue for it in the pool, in order, without sleeping) and a
 //! few reader connections that WAL lets read beside it. Reader connections are
 //! `query_only`, so a write sent to the wrong pool fails loudly instead of contending.
+//!
+//! The reads of the hot paths ([`Db::read_optional`], [`Db::read_all`]) run on SQLite through
+//! [`Inline`] readers on the calling thread instead (see that module for why), and through the
+//! read pool on PostgreSQL: one SQL text for both.
 
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Executor};
+use crate::inline::{FromLite, Inline, Param};
+use sqlx::any::{AnyPoolOptions, AnyRow, install_default_drivers};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyPool, AssertSqlSafe, Executor, FromRow};
+use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long [`Db::connect`] waits for the database at startup.
@@ -21,6 +29,8 @@ pub struct Db {
     write: AnyPool,
     read: AnyPool,
     sqlite: bool,
+    /// SQLite on a file: readers on the calling thread (none for an in-memory database).
+    inline: Option<Arc<Inline>>,
 }
 
 impl Db {
@@ -54,6 +64,7 @@ impl Db {
                 write: pool.clone(),
                 read: pool,
                 sqlite: false,
+                inline: None,
             });
         }
         // The writer first: it creates the file (`mode=rwc`) and switches it to WAL.
@@ -65,10 +76,22 @@ impl Db {
                 return Err(e);
             }
         };
+        let inline = match file_path(url) {
+            Some(path) => match Inline::open(&path) {
+                Ok(inline) => Some(Arc::new(inline)),
+                Err(e) => {
+                    read.close().await;
+                    write.close().await;
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
         Ok(Self {
             write,
             read,
             sqlite: true,
+            inline,
         })
     }
 
@@ -86,6 +109,42 @@ impl Db {
     /// Whether this is SQLite (one writer connection, each statement a trip to its thread).
     pub fn is_sqlite(&self) -> bool {
         self.sqlite
+    }
+
+    /// The row `sql` selects (the first, if several), read as [`Db::read`] reads: on a SQLite
+    /// file on this thread ([`Inline`]), otherwise through the read pool. `sql` numbers its
+    /// parameters `$1`…`$n` in the order they first appear.
+    pub async fn read_optional<T>(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Result<Option<T>, sqlx::Error>
+    where
+        T: FromLite + for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+    {
+        match &self.inline {
+            Some(inline) => inline.optional(sql, params),
+            None => {
+                bind(sqlx::query_as(AssertSqlSafe(sql)), params)
+                    .fetch_optional(&self.read)
+                    .await
+            }
+        }
+    }
+
+    /// Every row `sql` selects, read as [`Db::read_optional`] reads.
+    pub async fn read_all<T>(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<T>, sqlx::Error>
+    where
+        T: FromLite + for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+    {
+        match &self.inline {
+            Some(inline) => inline.all(sql, params),
+            None => {
+                bind(sqlx::query_as(AssertSqlSafe(sql)), params)
+                    .fetch_all(&self.read)
+                    .await
+            }
+        }
     }
 
     /// Whether the database answers, on both pools.
@@ -106,6 +165,26 @@ pub fn sql_unavailable(e: &sqlx::Error) -> bool {
             | sqlx::Error::Io(_)
             | sqlx::Error::WorkerCrashed
     )
+}
+
+type QueryAs<'q, T> = sqlx::query::QueryAs<'q, sqlx::Any, T, sqlx::any::AnyArguments>;
+
+fn bind<'q, T>(mut query: QueryAs<'q, T>, params: &[Param<'_>]) -> QueryAs<'q, T> {
+    for p in params {
+        query = match *p {
+            Param::Text(s) => query.bind(s.to_owned()),
+            Param::Int(i) => query.bind(i),
+        };
+    }
+    query
+}
+
+/// The file a SQLite URL names, if it names one that exists (not an in-memory database).
+fn file_path(url: &str) -> Option<std::path::PathBuf> {
+    let options = SqliteConnectOptions::from_str(url).ok()?;
+    let path = options.get_filename();
+    let memory = url.contains("mode=memory") || path.to_string_lossy().starts_with("file:");
+    (!memory && path.is_file()).then(|| path.to_owned())
 }
 
 fn is_sqlite(url: &str) -> bool {

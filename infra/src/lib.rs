@@ -1,7 +1,8 @@
 //! What Gatehouse's two servers (the provider and the sample app) share that is not sessions:
 //!
 //! - [`Db`]: the database handle over the sqlx `Any` driver (SQLite or PostgreSQL), a write
-//!   pool and a read pool, and [`sql_unavailable`], the one test for "the database is out of
+//!   pool and a read pool, with the hot paths' SQLite reads run on the calling thread
+//!   ([`Db::read_optional`]), and [`sql_unavailable`], the one test for "the database is out of
 //!   reach" that every caller answers with a 503;
 //! - [`config`]: the configuration layering both programs use (defaults, file, environment)
 //!   and the duration format;
@@ -23,6 +24,7 @@ pub mod config;
 mod db;
 pub mod health;
 pub mod http;
+mod inline;
 pub mod metrics;
 pub mod outbound;
 pub mod secret;
@@ -32,3 +34,6 @@ pub mod testing;
 
 pub use clock::{Clock, secs};
 pub use db::{Db, sql_unavailable};
+pub use inline::{FromLite, Param, converted as lite_converted};
+/// What [`lite_row!`] implementations read from.
+pub use rusqlite::{Result as LiteResult, Row as LiteRow};

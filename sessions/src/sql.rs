@@ -35,6 +35,23 @@ struct SessionRow {
     version: i64,
 }
 
+infra::lite_row!(SessionRow {
+    id_hash,
+    handle,
+    user_id,
+    external_key,
+    data,
+    csrf_token,
+    created_at,
+    last_seen_at,
+    idle_expires_at,
+    absolute_expires_at,
+    auth_time,
+    user_agent,
+    client_addr,
+    version,
+});
+
 impl TryFrom<SessionRow> for StoredSession {
     type Error = StoreError;
     fn try_from(r: SessionRow) -> Result<Self, StoreError> {
@@ -106,14 +123,16 @@ impl SessionStore for SqlStore {
     }
 
     async fn get(&self, id_hash: &str, now: i64) -> Result<Option<StoredSession>, StoreError> {
-        let row: Option<SessionRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM sessions \
-             WHERE id_hash = $1 AND idle_expires_at > $2 AND absolute_expires_at > $2"
-        )))
-        .bind(id_hash)
-        .bind(now)
-        .fetch_optional(self.db.read())
-        .await?;
+        let row: Option<SessionRow> = self
+            .db
+            .read_optional(
+                &format!(
+                    "SELECT {COLUMNS} FROM sessions \
+                     WHERE id_hash = $1 AND idle_expires_at > $2 AND absolute_expires_at > $2"
+                ),
+                &[id_hash.into(), now.into()],
+            )
+            .await?;
         row.map(StoredSession::try_from).transpose()
     }
 
@@ -186,12 +205,13 @@ impl SessionStore for SqlStore {
     }
 
     async fn get_by_handle(&self, handle: &str) -> Result<Option<StoredSession>, StoreError> {
-        let row: Option<SessionRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM sessions WHERE handle = $1"
-        )))
-        .bind(handle)
-        .fetch_optional(self.db.read())
-        .await?;
+        let row: Option<SessionRow> = self
+            .db
+            .read_optional(
+                &format!("SELECT {COLUMNS} FROM sessions WHERE handle = $1"),
+                &[handle.into()],
+            )
+            .await?;
         row.map(StoredSession::try_from).transpose()
     }
 
@@ -228,12 +248,13 @@ impl SessionStore for SqlStore {
     }
 
     async fn ended_at(&self, marker: &str, now: i64) -> Result<Option<i64>, StoreError> {
-        let row: Option<(i64,)> =
-            sqlx::query_as("SELECT ended_at FROM ended_keys WHERE marker = $1 AND keep_until > $2")
-                .bind(marker)
-                .bind(now)
-                .fetch_optional(self.db.read())
-                .await?;
+        let row: Option<(i64,)> = self
+            .db
+            .read_optional(
+                "SELECT ended_at FROM ended_keys WHERE marker = $1 AND keep_until > $2",
+                &[marker.into(), now.into()],
+            )
+            .await?;
         Ok(row.map(|r| r.0))
     }
 
@@ -265,14 +286,15 @@ impl SessionStore for SqlStore {
         now: i64,
     ) -> Result<Vec<StoredSession>, StoreError> {
         rows(
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM sessions WHERE user_id = $1 \
-                 AND idle_expires_at > $2 AND absolute_expires_at > $2 ORDER BY created_at"
-            )))
-            .bind(user_id)
-            .bind(now)
-            .fetch_all(self.db.read())
-            .await?,
+            self.db
+                .read_all(
+                    &format!(
+                        "SELECT {COLUMNS} FROM sessions WHERE user_id = $1 \
+                         AND idle_expires_at > $2 AND absolute_expires_at > $2 ORDER BY created_at"
+                    ),
+                    &[user_id.into(), now.into()],
+                )
+                .await?,
         )
     }
 

@@ -85,6 +85,24 @@ struct ClientRow {
     created_at: i64,
 }
 
+infra::lite_row!(ClientRow {
+    client_id,
+    secret_hash,
+    name,
+    redirect_uris,
+    post_logout_redirect_uris,
+    backchannel_logout_uri,
+    backchannel_logout_session_required,
+    grant_types,
+    token_endpoint_auth_method,
+    id_token_signed_response_alg,
+    first_party,
+    jwks,
+    owner_id,
+    registration_token_hash,
+    created_at,
+});
+
 impl TryFrom<ClientRow> for Client {
     type Error = sqlx::Error;
     fn try_from(r: ClientRow) -> Result<Self, sqlx::Error> {
@@ -305,12 +323,13 @@ impl Store {
     }
 
     pub async fn client(&self, client_id: &str) -> Result<Option<Client>, sqlx::Error> {
-        let row: Option<ClientRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = $1"
-        )))
-        .bind(client_id)
-        .fetch_optional(self.db.read())
-        .await?;
+        let row: Option<ClientRow> = self
+            .db
+            .read_optional(
+                &format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = $1"),
+                &[client_id.into()],
+            )
+            .await?;
         row.map(Client::try_from).transpose()
     }
 

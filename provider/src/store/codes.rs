@@ -49,6 +49,29 @@ struct CodeRow {
     user: UserRow,
 }
 
+infra::lite_row!(AuthCode {
+    client_id,
+    user_id,
+    redirect_uri,
+    scope as String,
+    nonce,
+    code_challenge,
+    sid,
+    auth_time,
+    expires_at,
+});
+
+impl infra::FromLite for CodeRow {
+    fn from_lite(row: &infra::LiteRow<'_>) -> infra::LiteResult<Self> {
+        Ok(Self {
+            code: AuthCode::from_lite(row)?,
+            used_at: row.get("used_at")?,
+            revoked_at: row.get("revoked_at")?,
+            user: UserRow::from_lite(row)?,
+        })
+    }
+}
+
 const CODE_COLUMNS: &str = "c.client_id, c.user_id, c.redirect_uri, c.scope, c.nonce, \
     c.code_challenge, c.sid, c.auth_time, c.expires_at";
 
@@ -92,13 +115,17 @@ impl Store {
         code_hash: &str,
         now: i64,
     ) -> Result<(CodeState, Option<User>), sqlx::Error> {
-        let row: Option<CodeRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {CODE_COLUMNS}, c.used_at, c.revoked_at, {USER_FIELDS} \
-             FROM authorization_codes c JOIN users u ON u.id = c.user_id WHERE c.code_hash = $1"
-        )))
-        .bind(code_hash)
-        .fetch_optional(self.db.read())
-        .await?;
+        let row: Option<CodeRow> = self
+            .db
+            .read_optional(
+                &format!(
+                    "SELECT {CODE_COLUMNS}, c.used_at, c.revoked_at, {USER_FIELDS} \
+                     FROM authorization_codes c JOIN users u ON u.id = c.user_id \
+                     WHERE c.code_hash = $1"
+                ),
+                &[code_hash.into()],
+            )
+            .await?;
         let Some(row) = row else {
             return Ok((CodeState::Unknown, None));
         };

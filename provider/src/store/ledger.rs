@@ -116,21 +116,25 @@ impl Store {
 
     /// Whether session `sid` is recorded and has not ended.
     pub async fn session_open(&self, sid: &str) -> Result<bool, sqlx::Error> {
-        let row: Option<(i64,)> =
-            sqlx::query_as("SELECT 1 FROM sso_sessions WHERE sid = $1 AND ended_at IS NULL")
-                .bind(sid)
-                .fetch_optional(self.db.read())
-                .await?;
+        let row: Option<(i64,)> = self
+            .db
+            .read_optional(
+                "SELECT 1 FROM sso_sessions WHERE sid = $1 AND ended_at IS NULL",
+                &[sid.into()],
+            )
+            .await?;
         Ok(row.is_some())
     }
 
     /// The user of session `sid` if it is recorded and has not ended.
     pub async fn open_session_user(&self, sid: &str) -> Result<Option<String>, sqlx::Error> {
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT user_id FROM sso_sessions WHERE sid = $1 AND ended_at IS NULL")
-                .bind(sid)
-                .fetch_optional(self.db.read())
-                .await?;
+        let row: Option<(String,)> = self
+            .db
+            .read_optional(
+                "SELECT user_id FROM sso_sessions WHERE sid = $1 AND ended_at IS NULL",
+                &[sid.into()],
+            )
+            .await?;
         Ok(row.map(|r| r.0))
     }
 

@@ -1,7 +1,9 @@
 //! The provider's durable state over one `infra::Db` (the sqlx `Any` driver): SQLite by default,
 //! PostgreSQL by URL. One portable SQL string per operation, `$N` placeholders; the only SQL
 //! in the provider. Statements that change something go to the write pool, plain reads to
-//! the read pool (on SQLite one writer connection and several readers; see `infra::Db`).
+//! the read pool (on SQLite one writer connection and several readers; see `infra::Db`); the
+//! reads of the hot paths (a client, a user, a code, a token, a session) go through
+//! `Db::read_optional`, which on SQLite runs them on the request's own thread.
 
 mod audit;
 mod batch;

@@ -38,6 +38,31 @@ pub struct RefreshTokenRow {
     pub revoked_at: Option<i64>,
 }
 
+infra::lite_row!(AccessTokenRow {
+    jti,
+    grant_id,
+    client_id,
+    user_id,
+    scope as String,
+    issued_at,
+    expires_at,
+    revoked_at,
+});
+
+infra::lite_row!(RefreshTokenRow {
+    token_hash,
+    grant_id,
+    client_id,
+    user_id,
+    scope as String,
+    sid,
+    auth_time,
+    issued_at,
+    family_expires_at,
+    used_at,
+    revoked_at,
+});
+
 const RT_COLUMNS: &str = "token_hash, grant_id, client_id, user_id, scope, sid, auth_time, \
     issued_at, family_expires_at, used_at, revoked_at";
 
@@ -95,13 +120,13 @@ impl Insert {
 
 impl Store {
     pub async fn access_token(&self, jti: &str) -> Result<Option<AccessTokenRow>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT jti, grant_id, client_id, user_id, scope, issued_at, expires_at, revoked_at \
-             FROM access_tokens WHERE jti = $1",
-        )
-        .bind(jti)
-        .fetch_optional(self.db.read())
-        .await
+        self.db
+            .read_optional(
+                "SELECT jti, grant_id, client_id, user_id, scope, issued_at, expires_at, \
+                 revoked_at FROM access_tokens WHERE jti = $1",
+                &[jti.into()],
+            )
+            .await
     }
 
     /// Revokes one access token; true if it was live.
@@ -120,12 +145,12 @@ impl Store {
         &self,
         token_hash: &str,
     ) -> Result<Option<RefreshTokenRow>, sqlx::Error> {
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {RT_COLUMNS} FROM refresh_tokens WHERE token_hash = $1"
-        )))
-        .bind(token_hash)
-        .fetch_optional(self.db.read())
-        .await
+        self.db
+            .read_optional(
+                &format!("SELECT {RT_COLUMNS} FROM refresh_tokens WHERE token_hash = $1"),
+                &[token_hash.into()],
+            )
+            .await
     }
 
     /// Deletes registry rows of tokens that expired more than `keep_secs` ago.

@@ -53,6 +53,21 @@ pub(super) struct UserRow {
     session_epoch: i64,
 }
 
+infra::lite_row!(UserRow {
+    id,
+    username,
+    password_hash,
+    name,
+    given_name,
+    family_name,
+    email,
+    email_verified,
+    developer,
+    disabled,
+    updated_at,
+    session_epoch,
+});
+
 impl From<UserRow> for User {
     fn from(r: UserRow) -> Self {
         Self {
@@ -127,14 +142,25 @@ impl Store {
             user: UserRow,
             consent: Option<String>,
         }
-        let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {USER_FIELDS}, c.scope AS consent FROM users u \
-             LEFT JOIN consents c ON c.user_id = u.id AND c.client_id = $2 WHERE u.id = $1"
-        )))
-        .bind(id)
-        .bind(client_id)
-        .fetch_optional(self.db.read())
-        .await?;
+        impl infra::FromLite for Row {
+            fn from_lite(row: &infra::LiteRow<'_>) -> infra::LiteResult<Self> {
+                Ok(Self {
+                    user: UserRow::from_lite(row)?,
+                    consent: row.get("consent")?,
+                })
+            }
+        }
+        let row: Option<Row> = self
+            .db
+            .read_optional(
+                &format!(
+                    "SELECT {USER_FIELDS}, c.scope AS consent FROM users u \
+                     LEFT JOIN consents c ON c.user_id = u.id AND c.client_id = $2 \
+                     WHERE u.id = $1"
+                ),
+                &[id.into(), client_id.into()],
+            )
+            .await?;
         row.map(|r| {
             let consent = r
                 .consent
@@ -146,11 +172,10 @@ impl Store {
     }
 
     pub async fn user_by_id(&self, id: &str) -> Result<Option<User>, sqlx::Error> {
-        let row: Option<UserRow> =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("{COLUMNS} WHERE id = $1")))
-                .bind(id)
-                .fetch_optional(self.db.read())
-                .await?;
+        let row: Option<UserRow> = self
+            .db
+            .read_optional(&format!("{COLUMNS} WHERE id = $1"), &[id.into()])
+            .await?;
         Ok(row.map(User::from))
     }
 
@@ -166,25 +191,35 @@ impl Store {
             #[sqlx(flatten)]
             user: UserRow,
         }
-        let row: Option<Row> = sqlx::query_as(
-            "SELECT t.revoked_at, u.id, u.username, u.password_hash, u.name, u.given_name, \
-             u.family_name, u.email, u.email_verified, u.developer, u.disabled, u.updated_at, \
-             u.session_epoch \
-             FROM access_tokens t JOIN users u ON u.id = t.user_id WHERE t.jti = $1",
-        )
-        .bind(jti)
-        .fetch_optional(self.db.read())
-        .await?;
+        impl infra::FromLite for Row {
+            fn from_lite(row: &infra::LiteRow<'_>) -> infra::LiteResult<Self> {
+                Ok(Self {
+                    revoked_at: row.get("revoked_at")?,
+                    user: UserRow::from_lite(row)?,
+                })
+            }
+        }
+        let row: Option<Row> = self
+            .db
+            .read_optional(
+                &format!(
+                    "SELECT t.revoked_at, {USER_FIELDS} \
+                     FROM access_tokens t JOIN users u ON u.id = t.user_id WHERE t.jti = $1"
+                ),
+                &[jti.into()],
+            )
+            .await?;
         Ok(row.map(|r| (r.revoked_at, r.user.into())))
     }
 
     pub async fn user_by_username(&self, username: &str) -> Result<Option<User>, sqlx::Error> {
-        let row: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "{COLUMNS} WHERE username = $1"
-        )))
-        .bind(username)
-        .fetch_optional(self.db.read())
-        .await?;
+        let row: Option<UserRow> = self
+            .db
+            .read_optional(
+                &format!("{COLUMNS} WHERE username = $1"),
+                &[username.into()],
+            )
+            .await?;
         Ok(row.map(User::from))
     }
 
