@@ -154,20 +154,44 @@ impl Chrome {
 
     /// Waits until the current URL starts with `prefix` (redirects settle).
     pub async fn wait_for_url(&self, prefix: &str) -> url::Url {
-        super::eventually(&format!("the browser reaches {prefix}"), || async {
+        let found = super::within_patience(|| async {
             let url = self.client.current_url().await.unwrap();
             url.as_str().starts_with(prefix).then_some(url)
         })
-        .await
+        .await;
+        match found {
+            Some(url) => url,
+            None => self.fail(&format!("the browser reaches {prefix}")).await,
+        }
     }
 
     /// Waits until element `id` reads `expected` (the navigation a click started has landed).
     pub async fn wait_for_text(&self, id: &str, expected: &str) {
-        super::eventually(&format!("#{id} reads {expected:?}"), || async {
+        let found = super::within_patience(|| async {
             let el = self.client.find(Locator::Id(id)).await.ok()?;
             (el.text().await.ok()? == expected).then_some(())
         })
         .await;
+        if found.is_none() {
+            self.fail(&format!("#{id} reads {expected:?}")).await;
+        }
+    }
+
+    /// Fails the test for a wait that ran out, with what the browser shows instead: its URL,
+    /// the page's text, and a screenshot (`failed.png` beside the test's other shots).
+    async fn fail(&self, what: &str) -> ! {
+        let url = self.client.current_url().await.map(|u| u.to_string());
+        let text = match self.client.find(Locator::Css("body")).await {
+            Ok(body) => body.text().await.unwrap_or_default(),
+            Err(e) => format!("(no body: {e})"),
+        };
+        if let Ok(png) = self.client.screenshot().await {
+            let _ = std::fs::write(self.shots.join("failed.png"), png);
+        }
+        panic!(
+            "{what}: not within {:?}; the browser is at {url:?}, showing:\n{text}",
+            super::PATIENCE
+        );
     }
 
     /// The text of element `id`.

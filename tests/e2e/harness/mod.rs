@@ -611,19 +611,30 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 
 /// Polls `check` until it gives a value, for at most [`PATIENCE`], and returns it; panics with
 /// `what` after that. The one place the tests wait on a condition.
-pub async fn eventually<T, Fut>(what: &str, mut check: impl FnMut() -> Fut) -> T
+pub async fn eventually<T, Fut>(what: &str, check: impl FnMut() -> Fut) -> T
+where
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    match within_patience(check).await {
+        Some(found) => found,
+        None => panic!("{what}: not within {PATIENCE:?}"),
+    }
+}
+
+/// [`eventually`] for a caller that gathers evidence before it fails: `None` once
+/// [`PATIENCE`] has run out.
+pub async fn within_patience<T, Fut>(mut check: impl FnMut() -> Fut) -> Option<T>
 where
     Fut: std::future::Future<Output = Option<T>>,
 {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         if let Some(found) = check().await {
-            return found;
+            return Some(found);
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: not within {PATIENCE:?}"
-        );
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
