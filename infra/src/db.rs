@@ -14,9 +14,7 @@
 
 use crate::inline::{FromLite, Inline, Param};
 use sqlx::any::{AnyPoolOptions, AnyRow, install_default_drivers};
-use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, AssertSqlSafe, Executor, FromRow};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -76,16 +74,13 @@ impl Db {
                 return Err(e);
             }
         };
-        let inline = match file_path(url) {
-            Some(path) => match Inline::open(&path) {
-                Ok(inline) => Some(Arc::new(inline)),
-                Err(e) => {
-                    read.close().await;
-                    write.close().await;
-                    return Err(e);
-                }
-            },
-            None => None,
+        let inline = match inline_readers(url, &write).await {
+            Ok(inline) => inline.map(Arc::new),
+            Err(e) => {
+                read.close().await;
+                write.close().await;
+                return Err(e);
+            }
         };
         Ok(Self {
             write,
@@ -112,8 +107,8 @@ impl Db {
     }
 
     /// The row `sql` selects (the first, if several), read as [`Db::read`] reads: on a SQLite
-    /// file on this thread ([`Inline`]), otherwise through the read pool. `sql` numbers its
-    /// parameters `$1`…`$n` in the order they first appear.
+    /// file on this thread ([`Inline`]), otherwise through the read pool. `params[i]` is bound
+    /// to `$i+1`, wherever in `sql` it appears; `sql` names exactly `$1`…`$n`.
     pub async fn read_optional<T>(
         &self,
         sql: &str,
@@ -147,11 +142,22 @@ impl Db {
         }
     }
 
-    /// Whether the database answers, on both pools.
+    /// Whether the database answers, on both pools and the inline readers.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1").execute(&self.write).await?;
         sqlx::query("SELECT 1").execute(&self.read).await?;
+        self.read_optional::<(i64,)>("SELECT 1", &[]).await?;
         Ok(())
+    }
+
+    /// Closes both pools and the inline readers: every later statement fails as
+    /// [`sqlx::Error::PoolClosed`] (also how a test makes the database unreachable).
+    pub async fn close(&self) {
+        if let Some(inline) = &self.inline {
+            inline.close();
+        }
+        self.write.close().await;
+        self.read.close().await;
     }
 }
 
@@ -179,12 +185,26 @@ fn bind<'q, T>(mut query: QueryAs<'q, T>, params: &[Param<'_>]) -> QueryAs<'q, T
     query
 }
 
-/// The file a SQLite URL names, if it names one that exists (not an in-memory database).
-fn file_path(url: &str) -> Option<std::path::PathBuf> {
-    let options = SqliteConnectOptions::from_str(url).ok()?;
-    let path = options.get_filename();
-    let memory = url.contains("mode=memory") || path.to_string_lossy().starts_with("file:");
-    (!memory && path.is_file()).then(|| path.to_owned())
+/// Inline readers for the file the writer has open, as SQLite itself names it (so whatever
+/// sqlx made of the URL, the readers open the same file); none for an in-memory or temporary
+/// database, or when the URL asks for what plain readers would not honour (another VFS, an
+/// immutable or read-only file).
+async fn inline_readers(url: &str, write: &AnyPool) -> Result<Option<Inline>, sqlx::Error> {
+    let options = url.split_once('?').map_or("", |(_, query)| query);
+    let special = options
+        .split('&')
+        .any(|o| o.starts_with("vfs=") || o.starts_with("immutable=") || o == "mode=ro");
+    if special {
+        return Ok(None);
+    }
+    let (file,): (String,) =
+        sqlx::query_as("SELECT file FROM pragma_database_list WHERE name = 'main'")
+            .fetch_one(write)
+            .await?;
+    if file.is_empty() {
+        return Ok(None);
+    }
+    Inline::open(std::path::Path::new(&file)).map(Some)
 }
 
 fn is_sqlite(url: &str) -> bool {
@@ -271,6 +291,58 @@ mod tests {
             .await;
         assert!(refused.is_err(), "a reader connection must not write");
         db.ping().await.unwrap();
+    }
+
+    /// The inline readers open the file the writer has open, however the URL spells it, and
+    /// stop with the pools.
+    #[tokio::test]
+    async fn inline_reads_follow_the_writers_file_and_close_with_the_pools() {
+        let dir = tempfile::tempdir().unwrap();
+        // sqlx parses the URL, which drops `sub/..` as text; the file system would follow
+        // the link `sub` into `other/inner` and `..` to `other`, where a decoy stands.
+        std::fs::create_dir_all(dir.path().join("other/inner")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("other/inner"), dir.path().join("sub")).unwrap();
+        rusqlite::Connection::open(dir.path().join("other/t.db"))
+            .unwrap()
+            .execute_batch("CREATE TABLE t (v BIGINT); INSERT INTO t VALUES (99);")
+            .unwrap();
+        let url = format!("sqlite://{}/sub/../t.db?mode=rwc", dir.path().display());
+        let db = Db::connect(&url, 2).await.unwrap();
+        assert!(db.inline.is_some(), "a SQLite file gets inline readers");
+        sqlx::query("CREATE TABLE t (v BIGINT)")
+            .execute(db.write())
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO t (v) VALUES (7)")
+            .execute(db.write())
+            .await
+            .unwrap();
+        let row: Option<(i64,)> = db
+            .read_optional("SELECT v FROM t WHERE v = $1", &[7.into()])
+            .await
+            .unwrap();
+        assert_eq!(row, Some((7,)));
+        let decoy: Option<(i64,)> = db
+            .read_optional("SELECT v FROM t WHERE v = $1", &[99.into()])
+            .await
+            .unwrap();
+        assert_eq!(
+            decoy, None,
+            "the readers opened the writer's file, not the decoy"
+        );
+        db.ping().await.unwrap();
+        db.close().await;
+        let closed = db.read_optional::<(i64,)>("SELECT 1", &[]).await;
+        assert!(closed.as_ref().is_err_and(sql_unavailable), "{closed:?}");
+        assert!(db.ping().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn an_in_memory_database_reads_through_its_pool() {
+        let db = Db::connect("sqlite::memory:", 1).await.unwrap();
+        assert!(db.inline.is_none());
+        let row: Option<(i64,)> = db.read_optional("SELECT $1", &[5.into()]).await.unwrap();
+        assert_eq!(row, Some((5,)));
     }
 
     #[test]

@@ -17,6 +17,7 @@
 
 use rusqlite::{Connection, OpenFlags, Row, ToSql};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -24,9 +25,10 @@ use std::time::Duration;
 /// write-ahead log after a crash): short, because the thread waiting is a request worker.
 const BUSY_TIMEOUT: Duration = Duration::from_millis(250);
 
-/// Connections kept open between reads. Reads never await, so at most one per thread runs at a
-/// time; more than this are opened when needed and closed after.
-const KEEP: usize = 8;
+/// Connections kept open between reads, at least. Reads never await, so at most one per
+/// thread runs at a time: [`Inline::open`] keeps two per CPU (tokio's workers, and blocking
+/// threads now and then); more are opened when needed and closed after.
+const KEEP_AT_LEAST: usize = 8;
 
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 64;
@@ -125,6 +127,8 @@ where
 pub(crate) struct Inline {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    keep: usize,
+    closed: AtomicBool,
 }
 
 impl Inline {
@@ -132,10 +136,22 @@ impl Inline {
     /// switches it to WAL first). One connection is opened now, so a bad path fails here.
     pub(crate) fn open(path: &Path) -> Result<Self, sqlx::Error> {
         let first = connect(path).map_err(into_sqlx)?;
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(Self {
             path: path.to_owned(),
             idle: Mutex::new(vec![first]),
+            keep: KEEP_AT_LEAST.max(cpus * 2),
+            closed: AtomicBool::new(false),
         })
+    }
+
+    /// Closes the idle connections; every later read fails as [`sqlx::Error::PoolClosed`].
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 
     /// The row `sql` selects with `params`, if any (the first, if several).
@@ -172,6 +188,9 @@ impl Inline {
         &self,
         read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, sqlx::Error> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(sqlx::Error::PoolClosed);
+        }
         let conn = self
             .idle
             .lock()
@@ -183,9 +202,9 @@ impl Inline {
         };
         let result = read(&conn);
         // A connection whose read failed is dropped: whatever state it was left in goes with it.
-        if result.is_ok() {
+        if result.is_ok() && !self.closed.load(Ordering::Acquire) {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-            if idle.len() < KEEP {
+            if idle.len() < self.keep {
                 idle.push(conn);
             }
         }
@@ -346,6 +365,20 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
+    }
+
+    #[test]
+    fn a_closed_reader_refuses_every_read() {
+        let (_dir, db) = db();
+        assert!(
+            db.optional::<Pair>("SELECT k, v FROM t", &[])
+                .unwrap()
+                .is_some()
+        );
+        db.close();
+        let refused = db.optional::<Pair>("SELECT k, v FROM t", &[]);
+        assert!(matches!(refused, Err(sqlx::Error::PoolClosed)));
+        assert!(crate::sql_unavailable(&refused.err().unwrap()));
     }
 
     #[test]

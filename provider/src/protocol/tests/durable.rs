@@ -256,8 +256,7 @@ async fn finished_deliveries_are_pruned(w: World) {
 /// gets an error, so the end can be tried again in full instead of half-happening.
 async fn an_end_while_the_database_is_down(w: World) {
     let (session, _) = sign_in(&w).await;
-    w.ctx.store.db().write().close().await;
-    w.ctx.store.db().read().close().await;
+    w.ctx.store.db().close().await;
     let ended = logout::end(&w.ctx, &[session.ending(EndCause::Logout)]).await;
     assert!(ended.is_err(), "the end is not reported as done");
     assert!(
