@@ -21,7 +21,7 @@
 //! `VALUES` works on SQLite and PostgreSQL alike). On SQLite the batch goes to the writer
 //! connection's thread as one text (`store::script`).
 
-use super::rows::{Guard, Insert, chunks, statement};
+use super::rows::{Guard, Insert, chunks, combined, statement};
 use super::script;
 use infra::Db;
 use tokio::sync::{mpsc, oneshot};
@@ -157,6 +157,10 @@ async fn write(db: &Db, jobs: &[Job]) -> Result<Vec<bool>, sqlx::Error> {
             statement(table, rows).execute(db.write()).await?;
             return Ok(passed);
         }
+        if !db.is_sqlite() && !chunks.is_empty() {
+            combined(&chunks).execute(db.write()).await?;
+            return Ok(passed);
+        }
     }
     let mut tx = db.write().begin().await?;
     for (i, guard) in guarded {
@@ -183,7 +187,7 @@ async fn write(db: &Db, jobs: &[Job]) -> Result<Vec<bool>, sqlx::Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::rows::fixtures::{T, U, count, db, gate, scalar};
+    use super::super::rows::fixtures::{T, U, count, db, gate, postgres_db, scalar};
     use super::*;
 
     fn t(a: &str, b: i64) -> Insert {
@@ -216,6 +220,46 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(b, 7, "values land in their own row");
+    }
+
+    /// On PostgreSQL rows of several tables go as one statement (`rows::combined`): every
+    /// job's rows land, and a refused row still fails its own job only, and all of it.
+    #[tokio::test]
+    async fn on_postgres_several_tables_are_one_statement_and_all_or_nothing() {
+        let Some((_pg, db)) = postgres_db("batched inserts on PostgreSQL").await else {
+            return;
+        };
+        let batcher = Batcher::spawn(db.clone());
+        let mut tasks = Vec::new();
+        for i in 0..100 {
+            let b = batcher.clone();
+            tasks.push(tokio::spawn(async move {
+                b.insert(vec![t(&format!("k{i}"), i), u(&format!("u{i}"))])
+                    .await
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!((count(&db, "t").await, count(&db, "u").await), (100, 100));
+        batcher.insert(vec![u("taken")]).await.unwrap();
+        let (bad, good) = tokio::join!(
+            batcher.insert(vec![t("bad", 1), u("taken")]),
+            batcher.insert(vec![t("good", 2), u("free")]),
+        );
+        assert!(bad.is_err(), "a unique violation is reported to its caller");
+        good.unwrap();
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM t WHERE a = 'bad'")
+            .fetch_one(db.read())
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "the bad job's other row was not kept");
+        assert_eq!(count(&db, "u").await, 102);
+        // A duplicate key in `t` is ignored (its tail applies inside the CTE too).
+        batcher
+            .insert(vec![t("good", 3), u("another")])
+            .await
+            .unwrap();
     }
 
     #[tokio::test]

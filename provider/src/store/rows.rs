@@ -137,6 +137,42 @@ pub(super) fn statement<'q>(table: &Table, rows: &[&Insert]) -> AnyQuery<'q> {
     query
 }
 
+/// PostgreSQL: `chunks` (of several tables) as one statement, every chunk but the last a
+/// data-modifying CTE of the last (`WITH w0 AS (INSERT …), w1 AS (…) INSERT …`): one round trip
+/// and one implicit transaction instead of `BEGIN`, an `INSERT` per chunk and `COMMIT`. Each
+/// CTE runs once and to completion whether or not the last statement reads it, and foreign keys
+/// are checked at the end of the statement (PostgreSQL manual, "Data-Modifying Statements in
+/// WITH"); one that fails fails the statement, so it is all rows or none. SQLite has its own
+/// single trip (`store::script`).
+pub(super) fn combined<'q>(chunks: &[(&'static Table, Vec<&Insert>)]) -> AnyQuery<'q> {
+    let mut sql = String::new();
+    let mut after = 0;
+    let last = chunks.len().saturating_sub(1);
+    for (i, (table, rows)) in chunks.iter().enumerate() {
+        if i < last {
+            let _ = write!(sql, "{}w{i} AS (", if i == 0 { "WITH " } else { ", " });
+        } else if i > 0 {
+            sql.push(' ');
+        }
+        push_sql(&mut sql, table, rows.len(), after);
+        if i < last {
+            sql.push(')');
+        }
+        after += rows.len() * table.columns;
+    }
+    // The usual shapes (one row per table) recur and stay prepared.
+    let common = chunks.iter().all(|(_, rows)| rows.len() == 1);
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(common);
+    for (_, rows) in chunks {
+        for row in rows {
+            for v in &row.values {
+                query = v.bind(query);
+            }
+        }
+    }
+    query
+}
+
 pub(super) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
 impl Val {
@@ -184,6 +220,21 @@ pub(super) mod fixtures {
         (dir, db)
     }
 
+    /// [`db`] on a fresh PostgreSQL database (`None`, reported as skipped, without one).
+    pub(in crate::store) async fn postgres_db(
+        what: &str,
+    ) -> Option<(infra::testing::TestPostgres, Db)> {
+        let pg = infra::testing::TestPostgres::create(what).await?;
+        let db = Db::connect(&pg.url, 2).await.unwrap();
+        for ddl in [
+            "CREATE TABLE t (a TEXT PRIMARY KEY, b BIGINT)",
+            "CREATE TABLE u (a TEXT NOT NULL UNIQUE)",
+        ] {
+            sqlx::query(ddl).execute(db.write()).await.unwrap();
+        }
+        Some((pg, db))
+    }
+
     /// A guard that passes while gate `$1` is open, and counts its passes.
     pub(in crate::store) fn gate(name: &str, rank: u8) -> Guard {
         Guard {
@@ -220,5 +271,19 @@ mod tests {
             "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT (a) DO NOTHING"
         );
         assert_eq!(sql(&U, 1), "INSERT INTO u (a) VALUES ($1)");
+    }
+
+    #[test]
+    fn tables_combine_into_one_statement_numbered_throughout() {
+        let t = Insert::new(&T, vec!["k".into(), 1.into()]);
+        let u = Insert::new(&U, vec!["x".into()]);
+        let query = combined(&[(&T, vec![&t, &t]), (&U, vec![&u]), (&T, vec![&t])]);
+        let sql = sqlx::Execute::sql(query);
+        assert_eq!(
+            sql.as_str(),
+            "WITH w0 AS (INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT (a) DO NOTHING), \
+             w1 AS (INSERT INTO u (a) VALUES ($5)) \
+             INSERT INTO t (a, b) VALUES ($6, $7) ON CONFLICT (a) DO NOTHING"
+        );
     }
 }
