@@ -198,12 +198,10 @@ mod tests {
         Insert::new(&U, vec![a.into()])
     }
 
-    #[tokio::test]
-    async fn concurrent_jobs_are_all_committed_before_their_callers_return() {
-        let (_dir, db) = db().await;
-        let batcher = Batcher::spawn(db.clone());
+    /// `n` concurrent jobs, each a row of `t` and a row of `u`; every one must succeed.
+    async fn pairs_at_once(batcher: &Batcher, n: i64) {
         let mut tasks = Vec::new();
-        for i in 0..200 {
+        for i in 0..n {
             let b = batcher.clone();
             tasks.push(tokio::spawn(async move {
                 b.insert(vec![t(&format!("k{i}"), i), u(&format!("u{i}"))])
@@ -213,6 +211,13 @@ mod tests {
         for task in tasks {
             task.await.unwrap().unwrap();
         }
+    }
+
+    #[tokio::test]
+    async fn concurrent_jobs_are_all_committed_before_their_callers_return() {
+        let (_dir, db) = db().await;
+        let batcher = Batcher::spawn(db.clone());
+        pairs_at_once(&batcher, 200).await;
         assert_eq!(count(&db, "t").await, 200);
         assert_eq!(count(&db, "u").await, 200);
         let (b,): (i64,) = sqlx::query_as("SELECT b FROM t WHERE a = 'k7'")
@@ -230,17 +235,7 @@ mod tests {
             return;
         };
         let batcher = Batcher::spawn(db.clone());
-        let mut tasks = Vec::new();
-        for i in 0..100 {
-            let b = batcher.clone();
-            tasks.push(tokio::spawn(async move {
-                b.insert(vec![t(&format!("k{i}"), i), u(&format!("u{i}"))])
-                    .await
-            }));
-        }
-        for task in tasks {
-            task.await.unwrap().unwrap();
-        }
+        pairs_at_once(&batcher, 100).await;
         assert_eq!((count(&db, "t").await, count(&db, "u").await), (100, 100));
         batcher.insert(vec![u("taken")]).await.unwrap();
         let (bad, good) = tokio::join!(
@@ -249,11 +244,11 @@ mod tests {
         );
         assert!(bad.is_err(), "a unique violation is reported to its caller");
         good.unwrap();
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM t WHERE a = 'bad'")
-            .fetch_one(db.read())
-            .await
-            .unwrap();
-        assert_eq!(n, 0, "the bad job's other row was not kept");
+        assert_eq!(
+            scalar(&db, "SELECT COUNT(*) FROM t WHERE a = 'bad'").await,
+            0,
+            "the bad job's other row was not kept"
+        );
         assert_eq!(count(&db, "u").await, 102);
         // A duplicate key in `t` is ignored (its tail applies inside the CTE too).
         batcher

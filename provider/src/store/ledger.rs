@@ -116,14 +116,7 @@ impl Store {
 
     /// Whether session `sid` is recorded and has not ended.
     pub async fn session_open(&self, sid: &str) -> Result<bool, sqlx::Error> {
-        let row: Option<(i64,)> = self
-            .db
-            .read_optional(
-                "SELECT 1 FROM sso_sessions WHERE sid = $1 AND ended_at IS NULL",
-                &[sid.into()],
-            )
-            .await?;
-        Ok(row.is_some())
+        Ok(self.open_session_user(sid).await?.is_some())
     }
 
     /// The user of session `sid` if it is recorded and has not ended.
