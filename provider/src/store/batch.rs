@@ -19,9 +19,12 @@
 //!
 //! Written here because sqlx has no batching of its own; the SQL stays portable (multi-row
 //! `VALUES` works on SQLite and PostgreSQL alike). On SQLite the batch goes to the writer
-//! connection's thread as one text (`store::script`).
+//! connection's thread as one text (`store::script`); on PostgreSQL it is one statement of
+//! data-modifying CTEs (`rows::combined`: guards first, in the same order, then the rows), and
+//! only a batch in which a guard fails, a row clashes or two guards share a key goes through a
+//! transaction statement by statement.
 
-use super::rows::{Guard, Insert, chunks, combined, statement};
+use super::rows::{COMMON_JOBS, Guard, Insert, chunks, combined, statement};
 use super::script;
 use infra::Db;
 use tokio::sync::{mpsc, oneshot};
@@ -131,9 +134,11 @@ async fn write_alone(db: &Db, job: &Job) -> Result<bool, sqlx::Error> {
     }
 }
 
-/// Writes `jobs` in one transaction (none for a single unguarded statement): their guards in
-/// order, then one multi-row `INSERT` per table for the jobs whose guard passed, tables in the
-/// order they first appear. Returns, per job, whether it was written.
+/// Writes `jobs`: in one statement where it can (PostgreSQL, `rows::combined`) or one trip
+/// (SQLite, `store::script`), else in a transaction: their guards in order, a job's later
+/// guards skipped once one fails, then one multi-row `INSERT` per table for the jobs whose
+/// guards passed, tables in the order they first appear. Returns, per job, whether it was
+/// written.
 async fn write(db: &Db, jobs: &[Job]) -> Result<Vec<bool>, sqlx::Error> {
     let mut guarded: Vec<(usize, &Guard)> = jobs
         .iter()
@@ -142,24 +147,24 @@ async fn write(db: &Db, jobs: &[Job]) -> Result<Vec<bool>, sqlx::Error> {
         .collect();
     guarded.sort_by(|a, b| a.1.key().cmp(&b.1.key()));
     let mut passed = vec![true; jobs.len()];
-    // SQLite: the whole batch in one or two trips to the writer's thread, unless a guard
-    // fails (see `store::script`).
+    let guards: Vec<&Guard> = guarded.iter().map(|(_, g)| *g).collect();
+    let rows = jobs.iter().flat_map(|j| j.rows.iter());
     if db.is_sqlite() {
-        let guards: Vec<&Guard> = guarded.iter().map(|(_, g)| *g).collect();
-        let rows = jobs.iter().flat_map(|j| j.rows.iter());
         if script::write(db, &guards, rows, jobs.len()).await? {
             return Ok(passed);
         }
-    }
-    if guarded.is_empty() {
-        let chunks = chunks(jobs.iter().flat_map(|j| j.rows.iter()));
-        if let [(table, rows)] = chunks.as_slice() {
-            statement(table, rows).execute(db.write()).await?;
+    } else if apart(&guards) {
+        let chunks = chunks(rows);
+        if guards.is_empty() && chunks.is_empty() {
             return Ok(passed);
         }
-        if !db.is_sqlite() && !chunks.is_empty() {
-            combined(&chunks).execute(db.write()).await?;
-            return Ok(passed);
+        let common = jobs.len() <= COMMON_JOBS;
+        match combined(&guards, &chunks, common).execute(db.write()).await {
+            Ok(_) => return Ok(passed),
+            Err(e) if guards.is_empty() || infra::sql_unavailable(&e) => return Err(e),
+            // A guard did not pass, or a row clashed (perhaps one of a job whose guard did
+            // not): nothing was written, and the transaction below decides job by job.
+            Err(_) => {}
         }
     }
     let mut tx = db.write().begin().await?;
@@ -183,6 +188,14 @@ async fn write(db: &Db, jobs: &[Job]) -> Result<Vec<bool>, sqlx::Error> {
     }
     tx.commit().await?;
     Ok(passed)
+}
+
+/// No two of `guards` (sorted by key) aim at the same row, as far as their keys tell: the
+/// condition for one statement on PostgreSQL (`rows::combined`). Guards of one rank update one
+/// table, keyed by their first value; a key shared by different rows (one user's consents to
+/// two apps) only means the transaction.
+fn apart(guards: &[&Guard]) -> bool {
+    guards.windows(2).all(|w| w[0].key() != w[1].key())
 }
 
 #[cfg(test)]
@@ -307,9 +320,7 @@ mod tests {
 
     /// Through the batcher: of jobs sharing a batch, the one whose guard fails is left out,
     /// its later guards never run, and the others are written once.
-    #[tokio::test]
-    async fn a_failed_guard_fails_its_own_job_only() {
-        let (_dir, db) = db().await;
+    async fn failed_guard_fails_its_own_job_only(db: &Db) {
         let batcher = Batcher::spawn(db.clone());
         let (passes, fails) = tokio::join!(
             batcher.insert_guarded(vec![gate("open", 0)], vec![u("p")]),
@@ -317,23 +328,37 @@ mod tests {
         );
         assert!(passes.unwrap());
         assert!(!fails.unwrap());
-        assert_eq!(scalar(&db, "SELECT COUNT(*) FROM u WHERE a = 'p'").await, 1);
-        assert_eq!(scalar(&db, "SELECT COUNT(*) FROM u WHERE a = 'f'").await, 0);
+        assert_eq!(scalar(db, "SELECT COUNT(*) FROM u WHERE a = 'p'").await, 1);
+        assert_eq!(scalar(db, "SELECT COUNT(*) FROM u WHERE a = 'f'").await, 0);
         assert_eq!(
-            scalar(&db, "SELECT passes FROM gates WHERE name = 'open'").await,
+            scalar(db, "SELECT passes FROM gates WHERE name = 'open'").await,
             1
         );
         assert_eq!(
-            scalar(&db, "SELECT passes FROM gates WHERE name = 'also-open'").await,
+            scalar(db, "SELECT passes FROM gates WHERE name = 'also-open'").await,
             0
         );
     }
 
+    #[tokio::test]
+    async fn a_failed_guard_fails_its_own_job_only() {
+        let (_dir, db) = db().await;
+        failed_guard_fails_its_own_job_only(&db).await;
+    }
+
+    /// On PostgreSQL the batch is one statement until a guard fails; then nothing of that
+    /// statement stays, and the transaction decides job by job.
+    #[tokio::test]
+    async fn on_postgres_a_failed_guard_fails_its_own_job_only() {
+        let Some((_pg, db)) = postgres_db("guarded batches on PostgreSQL").await else {
+            return;
+        };
+        failed_guard_fails_its_own_job_only(&db).await;
+    }
+
     /// Two jobs whose rows clash, the second's guard failing (a code redeemed twice in one
     /// batch): the first is written, the second refused, and neither is an error.
-    #[tokio::test]
-    async fn a_clash_with_a_job_whose_guard_failed_is_not_an_error() {
-        let (_dir, db) = db().await;
+    async fn clash_with_a_job_whose_guard_failed(db: &Db) {
         let batcher = Batcher::spawn(db.clone());
         let shared = Guard {
             rank: 0,
@@ -346,6 +371,71 @@ mod tests {
         );
         let (a, b) = (a.unwrap(), b.unwrap());
         assert!(a != b, "exactly one passes: {a} {b}");
-        assert_eq!(count(&db, "u").await, 1);
+        assert_eq!(count(db, "u").await, 1);
+    }
+
+    #[tokio::test]
+    async fn a_clash_with_a_job_whose_guard_failed_is_not_an_error() {
+        let (_dir, db) = db().await;
+        clash_with_a_job_whose_guard_failed(&db).await;
+    }
+
+    #[tokio::test]
+    async fn on_postgres_a_clash_with_a_job_whose_guard_failed_is_not_an_error() {
+        let Some((_pg, db)) = postgres_db("guarded batches on PostgreSQL").await else {
+            return;
+        };
+        clash_with_a_job_whose_guard_failed(&db).await;
+    }
+
+    /// 200 concurrent guarded jobs of two tables each, every other one's gate shut: each open
+    /// one is written whole and passes its gate once, each shut one leaves nothing, whichever
+    /// batches they shared.
+    async fn guarded_jobs_at_once(db: &Db) {
+        let n = 200;
+        let gates: Vec<String> = (0..n)
+            .map(|i| format!("('g{i}', {}, 0)", 1 - i % 2))
+            .collect();
+        let sql = format!("INSERT INTO gates VALUES {}", gates.join(", "));
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(db.write())
+            .await
+            .unwrap();
+        let batcher = Batcher::spawn(db.clone());
+        let mut tasks = Vec::new();
+        for i in 0..n {
+            let b = batcher.clone();
+            tasks.push(tokio::spawn(async move {
+                let rows = vec![t(&format!("k{i}"), i), u(&format!("u{i}"))];
+                b.insert_guarded(vec![gate(&format!("g{i}"), 0)], rows)
+                    .await
+            }));
+        }
+        for (i, task) in tasks.into_iter().enumerate() {
+            assert_eq!(task.await.unwrap().unwrap(), i % 2 == 0, "job {i}");
+        }
+        assert_eq!((count(db, "t").await, count(db, "u").await), (100, 100));
+        let odd = "SELECT COUNT(*) FROM t WHERE b % 2 = 1";
+        assert_eq!(scalar(db, odd).await, 0, "no row of a shut gate's job");
+        let once = "SELECT COUNT(*) FROM gates WHERE name LIKE 'g%' AND passes = open";
+        assert_eq!(
+            scalar(db, once).await,
+            200,
+            "each open gate passed once, no shut one"
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_guarded_jobs_are_written_whole_or_not_at_all() {
+        let (_dir, db) = db().await;
+        guarded_jobs_at_once(&db).await;
+    }
+
+    #[tokio::test]
+    async fn on_postgres_concurrent_guarded_jobs_are_written_whole_or_not_at_all() {
+        let Some((_pg, db)) = postgres_db("guarded batches on PostgreSQL").await else {
+            return;
+        };
+        guarded_jobs_at_once(&db).await;
     }
 }

@@ -77,6 +77,37 @@ impl Guard {
         };
         (self.rank, first)
     }
+
+    /// Appends the guard's statement to `out`, its parameters numbered after `$after`,
+    /// answering `k` for each row it touched (`RETURNING k`).
+    pub(super) fn push_sql(&self, out: &mut String, after: usize, k: usize) {
+        // `renumber` knows no quoting, and `RETURNING` is appended to the text.
+        debug_assert!(
+            !self.sql.contains(['\'', ';', '?']) && !self.sql.contains("--"),
+            "a guard is one statement with $n parameters and no literals: {}",
+            self.sql
+        );
+        renumber(out, self.sql, after);
+        let _ = write!(out, " RETURNING {k}");
+    }
+}
+
+/// Appends `sql` with every parameter `$n` renumbered `$(n + after)`.
+fn renumber(out: &mut String, sql: &str, after: usize) {
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        match rest[..digits].parse::<usize>() {
+            Ok(n) => {
+                let _ = write!(out, "{}", n + after);
+            }
+            Err(_) => out.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
 }
 
 /// The rows grouped by table (in the order tables first appear), at most [`MAX_ROWS`] each.
@@ -137,40 +168,77 @@ pub(super) fn statement<'q>(table: &Table, rows: &[&Insert]) -> AnyQuery<'q> {
     query
 }
 
-/// PostgreSQL: `chunks` (of several tables) as one statement, every chunk but the last a
-/// data-modifying CTE of the last (`WITH w0 AS (INSERT …), w1 AS (…) INSERT …`): one round trip
-/// and one implicit transaction instead of `BEGIN`, an `INSERT` per chunk and `COMMIT`. Each
-/// CTE runs once and to completion whether or not the last statement reads it, and foreign keys
-/// are checked at the end of the statement (PostgreSQL manual, "Data-Modifying Statements in
-/// WITH"); one that fails fails the statement, so it is all rows or none. SQLite has its own
-/// single trip (`store::script`).
-pub(super) fn combined<'q>(chunks: &[(&'static Table, Vec<&Insert>)]) -> AnyQuery<'q> {
+/// Batches of up to this many requests' rows are kept prepared: their shapes recur (a code,
+/// a redemption, a refresh, a few of them together); larger ones are rarer and more varied.
+pub(super) const COMMON_JOBS: usize = 4;
+
+/// PostgreSQL: a batch as one statement, one round trip and one implicit transaction instead
+/// of `BEGIN`, each guard, an `INSERT` per chunk and `COMMIT`.
+///
+/// Unguarded, every chunk but the last is a data-modifying CTE of the last (`WITH w0 AS
+/// (INSERT …), w1 AS (…) INSERT …`). Each CTE runs once and to completion whether or not the
+/// main statement reads it, and foreign keys are checked at the end of the statement
+/// (PostgreSQL manual, "Data-Modifying Statements in WITH"); one that fails fails the
+/// statement, so it is all rows or none.
+///
+/// Guarded, the guards come first (`g0 AS (UPDATE … RETURNING 0)`, …), every chunk is a CTE,
+/// and the main statement is `SELECT 1 / LEAST((SELECT COUNT(*) FROM g0), …)`: a guard that
+/// touched no row makes it divide by zero, which aborts the statement and with it every guard's
+/// write and every row. The caller then goes job by job in a transaction (`store::batch`), as
+/// SQLite's script does (`store::script`); guards fail only in races and replays. The divisor
+/// is a subquery, never a constant the planner could fold. The sub-statements share one
+/// snapshot and cannot see each other's writes, so the caller uses this form only when no two
+/// guards aim at the same row (a second update of a row in one statement would silently touch
+/// nothing, which here only means the slower path).
+pub(super) fn combined<'q>(
+    guards: &[&Guard],
+    chunks: &[(&'static Table, Vec<&Insert>)],
+    common: bool,
+) -> AnyQuery<'q> {
     let mut sql = String::new();
-    let mut after = 0;
-    let last = chunks.len().saturating_sub(1);
+    let mut values: Vec<&Val> = Vec::new();
+    let mut ctes = 0;
+    let mut cte = |sql: &mut String, name: &str| {
+        let _ = write!(sql, "{}{name} AS (", if ctes == 0 { "WITH " } else { ", " });
+        ctes += 1;
+    };
+    for (k, guard) in guards.iter().enumerate() {
+        cte(&mut sql, &format!("g{k}"));
+        guard.push_sql(&mut sql, values.len(), k);
+        sql.push(')');
+        values.extend(&guard.values);
+    }
+    // Unguarded, the last chunk is the main statement.
+    let ctes_of_chunks = if guards.is_empty() {
+        chunks.len().saturating_sub(1)
+    } else {
+        chunks.len()
+    };
     for (i, (table, rows)) in chunks.iter().enumerate() {
-        if i < last {
-            let _ = write!(sql, "{}w{i} AS (", if i == 0 { "WITH " } else { ", " });
-        } else if i > 0 {
+        if i < ctes_of_chunks {
+            cte(&mut sql, &format!("w{i}"));
+        } else if !sql.is_empty() {
             sql.push(' ');
         }
-        push_sql(&mut sql, table, rows.len(), after);
-        if i < last {
+        push_sql(&mut sql, table, rows.len(), values.len());
+        if i < ctes_of_chunks {
             sql.push(')');
         }
-        after += rows.len() * table.columns;
+        values.extend(rows.iter().flat_map(|r| &r.values));
     }
-    // The usual shapes (one row per table) recur and stay prepared.
-    let common = chunks.iter().all(|(_, rows)| rows.len() == 1);
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(common);
-    for (_, rows) in chunks {
-        for row in rows {
-            for v in &row.values {
-                query = v.bind(query);
-            }
+    if !guards.is_empty() {
+        sql.push_str(" SELECT 1 / LEAST(");
+        for k in 0..guards.len() {
+            let _ = write!(
+                sql,
+                "{}(SELECT COUNT(*) FROM g{k})",
+                if k == 0 { "" } else { ", " }
+            );
         }
+        sql.push(')');
     }
-    query
+    let query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(common);
+    values.iter().fold(query, |q, v| v.bind(q))
 }
 
 pub(super) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
@@ -204,32 +272,31 @@ pub(super) mod fixtures {
         tail: "",
     };
 
+    const SCHEMA: [&str; 4] = [
+        "CREATE TABLE t (a TEXT PRIMARY KEY, b BIGINT)",
+        "CREATE TABLE u (a TEXT NOT NULL UNIQUE)",
+        "CREATE TABLE gates (name TEXT PRIMARY KEY, open BIGINT, passes BIGINT)",
+        "INSERT INTO gates VALUES ('open', 1, 0), ('also-open', 1, 0), ('shut', 0, 0)",
+    ];
+
     /// A fresh SQLite database with `t`, `u` and the gates `open`, `also-open` and `shut`.
     pub(in crate::store) async fn db() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("b.db").display());
         let db = Db::connect(&url, 2).await.unwrap();
-        for ddl in [
-            "CREATE TABLE t (a TEXT PRIMARY KEY, b BIGINT)",
-            "CREATE TABLE u (a TEXT NOT NULL UNIQUE)",
-            "CREATE TABLE gates (name TEXT PRIMARY KEY, open BIGINT, passes BIGINT)",
-            "INSERT INTO gates VALUES ('open', 1, 0), ('also-open', 1, 0), ('shut', 0, 0)",
-        ] {
+        for ddl in SCHEMA {
             sqlx::query(ddl).execute(db.write()).await.unwrap();
         }
         (dir, db)
     }
 
-    /// [`db`] on a fresh PostgreSQL database (`None`, reported as skipped, without one).
+    /// [`db`]'s tables on a fresh PostgreSQL database (`None`, reported as skipped, without one).
     pub(in crate::store) async fn postgres_db(
         what: &str,
     ) -> Option<(infra::testing::TestPostgres, Db)> {
         let pg = infra::testing::TestPostgres::create(what).await?;
         let db = Db::connect(&pg.url, 2).await.unwrap();
-        for ddl in [
-            "CREATE TABLE t (a TEXT PRIMARY KEY, b BIGINT)",
-            "CREATE TABLE u (a TEXT NOT NULL UNIQUE)",
-        ] {
+        for ddl in SCHEMA {
             sqlx::query(ddl).execute(db.write()).await.unwrap();
         }
         Some((pg, db))
@@ -265,6 +332,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn parameters_are_renumbered_after_the_ones_before() {
+        let mut out = String::new();
+        renumber(
+            &mut out,
+            "UPDATE x SET a = $2 WHERE k = $1 AND c = $10 AND d = '$'",
+            4,
+        );
+        assert_eq!(
+            out,
+            "UPDATE x SET a = $6 WHERE k = $5 AND c = $14 AND d = '$'"
+        );
+    }
+
+    #[test]
     fn statements_number_their_parameters_across_rows() {
         assert_eq!(
             sql(&T, 2),
@@ -277,13 +358,37 @@ mod tests {
     fn tables_combine_into_one_statement_numbered_throughout() {
         let t = Insert::new(&T, vec!["k".into(), 1.into()]);
         let u = Insert::new(&U, vec!["x".into()]);
-        let query = combined(&[(&T, vec![&t, &t]), (&U, vec![&u]), (&T, vec![&t])]);
+        let query = combined(
+            &[],
+            &[(&T, vec![&t, &t]), (&U, vec![&u]), (&T, vec![&t])],
+            false,
+        );
         let sql = sqlx::Execute::sql(query);
         assert_eq!(
             sql.as_str(),
             "WITH w0 AS (INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT (a) DO NOTHING), \
              w1 AS (INSERT INTO u (a) VALUES ($5)) \
              INSERT INTO t (a, b) VALUES ($6, $7) ON CONFLICT (a) DO NOTHING"
+        );
+    }
+
+    /// Guarded, the guards lead (numbered first, answering their own number), every chunk is
+    /// a CTE, and the statement divides by the count of each guard's rows.
+    #[test]
+    fn guards_lead_a_combined_statement_that_fails_when_one_touched_nothing() {
+        let t = Insert::new(&T, vec!["k".into(), 1.into()]);
+        let u = Insert::new(&U, vec!["x".into()]);
+        let (a, b) = (fixtures::gate("a", 0), fixtures::gate("b", 1));
+        let query = combined(&[&a, &b], &[(&T, vec![&t]), (&U, vec![&u])], true);
+        assert_eq!(
+            sqlx::Execute::sql(query).as_str(),
+            "WITH g0 AS (UPDATE gates SET passes = passes + 1 WHERE name = $1 AND open = 1 \
+             RETURNING 0), \
+             g1 AS (UPDATE gates SET passes = passes + 1 WHERE name = $2 AND open = 1 \
+             RETURNING 1), \
+             w0 AS (INSERT INTO t (a, b) VALUES ($3, $4) ON CONFLICT (a) DO NOTHING), \
+             w1 AS (INSERT INTO u (a) VALUES ($5)) \
+             SELECT 1 / LEAST((SELECT COUNT(*) FROM g0), (SELECT COUNT(*) FROM g1))"
         );
     }
 }

@@ -23,15 +23,10 @@
 //! rolled back, and a connection that cannot roll back, or whose write was abandoned half way
 //! (a cancelled future, a panic), is closed rather than returned to the pool mid-transaction.
 
-use super::rows::{AnyQuery, Guard, Insert, Val, chunks, push_sql};
+use super::rows::{AnyQuery, COMMON_JOBS, Guard, Insert, Val, chunks, push_sql};
 use infra::Db;
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, Row};
-use std::fmt::Write as _;
-
-/// Batches of up to this many requests' rows are kept prepared: their shapes recur (a code,
-/// a redemption, a refresh, a few of them together); larger ones are rarer and more varied.
-const COMMON_JOBS: usize = 4;
 
 /// Writes a batch in one transaction: its `guards` (in the batch's order) and then its
 /// `rows`, of `jobs` requests. True if written; false if a guard did not pass or
@@ -109,15 +104,8 @@ impl<'a> Script<'a> {
             sql.push_str("BEGIN");
         }
         for (k, guard) in guards.iter().enumerate() {
-            // `renumber` knows no quoting, and `RETURNING` is appended to the text.
-            debug_assert!(
-                !guard.sql.contains(['\'', ';', '?']) && !guard.sql.contains("--"),
-                "a guard is one statement with $n parameters and no literals: {}",
-                guard.sql
-            );
             next(&mut sql);
-            renumber(&mut sql, guard.sql, values.len());
-            let _ = write!(sql, " RETURNING {k}");
+            guard.push_sql(&mut sql, values.len(), k);
             values.extend(guard.values.iter());
         }
         let common = jobs <= COMMON_JOBS;
@@ -177,24 +165,6 @@ async fn rollback(conn: &mut PoolConnection<Any>) {
     }
 }
 
-/// Appends `sql` with every parameter `$n` renumbered `$(n + after)`.
-fn renumber(out: &mut String, sql: &str, after: usize) {
-    let mut rest = sql;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..=at]);
-        rest = &rest[at + 1..];
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        match rest[..digits].parse::<usize>() {
-            Ok(n) => {
-                let _ = write!(out, "{}", n + after);
-            }
-            Err(_) => out.push_str(&rest[..digits]),
-        }
-        rest = &rest[digits..];
-    }
-    out.push_str(rest);
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::rows::fixtures::{T, U, db, gate, scalar};
@@ -217,20 +187,6 @@ mod tests {
             jobs.len(),
         )
         .await
-    }
-
-    #[test]
-    fn parameters_are_renumbered_after_the_ones_before() {
-        let mut out = String::new();
-        renumber(
-            &mut out,
-            "UPDATE x SET a = $2 WHERE k = $1 AND c = $10 AND d = '$'",
-            4,
-        );
-        assert_eq!(
-            out,
-            "UPDATE x SET a = $6 WHERE k = $5 AND c = $14 AND d = '$'"
-        );
     }
 
     /// Every statement of one text runs (sqlx's SQLite driver still does this; see the module
