@@ -240,7 +240,12 @@ pub async fn spawn_with(mut options: Options) -> Stack {
     config.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
     let (provider, provider_server, metrics_url) =
         start_provider(config.clone(), clock.clone(), provider_listener).await;
-    let store = provider.store.clone();
+    // The test's own handle on the database, which waits out a busy writer as an operator's
+    // command does (the provider's own fails a request after a second, which a loaded machine
+    // starting twenty stacks at once can reach while seeding).
+    let store = Store::connect_waiting(&config.database_url, PATIENCE)
+        .await
+        .unwrap();
 
     seed_users(&store, clock.unix()).await;
     let mut apps = Vec::new();
