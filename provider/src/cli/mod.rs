@@ -1,5 +1,5 @@
 //! The `provider` command line: `serve`, `migrate`, and the operator's tools for users,
-//! clients, keys, sessions and the audit trail, one file each. It lives in the library so that
+//! clients, resources, keys, sessions and the audit trail, one file each. It lives in the library so that
 //! tests drive the very same commands in-process ([`run_args`]); output goes to an [`Io`], not
 //! straight to stdout.
 
@@ -14,6 +14,7 @@ mod audit;
 mod clients;
 mod io;
 mod keys;
+mod resources;
 mod sessions;
 mod users;
 
@@ -58,6 +59,11 @@ enum Command {
     Clients {
         #[command(subcommand)]
         command: clients::ClientsCommand,
+    },
+    /// Register the APIs that accept Gatehouse access tokens (RFC 8707 resources).
+    Resources {
+        #[command(subcommand)]
+        command: resources::ResourcesCommand,
     },
     /// List or revoke users' SSO sessions (in the configured session store).
     Sessions {
@@ -112,6 +118,7 @@ pub async fn run(cli: Cli, mut config: Config, io: &mut Io<'_>) -> anyhow::Resul
         Command::Keys { command } => keys::run(&config, command, io).await?,
         Command::Clients { command } => clients::run(&config, command, io).await?,
         Command::Audit { command } => audit::run(&config, command, io).await?,
+        Command::Resources { command } => resources::run(&config, command, io).await?,
     }
     Ok(())
 }

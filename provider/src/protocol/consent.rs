@@ -6,7 +6,7 @@ use super::authorize::pending;
 use super::authorize::{CodeRedirect, issue_code};
 use super::error::{AuthorizeError, PageError};
 use crate::context::Ctx;
-use crate::types::{AuthorizeErrorCode, ScopeSet};
+use crate::types::{ApiScopes, AuthorizeErrorCode, ScopeSet};
 use sessions::Session;
 
 pub const EXPIRED: &str =
@@ -18,6 +18,8 @@ pub struct ConsentRequest {
     pub client_name: String,
     pub username: String,
     pub scopes: ScopeSet,
+    /// The API the app asks tokens for: its name and the scopes asked there.
+    pub api: Option<(String, ApiScopes)>,
 }
 
 /// The person's answer.
@@ -56,10 +58,22 @@ pub async fn show(
         Some(uid) => ctx.store.user_by_id(uid).await?.map(|u| u.username),
         None => None,
     };
+    let api = match &req.resource {
+        Some(r) => {
+            let name = ctx
+                .store
+                .resource(&r.resource_id)
+                .await?
+                .map(|found| found.name);
+            Some((name.ok_or_else(expired)?, r.scopes.clone()))
+        }
+        None => None,
+    };
     Ok(ConsentRequest {
         client_name: client.name,
         username: username.unwrap_or_default(),
         scopes: req.scopes,
+        api,
     })
 }
 
@@ -85,8 +99,12 @@ pub async fn decide(
         Decision::Allow => {
             let user_id = session.user_id.clone().unwrap_or_default();
             let now = ctx.clock.unix();
+            let api = req
+                .resource
+                .as_ref()
+                .map(|r| (r.resource_id.as_str(), &r.scopes));
             ctx.store
-                .grant_consent(&user_id, &req.client_id, req.scopes, now)
+                .grant_consent(&user_id, &req.client_id, req.scopes, api, now)
                 .await?;
             Ok(issue_code(ctx, session, &req, &client).await?)
         }

@@ -154,6 +154,11 @@ impl TokenError {
         Self::new(TokenErrorCode::InvalidScope, description)
     }
 
+    /// RFC 8707 §2: a `resource` this request may not name.
+    pub fn invalid_target(description: &'static str) -> Self {
+        Self::new(TokenErrorCode::InvalidTarget, description)
+    }
+
     /// The code, when this is a protocol error (for tests and logs).
     pub fn code(&self) -> Option<TokenErrorCode> {
         match self {

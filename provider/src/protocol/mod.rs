@@ -20,6 +20,7 @@ pub mod hint;
 pub mod params;
 pub mod pkce;
 pub mod registration;
+pub mod resources;
 pub mod revocation;
 pub mod token;
 pub mod userinfo;

@@ -1,6 +1,7 @@
 //! Token revocation (RFC 7009) and introspection (RFC 7662). Both take an authenticated
-//! client, and a client only ever reaches its own tokens: another client's token is "not
-//! revoked" (RFC 7009 §2.1 answers 200 anyway) and "not active" (RFC 7662 §2.2).
+//! client, and a client reaches its own tokens only, except that an API's client may also
+//! introspect the access tokens addressed to that API (RFC 7662 §2.1): another's token is
+//! "not revoked" (RFC 7009 §2.1 answers 200 anyway) and "not active" (RFC 7662 §2.2).
 
 use super::error::TokenError;
 use super::params::Params;
@@ -8,7 +9,7 @@ use super::token::AccessClaims;
 use crate::audit::{self, Event, Kind};
 use crate::context::Ctx;
 use crate::store::{AccessTokenRow, Client, RefreshTokenRow, Revoke};
-use crate::types::{AuthMethod, ScopeSet, TokenType, TokenTypeHint};
+use crate::types::{AuthMethod, TokenType, TokenTypeHint};
 use infra::secret::hash_secret;
 use serde::Serialize;
 
@@ -35,9 +36,23 @@ enum Found {
     Access(AccessClaims, AccessTokenRow),
 }
 
+/// Who may reach a token besides the client it was issued to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// Nobody: revocation (RFC 7009 §2.1, the token must have been issued to the caller).
+    Owner,
+    /// Also the API an access token is addressed to: introspection (RFC 7662 §2.1).
+    OwnerOrAudience,
+}
+
 /// Looks `token` up as the hint suggests (RFC 7009 §2.1: the hint only orders the search; an
 /// unknown hint is no hint).
-async fn find(ctx: &Ctx, client: &Client, q: &TokenQuery<'_>) -> Result<Option<Found>, TokenError> {
+async fn find(
+    ctx: &Ctx,
+    client: &Client,
+    q: &TokenQuery<'_>,
+    reach: Reach,
+) -> Result<Option<Found>, TokenError> {
     let token = q.token;
     let order = match q.hint {
         Some(TokenTypeHint::AccessToken) => {
@@ -55,22 +70,43 @@ async fn find(ctx: &Ctx, client: &Client, q: &TokenQuery<'_>) -> Result<Option<F
             TokenTypeHint::AccessToken => find_access(ctx, token).await?,
         };
         if let Some(f) = found {
-            let owner = match &f {
-                Found::Refresh(r) => &r.client_id,
-                Found::Access(_, a) => &a.client_id,
-            };
-            return Ok((owner == &client.client_id).then_some(f));
+            return Ok(reaches(ctx, client, &f, reach).await?.then_some(f));
         }
     }
     Ok(None)
 }
 
-/// An access token of ours (signature, type and issuer; expiry is judged by the caller) and
-/// its registry entry.
+/// Whether `client` may learn about or revoke the token: its own, or, for an access token
+/// addressed to an API, the API's own client (RFC 7662 §2.1: the protected resource asks
+/// about the tokens presented to it).
+async fn reaches(
+    ctx: &Ctx,
+    client: &Client,
+    found: &Found,
+    reach: Reach,
+) -> Result<bool, TokenError> {
+    let (owner, aud) = match found {
+        Found::Refresh(r) => (&r.client_id, None),
+        Found::Access(c, a) => (&a.client_id, Some(&c.aud)),
+    };
+    if owner == &client.client_id {
+        return Ok(true);
+    }
+    if reach == Reach::Owner {
+        return Ok(false);
+    }
+    let Some(aud) = aud.filter(|aud| **aud != ctx.issuer) else {
+        return Ok(false);
+    };
+    let api = ctx.store.resource(aud).await?;
+    Ok(api.is_some_and(|api| api.client_id.as_deref() == Some(client.client_id.as_str())))
+}
+
+/// An access token of ours (signature, type and issuer; expiry is judged by the caller; any
+/// audience, judged by [`reaches`]) and its registry entry.
 async fn find_access(ctx: &Ctx, token: &str) -> Result<Option<Found>, TokenError> {
     let keys = ctx.keys.current();
-    let issuer = Some(ctx.issuer.as_str());
-    let Ok(claims) = keys.verify_with::<AccessClaims>(token, "at+jwt", &ctx.issuer, issuer, None)
+    let Ok(claims) = keys.verify_with::<AccessClaims>(token, "at+jwt", &ctx.issuer, None, None)
     else {
         return Ok(None);
     };
@@ -84,7 +120,7 @@ pub async fn revoke(ctx: &Ctx, client: &Client, form: &Params) -> Result<(), Tok
     let query = TokenQuery::parse(form)?;
     let now = ctx.clock.unix();
     let event = Event::new(Kind::TokenRevoked).client(&client.client_id);
-    match find(ctx, client, &query).await? {
+    match find(ctx, client, &query, Reach::Owner).await? {
         Some(Found::Refresh(r)) => {
             ctx.store.revoke(Revoke::Grant(&r.grant_id), now).await?;
             let detail = format!("refresh token: grant {} revoked", r.grant_id);
@@ -106,7 +142,7 @@ pub async fn revoke(ctx: &Ctx, client: &Client, form: &Params) -> Result<(), Tok
 #[derive(Debug, Serialize, PartialEq, Eq)]
 #[serde(untagged)]
 pub enum Introspection {
-    Active(ActiveToken),
+    Active(Box<ActiveToken>),
     Inactive { active: bool },
 }
 
@@ -115,8 +151,7 @@ pub enum Introspection {
 pub struct ActiveToken {
     active: bool,
     token_type: &'static str,
-    #[serde(with = "super::token::issue::space_separated")]
-    scope: ScopeSet,
+    scope: String,
     client_id: String,
     sub: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -150,43 +185,45 @@ pub async fn introspect(
     }
     let query = TokenQuery::parse(form)?;
     let now = ctx.clock.unix();
-    Ok(match find(ctx, client, &query).await? {
-        Some(Found::Refresh(r))
-            if r.revoked_at.is_none() && r.used_at.is_none() && r.family_expires_at > now =>
-        {
-            let user = ctx.store.user_by_id(&r.user_id).await?;
-            match user.filter(|u| !u.disabled) {
-                Some(user) => Introspection::Active(ActiveToken {
-                    active: true,
-                    token_type: TokenTypeHint::RefreshToken.as_str(),
-                    scope: r.scope,
-                    client_id: r.client_id,
-                    sub: r.user_id,
-                    username: Some(user.username),
-                    iss: ctx.issuer.clone(),
-                    aud: None,
-                    iat: r.issued_at,
-                    exp: r.family_expires_at,
-                    jti: None,
-                }),
-                None => Introspection::INACTIVE,
+    Ok(
+        match find(ctx, client, &query, Reach::OwnerOrAudience).await? {
+            Some(Found::Refresh(r))
+                if r.revoked_at.is_none() && r.used_at.is_none() && r.family_expires_at > now =>
+            {
+                let user = ctx.store.user_by_id(&r.user_id).await?;
+                match user.filter(|u| !u.disabled) {
+                    Some(user) => Introspection::Active(Box::new(ActiveToken {
+                        active: true,
+                        token_type: TokenTypeHint::RefreshToken.as_str(),
+                        scope: r.scope.to_string(),
+                        client_id: r.client_id,
+                        sub: r.user_id,
+                        username: Some(user.username),
+                        iss: ctx.issuer.clone(),
+                        aud: None,
+                        iat: r.issued_at,
+                        exp: r.family_expires_at,
+                        jti: None,
+                    })),
+                    None => Introspection::INACTIVE,
+                }
             }
-        }
-        Some(Found::Access(c, row)) if row.revoked_at.is_none() && c.exp > now => {
-            Introspection::Active(ActiveToken {
-                active: true,
-                token_type: TokenType::Bearer.as_str(),
-                scope: c.scope,
-                client_id: c.client_id,
-                sub: c.sub,
-                username: None,
-                iss: c.iss,
-                aud: Some(c.aud),
-                iat: c.iat,
-                exp: c.exp,
-                jti: Some(c.jti),
-            })
-        }
-        _ => Introspection::INACTIVE,
-    })
+            Some(Found::Access(c, row)) if row.revoked_at.is_none() && c.exp > now => {
+                Introspection::Active(Box::new(ActiveToken {
+                    active: true,
+                    token_type: TokenType::Bearer.as_str(),
+                    scope: c.scope,
+                    client_id: c.client_id,
+                    sub: c.sub,
+                    username: None,
+                    iss: c.iss,
+                    aud: Some(c.aud),
+                    iat: c.iat,
+                    exp: c.exp,
+                    jti: Some(c.jti),
+                }))
+            }
+            _ => Introspection::INACTIVE,
+        },
+    )
 }

@@ -102,7 +102,7 @@ pub async fn userinfo(ctx: &Ctx, token: &str) -> Result<UserInfo, BearerError> {
         .verify(token, "at+jwt", &ctx.issuer, &ctx.issuer, now)
         .map_err(|_| BearerError::invalid_token("the access token is invalid or expired"))?;
     let revoked = || BearerError::invalid_token("the access token was revoked");
-    if !claims.scope.contains(Scope::OpenId) {
+    if !claims.oidc_scopes().contains(Scope::OpenId) {
         // Not a token for userinfo (RFC 6750 §3.1), once it is known to be live.
         return match ctx.store.access_token(&claims.jti).await? {
             Some(t) if t.revoked_at.is_none() => Err(BearerError::insufficient_scope()),
@@ -120,7 +120,7 @@ pub async fn userinfo(ctx: &Ctx, token: &str) -> Result<UserInfo, BearerError> {
     if user.disabled {
         return Err(BearerError::invalid_token("the user is no longer active"));
     }
-    Ok(UserInfo::of(&user, claims.scope))
+    Ok(UserInfo::of(&user, claims.oidc_scopes()))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `consents`: the scopes a user granted to a client, remembered across sign-ins.
 
 use super::handle::Store;
-use crate::types::ScopeSet;
+use crate::types::{ApiScopes, ScopeSet};
 
 impl Store {
     /// The scopes `user_id` has granted `client_id`, if any.
@@ -20,16 +20,23 @@ impl Store {
             .transpose()
     }
 
-    /// Records a grant of `scopes` (the union with what was granted before).
+    /// Records a grant of `scopes` and, if the request named an API, of `api`'s scopes there
+    /// (each the union with what was granted before), in one transaction.
     pub async fn grant_consent(
         &self,
         user_id: &str,
         client_id: &str,
         scopes: ScopeSet,
+        api: Option<(&str, &ApiScopes)>,
         now: i64,
     ) -> Result<(), sqlx::Error> {
         let before = self.consent(user_id, client_id).await?.unwrap_or_default();
+        let api_before = match api {
+            Some((resource, _)) => self.resource_consent(user_id, client_id, resource).await?,
+            None => None,
+        };
         let all = before.union(scopes);
+        let mut tx = self.db.write().begin().await?;
         sqlx::query(
             "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (user_id, client_id) DO UPDATE SET scope = $3, granted_at = $4",
@@ -38,9 +45,24 @@ impl Store {
         .bind(client_id)
         .bind(all.to_string())
         .bind(now)
-        .execute(self.db.write())
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        if let Some((resource, granted)) = api {
+            let all = api_before.unwrap_or_default().union(granted);
+            sqlx::query(
+                // A resource removed meanwhile is not consented to (nor an error).
+                "INSERT INTO consent_resources (user_id, client_id, resource_id, scopes) \
+                 SELECT $1, $2, resource_id, $4 FROM resources WHERE resource_id = $3 \
+                 ON CONFLICT (user_id, client_id, resource_id) DO UPDATE SET scopes = $4",
+            )
+            .bind(user_id)
+            .bind(client_id)
+            .bind(resource)
+            .bind(all.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
     }
 
     /// Every client `user_id` granted scopes to: client, scopes, when last granted.

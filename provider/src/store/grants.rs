@@ -363,6 +363,7 @@ impl Store {
         .await?;
         self.delete_batched("grants", "grant_id", "expires_at < $1", &[now - keep_secs])
             .await?;
+        self.sweep_grant_resources(now - keep_secs).await?;
         Ok(())
     }
 }

@@ -13,8 +13,8 @@ pub struct AccessTokenRow {
     pub grant_id: Option<String>,
     pub client_id: String,
     pub user_id: Option<String>,
-    #[sqlx(try_from = "String")]
-    pub scope: ScopeSet,
+    /// The token's scope as it carries it (OpenID scopes, or an API's).
+    pub scope: String,
     pub issued_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
@@ -43,7 +43,7 @@ infra::lite_row!(AccessTokenRow {
     grant_id,
     client_id,
     user_id,
-    scope as String,
+    scope,
     issued_at,
     expires_at,
     revoked_at,
@@ -92,7 +92,7 @@ impl Insert {
                 t.grant_id.clone().into(),
                 t.client_id.as_str().into(),
                 t.user_id.clone().into(),
-                t.scope.to_string().into(),
+                t.scope.as_str().into(),
                 t.issued_at.into(),
                 t.expires_at.into(),
             ],

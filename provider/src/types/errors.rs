@@ -21,6 +21,8 @@ wire_enum! {
         RequestNotSupported = "request_not_supported",
         RequestUriNotSupported = "request_uri_not_supported",
         RegistrationNotSupported = "registration_not_supported",
+        /// RFC 8707 §2: the `resource` is unknown, malformed, or not one this request may name.
+        InvalidTarget = "invalid_target",
     }
 }
 
@@ -37,6 +39,8 @@ wire_enum! {
         InvalidScope = "invalid_scope",
         /// RFC 7009 §2.2.1.
         UnsupportedTokenType = "unsupported_token_type",
+        /// RFC 8707 §2: the `resource` is unknown, malformed, or not one this grant covers.
+        InvalidTarget = "invalid_target",
     }
 }
 

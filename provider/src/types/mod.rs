@@ -8,9 +8,11 @@
 
 #[macro_use]
 mod macros;
+mod api_scope;
 mod errors;
 mod scope;
 
+pub use api_scope::{ApiScopes, BadApiScope, MAX_API_SCOPE_LEN, MAX_API_SCOPES};
 pub use errors::{AuthorizeErrorCode, BearerErrorCode, RegistrationErrorCode, TokenErrorCode};
 pub use scope::{Scope, ScopeSet, UnknownScope};
 

@@ -108,6 +108,11 @@ impl Surface for OAuth {
             None => {
                 TokenError::invalid_request("the body must be application/x-www-form-urlencoded")
             }
+            // RFC 8707 §2: several resources are allowed by the syntax; one token here is for
+            // one API, so the combination is refused as that specification's error.
+            Some(ParamsError::Repeated(p)) if p == "resource" => {
+                TokenError::invalid_target("one resource per token request")
+            }
             Some(e) => TokenError::invalid_request(e.to_string()),
         }
     }

@@ -1,6 +1,7 @@
 //! The flows, one module per area; helpers shared by them.
 
 mod account;
+mod apis;
 mod authorize;
 mod browser;
 mod discovery;

@@ -198,8 +198,10 @@ async fn proceed_with(
             session_over: true,
         });
     };
-    let asks = req.prompt.consent
-        || (!client.first_party && !consent.is_some_and(|g| g.covers(req.scopes)));
+    let consented = client.first_party
+        || (consent.is_some_and(|g| g.covers(req.scopes))
+            && api_consented(ctx, session, &req).await?);
+    let asks = req.prompt.consent || !consented;
     if asks {
         if req.prompt.none {
             let code = AuthorizeErrorCode::ConsentRequired;
@@ -210,6 +212,23 @@ async fn proceed_with(
         return Ok(Next::Consent(req));
     }
     Ok(Next::Code(issue_code(ctx, session, &req, client).await?))
+}
+
+/// Whether the user allowed this third-party app every scope it asks at the API the request
+/// names (true if it names none).
+async fn api_consented(
+    ctx: &Ctx,
+    session: &Session,
+    req: &AuthRequest,
+) -> Result<bool, AuthorizeError> {
+    let (Some(r), Some(user_id)) = (&req.resource, &session.user_id) else {
+        return Ok(true);
+    };
+    let held = ctx
+        .store
+        .resource_consent(user_id, &req.client_id, &r.resource_id)
+        .await?;
+    Ok(held.is_some_and(|h| h.covers(&r.scopes)))
 }
 
 /// Issues a code bound to the client, redirect URI, PKCE challenge, nonce and SSO session
@@ -249,16 +268,26 @@ pub async fn issue_code(
     if !client.first_party {
         guards.push(Guard::consent_held(&bound.user_id, &client.client_id));
     }
-    let stored = ctx
-        .store
-        .insert_guarded(
-            guards,
-            vec![
-                Insert::auth_code(&hash_secret(&code), &bound, now),
-                Insert::session_member(&session.handle, &req.client_id, &bound.user_id, now),
-            ],
-        )
-        .await?;
+    let code_hash = hash_secret(&code);
+    let mut rows = vec![
+        Insert::auth_code(&code_hash, &bound, now),
+        Insert::session_member(&session.handle, &req.client_id, &bound.user_id, now),
+    ];
+    if let Some(r) = &req.resource {
+        // Kept as long as the grant the code starts could live.
+        let tokens = &ctx.config.tokens;
+        let longest = tokens
+            .refresh_token_lifetime
+            .max(tokens.access_token_lifetime);
+        let until = bound.expires_at + infra::secs(longest);
+        rows.push(Insert::grant_resource(
+            &code_hash,
+            &r.resource_id,
+            &r.scopes,
+            until,
+        ));
+    }
+    let stored = ctx.store.insert_guarded(guards, rows).await?;
     if !stored {
         let code = AuthorizeErrorCode::LoginRequired;
         let why = "the session has ended, or the app was disconnected";

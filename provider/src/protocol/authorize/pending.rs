@@ -92,6 +92,7 @@ mod tests {
             max_age: None,
             login_hint: None,
             hint_sub: None,
+            resource: None,
             created_at: 0,
         }
     }

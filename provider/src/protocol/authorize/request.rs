@@ -10,7 +10,8 @@ use super::super::pkce;
 use crate::context::Ctx;
 use crate::store::Client;
 use crate::types::{
-    AuthorizeErrorCode, GrantType, PkceMethod, Prompt, ResponseMode, ResponseType, Scope, ScopeSet,
+    ApiScopes, AuthorizeErrorCode, GrantType, PkceMethod, Prompt, ResponseMode, ResponseType,
+    Scope, ScopeSet,
 };
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -33,7 +34,17 @@ pub struct AuthRequest {
     /// The user an `id_token_hint` names (OIDC Core §3.1.2.1), once its signature checked out.
     #[serde(default)]
     pub hint_sub: Option<String>,
+    /// The API the client asks access tokens for (RFC 8707 §2.1), with the scopes asked there.
+    #[serde(default)]
+    pub resource: Option<ResourceRequest>,
     pub created_at: i64,
+}
+
+/// A registered API named by `resource`, and those of the request's scopes it defines.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ResourceRequest {
+    pub resource_id: String,
+    pub scopes: ApiScopes,
 }
 
 impl AuthRequest {
@@ -77,7 +88,21 @@ pub async fn validate(ctx: &Ctx, params: &Params) -> Result<(AuthRequest, Client
         issuer: &ctx.issuer,
         now: ctx.clock.unix(),
     };
-    let req = parse(params, &at, hint_subject)?;
+    let mut req = parse(params, &at, hint_subject)?;
+    if let Some(resource) = params.get("resource") {
+        let asked = params.get("scope").unwrap_or("");
+        let found = ctx.store.resource(resource).await?;
+        let Some(found) = found else {
+            let code = AuthorizeErrorCode::InvalidTarget;
+            return Err(req
+                .error(&ctx.issuer, code, "the resource is not registered here")
+                .into());
+        };
+        req.resource = Some(ResourceRequest {
+            scopes: found.scopes.pick(asked),
+            resource_id: found.resource_id,
+        });
+    }
     Ok((req, client))
 }
 
@@ -162,6 +187,7 @@ pub fn parse(
         max_age,
         login_hint: params.get("login_hint").map(str::to_owned),
         hint_sub,
+        resource: None,
         created_at: at.now,
     })
 }
@@ -169,6 +195,14 @@ pub fn parse(
 /// No repeated parameter (RFC 6749 §3.1), no oversized value, and none of the request forms
 /// we do not support (OIDC Core §6, §7.2.1).
 fn check_shape(params: &Params) -> Result<(), Refusal> {
+    // RFC 8707 §2 lets a request name several resources; one grant here serves one API, and
+    // tokens for another come from a grant of their own.
+    if params.is_repeated("resource") {
+        return Err(refuse(
+            AuthorizeErrorCode::InvalidTarget,
+            "one resource per request",
+        ));
+    }
     params.check_repeated().map_err(|e| {
         (
             AuthorizeErrorCode::InvalidRequest,

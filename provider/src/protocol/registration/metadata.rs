@@ -344,7 +344,7 @@ fn is_local_host(host: &url::Host<&str>) -> bool {
 /// wildcard, no credentials, nothing a browser would execute (RFC 9700 §2.1 and §4.1.1, OIDC
 /// Registration §2, RFC 6749 §3.1.2). The string is kept as given, since redirect URIs are
 /// compared exactly (RFC 9700 §4.1.3), so it must not rely on the parser's normalisation.
-fn check_uri(uri: &str) -> Result<(), String> {
+pub(crate) fn check_uri(uri: &str) -> Result<(), String> {
     let parsed = check_shape(uri)?;
     let Some(host) = parsed.host() else {
         return Err("has no host".into());

@@ -13,6 +13,7 @@
 pub mod endpoint;
 pub mod metadata;
 
+pub(crate) use metadata::check_uri;
 pub use metadata::{ClientMetadata, MetadataError, ValidMetadata};
 
 use crate::audit::{self, Event, Kind};

@@ -38,7 +38,7 @@ async fn consent_to_third(w: &World) {
     let now = w.ctx.clock.unix();
     w.ctx
         .store
-        .grant_consent(&w.alice, "third", scopes, now)
+        .grant_consent(&w.alice, "third", scopes, None, now)
         .await
         .unwrap();
 }

@@ -21,6 +21,7 @@ macro_rules! on_both_databases {
     )*};
 }
 
+mod apis;
 mod apps;
 mod authorize;
 mod client_auth;

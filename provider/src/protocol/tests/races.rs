@@ -257,7 +257,7 @@ async fn sign_in_against_disconnect(w: World) {
         let now = w.ctx.clock.unix();
         w.ctx
             .store
-            .grant_consent(&w.alice, "third", scopes, now)
+            .grant_consent(&w.alice, "third", scopes, None, now)
             .await
             .unwrap();
         let (w1, w2, session) = (w.clone(), w.clone(), session.clone());

@@ -18,6 +18,13 @@ pub(super) async fn grant(
     if client.auth_method == AuthMethod::None {
         return Err(TokenError::unauthorized_client());
     }
+    // No client is given an API's scopes without a user yet: a token for an API needs a
+    // grant that names it (RFC 8707 §2: `invalid_target`).
+    if super::target::named(form).is_some() {
+        return Err(TokenError::invalid_target(
+            "this client may not obtain tokens for an API on its own behalf",
+        ));
+    }
     if form.get("scope").is_some() {
         return Err(TokenError::invalid_scope(
             "this client may not request scopes",
@@ -41,6 +48,7 @@ pub(super) async fn grant(
             starts: None,
             guards: Vec::new(),
             adopt: None,
+            target: None,
         },
     )
     .await?;

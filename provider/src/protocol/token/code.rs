@@ -2,6 +2,7 @@
 //! code revokes everything it issued (RFC 6749 §4.1.2, RFC 9700 §4.2.1).
 
 use super::issue::{Issue, NewRefresh, TokenResponse, issue};
+use super::target::Target;
 use crate::context::{Ctx, SystemError};
 use crate::protocol::error::TokenError;
 use crate::protocol::params::Params;
@@ -17,6 +18,8 @@ pub(super) struct CodeRequest<'a> {
     pub code: &'a str,
     pub redirect_uri: &'a str,
     pub code_verifier: &'a str,
+    /// The API the access token is for (RFC 8707 §2.2), one the authorization request named.
+    pub resource: Option<&'a str>,
 }
 
 impl<'a> CodeRequest<'a> {
@@ -29,6 +32,7 @@ impl<'a> CodeRequest<'a> {
             code: required("code", "code")?,
             redirect_uri: required("redirect_uri", "redirect_uri")?,
             code_verifier: required("code_verifier", "code_verifier (PKCE)")?,
+            resource: super::target::named(form),
         })
     }
 }
@@ -65,7 +69,11 @@ async fn redeem_as_read(
     let user = user
         .filter(|u| !u.disabled)
         .ok_or_else(|| TokenError::invalid_grant("the user is no longer active"))?;
-    let issued = exchange(ctx, client, bound, &user, code_hash, now).await;
+    let target = match req.resource {
+        Some(r) => Some(super::target::of_grant(ctx, code_hash, r, None, bound.scope).await?),
+        None => None,
+    };
+    let issued = exchange(ctx, client, bound, &user, code_hash, now, target).await;
     // The code was redeemed by a concurrent request between the read and this request's
     // commit: this one is the replay (and nothing of it was stored).
     if let Err(e) = &issued
@@ -105,6 +113,7 @@ async fn exchange(
     user: &User,
     code_hash: &str,
     now: i64,
+    target: Option<Target>,
 ) -> Result<TokenResponse, TokenError> {
     // The grant is offline (outlives the SSO session) when offline_access was granted, else
     // online (dies with it). It lives as long as its refresh tokens may, or, without them,
@@ -159,6 +168,7 @@ async fn exchange(
             guards: vec![Guard::code_redeemed(code_hash, now)],
             starts: Some(starts),
             adopt: None,
+            target,
         },
     )
     .await
@@ -207,6 +217,7 @@ mod tests {
             code: &code,
             redirect_uri: REDIRECT,
             code_verifier: VERIFIER,
+            resource: None,
         };
         let now = w.ctx.clock.unix();
         let hash = hash_secret(&code);

@@ -2,6 +2,7 @@
 //! RFC 9068, with a registry entry so it can be revoked), the ID token (OIDC Core §2) and the
 //! refresh token (opaque, stored as its hash), committed with the audit event.
 
+use super::target::Target;
 use crate::audit::{self, Event, Kind};
 use crate::context::{Ctx, SystemError};
 use crate::keys::at_hash;
@@ -25,8 +26,9 @@ pub struct AccessClaims {
     pub client_id: String,
     pub iat: i64,
     pub jti: String,
-    #[serde(with = "space_separated")]
-    pub scope: ScopeSet,
+    /// Space-separated: the OpenID scopes of a token for userinfo, an API's scopes for one
+    /// addressed to that API.
+    pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub auth_time: Option<i64>,
     /// The SSO session the token was issued under.
@@ -34,18 +36,10 @@ pub struct AccessClaims {
     pub sid: Option<String>,
 }
 
-/// A scope set as the space-separated string JWTs and token responses carry (RFC 6749 §3.3).
-pub mod space_separated {
-    use crate::types::ScopeSet;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(scopes: &ScopeSet, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(scopes)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ScopeSet, D::Error> {
-        let text = String::deserialize(d)?;
-        ScopeSet::parse_strict(&text).map_err(serde::de::Error::custom)
+impl AccessClaims {
+    /// The OpenID scopes the token carries (for userinfo; an API's scopes are not among them).
+    pub fn oidc_scopes(&self) -> ScopeSet {
+        ScopeSet::parse_known(&self.scope)
     }
 }
 
@@ -77,8 +71,8 @@ pub struct TokenResponse {
     pub id_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
-    #[serde(with = "space_separated")]
-    pub scope: ScopeSet,
+    /// The access token's scope (RFC 6749 §5.1).
+    pub scope: String,
 }
 
 /// What one grant hands out.
@@ -104,6 +98,8 @@ pub struct Issue<'a> {
     /// A refresh's grant as its token describes it: recorded if it has no row yet (a family
     /// from a version of the provider that kept no grants), and the issuance tried again.
     pub adopt: Option<GrantRow>,
+    /// The API the access token is for (RFC 8707), if not the provider's own userinfo.
+    pub target: Option<Target>,
 }
 
 /// The refresh token to issue: the token itself (random for a new grant, the successor of
@@ -128,7 +124,7 @@ pub async fn issue(ctx: &Ctx, now: i64, i: Issue<'_>) -> Result<TokenResponse, T
         grant_id: i.grant_id.clone(),
         client_id: i.client.client_id.clone(),
         user_id: i.user.map(|u| u.id.clone()),
-        scope: i.scope,
+        scope: access.scope.clone(),
         issued_at: now,
         expires_at: access.exp,
         revoked_at: None,
@@ -161,11 +157,12 @@ pub async fn issue(ctx: &Ctx, now: i64, i: Issue<'_>) -> Result<TokenResponse, T
     issued.extend(id_token.as_ref().map(|_| "ID token"));
     issued.extend(refresh_token.as_ref().map(|_| "refresh token"));
     let detail = format!(
-        "grant {}: {} (jti {}, scope \"{}\")",
+        "grant {}: {} (jti {}, aud {}, scope \"{}\")",
         i.grant,
         issued.join(", "),
         access.jti,
-        i.scope
+        access.aud,
+        access.scope
     );
     let event = Event::new(Kind::TokenIssued)
         .client(&i.client.client_id)
@@ -189,7 +186,7 @@ pub async fn issue(ctx: &Ctx, now: i64, i: Issue<'_>) -> Result<TokenResponse, T
         expires_in: access.exp - now,
         id_token,
         refresh_token,
-        scope: i.scope,
+        scope: access.scope,
     })
 }
 
@@ -212,21 +209,31 @@ async fn store(ctx: &Ctx, i: &Issue<'_>, rows: Vec<Insert>) -> Result<bool, sqlx
     }
 }
 
-/// The access token (RFC 9068): signed with ES256, since the provider is its only verifier
-/// and ES256 is far cheaper to sign than RS256.
+/// The access token (RFC 9068): for the provider's userinfo, or for the API the request
+/// named (its `aud`, its scopes there, its lifetime). Signed with ES256, far cheaper to sign
+/// than RS256, and published in the JWKS like every key (RFC 9068 §4 asks resource servers to
+/// accept what the JWKS announces).
 fn access_token(ctx: &Ctx, now: i64, i: &Issue<'_>) -> Result<(String, AccessClaims), SystemError> {
     let sub = i
         .user
         .map_or(i.client.client_id.as_str(), |u| u.id.as_str());
+    let (aud, scope, lifetime) = match &i.target {
+        Some(t) => (t.resource_id.clone(), t.scopes.to_string(), t.lifetime),
+        None => (
+            ctx.issuer.clone(),
+            i.scope.to_string(),
+            infra::secs(ctx.config.tokens.access_token_lifetime),
+        ),
+    };
     let claims = AccessClaims {
         iss: ctx.issuer.clone(),
-        exp: now + infra::secs(ctx.config.tokens.access_token_lifetime),
-        aud: ctx.issuer.clone(),
+        exp: now + lifetime,
+        aud,
         sub: sub.to_owned(),
         client_id: i.client.client_id.clone(),
         iat: now,
         jti: random_handle()?,
-        scope: i.scope,
+        scope,
         auth_time: i.auth_time,
         sid: i.sid.clone(),
     };

@@ -6,6 +6,7 @@ mod client_credentials;
 mod code;
 pub mod issue;
 mod refresh;
+pub mod target;
 
 pub use issue::{AccessClaims, TokenResponse};
 

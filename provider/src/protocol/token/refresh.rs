@@ -20,6 +20,8 @@ pub(super) struct RefreshRequest<'a> {
     pub refresh_token: &'a str,
     /// A narrower scope than the grant's, if asked (RFC 6749 §6).
     pub scope: Option<&'a str>,
+    /// The API the access token is for (RFC 8707 §2.2), one the grant was given.
+    pub resource: Option<&'a str>,
 }
 
 impl<'a> RefreshRequest<'a> {
@@ -29,6 +31,7 @@ impl<'a> RefreshRequest<'a> {
                 .get("refresh_token")
                 .ok_or_else(|| TokenError::invalid_request("refresh_token is required"))?,
             scope: form.get("scope"),
+            resource: super::target::named(form),
         })
     }
 }
@@ -75,7 +78,14 @@ async fn rotate(
     now: i64,
 ) -> Result<TokenResponse, TokenError> {
     let (row, fresh) = presented(ctx, client, hash, now).await?;
-    let scope = narrowed(row.scope, req.scope)?;
+    // With an API named, `scope` narrows the API's scopes; the OpenID ones stay the grant's.
+    let (scope, target) = match req.resource {
+        None => (narrowed(row.scope, req.scope)?, None),
+        Some(r) => {
+            let target = super::target::of_grant(ctx, &row.grant_id, r, req.scope, row.scope);
+            (row.scope, Some(target.await?))
+        }
+    };
     let user = active_user(ctx, &row.user_id).await?;
     // Stored only if the grant is still live when they are (a revocation committed meanwhile,
     // a session end, "disconnect", is never outlived), and a fresh token only if this
@@ -118,6 +128,7 @@ async fn rotate(
                 expires_at: row.family_expires_at,
                 revoked_at: None,
             }),
+            target,
         },
     )
     .await

@@ -20,7 +20,7 @@ struct ConsentPage {
     request: String,
     client_name: String,
     username: String,
-    scopes: Vec<&'static str>,
+    scopes: Vec<String>,
 }
 
 /// What granting `scope` lets the app do, in words.
@@ -31,6 +31,20 @@ pub(super) fn describe(scope: Scope) -> &'static str {
         Scope::Email => "See your email address",
         Scope::OfflineAccess => "Keep access while you are signed out (offline access)",
     }
+}
+
+/// Every line of the page's list: the OpenID scopes in words, then each scope asked at an API.
+fn described(asked: &consent::ConsentRequest) -> Vec<String> {
+    let oidc = asked.scopes.iter().map(|s| describe(s).to_owned());
+    let api = asked.api.iter().flat_map(|(name, scopes)| {
+        let all = scopes
+            .iter()
+            .map(move |s| format!("Use {name} with the permission “{s}”"));
+        // An API asked with none of its scopes: access, no more.
+        let bare = scopes.is_empty().then(|| format!("Use {name}"));
+        all.chain(bare)
+    });
+    oidc.chain(api).collect()
 }
 
 fn expired() -> PageError {
@@ -48,9 +62,9 @@ pub async fn show_consent(
     let page = ConsentPage {
         csrf_token: me.session.csrf_token().to_owned(),
         request: request.to_owned(),
+        scopes: described(&asked),
         client_name: asked.client_name,
         username: asked.username,
-        scopes: asked.scopes.iter().map(describe).collect(),
     };
     Ok((no_store(), page).into_response())
 }

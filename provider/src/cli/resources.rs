@@ -1,0 +1,142 @@
+//! `provider resources …`: registering the APIs that accept Gatehouse access tokens, through
+//! the rules of `protocol::resources`.
+
+use super::io::{Io, rfc3339, store};
+use crate::Config;
+use crate::protocol::resources::{self, ResourceSpec};
+use crate::store::Resource;
+use clap::Subcommand;
+use infra::Clock;
+
+#[derive(Subcommand, Debug)]
+pub(super) enum ResourcesCommand {
+    /// Register an API. Clients ask for its tokens with `resource=ID` (RFC 8707); the tokens'
+    /// `aud` is ID.
+    Add {
+        /// The resource indicator: the API's https URI (http only on loopback/*.localhost).
+        #[arg(long)]
+        id: String,
+        /// A name shown on the consent screen (default: the indicator).
+        #[arg(long)]
+        name: Option<String>,
+        /// A scope the API defines (repeat for several), e.g. notes:read.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// How long its access tokens live (30s to 1h; default 5m).
+        #[arg(long)]
+        access_token_lifetime: Option<String>,
+        /// The confidential client the API authenticates as, to introspect its tokens.
+        #[arg(long)]
+        client: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the registered APIs.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an API: no new token is issued for it, and no grant or consent names it.
+    Remove { id: String },
+}
+
+pub(super) async fn run(
+    config: &Config,
+    command: ResourcesCommand,
+    io: &mut Io<'_>,
+) -> anyhow::Result<()> {
+    let store = store(config).await?;
+    match command {
+        ResourcesCommand::Add {
+            id,
+            name,
+            scopes,
+            access_token_lifetime,
+            client,
+            json,
+        } => {
+            let lifetime = access_token_lifetime
+                .map(|t| {
+                    humantime::parse_duration(t.trim())
+                        .map_err(|e| anyhow::anyhow!("--access-token-lifetime {t}: {e}"))
+                })
+                .transpose()?;
+            let client = match client {
+                Some(c) => Some(
+                    store
+                        .client(&c)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("no client {c}"))?,
+                ),
+                None => None,
+            };
+            let spec = ResourceSpec {
+                resource_id: id,
+                name,
+                scopes,
+                access_token_lifetime: lifetime,
+            };
+            let new = resources::validate(spec, client.as_ref(), Clock::system().unix())?;
+            anyhow::ensure!(
+                store.add_resource(&new).await?,
+                "a resource {} is already registered",
+                new.0.resource_id
+            );
+            if json {
+                out!(
+                    io,
+                    "{}",
+                    serde_json::to_string_pretty(&resource_json(&new.0))?
+                );
+            } else {
+                out!(io, "resource {} registered", new.0.resource_id);
+                print(io, &new.0)?;
+            }
+        }
+        ResourcesCommand::List { json } => {
+            let all = store.resources().await?;
+            if json {
+                let list: Vec<_> = all.iter().map(resource_json).collect();
+                out!(io, "{}", serde_json::to_string_pretty(&list)?);
+            } else if all.is_empty() {
+                out!(io, "no resources");
+            } else {
+                for r in &all {
+                    print(io, r)?;
+                }
+            }
+        }
+        ResourcesCommand::Remove { id } => {
+            anyhow::ensure!(store.remove_resource(&id).await?, "no resource {id}");
+            out!(
+                io,
+                "resource {id} removed; tokens already issued for it expire within their lifetime"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn resource_json(r: &Resource) -> serde_json::Value {
+    serde_json::json!({
+        "resource": r.resource_id,
+        "name": r.name,
+        "scopes": r.scopes.iter().collect::<Vec<_>>(),
+        "access_token_lifetime": r.access_token_lifetime,
+        "client_id": r.client_id,
+        "created_at": rfc3339(r.created_at),
+    })
+}
+
+fn print(io: &mut Io<'_>, r: &Resource) -> anyhow::Result<()> {
+    out!(io, "resource           {}", r.resource_id);
+    out!(io, "name               {}", r.name);
+    out!(io, "scopes             {}", r.scopes);
+    out!(io, "token lifetime     {}s", r.access_token_lifetime);
+    out!(
+        io,
+        "introspects as     {}",
+        r.client_id.as_deref().unwrap_or("-")
+    );
+    Ok(())
+}

@@ -1,0 +1,259 @@
+//! Access tokens for APIs (RFC 8707, RFC 9068): what a grant that names an API may obtain,
+//! what a third-party app must be allowed first, and what the API's own client may learn.
+
+use super::{REDIRECT, VERIFIER, World, authorize_params, form, world, world_on};
+use crate::context::testing;
+use crate::protocol::authorize::{self, Next};
+use crate::protocol::consent::{self, Decision};
+use crate::protocol::error::{AuthorizeError, TokenError};
+use crate::protocol::resources::{self, ResourceSpec};
+use crate::protocol::revocation::introspect;
+use crate::protocol::token::{self, AccessClaims, TokenResponse};
+use crate::types::{AuthorizeErrorCode, TokenErrorCode};
+use sessions::Session;
+use std::time::Duration;
+
+on_both_databases! {
+    a_grant_for_an_api_gets_tokens_addressed_to_it_for_the_apis_lifetime: a_grant_for_an_api_gets_tokens_addressed_to_it_for_the_apis_lifetime_on_sqlite, a_grant_for_an_api_gets_tokens_addressed_to_it_for_the_apis_lifetime_on_postgres;
+    an_api_the_grant_did_not_name_is_an_invalid_target_and_spends_nothing: an_api_the_grant_did_not_name_is_an_invalid_target_and_spends_nothing_on_sqlite, an_api_the_grant_did_not_name_is_an_invalid_target_and_spends_nothing_on_postgres;
+    a_third_party_app_is_allowed_an_apis_scopes_by_the_user_once: a_third_party_app_is_allowed_an_apis_scopes_by_the_user_once_on_sqlite, a_third_party_app_is_allowed_an_apis_scopes_by_the_user_once_on_postgres;
+    the_apis_client_introspects_the_tokens_addressed_to_it_only: the_apis_client_introspects_the_tokens_addressed_to_it_only_on_sqlite, the_apis_client_introspects_the_tokens_addressed_to_it_only_on_postgres;
+}
+
+const NOTES: &str = "https://notes.example";
+
+/// Registers the Notes API (`notes:read`, `notes:write`, tokens for two minutes), whose
+/// client is `service`.
+async fn notes(w: &World) {
+    let spec = ResourceSpec {
+        resource_id: NOTES.into(),
+        name: Some("Notes".into()),
+        scopes: vec!["notes:read".into(), "notes:write".into()],
+        access_token_lifetime: Some(Duration::from_secs(120)),
+    };
+    let service = w.client("service").await;
+    let new = resources::validate(spec, Some(&service), w.ctx.clock.unix()).unwrap();
+    assert!(w.ctx.store.add_resource(&new).await.unwrap());
+}
+
+/// The authorization request of `client_id` for `scope` at the Notes API.
+async fn ask(
+    w: &World,
+    session: &Session,
+    client_id: &str,
+    scope: &str,
+) -> Result<Next, AuthorizeError> {
+    let params = authorize_params(client_id, &[("scope", scope), ("resource", NOTES)]);
+    authorize::authorize(&w.ctx, &params, Some(session)).await
+}
+
+fn code_of(next: Result<Next, AuthorizeError>) -> String {
+    match next {
+        Ok(Next::Code(c)) => c.code,
+        other => panic!("no code: {other:?}"),
+    }
+}
+
+async fn redeem(
+    w: &World,
+    client: &str,
+    code: &str,
+    resource: Option<&str>,
+) -> Result<TokenResponse, TokenError> {
+    let mut pairs = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+    ];
+    pairs.extend(resource.map(|r| ("resource", r)));
+    token::exchange(&w.ctx, &w.client(client).await, &form(&pairs)).await
+}
+
+/// The claims of an access token addressed to the Notes API, verified as the API would.
+fn notes_claims(w: &World, token: &str) -> AccessClaims {
+    let now = w.ctx.clock.unix();
+    w.ctx
+        .keys
+        .current()
+        .verify(token, "at+jwt", &w.ctx.issuer, NOTES, now)
+        .unwrap()
+}
+
+async fn a_grant_for_an_api_gets_tokens_addressed_to_it_for_the_apis_lifetime(w: World) {
+    notes(&w).await;
+    let session = w.signed_in(&w.alice).await;
+    let code = code_of(ask(&w, &session, "first", "openid notes:read other:thing").await);
+    let issued = redeem(&w, "first", &code, Some(NOTES)).await.unwrap();
+    let claims = notes_claims(&w, &issued.access_token);
+    assert_eq!(
+        claims.scope, "notes:read",
+        "only the API's scopes that were asked"
+    );
+    assert_eq!(claims.sub, w.alice);
+    assert_eq!(claims.exp - claims.iat, 120);
+    assert_eq!(issued.scope, "notes:read");
+    assert!(issued.id_token.is_some());
+    // The token is the API's: it expires on the API's clock, not the provider's ten minutes.
+    w.ctx.clock.advance(Duration::from_secs(121));
+    let now = w.ctx.clock.unix();
+    let expired = w.ctx.keys.current().verify::<AccessClaims>(
+        &issued.access_token,
+        "at+jwt",
+        &w.ctx.issuer,
+        NOTES,
+        now,
+    );
+    assert!(expired.is_err());
+    // Refreshing for the API may narrow its scopes, never widen them; the OpenID scopes of
+    // the grant may be named alongside.
+    let rt = issued.refresh_token.unwrap();
+    let refresh = |scope: &'static str, rt: String| {
+        let w = &w;
+        async move {
+            let mut pairs = vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", rt.as_str()),
+                ("resource", NOTES),
+            ];
+            if !scope.is_empty() {
+                pairs.push(("scope", scope));
+            }
+            token::exchange(&w.ctx, &w.client("first").await, &form(&pairs)).await
+        }
+    };
+    let wider = refresh("notes:read notes:write", rt.clone()).await;
+    assert_eq!(
+        wider.unwrap_err().code(),
+        Some(TokenErrorCode::InvalidScope)
+    );
+    let again = refresh("openid notes:read", rt).await.unwrap();
+    assert_eq!(notes_claims(&w, &again.access_token).scope, "notes:read");
+}
+
+async fn an_api_the_grant_did_not_name_is_an_invalid_target_and_spends_nothing(w: World) {
+    notes(&w).await;
+    let session = w.signed_in(&w.alice).await;
+    let code = w.code(&session, "first", "openid").await;
+    let refused = redeem(&w, "first", &code, Some(NOTES)).await;
+    assert_eq!(
+        refused.unwrap_err().code(),
+        Some(TokenErrorCode::InvalidTarget)
+    );
+    let unknown = redeem(&w, "first", &code, Some("https://other.example")).await;
+    assert_eq!(
+        unknown.unwrap_err().code(),
+        Some(TokenErrorCode::InvalidTarget)
+    );
+    redeem(&w, "first", &code, None)
+        .await
+        .expect("the code is still good");
+    // At the authorization endpoint an unknown API goes back to the client as
+    // invalid_target.
+    let params = authorize_params("first", &[("resource", "https://other.example")]);
+    match authorize::authorize(&w.ctx, &params, Some(&session)).await {
+        Err(AuthorizeError::Redirect(r)) => assert_eq!(r.code, AuthorizeErrorCode::InvalidTarget),
+        other => panic!("{other:?}"),
+    }
+    // A client on its own behalf gets no API token (no grant names one).
+    let cc = form(&[("grant_type", "client_credentials"), ("resource", NOTES)]);
+    let refused = token::exchange(&w.ctx, &w.client("service").await, &cc).await;
+    assert_eq!(
+        refused.unwrap_err().code(),
+        Some(TokenErrorCode::InvalidTarget)
+    );
+}
+
+async fn a_third_party_app_is_allowed_an_apis_scopes_by_the_user_once(w: World) {
+    notes(&w).await;
+    let session = w.signed_in(&w.alice).await;
+    let now = w.ctx.clock.unix();
+    // Allowed the OpenID scopes before, not the API.
+    let oidc = crate::types::ScopeSet::parse_known("openid");
+    w.ctx
+        .store
+        .grant_consent(&w.alice, "third", oidc, None, now)
+        .await
+        .unwrap();
+    let Ok(Next::Consent(req)) = ask(&w, &session, "third", "openid notes:read").await else {
+        panic!("the API's scopes need the user's consent");
+    };
+    let id = authorize::pending::remember(&w.ctx, &session, &req)
+        .await
+        .unwrap();
+    let shown = consent::show(&w.ctx, &session, &id).await.unwrap();
+    let (name, scopes) = shown.api.unwrap();
+    assert_eq!(
+        (name.as_str(), scopes.to_string().as_str()),
+        ("Notes", "notes:read")
+    );
+    let code = consent::decide(&w.ctx, &session, &id, Decision::Allow)
+        .await
+        .unwrap()
+        .code;
+    let issued = redeem(&w, "third", &code, Some(NOTES)).await.unwrap();
+    assert_eq!(notes_claims(&w, &issued.access_token).scope, "notes:read");
+    // Remembered: the same request goes straight to a code; a new scope asks again.
+    code_of(ask(&w, &session, "third", "openid notes:read").await);
+    let more = ask(&w, &session, "third", "openid notes:read notes:write").await;
+    assert!(matches!(more, Ok(Next::Consent(_))), "{more:?}");
+    // Disconnecting the app withdraws the API consent with the rest.
+    assert!(w.ctx.store.delete_consent(&w.alice, "third").await.unwrap());
+    let held = w
+        .ctx
+        .store
+        .resource_consent(&w.alice, "third", NOTES)
+        .await
+        .unwrap();
+    assert_eq!(held, None);
+}
+
+async fn the_apis_client_introspects_the_tokens_addressed_to_it_only(w: World) {
+    notes(&w).await;
+    let session = w.signed_in(&w.alice).await;
+    let code = code_of(ask(&w, &session, "first", "openid notes:write").await);
+    let issued = redeem(&w, "first", &code, Some(NOTES)).await.unwrap();
+    let at = issued.access_token.as_str();
+    let service = w.client("service").await;
+    let third = w.client("third").await;
+    let about = |t: &str| form(&[("token", t)]);
+    let seen = introspect(&w.ctx, &service, &about(at)).await.unwrap();
+    let json = serde_json::to_value(&seen).unwrap();
+    assert_eq!(json["active"], true);
+    assert_eq!(json["aud"], NOTES);
+    assert_eq!(json["scope"], "notes:write");
+    assert!(
+        !introspect(&w.ctx, &third, &about(at))
+            .await
+            .unwrap()
+            .is_active()
+    );
+    // Not the refresh token, nor the grant's tokens for the provider itself.
+    let rt = issued.refresh_token.unwrap();
+    assert!(
+        !introspect(&w.ctx, &service, &about(&rt))
+            .await
+            .unwrap()
+            .is_active()
+    );
+    // Revocation stays the issued-to client's (RFC 7009 §2.1): the API's attempt changes
+    // nothing.
+    crate::protocol::revocation::revoke(&w.ctx, &service, &about(at))
+        .await
+        .unwrap();
+    assert!(
+        introspect(&w.ctx, &service, &about(at))
+            .await
+            .unwrap()
+            .is_active()
+    );
+    crate::protocol::revocation::revoke(&w.ctx, &w.client("first").await, &about(&rt))
+        .await
+        .unwrap();
+    assert!(
+        !introspect(&w.ctx, &service, &about(at))
+            .await
+            .unwrap()
+            .is_active()
+    );
+}

@@ -1,0 +1,305 @@
+//! Access tokens for APIs over HTTP (RFC 8707 resource indicators, RFC 9068 JWT access
+//! tokens): an API registered from the command line, named at `/authorize` and `/token`, its
+//! tokens addressed to it, refused by userinfo, and introspected by the API's own client.
+
+use super::{sign_in, userinfo_status};
+use crate::harness::{ALICE, Browser, Stack, jwt_part, param, register_service, spawn};
+use serde_json::Value;
+
+const NOTES: &str = "http://api.localhost:5003";
+
+/// `POST /introspect` about `token`, authenticated as `(client_id, secret)`.
+async fn introspect(stack: &Stack, token: &str, (id, secret): (&str, &str)) -> Value {
+    let http = client_app::http::client_builder().build().unwrap();
+    let resp = http
+        .post(format!("{}/introspect", stack.issuer))
+        .basic_auth(id, Some(secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+/// A code for App A (a third-party app in this stack) at the Notes API for `scope`, through
+/// `browser`, signed in: the consent page, which must list `asked`, then the code (taken
+/// before App A's callback would redeem it). With the same access allowed before, no page.
+async fn api_code(
+    stack: &Stack,
+    browser: &Browser,
+    scope: &str,
+    asked: &[&str],
+) -> (String, String) {
+    let extra = [("scope", scope), ("resource", NOTES)];
+    let req = stack.authorize_url(&stack.app_a.client_id, &stack.app_a.redirect_uri, &extra);
+    let callback = stack.app_a.redirect_uri.as_str();
+    let mut page = browser.follow_until(req.url.as_str(), callback).await;
+    if page
+        .url
+        .as_str()
+        .starts_with(&format!("{}/consent", stack.issuer))
+    {
+        for line in asked {
+            assert!(
+                page.body.contains(line),
+                "consent lists {line:?}: {}",
+                page.body
+            );
+        }
+        page = browser
+            .submit_until(&page, "/consent", &[("decision", "allow")], callback)
+            .await;
+    } else {
+        assert!(asked.is_empty(), "no consent page: {}", page.url);
+    }
+    let code = param(page.url.as_str(), "code").expect("a code");
+    (code, req.verifier)
+}
+
+/// Registers the Notes API from the command line, introspecting as `notes-api`.
+async fn notes_api(stack: &Stack) {
+    register_service(
+        &stack.store,
+        "notes-api",
+        "notes-secret",
+        stack.clock.unix(),
+    )
+    .await;
+    let out = stack
+        .cli(&[
+            "resources",
+            "add",
+            "--id",
+            NOTES,
+            "--name",
+            "Notes",
+            "--scope",
+            "notes:read",
+            "--scope",
+            "notes:write",
+            "--client",
+            "notes-api",
+        ])
+        .await
+        .unwrap();
+    assert!(out.contains("registered"), "{out}");
+}
+
+#[tokio::test]
+async fn an_api_gets_tokens_addressed_to_it_that_only_it_can_introspect() {
+    let stack = spawn().await;
+    notes_api(&stack).await;
+    let app_a = (stack.app_a.client_id.as_str(), stack.app_a.secret.as_str());
+    let browser = Browser::new();
+    sign_in(&stack, &browser, &stack.app_a, ALICE).await;
+    let asked = ["Use Notes with the permission “notes:read”"];
+    let (code, verifier) = api_code(&stack, &browser, "openid profile notes:read", &asked).await;
+    // Allowed once, remembered.
+    let (again, _) = api_code(&stack, &browser, "openid notes:read", &[]).await;
+    assert!(!again.is_empty());
+    let redeem = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", stack.app_a.redirect_uri.as_str()),
+        ("code_verifier", verifier.as_str()),
+        ("resource", NOTES),
+    ];
+    let (status, _, body) = stack.token(&redeem, Some(app_a)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["scope"], "notes:read",
+        "the access token's scope (RFC 6749 §5.1)"
+    );
+    assert!(
+        body["id_token"].is_string(),
+        "still an OpenID Connect sign-in"
+    );
+    let at = body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(jwt_part(&at, 0)["typ"], "at+jwt");
+    let claims = jwt_part(&at, 1);
+    assert_eq!(claims["aud"], NOTES, "RFC 9068 §3: aud is the resource");
+    assert_eq!(claims["scope"], "notes:read");
+    assert_eq!(claims["client_id"], "app-a");
+    assert_eq!(claims["iss"], stack.issuer);
+    let lifetime = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
+    assert_eq!(
+        lifetime, 300,
+        "the API's token lifetime (default five minutes)"
+    );
+    assert_eq!(
+        userinfo_status(&stack, &at).await,
+        401,
+        "a token for the API is not one for userinfo"
+    );
+
+    // The API's client introspects it; another client learns nothing.
+    let seen = introspect(&stack, &at, ("notes-api", "notes-secret")).await;
+    assert_eq!(seen["active"], true, "{seen}");
+    assert_eq!(seen["aud"], NOTES);
+    assert_eq!(seen["scope"], "notes:read");
+    let app_b = (stack.app_b.client_id.as_str(), stack.app_b.secret.as_str());
+    assert_eq!(introspect(&stack, &at, app_b).await["active"], false);
+
+    // The refresh token serves both: the provider's own token, and the API's again.
+    let rt = body["refresh_token"].as_str().unwrap().to_owned();
+    let plain = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", rt.as_str()),
+    ];
+    let (status, _, own) = stack.token(&plain, Some(app_a)).await;
+    assert_eq!(status, 200, "{own}");
+    let own_at = own["access_token"].as_str().unwrap();
+    assert_eq!(jwt_part(own_at, 1)["aud"], stack.issuer);
+    assert_eq!(userinfo_status(&stack, own_at).await, 200);
+    // The API's client does not reach the provider's own token.
+    let seen = introspect(&stack, own_at, ("notes-api", "notes-secret")).await;
+    assert_eq!(seen["active"], false);
+    let rt = own["refresh_token"].as_str().unwrap().to_owned();
+    let wider = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", rt.as_str()),
+        ("resource", NOTES),
+        ("scope", "notes:write"),
+    ];
+    let (status, _, refused) = stack.token(&wider, Some(app_a)).await;
+    assert_eq!(
+        (status.as_u16(), &refused["error"]),
+        (400, &Value::from("invalid_scope"))
+    );
+    let again = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", rt.as_str()),
+        ("resource", NOTES),
+    ];
+    let (status, _, api) = stack.token(&again, Some(app_a)).await;
+    assert_eq!(status, 200, "{api}");
+    assert_eq!(
+        jwt_part(api["access_token"].as_str().unwrap(), 1)["aud"],
+        NOTES
+    );
+
+    // Revoking the grant reaches the API's tokens too.
+    let rt = api["refresh_token"].as_str().unwrap();
+    let http = client_app::http::client_builder().build().unwrap();
+    let revoked = http
+        .post(format!("{}/revoke", stack.issuer))
+        .basic_auth(app_a.0, Some(app_a.1))
+        .form(&[("token", rt)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let api_at = api["access_token"].as_str().unwrap();
+    let seen = introspect(&stack, api_at, ("notes-api", "notes-secret")).await;
+    assert_eq!(seen["active"], false, "{seen}");
+}
+
+#[tokio::test]
+async fn a_resource_that_is_not_registered_or_not_granted_is_an_invalid_target() {
+    let stack = spawn().await;
+    notes_api(&stack).await;
+    let app_a = (stack.app_a.client_id.as_str(), stack.app_a.secret.as_str());
+    // At /authorize: back to the app with invalid_target (its redirect URI is good).
+    let browser = Browser::new();
+    sign_in(&stack, &browser, &stack.app_a, ALICE).await;
+    for extra in [
+        vec![("resource", "http://elsewhere.localhost:9")],
+        vec![("resource", NOTES), ("resource", NOTES)],
+    ] {
+        let mut req = stack.authorize_url(&stack.app_a.client_id, &stack.app_a.redirect_uri, &[]);
+        req.url
+            .query_pairs_mut()
+            .extend_pairs(extra.iter().copied());
+        let page = browser.get_once(req.url.as_str()).await;
+        let location = page.hops[0].location.clone().unwrap_or_default();
+        assert_eq!(
+            param(&location, "error").as_deref(),
+            Some("invalid_target"),
+            "{extra:?}: {location}"
+        );
+    }
+    // At /token: a grant that did not name the API gets no token for it, and the code is
+    // not spent by the refusal.
+    let (code, verifier) = super::code_with(&stack, &browser, &[]).await;
+    let mut redeem = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", stack.app_a.redirect_uri.as_str()),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let with = [redeem.clone(), vec![("resource", NOTES)]].concat();
+    let (status, _, body) = stack.token(&with, Some(app_a)).await;
+    assert_eq!(
+        (status.as_u16(), &body["error"]),
+        (400, &Value::from("invalid_target"))
+    );
+    let (status, _, body) = stack.token(&redeem, Some(app_a)).await;
+    assert_eq!(
+        status, 200,
+        "the refused request did not spend the code: {body}"
+    );
+    // Two resources in one token request: refused as RFC 8707 says.
+    redeem.extend([("resource", NOTES), ("resource", NOTES)]);
+    let (status, _, body) = stack.token(&redeem, Some(app_a)).await;
+    assert_eq!(
+        (status.as_u16(), &body["error"]),
+        (400, &Value::from("invalid_target"))
+    );
+
+    // A removed API gets no more tokens.
+    let asked = ["Use Notes with the permission “notes:read”"];
+    let (code, verifier) = api_code(&stack, &browser, "openid notes:read", &asked).await;
+    let listed = stack.cli(&["resources", "list", "--json"]).await.unwrap();
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed[0]["resource"], NOTES);
+    assert_eq!(listed[0]["client_id"], "notes-api");
+    stack.cli(&["resources", "remove", NOTES]).await.unwrap();
+    let redeem = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", stack.app_a.redirect_uri.as_str()),
+        ("code_verifier", verifier.as_str()),
+        ("resource", NOTES),
+    ];
+    let (status, _, body) = stack.token(&redeem, Some(app_a)).await;
+    assert_eq!(
+        (status.as_u16(), &body["error"]),
+        (400, &Value::from("invalid_target"))
+    );
+}
+
+#[tokio::test]
+async fn the_command_line_refuses_a_resource_that_breaks_the_rules() {
+    let stack = spawn().await;
+    for args in [
+        vec!["--id", "https://api.example.com/#x", "--scope", "a"],
+        vec!["--id", "http://api.example.com", "--scope", "a"],
+        vec!["--id", "https://api.example.com", "--scope", "openid"],
+        vec![
+            "--id",
+            "https://api.example.com",
+            "--access-token-lifetime",
+            "2h",
+        ],
+        vec!["--id", "https://api.example.com", "--client", "nobody"],
+    ] {
+        let all = [vec!["resources", "add"], args.clone()].concat();
+        assert!(stack.cli(&all).await.is_err(), "{args:?}");
+    }
+    let add = ["resources", "add", "--id", "https://api.example.com"];
+    stack.cli(&add).await.unwrap();
+    assert!(
+        stack
+            .cli(&add)
+            .await
+            .unwrap_err()
+            .contains("already registered")
+    );
+    assert!(
+        stack
+            .cli(&["resources", "remove", "https://nope.example"])
+            .await
+            .is_err()
+    );
+}
