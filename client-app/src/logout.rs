@@ -1,27 +1,25 @@
 //! Back-channel logout tokens (OIDC Back-Channel Logout 1.0 §2.6), validated in full.
 //!
 //! Written here because the openidconnect crate has no logout-token support. Signatures are
-//! checked with jsonwebtoken against the provider's JWKS, kept in a cache that is refetched
-//! when an unknown `kid` appears (at most once per ten seconds, so forged `kid`s cannot make
-//! us hammer the provider). `jti`s are remembered until their token would have expired, so a
-//! token is accepted once. The replay cache lives in this process: a fleet of app instances
-//! behind a load balancer would share it in its session store instead.
+//! checked with jsonwebtoken against the provider's JWKS, through `infra::jwks` (fetched again
+//! when an unknown `kid` appears, at most once per ten seconds, so forged `kid`s cannot make
+//! us hammer the provider; each key used only with the algorithm its type fits). `jti`s are
+//! remembered until their token would have expired, so a token is accepted once. The replay
+//! cache lives in this process: a fleet of app instances behind a load balancer would share it
+//! in its session store instead.
 
 use infra::Clock;
-use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use infra::jwks::{JwksCache, KeyError};
+use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
-use tokio::sync::RwLock;
 
 /// The `events` member of a logout token (§2.4).
 pub const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 /// How far `iat` may be from now (§2.6 leaves the window to the RP).
 const MAX_AGE_SECS: i64 = 300;
 const CLOCK_SKEW_SECS: i64 = 30;
-const MIN_REFETCH: Duration = Duration::from_secs(10);
 
 /// Why a logout token was refused (sent back as the 400's description).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -72,10 +70,8 @@ struct Claims {
 pub struct LogoutValidator {
     issuer: String,
     client_id: String,
-    jwks_uri: String,
-    http: reqwest::Client,
     clock: Clock,
-    jwks: RwLock<(JwkSet, Option<Instant>)>,
+    keys: JwksCache,
     seen: Mutex<HashMap<String, i64>>,
 }
 
@@ -90,49 +86,10 @@ impl LogoutValidator {
         Self {
             issuer,
             client_id,
-            jwks_uri,
-            http,
+            keys: JwksCache::new(jwks_uri, http, clock.clone()),
             clock,
-            jwks: RwLock::new((JwkSet { keys: Vec::new() }, None)),
             seen: Mutex::new(HashMap::new()),
         }
-    }
-
-    async fn fetch_jwks(&self) -> Result<JwkSet, LogoutTokenError> {
-        let response = self
-            .http
-            .get(&self.jwks_uri)
-            .send()
-            .await
-            .map_err(|_| LogoutTokenError::Jwks)?;
-        if !response.status().is_success() {
-            return Err(LogoutTokenError::Jwks);
-        }
-        response.json().await.map_err(|_| LogoutTokenError::Jwks)
-    }
-
-    /// The key `kid`, refetching the JWKS (rate limited) when it is unknown.
-    async fn key(&self, kid: &str) -> Result<jsonwebtoken::jwk::Jwk, LogoutTokenError> {
-        {
-            let cache = self.jwks.read().await;
-            if let Some(k) = cache.0.find(kid) {
-                return Ok(k.clone());
-            }
-            if cache.1.is_some_and(|at| at.elapsed() < MIN_REFETCH) {
-                return Err(LogoutTokenError::UnknownKey);
-            }
-        }
-        let mut cache = self.jwks.write().await;
-        if cache.1.is_none_or(|at| at.elapsed() >= MIN_REFETCH) {
-            let fresh = self.fetch_jwks().await;
-            cache.1 = Some(Instant::now());
-            cache.0 = fresh?;
-        }
-        cache
-            .0
-            .find(kid)
-            .cloned()
-            .ok_or(LogoutTokenError::UnknownKey)
     }
 
     /// Validates `token` per Back-Channel Logout §2.6 and says whom to sign out.
@@ -145,26 +102,16 @@ impl LogoutValidator {
         {
             return Err(LogoutTokenError::WrongType);
         }
-        if !matches!(
-            header.alg,
-            Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA
-        ) {
-            return Err(LogoutTokenError::Algorithm);
-        }
-        let jwk = self
-            .key(header.kid.as_deref().ok_or(LogoutTokenError::UnknownKey)?)
-            .await?;
-        // The key's type must fit the header's algorithm (no RSA key read as an HMAC secret).
-        let fits = matches!(
-            (&jwk.algorithm, header.alg),
-            (AlgorithmParameters::RSA(_), Algorithm::RS256)
-                | (AlgorithmParameters::EllipticCurve(_), Algorithm::ES256)
-                | (AlgorithmParameters::OctetKeyPair(_), Algorithm::EdDSA)
-        );
-        if !fits {
-            return Err(LogoutTokenError::Algorithm);
-        }
-        let key = DecodingKey::from_jwk(&jwk).map_err(|_| LogoutTokenError::UnknownKey)?;
+        let algorithms = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
+        let key = self
+            .keys
+            .decoding_key(header.alg, header.kid.as_deref(), &algorithms)
+            .await
+            .map_err(|e| match e {
+                KeyError::Unknown => LogoutTokenError::UnknownKey,
+                KeyError::Algorithm => LogoutTokenError::Algorithm,
+                KeyError::Fetch => LogoutTokenError::Jwks,
+            })?;
         let mut validation = Validation::new(header.alg);
         validation.validate_exp = false; // checked below on the injected clock
         validation.set_required_spec_claims(&["iss", "aud", "iat", "exp"]);

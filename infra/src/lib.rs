@@ -1,4 +1,4 @@
-//! What Gatehouse's two servers (the provider and the sample app) share that is not sessions:
+//! What Gatehouse's servers (the provider, the sample app, the APIs) share that is not sessions:
 //!
 //! - [`Db`]: the database handle over the sqlx `Any` driver (SQLite or PostgreSQL), a write
 //!   pool and a read pool, with the hot paths' SQLite reads run on the calling thread
@@ -9,6 +9,9 @@
 //! - [`http`]: the HTTP client for calls a server chooses itself (the `*.localhost` resolver,
 //!   no redirects, timeouts), and [`outbound`]: the guarded client for URIs others registered
 //!   (never inward unless the operator allows it);
+//! - [`jwks`]: an issuer's published keys, cached and fetched again (rate limited) when a
+//!   token names one not held, for the verifiers of Gatehouse's JWTs (the sample app's logout
+//!   tokens, the `resource-server` crate's access tokens);
 //! - [`client_addr`]: the client's address behind trusted proxies, and the key it is counted
 //!   under;
 //! - [`secret`]: random tokens from the OS, their stored (hashed) form, constant-time compares;
@@ -25,6 +28,7 @@ mod db;
 pub mod health;
 pub mod http;
 mod inline;
+pub mod jwks;
 pub mod metrics;
 pub mod outbound;
 pub mod secret;

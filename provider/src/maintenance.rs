@@ -98,7 +98,12 @@ async fn sweep(ctx: &Ctx, now: i64) {
     if let Err(e) = store.sweep_tokens(now, 600).await {
         tracing::warn!(error = %e, "token sweep failed");
     }
-    if let Err(e) = store.sweep_grants(now, 600).await {
+    // A grant is kept as long as an access token issued under it may live (a registered API's
+    // may outlive the provider's own), so that revoking by user, app or session still finds
+    // its tokens.
+    let api = store.longest_api_token_lifetime().await.ok().flatten();
+    let keep = api.unwrap_or(0).max(600);
+    if let Err(e) = store.sweep_grants(now, keep).await {
         tracing::warn!(error = %e, "grant sweep failed");
     }
     if let Err(e) = store.sweep_pending(now).await {
@@ -132,8 +137,11 @@ pub async fn maintain_keys(ctx: &Ctx, rotate: bool) -> Result<(), KeyError> {
     let policy = RotationPolicy {
         rotation_period: infra::secs(ctx.config.keys.rotation_period),
         publish_ahead: infra::secs(ctx.config.keys.publish_ahead),
-        // The longest-lived token a key signs, plus a logout token and a margin.
-        retire_after: infra::secs(t.access_token_lifetime.max(t.id_token_lifetime)) + 180,
+        // The longest-lived token a key signs (a registered API's access tokens may live
+        // longer than the provider's own), plus a logout token and a margin.
+        retire_after: infra::secs(t.access_token_lifetime.max(t.id_token_lifetime))
+            .max(ctx.store.longest_api_token_lifetime().await?.unwrap_or(0))
+            + 180,
     };
     if rotate {
         keys::maintain(&ctx.store, now, policy).await?;

@@ -74,7 +74,13 @@ impl Params {
 
     /// The first repeated parameter, if any.
     pub fn check_repeated(&self) -> Result<(), ParamsError> {
-        match self.repeated.first() {
+        self.check_repeated_except(&[])
+    }
+
+    /// The first repeated parameter other than those of `left`, if any (those are left for
+    /// the rules to judge).
+    pub fn check_repeated_except(&self, left: &[&str]) -> Result<(), ParamsError> {
+        match self.repeated.iter().find(|r| !left.contains(&r.as_str())) {
             Some(name) => Err(ParamsError::Repeated(name.clone())),
             None => Ok(()),
         }

@@ -5,7 +5,7 @@
 
 use super::registration::check_uri;
 use crate::store::{Client, NewResource, Resource};
-use crate::types::{ApiScopes, AuthMethod};
+use crate::types::{Alg, ApiScopes, AuthMethod};
 use std::time::Duration;
 
 /// Access tokens for an API live this long unless its registration says otherwise.
@@ -24,6 +24,8 @@ pub struct ResourceSpec {
     pub name: Option<String>,
     pub scopes: Vec<String>,
     pub access_token_lifetime: Option<Duration>,
+    /// RS256 by default: RFC 9068 §2.1 has every resource server support it.
+    pub access_token_alg: Option<Alg>,
 }
 
 /// Why a registration was refused, in words for the operator.
@@ -32,12 +34,14 @@ pub struct ResourceSpec {
 pub struct ResourceError(pub String);
 
 /// A resource that follows the rules: the indicator an absolute https URI (http only on this
-/// machine) with no fragment (RFC 8707 §2), no query (§2: SHOULD NOT) and no credentials; a
-/// name; valid scopes of its own; a lifetime within bounds; and, if it introspects, a
-/// confidential `client` to authenticate as.
+/// machine) with no fragment (RFC 8707 §2), no query (§2: SHOULD NOT) and no credentials, and
+/// not on the provider's own origin (`issuer`: its tokens would be the provider's, and the
+/// provider's its); a name; at least one valid scope of its own; a lifetime within bounds; and,
+/// if it introspects, a confidential `client` to authenticate as.
 pub fn validate(
     spec: ResourceSpec,
     client: Option<&Client>,
+    issuer: &str,
     now: i64,
 ) -> Result<NewResource, ResourceError> {
     let id = &spec.resource_id;
@@ -45,6 +49,12 @@ pub fn validate(
     if id.contains('?') {
         return Err(ResourceError(format!(
             "the resource {id:?} has a query; a resource indicator should not (RFC 8707 §2)"
+        )));
+    }
+    let origin = |u: &str| url::Url::parse(u).ok().map(|u| u.origin());
+    if origin(id).is_some_and(|o| Some(o) == origin(issuer)) {
+        return Err(ResourceError(format!(
+            "the resource {id:?} is on the provider's own origin ({issuer})"
         )));
     }
     let name = spec.name.unwrap_or_else(|| id.clone());
@@ -58,6 +68,11 @@ pub fn validate(
     }
     let scopes = ApiScopes::define(spec.scopes.iter().map(String::as_str))
         .map_err(|e| ResourceError(e.to_string()))?;
+    if scopes.is_empty() {
+        return Err(ResourceError(
+            "an API defines at least one scope (--scope), which its tokens carry".into(),
+        ));
+    }
     let lifetime = spec.access_token_lifetime.unwrap_or(DEFAULT_LIFETIME);
     if !(MIN_LIFETIME..=MAX_LIFETIME).contains(&lifetime) {
         return Err(ResourceError(format!(
@@ -79,6 +94,7 @@ pub fn validate(
         name: name.trim().to_owned(),
         scopes,
         access_token_lifetime: infra::secs(lifetime),
+        access_token_alg: spec.access_token_alg.unwrap_or(Alg::RS256),
         client_id: client.map(|c| c.client_id.clone()),
         created_at: now,
     }))
@@ -96,16 +112,19 @@ mod tests {
         }
     }
 
+    const ISSUER: &str = "https://idp.example.com";
+
     #[test]
     fn a_good_resource_gets_defaults() {
-        let r = validate(spec("https://api.example.com"), None, 7)
+        let r = validate(spec("https://api.example.com"), None, ISSUER, 7)
             .unwrap()
             .0;
         assert_eq!(r.name, "https://api.example.com");
         assert_eq!(r.scopes.to_string(), "notes:read notes:write");
         assert_eq!(r.access_token_lifetime, 300);
+        assert_eq!(r.access_token_alg, Alg::RS256);
         assert_eq!((r.client_id, r.created_at), (None, 7));
-        assert!(validate(spec("http://api.localhost:5003"), None, 0).is_ok());
+        assert!(validate(spec("http://api.localhost:5003"), None, ISSUER, 0).is_ok());
     }
 
     #[test]
@@ -120,21 +139,26 @@ mod tests {
             "https://user:pw@api.example.com",
             "javascript:alert(1)",
             "https://api.example.com/ x",
+            ISSUER,
+            "https://idp.example.com/api",
+            "https://idp.example.com:443/",
         ] {
-            assert!(validate(spec(id), None, 0).is_err(), "{id:?}");
+            assert!(validate(spec(id), None, ISSUER, 0).is_err(), "{id:?}");
         }
-        let mut bad = spec("https://api.example.com");
-        bad.scopes = vec!["openid".into()];
-        assert!(validate(bad, None, 0).is_err());
+        for scopes in [vec!["openid".to_owned()], Vec::new()] {
+            let mut bad = spec("https://api.example.com");
+            bad.scopes = scopes;
+            assert!(validate(bad, None, ISSUER, 0).is_err());
+        }
         for name in ["", "  ", "a\u{7}b", &"n".repeat(MAX_NAME + 1)] {
             let mut bad = spec("https://api.example.com");
             bad.name = Some(name.to_owned());
-            assert!(validate(bad, None, 0).is_err(), "{name:?}");
+            assert!(validate(bad, None, ISSUER, 0).is_err(), "{name:?}");
         }
         for secs in [29, 3601] {
             let mut bad = spec("https://api.example.com");
             bad.access_token_lifetime = Some(Duration::from_secs(secs));
-            assert!(validate(bad, None, 0).is_err(), "{secs}");
+            assert!(validate(bad, None, ISSUER, 0).is_err(), "{secs}");
         }
     }
 }

@@ -21,6 +21,9 @@ struct TokenQuery<'a> {
 
 impl<'a> TokenQuery<'a> {
     fn parse(form: &'a Params) -> Result<Self, TokenError> {
+        // The one parameter the form surface lets repeat is the token endpoint's.
+        form.check_repeated()
+            .map_err(|e| TokenError::invalid_request(e.to_string()))?;
         Ok(Self {
             token: form
                 .get("token")

@@ -1,5 +1,6 @@
 //! `consents`: the scopes a user granted to a client, remembered across sign-ins.
 
+use super::columns::decode;
 use super::handle::Store;
 use crate::types::{ApiScopes, ScopeSet};
 
@@ -16,12 +17,13 @@ impl Store {
                 .bind(client_id)
                 .fetch_optional(self.db.read())
                 .await?;
-        row.map(|(s,)| super::columns::decode("scope list", &s, |s| ScopeSet::parse_strict(s).ok()))
+        row.map(|(s,)| decode("scope list", &s, |s| ScopeSet::parse_strict(s).ok()))
             .transpose()
     }
 
     /// Records a grant of `scopes` and, if the request named an API, of `api`'s scopes there
-    /// (each the union with what was granted before), in one transaction.
+    /// (each the union with what was granted before, read in the same transaction, so that
+    /// two approvals at once both count).
     pub async fn grant_consent(
         &self,
         user_id: &str,
@@ -30,25 +32,50 @@ impl Store {
         api: Option<(&str, &ApiScopes)>,
         now: i64,
     ) -> Result<(), sqlx::Error> {
-        let before = self.consent(user_id, client_id).await?.unwrap_or_default();
-        let api_before = match api {
-            Some((resource, _)) => self.resource_consent(user_id, client_id, resource).await?,
-            None => None,
-        };
-        let all = before.union(scopes);
         let mut tx = self.db.write().begin().await?;
+        // PostgreSQL: the consent row is locked first (an upsert that changes nothing), so a
+        // concurrent approval waits here instead of reading the same "before".
         sqlx::query(
-            "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (user_id, client_id) DO UPDATE SET scope = $3, granted_at = $4",
+            "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, '', $3) \
+             ON CONFLICT (user_id, client_id) DO UPDATE SET granted_at = consents.granted_at",
         )
         .bind(user_id)
         .bind(client_id)
-        .bind(all.to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let (before,): (String,) =
+            sqlx::query_as("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
+                .bind(user_id)
+                .bind(client_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let before = decode("scope list", &before, |s| ScopeSet::parse_strict(s).ok())?;
+        sqlx::query(
+            "UPDATE consents SET scope = $3, granted_at = $4 WHERE user_id = $1 AND client_id = $2",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .bind(before.union(scopes).to_string())
         .bind(now)
         .execute(&mut *tx)
         .await?;
         if let Some((resource, granted)) = api {
-            let all = api_before.unwrap_or_default().union(granted);
+            let held: Option<(String,)> = sqlx::query_as(
+                "SELECT scopes FROM consent_resources \
+                 WHERE user_id = $1 AND client_id = $2 AND resource_id = $3",
+            )
+            .bind(user_id)
+            .bind(client_id)
+            .bind(resource)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let held = match held {
+                Some((s,)) => decode("API scope list", &s, |s| {
+                    ApiScopes::try_from(s.to_owned()).ok()
+                })?,
+                None => ApiScopes::default(),
+            };
             sqlx::query(
                 // A resource removed meanwhile is not consented to (nor an error).
                 "INSERT INTO consent_resources (user_id, client_id, resource_id, scopes) \
@@ -58,7 +85,7 @@ impl Store {
             .bind(user_id)
             .bind(client_id)
             .bind(resource)
-            .bind(all.to_string())
+            .bind(held.union(granted).to_string())
             .execute(&mut *tx)
             .await?;
         }
@@ -77,9 +104,7 @@ impl Store {
                 .await?;
         rows.into_iter()
             .map(|(client, scope, at)| {
-                let scope = super::columns::decode("scope list", &scope, |s| {
-                    ScopeSet::parse_strict(s).ok()
-                })?;
+                let scope = decode("scope list", &scope, |s| ScopeSet::parse_strict(s).ok())?;
                 Ok((client, scope, at))
             })
             .collect()

@@ -4,7 +4,7 @@
 
 use super::handle::Store;
 use super::rows::{Insert, Table};
-use crate::types::ApiScopes;
+use crate::types::{Alg, ApiScopes};
 use sqlx::FromRow;
 
 /// A registered API. `resource_id` is its resource indicator and its tokens' `aud`.
@@ -16,8 +16,11 @@ pub struct Resource {
     pub scopes: ApiScopes,
     /// Seconds.
     pub access_token_lifetime: i64,
+    #[sqlx(try_from = "String")]
+    pub access_token_alg: Alg,
     /// The client the API authenticates as (to introspect its tokens), if any.
     pub client_id: Option<String>,
+    /// Also the registration's generation (a grant holds the one it was given).
     pub created_at: i64,
 }
 
@@ -26,6 +29,7 @@ infra::lite_row!(Resource {
     name,
     scopes as String,
     access_token_lifetime,
+    access_token_alg as String,
     client_id,
     created_at,
 });
@@ -35,35 +39,45 @@ infra::lite_row!(Resource {
 #[derive(Clone, Debug)]
 pub struct NewResource(pub(crate) Resource);
 
-/// What a grant may obtain tokens for: the API and the scopes granted there.
+/// What a grant may obtain tokens for: the API, the scopes granted there, and the API's
+/// registration as it is now (its scopes, its tokens' lifetime and algorithm).
 #[derive(Clone, Debug, PartialEq, Eq, FromRow)]
 pub struct GrantResource {
     pub resource_id: String,
     #[sqlx(try_from = "String")]
     pub scopes: ApiScopes,
+    #[sqlx(try_from = "String")]
+    pub defined: ApiScopes,
     pub access_token_lifetime: i64,
+    #[sqlx(try_from = "String")]
+    pub access_token_alg: Alg,
 }
 
 infra::lite_row!(GrantResource {
     resource_id,
     scopes as String,
+    defined as String,
     access_token_lifetime,
+    access_token_alg as String,
 });
 
-const COLUMNS: &str = "resource_id, name, scopes, access_token_lifetime, client_id, created_at";
+const COLUMNS: &str =
+    "resource_id, name, scopes, access_token_lifetime, access_token_alg, client_id, created_at";
 
 static GRANT_RESOURCES: Table = Table {
-    head: "INSERT INTO grant_resources (grant_id, resource_id, scopes, expires_at) VALUES",
-    columns: 4,
+    head: "INSERT INTO grant_resources (grant_id, resource_id, generation, scopes, expires_at) \
+           VALUES",
+    columns: 5,
     tail: "",
 };
 
 impl Insert {
-    /// The API grant `grant_id` (the code's hash) may obtain tokens for, with the code; kept
-    /// until `expires_at`, the latest the grant could live.
+    /// The API grant `grant_id` (the code's hash) may obtain tokens for, in its registration
+    /// `generation`, with the code; kept until `expires_at`, the latest the grant could live.
     pub fn grant_resource(
         grant_id: &str,
         resource_id: &str,
+        generation: i64,
         scopes: &ApiScopes,
         expires_at: i64,
     ) -> Self {
@@ -72,6 +86,7 @@ impl Insert {
             vec![
                 grant_id.into(),
                 resource_id.into(),
+                generation.into(),
                 scopes.to_string().into(),
                 expires_at.into(),
             ],
@@ -90,6 +105,16 @@ impl Store {
             .await
     }
 
+    /// The longest lifetime of any registered API's access tokens (seconds), if any API is
+    /// registered: how long a signing key and a grant must outlive their last use.
+    pub async fn longest_api_token_lifetime(&self) -> Result<Option<i64>, sqlx::Error> {
+        let (longest,): (Option<i64>,) =
+            sqlx::query_as("SELECT MAX(access_token_lifetime) FROM resources")
+                .fetch_one(self.db.read())
+                .await?;
+        Ok(longest)
+    }
+
     /// Every resource, by id.
     pub async fn resources(&self) -> Result<Vec<Resource>, sqlx::Error> {
         let sql = format!("SELECT {COLUMNS} FROM resources ORDER BY resource_id");
@@ -102,13 +127,15 @@ impl Store {
     pub async fn add_resource(&self, r: &NewResource) -> Result<bool, sqlx::Error> {
         let r = &r.0;
         let done = sqlx::query(
-            "INSERT INTO resources (resource_id, name, scopes, access_token_lifetime, client_id, \
-             created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (resource_id) DO NOTHING",
+            "INSERT INTO resources (resource_id, name, scopes, access_token_lifetime, \
+             access_token_alg, client_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (resource_id) DO NOTHING",
         )
         .bind(&r.resource_id)
         .bind(&r.name)
         .bind(r.scopes.to_string())
         .bind(r.access_token_lifetime)
+        .bind(r.access_token_alg.as_str())
         .bind(&r.client_id)
         .bind(r.created_at)
         .execute(self.db.write())
@@ -120,10 +147,12 @@ impl Store {
     /// for it. True if it was there.
     pub async fn remove_resource(&self, resource_id: &str) -> Result<bool, sqlx::Error> {
         let mut tx = self.db.write().begin().await?;
-        sqlx::query("DELETE FROM grant_resources WHERE resource_id = $1")
-            .bind(resource_id)
-            .execute(&mut *tx)
-            .await?;
+        for sql in [
+            "DELETE FROM grant_resources WHERE resource_id = $1",
+            "DELETE FROM consent_resources WHERE resource_id = $1",
+        ] {
+            sqlx::query(sql).bind(resource_id).execute(&mut *tx).await?;
+        }
         let done = sqlx::query("DELETE FROM resources WHERE resource_id = $1")
             .bind(resource_id)
             .execute(&mut *tx)
@@ -132,7 +161,8 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// The API grant `grant_id` may obtain tokens for, if it is `resource_id`.
+    /// The API grant `grant_id` may obtain tokens for, if it is `resource_id` and still
+    /// registered as it was when the grant was given (not removed, nor registered anew since).
     pub async fn grant_resource(
         &self,
         grant_id: &str,
@@ -140,12 +170,44 @@ impl Store {
     ) -> Result<Option<GrantResource>, sqlx::Error> {
         self.db
             .read_optional(
-                "SELECT g.resource_id, g.scopes, r.access_token_lifetime \
-                 FROM grant_resources g JOIN resources r ON r.resource_id = g.resource_id \
+                "SELECT g.resource_id, g.scopes, r.scopes AS defined, r.access_token_lifetime, \
+                 r.access_token_alg FROM grant_resources g JOIN resources r \
+                 ON r.resource_id = g.resource_id AND r.created_at = g.generation \
                  WHERE g.grant_id = $1 AND g.resource_id = $2",
                 &[grant_id.into(), resource_id.into()],
             )
             .await
+    }
+
+    /// What `user_id` let each app do at an API: consented to (a third-party app), or held by
+    /// a live grant (any app). Rows of (client, the API's name, scopes); an app and API may
+    /// appear more than once.
+    pub async fn api_access_of(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<(String, String, ApiScopes)>, sqlx::Error> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT c.client_id, r.name, c.scopes FROM consent_resources c \
+             JOIN resources r ON r.resource_id = c.resource_id WHERE c.user_id = $1 \
+             UNION ALL \
+             SELECT g.client_id, r.name, gr.scopes FROM grants g \
+             JOIN grant_resources gr ON gr.grant_id = g.grant_id \
+             JOIN resources r ON r.resource_id = gr.resource_id AND r.created_at = gr.generation \
+             WHERE g.user_id = $1 AND g.revoked_at IS NULL AND g.expires_at > $2",
+        )
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(self.db.read())
+        .await?;
+        rows.into_iter()
+            .map(|(client, name, scopes)| {
+                let scopes = super::columns::decode("API scope list", &scopes, |s| {
+                    ApiScopes::try_from(s.to_owned()).ok()
+                })?;
+                Ok((client, name, scopes))
+            })
+            .collect()
     }
 
     /// The scopes of `resource_id` that `user_id` allowed `client_id`, if any.

@@ -83,6 +83,11 @@ impl ApiScopes {
         Self(self.0.union(&other.0).cloned().collect())
     }
 
+    #[must_use]
+    pub fn intersection(&self, other: &Self) -> Self {
+        Self(self.0.intersection(&other.0).cloned().collect())
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.0.contains(name)
     }
@@ -96,11 +101,20 @@ impl ApiScopes {
     }
 }
 
-/// A stored list (`#[sqlx(try_from = "String")]`): written by [`ApiScopes::define`]'s rules.
+/// A stored list (`#[sqlx(try_from = "String")]`), written under [`ApiScopes::define`]'s
+/// rules and read back by syntax alone: a later version that knows another OpenID scope, or
+/// defines fewer, must still read what an earlier one stored.
 impl TryFrom<String> for ApiScopes {
     type Error = BadApiScope;
     fn try_from(text: String) -> Result<Self, BadApiScope> {
-        Self::define(text.split(' ').filter(|s| !s.is_empty()))
+        let mut set = BTreeSet::new();
+        for name in text.split(' ').filter(|s| !s.is_empty()) {
+            if !is_scope_token(name) {
+                return Err(BadApiScope::Syntax(name.to_owned()));
+            }
+            set.insert(name.to_owned());
+        }
+        Ok(Self(set))
     }
 }
 
@@ -165,8 +179,11 @@ mod tests {
         assert!(api.covers(&picked) && !picked.covers(&api));
         assert!(api.pick("openid").is_empty());
         assert_eq!(picked.union(&api), api);
+        assert_eq!(api.intersection(&picked), picked);
         let stored = ApiScopes::try_from(api.to_string()).unwrap();
         assert_eq!(stored, api);
-        assert!(ApiScopes::try_from("openid".to_owned()).is_err());
+        // Stored values are read by syntax alone (a name a later version reserves still reads).
+        assert!(ApiScopes::try_from("openid".to_owned()).is_ok());
+        assert!(ApiScopes::try_from("bad\"name".to_owned()).is_err());
     }
 }

@@ -6,7 +6,7 @@
 use crate::audit::{self, Event, Kind};
 use crate::context::{Ctx, SystemError};
 use crate::store::{GrantRow, Revoke, Store};
-use crate::types::ScopeSet;
+use crate::types::{ApiScopes, ScopeSet};
 use std::collections::BTreeMap;
 
 /// The cause given to the app in its logout delivery.
@@ -19,6 +19,8 @@ pub struct ConnectedApp {
     pub name: String,
     /// What it was granted: the remembered consent and its live grants together.
     pub scopes: ScopeSet,
+    /// What it may do at APIs, by the API's name (consented to, or held by a live grant).
+    pub apis: BTreeMap<String, ApiScopes>,
     /// Its first consent or grant.
     pub since: i64,
     /// Its latest token, if it ever got one.
@@ -47,6 +49,7 @@ pub async fn connected_apps(
         client_id: client_id.to_owned(),
         name: String::new(),
         scopes: ScopeSet::EMPTY,
+        apis: BTreeMap::new(),
         since,
         last_used: None,
         online: 0,
@@ -64,6 +67,13 @@ pub async fn connected_apps(
             .entry(g.client_id.clone())
             .or_insert_with(|| blank(&g.client_id, g.created_at));
         add_grant(app, &g);
+    }
+    for (client_id, api, scopes) in store.api_access_of(user_id, now).await? {
+        // Only beside a consent or a live grant, which the loops above found.
+        if let Some(app) = apps.get_mut(&client_id) {
+            let held = app.apis.entry(api).or_default();
+            *held = held.union(&scopes);
+        }
     }
     let mut named = Vec::with_capacity(apps.len());
     for (client_id, mut app) in apps {

@@ -89,6 +89,8 @@ pub trait Surface: Send + Sync + 'static {
     /// Repeated parameters are left for the rules to judge (the authorization endpoint
     /// reports them once the client is known, RFC 6749 §4.1.2.1).
     const REPEATS_ALLOWED: bool = false;
+    /// Parameters that may repeat as far as the surface is concerned: the rules judge them.
+    const REPEATABLE: &'static [&'static str] = &[];
     fn refuse(why: Refusal) -> Self::Rejection;
 }
 
@@ -103,15 +105,13 @@ pub struct SignOutRequest;
 
 impl Surface for OAuth {
     type Rejection = TokenError;
+    /// RFC 8707 §2 allows `resource` more than once; the token endpoint answers that with
+    /// that specification's own error (`protocol::token`).
+    const REPEATABLE: &'static [&'static str] = &["resource"];
     fn refuse(why: Refusal) -> TokenError {
         match why.params_error() {
             None => {
                 TokenError::invalid_request("the body must be application/x-www-form-urlencoded")
-            }
-            // RFC 8707 §2: several resources are allowed by the syntax; one token here is for
-            // one API, so the combination is refused as that specification's error.
-            Some(ParamsError::Repeated(p)) if p == "resource" => {
-                TokenError::invalid_target("one resource per token request")
             }
             Some(e) => TokenError::invalid_request(e.to_string()),
         }
@@ -162,7 +162,7 @@ fn parse<S: Surface>(
     let params = Params::parse(raw).map_err(|e| S::refuse(malformed(e)))?;
     if !S::REPEATS_ALLOWED {
         params
-            .check_repeated()
+            .check_repeated_except(S::REPEATABLE)
             .map_err(|e| S::refuse(malformed(e)))?;
     }
     Ok(params)

@@ -95,9 +95,13 @@ async fn an_api_gets_tokens_addressed_to_it_that_only_it_can_introspect() {
     sign_in(&stack, &browser, &stack.app_a, ALICE).await;
     let asked = ["Use Notes with the permission “notes:read”"];
     let (code, verifier) = api_code(&stack, &browser, "openid profile notes:read", &asked).await;
-    // Allowed once, remembered.
+    // Allowed once, remembered, and shown among the connected apps.
     let (again, _) = api_code(&stack, &browser, "openid notes:read", &[]).await;
     assert!(!again.is_empty());
+    let apps = browser
+        .follow(&format!("{}/account/apps", stack.issuer))
+        .await;
+    assert!(apps.body.contains(asked[0]), "{}", apps.body);
     let redeem = [
         ("grant_type", "authorization_code"),
         ("code", code.as_str()),
@@ -117,6 +121,11 @@ async fn an_api_gets_tokens_addressed_to_it_that_only_it_can_introspect() {
     );
     let at = body["access_token"].as_str().unwrap().to_owned();
     assert_eq!(jwt_part(&at, 0)["typ"], "at+jwt");
+    assert_eq!(
+        jwt_part(&at, 0)["alg"],
+        "RS256",
+        "RFC 9068 §2.1: what every API supports"
+    );
     let claims = jwt_part(&at, 1);
     assert_eq!(claims["aud"], NOTES, "RFC 9068 §3: aud is the resource");
     assert_eq!(claims["scope"], "notes:read");
@@ -272,34 +281,152 @@ async fn a_resource_that_is_not_registered_or_not_granted_is_an_invalid_target()
 #[tokio::test]
 async fn the_command_line_refuses_a_resource_that_breaks_the_rules() {
     let stack = spawn().await;
-    for args in [
-        vec!["--id", "https://api.example.com/#x", "--scope", "a"],
-        vec!["--id", "http://api.example.com", "--scope", "a"],
-        vec!["--id", "https://api.example.com", "--scope", "openid"],
-        vec![
-            "--id",
-            "https://api.example.com",
-            "--access-token-lifetime",
-            "2h",
-        ],
-        vec!["--id", "https://api.example.com", "--client", "nobody"],
-    ] {
-        let all = [vec!["resources", "add"], args.clone()].concat();
-        assert!(stack.cli(&all).await.is_err(), "{args:?}");
+    let on_the_provider = format!("{}/api", stack.issuer);
+    let refusals = [
+        (vec!["--id", "https://api.example.com/#x"], "fragment"),
+        (vec!["--id", "http://api.example.com"], "https"),
+        (vec!["--id", &on_the_provider], "own origin"),
+        (
+            vec!["--id", "https://api.example.com", "--scope", "openid"],
+            "OpenID",
+        ),
+        (
+            vec!["--id", "https://api.example.com", "--scope", ""],
+            "scope name",
+        ),
+        (
+            vec![
+                "--id",
+                "https://api.example.com",
+                "--access-token-lifetime",
+                "2h",
+            ],
+            "between",
+        ),
+        (
+            vec![
+                "--id",
+                "https://api.example.com",
+                "--access-token-alg",
+                "HS256",
+            ],
+            "RS256 or ES256",
+        ),
+        (
+            vec!["--id", "https://api.example.com", "--client", "nobody"],
+            "no client",
+        ),
+        (
+            vec![
+                "--id",
+                "https://api.example.com",
+                "--scope",
+                "x",
+                "--scope",
+                "",
+            ],
+            "scope name",
+        ),
+    ];
+    for (args, why) in refusals {
+        let mut all = vec!["resources", "add"];
+        all.extend(&args);
+        if !args.contains(&"--scope") {
+            all.extend(["--scope", "notes:read"]);
+        }
+        let refused = stack.cli(&all).await.unwrap_err();
+        assert!(refused.contains(why), "{args:?}: {refused}");
     }
-    let add = ["resources", "add", "--id", "https://api.example.com"];
-    stack.cli(&add).await.unwrap();
-    assert!(
-        stack
-            .cli(&add)
+    let bare = ["resources", "add", "--id", "https://api.example.com"];
+    let refused = stack.cli(&bare).await.unwrap_err();
+    assert!(refused.contains("at least one scope"), "{refused}");
+    let add = [&bare[..], &["--scope", "notes:read"]].concat();
+    let shown = stack.cli(&add).await.unwrap();
+    assert!(shown.contains("RS256"), "{shown}");
+    let again = stack.cli(&add).await.unwrap_err();
+    assert!(again.contains("already registered"), "{again}");
+    let missing = ["resources", "remove", "https://nope.example"];
+    assert!(stack.cli(&missing).await.is_err());
+}
+
+/// The `resource-server` crate, as the API would use it: the provider's tokens for the API
+/// pass with their scopes, everything else gets RFC 6750's answers, with no call to the
+/// provider per request.
+#[tokio::test]
+async fn the_resource_server_crate_accepts_the_apis_tokens_and_refuses_the_rest() {
+    use axum::Router;
+    use axum::routing::get;
+    use resource_server::{Caller, Config, Verifier, require};
+    use std::sync::Arc;
+    use tower::ServiceExt;
+
+    let stack = spawn().await;
+    notes_api(&stack).await;
+    let browser = Browser::new();
+    sign_in(&stack, &browser, &stack.app_a, ALICE).await;
+    let asked = ["Use Notes with the permission “notes:read”"];
+    let (code, verifier) = api_code(&stack, &browser, "openid notes:read", &asked).await;
+    let app_a = (stack.app_a.client_id.as_str(), stack.app_a.secret.as_str());
+    let redeem = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", stack.app_a.redirect_uri.as_str()),
+        ("code_verifier", verifier.as_str()),
+        ("resource", NOTES),
+    ];
+    let (status, _, body) = stack.token(&redeem, Some(app_a)).await;
+    assert_eq!(status, 200, "{body}");
+    let api_token = body["access_token"].as_str().unwrap().to_owned();
+    let rt = body["refresh_token"].as_str().unwrap();
+    let own = [("grant_type", "refresh_token"), ("refresh_token", rt)];
+    let (_, _, own) = stack.token(&own, Some(app_a)).await;
+    let own_token = own["access_token"].as_str().unwrap().to_owned();
+
+    let http = client_app::http::client_builder().build().unwrap();
+    let config = Config::new(stack.issuer.clone(), NOTES);
+    let verifier = Arc::new(
+        Verifier::discover(config, http, stack.clock.clone())
             .await
-            .unwrap_err()
-            .contains("already registered")
+            .unwrap(),
     );
-    assert!(
-        stack
-            .cli(&["resources", "remove", "https://nope.example"])
-            .await
-            .is_err()
-    );
+    async fn owner(Caller(token): Caller) -> String {
+        token.sub
+    }
+    let api = Router::new()
+        .route(
+            "/notes",
+            get(owner).route_layer(require(&verifier, &["notes:read"])),
+        )
+        .route(
+            "/notes/new",
+            get(owner).route_layer(require(&verifier, &["notes:write"])),
+        );
+    let call = |path: &'static str, token: String| {
+        let api = api.clone();
+        async move {
+            let req = http::Request::get(path)
+                .header("authorization", format!("Bearer {token}"))
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let resp = api.oneshot(req).await.unwrap();
+            let challenge = resp
+                .headers()
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            (resp.status().as_u16(), challenge)
+        }
+    };
+    assert_eq!(call("/notes", api_token.clone()).await.0, 200);
+    let (status, challenge) = call("/notes/new", api_token.clone()).await;
+    assert_eq!(status, 403);
+    assert!(challenge.contains("insufficient_scope"), "{challenge}");
+    let (status, challenge) = call("/notes", own_token).await;
+    assert_eq!(status, 401, "the provider's own token is not for the API");
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+    // Past its five minutes (and the thirty seconds of leeway), locally, without asking.
+    stack.clock.advance(std::time::Duration::from_secs(331));
+    let (status, challenge) = call("/notes", api_token).await;
+    assert_eq!(status, 401);
+    assert!(challenge.contains("expired"), "{challenge}");
 }

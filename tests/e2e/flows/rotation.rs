@@ -110,3 +110,41 @@ async fn a_rotation_signs_nobody_out() {
     assert_eq!(me(&browser, &stack.app_a).await.0, 200, "still signed in");
     assert_eq!(me(&browser, &stack.app_b).await.0, 200);
 }
+
+/// A registered API's tokens may live longer than the provider's own (up to an hour): a
+/// superseded key stays published until they have expired too, so the API never meets a
+/// token it cannot verify.
+#[tokio::test]
+async fn a_retired_key_outlives_the_longest_api_token() {
+    let stack = spawn().await;
+    let api = [
+        "resources",
+        "add",
+        "--id",
+        "https://notes.example",
+        "--scope",
+        "n",
+    ];
+    let hour = ["--access-token-lifetime", "1h"];
+    stack.cli(&[&api[..], &hour[..]].concat()).await.unwrap();
+    let (old_kids, _) = jwks_kids(&stack).await;
+    let now = stack.clock.unix();
+    for &alg in provider::keys::Alg::ALL {
+        provider::keys::rotate(&stack.store, alg, now, now + 15 * 60)
+            .await
+            .unwrap();
+    }
+    maintain(&stack).await;
+    stack.clock.advance(Duration::from_secs(16 * 60));
+    maintain(&stack).await;
+    // Long past the provider's own tokens (ten minutes), within an API token's hour.
+    stack.clock.advance(Duration::from_secs(30 * 60));
+    maintain(&stack).await;
+    let (kids, _) = jwks_kids(&stack).await;
+    assert_eq!(kids.len(), 4, "the old keys are still published");
+    stack.clock.advance(Duration::from_secs(34 * 60));
+    maintain(&stack).await;
+    let (kids, _) = jwks_kids(&stack).await;
+    assert_eq!(kids.len(), 2, "retired once the API's tokens have expired");
+    assert!(old_kids.iter().all(|k| !kids.contains(k)));
+}

@@ -283,6 +283,7 @@ pub async fn issue_code(
         rows.push(Insert::grant_resource(
             &code_hash,
             &r.resource_id,
+            r.generation,
             &r.scopes,
             until,
         ));

@@ -40,10 +40,13 @@ pub struct AuthRequest {
     pub created_at: i64,
 }
 
-/// A registered API named by `resource`, and those of the request's scopes it defines.
+/// A registered API named by `resource` (in its registration `generation`), and those of the
+/// request's scopes it defines.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ResourceRequest {
     pub resource_id: String,
+    #[serde(default)]
+    pub generation: i64,
     pub scopes: ApiScopes,
 }
 
@@ -98,8 +101,16 @@ pub async fn validate(ctx: &Ctx, params: &Params) -> Result<(AuthRequest, Client
                 .error(&ctx.issuer, code, "the resource is not registered here")
                 .into());
         };
+        let scopes = found.scopes.pick(asked);
+        // A token's scope is one or more scopes (RFC 6749 §3.3): an API with none is refused.
+        if scopes.is_empty() {
+            let code = AuthorizeErrorCode::InvalidScope;
+            let why = "ask for at least one of the resource's scopes";
+            return Err(req.error(&ctx.issuer, code, why).into());
+        }
         req.resource = Some(ResourceRequest {
-            scopes: found.scopes.pick(asked),
+            scopes,
+            generation: found.created_at,
             resource_id: found.resource_id,
         });
     }

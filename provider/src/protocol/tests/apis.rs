@@ -14,6 +14,7 @@ use sessions::Session;
 use std::time::Duration;
 
 on_both_databases! {
+    a_grant_loses_its_api_with_the_registration: a_grant_loses_its_api_with_the_registration_on_sqlite, a_grant_loses_its_api_with_the_registration_on_postgres;
     a_grant_for_an_api_gets_tokens_addressed_to_it_for_the_apis_lifetime: a_grant_for_an_api_gets_tokens_addressed_to_it_for_the_apis_lifetime_on_sqlite, a_grant_for_an_api_gets_tokens_addressed_to_it_for_the_apis_lifetime_on_postgres;
     an_api_the_grant_did_not_name_is_an_invalid_target_and_spends_nothing: an_api_the_grant_did_not_name_is_an_invalid_target_and_spends_nothing_on_sqlite, an_api_the_grant_did_not_name_is_an_invalid_target_and_spends_nothing_on_postgres;
     a_third_party_app_is_allowed_an_apis_scopes_by_the_user_once: a_third_party_app_is_allowed_an_apis_scopes_by_the_user_once_on_sqlite, a_third_party_app_is_allowed_an_apis_scopes_by_the_user_once_on_postgres;
@@ -25,15 +26,37 @@ const NOTES: &str = "https://notes.example";
 /// Registers the Notes API (`notes:read`, `notes:write`, tokens for two minutes), whose
 /// client is `service`.
 async fn notes(w: &World) {
+    register_api(w, NOTES, "Notes", &["notes:read", "notes:write"], "service").await;
+}
+
+async fn register_api(w: &World, id: &str, name: &str, scopes: &[&str], client: &str) {
     let spec = ResourceSpec {
-        resource_id: NOTES.into(),
-        name: Some("Notes".into()),
-        scopes: vec!["notes:read".into(), "notes:write".into()],
+        resource_id: id.into(),
+        name: Some(name.into()),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
         access_token_lifetime: Some(Duration::from_secs(120)),
+        access_token_alg: None,
     };
-    let service = w.client("service").await;
-    let new = resources::validate(spec, Some(&service), w.ctx.clock.unix()).unwrap();
+    let client = w.client(client).await;
+    let now = w.ctx.clock.unix();
+    let new = resources::validate(spec, Some(&client), &w.ctx.issuer, now).unwrap();
     assert!(w.ctx.store.add_resource(&new).await.unwrap());
+}
+
+/// A refresh of `rt` by `first` for `resource`, narrowed to `scope` when given.
+async fn refresh(
+    w: &World,
+    rt: &str,
+    resource: &str,
+    scope: Option<&str>,
+) -> Result<TokenResponse, TokenError> {
+    let mut pairs = vec![
+        ("grant_type", "refresh_token"),
+        ("refresh_token", rt),
+        ("resource", resource),
+    ];
+    pairs.extend(scope.map(|s| ("scope", s)));
+    token::exchange(&w.ctx, &w.client("first").await, &form(&pairs)).await
 }
 
 /// The authorization request of `client_id` for `scope` at the Notes API.
@@ -83,16 +106,19 @@ fn notes_claims(w: &World, token: &str) -> AccessClaims {
 async fn a_grant_for_an_api_gets_tokens_addressed_to_it_for_the_apis_lifetime(w: World) {
     notes(&w).await;
     let session = w.signed_in(&w.alice).await;
-    let code = code_of(ask(&w, &session, "first", "openid notes:read other:thing").await);
+    let asked = "openid notes:read notes:write other:thing";
+    let code = code_of(ask(&w, &session, "first", asked).await);
     let issued = redeem(&w, "first", &code, Some(NOTES)).await.unwrap();
     let claims = notes_claims(&w, &issued.access_token);
     assert_eq!(
-        claims.scope, "notes:read",
-        "only the API's scopes that were asked"
+        claims.scope, "notes:read notes:write",
+        "the API's scopes that were asked"
     );
     assert_eq!(claims.sub, w.alice);
     assert_eq!(claims.exp - claims.iat, 120);
-    assert_eq!(issued.scope, "notes:read");
+    let header = jsonwebtoken::decode_header(&issued.access_token).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256, "RFC 9068 §2.1");
+    assert_eq!(issued.scope, "notes:read notes:write");
     assert!(issued.id_token.is_some());
     // The token is the API's: it expires on the API's clock, not the provider's ten minutes.
     w.ctx.clock.advance(Duration::from_secs(121));
@@ -106,29 +132,61 @@ async fn a_grant_for_an_api_gets_tokens_addressed_to_it_for_the_apis_lifetime(w:
     );
     assert!(expired.is_err());
     // Refreshing for the API may narrow its scopes, never widen them; the OpenID scopes of
-    // the grant may be named alongside.
+    // the grant may be named alongside; nothing at all of the API is refused.
     let rt = issued.refresh_token.unwrap();
-    let refresh = |scope: &'static str, rt: String| {
-        let w = &w;
-        async move {
-            let mut pairs = vec![
-                ("grant_type", "refresh_token"),
-                ("refresh_token", rt.as_str()),
-                ("resource", NOTES),
-            ];
-            if !scope.is_empty() {
-                pairs.push(("scope", scope));
-            }
-            token::exchange(&w.ctx, &w.client("first").await, &form(&pairs)).await
-        }
-    };
-    let wider = refresh("notes:read notes:write", rt.clone()).await;
+    let narrow = refresh(&w, &rt, NOTES, Some("openid notes:read"))
+        .await
+        .unwrap();
+    assert_eq!(notes_claims(&w, &narrow.access_token).scope, "notes:read");
+    let rt = narrow.refresh_token.unwrap();
+    for scope in ["notes:read notes:delete", "openid email", "openid"] {
+        let refused = refresh(&w, &rt, NOTES, Some(scope)).await;
+        assert_eq!(
+            refused.unwrap_err().code(),
+            Some(TokenErrorCode::InvalidScope),
+            "{scope}"
+        );
+    }
+    let whole = refresh(&w, &rt, NOTES, None).await.unwrap();
     assert_eq!(
-        wider.unwrap_err().code(),
-        Some(TokenErrorCode::InvalidScope)
+        notes_claims(&w, &whole.access_token).scope,
+        "notes:read notes:write"
     );
-    let again = refresh("openid notes:read", rt).await.unwrap();
-    assert_eq!(notes_claims(&w, &again.access_token).scope, "notes:read");
+    // An API named with none of its scopes is refused at the authorization request.
+    let none = ask(&w, &session, "first", "openid other:thing").await;
+    match none {
+        Err(AuthorizeError::Redirect(r)) => assert_eq!(r.code, AuthorizeErrorCode::InvalidScope),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A grant keeps its API only while the API stays registered as it was: removed, or removed
+/// and registered again, it gets no more tokens, and a refresh for an API the grant never
+/// named is refused too.
+async fn a_grant_loses_its_api_with_the_registration(w: World) {
+    notes(&w).await;
+    let session = w.signed_in(&w.alice).await;
+    let code = code_of(ask(&w, &session, "first", "openid notes:read").await);
+    let issued = redeem(&w, "first", &code, None).await.unwrap();
+    let rt = issued.refresh_token.unwrap();
+    let plain_code = w.code(&session, "first", "openid").await;
+    let plain = redeem(&w, "first", &plain_code, None).await.unwrap();
+    let never = refresh(&w, &plain.refresh_token.unwrap(), NOTES, None).await;
+    assert_eq!(
+        never.unwrap_err().code(),
+        Some(TokenErrorCode::InvalidTarget)
+    );
+    assert!(w.ctx.store.remove_resource(NOTES).await.unwrap());
+    w.ctx.clock.advance(Duration::from_secs(1));
+    notes(&w).await;
+    let gone = refresh(&w, &rt, NOTES, None).await;
+    assert_eq!(
+        gone.unwrap_err().code(),
+        Some(TokenErrorCode::InvalidTarget)
+    );
+    // A grant given by the new registration works.
+    let code = code_of(ask(&w, &session, "first", "openid notes:read").await);
+    redeem(&w, "first", &code, Some(NOTES)).await.unwrap();
 }
 
 async fn an_api_the_grant_did_not_name_is_an_invalid_target_and_spends_nothing(w: World) {
@@ -175,6 +233,20 @@ async fn a_third_party_app_is_allowed_an_apis_scopes_by_the_user_once(w: World) 
         .grant_consent(&w.alice, "third", oidc, None, now)
         .await
         .unwrap();
+    let params = authorize_params(
+        "third",
+        &[
+            ("scope", "openid notes:read"),
+            ("resource", NOTES),
+            ("prompt", "none"),
+        ],
+    );
+    match authorize::authorize(&w.ctx, &params, Some(&session)).await {
+        Err(AuthorizeError::Redirect(r)) => {
+            assert_eq!(r.code, AuthorizeErrorCode::ConsentRequired);
+        }
+        other => panic!("prompt=none cannot ask: {other:?}"),
+    }
     let Ok(Next::Consent(req)) = ask(&w, &session, "third", "openid notes:read").await else {
         panic!("the API's scopes need the user's consent");
     };
@@ -214,6 +286,15 @@ async fn the_apis_client_introspects_the_tokens_addressed_to_it_only(w: World) {
     let code = code_of(ask(&w, &session, "first", "openid notes:write").await);
     let issued = redeem(&w, "first", &code, Some(NOTES)).await.unwrap();
     let at = issued.access_token.as_str();
+    // Another API, whose client is `third`: its client reaches its own tokens only.
+    register_api(
+        &w,
+        "https://calendar.example",
+        "Calendar",
+        &["cal:read"],
+        "third",
+    )
+    .await;
     let service = w.client("service").await;
     let third = w.client("third").await;
     let about = |t: &str| form(&[("token", t)]);

@@ -209,20 +209,27 @@ async fn store(ctx: &Ctx, i: &Issue<'_>, rows: Vec<Insert>) -> Result<bool, sqlx
     }
 }
 
-/// The access token (RFC 9068): for the provider's userinfo, or for the API the request
-/// named (its `aud`, its scopes there, its lifetime). Signed with ES256, far cheaper to sign
-/// than RS256, and published in the JWKS like every key (RFC 9068 §4 asks resource servers to
-/// accept what the JWKS announces).
+/// The access token (RFC 9068): for the provider's userinfo, signed with ES256 (the provider
+/// is its only verifier, and ES256 is far cheaper to sign than RS256); or for the API the
+/// request named, with its `aud`, its scopes there and its lifetime, signed as the API is
+/// registered (RS256 unless it chose ES256: RFC 9068 §2.1 asks every resource server to
+/// support RS256, not ES256).
 fn access_token(ctx: &Ctx, now: i64, i: &Issue<'_>) -> Result<(String, AccessClaims), SystemError> {
     let sub = i
         .user
         .map_or(i.client.client_id.as_str(), |u| u.id.as_str());
-    let (aud, scope, lifetime) = match &i.target {
-        Some(t) => (t.resource_id.clone(), t.scopes.to_string(), t.lifetime),
+    let (aud, scope, lifetime, alg) = match &i.target {
+        Some(t) => (
+            t.resource_id.clone(),
+            t.scopes.to_string(),
+            t.lifetime,
+            t.alg,
+        ),
         None => (
             ctx.issuer.clone(),
             i.scope.to_string(),
             infra::secs(ctx.config.tokens.access_token_lifetime),
+            Alg::ES256,
         ),
     };
     let claims = AccessClaims {
@@ -237,7 +244,7 @@ fn access_token(ctx: &Ctx, now: i64, i: &Issue<'_>) -> Result<(String, AccessCla
         auth_time: i.auth_time,
         sid: i.sid.clone(),
     };
-    let token = ctx.keys.current().sign(Alg::ES256, "at+jwt", &claims)?;
+    let token = ctx.keys.current().sign(alg, "at+jwt", &claims)?;
     Ok((token, claims))
 }
 

@@ -35,6 +35,10 @@ pub async fn exchange(
     if !client.allows_grant(grant) {
         return Err(TokenError::unauthorized_client());
     }
+    // RFC 8707 §2 lets a request name several resources; a token here is for one API.
+    if form.is_repeated("resource") {
+        return Err(TokenError::invalid_target("one resource per token request"));
+    }
     match grant {
         GrantType::AuthorizationCode => {
             code::redeem(ctx, client, &code::CodeRequest::parse(form)?).await

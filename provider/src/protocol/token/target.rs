@@ -5,7 +5,7 @@
 use crate::context::Ctx;
 use crate::protocol::error::TokenError;
 use crate::protocol::params::Params;
-use crate::types::{ApiScopes, Scope, ScopeSet};
+use crate::types::{Alg, ApiScopes, Scope, ScopeSet};
 
 /// An access token's API: its resource indicator, the token's scopes there and lifetime.
 #[derive(Clone, Debug)]
@@ -14,6 +14,8 @@ pub struct Target {
     pub scopes: ApiScopes,
     /// Seconds.
     pub lifetime: i64,
+    /// RS256 or ES256, as the API is registered.
+    pub alg: Alg,
 }
 
 /// The `resource` a token request names, if any.
@@ -22,9 +24,10 @@ pub(super) fn named(form: &Params) -> Option<&str> {
 }
 
 /// The target `resource` names, as grant `grant_id` holds it: `invalid_target` if the grant
-/// was not given that API at the authorization request. `asked` (a refresh's `scope`) may
-/// narrow the API's scopes; naming one the grant holds neither there nor among its OpenID
-/// scopes (`oidc`) is `invalid_scope` (RFC 6749 §6: never wider).
+/// was not given that API at the authorization request (or the API was removed or registered
+/// anew since). `asked` (a refresh's `scope`) may narrow the API's scopes; naming one the grant
+/// holds neither there nor among its OpenID scopes (`oidc`) is `invalid_scope` (RFC 6749 §6:
+/// never wider), and so is a token that would carry none of the API's scopes.
 pub(super) async fn of_grant(
     ctx: &Ctx,
     grant_id: &str,
@@ -37,23 +40,31 @@ pub(super) async fn of_grant(
         .grant_resource(grant_id, resource)
         .await?
         .ok_or_else(|| TokenError::invalid_target("the grant does not cover this resource"))?;
+    // What the API still defines of what was granted (a scope it dropped is gone).
+    let granted = held.scopes.intersection(&held.defined);
     let scopes = match asked {
-        None => held.scopes,
+        None => granted,
         Some(asked) => {
             let wider = asked.split(' ').filter(|s| !s.is_empty()).any(|s| {
-                !held.scopes.contains(s) && !Scope::parse(s).is_some_and(|o| oidc.contains(o))
+                !granted.contains(s) && !Scope::parse(s).is_some_and(|o| oidc.contains(o))
             });
             if wider {
                 return Err(TokenError::invalid_scope(
                     "a refresh cannot widen the granted scope",
                 ));
             }
-            held.scopes.pick(asked)
+            granted.pick(asked)
         }
     };
+    if scopes.is_empty() {
+        return Err(TokenError::invalid_scope(
+            "no scope of the resource is granted or asked",
+        ));
+    }
     Ok(Target {
         resource_id: held.resource_id,
         scopes,
         lifetime: held.access_token_lifetime,
+        alg: held.access_token_alg,
     })
 }

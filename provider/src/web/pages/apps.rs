@@ -2,7 +2,7 @@
 //! may do, since when, when it last got a token, whether it keeps access while the user is
 //! signed out), with Disconnect. The rules are in `users::apps`.
 
-use super::consent::describe;
+use super::consent::{describe, describe_api};
 use crate::paths;
 use crate::protocol::error::PageError;
 use crate::users::apps::{self, ConnectedApp};
@@ -28,7 +28,7 @@ struct AppsPage {
 pub(super) struct AppRow {
     pub client_id: String,
     pub name: String,
-    pub scopes: Vec<&'static str>,
+    pub scopes: Vec<String>,
     pub since: String,
     pub last_used: String,
     pub offline: bool,
@@ -43,7 +43,16 @@ fn date(t: i64) -> String {
 pub(super) fn row(app: ConnectedApp) -> AppRow {
     AppRow {
         offline: app.keeps_offline_access(),
-        scopes: app.scopes.iter().map(describe).collect(),
+        scopes: app
+            .scopes
+            .iter()
+            .map(|s| describe(s).to_owned())
+            .chain(
+                app.apis
+                    .iter()
+                    .flat_map(|(name, scopes)| scopes.iter().map(move |s| describe_api(name, s))),
+            )
+            .collect(),
         since: date(app.since),
         last_used: app.last_used.map_or_else(|| "Never".to_owned(), date),
         client_id: app.client_id,

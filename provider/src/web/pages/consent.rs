@@ -33,17 +33,18 @@ pub(super) fn describe(scope: Scope) -> &'static str {
     }
 }
 
+/// What holding `scope` at the API `name` lets an app do, in words.
+pub(super) fn describe_api(name: &str, scope: &str) -> String {
+    format!("Use {name} with the permission “{scope}”")
+}
+
 /// Every line of the page's list: the OpenID scopes in words, then each scope asked at an API.
 fn described(asked: &consent::ConsentRequest) -> Vec<String> {
     let oidc = asked.scopes.iter().map(|s| describe(s).to_owned());
-    let api = asked.api.iter().flat_map(|(name, scopes)| {
-        let all = scopes
-            .iter()
-            .map(move |s| format!("Use {name} with the permission “{s}”"));
-        // An API asked with none of its scopes: access, no more.
-        let bare = scopes.is_empty().then(|| format!("Use {name}"));
-        all.chain(bare)
-    });
+    let api = asked
+        .api
+        .iter()
+        .flat_map(|(name, scopes)| scopes.iter().map(|s| describe_api(name, s)));
     oidc.chain(api).collect()
 }
 

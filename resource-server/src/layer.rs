@@ -1,0 +1,218 @@
+//! The axum side: a layer that requires a valid access token with given scopes on a route
+//! ([`require`]), the verified token for the handler ([`Caller`]), and RFC 6750 §3 answers
+//! for everything refused.
+//!
+//! A tower layer of our own rather than `axum::middleware::from_fn`, so that the type a route
+//! is given is nameable and carries its scopes.
+
+use crate::verify::{AccessToken, Verifier};
+use axum::body::Body;
+use axum::extract::FromRequestParts;
+use axum::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, Request, StatusCode, header};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+/// A route's requirement: a token for this API carrying every one of `scopes`.
+#[derive(Clone)]
+pub struct RequireScopes {
+    verifier: Arc<Verifier>,
+    scopes: Arc<[String]>,
+}
+
+/// The layer for a route (`.route_layer(require(&verifier, &["notes:read"]))`).
+pub fn require(verifier: &Arc<Verifier>, scopes: &[&str]) -> RequireScopes {
+    RequireScopes {
+        verifier: Arc::clone(verifier),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+    }
+}
+
+/// A request refused, answered as RFC 6750 §3 says.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// No bearer token (§3.1: no error code).
+    NoToken,
+    /// More than one `Authorization` header, or a bearer token that is not token68 (§2.1).
+    InvalidRequest(&'static str),
+    /// §3.1 `invalid_token`, with what was wrong.
+    InvalidToken(String),
+    /// §3.1 `insufficient_scope`, with the scopes the route needs.
+    InsufficientScope(String),
+}
+
+impl RequireScopes {
+    /// Checks a request's `Authorization` header against this route's requirement.
+    pub async fn check(&self, headers: &HeaderMap) -> Result<AccessToken, Refusal> {
+        let token = bearer(headers)?;
+        let verified = self
+            .verifier
+            .verify(token)
+            .await
+            .map_err(|e| Refusal::InvalidToken(e.to_string()))?;
+        if self.scopes.iter().all(|s| verified.has_scope(s)) {
+            Ok(verified)
+        } else {
+            Err(Refusal::InsufficientScope(self.scopes.join(" ")))
+        }
+    }
+
+    fn refuse(&self, why: Refusal) -> Response {
+        refusal_response(&self.verifier.config().audience, why)
+    }
+}
+
+/// The bearer token of the `Authorization` header (RFC 6750 §2.1; the scheme is
+/// case-insensitive, RFC 9110 §11.1). Tokens in the query or body are not accepted (§2.2 and
+/// §2.3 are optional, and RFC 9700 §4.3.2 advises against the query).
+fn bearer(headers: &HeaderMap) -> Result<&str, Refusal> {
+    let mut all = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = all.next() else {
+        return Err(Refusal::NoToken);
+    };
+    if all.next().is_some() {
+        return Err(Refusal::InvalidRequest(
+            "more than one Authorization header",
+        ));
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| Refusal::InvalidRequest("malformed Authorization header"))?;
+    let Some((scheme, token)) = value.split_once(' ') else {
+        return Err(Refusal::NoToken);
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(Refusal::NoToken);
+    }
+    let token = token.trim_start_matches(' ');
+    let token68 = !token.is_empty()
+        && token
+            .trim_end_matches('=')
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b));
+    if !token68 {
+        return Err(Refusal::InvalidRequest("the bearer token is malformed"));
+    }
+    Ok(token)
+}
+
+/// Only the characters RFC 6750 §3 allows in a quoted attribute.
+fn quotable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            c if (' '..='~').contains(&c) => c,
+            _ => '?',
+        })
+        .collect()
+}
+
+/// The answer to a refused request: status, `WWW-Authenticate` and a JSON body.
+pub fn refusal_response(realm: &str, why: Refusal) -> Response {
+    let realm = quotable(realm);
+    let (status, challenge, body) = match why {
+        Refusal::NoToken => (
+            StatusCode::UNAUTHORIZED,
+            format!("Bearer realm=\"{realm}\""),
+            serde_json::json!({"error": "unauthorized", "error_description": "an access token is required"}),
+        ),
+        Refusal::InvalidRequest(what) => (
+            StatusCode::BAD_REQUEST,
+            format!(
+                "Bearer realm=\"{realm}\", error=\"invalid_request\", error_description=\"{what}\""
+            ),
+            serde_json::json!({"error": "invalid_request", "error_description": what}),
+        ),
+        Refusal::InvalidToken(what) => (
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{}\"",
+                quotable(&what)
+            ),
+            serde_json::json!({"error": "invalid_token", "error_description": what}),
+        ),
+        Refusal::InsufficientScope(scopes) => (
+            StatusCode::FORBIDDEN,
+            format!(
+                "Bearer realm=\"{realm}\", error=\"insufficient_scope\", scope=\"{}\"",
+                quotable(&scopes)
+            ),
+            serde_json::json!({"error": "insufficient_scope", "scope": scopes}),
+        ),
+    };
+    let mut response = (status, axum::Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    response
+}
+
+impl<S> tower::Layer<S> for RequireScopes {
+    type Service = Protected<S>;
+
+    fn layer(&self, inner: S) -> Protected<S> {
+        Protected {
+            inner,
+            rule: self.clone(),
+        }
+    }
+}
+
+/// A route behind [`RequireScopes`].
+#[derive(Clone)]
+pub struct Protected<S> {
+    inner: S,
+    rule: RequireScopes,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S> tower::Service<Request<Body>> for Protected<S>
+where
+    S: tower::Service<Request<Body>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        let rule = self.rule.clone();
+        // The service that was polled ready serves this request; a fresh clone stays behind.
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        Box::pin(async move {
+            match rule.check(req.headers()).await {
+                Ok(token) => {
+                    req.extensions_mut().insert(token);
+                    inner.call(req).await
+                }
+                Err(why) => Ok(rule.refuse(why)),
+            }
+        })
+    }
+}
+
+/// The verified token of a request that passed [`require`]: `async fn list(Caller(token):
+/// Caller) …`. On a route without the layer it refuses the request as unauthenticated.
+pub struct Caller(pub AccessToken);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        parts
+            .extensions
+            .get::<AccessToken>()
+            .cloned()
+            .map(Caller)
+            .ok_or_else(|| refusal_response("", Refusal::NoToken))
+    }
+}

@@ -1,0 +1,41 @@
+//! Accepting Gatehouse access tokens in a Rust API.
+//!
+//! An API registered with the provider (`provider resources add --id URI --scope …`) receives
+//! JWT access tokens addressed to it (RFC 9068, `aud` = its resource indicator). This crate
+//! checks them where they arrive, with no call to the provider per request: a [`Verifier`]
+//! finds the provider's keys through discovery and caches them (fetched again when a token
+//! names a key it does not hold, at most every ten seconds), and [`require`] is a layer that
+//! asks a route's requests for a valid token carrying the route's scopes, answering RFC 6750
+//! errors otherwise (`401` with `WWW-Authenticate: Bearer error="invalid_token"`, `403` with
+//! `error="insufficient_scope"`). The handler reads the verified token with [`Caller`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use axum::{Router, routing::get};
+//! use resource_server::{Caller, Config, Verifier, require};
+//! use std::sync::Arc;
+//!
+//! let config = Config::new("https://idp.example.com", "https://notes.example.com");
+//! let verifier =
+//!     Arc::new(Verifier::discover(config, reqwest::Client::new(), infra::Clock::system()).await?);
+//! async fn notes(Caller(token): Caller) -> String {
+//!     format!("the notes of {}", token.sub)
+//! }
+//! let app: Router = Router::new().route(
+//!     "/notes",
+//!     get(notes).route_layer(require(&verifier, &["notes:read"])),
+//! );
+//! # Ok(()) }
+//! ```
+//!
+//! A token stays valid here until it expires (five minutes by default): local validation
+//! cannot hear a revocation by itself.
+
+mod layer;
+mod verify;
+
+pub use layer::{Caller, Protected, Refusal, RequireScopes, refusal_response, require};
+pub use verify::{AccessToken, Config, SetupError, Verifier, VerifyError};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,325 @@
+//! Against a stand-in provider on loopback: a discovery document and a JWKS that a test can
+//! change, counting how often the keys are fetched. Tokens are signed here with two fixed
+//! P-256 test keys; time is the injected clock, frozen.
+
+use super::*;
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use http::{Request, StatusCode, header};
+use infra::Clock;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tower::ServiceExt;
+
+const API: &str = "https://notes.example";
+/// Test keys (generated for these tests only).
+const KEY_A: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgZhIJmDDfNRvqtw+T
+oWIOZlrcUEOL9hpmovhWhujQVl6hRANCAARUR8ai8RLSaNpiFXEPn3cpZUh3EZbR
+KTCseEFi6SHXV2CHtBP8KQMFDIstfNaWlYf6hog0fWWEJQsJ1mlbjn0P
+-----END PRIVATE KEY-----";
+const JWK_A: (&str, &str) = (
+    "VEfGovES0mjaYhVxD593KWVIdxGW0SkwrHhBYukh11c",
+    "YIe0E_wpAwUMiy181paVh_qGiDR9ZYQlCwnWaVuOfQ8",
+);
+const KEY_B: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgqU0aXUHF0h5kGpeM
+zUMwkuhYH/Sx6moadRSYOjlrxaehRANCAASzG6xjPRXe3Q1sMApHwJZuzORZMiXJ
+/fzUcPMNzN4d7iRFrMf+aPqWGLu03JkhVU0n3KMXgZVbQW2/kLPrBFX6
+-----END PRIVATE KEY-----";
+const JWK_B: (&str, &str) = (
+    "sxusYz0V3t0NbDAKR8CWbszkWTIlyf381HDzDczeHe4",
+    "JEWsx_5o-pYYu7TcmSFVTSfcoxeBlVtBbb-Qs-sEVfo",
+);
+
+/// The PKCS #8 DER inside a PEM text.
+fn der(pem: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap()
+}
+
+fn jwk(kid: &str, (x, y): (&str, &str)) -> Value {
+    json!({"kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "alg": "ES256", "use": "sig"})
+}
+
+/// The stand-in provider: its issuer URL, the keys it publishes, and how often they were read.
+struct Provider {
+    issuer: String,
+    keys: Arc<Mutex<Vec<Value>>>,
+    fetches: Arc<AtomicUsize>,
+    clock: Clock,
+}
+
+async fn provider() -> Provider {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let keys = Arc::new(Mutex::new(vec![jwk("a", JWK_A)]));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let doc = json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks")});
+    let (published, counted) = (keys.clone(), fetches.clone());
+    let app = Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(move || async move { axum::Json(doc) }),
+        )
+        .route(
+            "/jwks",
+            get(move || async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let keys = published.lock().unwrap().clone();
+                axum::Json(json!({ "keys": keys }))
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let clock = Clock::system();
+    clock.freeze();
+    Provider {
+        issuer,
+        keys,
+        fetches,
+        clock,
+    }
+}
+
+impl Provider {
+    async fn verifier(&self) -> Arc<Verifier> {
+        let config = Config::new(self.issuer.clone(), API);
+        let http = reqwest::Client::new();
+        Arc::new(
+            Verifier::discover(config, http, self.clock.clone())
+                .await
+                .unwrap(),
+        )
+    }
+
+    /// An access token with `claims` over the usual ones, signed with `key` as `kid`.
+    fn token_with(&self, kid: &str, key: &str, typ: &str, claims: Value) -> String {
+        let now = self.clock.unix();
+        let mut all = json!({
+            "iss": self.issuer, "aud": API, "sub": "alice", "client_id": "app-a",
+            "jti": "j1", "iat": now, "exp": now + 300, "scope": "notes:read", "sid": "s1",
+        });
+        if let (Some(all), Some(over)) = (all.as_object_mut(), claims.as_object()) {
+            for (k, v) in over {
+                all.insert(k.clone(), v.clone());
+            }
+        }
+        let mut header = Header::new(Algorithm::ES256);
+        header.typ = Some(typ.into());
+        header.kid = Some(kid.into());
+        let key = EncodingKey::from_ec_der(&der(key));
+        jsonwebtoken::encode(&header, &all, &key).unwrap()
+    }
+
+    fn token(&self, claims: Value) -> String {
+        self.token_with("a", KEY_A, "at+jwt", claims)
+    }
+}
+
+#[tokio::test]
+async fn a_token_for_this_api_is_verified_locally_with_its_claims() {
+    let p = provider().await;
+    let v = p.verifier().await;
+    let t = v.verify(&p.token(json!({"auth_time": 5}))).await.unwrap();
+    assert_eq!((t.sub.as_str(), t.client_id.as_str()), ("alice", "app-a"));
+    assert_eq!(t.scopes, vec!["notes:read"]);
+    assert!(t.has_scope("notes:read") && !t.has_scope("notes:write"));
+    assert_eq!(
+        (t.auth_time, t.sid.as_deref(), t.acr),
+        (Some(5), Some("s1"), None)
+    );
+    // An audience list naming this API will do (RFC 7519 §4.1.3); the keys were read once.
+    let listed = p.token(json!({"aud": ["https://other.example", API]}));
+    v.verify(&listed).await.unwrap();
+    let typed = p.token_with("a", KEY_A, "application/at+jwt", json!({}));
+    v.verify(&typed).await.unwrap();
+    assert_eq!(p.fetches.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn each_rule_of_rfc_9068_refuses_its_token() {
+    let p = provider().await;
+    let v = p.verifier().await;
+    let now = p.clock.unix();
+    let refused = [
+        (
+            p.token_with("a", KEY_A, "JWT", json!({})),
+            VerifyError::WrongType,
+        ),
+        (
+            p.token(json!({"aud": "https://other.example"})),
+            VerifyError::Audience,
+        ),
+        (
+            p.token(json!({"aud": ["https://other.example"]})),
+            VerifyError::Audience,
+        ),
+        (p.token(json!({"exp": now - 31})), VerifyError::Expired),
+        (p.token(json!({"nbf": now + 31})), VerifyError::NotYet),
+        (p.token(json!({"iat": now + 31})), VerifyError::NotYet),
+        ("not.a.jwt".to_owned(), VerifyError::Malformed),
+    ];
+    for (token, why) in refused {
+        assert_eq!(v.verify(&token).await, Err(why));
+    }
+    // Within the leeway of thirty seconds.
+    v.verify(&p.token(json!({"exp": now - 29}))).await.unwrap();
+    // Another issuer, missing claims, a signature by a key that is not the one named.
+    let other = p.token(json!({"iss": "https://evil.example"}));
+    assert!(matches!(
+        v.verify(&other).await,
+        Err(VerifyError::Invalid(_))
+    ));
+    let no_sub = p.token(json!({"sub": null}));
+    assert!(matches!(
+        v.verify(&no_sub).await,
+        Err(VerifyError::Invalid(_))
+    ));
+    let forged = p.token_with("a", KEY_B, "at+jwt", json!({}));
+    assert!(matches!(
+        v.verify(&forged).await,
+        Err(VerifyError::Invalid(_))
+    ));
+    // HS256 "signed" with the public key, and no algorithm at all, are not ours.
+    let mut header = Header::new(Algorithm::HS256);
+    header.typ = Some("at+jwt".into());
+    header.kid = Some("a".into());
+    let claims = json!({"iss": p.issuer, "aud": API, "sub": "x", "exp": now + 60, "iat": now});
+    let secret = EncodingKey::from_secret(JWK_A.0.as_bytes());
+    let hmac = jsonwebtoken::encode(&header, &claims, &secret).unwrap();
+    let refused = v.verify(&hmac).await;
+    assert_eq!(
+        refused,
+        Err(VerifyError::Key(infra::jwks::KeyError::Algorithm))
+    );
+    let unsigned = format!(
+        "{}.",
+        hmac.rsplit_once('.').unwrap().0.replace("HS256", "none")
+    );
+    assert!(v.verify(&unsigned).await.is_err());
+}
+
+#[tokio::test]
+async fn a_new_key_is_fetched_when_a_token_names_it_and_forged_kids_do_not_hammer_the_provider() {
+    let p = provider().await;
+    let v = p.verifier().await;
+    v.verify(&p.token(json!({}))).await.unwrap();
+    assert_eq!(p.fetches.load(Ordering::SeqCst), 1);
+    // The provider publishes key b (a rotation), and the first token signed with it is
+    // accepted: the set is fetched again.
+    p.keys.lock().unwrap().push(jwk("b", JWK_B));
+    p.clock.advance(std::time::Duration::from_secs(10));
+    let rotated = p.token_with("b", KEY_B, "at+jwt", json!({}));
+    v.verify(&rotated).await.unwrap();
+    assert_eq!(p.fetches.load(Ordering::SeqCst), 2);
+    // Unknown kids: one fetch, then none until ten seconds have passed.
+    for _ in 0..2 {
+        p.clock.advance(std::time::Duration::from_secs(10));
+        for kid in ["x", "y", "z"] {
+            let forged = p.token_with(kid, KEY_A, "at+jwt", json!({}));
+            let why = v.verify(&forged).await;
+            assert_eq!(why, Err(VerifyError::Key(infra::jwks::KeyError::Unknown)));
+        }
+    }
+    assert_eq!(p.fetches.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn discovery_must_name_the_configured_issuer() {
+    let p = provider().await;
+    let config = Config::new(format!("{}/", p.issuer), API);
+    let wrong = Verifier::discover(config, reqwest::Client::new(), p.clock.clone()).await;
+    assert!(
+        matches!(wrong, Err(SetupError::Issuer { .. })),
+        "{:?}",
+        wrong.err()
+    );
+}
+
+/// What a protected route answers: status, `WWW-Authenticate`, body.
+async fn call(app: &Router, authorization: &[&str]) -> (StatusCode, String, Value) {
+    let mut req = Request::get("/notes");
+    for a in authorization {
+        req = req.header(header::AUTHORIZATION, *a);
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let challenge = resp
+        .headers()
+        .get(header::WWW_AUTHENTICATE)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    (status, challenge, body)
+}
+
+#[tokio::test]
+async fn a_protected_route_answers_rfc_6750_and_hands_the_token_to_its_handler() {
+    let p = provider().await;
+    let v = p.verifier().await;
+    async fn notes(Caller(token): Caller) -> axum::Json<Value> {
+        axum::Json(json!({"owner": token.sub}))
+    }
+    let app = Router::new().route(
+        "/notes",
+        get(notes).route_layer(require(&v, &["notes:read"])),
+    );
+    let good = format!("Bearer {}", p.token(json!({})));
+    let (status, _, body) = call(&app, &[&good]).await;
+    assert_eq!(
+        (status, body["owner"].as_str()),
+        (StatusCode::OK, Some("alice"))
+    );
+    let lower = format!("bearer {}", p.token(json!({})));
+    assert_eq!(call(&app, &[&lower]).await.0, StatusCode::OK);
+
+    let (status, challenge, _) = call(&app, &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        challenge,
+        format!("Bearer realm=\"{API}\""),
+        "no error code (§3.1)"
+    );
+    assert_eq!(
+        call(&app, &["Basic YTpi"]).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let (status, challenge, body) = call(&app, &["Bearer abc.def.ghi"]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    assert_eq!(body["error"], "invalid_token");
+
+    let writer = format!("Bearer {}", p.token(json!({"scope": "notes:write"})));
+    let (status, challenge, body) = call(&app, &[&writer]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        challenge.contains("error=\"insufficient_scope\", scope=\"notes:read\""),
+        "{challenge}"
+    );
+    assert_eq!(body["error"], "insufficient_scope");
+
+    let (status, challenge, _) = call(&app, &[&good, &good]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        challenge.contains("error=\"invalid_request\""),
+        "{challenge}"
+    );
+    assert_eq!(
+        call(&app, &["Bearer a\"b"]).await.0,
+        StatusCode::BAD_REQUEST
+    );
+}
