@@ -1,6 +1,6 @@
 //! A certified third-party relying party against the provider: openid-client (OpenID
 //! Certified) with every validation on completes the code flow, userinfo, and a `prompt=none`
-//! re-authorization (also with `max_age`). The Node script (tests/interop/openid-client/rp.mjs)
+//! re-authorization (also with `max_age`), and obtains an API's token with `resource`. The Node script (tests/interop/openid-client/rp.mjs)
 //! is the RP; this test plays the browser between its steps.
 
 use crate::harness::{ALICE, Browser, Options, grants, register, spawn_with};
@@ -55,6 +55,20 @@ async fn openid_client_completes_code_flow_userinfo_and_prompt_none() {
     )
     .await;
 
+    // An API, for a token named with `resource` (RFC 8707).
+    let api = "http://api.localhost:5003";
+    let args = [
+        "resources",
+        "add",
+        "--id",
+        api,
+        "--name",
+        "Notes",
+        "--scope",
+        "notes:read",
+    ];
+    stack.cli(&args).await.unwrap();
+
     let mut child = tokio::process::Command::new("node")
         .arg("rp.mjs")
         .current_dir(&dir)
@@ -64,6 +78,7 @@ async fn openid_client_completes_code_flow_userinfo_and_prompt_none() {
         .env("REDIRECT_URI", redirect_uri)
         .env("SERVICE_ID", "certified-service")
         .env("SERVICE_SECRET", "certified-service-secret")
+        .env("RESOURCE", api)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -114,7 +129,7 @@ async fn openid_client_completes_code_flow_userinfo_and_prompt_none() {
         }
     };
     assert!(child.wait().await.unwrap().success());
-    assert_eq!(rounds, 3);
+    assert_eq!(rounds, 4);
     let (first, silent, fresh) = (&result["first"], &result["silent"], &result["fresh"]);
     assert_eq!(first["name"], "Alice Liddell");
     assert_eq!(first["email"], "alice@example.com");
@@ -150,4 +165,10 @@ async fn openid_client_completes_code_flow_userinfo_and_prompt_none() {
         (Some(true), Some("certified-service"))
     );
     assert_eq!(t["client_credentials_has_refresh"], false);
+    // The API's token, as openid-client obtained it with `resource`.
+    let api_token = &result["api"];
+    assert_eq!(api_token["typ"], "at+jwt");
+    assert_eq!(api_token["aud"], api);
+    assert_eq!(api_token["scope"], "notes:read");
+    assert_eq!(api_token["response_scope"], "notes:read");
 }

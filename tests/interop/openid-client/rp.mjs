@@ -4,11 +4,12 @@
 // this script: each authorization URL goes out on stdout as {"authorize": url} and the callback
 // URL comes back on stdin as {"callback": url}. Only plain http is allowed (loopback test).
 // Then: refresh (with ID token validation), introspection, revocation, and client credentials
-// for a second, machine client (SERVICE_ID / SERVICE_SECRET).
+// for a second, machine client (SERVICE_ID / SERVICE_SECRET); and an access token for an API
+// (RESOURCE), named with `resource` (RFC 8707) at the authorization and token endpoints.
 import * as client from 'openid-client';
 import readline from 'node:readline';
 
-const { ISSUER, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, SERVICE_ID, SERVICE_SECRET } = process.env;
+const { ISSUER, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, SERVICE_ID, SERVICE_SECRET, RESOURCE } = process.env;
 const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 const say = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
 
@@ -56,6 +57,33 @@ async function signIn(extra) {
   };
 }
 
+// An access token for the API RESOURCE (RFC 8707 at both endpoints), its claims as the API
+// would read them after verifying it.
+async function apiToken() {
+  const codeVerifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const nonce = client.randomNonce();
+  const params = {
+    redirect_uri: REDIRECT_URI,
+    scope: 'openid notes:read',
+    resource: RESOURCE,
+    code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
+    code_challenge_method: 'S256',
+    state,
+    nonce,
+  };
+  const callback = await callbackFor(client.buildAuthorizationUrl(config, params));
+  const tokens = await client.authorizationCodeGrant(config, callback, {
+    pkceCodeVerifier: codeVerifier,
+    expectedState: state,
+    expectedNonce: nonce,
+    idTokenExpected: true,
+  }, { resource: RESOURCE });
+  const [header, payload] = tokens.access_token.split('.').slice(0, 2)
+    .map((part) => JSON.parse(Buffer.from(part, 'base64url').toString()));
+  return { typ: header.typ, aud: payload.aud, scope: payload.scope, response_scope: tokens.scope };
+}
+
 async function lifecycle(grant) {
   const refreshed = await client.refreshTokenGrant(config, grant.refresh_token);
   const refreshedSub = refreshed.claims()?.sub;
@@ -87,11 +115,12 @@ try {
   const silent = await signIn({ prompt: 'none' });
   const fresh = await signIn({ prompt: 'none', max_age: '3600' });
   const tokens = await lifecycle(fresh);
+  const api = await apiToken();
   for (const round of [first, silent, fresh]) {
     delete round.access_token;
     delete round.refresh_token;
   }
-  say({ result: { first, silent, fresh, tokens } });
+  say({ result: { first, silent, fresh, tokens, api } });
   process.exit(0);
 } catch (e) {
   say({ error: `${e.name}: ${e.message}${e.code ? ` (${e.code})` : ''}${e.cause ? ` cause: ${JSON.stringify(e.cause)}` : ''}` });
