@@ -13,7 +13,7 @@
 use crate::Clock;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey};
-use tokio::sync::RwLock;
+use tokio::sync::{Mutex, RwLock};
 
 /// The key set is fetched again at most this often.
 pub const MIN_REFETCH_SECS: i64 = 10;
@@ -34,8 +34,11 @@ pub struct JwksCache {
     uri: String,
     http: reqwest::Client,
     clock: Clock,
-    /// The set, and when it was last fetched (Unix seconds).
-    cache: RwLock<(JwkSet, Option<i64>)>,
+    /// The set; a verification only ever holds it for a lookup, never across a fetch.
+    set: RwLock<JwkSet>,
+    /// When the set was last fetched (Unix seconds), held while a fetch is under way, so that
+    /// one request fetches and the others with the same unknown `kid` wait for it.
+    fetched_at: Mutex<Option<i64>>,
 }
 
 impl JwksCache {
@@ -45,7 +48,8 @@ impl JwksCache {
             uri,
             http,
             clock,
-            cache: RwLock::new((JwkSet { keys: Vec::new() }, None)),
+            set: RwLock::new(JwkSet { keys: Vec::new() }),
+            fetched_at: Mutex::new(None),
         }
     }
 
@@ -62,30 +66,30 @@ impl JwksCache {
         response.json().await.map_err(|_| KeyError::Fetch)
     }
 
-    /// Whether a fetch at `at` is recent enough that no other may happen now.
-    fn recent(&self, at: Option<i64>) -> bool {
-        at.is_some_and(|at| self.clock.unix() - at < MIN_REFETCH_SECS)
+    async fn held(&self, kid: &str) -> Option<Jwk> {
+        self.set.read().await.find(kid).cloned()
     }
 
-    /// The key `kid`, fetching the set again (rate limited) when it is not held.
+    /// The key `kid`, fetching the set again (rate limited) when it is not held. Requests for
+    /// keys that are held never wait for a fetch.
     pub async fn key(&self, kid: &str) -> Result<Jwk, KeyError> {
-        {
-            let cache = self.cache.read().await;
-            if let Some(k) = cache.0.find(kid) {
-                return Ok(k.clone());
-            }
-            if self.recent(cache.1) {
-                return Err(KeyError::Unknown);
-            }
+        if let Some(k) = self.held(kid).await {
+            return Ok(k);
         }
-        let mut cache = self.cache.write().await;
-        // Another request may have fetched it meanwhile.
-        if cache.0.find(kid).is_none() && !self.recent(cache.1) {
-            let fresh = self.fetch().await;
-            cache.1 = Some(self.clock.unix());
-            cache.0 = fresh?;
+        let mut fetched_at = self.fetched_at.lock().await;
+        // Another request may have fetched it while this one waited.
+        if let Some(k) = self.held(kid).await {
+            return Ok(k);
         }
-        cache.0.find(kid).cloned().ok_or(KeyError::Unknown)
+        let now = self.clock.unix();
+        if fetched_at.is_some_and(|at| now - at < MIN_REFETCH_SECS) {
+            return Err(KeyError::Unknown);
+        }
+        *fetched_at = Some(now);
+        let fresh = self.fetch().await?;
+        *self.set.write().await = fresh;
+        drop(fetched_at);
+        self.held(kid).await.ok_or(KeyError::Unknown)
     }
 
     /// The key that verifies a token whose header says `alg` and `kid`: `alg` must be one of

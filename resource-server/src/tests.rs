@@ -48,11 +48,14 @@ fn jwk(kid: &str, (x, y): (&str, &str)) -> Value {
     json!({"kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "alg": "ES256", "use": "sig"})
 }
 
-/// The stand-in provider: its issuer URL, the keys it publishes, and how often they were read.
+/// The stand-in provider: its issuer URL, the keys it publishes, how often they were read,
+/// and a gate its key set waits behind while `stalled` (a slow provider).
 struct Provider {
     issuer: String,
     keys: Arc<Mutex<Vec<Value>>>,
     fetches: Arc<AtomicUsize>,
+    stalled: Arc<std::sync::atomic::AtomicBool>,
+    gate: Arc<tokio::sync::Notify>,
     clock: Clock,
 }
 
@@ -62,7 +65,10 @@ async fn provider() -> Provider {
     let keys = Arc::new(Mutex::new(vec![jwk("a", JWK_A)]));
     let fetches = Arc::new(AtomicUsize::new(0));
     let doc = json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks")});
+    let stalled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let gate = Arc::new(tokio::sync::Notify::new());
     let (published, counted) = (keys.clone(), fetches.clone());
+    let (stall, wait) = (stalled.clone(), gate.clone());
     let app = Router::new()
         .route(
             "/.well-known/openid-configuration",
@@ -72,6 +78,9 @@ async fn provider() -> Provider {
             "/jwks",
             get(move || async move {
                 counted.fetch_add(1, Ordering::SeqCst);
+                if stall.load(Ordering::SeqCst) {
+                    wait.notified().await;
+                }
                 let keys = published.lock().unwrap().clone();
                 axum::Json(json!({ "keys": keys }))
             }),
@@ -83,6 +92,8 @@ async fn provider() -> Provider {
         issuer,
         keys,
         fetches,
+        stalled,
+        gate,
         clock,
     }
 }
@@ -228,6 +239,40 @@ async fn a_new_key_is_fetched_when_a_token_names_it_and_forged_kids_do_not_hamme
         }
     }
     assert_eq!(p.fetches.load(Ordering::SeqCst), 4);
+}
+
+/// A fetch under way (a slow provider, an unknown `kid`) holds up no token whose key is held.
+#[tokio::test]
+async fn a_slow_key_fetch_holds_up_no_token_with_a_known_key() {
+    let p = provider().await;
+    let v = p.verifier().await;
+    v.verify(&p.token(json!({}))).await.unwrap();
+    p.stalled.store(true, Ordering::SeqCst);
+    p.clock.advance(std::time::Duration::from_secs(10));
+    let unknown = p.token_with("new", KEY_B, "at+jwt", json!({}));
+    let waiting = {
+        let v = v.clone();
+        tokio::spawn(async move { v.verify(&unknown).await })
+    };
+    // Wait until that fetch has reached the provider, then verify with the known key.
+    let patience = std::time::Duration::from_secs(20);
+    tokio::time::timeout(patience, async {
+        while p.fetches.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the fetch for the unknown kid started");
+    let known = tokio::time::timeout(patience, v.verify(&p.token(json!({}))))
+        .await
+        .expect("a held key does not wait for the fetch");
+    known.unwrap();
+    p.gate.notify_one();
+    let refused = waiting.await.unwrap();
+    assert_eq!(
+        refused,
+        Err(VerifyError::Key(infra::jwks::KeyError::Unknown))
+    );
 }
 
 #[tokio::test]
