@@ -268,19 +268,19 @@ fn options(max_connections: u32, role: Role, acquire: Duration) -> AnyPoolOption
 mod tests {
     use super::*;
 
+    /// Table `t` with one row, 7, written through the writer.
+    async fn table_holding_seven(db: &Db) {
+        for sql in ["CREATE TABLE t (v BIGINT)", "INSERT INTO t (v) VALUES (7)"] {
+            sqlx::query(sql).execute(db.write()).await.unwrap();
+        }
+    }
+
     #[tokio::test]
     async fn sqlite_reads_see_writes_and_readers_refuse_to_write() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
         let db = Db::connect(&url, 2).await.unwrap();
-        sqlx::query("CREATE TABLE t (v BIGINT)")
-            .execute(db.write())
-            .await
-            .unwrap();
-        sqlx::query("INSERT INTO t (v) VALUES (7)")
-            .execute(db.write())
-            .await
-            .unwrap();
+        table_holding_seven(&db).await;
         let (v,): (i64,) = sqlx::query_as("SELECT v FROM t")
             .fetch_one(db.read())
             .await
@@ -309,14 +309,7 @@ mod tests {
         let url = format!("sqlite://{}/sub/../t.db?mode=rwc", dir.path().display());
         let db = Db::connect(&url, 2).await.unwrap();
         assert!(db.inline.is_some(), "a SQLite file gets inline readers");
-        sqlx::query("CREATE TABLE t (v BIGINT)")
-            .execute(db.write())
-            .await
-            .unwrap();
-        sqlx::query("INSERT INTO t (v) VALUES (7)")
-            .execute(db.write())
-            .await
-            .unwrap();
+        table_holding_seven(&db).await;
         let row: Option<(i64,)> = db
             .read_optional("SELECT v FROM t WHERE v = $1", &[7.into()])
             .await

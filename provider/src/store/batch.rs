@@ -211,6 +211,33 @@ mod tests {
         Insert::new(&U, vec![a.into()])
     }
 
+    /// Runs each scenario (an `async fn(&Db)`) on a fresh SQLite database and on PostgreSQL
+    /// (where a batch is one statement until a guard fails: then nothing of that statement
+    /// stays, and the transaction decides job by job): `scenario: sqlite_test, postgres_test;`.
+    macro_rules! on_both_databases {
+        ($($scenario:ident: $sqlite:ident, $postgres:ident;)*) => {$(
+            #[tokio::test]
+            async fn $sqlite() {
+                let (_dir, db) = db().await;
+                $scenario(&db).await;
+            }
+
+            #[tokio::test]
+            async fn $postgres() {
+                let Some((_pg, db)) = postgres_db(stringify!($postgres)).await else {
+                    return;
+                };
+                $scenario(&db).await;
+            }
+        )*};
+    }
+
+    on_both_databases! {
+        failed_guard_fails_its_own_job_only: a_failed_guard_fails_its_own_job_only, on_postgres_a_failed_guard_fails_its_own_job_only;
+        clash_with_a_job_whose_guard_failed: a_clash_with_a_job_whose_guard_failed_is_not_an_error, on_postgres_a_clash_with_a_job_whose_guard_failed_is_not_an_error;
+        guarded_jobs_at_once: concurrent_guarded_jobs_are_written_whole_or_not_at_all, on_postgres_concurrent_guarded_jobs_are_written_whole_or_not_at_all;
+    }
+
     /// `n` concurrent jobs, each a row of `t` and a row of `u`; every one must succeed.
     async fn pairs_at_once(batcher: &Batcher, n: i64) {
         let mut tasks = Vec::new();
@@ -340,22 +367,6 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_failed_guard_fails_its_own_job_only() {
-        let (_dir, db) = db().await;
-        failed_guard_fails_its_own_job_only(&db).await;
-    }
-
-    /// On PostgreSQL the batch is one statement until a guard fails; then nothing of that
-    /// statement stays, and the transaction decides job by job.
-    #[tokio::test]
-    async fn on_postgres_a_failed_guard_fails_its_own_job_only() {
-        let Some((_pg, db)) = postgres_db("guarded batches on PostgreSQL").await else {
-            return;
-        };
-        failed_guard_fails_its_own_job_only(&db).await;
-    }
-
     /// Two jobs whose rows clash, the second's guard failing (a code redeemed twice in one
     /// batch): the first is written, the second refused, and neither is an error.
     async fn clash_with_a_job_whose_guard_failed(db: &Db) {
@@ -372,20 +383,6 @@ mod tests {
         let (a, b) = (a.unwrap(), b.unwrap());
         assert!(a != b, "exactly one passes: {a} {b}");
         assert_eq!(count(db, "u").await, 1);
-    }
-
-    #[tokio::test]
-    async fn a_clash_with_a_job_whose_guard_failed_is_not_an_error() {
-        let (_dir, db) = db().await;
-        clash_with_a_job_whose_guard_failed(&db).await;
-    }
-
-    #[tokio::test]
-    async fn on_postgres_a_clash_with_a_job_whose_guard_failed_is_not_an_error() {
-        let Some((_pg, db)) = postgres_db("guarded batches on PostgreSQL").await else {
-            return;
-        };
-        clash_with_a_job_whose_guard_failed(&db).await;
     }
 
     /// 200 concurrent guarded jobs of two tables each, every other one's gate shut: each open
@@ -423,19 +420,5 @@ mod tests {
             200,
             "each open gate passed once, no shut one"
         );
-    }
-
-    #[tokio::test]
-    async fn concurrent_guarded_jobs_are_written_whole_or_not_at_all() {
-        let (_dir, db) = db().await;
-        guarded_jobs_at_once(&db).await;
-    }
-
-    #[tokio::test]
-    async fn on_postgres_concurrent_guarded_jobs_are_written_whole_or_not_at_all() {
-        let Some((_pg, db)) = postgres_db("guarded batches on PostgreSQL").await else {
-            return;
-        };
-        guarded_jobs_at_once(&db).await;
     }
 }

@@ -24,3 +24,10 @@ pub(super) fn decode<T>(
         sqlx::Error::Decode(format!("unknown {what} {text:?} in the database").into())
     })
 }
+
+/// A stored list of an API's scopes, read by syntax alone (`ApiScopes`' `TryFrom`).
+pub(super) fn api_scopes(text: &str) -> Result<crate::types::ApiScopes, sqlx::Error> {
+    decode("API scope list", text, |s| {
+        crate::types::ApiScopes::try_from(s.to_owned()).ok()
+    })
+}

@@ -1,4 +1,5 @@
-//! `consents`: the scopes a user granted to a client, remembered across sign-ins.
+//! `consents` and `consent_resources`: the scopes a user granted to a client, and at each API,
+//! remembered across sign-ins.
 
 use super::columns::decode;
 use super::handle::Store;
@@ -11,14 +12,17 @@ impl Store {
         user_id: &str,
         client_id: &str,
     ) -> Result<Option<ScopeSet>, sqlx::Error> {
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
-                .bind(user_id)
-                .bind(client_id)
-                .fetch_optional(self.db.read())
-                .await?;
-        row.map(|(s,)| decode("scope list", &s, |s| ScopeSet::parse_strict(s).ok()))
-            .transpose()
+        consented(self.db.read(), user_id, client_id).await
+    }
+
+    /// The scopes of `resource_id` that `user_id` allowed `client_id`, if any.
+    pub async fn resource_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        resource_id: &str,
+    ) -> Result<Option<ApiScopes>, sqlx::Error> {
+        consented_at_api(self.db.read(), user_id, client_id, resource_id).await
     }
 
     /// Records a grant of `scopes` and, if the request named an API, of `api`'s scopes there
@@ -44,38 +48,18 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let (before,): (String,) =
-            sqlx::query_as("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
-                .bind(user_id)
-                .bind(client_id)
-                .fetch_one(&mut *tx)
-                .await?;
-        let before = decode("scope list", &before, |s| ScopeSet::parse_strict(s).ok())?;
+        let before = consented(&mut *tx, user_id, client_id).await?;
         sqlx::query(
             "UPDATE consents SET scope = $3, granted_at = $4 WHERE user_id = $1 AND client_id = $2",
         )
         .bind(user_id)
         .bind(client_id)
-        .bind(before.union(scopes).to_string())
+        .bind(before.unwrap_or_default().union(scopes).to_string())
         .bind(now)
         .execute(&mut *tx)
         .await?;
         if let Some((resource, granted)) = api {
-            let held: Option<(String,)> = sqlx::query_as(
-                "SELECT scopes FROM consent_resources \
-                 WHERE user_id = $1 AND client_id = $2 AND resource_id = $3",
-            )
-            .bind(user_id)
-            .bind(client_id)
-            .bind(resource)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let held = match held {
-                Some((s,)) => decode("API scope list", &s, |s| {
-                    ApiScopes::try_from(s.to_owned()).ok()
-                })?,
-                None => ApiScopes::default(),
-            };
+            let held = consented_at_api(&mut *tx, user_id, client_id, resource).await?;
             sqlx::query(
                 // A resource removed meanwhile is not consented to (nor an error).
                 "INSERT INTO consent_resources (user_id, client_id, resource_id, scopes) \
@@ -85,7 +69,7 @@ impl Store {
             .bind(user_id)
             .bind(client_id)
             .bind(resource)
-            .bind(held.union(granted).to_string())
+            .bind(held.unwrap_or_default().union(granted).to_string())
             .execute(&mut *tx)
             .await?;
         }
@@ -124,4 +108,40 @@ impl Store {
             .await?;
         Ok(done.rows_affected() > 0)
     }
+}
+
+/// The scopes `user_id` granted `client_id`, read through `ex` (the read pool, or the
+/// transaction of a new grant).
+async fn consented<'e>(
+    ex: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    user_id: &str,
+    client_id: &str,
+) -> Result<Option<ScopeSet>, sqlx::Error> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
+            .bind(user_id)
+            .bind(client_id)
+            .fetch_optional(ex)
+            .await?;
+    row.map(|(s,)| decode("scope list", &s, |s| ScopeSet::parse_strict(s).ok()))
+        .transpose()
+}
+
+/// The scopes of `resource_id` that `user_id` allowed `client_id`, read through `ex`.
+async fn consented_at_api<'e>(
+    ex: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    user_id: &str,
+    client_id: &str,
+    resource_id: &str,
+) -> Result<Option<ApiScopes>, sqlx::Error> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT scopes FROM consent_resources \
+         WHERE user_id = $1 AND client_id = $2 AND resource_id = $3",
+    )
+    .bind(user_id)
+    .bind(client_id)
+    .bind(resource_id)
+    .fetch_optional(ex)
+    .await?;
+    row.map(|(s,)| super::columns::api_scopes(&s)).transpose()
 }

@@ -201,37 +201,8 @@ impl Store {
         .fetch_all(self.db.read())
         .await?;
         rows.into_iter()
-            .map(|(client, name, scopes)| {
-                let scopes = super::columns::decode("API scope list", &scopes, |s| {
-                    ApiScopes::try_from(s.to_owned()).ok()
-                })?;
-                Ok((client, name, scopes))
-            })
+            .map(|(client, name, scopes)| Ok((client, name, super::columns::api_scopes(&scopes)?)))
             .collect()
-    }
-
-    /// The scopes of `resource_id` that `user_id` allowed `client_id`, if any.
-    pub async fn resource_consent(
-        &self,
-        user_id: &str,
-        client_id: &str,
-        resource_id: &str,
-    ) -> Result<Option<ApiScopes>, sqlx::Error> {
-        let row: Option<(String,)> = sqlx::query_as(
-            "SELECT scopes FROM consent_resources \
-             WHERE user_id = $1 AND client_id = $2 AND resource_id = $3",
-        )
-        .bind(user_id)
-        .bind(client_id)
-        .bind(resource_id)
-        .fetch_optional(self.db.read())
-        .await?;
-        row.map(|(s,)| {
-            super::columns::decode("API scope list", &s, |s| {
-                ApiScopes::try_from(s.to_owned()).ok()
-            })
-        })
-        .transpose()
     }
 
     /// Forgets the APIs of grants that can no longer be alive (with `Store::sweep_grants`).

@@ -102,14 +102,10 @@ async fn an_api_gets_tokens_addressed_to_it_that_only_it_can_introspect() {
         .follow(&format!("{}/account/apps", stack.issuer))
         .await;
     assert!(apps.body.contains(asked[0]), "{}", apps.body);
-    let redeem = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", stack.app_a.redirect_uri.as_str()),
-        ("code_verifier", verifier.as_str()),
-        ("resource", NOTES),
-    ];
-    let (status, _, body) = stack.token(&redeem, Some(app_a)).await;
+    let with_notes = [("resource", NOTES)];
+    let (status, _, body) = stack
+        .redeem_as_app_a_with(&code, &verifier, &with_notes)
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["scope"], "notes:read",
@@ -208,7 +204,6 @@ async fn an_api_gets_tokens_addressed_to_it_that_only_it_can_introspect() {
 async fn a_resource_that_is_not_registered_or_not_granted_is_an_invalid_target() {
     let stack = spawn().await;
     notes_api(&stack).await;
-    let app_a = (stack.app_a.client_id.as_str(), stack.app_a.secret.as_str());
     // At /authorize: back to the app with invalid_target (its redirect URI is good).
     let browser = Browser::new();
     sign_in(&stack, &browser, &stack.app_a, ALICE).await;
@@ -231,26 +226,22 @@ async fn a_resource_that_is_not_registered_or_not_granted_is_an_invalid_target()
     // At /token: a grant that did not name the API gets no token for it, and the code is
     // not spent by the refusal.
     let (code, verifier) = super::code_with(&stack, &browser, &[]).await;
-    let mut redeem = vec![
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", stack.app_a.redirect_uri.as_str()),
-        ("code_verifier", verifier.as_str()),
-    ];
-    let with = [redeem.clone(), vec![("resource", NOTES)]].concat();
-    let (status, _, body) = stack.token(&with, Some(app_a)).await;
+    let with_notes = [("resource", NOTES)];
+    let (status, _, body) = stack
+        .redeem_as_app_a_with(&code, &verifier, &with_notes)
+        .await;
     assert_eq!(
         (status.as_u16(), &body["error"]),
         (400, &Value::from("invalid_target"))
     );
-    let (status, _, body) = stack.token(&redeem, Some(app_a)).await;
+    let (status, _, body) = stack.redeem_as_app_a(&code, &verifier).await;
     assert_eq!(
         status, 200,
         "the refused request did not spend the code: {body}"
     );
     // Two resources in one token request: refused as RFC 8707 says.
-    redeem.extend([("resource", NOTES), ("resource", NOTES)]);
-    let (status, _, body) = stack.token(&redeem, Some(app_a)).await;
+    let twice = [("resource", NOTES), ("resource", NOTES)];
+    let (status, _, body) = stack.redeem_as_app_a_with(&code, &verifier, &twice).await;
     assert_eq!(
         (status.as_u16(), &body["error"]),
         (400, &Value::from("invalid_target"))
@@ -264,14 +255,10 @@ async fn a_resource_that_is_not_registered_or_not_granted_is_an_invalid_target()
     assert_eq!(listed[0]["resource"], NOTES);
     assert_eq!(listed[0]["client_id"], "notes-api");
     stack.cli(&["resources", "remove", NOTES]).await.unwrap();
-    let redeem = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", stack.app_a.redirect_uri.as_str()),
-        ("code_verifier", verifier.as_str()),
-        ("resource", NOTES),
-    ];
-    let (status, _, body) = stack.token(&redeem, Some(app_a)).await;
+    let with_notes = [("resource", NOTES)];
+    let (status, _, body) = stack
+        .redeem_as_app_a_with(&code, &verifier, &with_notes)
+        .await;
     assert_eq!(
         (status.as_u16(), &body["error"]),
         (400, &Value::from("invalid_target"))
@@ -367,14 +354,10 @@ async fn the_resource_server_crate_accepts_the_apis_tokens_and_refuses_the_rest(
     let asked = ["Use Notes with the permission “notes:read”"];
     let (code, verifier) = api_code(&stack, &browser, "openid notes:read", &asked).await;
     let app_a = (stack.app_a.client_id.as_str(), stack.app_a.secret.as_str());
-    let redeem = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", stack.app_a.redirect_uri.as_str()),
-        ("code_verifier", verifier.as_str()),
-        ("resource", NOTES),
-    ];
-    let (status, _, body) = stack.token(&redeem, Some(app_a)).await;
+    let with_notes = [("resource", NOTES)];
+    let (status, _, body) = stack
+        .redeem_as_app_a_with(&code, &verifier, &with_notes)
+        .await;
     assert_eq!(status, 200, "{body}");
     let api_token = body["access_token"].as_str().unwrap().to_owned();
     let rt = body["refresh_token"].as_str().unwrap();

@@ -29,6 +29,17 @@ async fn maintain(stack: &crate::harness::Stack) {
         .unwrap();
 }
 
+/// Rotates every algorithm's key (as `provider keys rotate` does): the new keys are published
+/// at once and sign in fifteen minutes.
+async fn rotate_in_15_minutes(stack: &crate::harness::Stack) {
+    let now = stack.clock.unix();
+    for &alg in provider::keys::Alg::ALL {
+        provider::keys::rotate(&stack.store, alg, now, now + 15 * 60)
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_rotation_signs_nobody_out() {
     let stack = spawn().await;
@@ -44,12 +55,7 @@ async fn a_rotation_signs_nobody_out() {
     );
 
     // Rotate (as `provider keys rotate` does): new keys are published at once, sign later.
-    let now = stack.clock.unix();
-    for &alg in provider::keys::Alg::ALL {
-        provider::keys::rotate(&stack.store, alg, now, now + 15 * 60)
-            .await
-            .unwrap();
-    }
+    rotate_in_15_minutes(&stack).await;
     maintain(&stack).await;
     let (kids, _) = jwks_kids(&stack).await;
     assert_eq!(kids.len(), 4, "published ahead");
@@ -128,12 +134,7 @@ async fn a_retired_key_outlives_the_longest_api_token() {
     let hour = ["--access-token-lifetime", "1h"];
     stack.cli(&[&api[..], &hour[..]].concat()).await.unwrap();
     let (old_kids, _) = jwks_kids(&stack).await;
-    let now = stack.clock.unix();
-    for &alg in provider::keys::Alg::ALL {
-        provider::keys::rotate(&stack.store, alg, now, now + 15 * 60)
-            .await
-            .unwrap();
-    }
+    rotate_in_15_minutes(&stack).await;
     maintain(&stack).await;
     stack.clock.advance(Duration::from_secs(16 * 60));
     maintain(&stack).await;

@@ -597,16 +597,29 @@ impl Stack {
         reqwest::header::HeaderMap,
         serde_json::Value,
     ) {
-        self.token(
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", &self.app_a.redirect_uri),
-                ("code_verifier", verifier),
-            ],
-            Some((&self.app_a.client_id, &self.app_a.secret)),
-        )
-        .await
+        self.redeem_as_app_a_with(code, verifier, &[]).await
+    }
+
+    /// [`Stack::redeem_as_app_a`] with `extra` parameters (a `resource`, say) after the usual.
+    pub async fn redeem_as_app_a_with(
+        &self,
+        code: &str,
+        verifier: &str,
+        extra: &[(&str, &str)],
+    ) -> (
+        reqwest::StatusCode,
+        reqwest::header::HeaderMap,
+        serde_json::Value,
+    ) {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", self.app_a.redirect_uri.as_str()),
+            ("code_verifier", verifier),
+        ];
+        form.extend_from_slice(extra);
+        let basic = (self.app_a.client_id.as_str(), self.app_a.secret.as_str());
+        self.token(&form, Some(basic)).await
     }
 }
 

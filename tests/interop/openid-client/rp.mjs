@@ -28,6 +28,9 @@ const config = await client.discovery(
   { execute: [client.allowInsecureRequests] },
 );
 
+// One authorization and code exchange; `extra` adds authorization parameters. With
+// `extra.resource` (RFC 8707) the token request names it too, and the answer is the API's
+// access token as the API would read it (userinfo is the provider's, not the API's).
 async function signIn(extra) {
   const codeVerifier = client.randomPKCECodeVerifier();
   const state = client.randomState();
@@ -48,40 +51,18 @@ async function signIn(extra) {
     expectedNonce: nonce,
     idTokenExpected: true,
     maxAge: extra.max_age ? Number(extra.max_age) : undefined,
-  });
+  }, extra.resource ? { resource: extra.resource } : undefined);
+  if (extra.resource) {
+    const [header, payload] = tokens.access_token.split('.').slice(0, 2)
+      .map((part) => JSON.parse(Buffer.from(part, 'base64url').toString()));
+    return { typ: header.typ, aud: payload.aud, scope: payload.scope, response_scope: tokens.scope };
+  }
   const claims = tokens.claims();
   const userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
   return {
     sub: claims.sub, sid: claims.sid, auth_time: claims.auth_time, name: userinfo.name, email: userinfo.email,
     access_token: tokens.access_token, refresh_token: tokens.refresh_token,
   };
-}
-
-// An access token for the API RESOURCE (RFC 8707 at both endpoints), its claims as the API
-// would read them after verifying it.
-async function apiToken() {
-  const codeVerifier = client.randomPKCECodeVerifier();
-  const state = client.randomState();
-  const nonce = client.randomNonce();
-  const params = {
-    redirect_uri: REDIRECT_URI,
-    scope: 'openid notes:read',
-    resource: RESOURCE,
-    code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
-    code_challenge_method: 'S256',
-    state,
-    nonce,
-  };
-  const callback = await callbackFor(client.buildAuthorizationUrl(config, params));
-  const tokens = await client.authorizationCodeGrant(config, callback, {
-    pkceCodeVerifier: codeVerifier,
-    expectedState: state,
-    expectedNonce: nonce,
-    idTokenExpected: true,
-  }, { resource: RESOURCE });
-  const [header, payload] = tokens.access_token.split('.').slice(0, 2)
-    .map((part) => JSON.parse(Buffer.from(part, 'base64url').toString()));
-  return { typ: header.typ, aud: payload.aud, scope: payload.scope, response_scope: tokens.scope };
 }
 
 async function lifecycle(grant) {
@@ -115,7 +96,7 @@ try {
   const silent = await signIn({ prompt: 'none' });
   const fresh = await signIn({ prompt: 'none', max_age: '3600' });
   const tokens = await lifecycle(fresh);
-  const api = await apiToken();
+  const api = await signIn({ scope: 'openid notes:read', resource: RESOURCE });
   for (const round of [first, silent, fresh]) {
     delete round.access_token;
     delete round.refresh_token;
