@@ -1,5 +1,6 @@
 //! [`App`]: a provider instance: its context, its routes, and its background work (the
-//! maintenance and the back-channel logout outbox), served until told to stop.
+//! maintenance, the back-channel logout outbox and the revocation feed's poll), served until
+//! told to stop.
 
 use crate::config::Config;
 use crate::context::Ctx;
@@ -86,6 +87,14 @@ impl App {
         let limits = self.ctx.config.limits.clone();
         let sweeper = self.maintenance.spawn();
         let outbox = self.outbox.spawn();
+        let feed = tokio::spawn(self.ctx.feed.clone().run());
+        // The feed's streams never end by themselves: closed first, so that the APIs move to
+        // another instance while this one finishes its requests.
+        let closing = self.ctx.feed.clone();
+        let shutdown = async move {
+            shutdown.await;
+            closing.close();
+        };
         let metrics = self.metrics.map(|listener| {
             tokio::spawn(async move {
                 if let Err(e) = axum::serve(listener, crate::web::router::metrics_router()).await {
@@ -97,6 +106,7 @@ impl App {
             crate::web::server::serve(listener, router, &limits, self.proxies, shutdown).await;
         sweeper.abort();
         outbox.abort();
+        feed.abort();
         if let Some(metrics) = metrics {
             metrics.abort();
         }

@@ -1,5 +1,5 @@
 //! [`Ctx`]: what the provider's rules need, built once and shared: the configuration, the
-//! store, the signing keys, the SSO sessions and the clock. No HTTP and no background work:
+//! store, the signing keys, the SSO sessions, the revocation feed and the clock. No HTTP and no background work:
 //! the web layer (`web`) and the maintenance jobs (`maintenance`) are built on top of it.
 //!
 //! Also [`SystemError`]: everything that can fail beneath the rules (the database or the
@@ -7,6 +7,7 @@
 //! way in its own format (503 and try again, or an opaque 500 logged once).
 
 use crate::config::Config;
+use crate::feed::Feed;
 use crate::keys::successor::Successors;
 use crate::keys::{KeyError, KeyRing, Keys};
 use crate::store::Store;
@@ -30,6 +31,8 @@ pub struct Ctx {
     pub clock: Clock,
     /// Wakes the back-channel logout outbox when a logout is queued.
     pub logout_queued: tokio::sync::Notify,
+    /// The revocation feed APIs subscribe to.
+    pub feed: Feed,
     /// Where the provider may send requests to registered URIs (`outbound.allow`).
     pub outbound: infra::outbound::Outbound,
 }
@@ -51,6 +54,7 @@ impl Ctx {
             .sessions(Some(store.db()), clock.clone())
             .await?;
         Ok(Self {
+            feed: Feed::new(store.clone(), clock.clone()),
             issuer: config.issuer_str(),
             config,
             store,

@@ -6,7 +6,8 @@
 //! 1. [`paths`] and [`types`]: the paths the provider serves, and the typed protocol values.
 //! 2. [`config`]: the configuration.
 //! 3. [`store`]: all SQL.
-//! 4. [`audit`] and [`keys`]: the audit trail; signing keys and JWTs.
+//! 4. [`audit`], [`keys`] and [`feed`]: the audit trail; signing keys and JWTs; the revocation
+//!    feed of APIs.
 //! 5. [`context`]: [`Ctx`], what the rules need, and the errors beneath them.
 //! 6. [`logout`]: every end of an SSO session, and the back-channel logout outbox.
 //! 7. [`users`]: accounts, passwords, sign-in.
@@ -20,6 +21,7 @@ pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod context;
+pub mod feed;
 pub mod keys;
 pub mod logout;
 pub mod maintenance;

@@ -17,6 +17,9 @@ pub const USERINFO: &str = "/userinfo";
 pub const REVOCATION: &str = "/revoke";
 /// RFC 7662.
 pub const INTROSPECTION: &str = "/introspect";
+/// The revocation feed of an API (server-sent events), advertised as
+/// `gatehouse_revocation_feed_endpoint`.
+pub const REVOCATION_FEED: &str = "/revocation-feed";
 /// RP-Initiated Logout 1.0 §2.
 pub const END_SESSION: &str = "/logout";
 /// The answer of the sign-out confirmation page.

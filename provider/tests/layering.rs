@@ -17,13 +17,14 @@ use std::path::{Path, PathBuf};
 
 /// The top-level modules, bottom up: a module may import only from modules of a lower rank
 /// (or from its own top-level module).
-const RANKS: [(&str, u32); 14] = [
+const RANKS: [(&str, u32); 15] = [
     ("paths", 0),
     ("types", 0),
     ("config", 1),
     ("store", 2),
     ("audit", 3),
     ("keys", 4),
+    ("feed", 4),
     ("context", 5),
     ("logout", 6),
     ("users", 7),

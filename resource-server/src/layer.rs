@@ -5,7 +5,7 @@
 //! A tower layer of our own rather than `axum::middleware::from_fn`, so that the type a route
 //! is given is nameable and carries its scopes.
 
-use crate::verify::{AccessToken, Verifier};
+use crate::verify::{AccessToken, Verifier, VerifyError};
 use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
@@ -42,17 +42,19 @@ pub enum Refusal {
     InvalidToken(String),
     /// §3.1 `insufficient_scope`, with the scopes the route needs.
     InsufficientScope(String),
+    /// Whether the token was revoked cannot be known now (the revocation feed is out of
+    /// reach): 503, to be tried again.
+    Unavailable,
 }
 
 impl RequireScopes {
     /// Checks a request's `Authorization` header against this route's requirement.
     pub async fn check(&self, headers: &HeaderMap) -> Result<AccessToken, Refusal> {
         let token = bearer(headers)?;
-        let verified = self
-            .verifier
-            .verify(token)
-            .await
-            .map_err(|e| Refusal::InvalidToken(e.to_string()))?;
+        let verified = self.verifier.verify(token).await.map_err(|e| match e {
+            VerifyError::RevocationsUnknown => Refusal::Unavailable,
+            e => Refusal::InvalidToken(e.to_string()),
+        })?;
         if self.scopes.iter().all(|s| verified.has_scope(s)) {
             Ok(verified)
         } else {
@@ -114,6 +116,14 @@ fn quotable(text: &str) -> String {
 pub fn refusal_response(realm: &str, why: Refusal) -> Response {
     let realm = quotable(realm);
     let (status, challenge, body) = match why {
+        Refusal::Unavailable => {
+            let body = serde_json::json!({"error": "temporarily_unavailable", "error_description": "revocations cannot be checked now"});
+            let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return response;
+        }
         Refusal::NoToken => (
             StatusCode::UNAUTHORIZED,
             format!("Bearer realm=\"{realm}\""),

@@ -28,14 +28,18 @@
 //! # Ok(()) }
 //! ```
 //!
-//! A token stays valid here until it expires (five minutes by default): local validation
-//! cannot hear a revocation by itself.
+//! Local validation cannot hear a revocation by itself: with
+//! `verifier.hear_revocations(client_id, secret)` the API also listens to the provider's
+//! revocation feed, and a revoked token is refused within a second of its revocation (see
+//! [`revocations`](crate::Listener) for what happens while the feed cannot be heard).
 
 mod layer;
+mod revocations;
 mod verify;
 
 pub use layer::{Caller, Protected, Refusal, RequireScopes, refusal_response, require};
-pub use verify::{AccessToken, Config, SetupError, Verifier, VerifyError};
+pub use revocations::{Feed, Listener};
+pub use verify::{AccessToken, Actor, Config, SetupError, Verifier, VerifyError};
 
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tower::ServiceExt;
 
+mod feed;
+
 const API: &str = "https://notes.example";
 /// Test keys (generated for these tests only).
 const KEY_A: &str = "-----BEGIN PRIVATE KEY-----
@@ -57,6 +59,8 @@ struct Provider {
     stalled: Arc<std::sync::atomic::AtomicBool>,
     gate: Arc<tokio::sync::Notify>,
     clock: Clock,
+    /// The revocation feed it serves (`feed`).
+    feed: Arc<feed::StandIn>,
 }
 
 async fn provider() -> Provider {
@@ -64,7 +68,12 @@ async fn provider() -> Provider {
     let issuer = format!("http://{}", listener.local_addr().unwrap());
     let keys = Arc::new(Mutex::new(vec![jwk("a", JWK_A)]));
     let fetches = Arc::new(AtomicUsize::new(0));
-    let doc = json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks")});
+    let doc = json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}/jwks"),
+        "gatehouse_revocation_feed_endpoint": format!("{issuer}/feed"),
+    });
+    let feed = Arc::new(feed::StandIn::default());
     let stalled = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let gate = Arc::new(tokio::sync::Notify::new());
     let (published, counted) = (keys.clone(), fetches.clone());
@@ -84,7 +93,8 @@ async fn provider() -> Provider {
                 let keys = published.lock().unwrap().clone();
                 axum::Json(json!({ "keys": keys }))
             }),
-        );
+        )
+        .merge(feed::routes(feed.clone()));
     tokio::spawn(async move { axum::serve(listener, app).await });
     let clock = Clock::system();
     clock.freeze();
@@ -95,6 +105,7 @@ async fn provider() -> Provider {
         stalled,
         gate,
         clock,
+        feed,
     }
 }
 
@@ -145,6 +156,19 @@ async fn a_token_for_this_api_is_verified_locally_with_its_claims() {
         (t.auth_time, t.sid.as_deref(), t.acr),
         (Some(5), Some("s1"), None)
     );
+    assert_eq!(t.actor, None);
+    // Exchanged on the user's behalf (RFC 8693 §4.1): the actors, nested.
+    let act = json!({"act": {"sub": "notes-api", "act": {"sub": "gateway"}}});
+    let t = v.verify(&p.token(act)).await.unwrap();
+    let gateway = Actor {
+        sub: "gateway".into(),
+        act: None,
+    };
+    let expected = Actor {
+        sub: "notes-api".into(),
+        act: Some(Box::new(gateway)),
+    };
+    assert_eq!(t.actor, Some(expected));
     // An audience list naming this API will do (RFC 7519 §4.1.3); the keys were read once.
     let listed = p.token(json!({"aud": ["https://other.example", API]}));
     v.verify(&listed).await.unwrap();

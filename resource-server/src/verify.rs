@@ -1,10 +1,12 @@
 //! Verifying an access token the way RFC 9068 §4 asks a resource server to, locally: no call
 //! to the provider per request, only its published keys.
 
+use crate::revocations::{Feed, Listener, Revocations};
 use infra::Clock;
 use infra::jwks::{JwksCache, KeyError};
 use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The signing algorithms accepted (RFC 9068 §4: RS256 at least; Gatehouse signs access tokens
@@ -47,6 +49,17 @@ pub struct AccessToken {
     /// The provider's SSO session the token was issued under.
     pub sid: Option<String>,
     pub acr: Option<String>,
+    /// Who acts for `sub` (RFC 8693 §4.1), when the token was obtained by token exchange: the
+    /// API that called this one on the user's behalf, and those before it.
+    pub actor: Option<Actor>,
+}
+
+/// RFC 8693 §4.1 `act`: an actor (a client id, for Gatehouse), and the one before it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Actor {
+    pub sub: String,
+    #[serde(default)]
+    pub act: Option<Box<Actor>>,
 }
 
 impl AccessToken {
@@ -73,6 +86,12 @@ pub enum VerifyError {
     Expired,
     #[error("the token is not valid yet")]
     NotYet,
+    #[error("the token has been revoked")]
+    Revoked,
+    /// The revocation feed is listened to but cannot be heard (not yet, or lost for too long):
+    /// whether the token was revoked is unknown. Not the caller's fault: a 503.
+    #[error("revocations cannot be checked now")]
+    RevocationsUnknown,
 }
 
 #[derive(Deserialize)]
@@ -88,6 +107,7 @@ struct Claims {
     auth_time: Option<i64>,
     sid: Option<String>,
     acr: Option<String>,
+    act: Option<Actor>,
 }
 
 /// Verifies the access tokens addressed to one API.
@@ -95,6 +115,10 @@ pub struct Verifier {
     config: Config,
     keys: JwksCache,
     clock: Clock,
+    http: reqwest::Client,
+    /// The provider's revocation feed, if its discovery document names one.
+    feed_endpoint: Option<String>,
+    pub(crate) revocations: Arc<Revocations>,
 }
 
 /// Why the verifier could not be set up.
@@ -104,12 +128,15 @@ pub enum SetupError {
     Discovery(String),
     #[error("the discovery document names issuer {found:?}, not {expected:?}")]
     Issuer { expected: String, found: String },
+    #[error("the provider's discovery document names no revocation feed")]
+    NoFeed,
 }
 
 #[derive(Deserialize)]
 struct Discovery {
     issuer: String,
     jwks_uri: String,
+    gatehouse_revocation_feed_endpoint: Option<String>,
 }
 
 impl Verifier {
@@ -134,7 +161,9 @@ impl Verifier {
                 found: doc.issuer,
             });
         }
-        Ok(Self::with_jwks_uri(config, doc.jwks_uri, http, clock))
+        let mut verifier = Self::with_jwks_uri(config, doc.jwks_uri, http, clock);
+        verifier.feed_endpoint = doc.gatehouse_revocation_feed_endpoint;
+        Ok(verifier)
     }
 
     /// A verifier for keys published at `jwks_uri` (no discovery).
@@ -145,14 +174,39 @@ impl Verifier {
         clock: Clock,
     ) -> Self {
         Self {
-            keys: JwksCache::new(jwks_uri, http, clock.clone()),
+            keys: JwksCache::new(jwks_uri, http.clone(), clock.clone()),
+            revocations: Arc::new(Revocations::new(clock.clone(), config.leeway)),
             config,
             clock,
+            http,
+            feed_endpoint: None,
         }
     }
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Listens to the provider's revocation feed (found through discovery) as the API's
+    /// client, until the returned [`Listener`] is dropped: from then on a revoked token is
+    /// refused (see `revocations`).
+    pub fn hear_revocations(
+        &self,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Result<Listener, SetupError> {
+        let endpoint = self.feed_endpoint.clone().ok_or(SetupError::NoFeed)?;
+        Ok(self.hear_revocations_at(Feed::new(endpoint, client_id, client_secret)))
+    }
+
+    /// [`Verifier::hear_revocations`] with the feed's settings given.
+    pub fn hear_revocations_at(&self, feed: Feed) -> Listener {
+        Listener::spawn(
+            self.revocations.clone(),
+            feed,
+            self.config.audience.clone(),
+            self.http.clone(),
+        )
     }
 
     /// Verifies `token` per RFC 9068 §4: typed `at+jwt`, signed by one of the provider's keys
@@ -196,6 +250,7 @@ impl Verifier {
         if claims.nbf.unwrap_or(claims.iat) > now.saturating_add(leeway) {
             return Err(VerifyError::NotYet);
         }
+        self.revocations.check(&claims.jti)?;
         Ok(AccessToken {
             sub: claims.sub,
             client_id: claims.client_id,
@@ -211,6 +266,7 @@ impl Verifier {
             auth_time: claims.auth_time,
             sid: claims.sid,
             acr: claims.acr,
+            actor: claims.act,
         })
     }
 }

@@ -23,7 +23,8 @@ pub(super) struct MetadataArgs {
     /// Where back-channel logout tokens are POSTed.
     #[arg(long)]
     backchannel_logout_uri: Option<String>,
-    /// A grant type: authorization_code, refresh_token, client_credentials (repeat).
+    /// A grant type: authorization_code, refresh_token, client_credentials,
+    /// urn:ietf:params:oauth:grant-type:token-exchange (repeat).
     #[arg(long = "grant-type")]
     grant_types: Vec<String>,
     /// client_secret_basic (default), client_secret_post, none, private_key_jwt.

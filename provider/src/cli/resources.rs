@@ -4,7 +4,7 @@
 use super::io::{Io, rfc3339, store};
 use crate::Config;
 use crate::protocol::resources::{self, ResourceSpec};
-use crate::store::Resource;
+use crate::store::{ExchangeRule, Resource};
 use crate::types::Alg;
 use clap::Subcommand;
 use infra::Clock;
@@ -43,6 +43,26 @@ pub(super) enum ResourcesCommand {
     },
     /// Remove an API: no new token is issued for it, and no grant or consent names it.
     Remove { id: String },
+    /// Let an API's client exchange the user tokens presented to its API for tokens addressed
+    /// to another API (RFC 8693 token exchange, on the user's behalf).
+    AllowExchange {
+        /// The acting API's client (confidential, registered for the token-exchange grant).
+        #[arg(long)]
+        client: String,
+        /// The API the exchanged tokens are for.
+        #[arg(long)]
+        to: String,
+        /// A scope of that API the client may obtain (repeat; default: all of them).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+    },
+    /// Withdraw a token-exchange rule (tokens already exchanged expire within their lifetime).
+    DisallowExchange {
+        #[arg(long)]
+        client: String,
+        #[arg(long)]
+        to: String,
+    },
 }
 
 pub(super) async fn run(
@@ -101,25 +121,47 @@ pub(super) async fn run(
                 out!(
                     io,
                     "{}",
-                    serde_json::to_string_pretty(&resource_json(&new.0))?
+                    serde_json::to_string_pretty(&resource_json(&new.0, &[]))?
                 );
             } else {
                 out!(io, "resource {} registered", new.0.resource_id);
-                print(io, &new.0)?;
+                print(io, &new.0, &[])?;
             }
         }
         ResourcesCommand::List { json } => {
             let all = store.resources().await?;
+            let rules = store.exchange_rules().await?;
             if json {
-                let list: Vec<_> = all.iter().map(resource_json).collect();
+                let list: Vec<_> = all.iter().map(|r| resource_json(r, &rules)).collect();
                 out!(io, "{}", serde_json::to_string_pretty(&list)?);
             } else if all.is_empty() {
                 out!(io, "no resources");
             } else {
                 for r in &all {
-                    print(io, r)?;
+                    print(io, r, &rules)?;
                 }
             }
+        }
+        ResourcesCommand::AllowExchange { client, to, scopes } => {
+            let found = store.client(&client).await?;
+            let client = found.ok_or_else(|| anyhow::anyhow!("no client {client}"))?;
+            let api = store.resource(&to).await?;
+            let api = api.ok_or_else(|| anyhow::anyhow!("no resource {to}"))?;
+            let apis = store.resources().await?;
+            let rule = resources::exchange_rule(&client, &apis, &api, &scopes)?;
+            store.allow_exchange(&rule, Clock::system().unix()).await?;
+            out!(
+                io,
+                "{} may exchange for tokens to {} with {}",
+                rule.client_id,
+                rule.resource_id,
+                rule.scopes
+            );
+        }
+        ResourcesCommand::DisallowExchange { client, to } => {
+            let had = store.disallow_exchange(&client, &to).await?;
+            anyhow::ensure!(had, "no exchange rule for {client} to {to}");
+            out!(io, "{client} may no longer exchange for tokens to {to}");
         }
         ResourcesCommand::Remove { id } => {
             anyhow::ensure!(store.remove_resource(&id).await?, "no resource {id}");
@@ -132,8 +174,22 @@ pub(super) async fn run(
     Ok(())
 }
 
-fn resource_json(r: &Resource) -> serde_json::Value {
+/// Who may exchange for tokens to `r`, with what: (client, scopes).
+fn exchangers<'a>(r: &Resource, rules: &'a [ExchangeRule]) -> Vec<(&'a str, String)> {
+    rules
+        .iter()
+        .filter(|x| x.resource_id == r.resource_id)
+        .map(|x| (x.client_id.as_str(), x.scopes.to_string()))
+        .collect()
+}
+
+fn resource_json(r: &Resource, rules: &[ExchangeRule]) -> serde_json::Value {
+    let exchange: Vec<_> = exchangers(r, rules)
+        .into_iter()
+        .map(|(client, scopes)| serde_json::json!({"client_id": client, "scopes": scopes}))
+        .collect();
     serde_json::json!({
+        "exchange_from": exchange,
         "resource": r.resource_id,
         "name": r.name,
         "scopes": r.scopes.iter().collect::<Vec<_>>(),
@@ -144,7 +200,7 @@ fn resource_json(r: &Resource) -> serde_json::Value {
     })
 }
 
-fn print(io: &mut Io<'_>, r: &Resource) -> anyhow::Result<()> {
+fn print(io: &mut Io<'_>, r: &Resource, rules: &[ExchangeRule]) -> anyhow::Result<()> {
     out!(io, "resource           {}", r.resource_id);
     out!(io, "name               {}", r.name);
     out!(io, "scopes             {}", r.scopes);
@@ -155,5 +211,8 @@ fn print(io: &mut Io<'_>, r: &Resource) -> anyhow::Result<()> {
         "introspects as     {}",
         r.client_id.as_deref().unwrap_or("-")
     );
+    for (client, scopes) in exchangers(r, rules) {
+        out!(io, "exchanged for by   {client} ({scopes})");
+    }
     Ok(())
 }

@@ -110,7 +110,8 @@ pub(super) async fn run(
             );
         }
         UsersCommand::Remove { username } => {
-            let ended = admin::remove_user(&store, sessions.as_ref(), &username).await?;
+            let now = Clock::system().unix();
+            let ended = admin::remove_user(&store, sessions.as_ref(), &username, now).await?;
             let n = ended.len();
             out!(
                 io,

@@ -22,7 +22,12 @@ const MAX_ASSERTION_SECS: i64 = 3600;
 /// The endpoints whose URL an assertion may name as its audience, besides the issuer (RFC
 /// 7523 §3: the token endpoint; OIDC Core §9 allows the issuer too; we accept each endpoint
 /// that authenticates clients).
-const ASSERTION_AUDIENCES: [&str; 3] = [paths::TOKEN, paths::REVOCATION, paths::INTROSPECTION];
+const ASSERTION_AUDIENCES: [&str; 4] = [
+    paths::TOKEN,
+    paths::REVOCATION,
+    paths::INTROSPECTION,
+    paths::REVOCATION_FEED,
+];
 
 /// The client credentials of a request, before they are checked (no `Debug`: it holds the
 /// secret).

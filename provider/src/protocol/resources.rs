@@ -4,8 +4,8 @@
 //! `aud` of its tokens (RFC 9068 §3), so it must be exactly the URI they will send.
 
 use super::registration::check_uri;
-use crate::store::{Client, NewResource, Resource};
-use crate::types::{Alg, ApiScopes, AuthMethod};
+use crate::store::{Client, ExchangeRule, NewResource, Resource};
+use crate::types::{Alg, ApiScopes, AuthMethod, GrantType};
 use std::time::Duration;
 
 /// Access tokens for an API live this long unless its registration says otherwise.
@@ -98,6 +98,57 @@ pub fn validate(
         client_id: client.map(|c| c.client_id.clone()),
         created_at: now,
     }))
+}
+
+/// A rule that lets `client` exchange the tokens addressed to its own API for tokens addressed
+/// to `api` (RFC 8693), with at most `scopes` (all of the API's when none are named): the
+/// client confidential and registered for the token-exchange grant, the client of an API
+/// (only tokens presented to an API of its own can be exchanged), and every scope one that
+/// `api` defines.
+pub fn exchange_rule(
+    client: &Client,
+    own_apis: &[Resource],
+    api: &Resource,
+    scopes: &[String],
+) -> Result<ExchangeRule, ResourceError> {
+    let id = &client.client_id;
+    if client.auth_method == AuthMethod::None {
+        return Err(ResourceError(format!(
+            "client {id} is public: it cannot act for others"
+        )));
+    }
+    if !client.allows_grant(GrantType::TokenExchange) {
+        return Err(ResourceError(format!(
+            "client {id} is not registered for the token-exchange grant (provider clients \
+             update {id} --grant-type {})",
+            GrantType::TokenExchange
+        )));
+    }
+    if !own_apis
+        .iter()
+        .any(|r| r.client_id.as_deref() == Some(id.as_str()))
+    {
+        return Err(ResourceError(format!(
+            "client {id} is the client of no API (provider resources add … --client {id})"
+        )));
+    }
+    let scopes = if scopes.is_empty() {
+        api.scopes.clone()
+    } else {
+        let unknown: Vec<&String> = scopes.iter().filter(|s| !api.scopes.contains(s)).collect();
+        if !unknown.is_empty() {
+            return Err(ResourceError(format!(
+                "{} defines no scope {unknown:?} (it has: {})",
+                api.resource_id, api.scopes
+            )));
+        }
+        api.scopes.pick(&scopes.join(" "))
+    };
+    Ok(ExchangeRule {
+        client_id: id.clone(),
+        resource_id: api.resource_id.clone(),
+        scopes,
+    })
 }
 
 #[cfg(test)]

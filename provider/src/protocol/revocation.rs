@@ -9,7 +9,7 @@ use super::token::AccessClaims;
 use crate::audit::{self, Event, Kind};
 use crate::context::Ctx;
 use crate::store::{AccessTokenRow, Client, RefreshTokenRow, Revoke};
-use crate::types::{AuthMethod, TokenType, TokenTypeHint};
+use crate::types::{AuthMethod, TokenErrorCode, TokenType, TokenTypeHint};
 use infra::secret::hash_secret;
 use serde::Serialize;
 
@@ -36,7 +36,7 @@ impl<'a> TokenQuery<'a> {
 /// A presented token, found and belonging to the calling client.
 enum Found {
     Refresh(RefreshTokenRow),
-    Access(AccessClaims, AccessTokenRow),
+    Access(AccessClaims, Box<AccessTokenRow>),
 }
 
 /// Who may reach a token besides the client it was issued to.
@@ -114,7 +114,7 @@ async fn find_access(ctx: &Ctx, token: &str) -> Result<Option<Found>, TokenError
         return Ok(None);
     };
     let row = ctx.store.access_token(&claims.jti).await?;
-    Ok(row.map(|row| Found::Access(claims, row)))
+    Ok(row.map(|row| Found::Access(claims, Box::new(row))))
 }
 
 /// RFC 7009 §2: revokes the token if it is the caller's. Revoking a refresh token revokes its
@@ -229,4 +229,33 @@ pub async fn introspect(
             _ => Introspection::INACTIVE,
         },
     )
+}
+
+/// The API whose revocation feed `client` asks for (`resource`, its indicator): only the API's
+/// own client, confidential, may hear which of its tokens are revoked (`crate::feed`).
+/// `invalid_target` for an indicator that is not a registered API, `unauthorized_client` for
+/// any other client (RFC 6749 §5.2, RFC 8707 §2).
+pub async fn feed_subscriber(
+    ctx: &Ctx,
+    client: &Client,
+    form: &Params,
+) -> Result<String, TokenError> {
+    form.check_repeated()
+        .map_err(|e| TokenError::invalid_request(e.to_string()))?;
+    let resource = form
+        .get("resource")
+        .ok_or_else(|| TokenError::invalid_request("resource is required"))?;
+    let Some(api) = ctx.store.resource(resource).await? else {
+        return Err(TokenError::invalid_target(
+            "no API is registered at this resource",
+        ));
+    };
+    let own = api.client_id.as_deref() == Some(client.client_id.as_str());
+    if !own || client.auth_method == AuthMethod::None {
+        return Err(TokenError::new(
+            TokenErrorCode::UnauthorizedClient,
+            "only the API's own confidential client may hear its revocations",
+        ));
+    }
+    Ok(api.resource_id)
 }

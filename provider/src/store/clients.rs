@@ -241,13 +241,28 @@ impl Store {
 
     /// Deletes a client and everything issued to it (codes, access and refresh tokens,
     /// consents, its place in SSO sessions, pending logouts), in one transaction: its tokens
-    /// stop working at once. False if there was no such client.
-    pub async fn delete_client(&self, client_id: &str) -> Result<bool, sqlx::Error> {
+    /// stop working at once. Its tokens for APIs (and those exchanged from them) are revoked
+    /// rather than deleted, and kept until they expire, for the APIs' revocation feed. False
+    /// if there was no such client.
+    pub async fn delete_client(&self, client_id: &str, now: i64) -> Result<bool, sqlx::Error> {
         let mut tx = self.db.write().begin().await?;
+        sqlx::query(
+            "UPDATE access_tokens SET revoked_at = $2 \
+             WHERE resource_id IS NOT NULL AND revoked_at IS NULL AND (client_id = $1 \
+             OR grant_id IN (SELECT grant_id FROM grants WHERE client_id = $1))",
+        )
+        .bind(client_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM access_tokens WHERE client_id = $1 AND resource_id IS NULL")
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?;
         for table in [
             "authorization_codes",
-            "access_tokens",
             "refresh_tokens",
+            "token_exchange_rules",
             "consents",
             "session_clients",
             "logout_deliveries",
@@ -265,6 +280,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.revoked();
         Ok(done.rows_affected() == 1)
     }
 

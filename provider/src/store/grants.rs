@@ -137,7 +137,20 @@ impl Guard {
         }
     }
 
-    /// The grant is live (not revoked, in date); its last use becomes `now`. For a refresh.
+    /// Access token `jti` is unrevoked and in date (its row locked until the commit). For a
+    /// token exchange (RFC 8693), whose token its subject token's revocation takes along
+    /// (`Store::revoke_access_token` updates this row first).
+    pub fn access_token_live(jti: &str, now: i64) -> Self {
+        Self {
+            rank: 5,
+            sql: "UPDATE access_tokens SET revoked_at = revoked_at \
+                  WHERE jti = $1 AND revoked_at IS NULL AND expires_at > $2",
+            values: vec![jti.into(), now.into()],
+        }
+    }
+
+    /// The grant is live (not revoked, in date); its last use becomes `now`. For a refresh
+    /// (and a token exchange).
     pub fn grant_live(grant_id: &str, now: i64) -> Self {
         Self {
             rank: 3,
@@ -331,6 +344,7 @@ impl Store {
             step.query(&params).execute(&mut *tx).await?;
         }
         tx.commit().await?;
+        self.revoked();
         Ok(revoked.rows_affected())
     }
 

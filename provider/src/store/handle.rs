@@ -3,12 +3,17 @@
 use super::batch;
 use super::rows::Insert;
 use infra::Db;
+use std::sync::Arc;
+use tokio::sync::Notify;
 
 /// Handle to the provider database. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     pub(super) db: Db,
     pub(super) batch: batch::Batcher,
+    /// Told after every commit that revoked access tokens in this process, so that the
+    /// revocation feed of APIs looks at once rather than at its next poll.
+    revoked: Arc<Notify>,
 }
 
 impl Store {
@@ -33,6 +38,7 @@ impl Store {
         Ok(Self {
             batch: batch::Batcher::spawn(db.clone()),
             db,
+            revoked: Arc::new(Notify::new()),
         })
     }
 
@@ -49,6 +55,17 @@ impl Store {
         migrator.set_ignore_missing(true);
         migrator.run(self.db.write()).await?;
         sessions::SqlStore::new(self.db.clone()).migrate().await
+    }
+
+    /// Completes after a revocation committed in this process (one that came while nobody
+    /// waited is kept for the next wait).
+    pub async fn revocation_committed(&self) {
+        self.revoked.notified().await;
+    }
+
+    /// Called after a commit that may have revoked access tokens.
+    pub(super) fn revoked(&self) {
+        self.revoked.notify_one();
     }
 
     pub fn db(&self) -> &Db {

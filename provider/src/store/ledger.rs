@@ -188,6 +188,7 @@ impl Store {
             }
         }
         tx.commit().await?;
+        self.revoked();
         Ok(Some(queued))
     }
 

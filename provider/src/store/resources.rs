@@ -34,6 +34,22 @@ infra::lite_row!(Resource {
     created_at,
 });
 
+/// Who may exchange tokens for an API's (RFC 8693): the API client `client_id`, for tokens
+/// addressed to `resource_id` with at most `scopes`.
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
+pub struct ExchangeRule {
+    pub client_id: String,
+    pub resource_id: String,
+    #[sqlx(try_from = "String")]
+    pub scopes: ApiScopes,
+}
+
+infra::lite_row!(ExchangeRule {
+    client_id,
+    resource_id,
+    scopes as String,
+});
+
 /// A resource as it is written: made only by the rules of `protocol::resources`, so nothing
 /// stored has skipped them.
 #[derive(Clone, Debug)]
@@ -150,6 +166,7 @@ impl Store {
         for sql in [
             "DELETE FROM grant_resources WHERE resource_id = $1",
             "DELETE FROM consent_resources WHERE resource_id = $1",
+            "DELETE FROM token_exchange_rules WHERE resource_id = $1",
         ] {
             sqlx::query(sql).bind(resource_id).execute(&mut *tx).await?;
         }
@@ -203,6 +220,65 @@ impl Store {
         rows.into_iter()
             .map(|(client, name, scopes)| Ok((client, name, super::columns::api_scopes(&scopes)?)))
             .collect()
+    }
+
+    /// Lets API client `client_id` exchange its tokens for tokens addressed to `resource_id`
+    /// with at most `scopes` (replacing a rule it had there).
+    pub async fn allow_exchange(&self, rule: &ExchangeRule, now: i64) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO token_exchange_rules (client_id, resource_id, scopes, created_at) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (client_id, resource_id) DO UPDATE SET scopes = $3",
+        )
+        .bind(&rule.client_id)
+        .bind(&rule.resource_id)
+        .bind(rule.scopes.to_string())
+        .bind(now)
+        .execute(self.db.write())
+        .await?;
+        Ok(())
+    }
+
+    /// Withdraws a rule; true if there was one.
+    pub async fn disallow_exchange(
+        &self,
+        client_id: &str,
+        resource_id: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "DELETE FROM token_exchange_rules WHERE client_id = $1 AND resource_id = $2",
+        )
+        .bind(client_id)
+        .bind(resource_id)
+        .execute(self.db.write())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The rule for `client_id` exchanging for tokens addressed to `resource_id`, if any.
+    pub async fn exchange_rule(
+        &self,
+        client_id: &str,
+        resource_id: &str,
+    ) -> Result<Option<ExchangeRule>, sqlx::Error> {
+        self.db
+            .read_optional(
+                "SELECT client_id, resource_id, scopes FROM token_exchange_rules \
+                 WHERE client_id = $1 AND resource_id = $2",
+                &[client_id.into(), resource_id.into()],
+            )
+            .await
+    }
+
+    /// Every exchange rule, by API and client.
+    pub async fn exchange_rules(&self) -> Result<Vec<ExchangeRule>, sqlx::Error> {
+        self.db
+            .read_all(
+                "SELECT client_id, resource_id, scopes FROM token_exchange_rules \
+                 ORDER BY resource_id, client_id",
+                &[],
+            )
+            .await
     }
 
     /// Forgets the APIs of grants that can no longer be alive (with `Store::sweep_grants`).

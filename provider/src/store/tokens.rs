@@ -18,6 +18,19 @@ pub struct AccessTokenRow {
     pub issued_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// The API the token is addressed to (its `aud`); `None` for the provider's own.
+    pub resource_id: Option<String>,
+    /// The token this one was exchanged for (RFC 8693), which takes it along when revoked.
+    pub parent_jti: Option<String>,
+}
+
+/// A revoked access token of an API, as its revocation feed tells the API.
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
+pub struct RevokedToken {
+    pub resource_id: String,
+    pub jti: String,
+    pub expires_at: i64,
+    pub revoked_at: i64,
 }
 
 /// A refresh token (by its hash).
@@ -47,6 +60,15 @@ infra::lite_row!(AccessTokenRow {
     issued_at,
     expires_at,
     revoked_at,
+    resource_id,
+    parent_jti,
+});
+
+infra::lite_row!(RevokedToken {
+    resource_id,
+    jti,
+    expires_at,
+    revoked_at,
 });
 
 infra::lite_row!(RefreshTokenRow {
@@ -68,8 +90,8 @@ const RT_COLUMNS: &str = "token_hash, grant_id, client_id, user_id, scope, sid, 
 
 static ACCESS_TOKENS: Table = Table {
     head: "INSERT INTO access_tokens (jti, grant_id, client_id, user_id, scope, issued_at, \
-           expires_at) VALUES",
-    columns: 7,
+           expires_at, resource_id, parent_jti) VALUES",
+    columns: 9,
     tail: "",
 };
 
@@ -95,6 +117,8 @@ impl Insert {
                 t.scope.as_str().into(),
                 t.issued_at.into(),
                 t.expires_at.into(),
+                t.resource_id.clone().into(),
+                t.parent_jti.clone().into(),
             ],
         )
     }
@@ -123,22 +147,76 @@ impl Store {
         self.db
             .read_optional(
                 "SELECT jti, grant_id, client_id, user_id, scope, issued_at, expires_at, \
-                 revoked_at FROM access_tokens WHERE jti = $1",
+                 revoked_at, resource_id, parent_jti FROM access_tokens WHERE jti = $1",
                 &[jti.into()],
             )
             .await
     }
 
-    /// Revokes one access token; true if it was live.
+    /// Revokes one access token, and every token exchanged from it (RFC 8693), at any depth;
+    /// true if it was live. The token's own row first, in its own statement: an exchange
+    /// holds that row until it commits (`Guard::access_token_live`), so the second statement
+    /// (a fresh snapshot) sees what a concurrent exchange wrote, or the exchange sees the
+    /// revocation.
     pub async fn revoke_access_token(&self, jti: &str, now: i64) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query(
-            "UPDATE access_tokens SET revoked_at = $2 WHERE jti = $1 AND revoked_at IS NULL",
-        )
-        .bind(jti)
-        .bind(now)
-        .execute(self.db.write())
-        .await?;
-        Ok(done.rows_affected() > 0)
+        super::grants::retrying(|| async {
+            let mut tx = self.db.write().begin().await?;
+            let done = sqlx::query(
+                "UPDATE access_tokens SET revoked_at = $2 WHERE jti = $1 AND revoked_at IS NULL",
+            )
+            .bind(jti)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND jti IN \
+                 (WITH RECURSIVE chain (jti) AS (SELECT jti FROM access_tokens \
+                 WHERE parent_jti = $1 UNION SELECT a.jti FROM access_tokens a \
+                 JOIN chain c ON a.parent_jti = c.jti) SELECT jti FROM chain)",
+            )
+            .bind(jti)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(done.rows_affected() > 0)
+        })
+        .await
+        .inspect(|_| self.revoked())
+    }
+
+    /// The tokens of APIs revoked at `since` or later (by the revoking instance's clock), for
+    /// the revocation feed's poll.
+    pub async fn api_tokens_revoked_since(
+        &self,
+        since: i64,
+    ) -> Result<Vec<RevokedToken>, sqlx::Error> {
+        self.db
+            .read_all(
+                "SELECT resource_id, jti, expires_at, revoked_at FROM access_tokens \
+                 WHERE resource_id IS NOT NULL AND revoked_at >= $1",
+                &[since.into()],
+            )
+            .await
+    }
+
+    /// The tokens of API `resource_id` revoked and not expired at `after` (a subscriber's
+    /// catch-up). `oldest_revocation` bounds the search: no such token was revoked earlier
+    /// (it would have expired).
+    pub async fn api_tokens_revoked(
+        &self,
+        resource_id: &str,
+        after: i64,
+        oldest_revocation: i64,
+    ) -> Result<Vec<RevokedToken>, sqlx::Error> {
+        self.db
+            .read_all(
+                "SELECT resource_id, jti, expires_at, revoked_at FROM access_tokens \
+                 WHERE resource_id IS NOT NULL AND revoked_at >= $3 \
+                 AND resource_id = $1 AND expires_at > $2",
+                &[resource_id.into(), after.into(), oldest_revocation.into()],
+            )
+            .await
     }
 
     pub async fn refresh_token(

@@ -273,12 +273,25 @@ impl Store {
 
     /// Deletes a user with their codes, tokens and consents, in one transaction (their
     /// sessions must be ended first, so that the apps hear of it). False if there was none.
-    pub async fn delete_user(&self, id: &str) -> Result<bool, sqlx::Error> {
+    /// The access tokens of APIs are revoked rather than deleted, and kept until they expire:
+    /// they are what the APIs' revocation feed tells them (`store::tokens`).
+    pub async fn delete_user(&self, id: &str, now: i64) -> Result<bool, sqlx::Error> {
         let mut tx = self.db.write().begin().await?;
+        sqlx::query(
+            "UPDATE access_tokens SET revoked_at = $2 \
+             WHERE user_id = $1 AND resource_id IS NOT NULL AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM access_tokens WHERE user_id = $1 AND resource_id IS NULL")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         for table in [
             "authorization_codes",
             "grants",
-            "access_tokens",
             "refresh_tokens",
             "consents",
         ] {
@@ -294,6 +307,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.revoked();
         Ok(done.rows_affected() == 1)
     }
 

@@ -25,11 +25,12 @@ pub struct UnknownValue {
 }
 
 wire_enum! {
-    /// The grant types we implement (RFC 6749 §4.1, §6 and §4.4).
+    /// The grant types we implement (RFC 6749 §4.1, §6 and §4.4; RFC 8693 §2.1).
     pub enum GrantType {
         AuthorizationCode = "authorization_code",
         RefreshToken = "refresh_token",
         ClientCredentials = "client_credentials",
+        TokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange",
     }
 }
 

@@ -147,12 +147,13 @@ pub async fn remove_user(
     store: &Store,
     sessions: Option<&Sessions>,
     username: &str,
+    now: i64,
 ) -> Result<Vec<SessionEnd>, AdminError> {
     let id = user_id(store, username).await?;
     let ended = match sessions {
         Some(s) => end_all_sessions(store, s, &id).await?,
         None => Vec::new(),
     };
-    store.delete_user(&id).await?;
+    store.delete_user(&id, now).await?;
     Ok(ended)
 }

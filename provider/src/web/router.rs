@@ -2,7 +2,7 @@
 //! discovery advertises and the tests use), and the layers around them.
 
 use super::layers::{Budget, audit_context, hsts, limit_by_address, limit_uri, security_headers};
-use super::oauth::{authorize, discovery, end_session, register, token, userinfo};
+use super::oauth::{authorize, discovery, end_session, feed, register, token, userinfo};
 use super::pages::{apps, consent, developer, login, ops, sessions};
 use super::state::AppState;
 use crate::paths;
@@ -67,6 +67,7 @@ fn protocol_endpoints(st: &AppState) -> Router<AppState> {
         .route(paths::TOKEN, post(token::issue_token))
         .route(paths::REVOCATION, post(token::revoke_token))
         .route(paths::INTROSPECTION, post(token::introspect_token))
+        .route(paths::REVOCATION_FEED, post(feed::subscribe_feed))
         .merge(
             Router::new()
                 .route(paths::REGISTRATION, post(register::register_client))

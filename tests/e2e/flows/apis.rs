@@ -3,7 +3,7 @@
 //! tokens addressed to it, refused by userinfo, and introspected by the API's own client.
 
 use super::{sign_in, userinfo_status};
-use crate::harness::{ALICE, Browser, Stack, jwt_part, param, register_service, spawn};
+use crate::harness::{ALICE, Browser, Stack, eventually, jwt_part, param, register_service, spawn};
 use serde_json::Value;
 
 const NOTES: &str = "http://api.localhost:5003";
@@ -412,4 +412,249 @@ async fn the_resource_server_crate_accepts_the_apis_tokens_and_refuses_the_rest(
     let (status, challenge) = call("/notes", api_token).await;
     assert_eq!(status, 401);
     assert!(challenge.contains("expired"), "{challenge}");
+}
+
+/// A token of alice's for the Notes API through App A, in a new browser (signed in with
+/// `password`; App A asks for consent again after a disconnect): the access token and the
+/// grant's refresh token.
+async fn fresh_api_token(stack: &Stack, password: &str) -> (String, String) {
+    let browser = Browser::new();
+    sign_in(stack, &browser, &stack.app_a, (ALICE.0, password)).await;
+    let extra = [("scope", "openid notes:read"), ("resource", NOTES)];
+    let req = stack.authorize_url(&stack.app_a.client_id, &stack.app_a.redirect_uri, &extra);
+    let callback = stack.app_a.redirect_uri.as_str();
+    let mut page = browser.follow_until(req.url.as_str(), callback).await;
+    if page
+        .url
+        .as_str()
+        .starts_with(&format!("{}/consent", stack.issuer))
+    {
+        page = browser
+            .submit_until(&page, "/consent", &[("decision", "allow")], callback)
+            .await;
+    }
+    let code = param(page.url.as_str(), "code").expect("a code");
+    let with_notes = [("resource", NOTES)];
+    let (status, _, body) = stack
+        .redeem_as_app_a_with(&code, &req.verifier, &with_notes)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let at = body["access_token"].as_str().unwrap().to_owned();
+    (at, body["refresh_token"].as_str().unwrap().to_owned())
+}
+
+/// An API validating tokens locally with the `resource-server` crate hears each cause of
+/// revocation through the provider's feed, and refuses the token from then on; how long that
+/// took is printed (the figures in README: measured, not asserted, on a shared machine).
+#[tokio::test]
+async fn an_api_refuses_a_token_soon_after_each_cause_of_its_revocation() {
+    use resource_server::{Config, Verifier, VerifyError};
+    use std::time::{Duration, Instant};
+
+    let stack = spawn().await;
+    notes_api(&stack).await;
+    let http = client_app::http::client_builder().build().unwrap();
+    let config = Config::new(stack.issuer.clone(), NOTES);
+    let api = Verifier::discover(config, http.clone(), stack.clock.clone())
+        .await
+        .unwrap();
+    let _feed = api.hear_revocations("notes-api", "notes-secret").unwrap();
+    let app_a = (stack.app_a.client_id.as_str(), stack.app_a.secret.as_str());
+    let mut heard = Vec::new();
+    // Each cause: a fresh token, accepted once the feed is synced; then the cause, then the
+    // wait until the API refuses it.
+    for cause in [
+        "revoke",
+        "refresh reuse",
+        "sign out everywhere",
+        "disconnect",
+        "password",
+    ] {
+        let (at, rt) = fresh_api_token(&stack, ALICE.1).await;
+        eventually("the API accepts the fresh token", || async {
+            api.verify(&at).await.ok()
+        })
+        .await;
+        let started = Instant::now();
+        match cause {
+            "revoke" => {
+                let resp = http
+                    .post(format!("{}/revoke", stack.issuer))
+                    .basic_auth(app_a.0, Some(app_a.1))
+                    .form(&[("token", at.as_str())])
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 200);
+            }
+            "refresh reuse" => {
+                let form = [
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", rt.as_str()),
+                ];
+                assert_eq!(stack.token(&form, Some(app_a)).await.0, 200);
+                stack.clock.advance(Duration::from_secs(6));
+                assert_eq!(stack.token(&form, Some(app_a)).await.0, 400);
+            }
+            "sign out everywhere" => {
+                let out = stack.cli(&["sessions", "revoke", "--user", ALICE.0]).await;
+                out.unwrap();
+            }
+            "disconnect" => {
+                let out = stack.cli(&["users", "revoke-grants", ALICE.0, "--client", "app-a"]);
+                out.await.unwrap();
+            }
+            _ => {
+                let args = ["users", "passwd", ALICE.0, "--password-stdin"];
+                stack
+                    .cli_with_stdin(&args, "a-new-passw0rd\n")
+                    .await
+                    .unwrap();
+            }
+        }
+        eventually(&format!("the API hears of {cause}"), || async {
+            (api.verify(&at).await == Err(VerifyError::Revoked)).then_some(())
+        })
+        .await;
+        heard.push((cause, started.elapsed()));
+    }
+    for (cause, took) in heard {
+        eprintln!(
+            "revocation heard by the API: {cause}: {} ms",
+            took.as_millis()
+        );
+    }
+}
+
+/// Token exchange over HTTP, set up from the command line as an operator would: the Notes
+/// API, called with alice's token, obtains a token for the Audit API on her behalf, with
+/// `act` naming it; what the rule does not allow is refused.
+#[tokio::test]
+async fn an_api_exchanges_a_users_token_for_one_to_the_next_api() {
+    const AUDIT: &str = "http://audit.localhost:5004";
+    const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+    const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+    let stack = spawn().await;
+    notes_api(&stack).await;
+    register_service(
+        &stack.store,
+        "audit-api",
+        "audit-secret",
+        stack.clock.unix(),
+    )
+    .await;
+    let cli = |args: &'static [&'static str]| {
+        let stack = &stack;
+        async move { stack.cli(args).await.unwrap() }
+    };
+    let grants = [
+        "--grant-type",
+        "client_credentials",
+        "--grant-type",
+        EXCHANGE,
+    ];
+    let mut update = vec!["clients", "update", "notes-api"];
+    update.extend(grants);
+    stack.cli(&update).await.unwrap();
+    cli(&[
+        "resources",
+        "add",
+        "--id",
+        AUDIT,
+        "--scope",
+        "audit:read",
+        "--scope",
+        "audit:write",
+        "--client",
+        "audit-api",
+    ])
+    .await;
+    let allowed = cli(&[
+        "resources",
+        "allow-exchange",
+        "--client",
+        "notes-api",
+        "--to",
+        AUDIT,
+        "--scope",
+        "audit:write",
+    ])
+    .await;
+    assert!(allowed.contains("may exchange"), "{allowed}");
+    let listed = cli(&["resources", "list"]).await;
+    assert!(
+        listed.contains("exchanged for by   notes-api (audit:write)"),
+        "{listed}"
+    );
+
+    let (subject, _) = fresh_api_token(&stack, ALICE.1).await;
+    let notes = ("notes-api", "notes-secret");
+    let ask = |extra: &'static [(&'static str, &'static str)]| {
+        let (stack, subject) = (&stack, subject.clone());
+        async move {
+            let mut form = vec![
+                ("grant_type", EXCHANGE),
+                ("subject_token", subject.as_str()),
+                ("subject_token_type", ACCESS_TOKEN),
+                ("resource", AUDIT),
+            ];
+            form.extend_from_slice(extra);
+            stack.token(&form, Some(notes)).await
+        }
+    };
+    let (status, _, body) = ask(&[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["issued_token_type"], ACCESS_TOKEN);
+    assert_eq!(body["token_type"], "Bearer");
+    let claims = jwt_part(body["access_token"].as_str().unwrap(), 1);
+    assert_eq!(claims["aud"], AUDIT);
+    assert_eq!(claims["scope"], "audit:write");
+    assert_eq!(claims["act"], serde_json::json!({"sub": "notes-api"}));
+    assert_eq!(claims["sub"], jwt_part(&subject, 1)["sub"]);
+    let (status, _, body) = ask(&[("scope", "audit:read")]).await;
+    assert_eq!(
+        (status.as_u16(), &body["error"]),
+        (400, &Value::from("invalid_scope"))
+    );
+    // A client not registered for the grant (the Audit API's) is refused outright.
+    let form = [
+        ("grant_type", EXCHANGE),
+        ("subject_token", subject.as_str()),
+        ("subject_token_type", ACCESS_TOKEN),
+        ("resource", NOTES),
+    ];
+    let (status, _, body) = stack
+        .token(&form, Some(("audit-api", "audit-secret")))
+        .await;
+    assert_eq!(
+        (status.as_u16(), &body["error"]),
+        (400, &Value::from("unauthorized_client"))
+    );
+    cli(&[
+        "resources",
+        "disallow-exchange",
+        "--client",
+        "notes-api",
+        "--to",
+        AUDIT,
+    ])
+    .await;
+    let (status, _, body) = ask(&[]).await;
+    assert_eq!(
+        (status.as_u16(), &body["error"]),
+        (400, &Value::from("invalid_target"))
+    );
+    // Discovery lists the grant.
+    let http = client_app::http::client_builder().build().unwrap();
+    let doc: Value = http
+        .get(format!("{}/.well-known/openid-configuration", stack.issuer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let grants = doc["grant_types_supported"].as_array().unwrap();
+    assert!(grants.contains(&Value::from(EXCHANGE)), "{grants:?}");
+    assert!(doc["gatehouse_revocation_feed_endpoint"].is_string());
 }

@@ -125,12 +125,16 @@ impl ClientMetadata {
         let grant_types = self.grant_types()?;
         self.check_response_types(&grant_types)?;
         let has = |g: GrantType| grant_types.contains(&g);
-        if has(GrantType::ClientCredentials) && auth_method == AuthMethod::None {
-            return Err(MetadataError::metadata(
-                "grant_types",
-                "client_credentials needs a confidential client: a public client \
-                 (token_endpoint_auth_method none) cannot use it",
-            ));
+        for g in [GrantType::ClientCredentials, GrantType::TokenExchange] {
+            if has(g) && auth_method == AuthMethod::None {
+                return Err(MetadataError::metadata(
+                    "grant_types",
+                    format!(
+                        "{g} needs a confidential client: a public client \
+                         (token_endpoint_auth_method none) cannot use it"
+                    ),
+                ));
+            }
         }
         if has(GrantType::RefreshToken) && !has(GrantType::AuthorizationCode) {
             return Err(MetadataError::metadata(

@@ -244,7 +244,7 @@ pub async fn owned_by(
 
 /// Deletes a client with everything issued to it. False if there was no such client.
 pub async fn remove(store: &Store, client: &Client, now: i64) -> Result<bool, sqlx::Error> {
-    let removed = store.delete_client(&client.client_id).await?;
+    let removed = store.delete_client(&client.client_id, now).await?;
     if removed {
         record(store, now, Kind::ClientDeleted, client).await;
     }

@@ -3,13 +3,15 @@
 
 use super::{REDIRECT, VERIFIER, World, authorize_params, form, world, world_on};
 use crate::context::testing;
+use crate::feed::{Heard, Subscription};
 use crate::protocol::authorize::{self, Next};
 use crate::protocol::consent::{self, Decision};
 use crate::protocol::error::{AuthorizeError, TokenError};
 use crate::protocol::resources::{self, ResourceSpec};
-use crate::protocol::revocation::introspect;
+use crate::protocol::revocation::{self, introspect};
 use crate::protocol::token::{self, AccessClaims, TokenResponse};
 use crate::types::{AuthorizeErrorCode, TokenErrorCode};
+use crate::users::admin;
 use sessions::Session;
 use std::time::Duration;
 
@@ -19,9 +21,11 @@ on_both_databases! {
     an_api_the_grant_did_not_name_is_an_invalid_target_and_spends_nothing: an_api_the_grant_did_not_name_is_an_invalid_target_and_spends_nothing_on_sqlite, an_api_the_grant_did_not_name_is_an_invalid_target_and_spends_nothing_on_postgres;
     a_third_party_app_is_allowed_an_apis_scopes_by_the_user_once: a_third_party_app_is_allowed_an_apis_scopes_by_the_user_once_on_sqlite, a_third_party_app_is_allowed_an_apis_scopes_by_the_user_once_on_postgres;
     the_apis_client_introspects_the_tokens_addressed_to_it_only: the_apis_client_introspects_the_tokens_addressed_to_it_only_on_sqlite, the_apis_client_introspects_the_tokens_addressed_to_it_only_on_postgres;
+    every_revocation_of_an_apis_token_reaches_its_feed: every_revocation_of_an_apis_token_reaches_its_feed_on_sqlite, every_revocation_of_an_apis_token_reaches_its_feed_on_postgres;
+    only_the_apis_client_may_subscribe_to_its_feed: only_the_apis_client_may_subscribe_to_its_feed_on_sqlite, only_the_apis_client_may_subscribe_to_its_feed_on_postgres;
 }
 
-const NOTES: &str = "https://notes.example";
+pub(super) const NOTES: &str = "https://notes.example";
 
 /// Registers the Notes API (`notes:read`, `notes:write`, tokens for two minutes), whose
 /// client is `service`.
@@ -29,7 +33,7 @@ async fn notes(w: &World) {
     register_api(w, NOTES, "Notes", &["notes:read", "notes:write"], "service").await;
 }
 
-async fn register_api(w: &World, id: &str, name: &str, scopes: &[&str], client: &str) {
+pub(super) async fn register_api(w: &World, id: &str, name: &str, scopes: &[&str], client: &str) {
     let spec = ResourceSpec {
         resource_id: id.into(),
         name: Some(name.into()),
@@ -60,7 +64,7 @@ async fn refresh(
 }
 
 /// The authorization request of `client_id` for `scope` at the Notes API.
-async fn ask(
+pub(super) async fn ask(
     w: &World,
     session: &Session,
     client_id: &str,
@@ -70,14 +74,14 @@ async fn ask(
     authorize::authorize(&w.ctx, &params, Some(session)).await
 }
 
-fn code_of(next: Result<Next, AuthorizeError>) -> String {
+pub(super) fn code_of(next: Result<Next, AuthorizeError>) -> String {
     match next {
         Ok(Next::Code(c)) => c.code,
         other => panic!("no code: {other:?}"),
     }
 }
 
-async fn redeem(
+pub(super) async fn redeem(
     w: &World,
     client: &str,
     code: &str,
@@ -337,4 +341,159 @@ async fn the_apis_client_introspects_the_tokens_addressed_to_it_only(w: World) {
             .unwrap()
             .is_active()
     );
+}
+
+/// A token for the Notes API from a new grant of alice's (in a new session): the access
+/// token, its jti, and the grant's refresh token.
+async fn notes_token(w: &World) -> (String, String, String) {
+    let session = w.signed_in(&w.alice).await;
+    let code = code_of(ask(w, &session, "first", "openid notes:read").await);
+    let issued = redeem(w, "first", &code, Some(NOTES)).await.unwrap();
+    let jti = notes_claims(w, &issued.access_token).jti;
+    (issued.access_token, jti, issued.refresh_token.unwrap())
+}
+
+/// Waits (generously) until the feed tells of `jti`, revoked at the Notes API.
+async fn heard(live: &mut Subscription, jti: &str) {
+    let wait = async {
+        loop {
+            match live.next().await {
+                Heard::Revoked(batch) => {
+                    if batch.iter().any(|t| t.jti == jti && t.resource_id == NOTES) {
+                        return;
+                    }
+                }
+                Heard::End => panic!("the feed ended"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .unwrap_or_else(|_| panic!("{jti} was never told"));
+}
+
+/// Every cause that revokes a user's token for an API reaches the API's feed (as the poll
+/// finds it, once), and is in the catch-up of whoever subscribes later while it is unexpired.
+async fn every_revocation_of_an_apis_token_reaches_its_feed(w: World) {
+    notes(&w).await;
+    let feed = w.ctx.feed.clone();
+    let mut live = feed.subscribe();
+    let poll = tokio::spawn(feed.clone().run());
+    let first = w.client("first").await;
+    let mut told = Vec::new();
+    // The token revoked by its client (RFC 7009).
+    let (at, jti, _) = notes_token(&w).await;
+    let row = w.ctx.store.access_token(&jti).await.unwrap().unwrap();
+    assert_eq!(row.resource_id.as_deref(), Some(NOTES));
+    revocation::revoke(&w.ctx, &first, &form(&[("token", &at)]))
+        .await
+        .unwrap();
+    heard(&mut live, &jti).await;
+    told.push(jti);
+    // Its grant revoked through the refresh token.
+    let (_, jti, rt) = notes_token(&w).await;
+    revocation::revoke(&w.ctx, &first, &form(&[("token", &rt)]))
+        .await
+        .unwrap();
+    heard(&mut live, &jti).await;
+    told.push(jti);
+    // A refresh token used twice, past the grace: the family, the new token with it.
+    let (_, _, rt) = notes_token(&w).await;
+    let renewed = refresh(&w, &rt, NOTES, None).await.unwrap();
+    let jti = notes_claims(&w, &renewed.access_token).jti;
+    w.ctx.clock.advance(Duration::from_secs(6));
+    assert!(refresh(&w, &rt, NOTES, None).await.is_err());
+    heard(&mut live, &jti).await;
+    told.push(jti);
+    // The SSO session ended ("sign out everywhere").
+    let (_, jti, _) = notes_token(&w).await;
+    crate::users::sign_out_everywhere(&w.ctx, &w.alice)
+        .await
+        .unwrap();
+    heard(&mut live, &jti).await;
+    told.push(jti);
+    // The app disconnected.
+    let (_, jti, _) = notes_token(&w).await;
+    let now = w.ctx.clock.unix();
+    crate::users::apps::disconnect(&w.ctx.store, &w.alice, "first", "test", now)
+        .await
+        .unwrap();
+    heard(&mut live, &jti).await;
+    told.push(jti);
+    // A new password.
+    let (_, jti, _) = notes_token(&w).await;
+    let changed = admin::change_password(&w.ctx.store, &w.ctx.sessions, "alice", "n3w".into());
+    changed.await.unwrap();
+    heard(&mut live, &jti).await;
+    told.push(jti);
+    // The account removed: its API tokens stay, revoked, until they expire.
+    let (_, jti, _) = notes_token(&w).await;
+    admin::remove_user(
+        &w.ctx.store,
+        Some(&w.ctx.sessions),
+        "alice",
+        w.ctx.clock.unix(),
+    )
+    .await
+    .unwrap();
+    heard(&mut live, &jti).await;
+    told.push(jti);
+    // A later subscriber catches up with all of them; once expired (and past the grace an
+    // API's leeway needs) they are no longer told.
+    let backlog: Vec<String> = feed
+        .catch_up(NOTES)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.jti)
+        .collect();
+    for jti in &told {
+        assert!(backlog.contains(jti), "{jti} missing from {backlog:?}");
+    }
+    w.ctx.clock.advance(Duration::from_secs(120 + 61));
+    assert!(feed.catch_up(NOTES).await.unwrap().is_empty());
+    feed.close();
+    assert!(matches!(live.next().await, Heard::End));
+    tokio::time::timeout(Duration::from_secs(30), poll)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// Only the API's own confidential client hears its feed.
+async fn only_the_apis_client_may_subscribe_to_its_feed(w: World) {
+    notes(&w).await;
+    let subscribe = |client: &'static str, pairs: Vec<(&'static str, &'static str)>| {
+        let w = &w;
+        async move {
+            let client = w.client(client).await;
+            revocation::feed_subscriber(&w.ctx, &client, &form(&pairs)).await
+        }
+    };
+    let ok = subscribe("service", vec![("resource", NOTES)])
+        .await
+        .unwrap();
+    assert_eq!(ok, NOTES);
+    let refusals = [
+        (
+            "first",
+            vec![("resource", NOTES)],
+            TokenErrorCode::UnauthorizedClient,
+        ),
+        (
+            "service",
+            vec![("resource", "https://other.example")],
+            TokenErrorCode::InvalidTarget,
+        ),
+        ("service", vec![], TokenErrorCode::InvalidRequest),
+        (
+            "service",
+            vec![("resource", NOTES), ("resource", NOTES)],
+            TokenErrorCode::InvalidRequest,
+        ),
+    ];
+    for (client, pairs, code) in refusals {
+        let got = subscribe(client, pairs.clone()).await;
+        assert_eq!(got.unwrap_err().code(), Some(code), "{client} {pairs:?}");
+    }
 }

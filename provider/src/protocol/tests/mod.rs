@@ -27,6 +27,7 @@ mod authorize;
 mod client_auth;
 mod durable;
 mod end_session;
+mod exchange;
 mod races;
 mod registrants;
 mod registration_endpoint;
@@ -103,7 +104,7 @@ pub(super) async fn world_on(ctx: TestCtx) -> World {
     World { ctx, alice, bob }
 }
 
-async fn register(
+pub(super) async fn register(
     ctx: &TestCtx,
     id: &str,
     grants: &[GrantType],

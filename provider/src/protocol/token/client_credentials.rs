@@ -49,6 +49,7 @@ pub(super) async fn grant(
             guards: Vec::new(),
             adopt: None,
             target: None,
+            exchanged: None,
         },
     )
     .await?;

@@ -169,6 +169,7 @@ async fn exchange(
             starts: Some(starts),
             adopt: None,
             target,
+            exchanged: None,
         },
     )
     .await

@@ -12,6 +12,9 @@ use crate::types::{Alg, GrantType, ScopeSet, TokenType};
 use infra::secret::{hash_secret, random_handle};
 use serde::{Deserialize, Serialize};
 
+/// RFC 8693 §3: the token type URI of an access token.
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
 /// Why an issuance was refused at the last moment.
 const REVOKED: &str = "the grant was revoked";
 
@@ -34,6 +37,28 @@ pub struct AccessClaims {
     /// The SSO session the token was issued under.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub sid: Option<String>,
+    /// Who acts for `sub` (RFC 8693 §4.1): the API that exchanged the user's token for this
+    /// one, and whoever acted before it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub act: Option<Actor>,
+}
+
+/// RFC 8693 §4.1 `act`: the current actor, and the chain of earlier ones nested inside.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// The acting API's client.
+    pub sub: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub act: Option<Box<Actor>>,
+}
+
+/// What a token exchange adds to an issuance (RFC 8693).
+pub struct Exchanged {
+    /// The subject token's `jti`: revoking it revokes this one.
+    pub subject_jti: String,
+    pub act: Actor,
+    /// The subject token's `exp`: an exchanged token does not outlive it.
+    pub not_after: i64,
 }
 
 impl AccessClaims {
@@ -73,6 +98,9 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     /// The access token's scope (RFC 6749 §5.1).
     pub scope: String,
+    /// RFC 8693 §2.2.1: what a token exchange issued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
 }
 
 /// What one grant hands out.
@@ -100,6 +128,8 @@ pub struct Issue<'a> {
     pub adopt: Option<GrantRow>,
     /// The API the access token is for (RFC 8707), if not the provider's own userinfo.
     pub target: Option<Target>,
+    /// A token exchange's actor and subject token.
+    pub exchanged: Option<Exchanged>,
 }
 
 /// The refresh token to issue: the token itself (random for a new grant, the successor of
@@ -128,6 +158,8 @@ pub async fn issue(ctx: &Ctx, now: i64, i: Issue<'_>) -> Result<TokenResponse, T
         issued_at: now,
         expires_at: access.exp,
         revoked_at: None,
+        resource_id: i.target.as_ref().map(|t| t.resource_id.clone()),
+        parent_jti: i.exchanged.as_ref().map(|e| e.subject_jti.clone()),
     }));
     let id_token = match (i.id_token, i.user) {
         (true, Some(user)) => Some(id_token(ctx, now, &i, user, &access_token)?),
@@ -164,7 +196,17 @@ pub async fn issue(ctx: &Ctx, now: i64, i: Issue<'_>) -> Result<TokenResponse, T
         access.aud,
         access.scope
     );
-    let event = Event::new(Kind::TokenIssued)
+    let (kind, detail) = match &i.exchanged {
+        Some(e) => (
+            Kind::TokenExchanged,
+            format!(
+                "{detail}, for subject token {} acting as {}",
+                e.subject_jti, e.act.sub
+            ),
+        ),
+        None => (Kind::TokenIssued, detail),
+    };
+    let event = Event::new(kind)
         .client(&i.client.client_id)
         .user_opt(i.user.map(|u| u.id.as_str()))
         .session_opt(i.sid.as_deref())
@@ -187,6 +229,7 @@ pub async fn issue(ctx: &Ctx, now: i64, i: Issue<'_>) -> Result<TokenResponse, T
         id_token,
         refresh_token,
         scope: access.scope,
+        issued_token_type: i.exchanged.as_ref().map(|_| ACCESS_TOKEN_TYPE),
     })
 }
 
@@ -232,9 +275,13 @@ fn access_token(ctx: &Ctx, now: i64, i: &Issue<'_>) -> Result<(String, AccessCla
             Alg::ES256,
         ),
     };
+    let exp = i
+        .exchanged
+        .as_ref()
+        .map_or(now + lifetime, |e| e.not_after.min(now + lifetime));
     let claims = AccessClaims {
         iss: ctx.issuer.clone(),
-        exp: now + lifetime,
+        exp,
         aud,
         sub: sub.to_owned(),
         client_id: i.client.client_id.clone(),
@@ -243,6 +290,7 @@ fn access_token(ctx: &Ctx, now: i64, i: &Issue<'_>) -> Result<(String, AccessCla
         scope,
         auth_time: i.auth_time,
         sid: i.sid.clone(),
+        act: i.exchanged.as_ref().map(|e| e.act.clone()),
     };
     let token = ctx.keys.current().sign(alg, "at+jwt", &claims)?;
     Ok((token, claims))

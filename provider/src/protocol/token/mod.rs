@@ -4,11 +4,12 @@
 
 mod client_credentials;
 mod code;
+mod exchange;
 pub mod issue;
 mod refresh;
 pub mod target;
 
-pub use issue::{AccessClaims, TokenResponse};
+pub use issue::{AccessClaims, Actor, TokenResponse};
 
 use super::error::TokenError;
 use super::params::Params;
@@ -47,5 +48,6 @@ pub async fn exchange(
             refresh::refresh(ctx, client, &refresh::RefreshRequest::parse(form)?).await
         }
         GrantType::ClientCredentials => client_credentials::grant(ctx, client, form).await,
+        GrantType::TokenExchange => exchange::grant(ctx, client, form).await,
     }
 }

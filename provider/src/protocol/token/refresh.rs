@@ -129,6 +129,7 @@ async fn rotate(
                 revoked_at: None,
             }),
             target,
+            exchanged: None,
         },
     )
     .await

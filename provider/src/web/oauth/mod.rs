@@ -4,6 +4,7 @@
 pub mod authorize;
 pub mod discovery;
 pub mod end_session;
+pub mod feed;
 pub mod register;
 pub mod token;
 pub mod userinfo;

@@ -62,6 +62,7 @@ fn grant_label(g: GrantType) -> &'static str {
         GrantType::AuthorizationCode => "Sign users in",
         GrantType::RefreshToken => "Stay signed in",
         GrantType::ClientCredentials => "Call APIs as itself",
+        GrantType::TokenExchange => "Call other APIs on behalf of its callers (an API)",
     }
 }
 
