@@ -13,8 +13,13 @@
 //! revocation as this instance's poll finds it.
 //!
 //! The poll runs only while someone subscribes, every [`POLL_INTERVAL`] and at once when this
-//! process commits a revocation, over the rows revoked in the last [`OVERLAP_SECS`] by the
-//! revoking instance's clock (a slow commit, a clock behind: still seen), each row sent once.
+//! process commits a revocation, over the rows revoked since [`OVERLAP_SECS`] before its last
+//! successful poll by the revoking instance's clock (a slow commit, a clock behind, a poll that
+//! failed for a while: still seen), each row sent once. The instances and the command line
+//! must keep their clocks within that of each other. After each successful poll, at most every
+//! [`HEARTBEAT`], the subscribers are told that the feed is alive: an API that stops hearing it
+//! knows that it no longer hears revocations either. One client holds at most
+//! [`MAX_STREAMS_PER_CLIENT`] streams, each for at most [`STREAM_LIFETIME`].
 //! A message bus between instances (Redis pub/sub) was weighed and not used: it forgets what
 //! it carries while a subscriber is away and needs a delivery log beside it anyway, and the
 //! command line revokes without one; a poll of an indexed table costs a few queries a second
@@ -23,7 +28,7 @@
 use crate::store::{RevokedToken, Store};
 use infra::Clock;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 
@@ -41,6 +46,15 @@ pub const OVERLAP_SECS: i64 = 30;
 /// then.
 pub const EXPIRY_GRACE_SECS: i64 = 60;
 
+/// How often a subscriber hears that the feed is alive when nothing is revoked.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// How many streams one client may hold open at once (several replicas of an API).
+pub const MAX_STREAMS_PER_CLIENT: usize = 16;
+
+/// How long one stream lasts before the API is asked to reconnect (and catch up).
+pub const STREAM_LIFETIME: Duration = Duration::from_secs(3600);
+
 /// How many poll results a subscriber may fall behind by before it is dropped (it reconnects
 /// and catches up).
 const BACKLOG: usize = 256;
@@ -56,22 +70,60 @@ struct Inner {
     clock: Clock,
     news: broadcast::Sender<Arc<[RevokedToken]>>,
     closed: watch::Sender<bool>,
+    /// Open streams per client.
+    streams: Mutex<HashMap<String, usize>>,
 }
 
 /// One subscriber's view of the feed: the revocations found after it subscribed.
 pub struct Subscription {
     news: broadcast::Receiver<Arc<[RevokedToken]>>,
     closed: watch::Receiver<bool>,
+    ends_at: tokio::time::Instant,
+    /// Counts this stream against its client while it lives.
+    _slot: Slot,
+}
+
+/// A client's hold on one of its streams.
+struct Slot {
+    feed: Arc<Inner>,
+    client_id: String,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut streams = self.feed.streams();
+        if let Some(n) = streams.get_mut(&self.client_id) {
+            *n -= 1;
+            if *n == 0 {
+                streams.remove(&self.client_id);
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn streams(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        // Counts only: still right after a panic elsewhere.
+        self.streams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// What a subscriber hears next.
 #[derive(Debug)]
 pub enum Heard {
-    /// Revoked tokens (of every API: the subscriber keeps its own).
+    /// Revoked tokens (of every API: the subscriber keeps its own); none at all is the
+    /// heartbeat.
     Revoked(Arc<[RevokedToken]>),
-    /// The subscriber fell too far behind, or the instance is stopping: it must reconnect.
+    /// The subscriber fell too far behind, its stream is over, or the instance is stopping:
+    /// it must reconnect.
     End,
 }
+
+/// The client already holds [`MAX_STREAMS_PER_CLIENT`] streams.
+#[derive(Debug)]
+pub struct TooManyStreams;
 
 impl Subscription {
     pub async fn next(&mut self) -> Heard {
@@ -86,6 +138,7 @@ impl Subscription {
                 Err(_) => Heard::End,
             },
             _ = self.closed.changed() => Heard::End,
+            () = tokio::time::sleep_until(self.ends_at) => Heard::End,
         }
     }
 }
@@ -100,28 +153,41 @@ impl Feed {
                 clock,
                 news,
                 closed,
+                streams: Mutex::default(),
             }),
         }
     }
 
-    /// Subscribes; call before [`Feed::catch_up`], so that a revocation committed between the
-    /// two is heard (perhaps twice), never lost.
-    pub fn subscribe(&self) -> Subscription {
-        Subscription {
+    /// Subscribes for `client_id`; call before [`Feed::catch_up`], so that a revocation
+    /// committed between the two is heard (perhaps twice), never lost.
+    pub fn subscribe(&self, client_id: &str) -> Result<Subscription, TooManyStreams> {
+        {
+            let mut streams = self.inner.streams();
+            let n = streams.entry(client_id.to_owned()).or_default();
+            if *n >= MAX_STREAMS_PER_CLIENT {
+                return Err(TooManyStreams);
+            }
+            *n += 1;
+        }
+        Ok(Subscription {
             news: self.inner.news.subscribe(),
             closed: self.inner.closed.subscribe(),
-        }
+            ends_at: tokio::time::Instant::now() + STREAM_LIFETIME,
+            _slot: Slot {
+                feed: self.inner.clone(),
+                client_id: client_id.to_owned(),
+            },
+        })
     }
 
     /// The tokens of API `resource_id` revoked and not yet expired (by more than
     /// [`EXPIRY_GRACE_SECS`]).
     pub async fn catch_up(&self, resource_id: &str) -> Result<Vec<RevokedToken>, sqlx::Error> {
-        let store = &self.inner.store;
         let after = self.inner.clock.unix() - EXPIRY_GRACE_SECS;
-        // A token revoked earlier than its longest lifetime before `after` has expired.
-        let longest = store.longest_api_token_lifetime().await?.unwrap_or(0);
-        let oldest = after - longest - OVERLAP_SECS;
-        store.api_tokens_revoked(resource_id, after, oldest).await
+        self.inner
+            .store
+            .api_tokens_revoked(resource_id, after)
+            .await
     }
 
     /// Ends every subscription (the instance is stopping: the APIs reconnect to another).
@@ -134,6 +200,9 @@ impl Feed {
         let inner = &self.inner;
         let mut closed = inner.closed.subscribe();
         let mut told = Told::default();
+        // The clock reading of the last successful poll, and when anything was last sent.
+        let mut polled: Option<i64> = None;
+        let mut sent = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 () = inner.store.revocation_committed() => {}
@@ -141,14 +210,19 @@ impl Feed {
                 _ = closed.changed() => return,
             }
             if inner.news.receiver_count() == 0 {
+                // Whoever subscribes next catches up from the registry.
                 told = Told::default();
+                polled = None;
                 continue;
             }
-            let since = inner.clock.unix() - OVERLAP_SECS;
+            let now = inner.clock.unix();
+            let since = polled.map_or(now, |p| p.min(now)) - OVERLAP_SECS;
             match inner.store.api_tokens_revoked_since(since).await {
                 Ok(rows) => {
+                    polled = Some(now);
                     let fresh = told.fresh(rows, since);
-                    if !fresh.is_empty() {
+                    if !fresh.is_empty() || sent.elapsed() >= HEARTBEAT {
+                        sent = tokio::time::Instant::now();
                         // No receiver left since the count: nothing to tell.
                         let _ = inner.news.send(fresh.into());
                     }

@@ -6,16 +6,19 @@
 //! The feed is a stream of server-sent events (the provider's `/revocation-feed`, named in its
 //! discovery document as `gatehouse_revocation_feed_endpoint`) that the API's client opens with
 //! its credentials: first every revoked token of this API not yet expired, then `synced`, then
-//! each revocation as it happens, with a comment every few seconds while nothing does. When
-//! the stream breaks, the listener reconnects (after 0.1 s, doubling to 5 s) and is sent the
-//! revoked tokens again, so nothing is missed however long it was away. The events are
-//! single-line JSON: the few lines that read them are here rather than a general SSE client
-//! crate and the stream stack it brings.
+//! each revocation as it happens, and `alive` every five seconds while nothing does (sent only
+//! after the provider has looked for revocations, so it means "nothing was revoked", not just
+//! "the connection is up"). When the stream breaks or falls silent, the listener reconnects
+//! (after 0.1 s, doubling to 5 s, each wait randomised by up to half so that an API's replicas
+//! do not return all at once) and is sent the revoked tokens again, so nothing is missed
+//! however long it was away. The events are single-line JSON: the few lines that read them are
+//! here rather than a general SSE client crate and the stream stack it brings.
 //!
-//! While the feed cannot be heard, the API cannot know of a revocation, so it stops accepting
+//! While the feed is not heard, the API cannot know of a revocation, so it stops accepting
 //! tokens ([`VerifyError::RevocationsUnknown`], a 503 from the layer) before the first
-//! `synced`, and once the feed has been lost for longer than [`Feed::stale_after`] (ten
-//! seconds unless set): an API that prefers to stay up on old news sets it longer.
+//! `synced`, once nothing has been heard from a synced stream for longer than
+//! [`Feed::stale_after`] (ten seconds unless set: an API that prefers to stay up on old news
+//! sets it longer), and once its [`Listener`] is dropped.
 
 use crate::verify::VerifyError;
 use infra::Clock;
@@ -25,7 +28,7 @@ use std::time::Duration;
 
 /// How long the stream may stay silent (the provider says something every five seconds)
 /// before it is taken for dead and opened again.
-const SILENCE: Duration = Duration::from_secs(15);
+const SILENCE: Duration = Duration::from_secs(12);
 /// The first wait before reconnecting, doubled after each failure up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -43,8 +46,8 @@ pub struct Feed {
     /// The API's client (registered with the API: `provider resources add … --client`).
     pub client_id: String,
     pub client_secret: String,
-    /// How long tokens are still accepted after the feed is lost (without news, a revoked
-    /// token would be accepted that long). Ten seconds by default.
+    /// How long tokens are still accepted after the feed was last heard (without news, a
+    /// revoked token would be accepted that long). Ten seconds by default.
     pub stale_after: Duration,
 }
 
@@ -90,10 +93,9 @@ struct State {
     revoked: HashMap<String, i64>,
     /// The current stream has sent `synced`.
     synced: bool,
-    /// When the last synced stream was lost (`None` while one is open, or before the first).
-    lost_at: Option<i64>,
-    /// A stream has been synced at least once.
-    ever_synced: bool,
+    /// When a synced stream last said something (`None` before the first, and once the
+    /// listener is dropped).
+    heard_at: Option<i64>,
 }
 
 impl Revocations {
@@ -127,11 +129,8 @@ impl Revocations {
         if s.revoked.contains_key(jti) {
             return Err(VerifyError::Revoked);
         }
-        let fresh = s.synced
-            || (s.ever_synced
-                && s.lost_at
-                    .is_some_and(|lost| self.clock.unix() - lost <= s.stale_after));
-        if fresh {
+        let now = self.clock.unix();
+        if s.heard_at.is_some_and(|t| now - t <= s.stale_after) {
             Ok(())
         } else {
             Err(VerifyError::RevocationsUnknown)
@@ -139,8 +138,21 @@ impl Revocations {
     }
 
     fn revoked(&self, jti: String, exp: i64) {
+        let now = self.clock.unix();
         let mut s = self.state();
         s.revoked.insert(jti, exp);
+        if s.synced {
+            s.heard_at = Some(now);
+        }
+    }
+
+    /// The provider looked and found nothing to tell.
+    fn alive(&self) {
+        let now = self.clock.unix();
+        let mut s = self.state();
+        if s.synced {
+            s.heard_at = Some(now);
+        }
     }
 
     /// The stream's catch-up is complete: forget what has expired meanwhile.
@@ -150,17 +162,20 @@ impl Revocations {
         let mut s = self.state();
         s.revoked.retain(|_, exp| exp.saturating_add(leeway) > now);
         s.synced = true;
-        s.ever_synced = true;
-        s.lost_at = None;
+        s.heard_at = Some(now);
     }
 
+    /// The stream broke: what it said stays true, for [`Feed::stale_after`] after it was last
+    /// heard.
     fn lost(&self) {
-        let now = self.clock.unix();
+        self.state().synced = false;
+    }
+
+    /// The listener is gone: nothing more will be heard.
+    fn deaf(&self) {
         let mut s = self.state();
-        if s.synced {
-            s.synced = false;
-            s.lost_at = Some(now);
-        }
+        s.synced = false;
+        s.heard_at = None;
     }
 
     /// Forgets expired tokens now and then (a long-lived stream is never re-synced).
@@ -173,20 +188,28 @@ impl Revocations {
     }
 
     #[cfg(test)]
+    pub(crate) fn heard_at(&self) -> Option<i64> {
+        self.state().heard_at
+    }
+
+    #[cfg(test)]
     pub(crate) fn count(&self) -> usize {
         self.state().revoked.len()
     }
 }
 
-/// Listens to the feed until dropped (the task is aborted then).
+/// Listens to the feed until dropped (the task is aborted then, and the verifier accepts no
+/// token until another listener hears the feed).
 #[must_use = "the feed is heard only while its Listener is kept"]
 pub struct Listener {
     task: tokio::task::JoinHandle<()>,
+    revocations: std::sync::Arc<Revocations>,
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
         self.task.abort();
+        self.revocations.deaf();
     }
 }
 
@@ -198,28 +221,42 @@ impl Listener {
         http: reqwest::Client,
     ) -> Self {
         revocations.listen(feed.stale_after);
+        let held = revocations.clone();
         let task = tokio::spawn(async move {
             let mut backoff = FIRST_BACKOFF;
             loop {
-                match read_stream(&revocations, &feed, &audience, &http).await {
-                    Ok(()) => backoff = FIRST_BACKOFF,
-                    Err(e) => tracing::warn!(error = %e, "the revocation feed failed"),
+                let mut synced = false;
+                if let Err(e) =
+                    read_stream(&revocations, &feed, &audience, &http, &mut synced).await
+                {
+                    tracing::warn!(error = %e, "the revocation feed failed");
                 }
                 revocations.lost();
-                tokio::time::sleep(backoff).await;
+                if synced {
+                    backoff = FIRST_BACKOFF;
+                }
+                // Up to half again at random: replicas sent away together come back apart.
+                let jitter = rand::random_range(0..=backoff.as_millis() / 2);
+                let jitter = Duration::from_millis(u64::try_from(jitter).unwrap_or(0));
+                tokio::time::sleep(backoff + jitter).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         });
-        Self { task }
+        Self {
+            task,
+            revocations: held,
+        }
     }
 }
 
-/// One stream, read until it ends (`Ok`: the provider closed it, say to stop) or fails.
+/// One stream, read until it ends (`Ok`: the provider closed it, say to stop) or fails;
+/// `synced` tells whether it got as far as `synced`.
 async fn read_stream(
     revocations: &Revocations,
     feed: &Feed,
     audience: &str,
     http: &reqwest::Client,
+    synced: &mut bool,
 ) -> Result<(), String> {
     let mut response = http
         .post(&feed.endpoint)
@@ -258,7 +295,11 @@ async fn read_stream(
                         revocations.prune();
                     }
                 }
-                "synced" => revocations.synced(),
+                "synced" => {
+                    revocations.synced();
+                    *synced = true;
+                }
+                "alive" => revocations.alive(),
                 _ => {}
             }
         }

@@ -110,8 +110,8 @@ pub(super) async fn run(
             );
         }
         UsersCommand::Remove { username } => {
-            let now = Clock::system().unix();
-            let ended = admin::remove_user(&store, sessions.as_ref(), &username, now).await?;
+            let clock = Clock::system();
+            let ended = admin::remove_user(&store, sessions.as_ref(), &username, &clock).await?;
             let n = ended.len();
             out!(
                 io,

@@ -239,22 +239,29 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Deletes a client and everything issued to it (codes, access and refresh tokens,
-    /// consents, its place in SSO sessions, pending logouts), in one transaction: its tokens
-    /// stop working at once. Its tokens for APIs (and those exchanged from them) are revoked
-    /// rather than deleted, and kept until they expire, for the APIs' revocation feed. False
-    /// if there was no such client.
+    /// Deletes a client and everything issued to it (codes, grants, access and refresh
+    /// tokens, consents, its place in SSO sessions, pending logouts): its tokens stop working
+    /// at once. First its grants are revoked, as any revocation is (`Revoke::Client`, against
+    /// issuances in flight); then, in one transaction that first locks the client's row (which
+    /// an exchange in flight holds, `Guard::client_exists`), the tokens it obtained acting for
+    /// others and every token exchanged from them, at any depth; then the rest goes. Tokens
+    /// for APIs are kept, revoked, until they expire, for the APIs' revocation feed. False if
+    /// there was no such client.
     pub async fn delete_client(&self, client_id: &str, now: i64) -> Result<bool, sqlx::Error> {
+        self.revoke(super::Revoke::Client(client_id), now).await?;
+        let deleted = super::grants::retrying(|| self.delete_client_once(client_id, now)).await;
+        self.revoked();
+        deleted
+    }
+
+    async fn delete_client_once(&self, client_id: &str, now: i64) -> Result<bool, sqlx::Error> {
         let mut tx = self.db.write().begin().await?;
-        sqlx::query(
-            "UPDATE access_tokens SET revoked_at = $2 \
-             WHERE resource_id IS NOT NULL AND revoked_at IS NULL AND (client_id = $1 \
-             OR grant_id IN (SELECT grant_id FROM grants WHERE client_id = $1))",
-        )
-        .bind(client_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("UPDATE clients SET client_id = client_id WHERE client_id = $1")
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?;
+        super::tokens::revoke_exchanged(&mut tx, super::tokens::TOKENS_OF_CLIENT, client_id, now)
+            .await?;
         sqlx::query("DELETE FROM access_tokens WHERE client_id = $1 AND resource_id IS NULL")
             .bind(client_id)
             .execute(&mut *tx)
@@ -280,7 +287,6 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        self.revoked();
         Ok(done.rows_affected() == 1)
     }
 

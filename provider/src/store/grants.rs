@@ -54,6 +54,8 @@ pub enum Revoke<'a> {
         user_id: &'a str,
         client_id: &'a str,
     },
+    /// Every code and grant of one client, for every user (the app deleted).
+    Client(&'a str),
 }
 
 static GRANTS: Table = Table {
@@ -149,6 +151,18 @@ impl Guard {
         }
     }
 
+    /// Client `client_id` still exists (its row locked until the commit). For a token
+    /// exchange, whose token belongs to the acting client: its deletion (which locks this row
+    /// first, `Store::delete_client`) either waits for the exchange and revokes its token, or
+    /// comes first, and nothing is issued.
+    pub fn client_exists(client_id: &str) -> Self {
+        Self {
+            rank: 6,
+            sql: "UPDATE clients SET client_id = client_id WHERE client_id = $1",
+            values: vec![client_id.into()],
+        }
+    }
+
     /// The grant is live (not revoked, in date); its last use becomes `now`. For a refresh
     /// (and a token exchange).
     pub fn grant_live(grant_id: &str, now: i64) -> Self {
@@ -226,6 +240,27 @@ fn plan(what: Revoke<'_>) -> [Step; 4] {
                 2,
             ),
         ],
+        Revoke::Client(_) => [
+            step(
+                "UPDATE authorization_codes SET revoked_at = $2 \
+                 WHERE client_id = $1 AND revoked_at IS NULL",
+                2,
+            ),
+            step(
+                "UPDATE grants SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL",
+                2,
+            ),
+            step(
+                "UPDATE refresh_tokens SET revoked_at = $2 WHERE revoked_at IS NULL \
+                 AND grant_id IN (SELECT grant_id FROM grants WHERE client_id = $1)",
+                2,
+            ),
+            step(
+                "UPDATE access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL \
+                 AND grant_id IN (SELECT grant_id FROM grants WHERE client_id = $1)",
+                2,
+            ),
+        ],
         Revoke::App { .. } => [
             step(
                 "UPDATE authorization_codes SET revoked_at = $2 \
@@ -257,7 +292,7 @@ impl Revoke<'_> {
     /// `$1`, the key.
     fn key(&self) -> &str {
         match *self {
-            Revoke::Grant(g) => g,
+            Revoke::Grant(g) | Revoke::Client(g) => g,
             Revoke::User(u) | Revoke::App { user_id: u, .. } => u,
         }
     }
@@ -265,7 +300,7 @@ impl Revoke<'_> {
     /// `$3`: the client.
     fn extra(&self) -> Vec<Val> {
         match *self {
-            Revoke::Grant(_) | Revoke::User(_) => vec![],
+            Revoke::Grant(_) | Revoke::User(_) | Revoke::Client(_) => vec![],
             Revoke::App { client_id, .. } => vec![client_id.into()],
         }
     }

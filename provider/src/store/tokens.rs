@@ -142,6 +142,41 @@ impl Insert {
     }
 }
 
+/// The tokens exchanged (RFC 8693) from token `$1`.
+pub(super) const EXCHANGED_FROM_TOKEN: &str = "SELECT jti FROM access_tokens WHERE parent_jti = $1";
+/// The tokens client `$1` obtained (by exchange, as an API acting for a user, or otherwise).
+pub(super) const TOKENS_OF_CLIENT: &str = "SELECT jti FROM access_tokens WHERE client_id = $1";
+
+/// Revokes the tokens that `base` names (one query of `jti`s, `$1` the key) and every token
+/// exchanged from them, at any depth, in `tx`. Repeated until a pass finds nothing: each pass
+/// is a statement of its own, with a fresh snapshot even under PostgreSQL's READ COMMITTED, so
+/// a token that an exchange in flight committed while an earlier pass waited on its parent's
+/// lock is caught by the next (and an exchange that comes later finds its parent revoked).
+/// Exchanges nest a few levels at most (`protocol::token::exchange`), so this ends after a few
+/// passes.
+pub(super) async fn revoke_exchanged(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    base: &str,
+    key: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let sql = format!(
+        "UPDATE access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND jti IN \
+         (WITH RECURSIVE chain (jti) AS ({base} UNION SELECT a.jti FROM access_tokens a \
+         JOIN chain c ON a.parent_jti = c.jti) SELECT jti FROM chain)"
+    );
+    loop {
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(key)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(());
+        }
+    }
+}
+
 impl Store {
     pub async fn access_token(&self, jti: &str) -> Result<Option<AccessTokenRow>, sqlx::Error> {
         self.db
@@ -155,9 +190,9 @@ impl Store {
 
     /// Revokes one access token, and every token exchanged from it (RFC 8693), at any depth;
     /// true if it was live. The token's own row first, in its own statement: an exchange
-    /// holds that row until it commits (`Guard::access_token_live`), so the second statement
-    /// (a fresh snapshot) sees what a concurrent exchange wrote, or the exchange sees the
-    /// revocation.
+    /// holds that row until it commits (`Guard::access_token_live`), so what a concurrent
+    /// exchange wrote is seen by the next statement (a fresh snapshot), or the exchange sees
+    /// the revocation; then its descendants ([`revoke_exchanged`]).
     pub async fn revoke_access_token(&self, jti: &str, now: i64) -> Result<bool, sqlx::Error> {
         super::grants::retrying(|| async {
             let mut tx = self.db.write().begin().await?;
@@ -168,16 +203,7 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
-                "UPDATE access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND jti IN \
-                 (WITH RECURSIVE chain (jti) AS (SELECT jti FROM access_tokens \
-                 WHERE parent_jti = $1 UNION SELECT a.jti FROM access_tokens a \
-                 JOIN chain c ON a.parent_jti = c.jti) SELECT jti FROM chain)",
-            )
-            .bind(jti)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            revoke_exchanged(&mut tx, EXCHANGED_FROM_TOKEN, jti, now).await?;
             tx.commit().await?;
             Ok(done.rows_affected() > 0)
         })
@@ -201,20 +227,18 @@ impl Store {
     }
 
     /// The tokens of API `resource_id` revoked and not expired at `after` (a subscriber's
-    /// catch-up). `oldest_revocation` bounds the search: no such token was revoked earlier
-    /// (it would have expired).
+    /// catch-up).
     pub async fn api_tokens_revoked(
         &self,
         resource_id: &str,
         after: i64,
-        oldest_revocation: i64,
     ) -> Result<Vec<RevokedToken>, sqlx::Error> {
         self.db
             .read_all(
                 "SELECT resource_id, jti, expires_at, revoked_at FROM access_tokens \
-                 WHERE resource_id IS NOT NULL AND revoked_at >= $3 \
+                 WHERE revoked_at IS NOT NULL AND resource_id IS NOT NULL \
                  AND resource_id = $1 AND expires_at > $2",
-                &[resource_id.into(), after.into(), oldest_revocation.into()],
+                &[resource_id.into(), after.into()],
             )
             .await
     }

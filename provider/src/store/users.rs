@@ -271,11 +271,14 @@ impl Store {
         Ok(rows.into_iter().map(User::from).collect())
     }
 
-    /// Deletes a user with their codes, tokens and consents, in one transaction (their
-    /// sessions must be ended first, so that the apps hear of it). False if there was none.
-    /// The access tokens of APIs are revoked rather than deleted, and kept until they expire:
-    /// they are what the APIs' revocation feed tells them (`store::tokens`).
+    /// Deletes a user with their codes, tokens and consents (their sessions must be ended
+    /// first, so that the apps hear of it). First every grant of theirs is revoked, as any
+    /// revocation is (against issuances in flight: none can follow), then the rest goes in
+    /// one transaction. The access tokens of APIs are kept, revoked, until they expire: they
+    /// are what the APIs' revocation feed tells them (`store::tokens`). False if there was
+    /// none.
     pub async fn delete_user(&self, id: &str, now: i64) -> Result<bool, sqlx::Error> {
+        self.revoke(super::Revoke::User(id), now).await?;
         let mut tx = self.db.write().begin().await?;
         sqlx::query(
             "UPDATE access_tokens SET revoked_at = $2 \

@@ -147,13 +147,15 @@ pub async fn remove_user(
     store: &Store,
     sessions: Option<&Sessions>,
     username: &str,
-    now: i64,
+    clock: &infra::Clock,
 ) -> Result<Vec<SessionEnd>, AdminError> {
     let id = user_id(store, username).await?;
     let ended = match sessions {
         Some(s) => end_all_sessions(store, s, &id).await?,
         None => Vec::new(),
     };
-    store.delete_user(&id, now).await?;
+    // Read now, not before the sessions ended: the revocations are stamped with it, and the
+    // APIs' feed looks back only so far (`crate::feed`).
+    store.delete_user(&id, clock.unix()).await?;
     Ok(ended)
 }

@@ -54,6 +54,11 @@ impl StandIn {
         let _ = self.live.send((jti.into(), exp));
     }
 
+    /// The heartbeat: nothing revoked.
+    fn alive(&self) {
+        let _ = self.live.send((String::new(), 0));
+    }
+
     /// Cuts every open stream; refuses new ones while `refuse`.
     fn cut(&self, refuse: bool) {
         self.refusing.store(refuse, Ordering::SeqCst);
@@ -95,7 +100,11 @@ impl StandIn {
     }
 }
 
+/// A revocation; the empty jti stands for the feed's heartbeat.
 fn revoked(jti: &str, exp: i64) -> Event {
+    if jti.is_empty() {
+        return Event::default().event("alive").data("{}");
+    }
     Event::default()
         .event("revoked")
         .data(json!({"jti": jti, "exp": exp}).to_string())
@@ -215,8 +224,26 @@ async fn while_revocations_cannot_be_heard_tokens_are_not_accepted() {
     until(&v, &token, Err(VerifyError::RevocationsUnknown)).await;
     p.feed.refusing.store(false, Ordering::SeqCst);
     until(&v, &token, Ok(())).await;
-    // Dropped, the listener stops; what it knew stays.
+    // Heard, it stays trusted while time passes; silent for longer than ten seconds, not.
+    p.clock.advance(Duration::from_secs(8));
+    p.feed.alive();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while v.revocations.heard_at() != Some(p.clock.unix()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the heartbeat went unheard"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    p.clock.advance(Duration::from_secs(8));
+    until(&v, &token, Ok(())).await;
+    p.clock.advance(Duration::from_secs(3));
+    until(&v, &token, Err(VerifyError::RevocationsUnknown)).await;
+    p.feed.alive();
+    until(&v, &token, Ok(())).await;
+    // Dropped, the listener stops, and nothing is accepted without it.
     drop(listener);
+    assert_eq!(v.verify(&token).await, Err(VerifyError::RevocationsUnknown));
     let opened = p.feed.opened.load(Ordering::SeqCst);
     p.feed.cut(false);
     tokio::time::sleep(Duration::from_millis(300)).await;

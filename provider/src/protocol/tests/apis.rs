@@ -358,6 +358,7 @@ async fn heard(live: &mut Subscription, jti: &str) {
     let wait = async {
         loop {
             match live.next().await {
+                // A heartbeat (nothing revoked), or news of other tokens.
                 Heard::Revoked(batch) => {
                     if batch.iter().any(|t| t.jti == jti && t.resource_id == NOTES) {
                         return;
@@ -377,7 +378,7 @@ async fn heard(live: &mut Subscription, jti: &str) {
 async fn every_revocation_of_an_apis_token_reaches_its_feed(w: World) {
     notes(&w).await;
     let feed = w.ctx.feed.clone();
-    let mut live = feed.subscribe();
+    let mut live = feed.subscribe("service").unwrap();
     let poll = tokio::spawn(feed.clone().run());
     let first = w.client("first").await;
     let mut told = Vec::new();
@@ -428,14 +429,9 @@ async fn every_revocation_of_an_apis_token_reaches_its_feed(w: World) {
     told.push(jti);
     // The account removed: its API tokens stay, revoked, until they expire.
     let (_, jti, _) = notes_token(&w).await;
-    admin::remove_user(
-        &w.ctx.store,
-        Some(&w.ctx.sessions),
-        "alice",
-        w.ctx.clock.unix(),
-    )
-    .await
-    .unwrap();
+    admin::remove_user(&w.ctx.store, Some(&w.ctx.sessions), "alice", &w.ctx.clock)
+        .await
+        .unwrap();
     heard(&mut live, &jti).await;
     told.push(jti);
     // A later subscriber catches up with all of them; once expired (and past the grace an
@@ -474,6 +470,14 @@ async fn only_the_apis_client_may_subscribe_to_its_feed(w: World) {
         .await
         .unwrap();
     assert_eq!(ok, NOTES);
+    // Sixteen streams at once per client, no more; a closed one frees its place.
+    let mut held: Vec<_> = (0..crate::feed::MAX_STREAMS_PER_CLIENT)
+        .map(|_| w.ctx.feed.subscribe("service").unwrap())
+        .collect();
+    assert!(w.ctx.feed.subscribe("service").is_err());
+    w.ctx.feed.subscribe("other").unwrap();
+    held.pop();
+    w.ctx.feed.subscribe("service").unwrap();
     let refusals = [
         (
             "first",

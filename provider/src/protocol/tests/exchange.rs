@@ -135,6 +135,12 @@ async fn an_api_exchanges_a_users_token_for_a_narrower_one_addressed_downstream(
         act: Some(Box::new(notes_svc)),
     };
     assert_eq!(chained.act, Some(expected));
+    // Notes may not take the token back to Audit: it already acted on it.
+    let refused = exchange(&w, "notes-svc", &back.access_token, AUDIT, &[]).await;
+    assert_eq!(
+        refused.unwrap_err().code(),
+        Some(TokenErrorCode::InvalidRequest)
+    );
     // Each exchange is in the audit trail, with its subject token and actor.
     let trail = w.ctx.store.audit_tail(20).await.unwrap();
     let exchanged: Vec<_> = trail
@@ -250,8 +256,9 @@ async fn each_refused_exchange_gets_the_rfcs_error_and_is_audited(w: World) {
     assert!(!trail.iter().any(|e| e.kind == "token.exchanged"));
 }
 
-/// An exchange racing the revocation of its subject token, many times over: whichever commits
-/// first, no exchanged token is left unrevoked.
+/// An exchange racing the revocation of its subject token, many times over, and an exchange
+/// of an exchanged token racing the revocation of the user's token two levels up: whichever
+/// commits first, no exchanged token is left unrevoked.
 async fn no_exchanged_token_outlives_its_subject_tokens_revocation(w: World) {
     apis(&w).await;
     let first = w.client("first").await;
@@ -273,4 +280,35 @@ async fn no_exchanged_token_outlives_its_subject_tokens_revocation(w: World) {
             Err(e) => assert_eq!(e.code(), Some(TokenErrorCode::InvalidRequest)),
         }
     }
+    for _ in 0..20 {
+        let (subject, _) = alices_notes_token(&w).await;
+        let first_hop = exchange(&w, "notes-svc", &subject, AUDIT, &[]).await;
+        let middle = first_hop.unwrap().access_token;
+        let about = form(&[("token", &subject)]);
+        let revoke = revocation::revoke(&w.ctx, &first, &about);
+        let (exchanged, revoking) =
+            tokio::join!(exchange(&w, "audit-svc", &middle, NOTES, &[]), revoke);
+        revoking.unwrap();
+        assert!(revoked(&w, &claims_unchecked(&middle).jti).await);
+        match exchanged {
+            Ok(issued) => {
+                let jti = claims(&w, &issued.access_token, NOTES).jti;
+                assert!(
+                    revoked(&w, &jti).await,
+                    "a second-hop token outlived the user's"
+                );
+            }
+            Err(e) => assert_eq!(e.code(), Some(TokenErrorCode::InvalidRequest)),
+        }
+    }
+}
+
+/// The claims of one of our tokens, read without checking it (it may have expired).
+fn claims_unchecked(token: &str) -> AccessClaims {
+    let part = token.split('.').nth(1).unwrap();
+    use base64::Engine as _;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap();
+    serde_json::from_slice(&json).unwrap()
 }

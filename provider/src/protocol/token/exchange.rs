@@ -11,8 +11,13 @@
 //! or not addressed to an API of the calling client is `invalid_request`, and so is an
 //! `actor_token` (the actor is the authenticated client) or a token type we do not issue; a
 //! `resource`/`audience` that is not a registered API, or one this client has no rule for, is
-//! `invalid_target`; scopes beyond the rule are `invalid_scope`. Each exchange, granted or
-//! refused, is in the audit trail.
+//! `invalid_target`; scopes beyond the rule are `invalid_scope`. A client that already acted on
+//! the token, or a fifth actor, is `invalid_request`. Each exchange, granted or refused, is in
+//! the audit trail.
+//!
+//! The scopes come from the operator's rule for this client and API, not from the subject
+//! token: the downstream API's scopes are its own, and the rule is the policy that says what
+//! the acting API may do there for a user who called it (§1.1 leaves it to the server).
 
 use super::issue::{ACCESS_TOKEN_TYPE, AccessClaims, Actor, Exchanged, Issue, TokenResponse};
 use super::issue::{active_user, issue};
@@ -23,6 +28,9 @@ use crate::protocol::error::TokenError;
 use crate::protocol::params::Params;
 use crate::store::{Client, Guard};
 use crate::types::{AuthMethod, GrantType, ScopeSet, TokenErrorCode};
+
+/// The longest chain of actors a token may carry (the API that exchanges it included).
+const MAX_ACTORS: usize = 4;
 
 /// RFC 8693 §3: the only token type accepted as `subject_token_type` (and issued).
 const SUBJECT_TYPES: [&str; 1] = [ACCESS_TOKEN_TYPE];
@@ -120,8 +128,8 @@ async fn exchange(ctx: &Ctx, client: &Client, form: &Params) -> Result<TokenResp
         Some(api) => ctx.store.resource(api).await?,
         None => None,
     };
-    let actor = Some(client.client_id.as_str());
-    if own_api.is_none_or(|api| api.client_id.as_deref() != actor) {
+    let caller = Some(client.client_id.as_str());
+    if own_api.is_none_or(|api| api.client_id.as_deref() != caller) {
         return Err(TokenError::invalid_request(
             "the subject token is not addressed to an API of this client",
         ));
@@ -136,13 +144,11 @@ async fn exchange(ctx: &Ctx, client: &Client, form: &Params) -> Result<TokenResp
         _ => e,
     };
     let user = active_user(ctx, &user_id).await.map_err(invalid_grant)?;
-    let act = Actor {
-        sub: client.client_id.clone(),
-        act: subject.act.clone().map(Box::new),
-    };
+    let act = actor(client, subject.act.clone())?;
     let guards = vec![
         Guard::grant_live(&grant_id, now),
         Guard::access_token_live(&subject.jti, now),
+        Guard::client_exists(&client.client_id),
     ];
     issue(
         ctx,
@@ -171,6 +177,33 @@ async fn exchange(ctx: &Ctx, client: &Client, form: &Params) -> Result<TokenResp
     )
     .await
     .map_err(invalid_grant)
+}
+
+/// The `act` of an exchange by `client` of a token that carries `before` (RFC 8693 §4.1). A
+/// client that already acted on the token, or a chain of [`MAX_ACTORS`], is refused: two APIs
+/// allowed to exchange into each other could otherwise pass a token back and forth for ever,
+/// and the chain is in every token.
+fn actor(client: &Client, before: Option<Actor>) -> Result<Actor, TokenError> {
+    let mut depth = 1;
+    let mut earlier = before.as_ref();
+    while let Some(a) = earlier {
+        if a.sub == client.client_id {
+            return Err(TokenError::invalid_request(
+                "this client already acted on the subject token",
+            ));
+        }
+        depth += 1;
+        earlier = a.act.as_deref();
+    }
+    if depth > MAX_ACTORS {
+        return Err(TokenError::invalid_request(
+            "the subject token has been exchanged too many times",
+        ));
+    }
+    Ok(Actor {
+        sub: client.client_id.clone(),
+        act: before.map(Box::new),
+    })
 }
 
 /// The downstream API, as the client's rule allows it: `invalid_target` without a rule (or

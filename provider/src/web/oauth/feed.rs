@@ -4,10 +4,12 @@
 //! token endpoint, by any of its methods.
 //!
 //! The stream: an event `revoked` (data `{"jti": …, "exp": …}`) for each revoked token not yet
-//! expired (the catch-up), then `synced` (data `{"revoked": N}`, the catch-up's count), then a
-//! `revoked` for each revocation as it is found. A comment every [`KEEP_ALIVE`] tells a quiet
-//! stream from a dead connection. The stream ends when the instance stops or the subscriber
-//! falls behind; the API reconnects, and catches up again.
+//! expired (the catch-up), then `synced` (data `{"revoked": N}`, the catch-up's count), then
+//! a `revoked` for each revocation as it is found, and `alive` (data `{}`) after a successful
+//! poll when nothing was said for five seconds: an API that stops hearing it cannot trust its
+//! list of revoked tokens. The stream ends after an hour, when the instance stops or when the
+//! subscriber falls behind; the API reconnects, and catches up again. A client holds at most
+//! sixteen streams at once (429 beyond).
 
 use crate::feed::{Heard, Subscription};
 use crate::protocol::error::TokenError;
@@ -17,14 +19,13 @@ use crate::web::error::no_store;
 use crate::web::extract::ClientForm;
 use crate::web::state::AppState;
 use axum::extract::State;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream, StreamExt};
 use std::convert::Infallible;
-use std::time::Duration;
 
-/// How often a quiet stream says it is alive.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// When a client that holds all its streams may try again, in seconds.
+const HELD_STREAMS_RETRY: u64 = 5;
 
 pub async fn subscribe_feed(
     State(st): State<AppState>,
@@ -35,10 +36,10 @@ pub async fn subscribe_feed(
         .map_err(TokenError::RateLimited)?;
     let resource = revocation::feed_subscriber(&st.ctx, &client, &form).await?;
     // Subscribed before the catch-up is read: nothing committed in between is missed.
-    let live = st.ctx.feed.subscribe();
+    let live = (st.ctx.feed.subscribe(&client.client_id))
+        .map_err(|_| TokenError::RateLimited(HELD_STREAMS_RETRY))?;
     let backlog = st.ctx.feed.catch_up(&resource).await?;
-    let events = events(backlog, live, resource);
-    let sse = Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
+    let sse = Sse::new(events(backlog, live, resource));
     Ok((no_store(), sse).into_response())
 }
 
@@ -54,6 +55,10 @@ fn events(
     let first: Vec<Event> = backlog.iter().map(revoked).chain([synced]).collect();
     let heard = stream::unfold((live, resource), |(mut live, resource)| async move {
         match live.next().await {
+            Heard::Revoked(batch) if batch.is_empty() => {
+                let alive = Event::default().event("alive").data("{}");
+                Some((stream::iter(vec![alive]), (live, resource)))
+            }
             Heard::Revoked(batch) => {
                 let mine: Vec<Event> = batch
                     .iter()
