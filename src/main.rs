@@ -1,7 +1,8 @@
 //! `cargo run`: the whole Gatehouse demo in one process — the provider on
-//! `idp.localhost:4000` and two sample apps on `app-a.localhost:5001` and
-//! `app-b.localhost:5002` — with demo users and apps seeded (idempotently) and state kept under
-//! `./data`. `PROVIDER_…` and `CLIENT_APP_…` variables reach the parts it starts.
+//! `idp.localhost:4000`, two sample apps on `app-a.localhost:5001` and
+//! `app-b.localhost:5002`, and the Notes API on `api.localhost:5003` with the Audit API it
+//! calls on the user's behalf on `audit.localhost:5004` — with demo users, apps and APIs
+//! seeded (idempotently) and state kept under `./data`. `PROVIDER_…` and `CLIENT_APP_…` variables reach the parts it starts.
 
 use anyhow::Context;
 use clap::Parser;
@@ -40,6 +41,24 @@ struct DemoApp {
     port: u16,
     first_party: bool,
 }
+
+/// The demo's APIs: (indicator, name, scopes, client, its secret, port).
+const NOTES: (&str, &str, [&str; 2], &str, &str, u16) = (
+    "http://api.localhost:5003",
+    "Notes",
+    ["notes:read", "notes:write"],
+    "notes-api",
+    "notes-api-secret",
+    5003,
+);
+const AUDIT: (&str, &str, [&str; 2], &str, &str, u16) = (
+    "http://audit.localhost:5004",
+    "Audit",
+    ["audit:read", "audit:write"],
+    "audit-api",
+    "audit-api-secret",
+    5004,
+);
 
 const APPS: [DemoApp; 2] = [
     // App A is a third-party app: the user approves it once (consent is remembered).
@@ -136,6 +155,41 @@ async fn main() -> anyhow::Result<()> {
     tasks.push(tokio::spawn(
         provider.serve(provider_listener, stopped(stop_rx.clone())),
     ));
+    // The APIs, once the provider serves (they read its discovery document at start).
+    let mut feeds = Vec::new();
+    let http = infra::http::client_builder().build()?;
+    let settings = |(id, _, _, client, secret, _): (&str, &str, [&str; 2], &str, &str, u16)| {
+        notes_api::Settings {
+            issuer: issuer.clone(),
+            audience: id.into(),
+            client_id: client.into(),
+            client_secret: secret.into(),
+        }
+    };
+    let audit = notes_api::audit(settings(AUDIT), http.clone(), clock.clone()).await?;
+    let notes = notes_api::notes(
+        settings(NOTES),
+        Some(notes_api::AuditApi {
+            resource: AUDIT.0.into(),
+            url: AUDIT.0.into(),
+        }),
+        http.clone(),
+        clock.clone(),
+    )
+    .await?;
+    for (api, port) in [(notes, NOTES.5), (audit, AUDIT.5)] {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        feeds.push(api.listener);
+        let stop = stopped(stop_rx.clone());
+        tasks.push(tokio::spawn(async move {
+            axum::serve(listener, api.router)
+                .with_graceful_shutdown(stop)
+                .await
+        }));
+    }
     let mut urls = Vec::new();
     for config in app_configs {
         let listener = TcpListener::bind(config.listen)
@@ -158,6 +212,11 @@ async fn main() -> anyhow::Result<()> {
     for (name, url) in &urls {
         println!("  {name:<8}  {url}");
     }
+    println!(
+        "  Notes API {}/notes  (notes:read, notes:write; each new note is recorded at the \
+         Audit API, {}/events, on the user's behalf)",
+        NOTES.0, AUDIT.0
+    );
     println!("Sign in as alice / wonderland (or bob / builder).");
     println!("Developers (alice) register apps at {issuer}/developer, or by API:");
     println!(
@@ -246,5 +305,49 @@ async fn seed(ctx: &provider::Ctx, apps: &[client_app::Config], now: i64) -> any
     };
     let valid = service.validate(&ctx.outbound)?;
     registration::register_or_replace(store, valid, &who, now).await?;
+    seed_apis(ctx, now).await
+}
+
+/// The Notes and Audit APIs, each with its own confidential client (to hear its revocation
+/// feed), and the rule that lets Notes exchange a user's token for Audit's `audit:write`.
+async fn seed_apis(ctx: &provider::Ctx, now: i64) -> anyhow::Result<()> {
+    use provider::protocol::resources::{self, ResourceSpec};
+    let store = &ctx.store;
+    for (id, name, scopes, client, secret, _) in [NOTES, AUDIT] {
+        let mut grants = vec![GrantType::ClientCredentials];
+        if client == NOTES.3 {
+            grants.push(GrantType::TokenExchange);
+        }
+        let metadata = ClientMetadata {
+            client_name: Some(format!("{name} API")),
+            grant_types: Some(grants.iter().map(|g| g.as_str().to_owned()).collect()),
+            ..ClientMetadata::default()
+        };
+        let who = Registrant {
+            client_id: Some(client.into()),
+            client_secret: Some(secret.into()),
+            first_party: true,
+            ..Registrant::default()
+        };
+        let valid = metadata.validate(&ctx.outbound)?;
+        registration::register_or_replace(store, valid, &who, now).await?;
+        if store.resource(id).await?.is_none() {
+            let spec = ResourceSpec {
+                resource_id: id.into(),
+                name: Some(name.into()),
+                scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+                ..ResourceSpec::default()
+            };
+            let client = store.client(client).await?;
+            let new = resources::validate(spec, client.as_ref(), &ctx.issuer, now)?;
+            store.add_resource(&new).await?;
+        }
+    }
+    let (notes_client, audit) = (store.client(NOTES.3).await?, store.resource(AUDIT.0).await?);
+    if let (Some(client), Some(audit)) = (notes_client, audit) {
+        let all = store.resources().await?;
+        let rule = resources::exchange_rule(&client, &all, &audit, &["audit:write".into()])?;
+        store.allow_exchange(&rule, now).await?;
+    }
     Ok(())
 }

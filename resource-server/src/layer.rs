@@ -70,7 +70,7 @@ impl RequireScopes {
 /// The bearer token of the `Authorization` header (RFC 6750 §2.1; the scheme is
 /// case-insensitive, RFC 9110 §11.1). Tokens in the query or body are not accepted (§2.2 and
 /// §2.3 are optional, and RFC 9700 §4.3.2 advises against the query).
-fn bearer(headers: &HeaderMap) -> Result<&str, Refusal> {
+pub fn bearer(headers: &HeaderMap) -> Result<&str, Refusal> {
     let mut all = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = all.next() else {
         return Err(Refusal::NoToken);

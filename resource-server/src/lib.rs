@@ -33,11 +33,13 @@
 //! revocation feed, and a revoked token is refused within a second of its revocation (see
 //! [`revocations`](crate::Listener) for what happens while the feed cannot be heard).
 
+mod exchange;
 mod layer;
 mod revocations;
 mod verify;
 
-pub use layer::{Caller, Protected, Refusal, RequireScopes, refusal_response, require};
+pub use exchange::{ExchangeError, Exchanged};
+pub use layer::{Caller, Protected, Refusal, RequireScopes, bearer, refusal_response, require};
 pub use revocations::{Feed, Listener};
 pub use verify::{AccessToken, Actor, Config, SetupError, Verifier, VerifyError};
 

@@ -118,6 +118,8 @@ pub struct Verifier {
     http: reqwest::Client,
     /// The provider's revocation feed, if its discovery document names one.
     feed_endpoint: Option<String>,
+    /// The provider's token endpoint (for token exchange), if known.
+    token_endpoint: Option<String>,
     pub(crate) revocations: Arc<Revocations>,
 }
 
@@ -136,6 +138,7 @@ pub enum SetupError {
 struct Discovery {
     issuer: String,
     jwks_uri: String,
+    token_endpoint: Option<String>,
     gatehouse_revocation_feed_endpoint: Option<String>,
 }
 
@@ -163,6 +166,7 @@ impl Verifier {
         }
         let mut verifier = Self::with_jwks_uri(config, doc.jwks_uri, http, clock);
         verifier.feed_endpoint = doc.gatehouse_revocation_feed_endpoint;
+        verifier.token_endpoint = doc.token_endpoint;
         Ok(verifier)
     }
 
@@ -180,7 +184,16 @@ impl Verifier {
             clock,
             http,
             feed_endpoint: None,
+            token_endpoint: None,
         }
+    }
+
+    pub(crate) fn token_endpoint(&self) -> Option<&str> {
+        self.token_endpoint.as_deref()
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     pub fn config(&self) -> &Config {

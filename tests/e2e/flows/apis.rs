@@ -418,9 +418,14 @@ async fn the_resource_server_crate_accepts_the_apis_tokens_and_refuses_the_rest(
 /// `password`; App A asks for consent again after a disconnect): the access token and the
 /// grant's refresh token.
 async fn fresh_api_token(stack: &Stack, password: &str) -> (String, String) {
+    api_token_with(stack, password, "openid notes:read").await
+}
+
+/// [`fresh_api_token`] for `scope`.
+async fn api_token_with(stack: &Stack, password: &str, scope: &str) -> (String, String) {
     let browser = Browser::new();
     sign_in(stack, &browser, &stack.app_a, (ALICE.0, password)).await;
-    let extra = [("scope", "openid notes:read"), ("resource", NOTES)];
+    let extra = [("scope", scope), ("resource", NOTES)];
     let req = stack.authorize_url(&stack.app_a.client_id, &stack.app_a.redirect_uri, &extra);
     let callback = stack.app_a.redirect_uri.as_str();
     let mut page = browser.follow_until(req.url.as_str(), callback).await;
@@ -657,4 +662,175 @@ async fn an_api_exchanges_a_users_token_for_one_to_the_next_api() {
     let grants = doc["grant_types_supported"].as_array().unwrap();
     assert!(grants.contains(&Value::from(EXCHANGE)), "{grants:?}");
     assert!(doc["gatehouse_revocation_feed_endpoint"].is_string());
+}
+
+/// The demo's Notes API, in-process against the stack: it keeps alice's note, records it at
+/// the Audit API on her behalf with an exchanged token (`act` naming Notes), shows how each
+/// token was validated, refuses what it should, and hears "sign out everywhere".
+#[tokio::test]
+async fn the_notes_api_keeps_notes_audits_them_and_hears_sign_out_everywhere() {
+    const AUDIT: &str = "http://audit.localhost:5004";
+    const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+    let stack = spawn().await;
+    notes_api(&stack).await;
+    register_service(
+        &stack.store,
+        "audit-api",
+        "audit-secret",
+        stack.clock.unix(),
+    )
+    .await;
+    let update = [
+        "clients",
+        "update",
+        "notes-api",
+        "--grant-type",
+        "client_credentials",
+        "--grant-type",
+        EXCHANGE,
+    ];
+    stack.cli(&update).await.unwrap();
+    let add = [
+        "resources",
+        "add",
+        "--id",
+        AUDIT,
+        "--scope",
+        "audit:read",
+        "--scope",
+        "audit:write",
+        "--client",
+        "audit-api",
+    ];
+    stack.cli(&add).await.unwrap();
+    let allow = [
+        "resources",
+        "allow-exchange",
+        "--client",
+        "notes-api",
+        "--to",
+        AUDIT,
+        "--scope",
+        "audit:write",
+    ];
+    stack.cli(&allow).await.unwrap();
+
+    let http = client_app::http::client_builder().build().unwrap();
+    let settings = |audience: &str, client: &str, secret: &str| notes_api::Settings {
+        issuer: stack.issuer.clone(),
+        audience: audience.into(),
+        client_id: client.into(),
+        client_secret: secret.into(),
+    };
+    let serve = |router: axum::Router| async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        url
+    };
+    let audit = notes_api::audit(
+        settings(AUDIT, "audit-api", "audit-secret"),
+        http.clone(),
+        stack.clock.clone(),
+    )
+    .await
+    .unwrap();
+    let audit_url = serve(audit.router).await;
+    let target = notes_api::AuditApi {
+        resource: AUDIT.into(),
+        url: audit_url,
+    };
+    let notes = notes_api::notes(
+        settings(NOTES, "notes-api", "notes-secret"),
+        Some(target),
+        http.clone(),
+        stack.clock.clone(),
+    )
+    .await
+    .unwrap();
+    let notes_url = serve(notes.router).await;
+
+    let (token, _) = api_token_with(&stack, ALICE.1, "openid notes:read notes:write").await;
+    let call = |method: reqwest::Method, token: Option<String>, body: Option<&'static str>| {
+        let (http, url) = (http.clone(), format!("{notes_url}/notes"));
+        async move {
+            let mut req = http.request(method, url);
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            if let Some(b) = body {
+                req = req.header("content-type", "application/json").body(b);
+            }
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // Accepted once the API hears the feed; then the note is kept and audited.
+    let written = eventually("the Notes API accepts alice's token", || {
+        let token = token.clone();
+        async move {
+            let (status, body) = call(
+                reqwest::Method::POST,
+                Some(token),
+                Some(r#"{"text":"buy milk"}"#),
+            )
+            .await;
+            (status == 201).then_some(body)
+        }
+    })
+    .await;
+    assert_eq!(written["note"]["text"], "buy milk");
+    assert_eq!(written["note"]["by_app"], "app-a");
+    assert_eq!(written["audit"]["status"], 201, "{written}");
+    let event = &written["audit"]["event"];
+    assert_eq!(event["acted_by"], serde_json::json!(["notes-api"]));
+    assert_eq!(event["client_id"], "notes-api");
+    assert_eq!(event["for"], jwt_part(&token, 1)["sub"]);
+    assert!(written["validation"]["microseconds"].is_u64());
+    let (status, listed) = call(reqwest::Method::GET, Some(token.clone()), None).await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["notes"][0]["text"], "buy milk");
+    // Refusals: no token, bad input, a token without notes:write.
+    assert_eq!(call(reqwest::Method::GET, None, None).await.0, 401);
+    let (status, body) = call(reqwest::Method::POST, Some(token.clone()), Some("not json")).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (400, &Value::from("invalid_request"))
+    );
+    let (status, _) = call(
+        reqwest::Method::POST,
+        Some(token.clone()),
+        Some(r#"{"text":"  "}"#),
+    )
+    .await;
+    assert_eq!(status, 422);
+    let (reader, _) = fresh_api_token(&stack, ALICE.1).await;
+    let (status, body) = call(reqwest::Method::POST, Some(reader), Some(r#"{"text":"x"}"#)).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (403, &Value::from("insufficient_scope"))
+    );
+    // "Sign out everywhere": the API refuses the token soon after, locally.
+    stack
+        .cli(&["sessions", "revoke", "--user", ALICE.0])
+        .await
+        .unwrap();
+    let refused = eventually("the Notes API hears the sign-out", || {
+        let token = token.clone();
+        async move {
+            let (status, body) = call(reqwest::Method::GET, Some(token), None).await;
+            (status == 401).then_some(body)
+        }
+    })
+    .await;
+    assert_eq!(refused["error"], "invalid_token");
+    assert!(
+        refused["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("revoked"),
+        "{refused}"
+    );
+    drop((notes.listener, audit.listener));
 }

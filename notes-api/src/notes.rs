@@ -1,0 +1,165 @@
+//! The Notes API: each user's notes, written by one app and read by another. A new note is
+//! also recorded at the Audit API, on the user's behalf, with a token exchanged for the one
+//! the note came with.
+
+use super::{MAX_PER_USER, Running, Settings, checked, now_rfc3339, refused, text_of, verifier};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use http::{HeaderMap, StatusCode};
+use resource_server::{RequireScopes, Verifier, require};
+use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+struct Notes {
+    settings: Settings,
+    verifier: Arc<Verifier>,
+    read: RequireScopes,
+    write: RequireScopes,
+    /// The Audit API, if notes are audited.
+    audit: Option<AuditApi>,
+    http: reqwest::Client,
+    clock: infra::Clock,
+    /// sub → notes, oldest first.
+    notes: Mutex<HashMap<String, VecDeque<Value>>>,
+}
+
+/// Where the Audit API is: its resource indicator (what a token for it names), and the base
+/// URL it is called at (the same, unless it is reached by another address).
+#[derive(Clone, Debug)]
+pub struct AuditApi {
+    pub resource: String,
+    pub url: String,
+}
+
+/// The Notes API for `settings`, auditing each new note at `audit` when given. Its feed
+/// listener is running when this returns.
+pub async fn notes(
+    settings: Settings,
+    audit: Option<AuditApi>,
+    http: reqwest::Client,
+    clock: infra::Clock,
+) -> anyhow::Result<Running> {
+    let (verifier, listener) = verifier(&settings, http.clone(), clock.clone()).await?;
+    let api = Arc::new(Notes {
+        read: require(&verifier, &["notes:read"]),
+        write: require(&verifier, &["notes:write"]),
+        settings,
+        verifier,
+        audit,
+        http,
+        clock,
+        notes: Mutex::default(),
+    });
+    let router = Router::new()
+        .route("/notes", get(list).post(add))
+        .with_state(api);
+    Ok(Running { router, listener })
+}
+
+impl Notes {
+    fn of(&self, sub: &str) -> Vec<Value> {
+        let all = self
+            .notes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        all.get(sub)
+            .map(|n| n.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+async fn list(State(api): State<Arc<Notes>>, headers: HeaderMap) -> Response {
+    let (token, validation) = match checked(&api.read, &api.settings.audience, &headers).await {
+        Ok(t) => t,
+        Err(refusal) => return refusal,
+    };
+    let body = json!({
+        "sub": token.sub,
+        "client_id": token.client_id,
+        "notes": api.of(&token.sub),
+        "validation": validation,
+    });
+    Json(body).into_response()
+}
+
+async fn add(State(api): State<Arc<Notes>>, headers: HeaderMap, body: Bytes) -> Response {
+    let (token, validation) = match checked(&api.write, &api.settings.audience, &headers).await {
+        Ok(t) => t,
+        Err(refusal) => return refusal,
+    };
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "a JSON body is required",
+        );
+    };
+    let Some(text) = text_of(&body) else {
+        return refused(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_text",
+            "text must be 1 to 500 characters",
+        );
+    };
+    let note = json!({
+        "text": text,
+        "by_app": token.client_id,
+        "at": now_rfc3339(&api.clock),
+    });
+    {
+        let mut all = api
+            .notes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mine = all.entry(token.sub.clone()).or_default();
+        mine.push_back(note.clone());
+        while mine.len() > MAX_PER_USER {
+            mine.pop_front();
+        }
+    }
+    let audited = match &api.audit {
+        Some(audit) => record(&api, &headers, audit).await,
+        None => Value::Null,
+    };
+    let body = json!({"note": note, "audit": audited, "validation": validation});
+    (StatusCode::CREATED, Json(body)).into_response()
+}
+
+/// Records the new note at the Audit API, as the user, through a token exchanged for the one
+/// the request carried: what Audit answered, or why it could not be asked.
+async fn record(api: &Notes, headers: &HeaderMap, audit: &AuditApi) -> Value {
+    let Ok(subject) = resource_server::bearer(headers) else {
+        return json!({"error": "no bearer token"});
+    };
+    let credentials = (
+        api.settings.client_id.as_str(),
+        api.settings.client_secret.as_str(),
+    );
+    let exchanged = api
+        .verifier
+        .exchange(credentials, subject, &audit.resource, Some("audit:write"))
+        .await;
+    let token = match exchanged {
+        Ok(t) => t,
+        Err(e) => return json!({"error": e.to_string()}),
+    };
+    let sent = api
+        .http
+        .post(format!("{}/events", audit.url.trim_end_matches('/')))
+        .bearer_auth(&token.access_token)
+        .json(&json!({"what": "note written"}))
+        .send()
+        .await;
+    match sent {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let answer: Value = r.json().await.unwrap_or(Value::Null);
+            json!({"status": status, "event": answer.get("event"), "scope": token.scope})
+        }
+        Err(e) => json!({"error": e.to_string()}),
+    }
+}
