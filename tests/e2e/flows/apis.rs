@@ -31,6 +31,17 @@ async fn api_code(
     scope: &str,
     asked: &[&str],
 ) -> (String, String) {
+    api_code_if_asked(stack, browser, scope, Some(asked)).await
+}
+
+/// [`api_code`], with the consent page (if any) answered whatever it lists when `asked` is
+/// `None`.
+async fn api_code_if_asked(
+    stack: &Stack,
+    browser: &Browser,
+    scope: &str,
+    asked: Option<&[&str]>,
+) -> (String, String) {
     let extra = [("scope", scope), ("resource", NOTES)];
     let req = stack.authorize_url(&stack.app_a.client_id, &stack.app_a.redirect_uri, &extra);
     let callback = stack.app_a.redirect_uri.as_str();
@@ -40,7 +51,7 @@ async fn api_code(
         .as_str()
         .starts_with(&format!("{}/consent", stack.issuer))
     {
-        for line in asked {
+        for line in asked.unwrap_or_default() {
             assert!(
                 page.body.contains(line),
                 "consent lists {line:?}: {}",
@@ -51,7 +62,11 @@ async fn api_code(
             .submit_until(&page, "/consent", &[("decision", "allow")], callback)
             .await;
     } else {
-        assert!(asked.is_empty(), "no consent page: {}", page.url);
+        assert!(
+            asked.is_none_or(<[&str]>::is_empty),
+            "no consent page: {}",
+            page.url
+        );
     }
     let code = param(page.url.as_str(), "code").expect("a code");
     (code, req.verifier)
@@ -425,23 +440,10 @@ async fn fresh_api_token(stack: &Stack, password: &str) -> (String, String) {
 async fn api_token_with(stack: &Stack, password: &str, scope: &str) -> (String, String) {
     let browser = Browser::new();
     sign_in(stack, &browser, &stack.app_a, (ALICE.0, password)).await;
-    let extra = [("scope", scope), ("resource", NOTES)];
-    let req = stack.authorize_url(&stack.app_a.client_id, &stack.app_a.redirect_uri, &extra);
-    let callback = stack.app_a.redirect_uri.as_str();
-    let mut page = browser.follow_until(req.url.as_str(), callback).await;
-    if page
-        .url
-        .as_str()
-        .starts_with(&format!("{}/consent", stack.issuer))
-    {
-        page = browser
-            .submit_until(&page, "/consent", &[("decision", "allow")], callback)
-            .await;
-    }
-    let code = param(page.url.as_str(), "code").expect("a code");
+    let (code, verifier) = api_code_if_asked(stack, &browser, scope, None).await;
     let with_notes = [("resource", NOTES)];
     let (status, _, body) = stack
-        .redeem_as_app_a_with(&code, &req.verifier, &with_notes)
+        .redeem_as_app_a_with(&code, &verifier, &with_notes)
         .await;
     assert_eq!(status, 200, "{body}");
     let at = body["access_token"].as_str().unwrap().to_owned();
@@ -531,16 +533,15 @@ async fn an_api_refuses_a_token_soon_after_each_cause_of_its_revocation() {
     }
 }
 
-/// Token exchange over HTTP, set up from the command line as an operator would: the Notes
-/// API, called with alice's token, obtains a token for the Audit API on her behalf, with
-/// `act` naming it; what the rule does not allow is refused.
-#[tokio::test]
-async fn an_api_exchanges_a_users_token_for_one_to_the_next_api() {
-    const AUDIT: &str = "http://audit.localhost:5004";
-    const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
-    const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
-    let stack = spawn().await;
-    notes_api(&stack).await;
+const AUDIT: &str = "http://audit.localhost:5004";
+const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// The Notes API ([`notes_api`]) and the Audit API (client `audit-api`), set up from the
+/// command line as an operator would: `notes-api` registered for token exchange, and allowed
+/// Audit's `audit:write`.
+async fn notes_with_audit(stack: &Stack) {
+    notes_api(stack).await;
     register_service(
         &stack.store,
         "audit-api",
@@ -548,44 +549,57 @@ async fn an_api_exchanges_a_users_token_for_one_to_the_next_api() {
         stack.clock.unix(),
     )
     .await;
+    let commands: [&[&str]; 3] = [
+        &[
+            "clients",
+            "update",
+            "notes-api",
+            "--grant-type",
+            "client_credentials",
+            "--grant-type",
+            EXCHANGE,
+        ],
+        &[
+            "resources",
+            "add",
+            "--id",
+            AUDIT,
+            "--scope",
+            "audit:read",
+            "--scope",
+            "audit:write",
+            "--client",
+            "audit-api",
+        ],
+        &[
+            "resources",
+            "allow-exchange",
+            "--client",
+            "notes-api",
+            "--to",
+            AUDIT,
+            "--scope",
+            "audit:write",
+        ],
+    ];
+    let mut said = String::new();
+    for args in commands {
+        said = stack.cli(args).await.unwrap();
+    }
+    assert!(said.contains("may exchange"), "{said}");
+}
+
+/// Token exchange over HTTP, set up from the command line as an operator would: the Notes
+/// API, called with alice's token, obtains a token for the Audit API on her behalf, with
+/// `act` naming it; what the rule does not allow is refused.
+#[tokio::test]
+async fn an_api_exchanges_a_users_token_for_one_to_the_next_api() {
+    let stack = spawn().await;
+    notes_with_audit(&stack).await;
     let cli = |args: &'static [&'static str]| {
         let stack = &stack;
         async move { stack.cli(args).await.unwrap() }
     };
-    let grants = [
-        "--grant-type",
-        "client_credentials",
-        "--grant-type",
-        EXCHANGE,
-    ];
-    let mut update = vec!["clients", "update", "notes-api"];
-    update.extend(grants);
-    stack.cli(&update).await.unwrap();
-    cli(&[
-        "resources",
-        "add",
-        "--id",
-        AUDIT,
-        "--scope",
-        "audit:read",
-        "--scope",
-        "audit:write",
-        "--client",
-        "audit-api",
-    ])
-    .await;
-    let allowed = cli(&[
-        "resources",
-        "allow-exchange",
-        "--client",
-        "notes-api",
-        "--to",
-        AUDIT,
-        "--scope",
-        "audit:write",
-    ])
-    .await;
-    assert!(allowed.contains("may exchange"), "{allowed}");
     let listed = cli(&["resources", "list"]).await;
     assert!(
         listed.contains("exchanged for by   notes-api (audit:write)"),
@@ -650,15 +664,7 @@ async fn an_api_exchanges_a_users_token_for_one_to_the_next_api() {
         (400, &Value::from("invalid_target"))
     );
     // Discovery lists the grant.
-    let http = client_app::http::client_builder().build().unwrap();
-    let doc: Value = http
-        .get(format!("{}/.well-known/openid-configuration", stack.issuer))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = stack.discovery().await;
     let grants = doc["grant_types_supported"].as_array().unwrap();
     assert!(grants.contains(&Value::from(EXCHANGE)), "{grants:?}");
     assert!(doc["gatehouse_revocation_feed_endpoint"].is_string());
@@ -669,51 +675,8 @@ async fn an_api_exchanges_a_users_token_for_one_to_the_next_api() {
 /// token was validated, refuses what it should, and hears "sign out everywhere".
 #[tokio::test]
 async fn the_notes_api_keeps_notes_audits_them_and_hears_sign_out_everywhere() {
-    const AUDIT: &str = "http://audit.localhost:5004";
-    const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
     let stack = spawn().await;
-    notes_api(&stack).await;
-    register_service(
-        &stack.store,
-        "audit-api",
-        "audit-secret",
-        stack.clock.unix(),
-    )
-    .await;
-    let update = [
-        "clients",
-        "update",
-        "notes-api",
-        "--grant-type",
-        "client_credentials",
-        "--grant-type",
-        EXCHANGE,
-    ];
-    stack.cli(&update).await.unwrap();
-    let add = [
-        "resources",
-        "add",
-        "--id",
-        AUDIT,
-        "--scope",
-        "audit:read",
-        "--scope",
-        "audit:write",
-        "--client",
-        "audit-api",
-    ];
-    stack.cli(&add).await.unwrap();
-    let allow = [
-        "resources",
-        "allow-exchange",
-        "--client",
-        "notes-api",
-        "--to",
-        AUDIT,
-        "--scope",
-        "audit:write",
-    ];
-    stack.cli(&allow).await.unwrap();
+    notes_with_audit(&stack).await;
 
     let http = client_app::http::client_builder().build().unwrap();
     let settings = |audience: &str, client: &str, secret: &str| notes_api::Settings {

@@ -571,6 +571,13 @@ impl Stack {
         (status, headers, body)
     }
 
+    /// The provider's discovery document.
+    pub async fn discovery(&self) -> serde_json::Value {
+        let http = client_app::http::client_builder().build().unwrap();
+        let url = format!("{}/.well-known/openid-configuration", self.issuer);
+        http.get(url).send().await.unwrap().json().await.unwrap()
+    }
+
     /// Runs a `provider` command against the stack's database and session store; its output,
     /// or its error.
     pub async fn cli(&self, args: &[&str]) -> Result<String, String> {
