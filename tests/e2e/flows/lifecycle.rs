@@ -72,7 +72,13 @@ fn creds(id: &str) -> (String, String) {
 async fn grant(stack: &Stack, browser: &Browser, client_id: &str, scope: &str) -> Value {
     let req = stack.authorize_url(client_id, REDIRECT, &[("scope", scope)]);
     let page = browser.follow_until(req.url.as_str(), REDIRECT).await;
-    let code = param(page.url.as_str(), "code").expect("a code");
+    let code = param(page.url.as_str(), "code").unwrap_or_else(|| {
+        let body: String = page.body.chars().take(400).collect();
+        panic!(
+            "no code for {client_id}: {} ({}): {body}",
+            page.url, page.status
+        )
+    });
     let (id, secret) = creds(client_id);
     let (status, _, body) = stack
         .token(
@@ -260,14 +266,14 @@ async fn online_grants_die_with_their_session_offline_ones_do_not() {
     let (status, body) = refresh(&stack, "rp", &offline, None).await;
     assert_eq!(status, 200, "{body}");
     // A client not allowed refresh tokens never gets offline_access.
-    let page = browser.follow(&format!("{}/login", stack.app_b.url)).await;
-    browser
-        .submit(
-            &page,
-            "/login",
-            &[("username", ALICE.0), ("password", ALICE.1)],
-        )
-        .await;
+    let home = sign_in(&stack, &browser, &stack.app_b, ALICE).await;
+    assert!(
+        home.url.as_str().starts_with(stack.app_b.url.as_str()) && home.status == 200,
+        "signed in again: {} ({}): {}",
+        home.url,
+        home.status,
+        home.body.chars().take(400).collect::<String>()
+    );
     client(
         &stack,
         "plain",
