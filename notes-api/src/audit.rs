@@ -1,7 +1,7 @@
 //! The Audit API: what was done for each user, by which app, through which API (the actors of
 //! an exchanged token, RFC 8693 §4.1).
 
-use super::{MAX_PER_USER, Running, Settings, checked, now_rfc3339, refused, verifier};
+use super::{PerUser, Running, Settings, checked, now_rfc3339, refused, verifier};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -10,16 +10,15 @@ use axum::{Json, Router};
 use http::{HeaderMap, StatusCode};
 use resource_server::{Actor, RequireScopes, require};
 use serde_json::{Value, json};
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 struct Audit {
     settings: Settings,
     read: RequireScopes,
     write: RequireScopes,
     clock: infra::Clock,
-    /// sub → events, oldest first.
-    events: Mutex<HashMap<String, VecDeque<Value>>>,
+    /// Each user's events.
+    events: PerUser,
 }
 
 /// The Audit API for `settings`. Its feed listener is running when this returns.
@@ -34,7 +33,7 @@ pub async fn audit(
         write: require(&verifier, &["audit:write"]),
         settings,
         clock,
-        events: Mutex::default(),
+        events: PerUser::default(),
     });
     let router = Router::new()
         .route("/events", get(list).post(add))
@@ -57,14 +56,7 @@ async fn list(State(api): State<Arc<Audit>>, headers: HeaderMap) -> Response {
         Ok(t) => t,
         Err(refusal) => return refusal,
     };
-    let events = api
-        .events
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mine: Vec<Value> = events
-        .get(&token.sub)
-        .map(|e| e.iter().cloned().collect())
-        .unwrap_or_default();
+    let mine = api.events.of(&token.sub);
     Json(json!({"events": mine, "validation": validation})).into_response()
 }
 
@@ -90,17 +82,7 @@ async fn add(State(api): State<Arc<Audit>>, headers: HeaderMap, body: Bytes) -> 
         "acted_by": actors(token.actor.as_ref()),
         "at": now_rfc3339(&api.clock),
     });
-    {
-        let mut all = api
-            .events
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mine = all.entry(token.sub).or_default();
-        mine.push_back(event.clone());
-        while mine.len() > MAX_PER_USER {
-            mine.pop_front();
-        }
-    }
+    api.events.push(token.sub, event.clone());
     (
         StatusCode::CREATED,
         Json(json!({"event": event, "validation": validation})),

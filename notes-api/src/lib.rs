@@ -14,7 +14,8 @@ use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
 use resource_server::{AccessToken, Config, Listener, RequireScopes, Verifier, refusal_response};
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 mod audit;
@@ -77,6 +78,33 @@ async fn checked(
         "microseconds": u64::try_from(micros).unwrap_or(u64::MAX),
     });
     Ok((token, how))
+}
+
+/// Entries kept per user, oldest first, at most [`MAX_PER_USER`] each.
+#[derive(Default)]
+struct PerUser(Mutex<HashMap<String, VecDeque<serde_json::Value>>>);
+
+impl PerUser {
+    fn all(&self) -> MutexGuard<'_, HashMap<String, VecDeque<serde_json::Value>>> {
+        // Plain data: still whole after a panic elsewhere.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push(&self, sub: String, entry: serde_json::Value) {
+        let mut all = self.all();
+        let mine = all.entry(sub).or_default();
+        mine.push_back(entry);
+        while mine.len() > MAX_PER_USER {
+            mine.pop_front();
+        }
+    }
+
+    fn of(&self, sub: &str) -> Vec<serde_json::Value> {
+        self.all()
+            .get(sub)
+            .map(|e| e.iter().cloned().collect())
+            .unwrap_or_default()
+    }
 }
 
 /// A JSON error for a request the API itself refuses (RFC 9457-like, small).

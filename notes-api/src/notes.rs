@@ -2,7 +2,7 @@
 //! also recorded at the Audit API, on the user's behalf, with a token exchanged for the one
 //! the note came with.
 
-use super::{MAX_PER_USER, Running, Settings, checked, now_rfc3339, refused, text_of, verifier};
+use super::{PerUser, Running, Settings, checked, now_rfc3339, refused, text_of, verifier};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -11,8 +11,7 @@ use axum::{Json, Router};
 use http::{HeaderMap, StatusCode};
 use resource_server::{RequireScopes, Verifier, require};
 use serde_json::{Value, json};
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 struct Notes {
     settings: Settings,
@@ -23,8 +22,8 @@ struct Notes {
     audit: Option<AuditApi>,
     http: reqwest::Client,
     clock: infra::Clock,
-    /// sub → notes, oldest first.
-    notes: Mutex<HashMap<String, VecDeque<Value>>>,
+    /// Each user's notes.
+    notes: PerUser,
 }
 
 /// Where the Audit API is: its resource indicator (what a token for it names), and the base
@@ -52,24 +51,12 @@ pub async fn notes(
         audit,
         http,
         clock,
-        notes: Mutex::default(),
+        notes: PerUser::default(),
     });
     let router = Router::new()
         .route("/notes", get(list).post(add))
         .with_state(api);
     Ok(Running { router, listener })
-}
-
-impl Notes {
-    fn of(&self, sub: &str) -> Vec<Value> {
-        let all = self
-            .notes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        all.get(sub)
-            .map(|n| n.iter().cloned().collect())
-            .unwrap_or_default()
-    }
 }
 
 async fn list(State(api): State<Arc<Notes>>, headers: HeaderMap) -> Response {
@@ -80,7 +67,7 @@ async fn list(State(api): State<Arc<Notes>>, headers: HeaderMap) -> Response {
     let body = json!({
         "sub": token.sub,
         "client_id": token.client_id,
-        "notes": api.of(&token.sub),
+        "notes": api.notes.of(&token.sub),
         "validation": validation,
     });
     Json(body).into_response()
@@ -110,17 +97,7 @@ async fn add(State(api): State<Arc<Notes>>, headers: HeaderMap, body: Bytes) -> 
         "by_app": token.client_id,
         "at": now_rfc3339(&api.clock),
     });
-    {
-        let mut all = api
-            .notes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mine = all.entry(token.sub.clone()).or_default();
-        mine.push_back(note.clone());
-        while mine.len() > MAX_PER_USER {
-            mine.pop_front();
-        }
-    }
+    api.notes.push(token.sub.clone(), note.clone());
     let audited = match &api.audit {
         Some(audit) => record(&api, &headers, audit).await,
         None => Value::Null,

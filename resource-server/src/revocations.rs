@@ -157,10 +157,9 @@ impl Revocations {
 
     /// The stream's catch-up is complete: forget what has expired meanwhile.
     fn synced(&self) {
+        self.prune();
         let now = self.clock.unix();
-        let leeway = self.leeway;
         let mut s = self.state();
-        s.revoked.retain(|_, exp| exp.saturating_add(leeway) > now);
         s.synced = true;
         s.heard_at = Some(now);
     }

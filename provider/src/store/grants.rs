@@ -179,19 +179,20 @@ impl Guard {
 /// the tokens. Their parameters are `$1` the key, `$2` the time, then [`Revoke::extra`];
 /// each statement is given as many as it names.
 struct Step {
-    sql: &'static str,
+    sql: String,
     params: usize,
 }
 
-const fn step(sql: &'static str, params: usize) -> Step {
+fn step(sql: String, params: usize) -> Step {
     Step { sql, params }
 }
 
 impl Step {
-    fn query<'q>(&self, params: &[Val]) -> super::rows::AnyQuery<'q> {
-        params[..self.params]
-            .iter()
-            .fold(sqlx::query(self.sql), |q, v| v.bind(q))
+    fn query<'q>(&'q self, params: &[Val]) -> super::rows::AnyQuery<'q> {
+        params[..self.params].iter().fold(
+            sqlx::query(sqlx::AssertSqlSafe(self.sql.as_str())),
+            |q, v| v.bind(q),
+        )
     }
 }
 
@@ -201,91 +202,52 @@ fn plan(what: Revoke<'_>) -> [Step; 4] {
         Revoke::Grant(_) => [
             step(
                 "UPDATE authorization_codes SET revoked_at = $2 \
-                 WHERE code_hash = $1 AND revoked_at IS NULL",
+                 WHERE code_hash = $1 AND revoked_at IS NULL"
+                    .into(),
                 2,
             ),
             step(
-                "UPDATE grants SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL",
+                "UPDATE grants SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL"
+                    .into(),
                 2,
             ),
             step(
                 "UPDATE refresh_tokens SET revoked_at = $2 \
-                 WHERE grant_id = $1 AND revoked_at IS NULL",
+                 WHERE grant_id = $1 AND revoked_at IS NULL"
+                    .into(),
                 2,
             ),
             step(
                 "UPDATE access_tokens SET revoked_at = $2 \
-                 WHERE grant_id = $1 AND revoked_at IS NULL",
+                 WHERE grant_id = $1 AND revoked_at IS NULL"
+                    .into(),
                 2,
             ),
         ],
-        Revoke::User(_) => [
-            step(
-                "UPDATE authorization_codes SET revoked_at = $2 \
-                 WHERE user_id = $1 AND revoked_at IS NULL",
-                2,
-            ),
-            step(
-                "UPDATE grants SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-                2,
-            ),
-            step(
-                "UPDATE refresh_tokens SET revoked_at = $2 WHERE revoked_at IS NULL \
-                 AND grant_id IN (SELECT grant_id FROM grants WHERE user_id = $1)",
-                2,
-            ),
-            step(
-                "UPDATE access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL \
-                 AND grant_id IN (SELECT grant_id FROM grants WHERE user_id = $1)",
-                2,
-            ),
-        ],
-        Revoke::Client(_) => [
-            step(
-                "UPDATE authorization_codes SET revoked_at = $2 \
-                 WHERE client_id = $1 AND revoked_at IS NULL",
-                2,
-            ),
-            step(
-                "UPDATE grants SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL",
-                2,
-            ),
-            step(
-                "UPDATE refresh_tokens SET revoked_at = $2 WHERE revoked_at IS NULL \
-                 AND grant_id IN (SELECT grant_id FROM grants WHERE client_id = $1)",
-                2,
-            ),
-            step(
-                "UPDATE access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL \
-                 AND grant_id IN (SELECT grant_id FROM grants WHERE client_id = $1)",
-                2,
-            ),
-        ],
-        Revoke::App { .. } => [
-            step(
-                "UPDATE authorization_codes SET revoked_at = $2 \
-                 WHERE user_id = $1 AND client_id = $3 AND revoked_at IS NULL",
-                3,
-            ),
-            step(
-                "UPDATE grants SET revoked_at = $2 \
-                 WHERE user_id = $1 AND client_id = $3 AND revoked_at IS NULL",
-                3,
-            ),
-            step(
-                "UPDATE refresh_tokens SET revoked_at = $2 WHERE revoked_at IS NULL \
-                 AND grant_id IN \
-                 (SELECT grant_id FROM grants WHERE user_id = $1 AND client_id = $3)",
-                3,
-            ),
-            step(
-                "UPDATE access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL \
-                 AND grant_id IN \
-                 (SELECT grant_id FROM grants WHERE user_id = $1 AND client_id = $3)",
-                3,
-            ),
-        ],
+        Revoke::User(_) => plan_for("user_id = $1", 2),
+        Revoke::Client(_) => plan_for("client_id = $1", 2),
+        Revoke::App { .. } => plan_for("user_id = $1 AND client_id = $3", 3),
     }
+}
+
+/// The steps that revoke every code and grant matching `who` (a condition on the `user_id`
+/// and `client_id` that codes and grants both carry, naming `params` parameters), and the
+/// tokens of those grants.
+fn plan_for(who: &str, params: usize) -> [Step; 4] {
+    let of_grants = format!("grant_id IN (SELECT grant_id FROM grants WHERE {who})");
+    [
+        format!(
+            "UPDATE authorization_codes SET revoked_at = $2 WHERE {who} AND revoked_at IS NULL"
+        ),
+        format!("UPDATE grants SET revoked_at = $2 WHERE {who} AND revoked_at IS NULL"),
+        format!(
+            "UPDATE refresh_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND {of_grants}"
+        ),
+        format!(
+            "UPDATE access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND {of_grants}"
+        ),
+    ]
+    .map(|sql| step(sql, params))
 }
 
 impl Revoke<'_> {

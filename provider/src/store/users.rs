@@ -273,21 +273,13 @@ impl Store {
 
     /// Deletes a user with their codes, tokens and consents (their sessions must be ended
     /// first, so that the apps hear of it). First every grant of theirs is revoked, as any
-    /// revocation is (against issuances in flight: none can follow), then the rest goes in
-    /// one transaction. The access tokens of APIs are kept, revoked, until they expire: they
-    /// are what the APIs' revocation feed tells them (`store::tokens`). False if there was
-    /// none.
+    /// revocation is (against issuances in flight: none can follow), with its tokens; then
+    /// the rest goes in one transaction. The access tokens of APIs are kept, revoked, until
+    /// they expire: they are what the APIs' revocation feed tells them (`store::tokens`).
+    /// False if there was none.
     pub async fn delete_user(&self, id: &str, now: i64) -> Result<bool, sqlx::Error> {
         self.revoke(super::Revoke::User(id), now).await?;
         let mut tx = self.db.write().begin().await?;
-        sqlx::query(
-            "UPDATE access_tokens SET revoked_at = $2 \
-             WHERE user_id = $1 AND resource_id IS NOT NULL AND revoked_at IS NULL",
-        )
-        .bind(id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
         sqlx::query("DELETE FROM access_tokens WHERE user_id = $1 AND resource_id IS NULL")
             .bind(id)
             .execute(&mut *tx)
@@ -310,7 +302,6 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        self.revoked();
         Ok(done.rows_affected() == 1)
     }
 
