@@ -141,6 +141,8 @@ async fn main() -> anyhow::Result<()> {
             "client_secret": app.secret,
             "database_url": sqlite_url(&args.data_dir, &format!("{}.db", app.client_id)),
             "cookie": { "name": format!("{}_session", app.client_id.replace('-', "_")), "allow_insecure_http": true },
+            // Both call Notes: App A writes notes, App B reads them.
+            "notes": { "resource": NOTES.0, "write": app.client_id == "app-a" },
         });
         let figment = client_app::Config::figment().merge(Serialized::defaults(identity));
         app_configs.push(client_app::Config::load(&figment)?);
@@ -227,6 +229,10 @@ async fn main() -> anyhow::Result<()> {
     println!("  (that initial access token registers one app within the hour)");
     println!(
         "Open App A, sign in, then open App B: it signs you in without a password (single sign-on)."
+    );
+    println!(
+        "Write a note in App A; App B reads it from the Notes API. \"Sign out everywhere\" and \
+         App A shows the API refusing the token it held."
     );
     println!();
 

@@ -30,6 +30,59 @@ pub struct Config {
     /// How long to keep retrying discovery at start-up while the provider is not up yet.
     #[serde(with = "duration")]
     pub discovery_timeout: Duration,
+    /// The Notes API this app calls on the user's behalf, if any.
+    pub notes: Option<NotesConfig>,
+}
+
+/// The Notes API (the demo's third service) as this app uses it: the app asks for a token
+/// addressed to it (RFC 8707 `resource`) and calls it from its server, never the browser.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotesConfig {
+    /// The API's resource indicator: named at the authorization and token endpoints, and
+    /// its tokens' `aud`, exactly as registered (a URL, kept as written: no `/` added).
+    pub resource: String,
+    /// Where the API is called, when not at `resource` itself.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Whether this app writes notes (and asks for `notes:write`) or only reads them.
+    #[serde(default)]
+    pub write: bool,
+    /// How long the check after "Sign out everywhere" waits for the API to refuse the token
+    /// the app held (the API hears revocations within a second or so).
+    #[serde(with = "duration", default = "NotesConfig::default_refusal_wait")]
+    pub refusal_wait: Duration,
+}
+
+impl NotesConfig {
+    fn default_refusal_wait() -> Duration {
+        Duration::from_secs(5)
+    }
+
+    /// The API at `resource`, read only unless `write`.
+    pub fn new(resource: impl Into<String>, write: bool) -> Self {
+        Self {
+            resource: resource.into(),
+            url: None,
+            write,
+            refusal_wait: Self::default_refusal_wait(),
+        }
+    }
+
+    /// The scopes this app asks the API for.
+    pub fn scopes(&self) -> Vec<String> {
+        let mut scopes = vec!["notes:read".to_owned()];
+        if self.write {
+            scopes.push("notes:write".to_owned());
+        }
+        scopes
+    }
+
+    /// `{url}/notes` (or `{resource}/notes`).
+    pub fn endpoint(&self) -> String {
+        let base = self.url.as_ref().unwrap_or(&self.resource);
+        format!("{}/notes", base.trim_end_matches('/'))
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -79,6 +132,7 @@ impl Default for Config {
             },
             cookie: CookieConfig::default(),
             discovery_timeout: Duration::from_secs(60),
+            notes: None,
         }
     }
 }
@@ -107,6 +161,18 @@ impl Config {
             "public_url must be an http(s) URL"
         );
         self.session.validate().map_err(anyhow::Error::msg)?;
+        if let Some(notes) = &self.notes {
+            // RFC 8707 §2: an absolute URI without a fragment.
+            for url in std::iter::once(&notes.resource).chain(&notes.url) {
+                let parsed = Url::parse(url);
+                anyhow::ensure!(
+                    parsed.is_ok_and(
+                        |u| matches!(u.scheme(), "http" | "https") && u.fragment().is_none()
+                    ),
+                    "notes.resource and notes.url must be http(s) URLs without a fragment"
+                );
+            }
+        }
         Ok(())
     }
 
@@ -116,5 +182,47 @@ impl Config {
             "{}/callback",
             self.public_url.as_str().trim_end_matches('/')
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_notes(resource: &str, url: Option<&str>) -> Config {
+        Config {
+            client_id: "app".into(),
+            notes: Some(NotesConfig {
+                url: url.map(str::to_owned),
+                ..NotesConfig::new(resource, true)
+            }),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn the_notes_api_is_an_http_url_without_a_fragment_kept_as_written() {
+        let fine = with_notes("http://api.localhost:5003", None);
+        assert!(fine.validate().is_ok());
+        let notes = fine.notes.unwrap();
+        assert_eq!(notes.resource, "http://api.localhost:5003", "no `/` added");
+        assert_eq!(notes.endpoint(), "http://api.localhost:5003/notes");
+        assert_eq!(notes.scopes(), ["notes:read", "notes:write"]);
+        let elsewhere = with_notes("https://notes.example", Some("http://127.0.0.1:9/"));
+        assert_eq!(
+            elsewhere.notes.unwrap().endpoint(),
+            "http://127.0.0.1:9/notes"
+        );
+        for (resource, url) in [
+            ("api.localhost", None),
+            ("https://notes.example#x", None),
+            ("ftp://notes.example", None),
+            ("https://notes.example", Some("javascript:alert(1)")),
+        ] {
+            let bad = with_notes(resource, url);
+            assert!(bad.validate().is_err(), "{resource} {url:?}");
+        }
+        let read_only = NotesConfig::new("https://notes.example", false);
+        assert_eq!(read_only.scopes(), ["notes:read"]);
     }
 }

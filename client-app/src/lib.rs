@@ -5,6 +5,7 @@
 pub mod config;
 pub mod http;
 pub mod logout;
+mod notes;
 pub mod oidc;
 mod pages;
 
@@ -31,6 +32,8 @@ pub struct AppState {
     pub clock: Clock,
     /// One refresh per session at a time in this process (see `pages::current_fresh`).
     pub refreshing: pages::RefreshLocks,
+    /// The Notes API, when this app calls it.
+    notes: Option<notes::NotesApi>,
 }
 
 /// A configured app instance.
@@ -69,6 +72,10 @@ impl App {
             config.cookie.allow_insecure_http,
         );
         let issuer = config.issuer.as_str().trim_end_matches('/').to_owned();
+        let notes = config
+            .notes
+            .clone()
+            .map(|n| notes::NotesApi::new(n, client.clone()));
         let logout = logout::LogoutValidator::new(
             issuer.clone(),
             config.client_id.clone(),
@@ -86,6 +93,7 @@ impl App {
                 cookies,
                 clock,
                 refreshing: pages::RefreshLocks::default(),
+                notes,
             }),
         })
     }
@@ -101,6 +109,7 @@ impl App {
             .route("/login", get(pages::start_login))
             .route("/callback", get(pages::finish_login))
             .route("/me", get(pages::show_me))
+            .route("/notes", post(pages::add_note))
             .route("/healthz", get(infra::health::alive))
             .route("/readyz", get(pages::readiness))
             .route("/metrics", get(infra::metrics::render))

@@ -1,6 +1,8 @@
 //! The relying party's side of the protocol, on the openidconnect crate: discovery, the
 //! authorization URL (state, nonce, PKCE S256), and the callback (code exchange, ID token
-//! verification, `at_hash`, userinfo).
+//! verification, `at_hash`, userinfo), and the refreshes that renew the user's tokens: the
+//! provider's own, and one addressed to the Notes API (RFC 8707 `resource`) when the app
+//! calls it.
 
 use crate::config::Config;
 use crate::http::OidcHttp;
@@ -79,9 +81,24 @@ pub struct SignedIn {
     /// Kept on the server, rotated at every refresh.
     #[serde(default)]
     pub refresh_token: Option<String>,
-    /// When the access token was last refreshed.
+    /// When a token was last refreshed.
     #[serde(default)]
     pub refreshed_at: Option<i64>,
+    /// A token addressed to the Notes API (obtained by a refresh naming it), kept on the
+    /// server like the others.
+    #[serde(default)]
+    pub api_token: Option<String>,
+    #[serde(default)]
+    pub api_token_expires_at: i64,
+}
+
+/// Which of the user's access tokens a refresh renews.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Renew {
+    /// The provider's own (userinfo).
+    Provider,
+    /// The Notes API's: the refresh names it as `resource` (RFC 8707 §2.2).
+    Api,
 }
 
 /// Why a refresh did not happen.
@@ -93,6 +110,9 @@ pub enum RefreshError {
     /// The provider could not be reached or answered oddly: try again later.
     #[error("refresh failed: {0}")]
     Unavailable(String),
+    /// An API token was asked for, but this app calls no API.
+    #[error("this app calls no API")]
+    NoApi,
     /// The provider rotated the refresh token, but its new ID token did not verify (even
     /// with the provider's keys fetched again): `rotated` is the user as before with only
     /// the new refresh token, to be kept since the old one is spent.
@@ -122,6 +142,8 @@ pub struct Oidc {
     registration: Registration,
     http: OidcHttp,
     scopes: Vec<String>,
+    /// The Notes API's resource indicator, when the app calls it.
+    api: Option<String>,
     clock: Clock,
     /// When the provider's keys were last refetched (held across a refetch).
     refetched: tokio::sync::Mutex<Option<tokio::time::Instant>>,
@@ -196,7 +218,13 @@ impl Oidc {
             client: std::sync::RwLock::new(Arc::new(client)),
             registration,
             http,
-            scopes: config.scopes.clone(),
+            scopes: config
+                .scopes
+                .iter()
+                .cloned()
+                .chain(config.notes.iter().flat_map(|n| n.scopes()))
+                .collect(),
+            api: config.notes.as_ref().map(|n| n.resource.clone()),
             clock,
             refetched: tokio::sync::Mutex::new(None),
             key_generation: std::sync::atomic::AtomicU64::new(0),
@@ -299,6 +327,10 @@ impl Oidc {
         for scope in self.scopes.iter().filter(|s| *s != "openid") {
             request = request.add_scope(Scope::new(scope.clone()));
         }
+        // RFC 8707 §2.1: the API the grant is for, so that a refresh can name it later.
+        if let Some(api) = &self.api {
+            request = request.add_extra_param("resource", api.clone());
+        }
         let (url, state, nonce) = request.url();
         let pending = PendingLogin {
             state: state.secret().clone(),
@@ -374,20 +406,27 @@ impl Oidc {
             access_token_expires_at: self.clock.unix() + expires_in,
             refresh_token: token.refresh_token().map(|t| t.secret().clone()),
             refreshed_at: None,
+            api_token: None,
+            api_token_expires_at: 0,
         })
     }
 
-    /// Refreshes `user`'s access token (RFC 6749 §6), keeping the rotated refresh token. A
-    /// returned ID token is verified like the first one and must name the same user
-    /// (OIDC Core §12.2).
-    pub async fn refresh(&self, user: &SignedIn) -> Result<SignedIn, RefreshError> {
+    /// Refreshes `user`'s access token of kind `renew` (RFC 6749 §6), keeping the rotated
+    /// refresh token. A returned ID token is verified like the first one and must name the
+    /// same user (OIDC Core §12.2).
+    pub async fn refresh(&self, user: &SignedIn, renew: Renew) -> Result<SignedIn, RefreshError> {
         let rt = openidconnect::RefreshToken::new(
             user.refresh_token.clone().ok_or(RefreshError::Rejected)?,
         );
-        let token = self
-            .client()
+        let client = self.client();
+        let mut request = client
             .exchange_refresh_token(&rt)
-            .map_err(|e| RefreshError::Unavailable(e.to_string()))?
+            .map_err(|e| RefreshError::Unavailable(e.to_string()))?;
+        if renew == Renew::Api {
+            let api = self.api.clone().ok_or(RefreshError::NoApi)?;
+            request = request.add_extra_param("resource", api);
+        }
+        let token = request
             .request_async(&self.http)
             .await
             .map_err(|e| match e {
@@ -422,8 +461,17 @@ impl Oidc {
         }
         let now = self.clock.unix();
         let expires_in = token.expires_in().map_or(0, infra::secs);
-        next.access_token = token.access_token().secret().clone();
-        next.access_token_expires_at = now + expires_in;
+        let access_token = token.access_token().secret().clone();
+        match renew {
+            Renew::Provider => {
+                next.access_token = access_token;
+                next.access_token_expires_at = now + expires_in;
+            }
+            Renew::Api => {
+                next.api_token = Some(access_token);
+                next.api_token_expires_at = now + expires_in;
+            }
+        }
         if let Some(rotated) = token.refresh_token() {
             next.refresh_token = Some(rotated.secret().clone());
         }

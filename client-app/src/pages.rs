@@ -1,8 +1,10 @@
 //! The app's routes, a contract that external checks rely on (README.md, "The sample app"):
-//! `/`, `/login`, `/callback`, `/me`, `/logout`, `/logout/everywhere`, `/backchannel-logout`.
+//! `/`, `/login`, `/callback`, `/me`, `/logout`, `/logout/everywhere`, `/backchannel-logout`,
+//! and `/notes` (a note written to the Notes API, for an app that writes them).
 
 use crate::AppState;
-use crate::oidc::{PendingLogin, SignedIn};
+use crate::notes::{AfterSignOut, NotWritten, NotesPanel};
+use crate::oidc::{PendingLogin, Renew, SignedIn};
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Json;
@@ -32,6 +34,11 @@ struct HomePage {
     app_name: String,
     signed_in: Option<SignedInView>,
     csrf_token: String,
+    /// The Notes panel, for a signed-in user of an app that calls Notes.
+    notes: Option<NotesPanel>,
+    max_note: usize,
+    /// The API token of before "Sign out everywhere", presented once more.
+    after_sign_out: Option<AfterSignOut>,
 }
 
 struct SignedInView {
@@ -131,7 +138,7 @@ fn internal(st: &AppState, e: impl Into<Failure>) -> Response {
 }
 
 /// The signed-in user kept in a session.
-fn user_of(session: &Session) -> Option<SignedIn> {
+pub(crate) fn user_of(session: &Session) -> Option<SignedIn> {
     session.user_id.as_ref()?;
     serde_json::from_value(session.data.get(USER_KEY)?.clone()).ok()
 }
@@ -170,10 +177,16 @@ impl RefreshLocks {
     }
 }
 
-/// Whether `user`'s access token is due for a refresh.
-fn due(st: &AppState, user: &SignedIn) -> bool {
+/// Whether `user`'s access token of kind `renew` is due for a refresh (an API token not
+/// obtained yet is).
+fn due(st: &AppState, user: &SignedIn, renew: Renew) -> bool {
+    let expires_at = match renew {
+        Renew::Provider => user.access_token_expires_at,
+        Renew::Api if user.api_token.is_none() => i64::MIN,
+        Renew::Api => user.api_token_expires_at,
+    };
     user.refresh_token.is_some()
-        && user.access_token_expires_at - st.clock.unix() <= REFRESH_MARGIN_SECS
+        && expires_at.saturating_sub(st.clock.unix()) <= REFRESH_MARGIN_SECS
 }
 
 fn set_user(session: &mut Session, user: &SignedIn) {
@@ -224,10 +237,20 @@ async fn current_fresh(
     st: &AppState,
     jar: &CookieJar,
 ) -> Result<Option<Session>, sessions::StoreError> {
-    let Some(session) = current(st, jar).await? else {
-        return Ok(None);
-    };
-    if !user_of(&session).is_some_and(|u| due(st, &u)) {
+    match current(st, jar).await? {
+        Some(session) => renewed(st, session, Renew::Provider).await,
+        None => Ok(None),
+    }
+}
+
+/// `session` with its user's access token of kind `renew` refreshed if it is due (see
+/// [`current_fresh`]); `None` when the provider ended the grant.
+pub(crate) async fn renewed(
+    st: &AppState,
+    session: Session,
+    renew: Renew,
+) -> Result<Option<Session>, sessions::StoreError> {
+    if !user_of(&session).is_some_and(|u| due(st, &u, renew)) {
         return Ok(Some(session));
     }
     let _one_at_a_time = st.refreshing.of(&session.handle).lock().await;
@@ -235,10 +258,10 @@ async fn current_fresh(
     let Some(mut session) = st.sessions.load(session.id()).await? else {
         return Ok(None);
     };
-    let Some(user) = user_of(&session).filter(|u| due(st, u)) else {
+    let Some(user) = user_of(&session).filter(|u| due(st, u, renew)) else {
         return Ok(Some(session));
     };
-    match st.oidc.refresh(&user).await {
+    match st.oidc.refresh(&user, renew).await {
         Ok(next) => {
             if !save_user(st, &mut session, &next, user.refresh_token.as_deref()).await? {
                 return st.sessions.load(session.id()).await;
@@ -267,10 +290,32 @@ async fn current_fresh(
 }
 
 pub(crate) async fn show_home(State(st): Shared, jar: CookieJar) -> Response {
-    let session = match current_fresh(&st, &jar).await {
+    let mut session = match current_fresh(&st, &jar).await {
         Ok(s) => s,
         Err(e) => return internal(&st, e),
     };
+    let (mut notes, mut after_sign_out) = (None, None);
+    if let Some(api) = &st.notes
+        && let Some(s) = session.take()
+    {
+        session = if user_of(&s).is_some() {
+            match crate::notes::panel(&st, api, s).await {
+                Ok((s, panel)) => {
+                    notes = Some(panel);
+                    s
+                }
+                Err(e) => return internal(&st, e),
+            }
+        } else {
+            match crate::notes::after_sign_out(&st, api, &s).await {
+                Ok(check) => {
+                    after_sign_out = check;
+                    Some(s)
+                }
+                Err(e) => return internal(&st, e),
+            }
+        };
+    }
     let signed_in = session
         .as_ref()
         .and_then(|s| user_of(s).map(|u| (s, u)))
@@ -301,6 +346,9 @@ pub(crate) async fn show_home(State(st): Shared, jar: CookieJar) -> Response {
         app_name: st.config.name.clone(),
         signed_in,
         csrf_token,
+        notes,
+        max_note: crate::notes::MAX_TEXT,
+        after_sign_out,
     };
     (no_store(), page).into_response()
 }
@@ -594,12 +642,13 @@ async fn logged_out_meanwhile(
         .is_some_and(|at| at >= issued_at))
 }
 
-/// The session a sign-out form was posted from, if its CSRF token is that session's.
-/// `Ok(None)`: no session (nothing to sign out); `Err`: the refusal page.
-async fn signing_out(
+/// The session a form was posted from, if its CSRF token is that session's.
+/// `Ok(None)`: no session; `Err`: the refusal page, titled `refused`.
+async fn posted_from(
     st: &AppState,
     jar: &CookieJar,
     body: &[u8],
+    refused: &'static str,
 ) -> Result<Option<Session>, Response> {
     let Some(session) = current(st, jar).await.map_err(|e| internal(st, e))? else {
         return Ok(None);
@@ -611,17 +660,19 @@ async fn signing_out(
         return Err(error_page(
             st,
             StatusCode::FORBIDDEN,
-            "Sign-out refused",
+            refused,
             "This form could not be verified. Reload the page and try again.",
         ));
     }
     Ok(Some(session))
 }
 
+const SIGN_OUT_REFUSED: &str = "Sign-out refused";
+
 /// Ends the local session only (CSRF-protected form).
 pub(crate) async fn logout(State(st): Shared, jar: CookieJar, body: Bytes) -> Response {
     // Read the session before the jar drops its cookie.
-    let found = signing_out(&st, &jar, &body).await;
+    let found = posted_from(&st, &jar, &body, SIGN_OUT_REFUSED).await;
     let jar = jar.remove(st.cookies.removal());
     let session = match found {
         Ok(Some(session)) => session,
@@ -640,7 +691,7 @@ pub(crate) async fn logout(State(st): Shared, jar: CookieJar, body: Bytes) -> Re
 /// other app of the SSO session.
 pub(crate) async fn logout_everywhere(State(st): Shared, jar: CookieJar, body: Bytes) -> Response {
     // Read the session before the jar drops its cookie.
-    let found = signing_out(&st, &jar, &body).await;
+    let found = posted_from(&st, &jar, &body, SIGN_OUT_REFUSED).await;
     let jar = jar.remove(st.cookies.removal());
     let session = match found {
         Ok(Some(session)) => session,
@@ -653,6 +704,19 @@ pub(crate) async fn logout_everywhere(State(st): Shared, jar: CookieJar, body: B
     }
     let (Some(endpoint), Some(user)) = (st.oidc.end_session_endpoint.clone(), user) else {
         return (jar, no_store(), Redirect::to("/")).into_response();
+    };
+    // The Notes token is presented once more when the browser is back (`notes::after_sign_out`).
+    let jar = match st
+        .notes
+        .as_ref()
+        .map(|_| crate::notes::keep_for_check(&st, &user))
+    {
+        Some(kept) => match kept.await {
+            Ok(Some(check)) => jar.add(st.cookies.cookie(check.id())),
+            Ok(None) => jar,
+            Err(e) => return internal(&st, e),
+        },
+        None => jar,
     };
     let state = match infra::secret::random_handle() {
         Ok(s) => s,
@@ -668,6 +732,42 @@ pub(crate) async fn logout_everywhere(State(st): Shared, jar: CookieJar, body: B
         )
         .append_pair("state", &state);
     (jar, no_store(), Redirect::to(url.as_str())).into_response()
+}
+
+/// Writes a note to the Notes API (CSRF-protected form: `csrf_token`, `text`), then back to
+/// the home page, which lists it (POST-redirect-GET).
+pub(crate) async fn add_note(State(st): Shared, jar: CookieJar, body: Bytes) -> Response {
+    const REFUSED: &str = "Note not saved";
+    let Some(api) = st.notes.as_ref().filter(|n| n.config.write) else {
+        return error_page(
+            &st,
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "This app does not write notes.",
+        );
+    };
+    let session = match posted_from(&st, &jar, &body, REFUSED).await {
+        Ok(Some(session)) if user_of(&session).is_some() => session,
+        Ok(_) => {
+            return error_page(&st, StatusCode::UNAUTHORIZED, REFUSED, "Sign in first.");
+        }
+        Err(refused) => return refused,
+    };
+    let text = url::form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "text")
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_default();
+    if text.is_empty() || text.chars().count() > crate::notes::MAX_TEXT {
+        let why = format!("A note is 1 to {} characters long.", crate::notes::MAX_TEXT);
+        return error_page(&st, StatusCode::UNPROCESSABLE_ENTITY, REFUSED, why);
+    }
+    match crate::notes::write(&st, api, session, &text).await {
+        Ok(Ok(())) | Ok(Err(NotWritten::SignedOut)) => {
+            (no_store(), Redirect::to("/")).into_response()
+        }
+        Ok(Err(NotWritten::Refused(why))) => error_page(&st, StatusCode::BAD_GATEWAY, REFUSED, why),
+        Err(e) => internal(&st, e),
+    }
 }
 
 /// OIDC Back-Channel Logout 1.0 §2.5–2.8: a valid logout token ends every local session of the

@@ -2,11 +2,13 @@
 //! tokens): an API registered from the command line, named at `/authorize` and `/token`, its
 //! tokens addressed to it, refused by userinfo, and introspected by the API's own client.
 
-use super::{sign_in, userinfo_status};
-use crate::harness::{ALICE, Browser, Stack, eventually, jwt_part, param, register_service, spawn};
+use super::{sign_in, signed_out, userinfo_status};
+use crate::harness::NOTES_API as NOTES;
+use crate::harness::{
+    ALICE, Browser, Options, Page, RunningApp, Stack, eventually, jwt_part, param,
+    register_service, spawn, spawn_with,
+};
 use serde_json::Value;
-
-const NOTES: &str = "http://api.localhost:5003";
 
 /// `POST /introspect` about `token`, authenticated as `(client_id, secret)`.
 async fn introspect(stack: &Stack, token: &str, (id, secret): (&str, &str)) -> Value {
@@ -670,14 +672,24 @@ async fn an_api_exchanges_a_users_token_for_one_to_the_next_api() {
     assert!(doc["gatehouse_revocation_feed_endpoint"].is_string());
 }
 
-/// The demo's Notes API, in-process against the stack: it keeps alice's note, records it at
-/// the Audit API on her behalf with an exchanged token (`act` naming Notes), shows how each
-/// token was validated, refuses what it should, and hears "sign out everywhere".
-#[tokio::test]
-async fn the_notes_api_keeps_notes_audits_them_and_hears_sign_out_everywhere() {
-    let stack = spawn().await;
-    notes_with_audit(&stack).await;
+/// The demo's Notes and Audit APIs, running in-process against a stack.
+pub(super) struct RunningApis {
+    pub notes_url: String,
+    /// What keeps them hearing the provider's revocation feed.
+    _feeds: [resource_server::Listener; 2],
+}
 
+/// A stack whose apps call the Notes API (App A writes notes, App B reads them), with Notes
+/// and Audit set up as [`notes_with_audit`] does and running in-process.
+pub(super) async fn spawn_with_notes(options: Options) -> (Stack, RunningApis) {
+    let notes_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let notes_url = format!("http://{}", notes_listener.local_addr().unwrap());
+    let stack = spawn_with(Options {
+        notes_url: Some(notes_url.clone()),
+        ..options
+    })
+    .await;
+    notes_with_audit(&stack).await;
     let http = client_app::http::client_builder().build().unwrap();
     let settings = |audience: &str, client: &str, secret: &str| notes_api::Settings {
         issuer: stack.issuer.clone(),
@@ -685,11 +697,8 @@ async fn the_notes_api_keeps_notes_audits_them_and_hears_sign_out_everywhere() {
         client_id: client.into(),
         client_secret: secret.into(),
     };
-    let serve = |router: axum::Router| async move {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+    let serve = |listener: tokio::net::TcpListener, router: axum::Router| {
         tokio::spawn(async move { axum::serve(listener, router).await });
-        url
     };
     let audit = notes_api::audit(
         settings(AUDIT, "audit-api", "audit-secret"),
@@ -698,20 +707,36 @@ async fn the_notes_api_keeps_notes_audits_them_and_hears_sign_out_everywhere() {
     )
     .await
     .unwrap();
-    let audit_url = serve(audit.router).await;
+    let audit_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let target = notes_api::AuditApi {
         resource: AUDIT.into(),
-        url: audit_url,
+        url: format!("http://{}", audit_listener.local_addr().unwrap()),
     };
+    serve(audit_listener, audit.router);
     let notes = notes_api::notes(
         settings(NOTES, "notes-api", "notes-secret"),
         Some(target),
-        http.clone(),
+        http,
         stack.clock.clone(),
     )
     .await
     .unwrap();
-    let notes_url = serve(notes.router).await;
+    serve(notes_listener, notes.router);
+    let apis = RunningApis {
+        notes_url,
+        _feeds: [notes.listener, audit.listener],
+    };
+    (stack, apis)
+}
+
+/// The demo's Notes API, in-process against the stack: it keeps alice's note, records it at
+/// the Audit API on her behalf with an exchanged token (`act` naming Notes), shows how each
+/// token was validated, refuses what it should, and hears "sign out everywhere".
+#[tokio::test]
+async fn the_notes_api_keeps_notes_audits_them_and_hears_sign_out_everywhere() {
+    let (stack, apis) = spawn_with_notes(Options::default()).await;
+    let http = client_app::http::client_builder().build().unwrap();
+    let notes_url = apis.notes_url.clone();
 
     let (token, _) = api_token_with(&stack, ALICE.1, "openid notes:read notes:write").await;
     let call = |method: reqwest::Method, token: Option<String>, body: Option<&'static str>| {
@@ -795,5 +820,123 @@ async fn the_notes_api_keeps_notes_audits_them_and_hears_sign_out_everywhere() {
             .contains("revoked"),
         "{refused}"
     );
-    drop((notes.listener, audit.listener));
+}
+
+/// `app`'s home page in `browser`, loaded again until it shows `expected` (the API is heard
+/// once its revocation feed is synced).
+async fn home_showing(browser: &Browser, app: &RunningApp, expected: &str) -> Page {
+    let last = std::cell::RefCell::new(String::new());
+    let found = crate::harness::within_patience(|| async {
+        let page = browser.follow(&format!("{}/", app.url)).await;
+        if page.body.contains(expected) {
+            return Some(page);
+        }
+        *last.borrow_mut() = page.body;
+        None
+    })
+    .await;
+    found.unwrap_or_else(|| {
+        let last = last.borrow();
+        panic!("{} shows {expected:?}; it shows:\n{last}", app.url)
+    })
+}
+
+/// The demo's journey over HTTP with a cookie jar: App A (third-party) asks for the Notes API
+/// at sign-in, writes a note through its page (CSRF-protected, escaped on display); App B
+/// (first-party, single sign-on) reads it and cannot write; an expired API token is renewed by
+/// a refresh that names the API; after "Sign out everywhere" App A shows the API refusing the
+/// token it held, once, and App B is signed out too.
+#[tokio::test]
+async fn app_a_writes_notes_that_app_b_reads_and_sign_out_everywhere_reaches_the_api() {
+    let (stack, _apis) = spawn_with_notes(Options::default()).await;
+    let (app_a, app_b) = (&stack.app_a, &stack.app_b);
+    let browser = Browser::new();
+    let login = browser.follow(&format!("{}/login", app_a.url)).await;
+    let authorize = format!("{}/authorize?", stack.issuer);
+    assert!(
+        login
+            .hops
+            .iter()
+            .any(|h| h.url.as_str().starts_with(&authorize)
+                && param(h.url.as_str(), "resource").as_deref() == Some(NOTES)),
+        "RFC 8707 §2.1: the API is named at sign-in: {:?}",
+        login.hops
+    );
+    let fields = [("username", ALICE.0), ("password", ALICE.1)];
+    let consent = browser.submit(&login, "/login", &fields).await;
+    for line in [
+        "Use Notes with the permission “notes:read”",
+        "Use Notes with the permission “notes:write”",
+    ] {
+        assert!(consent.body.contains(line), "{line}: {}", consent.body);
+    }
+    browser
+        .submit(&consent, "/consent", &[("decision", "allow")])
+        .await;
+    let home = home_showing(&browser, app_a, r#"id="no-notes""#).await;
+    assert!(
+        home.body.contains("JWT checked locally"),
+        "how the API validated the token: {}",
+        home.body
+    );
+    assert!(home.body.contains(" µs</dd>"), "{}", home.body);
+
+    // A form without the session's CSRF token is refused and writes nothing; so is an empty note.
+    let forged = [("csrf_token", "forged"), ("text", "forged")];
+    let refused = browser
+        .post_form(&format!("{}/notes", app_a.url), &forged)
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let empty = browser.submit(&home, "/notes", &[("text", "   ")]).await;
+    assert_eq!(empty.status, 422, "{}", empty.body);
+    let written = browser
+        .submit(&home, "/notes", &[("text", "buy <b>milk</b>")])
+        .await;
+    assert_eq!(written.status, 200, "{}", written.body);
+    assert_eq!(written.url.as_str(), format!("{}/", app_a.url));
+    assert!(
+        written.body.contains("buy &#60;b&#62;milk&#60;/b&#62;") && written.body.contains("app-a"),
+        "the note, escaped, written through App A: {}",
+        written.body
+    );
+    assert!(!written.body.contains("forged"), "{}", written.body);
+
+    // App B: single sign-on, the same user's notes, no form, and no writing.
+    sign_in(&stack, &browser, app_b, ALICE).await;
+    let at_b = home_showing(&browser, app_b, "buy &#60;b&#62;milk&#60;/b&#62;").await;
+    assert!(!at_b.body.contains(r#"action="/notes""#), "{}", at_b.body);
+    let csrf = at_b.hidden("csrf_token").unwrap();
+    let post = [("csrf_token", csrf.as_str()), ("text", "from B")];
+    let not_here = browser
+        .post_form(&format!("{}/notes", app_b.url), &post)
+        .await;
+    assert_eq!(not_here.status, 404, "{}", not_here.body);
+
+    // The API token expires (five minutes), so the API would refuse it: the next page renews
+    // it with a refresh that names the API again, and the note is listed.
+    stack.clock.advance(std::time::Duration::from_secs(6 * 60));
+    let renewed = home_showing(&browser, app_a, "buy &#60;b&#62;milk&#60;/b&#62;").await;
+
+    // Sign out everywhere from App A: back there, the page shows the API refusing the token.
+    let out = browser.submit(&renewed, "/logout/everywhere", &[]).await;
+    assert!(
+        out.url
+            .as_str()
+            .starts_with(&format!("{}/?state=", app_a.url)),
+        "{}",
+        out.url
+    );
+    assert!(out.body.contains(r#"id="api-refused""#), "{}", out.body);
+    assert!(
+        out.body.contains("401 invalid_token") && out.body.contains("revoked"),
+        "{}",
+        out.body
+    );
+    let again = browser.follow(&format!("{}/", app_a.url)).await;
+    assert!(
+        !again.body.contains("after-sign-out") && again.body.contains("You are not signed in."),
+        "the check is shown once: {}",
+        again.body
+    );
+    signed_out(&browser, app_b, "App B hears the sign-out").await;
 }

@@ -364,3 +364,74 @@ async fn connected_apps_disconnect_signs_app_a_out_and_keeps_app_b() {
     chrome.wait_for_text("status", "Signed in").await;
     chrome.client.clone().close().await.unwrap();
 }
+
+/// Reloads `url` in Chromium until element `id` is on the page (the demo API answers once it
+/// has heard the provider's revocation feed).
+async fn reload_until(chrome: &Chrome, url: &str, id: &str) {
+    let found = crate::harness::within_patience(|| async {
+        chrome.goto(url).await;
+        chrome.client.find(Locator::Id(id)).await.ok()
+    })
+    .await;
+    if found.is_none() {
+        let text = chrome.page_text().await;
+        panic!("{url} shows #{id}: it shows\n{text}");
+    }
+}
+
+/// The demo's journey with the Notes API: a note written in App A is read in App B, and after
+/// "Sign out everywhere" App A shows the API refusing the token it held.
+#[tokio::test]
+async fn a_note_written_in_app_a_is_read_in_app_b_until_sign_out_everywhere() {
+    let Some(mut chrome) = Chrome::start("notes").await else {
+        return;
+    };
+    let (stack, _apis) = super::apis::spawn_with_notes(Options {
+        secure_cookies: true,
+        ..Options::default()
+    })
+    .await;
+    sign_in_at_app_a(&mut chrome, &stack).await;
+    let app_a = format!("{}/", stack.app_a.url);
+    reload_until(&chrome, &app_a, "no-notes").await;
+    chrome.fill("note-text", "Buy milk for the tea party").await;
+    chrome.click("add-note").await;
+    reload_until(&chrome, &app_a, "note-list").await;
+    assert!(
+        chrome
+            .text("note-list")
+            .await
+            .contains("Buy milk for the tea party"),
+        "{}",
+        chrome.page_text().await
+    );
+    chrome.shot("app-a-writes-a-note").await;
+
+    sso_at_app_b(&mut chrome, &stack).await;
+    reload_until(&chrome, &format!("{}/", stack.app_b.url), "note-list").await;
+    assert!(
+        chrome
+            .text("note-list")
+            .await
+            .contains("written through app-a"),
+        "{}",
+        chrome.page_text().await
+    );
+    assert!(chrome.client.find(Locator::Id("add-note")).await.is_err());
+    chrome.shot("app-b-reads-the-note").await;
+
+    chrome.goto(&app_a).await;
+    chrome.click("logout-everywhere").await;
+    chrome.wait_for_url(&app_a).await;
+    chrome.wait_for_text("api-refused", "Refused").await;
+    assert!(
+        chrome
+            .text("api-answer")
+            .await
+            .contains("401 invalid_token"),
+        "{}",
+        chrome.page_text().await
+    );
+    chrome.shot("app-a-api-refuses-after-sign-out").await;
+    chrome.client.clone().close().await.unwrap();
+}

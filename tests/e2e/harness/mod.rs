@@ -166,7 +166,13 @@ pub struct Options {
     pub open_registration: bool,
     /// Any other change to the provider's configuration.
     pub configure: Option<fn(&mut provider::Config)>,
+    /// Where the Notes API (resource [`NOTES_API`]) is served: both apps call it there, App A
+    /// writing notes and App B reading them (the test starts the API).
+    pub notes_url: Option<String>,
 }
+
+/// The Notes API's resource indicator, as in the demo.
+pub const NOTES_API: &str = "http://api.localhost:5003";
 
 async fn listen() -> (TcpListener, u16) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -288,6 +294,15 @@ pub async fn spawn_with(mut options: Options) -> Stack {
                 "sqlite://{}?mode=rwc",
                 dir.path().join(format!("{id}.db")).display()
             ),
+            notes: options
+                .notes_url
+                .clone()
+                .map(|url| client_app::config::NotesConfig {
+                    url: Some(url),
+                    // The API's refusal is waited for as patiently as anything else here.
+                    refusal_wait: PATIENCE,
+                    ..client_app::config::NotesConfig::new(NOTES_API, id == "app-a")
+                }),
             ..client_app::Config::default()
         };
         // Cookies ignore ports: distinct names keep the two apps' cookies apart.
