@@ -54,6 +54,16 @@ pub struct NotesConfig {
     pub refusal_wait: Duration,
 }
 
+/// Whether `url`'s host is this machine (`localhost`, `*.localhost`, a loopback address).
+fn on_this_machine(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => infra::http::is_localhost(d),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 impl NotesConfig {
     fn default_refusal_wait() -> Duration {
         Duration::from_secs(5)
@@ -162,16 +172,27 @@ impl Config {
         );
         self.session.validate().map_err(anyhow::Error::msg)?;
         if let Some(notes) = &self.notes {
-            // RFC 8707 §2: an absolute URI without a fragment.
+            // RFC 8707 §2: an absolute URI without a fragment (and, as it SHOULD, no query);
+            // https unless on this machine or the demo's plain http is allowed, since a
+            // bearer token travels to it.
             for url in std::iter::once(&notes.resource).chain(&notes.url) {
-                let parsed = Url::parse(url);
+                let parsed = Url::parse(url).ok().filter(|u| {
+                    u.fragment().is_none()
+                        && u.query().is_none()
+                        && (u.scheme() == "https"
+                            || u.scheme() == "http"
+                                && (self.cookie.allow_insecure_http || on_this_machine(u)))
+                });
                 anyhow::ensure!(
-                    parsed.is_ok_and(
-                        |u| matches!(u.scheme(), "http" | "https") && u.fragment().is_none()
-                    ),
-                    "notes.resource and notes.url must be http(s) URLs without a fragment"
+                    parsed.is_some(),
+                    "notes.resource and notes.url must be https URLs (http on localhost, or \
+                     with cookie.allow_insecure_http) without a query or fragment: {url}"
                 );
             }
+            anyhow::ensure!(
+                notes.refusal_wait <= Duration::from_secs(30),
+                "notes.refusal_wait must be at most 30s"
+            );
         }
         Ok(())
     }
@@ -216,12 +237,22 @@ mod tests {
         for (resource, url) in [
             ("api.localhost", None),
             ("https://notes.example#x", None),
+            ("https://notes.example?v=1", None),
             ("ftp://notes.example", None),
+            ("http://notes.example", None),
             ("https://notes.example", Some("javascript:alert(1)")),
         ] {
             let bad = with_notes(resource, url);
             assert!(bad.validate().is_err(), "{resource} {url:?}");
         }
+        let mut insecure = with_notes("http://notes.example", None);
+        insecure.cookie.allow_insecure_http = true;
+        assert!(insecure.validate().is_ok(), "plain http, allowed");
+        let mut slow = with_notes("https://notes.example", None);
+        if let Some(n) = slow.notes.as_mut() {
+            n.refusal_wait = Duration::from_secs(31);
+        }
+        assert!(slow.validate().is_err());
         let read_only = NotesConfig::new("https://notes.example", false);
         assert_eq!(read_only.scopes(), ["notes:read"]);
     }

@@ -6,8 +6,9 @@
 //!
 //! After "Sign out everywhere" the app keeps the API token it held, for one page view only,
 //! in a fresh anonymous session, and presents it to the API once more when the browser comes
-//! back from the provider: the page shows the API refusing it (the revocation the API heard
-//! on the provider's feed), or, should the API still accept it after a few seconds, says so.
+//! back from the provider: the page shows the API refusing it as revoked (the revocation the
+//! API heard on the provider's feed), or says that it still accepts it, or that the check
+//! could not tell. A sign-in started from that session instead drops the token.
 
 use crate::AppState;
 use crate::config::NotesConfig;
@@ -30,6 +31,12 @@ pub(crate) struct NotesApi {
     http: reqwest::Client,
 }
 
+/// Said when no token for the API is at hand.
+const NO_TOKEN: &str = "No token for Notes could be obtained from Gatehouse just now.";
+/// Said when the provider will give none to this sign-in.
+const NOT_ALLOWED: &str = "Gatehouse gives this sign-in no token for Notes (it was not allowed \
+    when you signed in, or Notes was registered anew since). Sign out and in again to allow it.";
+
 /// What the API answered.
 struct Answer {
     status: u16,
@@ -39,7 +46,18 @@ struct Answer {
 }
 
 impl Answer {
-    /// The API's error, in the words of its answer (RFC 6750 §3.1 codes for token refusals).
+    /// Whether the API refused the token as revoked (RFC 6750 §3.1 `invalid_token`, with
+    /// the resource server's description of a revoked token).
+    fn revoked(&self) -> bool {
+        self.status == 401
+            && self.body["error"] == "invalid_token"
+            && self.body["error_description"]
+                .as_str()
+                .is_some_and(|d| d.contains("revoked"))
+    }
+
+    /// The API's error, as its JSON body states it (the Notes API's bodies repeat the
+    /// `WWW-Authenticate` challenge's `error` and `error_description`).
     fn error(&self) -> String {
         let error = self.body["error"].as_str().unwrap_or("no error code");
         match self.body["error_description"].as_str() {
@@ -56,6 +74,8 @@ enum CallError {
     Unreachable(#[source] reqwest::Error),
     #[error("the Notes API's answer was too long")]
     TooLong,
+    #[error("the Notes API's answer was not JSON")]
+    NotJson,
 }
 
 impl NotesApi {
@@ -63,7 +83,14 @@ impl NotesApi {
         Self { config, http }
     }
 
-    async fn call(&self, token: &str, note: Option<&str>) -> Result<Answer, CallError> {
+    /// One call with `token`: `GET /notes`, or `POST /notes` with `note`; within `timeout`
+    /// when given (else the client's own).
+    async fn call(
+        &self,
+        token: &str,
+        note: Option<&str>,
+        timeout: Option<Duration>,
+    ) -> Result<Answer, CallError> {
         let started = Instant::now();
         let request = match note {
             None => self.http.get(self.config.endpoint()),
@@ -71,6 +98,10 @@ impl NotesApi {
                 .http
                 .post(self.config.endpoint())
                 .json(&serde_json::json!({ "text": text })),
+        };
+        let request = match timeout {
+            Some(t) => request.timeout(t),
+            None => request,
         };
         let mut response = request
             .bearer_auth(token)
@@ -85,9 +116,10 @@ impl NotesApi {
             }
             bytes.extend_from_slice(&chunk);
         }
+        let body = serde_json::from_slice(&bytes).map_err(|_| CallError::NotJson)?;
         Ok(Answer {
             status,
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            body,
             round_trip: started.elapsed(),
         })
     }
@@ -131,8 +163,10 @@ impl NotesPanel {
 
 /// The result of presenting the pre-sign-out token again.
 pub(crate) struct AfterSignOut {
-    /// Whether the API refused it.
+    /// Whether the API refused it as revoked.
     pub refused: bool,
+    /// Whether it still accepted it (neither: the check could not tell).
+    pub accepted: bool,
     /// What the API answered last.
     pub answer: String,
     /// How long the check took, from the first try to the last answer.
@@ -147,14 +181,22 @@ fn millis(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-/// The user's token for the API, refreshed if due: the session as it is now (`None` if the
-/// provider ended the grant meanwhile) and the token (`None` if none could be obtained).
+/// The user's token for the API, refreshed if due: the session as it is now (`None` if it
+/// ended meanwhile), and the unexpired token or why there is none.
 async fn api_token(
     st: &AppState,
     session: Session,
-) -> Result<(Option<Session>, Option<String>), sessions::StoreError> {
+) -> Result<(Option<Session>, Result<String, &'static str>), sessions::StoreError> {
     let session = renewed(st, session, Renew::Api).await?;
-    let token = session.as_ref().and_then(user_of).and_then(|u| u.api_token);
+    let now = st.clock.unix();
+    let token = match session.as_ref().and_then(user_of) {
+        Some(u) if u.api_refused.is_some() => Err(NOT_ALLOWED),
+        Some(u) => u
+            .api_token
+            .filter(|_| u.api_token_expires_at > now)
+            .ok_or(NO_TOKEN),
+        None => Err(NO_TOKEN),
+    };
     Ok((session, token))
 }
 
@@ -168,11 +210,11 @@ pub(crate) async fn panel(
 ) -> Result<(Option<Session>, NotesPanel), sessions::StoreError> {
     let can_write = api.config.write;
     let (session, token) = api_token(st, session).await?;
-    let Some(token) = token else {
-        let why = "No token for Notes could be obtained from Gatehouse just now.".to_owned();
-        return Ok((session, NotesPanel::failed(can_write, why)));
+    let token = match token {
+        Ok(t) => t,
+        Err(why) => return Ok((session, NotesPanel::failed(can_write, why.to_owned()))),
     };
-    let answer = match api.call(&token, None).await {
+    let answer = match api.call(&token, None, None).await {
         Ok(a) => a,
         Err(e) => {
             tracing::warn!(error = %e, "the Notes API did not answer");
@@ -230,11 +272,11 @@ pub(crate) async fn write(
     if session.is_none() {
         return Ok(Err(NotWritten::SignedOut));
     }
-    let Some(token) = token else {
-        let why = "No token for Notes could be obtained from Gatehouse just now.";
-        return Ok(Err(NotWritten::Refused(why.to_owned())));
+    let token = match token {
+        Ok(t) => t,
+        Err(why) => return Ok(Err(NotWritten::Refused(why.to_owned()))),
     };
-    Ok(match api.call(&token, Some(text)).await {
+    Ok(match api.call(&token, Some(text), None).await {
         Ok(a) if a.status == 201 => Ok(()),
         Ok(a) => Err(NotWritten::Refused(format!(
             "Notes refused: {}.",
@@ -265,9 +307,17 @@ pub(crate) async fn keep_for_check(
     st.sessions.create(new).await.map(Some)
 }
 
+/// Drops the token [`keep_for_check`] kept, if `session` carries one (a sign-in starts from
+/// the session instead of the check).
+pub(crate) fn forget_check(session: &mut Session) {
+    if let Some(data) = session.data.as_object_mut() {
+        data.remove(AFTER_SIGN_OUT_KEY);
+    }
+}
+
 /// When `session` carries a token kept by [`keep_for_check`]: ends the session (so the check
 /// runs once, whichever request gets there first), and presents the token to the API until
-/// it refuses it, for at most `refusal_wait`.
+/// it refuses it as revoked, for at most `refusal_wait`.
 pub(crate) async fn after_sign_out(
     st: &AppState,
     api: &NotesApi,
@@ -286,10 +336,16 @@ pub(crate) async fn after_sign_out(
         return Ok(None);
     }
     let started = Instant::now();
+    let deadline = started + api.config.refusal_wait;
     loop {
-        let answer = api.call(token, None).await;
-        let refused = matches!(&answer, Ok(a) if a.status == 401);
-        if refused || started.elapsed() >= api.config.refusal_wait {
+        // Each try within what is left of the wait (at least a moment, for a last one).
+        let left = deadline.saturating_duration_since(Instant::now());
+        let answer = api
+            .call(token, None, Some(left.max(Duration::from_millis(100))))
+            .await;
+        let refused = matches!(&answer, Ok(a) if a.revoked());
+        if refused || Instant::now() >= deadline {
+            let accepted = matches!(&answer, Ok(a) if a.status == 200);
             let answer = match answer {
                 Ok(a) if a.status == 200 => "200: it still accepts the token".to_owned(),
                 Ok(a) => a.error(),
@@ -297,6 +353,7 @@ pub(crate) async fn after_sign_out(
             };
             return Ok(Some(AfterSignOut {
                 refused,
+                accepted,
                 answer,
                 waited: millis(started.elapsed()),
             }));

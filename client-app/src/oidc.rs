@@ -65,8 +65,8 @@ pub struct PendingLogin {
     pub created_at: i64,
 }
 
-/// The result of a verified sign-in.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// The result of a verified sign-in. Its `Debug` shows the subject only: never a token.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct SignedIn {
     pub sub: String,
     pub name: Option<String>,
@@ -90,6 +90,22 @@ pub struct SignedIn {
     pub api_token: Option<String>,
     #[serde(default)]
     pub api_token_expires_at: i64,
+    /// How long the API's tokens live, as the last one did (seconds).
+    #[serde(default)]
+    pub api_token_lifetime: i64,
+    /// Why the provider will not give this grant a token for the API (it was not allowed
+    /// at sign-in, or the API was registered anew since): not asked again until the next
+    /// sign-in.
+    #[serde(default)]
+    pub api_refused: Option<String>,
+}
+
+impl std::fmt::Debug for SignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedIn")
+            .field("sub", &self.sub)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Which of the user's access tokens a refresh renews.
@@ -110,9 +126,10 @@ pub enum RefreshError {
     /// The provider could not be reached or answered oddly: try again later.
     #[error("refresh failed: {0}")]
     Unavailable(String),
-    /// An API token was asked for, but this app calls no API.
-    #[error("this app calls no API")]
-    NoApi,
+    /// The provider will not give this grant a token for the API (`invalid_target` or
+    /// `invalid_scope`, RFC 8707 §2.2): asking again will not change that.
+    #[error("the provider gives no token for the API to this grant: {0}")]
+    NoApi(String),
     /// The provider rotated the refresh token, but its new ID token did not verify (even
     /// with the provider's keys fetched again): `rotated` is the user as before with only
     /// the new refresh token, to be kept since the old one is spent.
@@ -408,6 +425,8 @@ impl Oidc {
             refreshed_at: None,
             api_token: None,
             api_token_expires_at: 0,
+            api_token_lifetime: 0,
+            api_refused: None,
         })
     }
 
@@ -423,7 +442,9 @@ impl Oidc {
             .exchange_refresh_token(&rt)
             .map_err(|e| RefreshError::Unavailable(e.to_string()))?;
         if renew == Renew::Api {
-            let api = self.api.clone().ok_or(RefreshError::NoApi)?;
+            let api = self.api.clone().ok_or_else(|| {
+                RefreshError::NoApi("this app is not configured to call an API".into())
+            })?;
             request = request.add_extra_param("resource", api);
         }
         let token = request
@@ -434,6 +455,12 @@ impl Oidc {
                     if *r.error() == openidconnect::core::CoreErrorResponseType::InvalidGrant =>
                 {
                     RefreshError::Rejected
+                }
+                openidconnect::RequestTokenError::ServerResponse(r)
+                    if renew == Renew::Api
+                        && matches!(r.error().as_ref(), "invalid_target" | "invalid_scope") =>
+                {
+                    RefreshError::NoApi(r.error().as_ref().to_owned())
                 }
                 other => RefreshError::Unavailable(describe(&other)),
             })?;
@@ -470,6 +497,7 @@ impl Oidc {
             Renew::Api => {
                 next.api_token = Some(access_token);
                 next.api_token_expires_at = now + expires_in;
+                next.api_token_lifetime = expires_in;
             }
         }
         if let Some(rotated) = token.refresh_token() {

@@ -177,16 +177,21 @@ impl RefreshLocks {
     }
 }
 
-/// Whether `user`'s access token of kind `renew` is due for a refresh (an API token not
-/// obtained yet is).
-fn due(st: &AppState, user: &SignedIn, renew: Renew) -> bool {
-    let expires_at = match renew {
-        Renew::Provider => user.access_token_expires_at,
-        Renew::Api if user.api_token.is_none() => i64::MIN,
-        Renew::Api => user.api_token_expires_at,
+/// Whether `user`'s access token of kind `renew` is due for a refresh: within
+/// [`REFRESH_MARGIN_SECS`] of its expiry (or half its lifetime, for an API's tokens that live
+/// less than twice that), or, for an API token, not obtained yet unless the provider said it
+/// would give none.
+fn due(now: i64, user: &SignedIn, renew: Renew) -> bool {
+    let (expires_at, margin) = match renew {
+        Renew::Provider => (user.access_token_expires_at, REFRESH_MARGIN_SECS),
+        Renew::Api if user.api_refused.is_some() => return false,
+        Renew::Api if user.api_token.is_none() => (i64::MIN, 0),
+        Renew::Api => (
+            user.api_token_expires_at,
+            REFRESH_MARGIN_SECS.min(user.api_token_lifetime / 2),
+        ),
     };
-    user.refresh_token.is_some()
-        && expires_at.saturating_sub(st.clock.unix()) <= REFRESH_MARGIN_SECS
+    user.refresh_token.is_some() && expires_at.saturating_sub(now) <= margin
 }
 
 fn set_user(session: &mut Session, user: &SignedIn) {
@@ -244,13 +249,14 @@ async fn current_fresh(
 }
 
 /// `session` with its user's access token of kind `renew` refreshed if it is due (see
-/// [`current_fresh`]); `None` when the provider ended the grant.
+/// [`current_fresh`]); `None` when the session has ended (the provider ended the grant, or
+/// it ended otherwise meanwhile).
 pub(crate) async fn renewed(
     st: &AppState,
     session: Session,
     renew: Renew,
 ) -> Result<Option<Session>, sessions::StoreError> {
-    if !user_of(&session).is_some_and(|u| due(st, &u, renew)) {
+    if !user_of(&session).is_some_and(|u| due(st.clock.unix(), &u, renew)) {
         return Ok(Some(session));
     }
     let _one_at_a_time = st.refreshing.of(&session.handle).lock().await;
@@ -258,7 +264,7 @@ pub(crate) async fn renewed(
     let Some(mut session) = st.sessions.load(session.id()).await? else {
         return Ok(None);
     };
-    let Some(user) = user_of(&session).filter(|u| due(st, u, renew)) else {
+    let Some(user) = user_of(&session).filter(|u| due(st.clock.unix(), u, renew)) else {
         return Ok(Some(session));
     };
     match st.oidc.refresh(&user, renew).await {
@@ -274,6 +280,17 @@ pub(crate) async fn renewed(
                 .end(session.id(), EndCause::ExternalRevocation)
                 .await?;
             Ok(None)
+        }
+        Err(crate::oidc::RefreshError::NoApi(why)) => {
+            // Kept, so that no page asks again before the next sign-in (the refresh token is
+            // unspent: the provider rotates it only when it answers with tokens).
+            tracing::info!(error = %why, "the provider gives this grant no token for the API");
+            let refused = SignedIn {
+                api_refused: Some(why),
+                ..user.clone()
+            };
+            save_user(st, &mut session, &refused, user.refresh_token.as_deref()).await?;
+            Ok(Some(session))
         }
         Err(crate::oidc::RefreshError::Unverified { rotated, why }) => {
             // The provider rotated the token, but its new ID token did not verify: the
@@ -415,6 +432,8 @@ pub(crate) async fn start_login(State(st): Shared, jar: CookieJar, headers: Head
     for _ in 0..SAVE_ATTEMPTS {
         let mut list = pending_list(&session);
         list.retain(|p| now - p.created_at < PENDING_TTL_SECS);
+        // A sign-in instead of the check after "Sign out everywhere": the kept token goes.
+        crate::notes::forget_check(&mut session);
         while list.len() >= PENDING_MAX {
             list.remove(0);
         }
@@ -705,19 +724,16 @@ pub(crate) async fn logout_everywhere(State(st): Shared, jar: CookieJar, body: B
     let (Some(endpoint), Some(user)) = (st.oidc.end_session_endpoint.clone(), user) else {
         return (jar, no_store(), Redirect::to("/")).into_response();
     };
-    // The Notes token is presented once more when the browser is back (`notes::after_sign_out`).
-    let jar = match st
-        .notes
-        .as_ref()
-        .map(|_| crate::notes::keep_for_check(&st, &user))
-    {
-        Some(kept) => match kept.await {
-            Ok(Some(check)) => jar.add(st.cookies.cookie(check.id())),
-            Ok(None) => jar,
-            Err(e) => return internal(&st, e),
-        },
-        None => jar,
-    };
+    // The Notes token is presented once more when the browser is back
+    // (`notes::after_sign_out`): a demo's extra, which never holds up the sign-out.
+    let mut jar = jar;
+    if st.notes.is_some() {
+        match crate::notes::keep_for_check(&st, &user).await {
+            Ok(Some(check)) => jar = jar.add(st.cookies.cookie(check.id())),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "the API token could not be kept for the check"),
+        }
+    }
     let state = match infra::secret::random_handle() {
         Ok(s) => s,
         Err(e) => return internal(&st, e),
@@ -830,4 +846,54 @@ pub(crate) async fn backchannel_logout(
 pub(crate) async fn readiness(State(st): Shared) -> Response {
     use infra::health::{check, report};
     report(&[("sessions", check(st.sessions.ping()).await)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(api_token: Option<&str>, expires_at: i64, lifetime: i64) -> SignedIn {
+        SignedIn {
+            sub: "alice".into(),
+            name: None,
+            email: None,
+            provider_sid: None,
+            id_token_claims: serde_json::Value::Null,
+            id_token: String::new(),
+            access_token: String::new(),
+            access_token_expires_at: 1_000,
+            refresh_token: Some("rt".into()),
+            refreshed_at: None,
+            api_token: api_token.map(str::to_owned),
+            api_token_expires_at: expires_at,
+            api_token_lifetime: lifetime,
+            api_refused: None,
+        }
+    }
+
+    #[test]
+    fn an_api_token_is_due_when_missing_or_near_its_expiry_unless_refused() {
+        let now = 10_000;
+        assert!(due(now, &user(None, 0, 0), Renew::Api), "none yet");
+        let fresh = user(Some("at"), now + 300, 300);
+        assert!(!due(now, &fresh, Renew::Api));
+        assert!(due(now + 240, &fresh, Renew::Api), "within a minute");
+        // A 30-second token is renewed at half its life, not at every request.
+        let short = user(Some("at"), now + 30, 30);
+        assert!(!due(now, &short, Renew::Api));
+        assert!(due(now + 15, &short, Renew::Api));
+        let refused = SignedIn {
+            api_refused: Some("invalid_target".into()),
+            ..user(None, 0, 0)
+        };
+        assert!(!due(now, &refused, Renew::Api), "not asked again");
+        let no_refresh = SignedIn {
+            refresh_token: None,
+            ..user(None, 0, 0)
+        };
+        assert!(!due(now, &no_refresh, Renew::Api));
+        // The provider's own token is judged by its own expiry.
+        assert!(due(1_000 - 60, &fresh, Renew::Provider));
+        assert!(!due(1_000 - 61, &fresh, Renew::Provider));
+    }
 }

@@ -895,7 +895,8 @@ async fn app_a_writes_notes_that_app_b_reads_and_sign_out_everywhere_reaches_the
     assert_eq!(written.status, 200, "{}", written.body);
     assert_eq!(written.url.as_str(), format!("{}/", app_a.url));
     assert!(
-        written.body.contains("buy &#60;b&#62;milk&#60;/b&#62;") && written.body.contains("app-a"),
+        written.body.contains("buy &#60;b&#62;milk&#60;/b&#62;")
+            && written.body.contains("written through app-a"),
         "the note, escaped, written through App A: {}",
         written.body
     );
@@ -939,4 +940,51 @@ async fn app_a_writes_notes_that_app_b_reads_and_sign_out_everywhere_reaches_the
         again.body
     );
     signed_out(&browser, app_b, "App B hears the sign-out").await;
+}
+
+/// An API registered anew after the sign-in (a new registration, which the grant was not
+/// given): the provider refuses App A's refresh for it (`invalid_target`), and App A says so
+/// and keeps the user signed in; signing in again (and allowing Notes again) brings the notes
+/// back.
+#[tokio::test]
+async fn an_app_whose_grant_does_not_cover_the_api_says_so_and_stays_signed_in() {
+    let (stack, _apis) = spawn_with_notes(Options::default()).await;
+    let app_a = &stack.app_a;
+    let browser = Browser::new();
+    sign_in(&stack, &browser, app_a, ALICE).await;
+    home_showing(&browser, app_a, r#"id="no-notes""#).await;
+    // Notes registered anew: the grant names the old registration only.
+    stack.cli(&["resources", "remove", NOTES]).await.unwrap();
+    let again = [
+        "resources",
+        "add",
+        "--id",
+        NOTES,
+        "--name",
+        "Notes",
+        "--scope",
+        "notes:read",
+        "--scope",
+        "notes:write",
+        "--client",
+        "notes-api",
+    ];
+    stack.cli(&again).await.unwrap();
+    // The token App A holds expires, and the refresh for a new one is refused.
+    stack.clock.advance(std::time::Duration::from_secs(6 * 60));
+    let told = home_showing(&browser, app_a, "Sign out and in again to allow it.").await;
+    assert!(
+        told.body.contains(r#"id="status">Signed in"#),
+        "{}",
+        told.body
+    );
+    // Remembered (not asked again: `due` in client-app/src/pages.rs and its test).
+    let still = browser.follow(&format!("{}/", app_a.url)).await;
+    assert!(still.body.contains("Sign out and in again to allow it."));
+
+    // Signed in again, Notes is allowed again (App A is third-party: consent) and answers.
+    let home = browser.follow(&format!("{}/", app_a.url)).await;
+    browser.submit(&home, "/logout", &[]).await;
+    sign_in(&stack, &browser, app_a, ALICE).await;
+    home_showing(&browser, app_a, r#"id="no-notes""#).await;
 }

@@ -299,8 +299,9 @@ pub async fn spawn_with(mut options: Options) -> Stack {
                 .clone()
                 .map(|url| client_app::config::NotesConfig {
                     url: Some(url),
-                    // The API's refusal is waited for as patiently as anything else here.
-                    refusal_wait: PATIENCE,
+                    // Within the test browser's 10 s timeout; the API hears a revocation in
+                    // well under a second (README, "APIs").
+                    refusal_wait: Duration::from_secs(8),
                     ..client_app::config::NotesConfig::new(NOTES_API, id == "app-a")
                 }),
             ..client_app::Config::default()
