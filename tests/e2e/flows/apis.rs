@@ -988,3 +988,41 @@ async fn an_app_whose_grant_does_not_cover_the_api_says_so_and_stays_signed_in()
     sign_in(&stack, &browser, app_a, ALICE).await;
     home_showing(&browser, app_a, r#"id="no-notes""#).await;
 }
+
+/// Eight requests of one browser arrive at App B just as its API token comes due, with the
+/// provider allowing no grace for a reused refresh token: the app renews the API token once
+/// for all of them (single-flight per session, as for the provider's own token), so nobody is
+/// signed out, and later renewals work (the refresh-token family was never revoked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_pages_renew_the_api_token_once() {
+    let (stack, _apis) = spawn_with_notes(Options {
+        configure: Some(super::authorize::no_refresh_grace),
+        ..Options::default()
+    })
+    .await;
+    let app_b = &stack.app_b;
+    let browser = Browser::new();
+    sign_in(&stack, &browser, app_b, ALICE).await;
+    home_showing(&browser, app_b, r#"id="no-notes""#).await;
+    for round in 0..2 {
+        // Past the API token's expiry (five minutes), before the provider's own is due.
+        stack
+            .clock
+            .advance(std::time::Duration::from_secs(5 * 60 + 1));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let (browser, url) = (browser.clone(), app_b.url.clone());
+            tasks.spawn(async move { browser.follow(&format!("{url}/")).await });
+        }
+        for page in tasks.join_all().await {
+            assert_eq!(page.status, 200, "round {round}: {}", page.body);
+            assert!(
+                page.body.contains(r#"id="status">Signed in"#),
+                "round {round}: {}",
+                page.body
+            );
+        }
+        // The API answers with the renewed token (once it has heard the feed since).
+        home_showing(&browser, app_b, r#"id="no-notes""#).await;
+    }
+}

@@ -399,7 +399,8 @@ async fn a_double_callback_redeems_the_code_once() {
     );
 }
 
-fn no_refresh_grace(c: &mut provider::Config) {
+/// The provider allows no grace for a reused refresh token: a second use is theft at once.
+pub(super) fn no_refresh_grace(c: &mut provider::Config) {
     c.tokens.refresh_grace = Duration::ZERO;
 }
 
