@@ -83,25 +83,25 @@ async fn notes_api(stack: &Stack) {
         stack.clock.unix(),
     )
     .await;
-    let out = stack
-        .cli(&[
-            "resources",
-            "add",
-            "--id",
-            NOTES,
-            "--name",
-            "Notes",
-            "--scope",
-            "notes:read",
-            "--scope",
-            "notes:write",
-            "--client",
-            "notes-api",
-        ])
-        .await
-        .unwrap();
+    let out = stack.cli(&ADD_NOTES).await.unwrap();
     assert!(out.contains("registered"), "{out}");
 }
+
+/// The command that registers the Notes API (as client `notes-api`).
+const ADD_NOTES: [&str; 12] = [
+    "resources",
+    "add",
+    "--id",
+    NOTES,
+    "--name",
+    "Notes",
+    "--scope",
+    "notes:read",
+    "--scope",
+    "notes:write",
+    "--client",
+    "notes-api",
+];
 
 #[tokio::test]
 async fn an_api_gets_tokens_addressed_to_it_that_only_it_can_introspect() {
@@ -955,21 +955,7 @@ async fn an_app_whose_grant_does_not_cover_the_api_says_so_and_stays_signed_in()
     home_showing(&browser, app_a, r#"id="no-notes""#).await;
     // Notes registered anew: the grant names the old registration only.
     stack.cli(&["resources", "remove", NOTES]).await.unwrap();
-    let again = [
-        "resources",
-        "add",
-        "--id",
-        NOTES,
-        "--name",
-        "Notes",
-        "--scope",
-        "notes:read",
-        "--scope",
-        "notes:write",
-        "--client",
-        "notes-api",
-    ];
-    stack.cli(&again).await.unwrap();
+    stack.cli(&ADD_NOTES).await.unwrap();
     // The token App A holds expires, and the refresh for a new one is refused.
     stack.clock.advance(std::time::Duration::from_secs(6 * 60));
     let told = home_showing(&browser, app_a, "Sign out and in again to allow it.").await;
