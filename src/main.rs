@@ -148,7 +148,7 @@ async fn main() -> anyhow::Result<()> {
         app_configs.push(client_app::Config::load(&figment)?);
     }
     let store = &provider.ctx().store;
-    seed(provider.ctx(), &app_configs, clock.unix()).await?;
+    let bobs_key = seed(provider.ctx(), &app_configs, clock.unix()).await?;
     // An initial access token for trying dynamic client registration (RFC 7591) by hand.
     let (registration_token, _) =
         registration::issue_initial_access_token(store, clock.unix(), 3600).await?;
@@ -220,6 +220,10 @@ async fn main() -> anyhow::Result<()> {
         NOTES.0, AUDIT.0
     );
     println!("Sign in as alice / wonderland (or bob / builder).");
+    println!(
+        "  bob has an authenticator app (RFC 6238): add the key {bobs_key} to yours for his codes;\n  \
+         alice has none: http://idp.localhost:4000/account/security sets one up."
+    );
     println!("Developers (alice) register apps at {issuer}/developer, or by API:");
     println!(
         "  curl -s {issuer}/register -H 'Authorization: Bearer {registration_token}' \\\n    \
@@ -246,8 +250,13 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Demo users and apps. Idempotent: existing users are kept, clients are brought up to date.
-/// The clients are registered through the registration rules like any other.
-async fn seed(ctx: &provider::Ctx, apps: &[client_app::Config], now: i64) -> anyhow::Result<()> {
+/// The clients are registered through the registration rules like any other. Returns bob's
+/// authenticator key.
+async fn seed(
+    ctx: &provider::Ctx,
+    apps: &[client_app::Config],
+    now: i64,
+) -> anyhow::Result<String> {
     let store = &ctx.store;
     let users = [
         (
@@ -311,7 +320,26 @@ async fn seed(ctx: &provider::Ctx, apps: &[client_app::Config], now: i64) -> any
     };
     let valid = service.validate(&ctx.outbound)?;
     registration::register_or_replace(store, valid, &who, now).await?;
-    seed_apis(ctx, now).await
+    seed_apis(ctx, now).await?;
+    bobs_authenticator(store, now).await
+}
+
+/// bob's authenticator app (on, with no recovery codes: the demo prints its key), kept
+/// across runs; its key.
+async fn bobs_authenticator(store: &provider::store::Store, now: i64) -> anyhow::Result<String> {
+    let bob = store
+        .user_by_username("bob")
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the demo user bob is missing"))?;
+    if let Some(on) = store.totp_factor(&bob.id).await?
+        && on.confirmed_at.is_some()
+    {
+        return Ok(on.secret);
+    }
+    let secret = provider::users::second_factor::new_secret();
+    store.begin_totp(&bob.id, &secret, now).await?;
+    store.confirm_totp(&bob.id, &secret, 0, &[], now).await?;
+    Ok(secret)
 }
 
 /// The Notes and Audit APIs, each with its own confidential client (to hear its revocation

@@ -33,6 +33,8 @@ pub const REGISTRATION_CLIENT: &str = "/register/{client_id}";
 /// The account home.
 pub const HOME: &str = "/";
 pub const LOGIN: &str = "/login";
+/// The second step of a sign-in: an authenticator app's code.
+pub const LOGIN_CODE: &str = "/login/code";
 pub const CONSENT: &str = "/consent";
 /// "Your sessions".
 pub const SESSIONS: &str = "/account/sessions";
@@ -41,6 +43,11 @@ pub const SESSIONS_REVOKE_ALL: &str = "/account/sessions/revoke-all";
 /// "Connected apps".
 pub const APPS: &str = "/account/apps";
 pub const APPS_DISCONNECT: &str = "/account/apps/disconnect";
+/// "Security": second factors.
+pub const SECURITY: &str = "/account/security";
+pub const SECURITY_TOTP: &str = "/account/security/totp";
+pub const SECURITY_TOTP_CONFIRM: &str = "/account/security/totp/confirm";
+pub const SECURITY_TOTP_REMOVE: &str = "/account/security/totp/remove";
 /// The developer console.
 pub const DEVELOPER: &str = "/developer";
 pub const DEVELOPER_APPS: &str = "/developer/apps";

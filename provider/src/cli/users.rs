@@ -41,6 +41,23 @@ pub(super) enum UsersCommand {
         #[arg(long = "client")]
         client_id: Option<String>,
     },
+    /// A user's second factors: `show` them, or `reset` them (the way back in for a user who
+    /// lost both the authenticator app and the recovery codes).
+    Mfa {
+        #[command(subcommand)]
+        action: MfaAction,
+    },
+}
+
+/// `users mfa`.
+#[derive(clap::Subcommand, Debug)]
+pub(super) enum MfaAction {
+    /// Whether the user has an authenticator app, since when, and how many recovery codes
+    /// are left.
+    Show { username: String },
+    /// Remove the user's authenticator app and recovery codes: a password signs them in
+    /// again, and they can set up a new app.
+    Reset { username: String },
 }
 
 /// `users add`: a new account.
@@ -109,6 +126,7 @@ pub(super) async fn run(
                 "{apps} disconnected from {username}: {grants} grant(s) revoked, {told} app session(s) told through back-channel logout"
             );
         }
+        UsersCommand::Mfa { action } => mfa(&store, action, io).await?,
         UsersCommand::Remove { username } => {
             let clock = Clock::system();
             let ended = admin::remove_user(&store, sessions.as_ref(), &username, &clock).await?;
@@ -117,6 +135,47 @@ pub(super) async fn run(
                 io,
                 "user {username} removed; {n} session(s) ended, the apps are told through back-channel logout"
             );
+        }
+    }
+    Ok(())
+}
+
+async fn mfa(store: &Store, action: MfaAction, io: &mut Io<'_>) -> anyhow::Result<()> {
+    let (MfaAction::Show { username } | MfaAction::Reset { username }) = &action;
+    let user = store.user_by_username(username).await?;
+    let user = user.ok_or_else(|| anyhow::anyhow!("no user named {username}"))?;
+    match action {
+        MfaAction::Show { .. } => match store.totp_factor(&user.id).await? {
+            Some(f) if f.confirmed_at.is_some() => {
+                let left = store.recovery_codes_left(&user.id).await?;
+                let since = f.confirmed_at.unwrap_or_default();
+                out!(
+                    io,
+                    "{username}: authenticator app on since {since} (unix time); {left} recovery code(s) left"
+                );
+            }
+            Some(_) => out!(
+                io,
+                "{username}: an authenticator app is being set up, not on yet"
+            ),
+            None => out!(io, "{username}: no second factor"),
+        },
+        MfaAction::Reset { .. } => {
+            let removed = crate::users::second_factor::remove(
+                store,
+                &Clock::system(),
+                &user.id,
+                "an operator",
+            )
+            .await?;
+            if removed {
+                out!(
+                    io,
+                    "{username}: authenticator app and recovery codes removed"
+                );
+            } else {
+                out!(io, "{username}: no second factor to remove");
+            }
         }
     }
     Ok(())

@@ -289,6 +289,8 @@ impl Store {
             "grants",
             "refresh_tokens",
             "consents",
+            "recovery_codes",
+            "user_totp",
         ] {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE user_id = $1"

@@ -2,16 +2,17 @@
 //! in ([`sign_in`]) and out of one's own sessions ([`sign_out_session`],
 //! [`sign_out_everywhere`]), the apps connected to an account and disconnecting them
 //! ([`apps`]), and the operator's actions that end sessions ([`admin`]: a new password, a
-//! disabled or removed account, revoked grants).
+//! disabled or removed account, revoked grants), and second factors ([`second_factor`]).
 
 pub mod admin;
 pub mod apps;
 pub mod password;
+pub mod second_factor;
 mod sign_in;
 mod sign_out;
 pub mod throttle;
 
-pub use sign_in::{Attempt, MAX_USERNAME_BYTES, SignIn, sign_in};
+pub use sign_in::{Attempt, MAX_USERNAME_BYTES, SignIn, finish_second_factor, sign_in};
 pub use sign_out::{sign_out_everywhere, sign_out_session};
 
 #[cfg(test)]

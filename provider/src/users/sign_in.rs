@@ -1,5 +1,7 @@
 //! Signing in with a password: the throttle first, then the check (the same work and the same
-//! answer for an unknown user, a wrong password and a disabled account), then a new session id.
+//! answer for an unknown user, a wrong password and a disabled account), then, for an account
+//! with an authenticator app, its code (`second_factor`, then [`finish_second_factor`]), then
+//! a new session id.
 
 use super::{password, throttle};
 use crate::audit::{self, Event, Kind};
@@ -26,6 +28,20 @@ pub enum SignIn {
     /// Another sign-in of this very browser session (a form posted twice) completed first:
     /// this one changed nothing, and the browser keeps the other's cookie.
     Superseded,
+    /// The password was right, and the account has an authenticator app: its code comes
+    /// next ([`finish_second_factor`]). Nothing was written to the session.
+    SecondFactor {
+        user_id: String,
+        /// The credential the password was checked against ([`credential_of`]): a code
+        /// completes this sign-in only while it is still current.
+        credential: String,
+    },
+}
+
+/// What a first step's password was checked against: the password hash and the sessions
+/// epoch (a new password, a disabled account or "sign out everywhere" moves it), hashed.
+fn credential_of(user: &User) -> String {
+    infra::secret::hash_secret(&format!("{}:{}", user.password_hash, user.session_epoch))
 }
 
 /// One attempt: the name and password typed, and the client's address (for the throttle).
@@ -78,6 +94,39 @@ pub async fn sign_in(
         }
     };
     throttle::succeeded(&ctx.store, &reserved).await?;
+    if super::second_factor::confirmed(&ctx.store, &user.id)
+        .await?
+        .is_some()
+    {
+        return Ok(SignIn::SecondFactor {
+            credential: credential_of(&user),
+            user_id: user.id,
+        });
+    }
+    finish(ctx, session, user).await
+}
+
+/// Completes a sign-in whose password step answered [`SignIn::SecondFactor`] with
+/// `user_id` and `credential`, once the caller has checked the code: refused if the account
+/// changed meanwhile (a new password, disabled, signed out everywhere) or is gone.
+pub async fn finish_second_factor(
+    ctx: &Ctx,
+    session: &mut Session,
+    user_id: &str,
+    credential: &str,
+) -> Result<SignIn, SystemError> {
+    let user = match ctx.store.user_by_id(user_id).await? {
+        Some(u) if !u.disabled && infra::secret::ct_eq(&credential_of(&u), credential) => u,
+        other => {
+            record_refused(ctx, other.as_ref()).await;
+            return Ok(SignIn::Refused);
+        }
+    };
+    finish(ctx, session, user).await
+}
+
+/// Signs `user` in on `session` (a new id), and records it.
+async fn finish(ctx: &Ctx, session: &mut Session, user: User) -> Result<SignIn, SystemError> {
     let before = session.clone();
     match open(ctx, session, &user).await? {
         Opened::Yes => {}

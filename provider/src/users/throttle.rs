@@ -37,13 +37,27 @@ pub fn keys(username: &str, addr: Option<&str>) -> Vec<Key> {
         key: format!("user:{}", hash_secret(&username.trim().to_lowercase())),
         free: 5,
     }];
-    if let Some(addr) = addr {
-        // An address may try more names (a shared office, a NAT), but not endlessly.
-        keys.push(Key {
-            key: format!("addr:{addr}"),
-            free: 20,
-        });
+    keys.extend(addr.map(address_key));
+    keys
+}
+
+/// The client address's key: an address may try more names or codes (a shared office, a
+/// NAT), but not endlessly.
+fn address_key(addr: &str) -> Key {
+    Key {
+        key: format!("addr:{addr}"),
+        free: 20,
     }
+}
+
+/// The keys of a second-factor code typed for the account `user_id` (known by then: its
+/// password was right) from `addr`: five free failures an hour, then waits, like passwords.
+pub fn code_keys(user_id: &str, addr: Option<&str>) -> Vec<Key> {
+    let mut keys = vec![Key {
+        key: format!("code:{user_id}"),
+        free: 5,
+    }];
+    keys.extend(addr.map(address_key));
     keys
 }
 

@@ -3,7 +3,7 @@
 
 use super::layers::{Budget, audit_context, hsts, limit_by_address, limit_uri, security_headers};
 use super::oauth::{authorize, discovery, end_session, feed, register, token, userinfo};
-use super::pages::{apps, consent, developer, login, ops, sessions};
+use super::pages::{apps, consent, developer, login, ops, security, sessions};
 use super::state::AppState;
 use crate::paths;
 use axum::Router;
@@ -110,6 +110,11 @@ fn pages() -> Router<AppState> {
             paths::LOGIN,
             get(login::show_login).post(login::submit_login),
         )
+        .route(paths::LOGIN_CODE, post(login::submit_code))
+        .route(paths::SECURITY, get(security::show_security))
+        .route(paths::SECURITY_TOTP, post(security::start_totp))
+        .route(paths::SECURITY_TOTP_CONFIRM, post(security::confirm_totp))
+        .route(paths::SECURITY_TOTP_REMOVE, post(security::remove_totp))
         .route(
             paths::CONSENT,
             get(consent::show_consent).post(consent::submit_consent),

@@ -447,3 +447,52 @@ async fn a_note_written_in_app_a_is_read_in_app_b_until_sign_out_everywhere() {
     chrome.shot("app-a-api-refuses-after-sign-out").await;
     chrome.client.clone().close().await.unwrap();
 }
+
+/// Setting up an authenticator app on "Security" (its QR code and key), the recovery codes
+/// shown once, and the next sign-in asking for the app's code after the password.
+#[tokio::test]
+async fn an_authenticator_app_is_set_up_and_asked_for_at_the_next_sign_in() {
+    let Some(mut chrome) = Chrome::start("authenticator_app").await else {
+        return;
+    };
+    let stack = spawn_with(Options {
+        secure_cookies: true,
+        ..Options::default()
+    })
+    .await;
+    sign_in_at_app_a(&mut chrome, &stack).await;
+    chrome
+        .goto(&format!("{}/account/security", stack.issuer))
+        .await;
+    chrome.click("start-totp").await;
+    wait_for_element(&chrome, "totp-qr").await;
+    chrome.shot("security-set-up").await;
+    let secret = chrome.text("totp-secret").await.replace(' ', "");
+    let code = super::factors::code(&secret, stack.clock.unix());
+    chrome.fill("confirm-code", &code).await;
+    chrome.click("confirm-totp").await;
+    wait_for_element(&chrome, "recovery-codes").await;
+    chrome.shot("security-recovery-codes").await;
+
+    // Signed out everywhere, the next sign-in asks for the code after the password.
+    stack
+        .cli(&["sessions", "revoke", "--user", ALICE.0])
+        .await
+        .unwrap();
+    stack.clock.advance(std::time::Duration::from_secs(30));
+    chrome.goto(&format!("{}/", stack.app_b.url)).await;
+    chrome.click("login").await;
+    chrome
+        .wait_for_url(&format!("{}/login", stack.issuer))
+        .await;
+    chrome.fill("username", ALICE.0).await;
+    chrome.fill("password", ALICE.1).await;
+    chrome.click("login-submit").await;
+    wait_for_element(&chrome, "code-form").await;
+    chrome.shot("sign-in-code").await;
+    let code = super::factors::code(&secret, stack.clock.unix());
+    chrome.fill("code", &code).await;
+    chrome.click("code-submit").await;
+    chrome.wait_for_text("status", "Signed in").await;
+    chrome.client.clone().close().await.unwrap();
+}

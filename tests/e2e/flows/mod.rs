@@ -5,6 +5,7 @@ mod apis;
 mod authorize;
 mod browser;
 mod discovery;
+mod factors;
 mod hardening;
 mod hostile;
 mod instances;

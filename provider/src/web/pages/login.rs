@@ -1,10 +1,13 @@
-//! The sign-in page (`GET`/`POST /login`) and the account home (`GET /`). The rules are
-//! `users::sign_in`; a sign-in that finishes an authorization request goes on to
-//! `protocol::authorize::proceed`.
+//! The sign-in page (`GET`/`POST /login`), its second step for an account with an
+//! authenticator app (`POST /login/code`), and the account home (`GET /`). The rules are
+//! `users::sign_in` and `users::second_factor`; a sign-in that finishes an authorization
+//! request goes on to `protocol::authorize::proceed`.
 
+use crate::context::SystemError;
 use crate::paths;
 use crate::protocol::authorize::{self, pending};
 use crate::protocol::error::PageError;
+use crate::users::second_factor::{self, Checked};
 use crate::users::{self, Attempt, MAX_USERNAME_BYTES, SignIn};
 use crate::web::error::no_store;
 use crate::web::extract::{Browser, ClientMeta, Page, PostedForm, Query, SignedIn};
@@ -26,6 +29,7 @@ use time::format_description::well_known::Rfc3339;
 fn local_next(next: Option<&str>) -> &'static str {
     match next {
         Some(paths::SESSIONS) => paths::SESSIONS,
+        Some(paths::SECURITY) => paths::SECURITY,
         Some(paths::DEVELOPER) => paths::DEVELOPER,
         _ => paths::HOME,
     }
@@ -40,6 +44,46 @@ struct LoginPage {
     username: String,
     client_name: Option<String>,
     error: Option<String>,
+}
+
+/// The second step: the code of the account's authenticator app, or a recovery code.
+#[derive(Template, WebTemplate)]
+#[template(path = "provider/second_factor.html")]
+struct CodePage {
+    csrf_token: String,
+    request: String,
+    next: &'static str,
+    error: Option<String>,
+}
+
+/// Where a sign-in waiting for its second step keeps the first step's result, in the
+/// (pre-login) session: the account, the credential its password was checked against, and
+/// when.
+const SECOND_FACTOR_KEY: &str = "second_factor";
+/// How long the second step may take.
+const SECOND_FACTOR_SECS: i64 = 300;
+
+/// The first step's result kept in `session`, if it is recent enough.
+fn waiting_second_factor(session: &Session, now: i64) -> Option<(String, String)> {
+    let kept = session.data.get(SECOND_FACTOR_KEY)?;
+    let at = kept.get("at")?.as_i64()?;
+    if now - at > SECOND_FACTOR_SECS {
+        return None;
+    }
+    Some((
+        kept.get("user_id")?.as_str()?.to_owned(),
+        kept.get("credential")?.as_str()?.to_owned(),
+    ))
+}
+
+/// Sets (or, with `None`, drops) the first step's result in `session`'s data.
+fn keep_second_factor(session: &mut Session, kept: Option<serde_json::Value>) {
+    if let Some(data) = session.data.as_object_mut() {
+        match kept {
+            Some(v) => data.insert(SECOND_FACTOR_KEY.into(), v),
+            None => data.remove(SECOND_FACTOR_KEY),
+        };
+    }
 }
 
 #[derive(Template, WebTemplate, Default)]
@@ -151,18 +195,122 @@ pub async fn submit_login(
             let jar = remember(&st, jar, &session);
             Ok(after_sign_in(&st, jar, session, &meta, &request, page.next).await)
         }
+        SignIn::SecondFactor {
+            user_id,
+            credential,
+        } => {
+            let first = (user_id, credential);
+            let code = ask_for_code(&st, &mut session, first, request, page.next).await?;
+            Ok((jar, no_store(), code).into_response())
+        }
         refused => Ok(not_signed_in(refused, page)),
     }
+}
+
+/// Keeps the password step's result (the account and the credential checked) in `session`,
+/// and the page asking for the code.
+async fn ask_for_code(
+    st: &AppState,
+    session: &mut Session,
+    (user_id, credential): (String, String),
+    request: String,
+    next: &'static str,
+) -> Result<CodePage, PageError> {
+    let kept = serde_json::json!({
+        "user_id": user_id,
+        "credential": credential,
+        "at": st.ctx.clock.unix(),
+    });
+    keep_second_factor(session, Some(kept));
+    if !st
+        .ctx
+        .sessions
+        .save(session)
+        .await
+        .map_err(SystemError::from)?
+    {
+        return Err(PageError::bad_request(
+            "This browser's sign-in changed meanwhile. Go back to the app and start again.",
+        ));
+    }
+    Ok(CodePage {
+        csrf_token: session.csrf_token().to_owned(),
+        request,
+        next,
+        error: None,
+    })
+}
+
+/// The code page again, saying why the code did not sign in (`None`: it did).
+fn code_refused(checked: Checked, mut page: CodePage) -> Option<Response> {
+    match checked {
+        Checked::Proved(_) => None,
+        Checked::Refused => {
+            page.error = Some("That code is not right, or was used already.".into());
+            Some((StatusCode::UNAUTHORIZED, no_store(), page).into_response())
+        }
+        Checked::Throttled { wait_secs } => {
+            page.error = Some(wait_message("Too many wrong codes.", wait_secs));
+            let retry = [(header::RETRY_AFTER, HeaderValue::from(wait_secs))];
+            Some((StatusCode::TOO_MANY_REQUESTS, retry, no_store(), page).into_response())
+        }
+    }
+}
+
+/// The second step: a code of the account's authenticator app (or a recovery code) for the
+/// sign-in whose password step this session keeps; then signed in as after a password.
+pub async fn submit_code(
+    State(st): State<AppState>,
+    meta: ClientMeta,
+    jar: CookieJar,
+    posted: PostedForm,
+) -> Result<Response, PageError> {
+    let expired = || {
+        PageError::Forbidden(
+            "Your sign-in page expired. Go back to the app and start again.".into(),
+        )
+    };
+    let (mut session, form) = posted.with_session()?.ok_or_else(expired)?;
+    let request = form.get("request").unwrap_or("").to_owned();
+    let next = local_next(form.get("next"));
+    let (user_id, credential) =
+        waiting_second_factor(&session, st.ctx.clock.unix()).ok_or_else(expired)?;
+    let page = CodePage {
+        csrf_token: session.csrf_token().to_owned(),
+        request: request.clone(),
+        next,
+        error: None,
+    };
+    let code = form.get("code").unwrap_or("");
+    let checked = second_factor::check_code(&st.ctx, &user_id, code, meta.key.as_deref()).await?;
+    if let Some(refused) = code_refused(checked, page) {
+        return Ok(refused);
+    }
+    keep_second_factor(&mut session, None);
+    match users::finish_second_factor(&st.ctx, &mut session, &user_id, &credential).await? {
+        SignIn::SignedIn { .. } => {
+            let jar = remember(&st, jar, &session);
+            Ok(after_sign_in(&st, jar, session, &meta, &request, next).await)
+        }
+        refused => {
+            let mut login = login_page(&st, &session, &request, Some(next)).await?;
+            login.request = request;
+            Ok(not_signed_in(refused, login))
+        }
+    }
+}
+
+/// `why`, and how long to wait before trying again.
+pub(super) fn wait_message(why: &str, wait_secs: i64) -> String {
+    let plural = if wait_secs == 1 { "" } else { "s" };
+    format!("{why} Wait {wait_secs} second{plural} and try again.")
 }
 
 /// The sign-in page again, saying why the attempt did not sign anyone in.
 fn not_signed_in(outcome: SignIn, mut page: LoginPage) -> Response {
     let (status, error) = match outcome {
         SignIn::Throttled { wait_secs } => {
-            let plural = if wait_secs == 1 { "" } else { "s" };
-            let wait =
-                format!("Too many failed attempts. Wait {wait_secs} second{plural} and try again.");
-            page.error = Some(wait);
+            page.error = Some(wait_message("Too many failed attempts.", wait_secs));
             let retry = [(header::RETRY_AFTER, HeaderValue::from(wait_secs))];
             return (StatusCode::TOO_MANY_REQUESTS, retry, no_store(), page).into_response();
         }
@@ -171,7 +319,7 @@ fn not_signed_in(outcome: SignIn, mut page: LoginPage) -> Response {
             "This browser signed in twice at once, and the other sign-in went first. Reload \
              the app to go on.",
         ),
-        SignIn::Refused | SignIn::SignedIn { .. } => {
+        SignIn::Refused | SignIn::SignedIn { .. } | SignIn::SecondFactor { .. } => {
             (StatusCode::UNAUTHORIZED, "Incorrect username or password.")
         }
     };
