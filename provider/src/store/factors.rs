@@ -5,8 +5,8 @@
 use super::handle::Store;
 use sqlx::FromRow;
 
-/// A user's authenticator app.
-#[derive(Clone, Debug, FromRow)]
+/// A user's authenticator app. Its `Debug` leaves the seed out.
+#[derive(Clone, FromRow)]
 pub struct TotpFactor {
     /// The seed, base32 (what the authenticator app was given).
     pub secret: String,
@@ -15,6 +15,16 @@ pub struct TotpFactor {
     pub confirmed_at: Option<i64>,
     /// The highest time step a code was accepted for.
     pub last_step: i64,
+}
+
+impl std::fmt::Debug for TotpFactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpFactor")
+            .field("created_at", &self.created_at)
+            .field("confirmed_at", &self.confirmed_at)
+            .field("last_step", &self.last_step)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Store {

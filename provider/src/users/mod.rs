@@ -12,7 +12,9 @@ mod sign_in;
 mod sign_out;
 pub mod throttle;
 
-pub use sign_in::{Attempt, MAX_USERNAME_BYTES, SignIn, finish_second_factor, sign_in};
+pub use sign_in::{
+    Attempt, MAX_USERNAME_BYTES, SignIn, finish_second_factor, first_step_current, sign_in,
+};
 pub use sign_out::{sign_out_everywhere, sign_out_session};
 
 #[cfg(test)]

@@ -6,8 +6,8 @@
 //! A code is accepted within one step either side of now (RFC 6238 §5.2: the skew a phone's
 //! clock and the typing take) and at most once: the step it matched is spent in the same
 //! statement that checks it was not spent before, on every instance ([`Store`]). Codes typed
-//! wrong are throttled like passwords (`throttle::code_keys`). Recovery codes are stored as
-//! SHA-256 hashes, each spent once.
+//! wrong are throttled per account, more tightly than passwords (`throttle::code_keys`).
+//! Recovery codes are stored as SHA-256 hashes, each spent once.
 
 use super::throttle;
 use crate::audit::{self, Event, Kind};
@@ -113,18 +113,19 @@ pub enum Checked {
 }
 
 /// Checks `code` (an app's code or a recovery code) for `user_id`'s confirmed app, spending
-/// what it proves, throttled by account and address.
-pub async fn check_code(
-    ctx: &Ctx,
-    user_id: &str,
-    code: &str,
-    addr: Option<&str>,
-) -> Result<Checked, SystemError> {
+/// what it proves, throttled by account (`throttle::admit_code`).
+pub async fn check_code(ctx: &Ctx, user_id: &str, code: &str) -> Result<Checked, SystemError> {
     let now = ctx.clock.unix();
-    let keys = throttle::code_keys(user_id, addr);
-    let reserved = match throttle::admit(&ctx.store, &keys, now).await? {
+    let keys = throttle::code_keys(user_id);
+    let reserved = match throttle::admit_code(&ctx.store, &keys, now).await? {
         throttle::Admission::Go(r) => r,
-        throttle::Admission::Wait(wait_secs) => return Ok(Checked::Throttled { wait_secs }),
+        throttle::Admission::Wait(wait_secs) => {
+            let event = Event::new(Kind::SecondFactorFailed)
+                .user(user_id)
+                .detail(format!("throttled: wait {wait_secs} s"));
+            audit::record(&ctx.store, &ctx.clock, event).await;
+            return Ok(Checked::Throttled { wait_secs });
+        }
     };
     let proved = match confirmed(&ctx.store, user_id).await? {
         Some(factor) => spend(&ctx.store, user_id, &factor, code, now).await?,
@@ -331,23 +332,33 @@ mod tests {
             panic!("confirmed");
         };
         // The confirming code's step is spent: the same code again is refused.
-        let again = check_code(&ctx, &alice.id, &code_at(&secret, now), None).await;
+        let again = check_code(&ctx, &alice.id, &code_at(&secret, now)).await;
         assert_eq!(again.unwrap(), Checked::Refused);
-        ctx.clock.advance(std::time::Duration::from_secs(30));
-        let now = ctx.clock.unix();
-        for code in [code_at(&secret, now), recovery[0].clone()] {
+        // Sixteen spends of one step, and of one recovery code, at once: one wins each.
+        let step = now / 30 + 1;
+        let hash = recovery_hash(&recovery[0]);
+        for recovery_code in [false, true] {
             let mut tasks = tokio::task::JoinSet::new();
             for _ in 0..16 {
-                let (ctx, id, code) = (ctx.ctx.clone(), alice.id.clone(), code.clone());
-                tasks.spawn(async move { check_code(&ctx, &id, &code, None).await.unwrap() });
+                let (store, id, hash) = (ctx.store.clone(), alice.id.clone(), hash.clone());
+                tasks.spawn(async move {
+                    if recovery_code {
+                        store.spend_recovery_code(&id, &hash, now).await.unwrap()
+                    } else {
+                        store.spend_totp_step(&id, step).await.unwrap()
+                    }
+                });
             }
-            let outcomes = tasks.join_all().await;
-            let proved = outcomes
-                .iter()
-                .filter(|o| matches!(o, Checked::Proved(_)))
-                .count();
-            assert_eq!(proved, 1, "{code}: {outcomes:?}");
+            let won = tasks.join_all().await.into_iter().filter(|w| *w).count();
+            assert_eq!(won, 1, "recovery code: {recovery_code}");
         }
+        // An earlier step than the last one spent is refused too.
+        assert!(
+            !ctx.store
+                .spend_totp_step(&alice.id, step - 1)
+                .await
+                .unwrap()
+        );
         assert_eq!(
             ctx.store.recovery_codes_left(&alice.id).await.unwrap(),
             i64::try_from(RECOVERY_CODES).unwrap() - 1
@@ -357,7 +368,7 @@ mod tests {
                 .await
                 .unwrap()
         );
-        let after = check_code(&ctx, &alice.id, &recovery[1], None).await;
+        let after = check_code(&ctx, &alice.id, &recovery[1]).await;
         assert_eq!(after.unwrap(), Checked::Refused, "no app, no code");
     }
 }

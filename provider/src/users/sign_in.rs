@@ -98,12 +98,30 @@ pub async fn sign_in(
         .await?
         .is_some()
     {
+        let event = Event::new(Kind::SignInPasswordOk)
+            .user(&user.id)
+            .detail("the authenticator app's code is asked next");
+        audit::record(&ctx.store, &ctx.clock, event).await;
         return Ok(SignIn::SecondFactor {
             credential: credential_of(&user),
             user_id: user.id,
         });
     }
     finish(ctx, session, user).await
+}
+
+/// Whether the account `user_id` is still as its password step found it (`credential`), and
+/// active.
+pub async fn first_step_current(
+    ctx: &Ctx,
+    user_id: &str,
+    credential: &str,
+) -> Result<bool, SystemError> {
+    Ok(ctx
+        .store
+        .user_by_id(user_id)
+        .await?
+        .is_some_and(|u| !u.disabled && infra::secret::ct_eq(&credential_of(&u), credential)))
 }
 
 /// Completes a sign-in whose password step answered [`SignIn::SecondFactor`] with

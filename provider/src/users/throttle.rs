@@ -41,8 +41,8 @@ pub fn keys(username: &str, addr: Option<&str>) -> Vec<Key> {
     keys
 }
 
-/// The client address's key: an address may try more names or codes (a shared office, a
-/// NAT), but not endlessly.
+/// The client address's key: an address may try more names (a shared office, a NAT), but
+/// not endlessly.
 fn address_key(addr: &str) -> Key {
     Key {
         key: format!("addr:{addr}"),
@@ -50,15 +50,26 @@ fn address_key(addr: &str) -> Key {
     }
 }
 
-/// The keys of a second-factor code typed for the account `user_id` (known by then: its
-/// password was right) from `addr`: five free failures an hour, then waits, like passwords.
-pub fn code_keys(user_id: &str, addr: Option<&str>) -> Vec<Key> {
-    let mut keys = vec![Key {
+/// The key of the second-factor codes typed for the account `user_id` (known by then: its
+/// password was right), from anywhere. Codes are far fewer than passwords (10⁶, three of them
+/// valid at a time), so they get a day's window and a hard cap of [`CODE_CAP`] failures in it
+/// ([`admit_code`]): someone who has the password can try about 7,000 codes a year, a 2 %
+/// chance, where an hourly window would give them 600,000 and an 84 % one.
+pub fn code_keys(user_id: &str) -> Vec<Key> {
+    vec![Key {
         key: format!("code:{user_id}"),
         free: 5,
-    }];
-    keys.extend(addr.map(address_key));
-    keys
+    }]
+}
+
+/// The window of second-factor codes.
+const CODE_WINDOW: i64 = 24 * 3600;
+/// At most this many wrong codes per account and day.
+pub const CODE_CAP: i64 = 20;
+
+/// [`admit`] for second-factor codes: [`CODE_WINDOW`] and [`CODE_CAP`].
+pub async fn admit_code(store: &Store, keys: &[Key], now: i64) -> Result<Admission, sqlx::Error> {
+    reserve(store, keys, now, CODE_WINDOW, CODE_CAP).await
 }
 
 /// How long before failure `n` (counted from 1) allows the next attempt.
@@ -85,13 +96,23 @@ pub enum Admission {
 /// that parallel attempts cannot all be checked before the first failure is counted.
 /// [`succeeded`] takes it back.
 pub async fn admit(store: &Store, keys: &[Key], now: i64) -> Result<Admission, sqlx::Error> {
+    reserve(store, keys, now, WINDOW, HARD_CAP).await
+}
+
+async fn reserve(
+    store: &Store,
+    keys: &[Key],
+    now: i64,
+    window: i64,
+    cap: i64,
+) -> Result<Admission, sqlx::Error> {
     if keys.is_empty() {
         return Ok(Admission::Go(Vec::new()));
     }
     let keys: Vec<(&str, i64)> = keys.iter().map(|k| (k.key.as_str(), k.free)).collect();
     Ok(
         match store
-            .reserve_login_attempt(&keys, now, WINDOW, HARD_CAP, delay_after)
+            .reserve_login_attempt(&keys, now, window, cap, delay_after)
             .await?
         {
             Ok(reserved) => Admission::Go(reserved),
@@ -155,6 +176,15 @@ mod tests {
             admit(&ctx.store, &keys, now).await.unwrap(),
             Admission::Wait(_)
         ));
+    }
+
+    #[test]
+    fn a_day_admits_at_most_twenty_wrong_codes() {
+        // An attacker with the password, trying a code the moment each wait ends, for a year:
+        // the chance that one of them is one of the three valid ones.
+        let per_year = CODE_CAP * 365;
+        let chance = 1.0 - (1.0 - 3e-6_f64).powi(i32::try_from(per_year).unwrap());
+        assert!(chance < 0.025, "{chance}");
     }
 
     #[test]

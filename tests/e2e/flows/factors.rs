@@ -19,6 +19,14 @@ pub(super) fn code(secret: &str, at: i64) -> String {
         .to_string()
 }
 
+/// A code that is surely not `right` (each digit moved on by one).
+fn wrong(right: &str) -> String {
+    right
+        .chars()
+        .map(|c| char::from_digit((c.to_digit(10).unwrap() + 1) % 10, 10).unwrap())
+        .collect()
+}
+
 /// The `<code>` items of the recovery codes list.
 fn recovery_codes(page: &Page) -> Vec<String> {
     let Some(start) = page.body.find(r#"id="recovery-codes""#) else {
@@ -110,11 +118,11 @@ async fn an_authenticator_app_is_asked_after_the_password_and_each_code_counts_o
     // The password alone does not sign in: the code page, and the app has no session yet.
     let (browser, page) = password_step(&stack).await;
     assert_eq!(me(&browser, &stack.app_b).await.0, 401);
-    let wrong = code_step(&browser, &page, "000000").await;
-    assert_eq!(wrong.status, 401, "{}", wrong.body);
-    assert!(wrong.body.contains("not right"), "{}", wrong.body);
     let now = code(&secret, stack.clock.unix());
-    let done = code_step(&browser, &wrong, &now).await;
+    let refused = code_step(&browser, &page, &wrong(&now)).await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert!(refused.body.contains("not right"), "{}", refused.body);
+    let done = code_step(&browser, &refused, &now).await;
     assert!(signed_in_at_app(&done), "{}", done.body);
 
     // The same code again (same time step) is refused: RFC 6238 §5.2.
@@ -167,11 +175,11 @@ async fn wrong_codes_are_throttled_and_a_new_password_between_the_steps_wins() {
     // Five wrong codes are answered; then the account waits, the right code too.
     stack.clock.freeze();
     let (b, mut page) = password_step(&stack).await;
+    let right = code(&secret, stack.clock.unix());
     for _ in 0..5 {
-        page = code_step(&b, &page, "000000").await;
+        page = code_step(&b, &page, &wrong(&right)).await;
         assert_eq!(page.status, 401, "{}", page.body);
     }
-    let right = code(&secret, stack.clock.unix());
     let waiting = code_step(&b, &page, &right).await;
     assert_eq!(waiting.status, 429, "{}", waiting.body);
     assert!(waiting.headers.contains_key("retry-after"));
@@ -216,11 +224,12 @@ async fn removing_the_app_takes_a_current_code_and_then_the_password_is_enough()
     let page = alice
         .follow(&format!("{}/account/security", stack.issuer))
         .await;
+    let now = code(&secret, stack.clock.unix());
     let refused = alice
         .submit(
             &page,
             "/account/security/totp/remove",
-            &[("code", "000000")],
+            &[("code", &wrong(&now))],
         )
         .await;
     assert_eq!(refused.status, 401, "{}", refused.body);
@@ -249,4 +258,37 @@ async fn removing_the_app_takes_a_current_code_and_then_the_password_is_enough()
     assert!(audit.contains("mfa.removed"), "{audit}");
     let shown = stack.cli(&["users", "mfa", "show", ALICE.0]).await.unwrap();
     assert!(shown.contains("no second factor"), "{shown}");
+
+    // Setting one up again, six minutes after the password: the password is asked first.
+    stack.clock.advance(Duration::from_secs(6 * 60));
+    let stale = alice
+        .follow(&format!("{}/account/security", stack.issuer))
+        .await;
+    assert!(
+        stale.body.contains(r#"id="sign-in-again""#),
+        "{}",
+        stale.body
+    );
+    let sessions = alice
+        .follow(&format!("{}/account/sessions", stack.issuer))
+        .await;
+    let csrf = sessions.hidden("csrf_token").unwrap();
+    let direct = alice
+        .post_form(
+            &format!("{}/account/security/totp", stack.issuer),
+            &[("csrf_token", csrf.as_str())],
+        )
+        .await;
+    assert!(
+        direct.body.contains(r#"id="login-form""#),
+        "{}",
+        direct.body
+    );
+    let fields = [("username", ALICE.0), ("password", ALICE.1)];
+    let back = alice.submit(&direct, "/login", &fields).await;
+    assert_eq!(
+        back.url.as_str(),
+        format!("{}/account/security", stack.issuer)
+    );
+    assert!(back.body.contains(r#"id="start-totp""#), "{}", back.body);
 }

@@ -190,6 +190,8 @@ pub async fn submit_login(
         password: form.get("password").unwrap_or(""),
         addr: meta.key.as_deref(),
     };
+    // A new first step replaces any earlier one waiting for its code.
+    keep_second_factor(&mut session, None);
     match users::sign_in(&st.ctx, &mut session, attempt).await? {
         SignIn::SignedIn { .. } => {
             let jar = remember(&st, jar, &session);
@@ -258,7 +260,9 @@ fn code_refused(checked: Checked, mut page: CodePage) -> Option<Response> {
 }
 
 /// The second step: a code of the account's authenticator app (or a recovery code) for the
-/// sign-in whose password step this session keeps; then signed in as after a password.
+/// sign-in whose password step this session keeps; then signed in as after a password. If
+/// the account changed since the password (a new one, disabled, signed out everywhere), back
+/// to the password, and the code is neither checked nor spent.
 pub async fn submit_code(
     State(st): State<AppState>,
     meta: ClientMeta,
@@ -281,8 +285,11 @@ pub async fn submit_code(
         next,
         error: None,
     };
+    if !users::first_step_current(&st.ctx, &user_id, &credential).await? {
+        return back_to_password(&st, &session, request, next, SignIn::Refused).await;
+    }
     let code = form.get("code").unwrap_or("");
-    let checked = second_factor::check_code(&st.ctx, &user_id, code, meta.key.as_deref()).await?;
+    let checked = second_factor::check_code(&st.ctx, &user_id, code).await?;
     if let Some(refused) = code_refused(checked, page) {
         return Ok(refused);
     }
@@ -292,12 +299,21 @@ pub async fn submit_code(
             let jar = remember(&st, jar, &session);
             Ok(after_sign_in(&st, jar, session, &meta, &request, next).await)
         }
-        refused => {
-            let mut login = login_page(&st, &session, &request, Some(next)).await?;
-            login.request = request;
-            Ok(not_signed_in(refused, login))
-        }
+        refused => back_to_password(&st, &session, request, next, refused).await,
     }
+}
+
+/// The password page again, saying why the sign-in did not complete.
+async fn back_to_password(
+    st: &AppState,
+    session: &Session,
+    request: String,
+    next: &'static str,
+    outcome: SignIn,
+) -> Result<Response, PageError> {
+    let mut login = login_page(st, session, &request, Some(next)).await?;
+    login.request = request;
+    Ok(not_signed_in(outcome, login))
 }
 
 /// `why`, and how long to wait before trying again.

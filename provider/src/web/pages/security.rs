@@ -1,13 +1,16 @@
 //! "Security" (`/account/security`): the signed-in user's authenticator app. Set one up (a
 //! QR code and the seed, then a code to prove it was added), see the recovery codes once,
 //! and remove it with a current code. The rules are `users::second_factor`.
+//!
+//! Setting one up takes a recent sign-in ([`FRESH_START_SECS`]): otherwise whoever held a
+//! stolen session for a moment could add their own app and lock the owner out.
 
 use crate::context::SystemError;
 use crate::paths;
 use crate::protocol::error::PageError;
 use crate::users::second_factor::{self, Checked, Confirmed};
 use crate::web::error::no_store;
-use crate::web::extract::{ClientMeta, Page, PostedForm, Query, SignedIn};
+use crate::web::extract::{Page, PostedForm, Query, SignedIn};
 use crate::web::state::AppState;
 use askama::Template;
 use askama_web::WebTemplate;
@@ -33,12 +36,33 @@ struct SecurityPage {
     csrf_token: String,
     /// When the app was confirmed, if one is on.
     enabled_since: Option<String>,
+    /// Whether the password was typed recently enough to set one up.
+    fresh: bool,
     codes_left: i64,
     setup: Option<Setup>,
     /// Shown once, right after the app is confirmed.
     recovery_codes: Vec<String>,
     notice: Option<&'static str>,
     error: Option<String>,
+}
+
+/// Setting up starts only this soon after the password was typed…
+const FRESH_START_SECS: i64 = 300;
+/// …and is confirmed only this soon after (time to find the phone and scan).
+const FRESH_CONFIRM_SECS: i64 = 900;
+
+/// Whether `me` typed the password within the last `secs` seconds.
+fn signed_in_within(st: &AppState, me: &SignedIn, secs: i64) -> bool {
+    let now = st.ctx.clock.unix();
+    me.session
+        .auth_time
+        .is_some_and(|t| now - t.unix_timestamp() <= secs)
+}
+
+/// To the sign-in page, and back here after it.
+fn sign_in_again() -> Response {
+    let to = format!("{}?next={}", paths::LOGIN, paths::SECURITY);
+    (no_store(), Redirect::to(&to)).into_response()
 }
 
 fn date(t: i64) -> String {
@@ -66,6 +90,7 @@ async fn page_for(st: &AppState, me: &SignedIn) -> Result<SecurityPage, PageErro
         csrf_token: me.session.csrf_token().to_owned(),
         enabled_since,
         codes_left,
+        fresh: signed_in_within(st, me, FRESH_START_SECS),
         setup: None,
         recovery_codes: Vec::new(),
         notice: None,
@@ -120,6 +145,9 @@ pub async fn start_totp(
     posted: PostedForm,
 ) -> Result<Response, PageError> {
     let (me, _) = signed_in(posted)?;
+    if !signed_in_within(&st, &me, FRESH_START_SECS) {
+        return Ok(sign_in_again());
+    }
     let secret = second_factor::new_secret();
     let now = st.ctx.clock.unix();
     if !st.ctx.store.begin_totp(&me.user_id, &secret, now).await? {
@@ -137,6 +165,9 @@ pub async fn confirm_totp(
     posted: PostedForm,
 ) -> Result<Response, PageError> {
     let (me, form) = signed_in(posted)?;
+    if !signed_in_within(&st, &me, FRESH_CONFIRM_SECS) {
+        return Ok(sign_in_again());
+    }
     let secret = form.get("secret").unwrap_or("");
     let code = form.get("code").unwrap_or("");
     let mut page = page_for(&st, &me).await?;
@@ -169,13 +200,11 @@ fn gone() -> Response {
 /// the person at the keyboard holds it.
 pub async fn remove_totp(
     State(st): State<AppState>,
-    meta: ClientMeta,
     posted: PostedForm,
 ) -> Result<Response, PageError> {
     let (me, form) = signed_in(posted)?;
     let code = form.get("code").unwrap_or("");
-    let checked =
-        second_factor::check_code(&st.ctx, &me.user_id, code, meta.key.as_deref()).await?;
+    let checked = second_factor::check_code(&st.ctx, &me.user_id, code).await?;
     let (status, error, retry) = match checked {
         Checked::Proved(_) => {
             second_factor::remove(&st.ctx.store, &st.ctx.clock, &me.user_id, "the user").await?;
