@@ -38,6 +38,11 @@ pub struct Config {
     pub registration: RegistrationConfig,
     pub limits: LimitsConfig,
     pub outbound: OutboundConfig,
+    /// Sensitive actions (a new client secret, deleting an app, disconnecting one, setting
+    /// up a second factor) need the password typed within this long; otherwise it is asked
+    /// again first.
+    #[serde(with = "duration")]
+    pub fresh_sign_in: Duration,
 }
 
 /// Requests the provider makes to URIs that app developers registered (back-channel logout):
@@ -220,6 +225,7 @@ impl Default for Config {
             registration: RegistrationConfig::default(),
             limits: LimitsConfig::default(),
             outbound: OutboundConfig::default(),
+            fresh_sign_in: Duration::from_secs(300),
         }
     }
 }
@@ -266,6 +272,10 @@ impl Config {
 
     /// Rules a type cannot express.
     pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.fresh_sign_in.is_zero() && self.fresh_sign_in <= Duration::from_secs(3600),
+            "fresh_sign_in must be between 1s and 1h"
+        );
         anyhow::ensure!(
             matches!(self.issuer.scheme(), "http" | "https"),
             "issuer must be an http(s) URL"

@@ -30,6 +30,10 @@ pub enum PageError {
     /// our own paths).
     #[error("sign in first")]
     SignInFirst { next: &'static str },
+    /// A sensitive action, and the password was typed too long ago (`fresh_sign_in`): type it
+    /// again, then come back to `next`.
+    #[error("sign in again")]
+    SignInAgain { next: &'static str },
     /// Over a per-address budget: try again after this many seconds.
     #[error("too many requests")]
     TooManyRequests { retry_after: u64 },

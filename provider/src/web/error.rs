@@ -72,6 +72,10 @@ impl IntoResponse for PageError {
                 let to = format!("{}?next={next}", paths::LOGIN);
                 return (no_store(), Redirect::to(&to)).into_response();
             }
+            Self::SignInAgain { next } => {
+                let to = format!("{}?next={next}&again=1", paths::LOGIN);
+                return (no_store(), Redirect::to(&to)).into_response();
+            }
             Self::TooManyRequests { retry_after } => {
                 let page = ErrorPage {
                     title: "Too many requests",

@@ -269,6 +269,38 @@ impl SignedIn {
         let user_id = session.user_id.clone()?;
         Some(Self { session, user_id })
     }
+
+    /// Whether the password was typed within the last `window`.
+    pub fn signed_in_within(&self, now: i64, window: std::time::Duration) -> bool {
+        signed_in_within(&self.session, now, window)
+    }
+
+    /// See [`require_fresh`].
+    pub fn require_fresh(&self, st: &AppState, next: &'static str) -> Result<(), PageError> {
+        require_fresh(st, &self.session, next)
+    }
+}
+
+/// Whether `session`'s password was typed within the last `window`.
+fn signed_in_within(session: &Session, now: i64, window: std::time::Duration) -> bool {
+    let window = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
+    session
+        .auth_time
+        .is_some_and(|t| now.saturating_sub(t.unix_timestamp()) <= window)
+}
+
+/// For a sensitive action: fine if `session`'s password was typed within `fresh_sign_in`;
+/// otherwise [`PageError::SignInAgain`], which comes back to `next` afterwards.
+pub fn require_fresh(
+    st: &AppState,
+    session: &Session,
+    next: &'static str,
+) -> Result<(), PageError> {
+    if signed_in_within(session, st.ctx.clock.unix(), st.ctx.config.fresh_sign_in) {
+        Ok(())
+    } else {
+        Err(PageError::SignInAgain { next })
+    }
 }
 
 impl OptionalFromRequestParts<AppState> for SignedIn {

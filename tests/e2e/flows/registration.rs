@@ -1050,3 +1050,84 @@ async fn client_credentials_status_of_app_a(stack: &Stack) -> &'static str {
     assert_eq!(body["error"], "invalid_grant");
     "App A's secret still works"
 }
+
+/// A new client secret, deleting an app and disconnecting one are sensitive: more than
+/// `fresh_sign_in` (five minutes) after the password, each asks for it again first (the
+/// action is not done), then comes back to its page, where it works.
+#[tokio::test]
+async fn sensitive_actions_ask_for_the_password_again_after_five_minutes() {
+    let stack = spawn().await;
+    let browser = Browser::new();
+    sign_in(&stack, &browser, &stack.app_a, ALICE).await;
+    let form = browser
+        .follow(&format!("{}/developer/apps/new", stack.issuer))
+        .await;
+    let created = browser
+        .submit(
+            &form,
+            "/developer/apps",
+            &[
+                ("name", "Fresh app"),
+                ("redirect_uris", "http://fresh.localhost:7006/callback"),
+                ("auth_method", "client_secret_basic"),
+                ("id_token_alg", "RS256"),
+                ("grant_authorization_code", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = code_text(&created, "client-id");
+    let secret = code_text(&created, "client-secret");
+    let edit_url = format!("{}/developer/apps/{id}", stack.issuer);
+    let rotate = format!("/developer/apps/{id}/rotate-secret");
+
+    let before = stack.store.client(&id).await.unwrap().unwrap().secret_hash;
+    stack.clock.advance(std::time::Duration::from_secs(6 * 60));
+    let edit = browser.follow(&edit_url).await;
+    let asked = browser.submit(&edit, &rotate, &[]).await;
+    assert_eq!(asked.url.path(), "/login", "{}", asked.body);
+    assert!(
+        asked.body.contains(r#"id="sign-in-again-notice""#),
+        "{}",
+        asked.body
+    );
+    let stored = stack.store.client(&id).await.unwrap().unwrap();
+    assert_eq!(stored.secret_hash, before, "the secret was not rotated");
+    let fields = [("username", ALICE.0), ("password", ALICE.1)];
+    let back = browser.submit(&asked, "/login", &fields).await;
+    assert_eq!(back.url.path(), "/developer", "{}", back.body);
+    let edit = browser.follow(&edit_url).await;
+    let rotated = browser.submit(&edit, &rotate, &[]).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    assert_ne!(code_text(&rotated, "client-secret"), secret);
+
+    // Disconnecting App A from "Connected apps", likewise.
+    stack.clock.advance(std::time::Duration::from_secs(6 * 60));
+    let apps = browser
+        .follow(&format!("{}/account/apps", stack.issuer))
+        .await;
+    let fields = [("client_id", stack.app_a.client_id.as_str())];
+    let asked = browser
+        .submit(&apps, "/account/apps/disconnect", &fields)
+        .await;
+    assert_eq!(asked.url.path(), "/login", "{}", asked.body);
+    assert!(
+        browser
+            .follow(&format!("{}/account/apps", stack.issuer))
+            .await
+            .body
+            .contains("App A"),
+        "still connected"
+    );
+    let password = [("username", ALICE.0), ("password", ALICE.1)];
+    let back = browser.submit(&asked, "/login", &password).await;
+    assert_eq!(back.url.path(), "/account/apps", "{}", back.body);
+    let done = browser
+        .submit(&back, "/account/apps/disconnect", &fields)
+        .await;
+    assert!(
+        done.url.as_str().ends_with("?done=disconnected"),
+        "{}",
+        done.url
+    );
+}

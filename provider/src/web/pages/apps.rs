@@ -92,6 +92,11 @@ pub async fn disconnect_app(
     let (me, form) = posted
         .signed_in()?
         .ok_or_else(|| PageError::Forbidden("You are not signed in any more.".into()))?;
+    let back = match form.get("back") {
+        Some("sessions") => paths::SESSIONS,
+        _ => paths::APPS,
+    };
+    me.require_fresh(&st, back)?;
     let client_id = form
         .get("client_id")
         .ok_or_else(|| PageError::bad_request("Which app? (client_id is missing)"))?;
@@ -100,10 +105,6 @@ pub async fn disconnect_app(
         "disconnected"
     } else {
         "gone"
-    };
-    let back = match form.get("back") {
-        Some("sessions") => paths::SESSIONS,
-        _ => paths::APPS,
     };
     let to = format!("{back}?done={outcome}");
     Ok((no_store(), Redirect::to(&to)).into_response())

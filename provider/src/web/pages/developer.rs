@@ -399,6 +399,7 @@ pub async fn rotate_secret(
 ) -> Result<Response, PageError> {
     let (me, _) = developer_form(&st, posted).await?;
     let client = me.app(&st, &client_id).await?;
+    crate::web::extract::require_fresh(&st, &me.session, paths::DEVELOPER)?;
     let now = st.ctx.clock.unix();
     let secret = registration::rotate_secret(&st.ctx.store, &client, now)
         .await
@@ -424,6 +425,7 @@ pub async fn delete_app(
 ) -> Result<Response, PageError> {
     let (me, form) = developer_form(&st, posted).await?;
     let client = me.app(&st, &client_id).await?;
+    crate::web::extract::require_fresh(&st, &me.session, paths::DEVELOPER)?;
     if form.get("confirm") != Some("yes") {
         return Err(PageError::bad_request(
             "Tick the box to confirm that the app and its tokens should be deleted.",

@@ -30,6 +30,7 @@ fn local_next(next: Option<&str>) -> &'static str {
     match next {
         Some(paths::SESSIONS) => paths::SESSIONS,
         Some(paths::SECURITY) => paths::SECURITY,
+        Some(paths::APPS) => paths::APPS,
         Some(paths::DEVELOPER) => paths::DEVELOPER,
         _ => paths::HOME,
     }
@@ -44,6 +45,8 @@ struct LoginPage {
     username: String,
     client_name: Option<String>,
     error: Option<String>,
+    /// Asked again before a sensitive action (`fresh_sign_in`).
+    again: bool,
 }
 
 /// The second step: the code of the account's authenticator app, or a recovery code.
@@ -147,6 +150,7 @@ async fn login_page(
         username: pending.and_then(|p| p.login_hint).unwrap_or_default(),
         client_name,
         error: None,
+        again: false,
     })
 }
 
@@ -165,7 +169,8 @@ pub async fn show_login(
         Ok(Some(n)) => return Ok(follow(&st, jar, Some(session), &meta, Ok(n)).await),
         Err(e) => return Ok((jar, e).into_response()),
     }
-    let page = login_page(&st, &session, request, query.get("next")).await?;
+    let mut page = login_page(&st, &session, request, query.get("next")).await?;
+    page.again = query.get("again") == Some("1");
     Ok((jar, no_store(), page).into_response())
 }
 

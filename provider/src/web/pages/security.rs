@@ -2,8 +2,8 @@
 //! QR code and the seed, then a code to prove it was added), see the recovery codes once,
 //! and remove it with a current code. The rules are `users::second_factor`.
 //!
-//! Setting one up takes a recent sign-in ([`FRESH_START_SECS`]): otherwise whoever held a
-//! stolen session for a moment could add their own app and lock the owner out.
+//! Setting one up takes a recent sign-in (`fresh_sign_in`): otherwise whoever held a stolen
+//! session for a moment could add their own app and lock the owner out.
 
 use crate::context::SystemError;
 use crate::paths;
@@ -46,23 +46,11 @@ struct SecurityPage {
     error: Option<String>,
 }
 
-/// Setting up starts only this soon after the password was typed…
-const FRESH_START_SECS: i64 = 300;
-/// …and is confirmed only this soon after (time to find the phone and scan).
-const FRESH_CONFIRM_SECS: i64 = 900;
-
-/// Whether `me` typed the password within the last `secs` seconds.
-fn signed_in_within(st: &AppState, me: &SignedIn, secs: i64) -> bool {
-    let now = st.ctx.clock.unix();
-    me.session
-        .auth_time
-        .is_some_and(|t| now - t.unix_timestamp() <= secs)
-}
-
-/// To the sign-in page, and back here after it.
-fn sign_in_again() -> Response {
-    let to = format!("{}?next={}", paths::LOGIN, paths::SECURITY);
-    (no_store(), Redirect::to(&to)).into_response()
+/// Whether `me` typed the password recently enough to confirm an app being set up: three
+/// times `fresh_sign_in` (time to find the phone and scan).
+fn may_confirm(st: &AppState, me: &SignedIn) -> bool {
+    let window = st.ctx.config.fresh_sign_in.saturating_mul(3);
+    me.signed_in_within(st.ctx.clock.unix(), window)
 }
 
 fn date(t: i64) -> String {
@@ -90,7 +78,7 @@ async fn page_for(st: &AppState, me: &SignedIn) -> Result<SecurityPage, PageErro
         csrf_token: me.session.csrf_token().to_owned(),
         enabled_since,
         codes_left,
-        fresh: signed_in_within(st, me, FRESH_START_SECS),
+        fresh: me.signed_in_within(st.ctx.clock.unix(), st.ctx.config.fresh_sign_in),
         setup: None,
         recovery_codes: Vec::new(),
         notice: None,
@@ -145,9 +133,7 @@ pub async fn start_totp(
     posted: PostedForm,
 ) -> Result<Response, PageError> {
     let (me, _) = signed_in(posted)?;
-    if !signed_in_within(&st, &me, FRESH_START_SECS) {
-        return Ok(sign_in_again());
-    }
+    me.require_fresh(&st, paths::SECURITY)?;
     let secret = second_factor::new_secret();
     let now = st.ctx.clock.unix();
     if !st.ctx.store.begin_totp(&me.user_id, &secret, now).await? {
@@ -165,8 +151,10 @@ pub async fn confirm_totp(
     posted: PostedForm,
 ) -> Result<Response, PageError> {
     let (me, form) = signed_in(posted)?;
-    if !signed_in_within(&st, &me, FRESH_CONFIRM_SECS) {
-        return Ok(sign_in_again());
+    if !may_confirm(&st, &me) {
+        return Err(PageError::SignInAgain {
+            next: paths::SECURITY,
+        });
     }
     let secret = form.get("secret").unwrap_or("");
     let code = form.get("code").unwrap_or("");
