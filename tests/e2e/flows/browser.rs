@@ -39,16 +39,21 @@ async fn sso_at_app_b(chrome: &mut Chrome, stack: &Stack) {
     assert!(at.as_str().starts_with(&stack.app_b.url), "{at}");
 }
 
+/// A stack with `Secure`, `__Host-` cookies, as a browser on `*.localhost` takes them.
+async fn spawn_secure() -> Stack {
+    spawn_with(Options {
+        secure_cookies: true,
+        ..Options::default()
+    })
+    .await
+}
+
 #[tokio::test]
 async fn single_sign_on_across_two_sites_with_host_prefixed_secure_cookies() {
     let Some(mut chrome) = Chrome::start("single_sign_on").await else {
         return;
     };
-    let stack = spawn_with(Options {
-        secure_cookies: true,
-        ..Options::default()
-    })
-    .await;
+    let stack = spawn_secure().await;
     sign_in_at_app_a(&mut chrome, &stack).await;
     sso_at_app_b(&mut chrome, &stack).await;
     chrome.shot("app-b-single-sign-on").await;
@@ -455,11 +460,7 @@ async fn an_authenticator_app_is_set_up_and_asked_for_at_the_next_sign_in() {
     let Some(mut chrome) = Chrome::start("authenticator_app").await else {
         return;
     };
-    let stack = spawn_with(Options {
-        secure_cookies: true,
-        ..Options::default()
-    })
-    .await;
+    let stack = spawn_secure().await;
     sign_in_at_app_a(&mut chrome, &stack).await;
     chrome
         .goto(&format!("{}/account/security", stack.issuer))
