@@ -8,6 +8,7 @@ pub mod logout;
 mod notes;
 pub mod oidc;
 mod pages;
+mod renewal;
 
 pub use config::Config;
 
@@ -30,8 +31,8 @@ pub struct AppState {
     pub sessions: Sessions,
     pub cookies: CookiePolicy,
     pub clock: Clock,
-    /// One refresh per session at a time in this process (see `pages::current_fresh`).
-    pub refreshing: pages::RefreshLocks,
+    /// One refresh per session at a time in this process (see `renewal::renewed`).
+    pub refreshing: renewal::RefreshLocks,
     /// The Notes API, when this app calls it.
     notes: Option<notes::NotesApi>,
 }
@@ -92,7 +93,7 @@ impl App {
                 sessions,
                 cookies,
                 clock,
-                refreshing: pages::RefreshLocks::default(),
+                refreshing: renewal::RefreshLocks::default(),
                 notes,
             }),
         })

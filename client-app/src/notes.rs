@@ -13,7 +13,7 @@
 use crate::AppState;
 use crate::config::NotesConfig;
 use crate::oidc::{Renew, SignedIn};
-use crate::pages::{renewed, user_of};
+use crate::renewal::{renewed, user_of};
 use serde_json::Value;
 use sessions::{EndCause, NewSession, Session};
 use std::time::{Duration, Instant};

@@ -110,36 +110,34 @@ pub async fn sign_in(
     finish(ctx, session, user).await
 }
 
-/// Whether the account `user_id` is still as its password step found it (`credential`), and
-/// active.
-pub async fn first_step_current(
+/// The account of a sign-in whose password step answered [`SignIn::SecondFactor`] with
+/// `user_id` and `credential`, if it is still as that step found it and active; `None` (the
+/// refusal recorded) if it changed meanwhile (a new password, disabled, signed out
+/// everywhere) or is gone.
+pub async fn second_step_account(
     ctx: &Ctx,
     user_id: &str,
     credential: &str,
-) -> Result<bool, SystemError> {
-    Ok(ctx
-        .store
-        .user_by_id(user_id)
-        .await?
-        .is_some_and(|u| !u.disabled && infra::secret::ct_eq(&credential_of(&u), credential)))
+) -> Result<Option<User>, SystemError> {
+    match ctx.store.user_by_id(user_id).await? {
+        Some(u) if !u.disabled && infra::secret::ct_eq(&credential_of(&u), credential) => {
+            Ok(Some(u))
+        }
+        other => {
+            record_refused(ctx, other.as_ref()).await;
+            Ok(None)
+        }
+    }
 }
 
-/// Completes a sign-in whose password step answered [`SignIn::SecondFactor`] with
-/// `user_id` and `credential`, once the caller has checked the code: refused if the account
-/// changed meanwhile (a new password, disabled, signed out everywhere) or is gone.
+/// Completes the sign-in of `user` (from [`second_step_account`]) once the caller has checked
+/// its code. A change to the account after it was read still wins: the session is recorded
+/// only under the credential read (`open`).
 pub async fn finish_second_factor(
     ctx: &Ctx,
     session: &mut Session,
-    user_id: &str,
-    credential: &str,
+    user: User,
 ) -> Result<SignIn, SystemError> {
-    let user = match ctx.store.user_by_id(user_id).await? {
-        Some(u) if !u.disabled && infra::secret::ct_eq(&credential_of(&u), credential) => u,
-        other => {
-            record_refused(ctx, other.as_ref()).await;
-            return Ok(SignIn::Refused);
-        }
-    };
     finish(ctx, session, user).await
 }
 

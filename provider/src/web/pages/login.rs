@@ -290,16 +290,16 @@ pub async fn submit_code(
         next,
         error: None,
     };
-    if !users::first_step_current(&st.ctx, &user_id, &credential).await? {
+    let Some(user) = users::second_step_account(&st.ctx, &user_id, &credential).await? else {
         return back_to_password(&st, &session, request, next, SignIn::Refused).await;
-    }
+    };
     let code = form.get("code").unwrap_or("");
     let checked = second_factor::check_code(&st.ctx, &user_id, code).await?;
     if let Some(refused) = code_refused(checked, page) {
         return Ok(refused);
     }
     keep_second_factor(&mut session, None);
-    match users::finish_second_factor(&st.ctx, &mut session, &user_id, &credential).await? {
+    match users::finish_second_factor(&st.ctx, &mut session, user).await? {
         SignIn::SignedIn { .. } => {
             let jar = remember(&st, jar, &session);
             Ok(after_sign_in(&st, jar, session, &meta, &request, next).await)

@@ -158,10 +158,10 @@ pub async fn confirm_totp(
     }
     let secret = form.get("secret").unwrap_or("");
     let code = form.get("code").unwrap_or("");
+    let confirmed = second_factor::confirm(&st.ctx, &me.user_id, secret, code).await?;
     let mut page = page_for(&st, &me).await?;
-    match second_factor::confirm(&st.ctx, &me.user_id, secret, code).await? {
+    match confirmed {
         Confirmed::Yes(codes) => {
-            page = page_for(&st, &me).await?;
             page.recovery_codes = codes;
             Ok((no_store(), page).into_response())
         }
