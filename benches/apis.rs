@@ -123,6 +123,7 @@ async fn world() -> World {
             grant_id: Some(grant.grant_id.clone()),
             sid: None,
             auth_time: Some(now),
+            amr: provider::types::Methods::PASSWORD,
             nonce: None,
             id_token: false,
             refresh: None,

@@ -122,6 +122,7 @@ fn store_paths(c: &mut Criterion) {
                     code_challenge: "c".repeat(43),
                     sid: "s".into(),
                     auth_time: now,
+                    amr: provider::types::Methods::PASSWORD,
                     expires_at: now + 60,
                 };
                 store
@@ -148,6 +149,7 @@ fn store_paths(c: &mut Criterion) {
             scope: ScopeSet::parse_known("openid"),
             sid: Some("s".into()),
             auth_time: now,
+            amr: provider::types::Methods::PASSWORD,
             issued_at: now,
             family_expires_at: now + 86400,
             used_at: None,

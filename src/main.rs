@@ -144,6 +144,15 @@ async fn main() -> anyhow::Result<()> {
             // Both call Notes: App A writes notes, App B reads them.
             "notes": { "resource": NOTES.0, "write": app.client_id == "app-a" },
         });
+        // App B's Settings page needs two factors: signed in with a password, a visit there
+        // asks the provider for the second factor only (step-up).
+        let identity = if app.client_id == "app-b" {
+            let mut with = identity;
+            with["settings_acr"] = "urn:gatehouse:acr:mfa".into();
+            with
+        } else {
+            identity
+        };
         let figment = client_app::Config::figment().merge(Serialized::defaults(identity));
         app_configs.push(client_app::Config::load(&figment)?);
     }

@@ -32,6 +32,9 @@ pub struct Config {
     pub discovery_timeout: Duration,
     /// The Notes API this app calls on the user's behalf, if any.
     pub notes: Option<NotesConfig>,
+    /// The level of sign-in (an `acr` value the provider lists in `acr_values_supported`)
+    /// that this app's Settings page needs; with none, the app has no Settings page.
+    pub settings_acr: Option<String>,
 }
 
 /// The Notes API (the demo's third service) as this app uses it: the app asks for a token
@@ -143,6 +146,7 @@ impl Default for Config {
             cookie: CookieConfig::default(),
             discovery_timeout: Duration::from_secs(60),
             notes: None,
+            settings_acr: None,
         }
     }
 }

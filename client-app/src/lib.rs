@@ -9,6 +9,7 @@ mod notes;
 pub mod oidc;
 mod pages;
 mod renewal;
+mod settings;
 
 pub use config::Config;
 
@@ -111,6 +112,7 @@ impl App {
             .route("/callback", get(pages::finish_login))
             .route("/me", get(pages::show_me))
             .route("/notes", post(pages::add_note))
+            .route("/settings", get(settings::show_settings))
             .route("/healthz", get(infra::health::alive))
             .route("/readyz", get(pages::readiness))
             .route("/metrics", get(infra::metrics::render))

@@ -63,6 +63,9 @@ pub struct PendingLogin {
     pub nonce: String,
     pub pkce_verifier: String,
     pub created_at: i64,
+    /// A sign-in for the Settings page (at the level it needs): it returns there.
+    #[serde(default)]
+    pub for_settings: bool,
 }
 
 /// The result of a verified sign-in. Its `Debug` shows the subject only: never a token.
@@ -330,8 +333,10 @@ impl Oidc {
         })
     }
 
-    /// The authorization URL with fresh state, nonce and PKCE S256, and what to keep of them.
-    pub fn start_login(&self) -> (url::Url, PendingLogin) {
+    /// The authorization URL with fresh state, nonce and PKCE S256, and what to keep of them;
+    /// `acr`: the level of sign-in to ask for (OIDC Core §3.1.2.1 `acr_values`), for the
+    /// Settings page.
+    pub fn start_login(&self, acr: Option<&str>) -> (url::Url, PendingLogin) {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let client = self.client();
         let mut request = client
@@ -348,12 +353,16 @@ impl Oidc {
         if let Some(api) = &self.api {
             request = request.add_extra_param("resource", api.clone());
         }
+        if let Some(acr) = acr {
+            request = request.add_extra_param("acr_values", acr.to_owned());
+        }
         let (url, state, nonce) = request.url();
         let pending = PendingLogin {
             state: state.secret().clone(),
             nonce: nonce.secret().clone(),
             pkce_verifier: verifier.secret().clone(),
             created_at: self.clock.unix(),
+            for_settings: acr.is_some(),
         };
         (url, pending)
     }

@@ -1,6 +1,7 @@
 //! The app's routes, a contract that external checks rely on (README.md, "The sample app"):
 //! `/`, `/login`, `/callback`, `/me`, `/logout`, `/logout/everywhere`, `/backchannel-logout`,
-//! and `/notes` (a note written to the Notes API, for an app that writes them).
+//! `/notes` (a note written to the Notes API, for an app that writes them), and `/settings`
+//! (a page that needs a higher level of sign-in, for an app configured with one: `settings`).
 
 use crate::AppState;
 use crate::notes::{AfterSignOut, NotWritten, NotesPanel};
@@ -39,6 +40,8 @@ struct HomePage {
     max_note: usize,
     /// The API token of before "Sign out everywhere", presented once more.
     after_sign_out: Option<AfterSignOut>,
+    /// The app has a Settings page (`settings_acr`).
+    settings: bool,
 }
 
 struct SignedInView {
@@ -73,11 +76,11 @@ fn unix_rfc3339(t: i64) -> String {
         .unwrap_or_default()
 }
 
-fn no_store() -> [(header::HeaderName, HeaderValue); 1] {
+pub(crate) fn no_store() -> [(header::HeaderName, HeaderValue); 1] {
     [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))]
 }
 
-fn error_page(
+pub(crate) fn error_page(
     st: &AppState,
     status: StatusCode,
     title: &'static str,
@@ -94,7 +97,7 @@ fn error_page(
 /// What can fail beneath a page: the session store (out of reach, or otherwise), or anything
 /// else (no randomness, a URL that makes no header).
 #[derive(Debug, thiserror::Error)]
-enum Failure {
+pub(crate) enum Failure {
     #[error(transparent)]
     Store(#[from] sessions::StoreError),
     #[error(transparent)]
@@ -114,7 +117,7 @@ impl From<header::InvalidHeaderValue> for Failure {
 }
 
 /// An opaque 500 (logged once), or a 503 when the session store is unreachable.
-fn internal(st: &AppState, e: impl Into<Failure>) -> Response {
+pub(crate) fn internal(st: &AppState, e: impl Into<Failure>) -> Response {
     let e = e.into();
     if matches!(&e, Failure::Store(s) if s.is_unavailable()) {
         tracing::warn!(error = %e, "session store unreachable: answering 503");
@@ -137,7 +140,10 @@ fn internal(st: &AppState, e: impl Into<Failure>) -> Response {
     )
 }
 
-async fn current(st: &AppState, jar: &CookieJar) -> Result<Option<Session>, sessions::StoreError> {
+pub(crate) async fn current(
+    st: &AppState,
+    jar: &CookieJar,
+) -> Result<Option<Session>, sessions::StoreError> {
     match st.cookies.read(jar) {
         Some(id) => st.sessions.load(&id).await,
         None => Ok(None),
@@ -219,6 +225,7 @@ pub(crate) async fn show_home(State(st): Shared, jar: CookieJar) -> Response {
         notes,
         max_note: crate::notes::MAX_TEXT,
         after_sign_out,
+        settings: st.config.settings_acr.is_some(),
     };
     (no_store(), page).into_response()
 }
@@ -253,8 +260,16 @@ pub(crate) async fn show_me(State(st): Shared, jar: CookieJar) -> Response {
 }
 
 /// Starts a sign-in: state, nonce and PKCE verifier are kept in this browser's (pre-login)
-/// session; only the authorization URL leaves the server.
-pub(crate) async fn start_login(State(st): Shared, jar: CookieJar, headers: HeaderMap) -> Response {
+/// session; only the authorization URL leaves the server. `?for=settings`: a sign-in at the
+/// level the Settings page needs, which returns there.
+pub(crate) async fn start_login(
+    State(st): Shared,
+    jar: CookieJar,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let for_settings = query.as_deref() == Some("for=settings");
+    let acr = st.config.settings_acr.as_deref().filter(|_| for_settings);
     let existing = match current(&st, &jar).await {
         Ok(s) => s,
         Err(e) => return internal(&st, e),
@@ -278,7 +293,7 @@ pub(crate) async fn start_login(State(st): Shared, jar: CookieJar, headers: Head
             }
         }
     };
-    let (url, pending) = st.oidc.start_login();
+    let (url, pending) = st.oidc.start_login(acr);
     let now = st.clock.unix();
     // A compare-and-set: a sign-in started at the same time in another tab is kept.
     let mut saved = false;
@@ -483,10 +498,15 @@ pub(crate) async fn finish_login(
         Err(e) => return internal(&st, e),
     }
     tracing::info!(sub = %signed_in.sub, "signed in");
+    let back_to = if pending.for_settings {
+        crate::settings::AFTER_SIGN_IN
+    } else {
+        "/"
+    };
     (
         jar.add(st.cookies.cookie(session.id())),
         no_store(),
-        Redirect::to("/"),
+        Redirect::to(back_to),
     )
         .into_response()
 }

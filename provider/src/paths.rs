@@ -35,6 +35,8 @@ pub const HOME: &str = "/";
 pub const LOGIN: &str = "/login";
 /// The second step of a sign-in: an authenticator app's code.
 pub const LOGIN_CODE: &str = "/login/code";
+/// Step-up: the second factor an app's request needs, for a browser signed in with a password.
+pub const LOGIN_STEP_UP: &str = "/login/step-up";
 pub const CONSENT: &str = "/consent";
 /// "Your sessions".
 pub const SESSIONS: &str = "/account/sessions";

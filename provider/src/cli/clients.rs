@@ -36,6 +36,10 @@ pub(super) struct MetadataArgs {
     /// ID token signing algorithm: RS256 (default) or ES256.
     #[arg(long)]
     id_token_alg: Option<String>,
+    /// A level of sign-in asked when a request names none: urn:gatehouse:acr:pwd or
+    /// urn:gatehouse:acr:mfa (repeat, in order of preference; '' clears them).
+    #[arg(long = "default-acr-value")]
+    default_acr_values: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -50,6 +54,9 @@ pub(super) enum ClientsCommand {
         /// A first-party app: its users are not asked for consent.
         #[arg(long)]
         first_party: bool,
+        /// Every sign-in for this app needs two factors, whatever its requests ask.
+        #[arg(long)]
+        require_mfa: bool,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -73,6 +80,9 @@ pub(super) enum ClientsCommand {
         /// Set or clear the first-party flag (true or false).
         #[arg(long)]
         first_party: Option<bool>,
+        /// Whether every sign-in for this app needs two factors (true or false).
+        #[arg(long)]
+        require_mfa: Option<bool>,
         #[arg(long)]
         json: bool,
     },
@@ -107,6 +117,7 @@ pub(super) async fn run(
             metadata,
             client_id,
             first_party,
+            require_mfa,
             json,
         } => {
             let valid = metadata
@@ -117,7 +128,10 @@ pub(super) async fn run(
                 first_party,
                 ..Registrant::default()
             };
-            let done = registration::register(&store, valid, &who, now).await?;
+            let mut done = registration::register(&store, valid, &who, now).await?;
+            if require_mfa {
+                set_require_mfa(&store, &mut done.client, true).await?;
+            }
             show_registered(io, "registered", &done, json)?;
         }
         ClientsCommand::List { json } => list(&store, json, io).await?,
@@ -129,13 +143,17 @@ pub(super) async fn run(
             client_id,
             metadata,
             first_party,
+            require_mfa,
             json,
         } => {
             let c = find(&store, &client_id).await?;
             let valid = metadata
                 .apply(registration::metadata_of(&c))?
                 .validate(&outbound)?;
-            let done = registration::update(&store, c, valid, first_party, now).await?;
+            let mut done = registration::update(&store, c, valid, first_party, now).await?;
+            if let Some(required) = require_mfa {
+                set_require_mfa(&store, &mut done.client, required).await?;
+            }
             show_registered(io, "updated", &done, json)?;
         }
         ClientsCommand::RotateSecret { client_id, json } => {
@@ -146,6 +164,18 @@ pub(super) async fn run(
             initial_token(config, &store, &ttl, json, now, io).await?
         }
     }
+    Ok(())
+}
+
+/// Sets an operator's `require_mfa` on `client` (stored, and in the copy printed).
+async fn set_require_mfa(store: &Store, client: &mut Client, required: bool) -> anyhow::Result<()> {
+    if !store
+        .set_client_require_mfa(&client.client_id, required)
+        .await?
+    {
+        anyhow::bail!("no client {}", client.client_id);
+    }
+    client.require_mfa = required;
     Ok(())
 }
 
@@ -310,6 +340,13 @@ impl MetadataArgs {
         if let Some(a) = self.id_token_alg {
             base.id_token_signed_response_alg = Some(a);
         }
+        if !self.default_acr_values.is_empty() {
+            let values = self
+                .default_acr_values
+                .into_iter()
+                .filter(|v| !v.is_empty());
+            base.default_acr_values = Some(values.collect());
+        }
         if let Some(jwks) = self.jwks {
             let text = match jwks.strip_prefix('@') {
                 Some(path) => std::fs::read_to_string(path)
@@ -329,6 +366,7 @@ impl MetadataArgs {
 fn client_json(client: &Client, secret: Option<&str>) -> serde_json::Value {
     let mut m = registration::describe(client);
     m.insert("first_party".into(), client.first_party.into());
+    m.insert("require_mfa".into(), client.require_mfa.into());
     if let Some(secret) = secret {
         m.insert("client_secret".into(), secret.into());
     }
@@ -357,6 +395,13 @@ fn print_client(io: &mut Io<'_>, c: &Client) -> anyhow::Result<()> {
         io,
         "first party        {}",
         if c.first_party { "yes" } else { "no" }
+    );
+    let levels: Vec<&str> = c.default_acr_values.iter().map(|l| l.as_str()).collect();
+    out!(io, "default acr values {}", levels.join(" "));
+    out!(
+        io,
+        "requires 2 factors {}",
+        if c.require_mfa { "yes" } else { "no" }
     );
     Ok(())
 }

@@ -4,7 +4,7 @@
 use crate::context::Ctx;
 use crate::paths;
 use crate::types::{
-    Alg, AuthMethod, GrantType, PkceMethod, Prompt, ResponseMode, ResponseType, Scope,
+    Alg, AuthMethod, GrantType, Level, PkceMethod, Prompt, ResponseMode, ResponseType, Scope,
 };
 use serde::Serialize;
 
@@ -31,6 +31,8 @@ pub struct ProviderMetadata {
     revocation_endpoint_auth_methods_supported: Vec<&'static str>,
     introspection_endpoint_auth_methods_supported: Vec<&'static str>,
     claims_supported: Vec<&'static str>,
+    /// The levels of sign-in we answer for (`acr`), lowest first.
+    acr_values_supported: Vec<&'static str>,
     code_challenge_methods_supported: Vec<&'static str>,
     prompt_values_supported: Vec<&'static str>,
     claims_parameter_supported: bool,
@@ -45,7 +47,7 @@ pub struct ProviderMetadata {
 }
 
 /// The claims our ID tokens and userinfo carry (OIDC Core §2, §5.1).
-const CLAIMS: [&str; 18] = [
+const CLAIMS: [&str; 19] = [
     "sub",
     "iss",
     "aud",
@@ -56,6 +58,7 @@ const CLAIMS: [&str; 18] = [
     "sid",
     "at_hash",
     "azp",
+    "acr",
     "amr",
     "name",
     "given_name",
@@ -107,9 +110,12 @@ impl ProviderMetadata {
             // Introspection tells what a token grants: confidential clients only.
             introspection_endpoint_auth_methods_supported: confidential,
             claims_supported: CLAIMS.to_vec(),
+            acr_values_supported: Level::supported(),
             code_challenge_methods_supported: names(PkceMethod::ALL, PkceMethod::as_str),
             prompt_values_supported: Prompt::SUPPORTED.to_vec(),
-            claims_parameter_supported: false,
+            // OIDC Core §5.5: its `acr` member is honoured (`authorize::level`); the other
+            // claims it names are answered by the scopes, as §5.5 allows.
+            claims_parameter_supported: true,
             request_parameter_supported: false,
             request_uri_parameter_supported: false,
             authorization_response_iss_parameter_supported: true,

@@ -2,7 +2,7 @@
 
 use super::columns::{decode, flag, json_list, parse_list};
 use super::handle::Store;
-use crate::types::{Alg, AuthMethod, GrantType};
+use crate::types::{Alg, AuthMethod, GrantType, Level};
 use sqlx::FromRow;
 
 /// A registered client. `secret_hash` is the SHA-256 of its secret (none for public clients).
@@ -27,6 +27,11 @@ pub struct Client {
     pub owner_id: Option<String>,
     /// SHA-256 of its RFC 7592 registration access token (dynamically registered clients).
     pub registration_token_hash: Option<String>,
+    /// The levels its requests ask for when they name none (OIDC Registration §2), in order
+    /// of preference.
+    pub default_acr_values: Vec<Level>,
+    /// An operator's setting: every sign-in for it needs two factors.
+    pub require_mfa: bool,
     pub created_at: i64,
 }
 
@@ -59,12 +64,13 @@ pub struct NewClient {
     pub(crate) jwks: Option<String>,
     pub(crate) owner_id: Option<String>,
     pub(crate) registration_token_hash: Option<String>,
+    pub(crate) default_acr_values: Vec<Level>,
 }
 
 const CLIENT_COLUMNS: &str = "client_id, secret_hash, name, redirect_uris, \
     post_logout_redirect_uris, backchannel_logout_uri, backchannel_logout_session_required, \
     grant_types, token_endpoint_auth_method, id_token_signed_response_alg, first_party, jwks, \
-    owner_id, registration_token_hash, created_at";
+    owner_id, registration_token_hash, default_acr_values, require_mfa, created_at";
 
 #[derive(FromRow)]
 struct ClientRow {
@@ -82,6 +88,8 @@ struct ClientRow {
     jwks: Option<String>,
     owner_id: Option<String>,
     registration_token_hash: Option<String>,
+    default_acr_values: String,
+    require_mfa: i64,
     created_at: i64,
 }
 
@@ -100,6 +108,8 @@ infra::lite_row!(ClientRow {
     jwks,
     owner_id,
     registration_token_hash,
+    default_acr_values,
+    require_mfa,
     created_at,
 });
 
@@ -109,6 +119,10 @@ impl TryFrom<ClientRow> for Client {
         let grant_types = parse_list(&r.grant_types)
             .iter()
             .map(|g| decode("grant type", g, GrantType::parse))
+            .collect::<Result<_, _>>()?;
+        let default_acr_values = parse_list(&r.default_acr_values)
+            .iter()
+            .map(|a| decode("acr value", a, Level::parse))
             .collect::<Result<_, _>>()?;
         Ok(Self {
             client_id: r.client_id,
@@ -133,6 +147,8 @@ impl TryFrom<ClientRow> for Client {
             jwks: r.jwks,
             owner_id: r.owner_id,
             registration_token_hash: r.registration_token_hash,
+            default_acr_values,
+            require_mfa: r.require_mfa != 0,
             created_at: r.created_at,
         })
     }
@@ -150,7 +166,7 @@ impl Store {
              grant_types = $7, token_endpoint_auth_method = $8, \
              id_token_signed_response_alg = $9, first_party = $10, \
              backchannel_logout_session_required = $12, jwks = $13, owner_id = $14, \
-             registration_token_hash = $15",
+             registration_token_hash = $15, default_acr_values = $16",
         )
         .await
         .map(|_| ())
@@ -222,6 +238,21 @@ impl Store {
         .fetch_all(self.db.read())
         .await?;
         rows.into_iter().map(Client::try_from).collect()
+    }
+
+    /// Sets whether every sign-in for a client needs two factors (an operator's setting, which
+    /// no registration update changes). False if there is no such client.
+    pub async fn set_client_require_mfa(
+        &self,
+        client_id: &str,
+        require_mfa: bool,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("UPDATE clients SET require_mfa = $2 WHERE client_id = $1")
+            .bind(client_id)
+            .bind(flag(require_mfa))
+            .execute(self.db.write())
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Replaces a client's secret hash; the old secret stops working at once (every
@@ -391,8 +422,9 @@ fn client_write<'q>(
         "INSERT INTO clients (client_id, secret_hash, name, redirect_uris, \
          post_logout_redirect_uris, backchannel_logout_uri, grant_types, \
          token_endpoint_auth_method, id_token_signed_response_alg, first_party, created_at, \
-         backchannel_logout_session_required, jwks, owner_id, registration_token_hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+         backchannel_logout_session_required, jwks, owner_id, registration_token_hash, \
+         default_acr_values) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
          {on_conflict}"
     )))
     .bind(&c.client_id)
@@ -412,4 +444,5 @@ fn client_write<'q>(
     .bind(&c.jwks)
     .bind(&c.owner_id)
     .bind(&c.registration_token_hash)
+    .bind(json_list(c.default_acr_values.iter().map(|l| l.as_str())))
 }

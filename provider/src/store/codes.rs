@@ -4,7 +4,7 @@
 use super::handle::Store;
 use super::rows::{Insert, Table};
 use super::users::{USER_FIELDS, User, UserRow};
-use crate::types::ScopeSet;
+use crate::types::{Methods, ScopeSet};
 use sqlx::FromRow;
 
 /// An authorization code's bindings (the code itself is only stored as its hash).
@@ -19,6 +19,9 @@ pub struct AuthCode {
     pub code_challenge: String,
     pub sid: String,
     pub auth_time: i64,
+    /// The methods of the sign-in the code was issued on (`amr`).
+    #[sqlx(try_from = "String")]
+    pub amr: Methods,
     pub expires_at: i64,
 }
 
@@ -58,6 +61,7 @@ infra::lite_row!(AuthCode {
     code_challenge,
     sid,
     auth_time,
+    amr as String,
     expires_at,
 });
 
@@ -73,12 +77,12 @@ impl infra::FromLite for CodeRow {
 }
 
 const CODE_COLUMNS: &str = "c.client_id, c.user_id, c.redirect_uri, c.scope, c.nonce, \
-    c.code_challenge, c.sid, c.auth_time, c.expires_at";
+    c.code_challenge, c.sid, c.auth_time, c.amr, c.expires_at";
 
 static AUTHORIZATION_CODES: Table = Table {
     head: "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, scope, \
-           nonce, code_challenge, sid, auth_time, created_at, expires_at) VALUES",
-    columns: 11,
+           nonce, code_challenge, sid, auth_time, amr, created_at, expires_at) VALUES",
+    columns: 12,
     tail: "",
 };
 
@@ -97,6 +101,7 @@ impl Insert {
                 c.code_challenge.as_str().into(),
                 c.sid.as_str().into(),
                 c.auth_time.into(),
+                c.amr.to_string().into(),
                 now.into(),
                 c.expires_at.into(),
             ],

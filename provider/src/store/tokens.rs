@@ -3,7 +3,7 @@
 
 use super::handle::Store;
 use super::rows::{Insert, Table};
-use crate::types::ScopeSet;
+use crate::types::{Methods, ScopeSet};
 use sqlx::FromRow;
 
 /// An issued access token's registry entry.
@@ -45,6 +45,9 @@ pub struct RefreshTokenRow {
     pub scope: ScopeSet,
     pub sid: Option<String>,
     pub auth_time: i64,
+    /// The methods of the sign-in the grant came from (`amr`).
+    #[sqlx(try_from = "String")]
+    pub amr: Methods,
     pub issued_at: i64,
     pub family_expires_at: i64,
     pub used_at: Option<i64>,
@@ -79,13 +82,14 @@ infra::lite_row!(RefreshTokenRow {
     scope as String,
     sid,
     auth_time,
+    amr as String,
     issued_at,
     family_expires_at,
     used_at,
     revoked_at,
 });
 
-const RT_COLUMNS: &str = "token_hash, grant_id, client_id, user_id, scope, sid, auth_time, \
+const RT_COLUMNS: &str = "token_hash, grant_id, client_id, user_id, scope, sid, auth_time, amr, \
     issued_at, family_expires_at, used_at, revoked_at";
 
 static ACCESS_TOKENS: Table = Table {
@@ -99,8 +103,8 @@ static ACCESS_TOKENS: Table = Table {
 /// so a retry within the grace window writes the same row again.
 static REFRESH_TOKENS: Table = Table {
     head: "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scope, sid, \
-           auth_time, issued_at, family_expires_at) VALUES",
-    columns: 9,
+           auth_time, amr, issued_at, family_expires_at) VALUES",
+    columns: 10,
     tail: " ON CONFLICT (token_hash) DO NOTHING",
 };
 
@@ -135,6 +139,7 @@ impl Insert {
                 t.scope.to_string().into(),
                 t.sid.clone().into(),
                 t.auth_time.into(),
+                t.amr.to_string().into(),
                 t.issued_at.into(),
                 t.family_expires_at.into(),
             ],

@@ -23,6 +23,9 @@ wire_enum! {
         RegistrationNotSupported = "registration_not_supported",
         /// RFC 8707 §2: the `resource` is unknown, malformed, or not one this request may name.
         InvalidTarget = "invalid_target",
+        /// The sign-in cannot meet the level the request or the client requires (OpenID
+        /// Connect Core Unmet Authentication Requirements 1.0 §2).
+        UnmetAuthenticationRequirements = "unmet_authentication_requirements",
     }
 }
 

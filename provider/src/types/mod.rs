@@ -8,10 +8,12 @@
 
 #[macro_use]
 mod macros;
+mod acr;
 mod api_scope;
 mod errors;
 mod scope;
 
+pub use acr::{Level, Method, Methods, UnknownMethod};
 pub use api_scope::{ApiScopes, BadApiScope, MAX_API_SCOPE_LEN, MAX_API_SCOPES};
 pub use errors::{AuthorizeErrorCode, BearerErrorCode, RegistrationErrorCode, TokenErrorCode};
 pub use scope::{Scope, ScopeSet, UnknownScope};

@@ -8,7 +8,31 @@ use crate::audit::{self, Event, Kind};
 use crate::context::{Ctx, SystemError};
 use crate::logout;
 use crate::store::{Credential, User};
+use crate::types::{Method, Methods};
 use sessions::{EndCause, Session, SessionEnd};
+
+/// Where a signed-in session keeps the methods its sign-in used (`amr`, RFC 8176).
+const METHODS_KEY: &str = "amr";
+
+/// The methods `session`'s sign-in used. A session from before methods were recorded signed
+/// in with a password.
+pub fn methods_of(session: &Session) -> Methods {
+    session
+        .data
+        .get(METHODS_KEY)
+        .and_then(|v| v.as_str())
+        .and_then(|text| Methods::parse_strict(text).ok())
+        .unwrap_or(Methods::PASSWORD)
+}
+
+fn set_methods(session: &mut Session, methods: Methods) {
+    if !session.data.is_object() {
+        session.data = serde_json::json!({});
+    }
+    if let Some(data) = session.data.as_object_mut() {
+        data.insert(METHODS_KEY.into(), methods.to_string().into());
+    }
+}
 
 /// Longest username accepted (checked before any lookup or hash).
 pub const MAX_USERNAME_BYTES: usize = 256;
@@ -107,7 +131,7 @@ pub async fn sign_in(
             user_id: user.id,
         });
     }
-    finish(ctx, session, user).await
+    finish(ctx, session, user, Methods::PASSWORD).await
 }
 
 /// The account of a sign-in whose password step answered [`SignIn::SecondFactor`] with
@@ -131,20 +155,47 @@ pub async fn second_step_account(
 }
 
 /// Completes the sign-in of `user` (from [`second_step_account`]) once the caller has checked
-/// its code. A change to the account after it was read still wins: the session is recorded
-/// only under the credential read (`open`).
+/// its code: a password and a one-time code. A change to the account after it was read still
+/// wins: the session is recorded only under the credential read (`open`).
 pub async fn finish_second_factor(
     ctx: &Ctx,
     session: &mut Session,
     user: User,
 ) -> Result<SignIn, SystemError> {
-    finish(ctx, session, user).await
+    finish(ctx, session, user, Methods::PASSWORD.with(Method::Otp)).await
 }
 
-/// Signs `user` in on `session` (a new id), and records it.
-async fn finish(ctx: &Ctx, session: &mut Session, user: User) -> Result<SignIn, SystemError> {
+/// Step-up (OIDC Core §3.1.2.1 `acr_values`): the person signed in on `session` proved
+/// `added` as well (the caller checked it). The session is kept (its handle, its apps, its
+/// deadlines); its methods gain `added`, its `auth_time` is now, and it gets a new id, as at
+/// any sign-in. False, and `session` as it was, if the session ended or changed meanwhile.
+pub async fn step_up(ctx: &Ctx, session: &mut Session, added: Method) -> Result<bool, SystemError> {
     let before = session.clone();
-    match open(ctx, session, &user).await? {
+    let methods = methods_of(session).with(added);
+    set_methods(session, methods);
+    session.auth_time = Some(ctx.clock.now());
+    if !ctx.sessions.regenerate(session).await? {
+        *session = before;
+        return Ok(false);
+    }
+    tracing::info!(sid = %session.handle, "sign-in stepped up");
+    let event = Event::new(Kind::SignInSteppedUp)
+        .user_opt(session.user_id.as_deref())
+        .session(&session.handle)
+        .detail(format!("methods now {methods}, level {}", methods.level()));
+    audit::record(&ctx.store, &ctx.clock, event).await;
+    Ok(true)
+}
+
+/// Signs `user` in on `session` (a new id) with `methods`, and records it.
+async fn finish(
+    ctx: &Ctx,
+    session: &mut Session,
+    user: User,
+    methods: Methods,
+) -> Result<SignIn, SystemError> {
+    let before = session.clone();
+    match open(ctx, session, &user, methods).await? {
         Opened::Yes => {}
         Opened::Overtaken => {
             // A password change, a disabled account or "sign out everywhere" came during the
@@ -169,7 +220,8 @@ async fn finish(ctx: &Ctx, session: &mut Session, user: User) -> Result<SignIn, 
     tracing::info!(sid = %session.handle, "signed in");
     let signed_in = Event::new(Kind::SignInOk)
         .user(&user.id)
-        .session(&session.handle);
+        .session(&session.handle)
+        .detail(format!("methods {methods}, level {}", methods.level()));
     audit::record(&ctx.store, &ctx.clock, signed_in).await;
     let created = Event::new(Kind::SessionCreated)
         .user(&user.id)
@@ -200,8 +252,14 @@ enum Opened {
 /// it replaces, if any, is ended; the session is written; and the ledger is read again, so
 /// that an end of the user's sessions that came meanwhile, and missed this one in the
 /// session store, still wins (the session is then removed). False if refused.
-async fn open(ctx: &Ctx, session: &mut Session, user: &User) -> Result<Opened, SystemError> {
+async fn open(
+    ctx: &Ctx,
+    session: &mut Session,
+    user: &User,
+    methods: Methods,
+) -> Result<Opened, SystemError> {
     let plan = ctx.sessions.prepare_sign_in(session, &user.id)?;
+    set_methods(session, methods);
     let credential = Credential {
         user_id: &user.id,
         password_hash: &user.password_hash,
@@ -337,7 +395,9 @@ mod tests {
             let pre_login = session.clone();
             assert!(
                 matches!(
-                    open(&ctx, &mut session, &stale).await.unwrap(),
+                    open(&ctx, &mut session, &stale, Methods::PASSWORD)
+                        .await
+                        .unwrap(),
                     Opened::Overtaken
                 ),
                 "{change}"
@@ -363,7 +423,12 @@ mod tests {
             let mut session = pre_login;
             let fresh = read_alice(&ctx).await;
             assert!(
-                matches!(open(&ctx, &mut session, &fresh).await.unwrap(), Opened::Yes),
+                matches!(
+                    open(&ctx, &mut session, &fresh, Methods::PASSWORD)
+                        .await
+                        .unwrap(),
+                    Opened::Yes
+                ),
                 "{change}"
             );
             assert!(ctx.store.session_open(&session.handle).await.unwrap());

@@ -111,6 +111,7 @@ fn pages() -> Router<AppState> {
             get(login::show_login).post(login::submit_login),
         )
         .route(paths::LOGIN_CODE, post(login::submit_code))
+        .route(paths::LOGIN_STEP_UP, post(login::submit_step_up))
         .route(paths::SECURITY, get(security::show_security))
         .route(paths::SECURITY_TOTP, post(security::start_totp))
         .route(paths::SECURITY_TOTP_CONFIRM, post(security::confirm_totp))

@@ -454,7 +454,8 @@ async fn a_note_written_in_app_a_is_read_in_app_b_until_sign_out_everywhere() {
 }
 
 /// Setting up an authenticator app on "Security" (its QR code and key), the recovery codes
-/// shown once, and the next sign-in asking for the app's code after the password.
+/// shown once, App B's Settings page stepping the password sign-in up with a code, and the
+/// next sign-in asking for the app's code after the password.
 #[tokio::test]
 async fn an_authenticator_app_is_set_up_and_asked_for_at_the_next_sign_in() {
     let Some(mut chrome) = Chrome::start("authenticator_app").await else {
@@ -475,13 +476,27 @@ async fn an_authenticator_app_is_set_up_and_asked_for_at_the_next_sign_in() {
     wait_for_element(&chrome, "recovery-codes").await;
     chrome.shot("security-recovery-codes").await;
 
+    // App B's Settings need two factors, and this session has the password only: the
+    // provider asks for the code alone (step-up), then App B shows the page.
+    stack.clock.advance(std::time::Duration::from_secs(30));
+    sso_at_app_b(&mut chrome, &stack).await;
+    chrome.click("settings-link").await;
+    wait_for_element(&chrome, "step-up-notice").await;
+    chrome.shot("step-up").await;
+    let code = super::factors::code(&secret, stack.clock.unix());
+    chrome.fill("code", &code).await;
+    chrome.click("code-submit").await;
+    wait_for_element(&chrome, "settings").await;
+    chrome.shot("app-b-settings").await;
+
     // Signed out everywhere, the next sign-in asks for the code after the password.
     stack
         .cli(&["sessions", "revoke", "--user", ALICE.0])
         .await
         .unwrap();
     stack.clock.advance(std::time::Duration::from_secs(30));
-    chrome.goto(&format!("{}/", stack.app_b.url)).await;
+    // App B hears of the end by back-channel logout, in the background.
+    reload_until(&chrome, &format!("{}/", stack.app_b.url), "login").await;
     chrome.click("login").await;
     chrome
         .wait_for_url(&format!("{}/login", stack.issuer))

@@ -20,7 +20,7 @@ pub(super) fn code(secret: &str, at: i64) -> String {
 }
 
 /// A code that is surely not `right` (each digit moved on by one).
-fn wrong(right: &str) -> String {
+pub(super) fn wrong(right: &str) -> String {
     right
         .chars()
         .map(|c| char::from_digit((c.to_digit(10).unwrap() + 1) % 10, 10).unwrap())
@@ -43,7 +43,7 @@ fn recovery_codes(page: &Page) -> Vec<String> {
 
 /// Sets up an authenticator app for the user `browser` is signed in as: its seed and the
 /// recovery codes shown once.
-async fn set_up(stack: &Stack, browser: &Browser) -> (String, Vec<String>) {
+pub(super) async fn set_up(stack: &Stack, browser: &Browser) -> (String, Vec<String>) {
     let page = browser
         .follow(&format!("{}/account/security", stack.issuer))
         .await;

@@ -304,6 +304,8 @@ pub async fn spawn_with(mut options: Options) -> Stack {
                     refusal_wait: Duration::from_secs(8),
                     ..client_app::config::NotesConfig::new(NOTES_API, id == "app-a")
                 }),
+            // As in the demo: App B's Settings page needs two factors.
+            settings_acr: (id == "app-b").then(|| "urn:gatehouse:acr:mfa".to_owned()),
             ..client_app::Config::default()
         };
         // Cookies ignore ports: distinct names keep the two apps' cookies apart.

@@ -3,6 +3,7 @@
 //! receive a code ([`Next`]). Requests that wait for a person are kept in the session
 //! ([`pending`]).
 
+pub mod level;
 pub mod pending;
 pub mod request;
 
@@ -13,6 +14,7 @@ use crate::logout;
 use crate::store::{AuthCode, Client, Guard, Insert};
 use crate::types::{AuthorizeErrorCode, GrantType};
 use infra::secret::{hash_secret, random_token};
+use level::StepUp;
 use request::AuthRequest;
 use sessions::{EndCause, Session};
 
@@ -109,22 +111,45 @@ pub async fn resume(
     proceed(ctx, session, req).await.map(Some)
 }
 
-/// The sign-in page is asked for again (a reload, another tab) by a browser that signed in
-/// meanwhile, with the pending request `request_id`: the request goes on as after a sign-in
-/// here, if that sign-in will do for it ([`signed_in_for`]). `None`: show the page.
-pub async fn resume_signed_in(
+/// What the sign-in page does for a browser already signed in.
+#[derive(Debug)]
+pub enum OnSignInPage {
+    /// Ask for the password (nobody signed in, or a sign-in that will not do).
+    Password,
+    /// Ask only for the second factor that the request's level needs (step-up); the request
+    /// keeps waiting.
+    StepUp(AuthRequest),
+    /// The request goes on.
+    Go(Next),
+}
+
+/// The sign-in page is asked for (after a redirect for step-up, a reload, another tab) by a
+/// browser that is signed in, with the pending request `request_id`: the request goes on as
+/// after a sign-in here, if that sign-in will do for it ([`signed_in_for`]); or, if only a
+/// second factor is missing, that is asked for.
+pub async fn on_sign_in_page(
     ctx: &Ctx,
     session: &Session,
     request_id: &str,
-) -> Result<Option<Next>, AuthorizeError> {
+) -> Result<OnSignInPage, AuthorizeError> {
     if session.user_id.is_none() {
-        return Ok(None);
+        return Ok(OnSignInPage::Password);
     }
     let now = ctx.clock.unix();
-    match pending::pending(ctx, session, request_id).await? {
-        Some(req) if signed_in_for(&req, session, now) => resume(ctx, session, request_id).await,
-        _ => Ok(None),
+    let Some(req) = pending::pending(ctx, session, request_id).await? else {
+        return Ok(OnSignInPage::Password);
+    };
+    if !signed_in_for(&req, session, now) {
+        return Ok(OnSignInPage::Password);
     }
+    let client = still_allowed(ctx, &req).await?;
+    if level::step_up(ctx, req.acr, &client, session).await? == StepUp::Ask {
+        return Ok(OnSignInPage::StepUp(req));
+    }
+    Ok(match resume(ctx, session, request_id).await? {
+        Some(next) => OnSignInPage::Go(next),
+        None => OnSignInPage::Password,
+    })
 }
 
 /// Whether the session's sign-in answers the waiting request `req`: the right person, recent
@@ -188,16 +213,29 @@ async fn proceed_with(
         None => None,
     };
     let Some((_, consent)) = user.filter(|(u, _)| !u.disabled) else {
-        // The account was removed or disabled: this session is over, everywhere.
-        logout::end(ctx, &[session.ending(EndCause::Revoked)]).await?;
-        if req.prompt.none {
-            return Err(login_required(ctx, &req));
-        }
-        return Ok(Next::SignIn {
-            request: req,
-            session_over: true,
-        });
+        return account_gone(ctx, session, req).await;
     };
+    match level::step_up(ctx, req.acr, client, session).await? {
+        StepUp::Reached => {}
+        // OIDC Core §3.1.2.6: the person would have to interact.
+        StepUp::Ask if req.prompt.none => {
+            let code = AuthorizeErrorCode::InteractionRequired;
+            let why = "the app needs a second factor, which the user must give";
+            return Err(req.error(&ctx.issuer, code, why).into());
+        }
+        StepUp::Ask => {
+            return Ok(Next::SignIn {
+                request: req,
+                session_over: false,
+            });
+        }
+        StepUp::Unmet => {
+            let code = AuthorizeErrorCode::UnmetAuthenticationRequirements;
+            let why = "the app needs a sign-in with two factors, and the account has no \
+                       second factor set up";
+            return Err(req.error(&ctx.issuer, code, why).into());
+        }
+    }
     let consented = client.first_party
         || (consent.is_some_and(|g| g.covers(req.scopes))
             && api_consented(ctx, session, &req).await?);
@@ -212,6 +250,22 @@ async fn proceed_with(
         return Ok(Next::Consent(req));
     }
     Ok(Next::Code(issue_code(ctx, session, &req, client).await?))
+}
+
+/// The session's account was removed or disabled: this session is over, everywhere.
+async fn account_gone(
+    ctx: &Ctx,
+    session: &Session,
+    req: AuthRequest,
+) -> Result<Next, AuthorizeError> {
+    logout::end(ctx, &[session.ending(EndCause::Revoked)]).await?;
+    if req.prompt.none {
+        return Err(login_required(ctx, &req));
+    }
+    Ok(Next::SignIn {
+        request: req,
+        session_over: true,
+    })
 }
 
 /// Whether the user allowed this third-party app every scope it asks at the API the request
@@ -255,6 +309,7 @@ pub async fn issue_code(
         code_challenge: req.code_challenge.clone(),
         sid: session.handle.clone(),
         auth_time: session.auth_time.map_or(now, |t| t.unix_timestamp()),
+        amr: crate::users::methods_of(session),
         expires_at: now + infra::secs(ctx.config.tokens.code_lifetime),
     };
     // Stored only while the session has not ended and, for a third-party app, while the

@@ -93,6 +93,7 @@ mod tests {
             login_hint: None,
             hint_sub: None,
             resource: None,
+            acr: None,
             created_at: 0,
         }
     }

@@ -7,6 +7,7 @@
 use super::super::error::{AuthorizeError, PageError, RedirectError};
 use super::super::params::Params;
 use super::super::pkce;
+use super::level::{self, AcrRequest};
 use crate::context::Ctx;
 use crate::store::Client;
 use crate::types::{
@@ -37,6 +38,9 @@ pub struct AuthRequest {
     /// The API the client asks access tokens for (RFC 8707 §2.1), with the scopes asked there.
     #[serde(default)]
     pub resource: Option<ResourceRequest>,
+    /// The level of sign-in asked for (`acr_values`, or an `acr` claim in `claims`).
+    #[serde(default)]
+    pub acr: Option<AcrRequest>,
     pub created_at: i64,
 }
 
@@ -180,6 +184,7 @@ pub fn parse(
     let prompt =
         Prompt::parse(params.get("prompt").unwrap_or("")).map_err(|why| fail(invalid(why)))?;
     let max_age = max_age(params).map_err(fail)?;
+    let acr = level::requested(params).map_err(fail)?;
     let hint_sub = match params.get("id_token_hint") {
         None => None,
         Some(hint) => Some(
@@ -199,6 +204,7 @@ pub fn parse(
         login_hint: params.get("login_hint").map(str::to_owned),
         hint_sub,
         resource: None,
+        acr,
         created_at: at.now,
     })
 }
@@ -220,11 +226,13 @@ fn check_shape(params: &Params) -> Result<(), Refusal> {
             Cow::Owned(e.to_string()),
         )
     })?;
-    if ["state", "nonce", "login_hint"]
+    if ["state", "nonce", "login_hint", "acr_values", "claims"]
         .iter()
         .any(|p| params.get(p).is_some_and(|v| v.len() > MAX_PARAM_LEN))
     {
-        return Err(invalid("state, nonce or login_hint is too long"));
+        return Err(invalid(
+            "state, nonce, login_hint, acr_values or claims is too long",
+        ));
     }
     if params.get("request").is_some() {
         return Err(refuse(
@@ -349,6 +357,8 @@ mod tests {
             jwks: None,
             owner_id: None,
             registration_token_hash: None,
+            default_acr_values: vec![],
+            require_mfa: false,
             created_at: 0,
         }
     }

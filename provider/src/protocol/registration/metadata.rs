@@ -2,7 +2,7 @@
 //! validation every way of registering goes through: the command line, the developer console
 //! and the registration endpoint give the same answer, with the same words, for the same input.
 
-use crate::types::{Alg, AuthMethod, GrantType, RegistrationErrorCode, ResponseType};
+use crate::types::{Alg, AuthMethod, GrantType, Level, RegistrationErrorCode, ResponseType};
 use infra::outbound::{Outbound, Refused};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -49,6 +49,9 @@ pub struct ClientMetadata {
     pub id_token_signed_response_alg: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks: Option<serde_json::Value>,
+    /// The levels of sign-in asked when a request names none (OIDC Registration §2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_acr_values: Option<Vec<String>>,
     /// Not supported (we hold the keys a client registers); refused with a clear message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
@@ -103,6 +106,7 @@ pub struct ValidMetadata {
     pub id_token_alg: Alg,
     /// A JWK Set (compact JSON), for `private_key_jwt`.
     pub jwks: Option<String>,
+    pub default_acr_values: Vec<Level>,
 }
 
 impl ClientMetadata {
@@ -201,6 +205,7 @@ impl ClientMetadata {
             _ => None,
         };
         Ok(ValidMetadata {
+            default_acr_values: self.default_acr_values()?,
             name: self.name()?,
             redirect_uris,
             post_logout_redirect_uris,
@@ -213,6 +218,27 @@ impl ClientMetadata {
             id_token_alg,
             jwks,
         })
+    }
+
+    /// `default_acr_values`: levels we answer for (`acr_values_supported`), each once.
+    fn default_acr_values(&self) -> Result<Vec<Level>, MetadataError> {
+        let mut levels = Vec::new();
+        for value in self.default_acr_values.iter().flatten() {
+            let level = Level::parse(value).ok_or_else(|| {
+                MetadataError::metadata(
+                    "default_acr_values",
+                    format!(
+                        "default_acr_values {} is not supported (use one of {})",
+                        shown(value),
+                        joined(Level::ALL, Level::as_str)
+                    ),
+                )
+            })?;
+            if !levels.contains(&level) {
+                levels.push(level);
+            }
+        }
+        Ok(levels)
     }
 
     fn name(&self) -> Result<String, MetadataError> {
@@ -500,6 +526,27 @@ mod tests {
     }
 
     #[test]
+    fn default_acr_values_are_our_levels_each_once() {
+        let m = ClientMetadata {
+            default_acr_values: Some(vec![
+                "urn:gatehouse:acr:mfa".into(),
+                "urn:gatehouse:acr:pwd".into(),
+                "urn:gatehouse:acr:mfa".into(),
+            ]),
+            ..with_uri("https://app.example.com/cb")
+        };
+        let v = m.validate(&Outbound::default()).unwrap();
+        assert_eq!(v.default_acr_values, [Level::Mfa, Level::Pwd]);
+        let none = with_uri("https://app.example.com/cb");
+        assert!(
+            none.validate(&Outbound::default())
+                .unwrap()
+                .default_acr_values
+                .is_empty()
+        );
+    }
+
+    #[test]
     fn good_uris_pass_as_given() {
         for uri in [
             "https://app.example.com/callback",
@@ -648,6 +695,14 @@ mod tests {
                 },
                 "id_token_signed_response_alg",
                 "not supported",
+            ),
+            (
+                ClientMetadata {
+                    default_acr_values: Some(vec!["urn:elsewhere:gold".into()]),
+                    ..base.clone()
+                },
+                "default_acr_values",
+                "urn:gatehouse:acr:mfa",
             ),
             (
                 ClientMetadata {

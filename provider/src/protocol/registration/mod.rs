@@ -122,6 +122,7 @@ fn new_client(
         jwks: m.jwks,
         owner_id: who.owner_id.clone(),
         registration_token_hash,
+        default_acr_values: m.default_acr_values,
     }
 }
 
@@ -376,6 +377,14 @@ pub fn describe(client: &Client) -> serde_json::Map<String, serde_json::Value> {
     {
         put("jwks", jwks);
     }
+    if !client.default_acr_values.is_empty() {
+        let levels: Vec<&str> = client
+            .default_acr_values
+            .iter()
+            .map(|l| l.as_str())
+            .collect();
+        put("default_acr_values", levels.into());
+    }
     if client.auth_method.uses_secret() {
         // RFC 7591 §3.2.1: 0 means the secret does not expire.
         put("client_secret_expires_at", 0.into());
@@ -407,5 +416,12 @@ pub fn metadata_of(client: &Client) -> ClientMetadata {
             .as_deref()
             .and_then(|j| serde_json::from_str(j).ok()),
         jwks_uri: None,
+        default_acr_values: (!client.default_acr_values.is_empty()).then(|| {
+            client
+                .default_acr_values
+                .iter()
+                .map(|l| l.as_str().to_owned())
+                .collect()
+        }),
     }
 }

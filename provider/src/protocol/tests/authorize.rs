@@ -1,7 +1,7 @@
 //! The authorization endpoint's decisions (RFC 6749 §4.1, OIDC Core §3.1.2) and consent.
 
 use super::{REDIRECT, authorize_params, world};
-use crate::protocol::authorize::{self, Next, must_sign_in, pending};
+use crate::protocol::authorize::{self, Next, OnSignInPage, must_sign_in, pending};
 use crate::protocol::consent::{self, Decision};
 use crate::protocol::error::{AuthorizeError, PageError};
 use crate::types::{AuthorizeErrorCode, Prompt};
@@ -322,10 +322,10 @@ async fn a_tab_left_at_the_sign_in_page_goes_on_once_another_tab_signed_in() {
     let plain = waiting(&[]).await;
     let fresh = waiting(&[("prompt", "login")]).await;
     // Not signed in yet: the page is shown.
-    let shown = authorize::resume_signed_in(&w.ctx, &visitor, &plain)
+    let shown = authorize::on_sign_in_page(&w.ctx, &visitor, &plain)
         .await
         .unwrap();
-    assert!(shown.is_none());
+    assert!(matches!(shown, OnSignInPage::Password), "{shown:?}");
     // Another tab signs in (same browser session, same handle).
     let mut session = visitor.clone();
     w.ctx.clock.advance(Duration::from_secs(1));
@@ -334,29 +334,35 @@ async fn a_tab_left_at_the_sign_in_page_goes_on_once_another_tab_signed_in() {
         .authenticate(&mut session, &w.alice)
         .await
         .unwrap();
-    let next = authorize::resume_signed_in(&w.ctx, &session, &plain)
+    let next = authorize::on_sign_in_page(&w.ctx, &session, &plain)
         .await
         .unwrap();
-    assert!(matches!(next, Some(Next::Code(_))), "{next:?}");
+    assert!(matches!(next, OnSignInPage::Go(Next::Code(_))), "{next:?}");
     // A prompt=login request made before that sign-in is answered by it as well.
-    let next = authorize::resume_signed_in(&w.ctx, &session, &fresh)
+    let next = authorize::on_sign_in_page(&w.ctx, &session, &fresh)
         .await
         .unwrap();
-    assert!(matches!(next, Some(Next::Code(_))), "{next:?}");
+    assert!(matches!(next, OnSignInPage::Go(Next::Code(_))), "{next:?}");
     // One made after it is not: it wants a sign-in of its own.
     w.ctx.clock.advance(Duration::from_secs(1));
     let later = waiting(&[("prompt", "login")]).await;
-    let shown = authorize::resume_signed_in(&w.ctx, &session, &later)
+    let shown = authorize::on_sign_in_page(&w.ctx, &session, &later)
         .await
         .unwrap();
-    assert!(shown.is_none(), "prompt=login asks again");
+    assert!(
+        matches!(shown, OnSignInPage::Password),
+        "prompt=login asks again"
+    );
     // Nor does a max_age the sign-in is older than.
     w.ctx.clock.advance(Duration::from_secs(30));
     let strict = waiting(&[("max_age", "10")]).await;
-    let shown = authorize::resume_signed_in(&w.ctx, &session, &strict)
+    let shown = authorize::on_sign_in_page(&w.ctx, &session, &strict)
         .await
         .unwrap();
-    assert!(shown.is_none(), "too old for max_age");
+    assert!(
+        matches!(shown, OnSignInPage::Password),
+        "too old for max_age"
+    );
 }
 
 #[tokio::test]
@@ -371,10 +377,10 @@ async fn prompt_login_is_not_answered_by_the_sign_in_it_was_asked_from() {
         panic!("prompt=login asks to sign in");
     };
     let id = pending::remember(&w.ctx, &session, &request).await.unwrap();
-    let shown = authorize::resume_signed_in(&w.ctx, &session, &id)
+    let shown = authorize::on_sign_in_page(&w.ctx, &session, &id)
         .await
         .unwrap();
-    assert!(shown.is_none());
+    assert!(matches!(shown, OnSignInPage::Password), "{shown:?}");
 }
 
 #[tokio::test]

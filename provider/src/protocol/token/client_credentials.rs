@@ -42,6 +42,7 @@ pub(super) async fn grant(
             grant_id: None,
             sid: None,
             auth_time: None,
+            amr: crate::types::Methods::NONE,
             nonce: None,
             id_token: false,
             refresh: None,

@@ -158,6 +158,7 @@ async fn exchange(
             grant_id: Some(code_hash.to_owned()),
             sid: Some(bound.sid.clone()),
             auth_time: Some(bound.auth_time),
+            amr: bound.amr,
             nonce: bound.nonce,
             id_token: true,
             refresh,

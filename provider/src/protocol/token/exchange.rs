@@ -161,6 +161,7 @@ async fn exchange(ctx: &Ctx, client: &Client, form: &Params) -> Result<TokenResp
             grant_id: Some(grant_id),
             sid: subject.sid.clone(),
             auth_time: subject.auth_time,
+            amr: subject.methods(),
             nonce: None,
             id_token: false,
             refresh: None,

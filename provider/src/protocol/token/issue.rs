@@ -8,7 +8,7 @@ use crate::context::{Ctx, SystemError};
 use crate::keys::at_hash;
 use crate::protocol::error::TokenError;
 use crate::store::{AccessTokenRow, Client, GrantRow, Guard, Insert, RefreshTokenRow, User};
-use crate::types::{Alg, GrantType, ScopeSet, TokenType};
+use crate::types::{Alg, GrantType, Methods, ScopeSet, TokenType};
 use infra::secret::{hash_secret, random_handle};
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +34,12 @@ pub struct AccessClaims {
     pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub auth_time: Option<i64>,
+    /// The level of the user's sign-in (RFC 9068 §2.2.1, OIDC Core §2).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub acr: Option<String>,
+    /// The methods of the user's sign-in (RFC 9068 §2.2.1, RFC 8176).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub amr: Option<Vec<String>>,
     /// The SSO session the token was issued under.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub sid: Option<String>,
@@ -66,6 +72,14 @@ impl AccessClaims {
     pub fn oidc_scopes(&self) -> ScopeSet {
         ScopeSet::parse_known(&self.scope)
     }
+
+    /// The methods of the user's sign-in the token carries (those we know).
+    pub fn methods(&self) -> Methods {
+        let named = self.amr.iter().flatten();
+        named
+            .filter_map(|m| crate::types::Method::parse(m))
+            .fold(Methods::NONE, Methods::with)
+    }
 }
 
 /// OIDC Core §2 ID token claims.
@@ -83,7 +97,9 @@ struct IdClaims<'a> {
     sid: Option<&'a str>,
     at_hash: String,
     azp: &'a str,
-    amr: [&'static str; 1],
+    /// The level the sign-in reached (OIDC Core §2), and its methods (RFC 8176).
+    acr: &'static str,
+    amr: Vec<&'static str>,
 }
 
 /// RFC 6749 §5.1 successful response.
@@ -113,6 +129,8 @@ pub struct Issue<'a> {
     pub grant_id: Option<String>,
     pub sid: Option<String>,
     pub auth_time: Option<i64>,
+    /// The methods of the user's sign-in (none for `client_credentials`).
+    pub amr: Methods,
     pub nonce: Option<String>,
     pub id_token: bool,
     /// A new refresh token of this grant's family.
@@ -176,6 +194,7 @@ pub async fn issue(ctx: &Ctx, now: i64, i: Issue<'_>) -> Result<TokenResponse, T
                 scope: rt.scope,
                 sid: rt.sid.clone(),
                 auth_time: i.auth_time.unwrap_or(now),
+                amr: i.amr,
                 issued_at: now,
                 family_expires_at: rt.family_expires_at,
                 used_at: None,
@@ -289,6 +308,10 @@ fn access_token(ctx: &Ctx, now: i64, i: &Issue<'_>) -> Result<(String, AccessCla
         jti: random_handle()?,
         scope,
         auth_time: i.auth_time,
+        acr: i.user.map(|_| i.amr.level().as_str().to_owned()),
+        amr: i
+            .user
+            .map(|_| i.amr.amr().into_iter().map(str::to_owned).collect()),
         sid: i.sid.clone(),
         act: i.exchanged.as_ref().map(|e| e.act.clone()),
     };
@@ -316,7 +339,8 @@ fn id_token(
         sid: i.sid.as_deref(),
         at_hash: at_hash(access_token),
         azp: &i.client.client_id,
-        amr: ["pwd"],
+        acr: i.amr.level().as_str(),
+        amr: i.amr.amr(),
     };
     Ok(ctx
         .keys

@@ -106,6 +106,7 @@ async fn rotate(
             grant_id: Some(row.grant_id.clone()),
             sid: row.sid.clone(),
             auth_time: Some(row.auth_time),
+            amr: row.amr,
             nonce: None,
             // The presented token's one successor: a retry gets the same one back, so the
             // family never forks (RFC 9700 §4.14.2).
@@ -228,6 +229,7 @@ async fn reuse_detected(ctx: &Ctx, row: &RefreshTokenRow, now: i64) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::Methods;
 
     fn row(client_id: &str, used_at: Option<i64>, revoked_at: Option<i64>) -> RefreshTokenRow {
         RefreshTokenRow {
@@ -238,6 +240,7 @@ mod tests {
             scope: ScopeSet::parse_known("openid profile offline_access"),
             sid: None,
             auth_time: 0,
+            amr: Methods::PASSWORD,
             issued_at: 0,
             family_expires_at: 1000,
             used_at,

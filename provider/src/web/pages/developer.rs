@@ -12,7 +12,7 @@ use crate::protocol::registration::{
     self, ClientMetadata, MetadataError, RegisterError, Registrant,
 };
 use crate::store::{Client, User};
-use crate::types::{Alg, AuthMethod, GrantType};
+use crate::types::{Alg, AuthMethod, GrantType, Level};
 use crate::web::error::no_store;
 use crate::web::extract::{Page, PostedForm, Query, SignedIn};
 use crate::web::state::AppState;
@@ -43,6 +43,8 @@ struct FormValues {
     id_token_alg: String,
     grants: Vec<GrantType>,
     jwks: String,
+    /// The level of sign-in asked by default (`default_acr_values`), or "" for none.
+    level: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -111,6 +113,22 @@ impl AppPage {
             .collect()
     }
 
+    /// The levels an app may ask by default: none, or one of `acr_values_supported`.
+    fn level_options(&self) -> Vec<(&'static str, &'static str, bool)> {
+        let label = |l: Level| match l {
+            Level::Pwd => "A password (urn:gatehouse:acr:pwd)",
+            Level::Mfa => "Two factors: a password and a code (urn:gatehouse:acr:mfa)",
+        };
+        let none = ("", "Whatever the request asks", self.form.level.is_empty());
+        std::iter::once(none)
+            .chain(
+                Level::ALL
+                    .iter()
+                    .map(|l| (l.as_str(), label(*l), self.form.level == l.as_str())),
+            )
+            .collect()
+    }
+
     fn alg_options(&self) -> Vec<(&'static str, bool)> {
         let on = |a: &Alg| self.form.id_token_alg == a.as_str();
         Alg::ALL.iter().map(|a| (a.as_str(), on(a))).collect()
@@ -151,6 +169,11 @@ impl FormValues {
             id_token_alg: c.id_token_alg.as_str().into(),
             grants: c.grant_types.clone(),
             jwks: c.jwks.clone().unwrap_or_default(),
+            level: c
+                .default_acr_values
+                .first()
+                .map(|l| l.as_str().to_owned())
+                .unwrap_or_default(),
         }
     }
 
@@ -169,6 +192,7 @@ impl FormValues {
                 .filter(|g| f.get(&format!("grant_{g}")).is_some())
                 .collect(),
             jwks: text("jwks"),
+            level: text("level"),
         }
     }
 
@@ -199,6 +223,12 @@ impl FormValues {
             id_token_signed_response_alg: Some(self.id_token_alg.clone()),
             grant_types: Some(self.grants.iter().map(|g| g.as_str().to_owned()).collect()),
             jwks,
+            default_acr_values: Some(
+                Some(self.level.clone())
+                    .filter(|l| !l.is_empty())
+                    .into_iter()
+                    .collect(),
+            ),
             ..ClientMetadata::default()
         })
     }

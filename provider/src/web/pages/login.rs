@@ -1,12 +1,15 @@
 //! The sign-in page (`GET`/`POST /login`), its second step for an account with an
-//! authenticator app (`POST /login/code`), and the account home (`GET /`). The rules are
+//! authenticator app (`POST /login/code`), step-up for a browser signed in with a password
+//! whose app asks for two factors (`POST /login/step-up`), and the account home (`GET /`). The rules are
 //! `users::sign_in` and `users::second_factor`; a sign-in that finishes an authorization
 //! request goes on to `protocol::authorize::proceed`.
 
 use crate::context::SystemError;
 use crate::paths;
-use crate::protocol::authorize::{self, pending};
+use crate::protocol::authorize::request::AuthRequest;
+use crate::protocol::authorize::{self, OnSignInPage, pending};
 use crate::protocol::error::PageError;
+use crate::types::Method;
 use crate::users::second_factor::{self, Checked};
 use crate::users::{self, Attempt, MAX_USERNAME_BYTES, SignIn};
 use crate::web::error::no_store;
@@ -57,6 +60,43 @@ struct CodePage {
     request: String,
     next: &'static str,
     error: Option<String>,
+    /// Where the form posts: the second step of a sign-in, or a step-up.
+    action: &'static str,
+    /// Stepping up: the name of the app that asks for two factors.
+    step_up: Option<String>,
+}
+
+impl CodePage {
+    /// The second step of a sign-in.
+    fn sign_in(session: &Session, request: String, next: &'static str) -> Self {
+        Self {
+            csrf_token: session.csrf_token().to_owned(),
+            request,
+            next,
+            error: None,
+            action: paths::LOGIN_CODE,
+            step_up: None,
+        }
+    }
+
+    /// Step-up for `req` (the pending request `request`), asked by its app.
+    async fn step_up(
+        st: &AppState,
+        session: &Session,
+        req: &AuthRequest,
+        request: String,
+    ) -> Result<Self, PageError> {
+        let app = st.ctx.store.client(&req.client_id).await?;
+        Ok(Self {
+            action: paths::LOGIN_STEP_UP,
+            step_up: Some(app.map_or_else(|| "The app".to_owned(), |c| c.name)),
+            ..Self::sign_in(session, request, paths::HOME)
+        })
+    }
+}
+
+fn sign_in_expired() -> PageError {
+    PageError::Forbidden("Your sign-in page expired. Go back to the app and start again.".into())
 }
 
 /// Where a sign-in waiting for its second step keeps the first step's result, in the
@@ -162,11 +202,15 @@ pub async fn show_login(
 ) -> Result<Response, PageError> {
     let (session, jar) = or_new(&st, browser.jar, browser.session, &meta).await?;
     let request = query.get("request").unwrap_or("");
-    // Signed in meanwhile (in another tab): this tab's request goes on without a second
-    // sign-in, when that one will do for it.
-    match authorize::resume_signed_in(&st.ctx, &session, request).await {
-        Ok(None) => {}
-        Ok(Some(n)) => return Ok(follow(&st, jar, Some(session), &meta, Ok(n)).await),
+    // Signed in (meanwhile, in another tab, or before an app asked for two factors): the
+    // request goes on when that sign-in will do for it, or only its second factor is asked.
+    match authorize::on_sign_in_page(&st.ctx, &session, request).await {
+        Ok(OnSignInPage::Password) => {}
+        Ok(OnSignInPage::Go(n)) => return Ok(follow(&st, jar, Some(session), &meta, Ok(n)).await),
+        Ok(OnSignInPage::StepUp(req)) => {
+            let page = CodePage::step_up(&st, &session, &req, request.to_owned()).await?;
+            return Ok((jar, no_store(), page).into_response());
+        }
         Err(e) => return Ok((jar, e).into_response()),
     }
     let mut page = login_page(&st, &session, request, query.get("next")).await?;
@@ -240,12 +284,7 @@ async fn ask_for_code(
             "This browser's sign-in changed meanwhile. Go back to the app and start again.",
         ));
     }
-    Ok(CodePage {
-        csrf_token: session.csrf_token().to_owned(),
-        request,
-        next,
-        error: None,
-    })
+    Ok(CodePage::sign_in(session, request, next))
 }
 
 /// The code page again, saying why the code did not sign in (`None`: it did).
@@ -274,22 +313,12 @@ pub async fn submit_code(
     jar: CookieJar,
     posted: PostedForm,
 ) -> Result<Response, PageError> {
-    let expired = || {
-        PageError::Forbidden(
-            "Your sign-in page expired. Go back to the app and start again.".into(),
-        )
-    };
-    let (mut session, form) = posted.with_session()?.ok_or_else(expired)?;
+    let (mut session, form) = posted.with_session()?.ok_or_else(sign_in_expired)?;
     let request = form.get("request").unwrap_or("").to_owned();
     let next = local_next(form.get("next"));
     let (user_id, credential) =
-        waiting_second_factor(&session, st.ctx.clock.unix()).ok_or_else(expired)?;
-    let page = CodePage {
-        csrf_token: session.csrf_token().to_owned(),
-        request: request.clone(),
-        next,
-        error: None,
-    };
+        waiting_second_factor(&session, st.ctx.clock.unix()).ok_or_else(sign_in_expired)?;
+    let page = CodePage::sign_in(&session, request.clone(), next);
     let Some(user) = users::second_step_account(&st.ctx, &user_id, &credential).await? else {
         return back_to_password(&st, &session, request, next, SignIn::Refused).await;
     };
@@ -306,6 +335,33 @@ pub async fn submit_code(
         }
         refused => back_to_password(&st, &session, request, next, refused).await,
     }
+}
+
+/// Step-up: the code of the signed-in person's authenticator app (or a recovery code), for
+/// the pending request `request` whose app asks for two factors. The session is kept, with a
+/// new id, the methods it now has, and `auth_time` now; then the request goes on.
+pub async fn submit_step_up(
+    State(st): State<AppState>,
+    meta: ClientMeta,
+    jar: CookieJar,
+    posted: PostedForm,
+) -> Result<Response, PageError> {
+    let (mut session, form) = posted.with_session()?.ok_or_else(sign_in_expired)?;
+    let user_id = session.user_id.clone().ok_or_else(sign_in_expired)?;
+    let request = form.get("request").unwrap_or("").to_owned();
+    let req = pending::pending(&st.ctx, &session, &request).await?;
+    let req = req.ok_or_else(sign_in_expired)?;
+    let page = CodePage::step_up(&st, &session, &req, request.clone()).await?;
+    let code = form.get("code").unwrap_or("");
+    let checked = second_factor::check_code(&st.ctx, &user_id, code).await?;
+    if let Some(refused) = code_refused(checked, page) {
+        return Ok(refused);
+    }
+    if !users::step_up(&st.ctx, &mut session, Method::Otp).await? {
+        return Err(sign_in_expired());
+    }
+    let jar = remember(&st, jar, &session);
+    Ok(after_sign_in(&st, jar, session, &meta, &request, paths::HOME).await)
 }
 
 /// The password page again, saying why the sign-in did not complete.
