@@ -58,6 +58,7 @@ fn rules(store: &Arc<dyn SessionStore>, touch: Duration) -> Sessions {
         idle_timeout: Duration::from_secs(1800),
         absolute_lifetime: Duration::from_secs(12 * 3600),
         touch_interval: touch,
+        remembered: None,
     };
     Sessions::new(store.clone(), policy, Clock::system())
 }

@@ -116,6 +116,8 @@ async fn main() -> anyhow::Result<()> {
             "metrics_listen": "127.0.0.1:4090",
             "database_url": sqlite_url(&args.data_dir, "provider.db"),
             "cookie": { "allow_insecure_http": true },
+            // The sign-in page offers "Keep me signed in" (off unless an operator allows it).
+            "session": { "remember": { "enabled": true } },
             // The demo apps' back-channel logout endpoints: plain http on *.localhost, each on
             // its own port (and nothing else on this machine).
             "outbound": { "allow": demo_outbound },

@@ -27,7 +27,38 @@ pub struct SessionConfig {
     pub redis_url: Option<String>,
     /// Prefix of every Redis key (several apps or tests can share one Redis).
     pub redis_prefix: String,
+    /// "Keep me signed in": off unless allowed here.
+    pub remember: RememberConfig,
 }
+
+/// "Keep me signed in": a person may ask, at sign-in, for a session whose cookie outlives the
+/// browser, with these (longer) limits of its own.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RememberConfig {
+    /// Offer it at sign-in.
+    pub enabled: bool,
+    /// A kept session unused for this long ends.
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
+    /// A kept session ends this long after its sign-in, however active.
+    #[serde(with = "duration")]
+    pub absolute_lifetime: Duration,
+}
+
+impl Default for RememberConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            idle_timeout: Duration::from_secs(7 * 24 * 3600),
+            absolute_lifetime: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// The longest a kept session may last: a cookie's `Max-Age` is capped at 400 days
+/// (RFC 6265bis §5.6.2).
+const REMEMBER_MAX: Duration = Duration::from_secs(400 * 24 * 3600);
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -50,6 +81,7 @@ impl Default for SessionConfig {
             sweep_interval: Duration::from_secs(60),
             redis_url: None,
             redis_prefix: "gatehouse:".into(),
+            remember: RememberConfig::default(),
         }
     }
 }
@@ -60,6 +92,9 @@ impl SessionConfig {
         let mut policy = SessionPolicy::new(self.idle_timeout, self.absolute_lifetime);
         if let Some(t) = self.touch_interval {
             policy.touch_interval = t;
+        }
+        if self.remember.enabled {
+            policy.remembered = Some((self.remember.idle_timeout, self.remember.absolute_lifetime));
         }
         policy
     }
@@ -92,6 +127,19 @@ impl SessionConfig {
         }
         if self.idle_timeout.is_zero() || self.sweep_interval.is_zero() {
             return Err("session durations must be positive".into());
+        }
+        let kept = &self.remember;
+        if kept.enabled {
+            if kept.idle_timeout.is_zero() || kept.idle_timeout > kept.absolute_lifetime {
+                return Err(
+                    "session.remember.idle_timeout must be positive and not exceed \
+                     session.remember.absolute_lifetime"
+                        .into(),
+                );
+            }
+            if kept.absolute_lifetime > REMEMBER_MAX {
+                return Err("session.remember.absolute_lifetime must not exceed 400 days".into());
+            }
         }
         Ok(())
     }

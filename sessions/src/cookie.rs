@@ -42,6 +42,19 @@ impl CookiePolicy {
         self.base(id.expose().to_owned())
     }
 
+    /// The cookie for `session`: a kept one ("keep me signed in") outlives the browser, with
+    /// `Max-Age` up to its absolute expiry (at most 400 days, RFC 6265bis §5.6.2); any other
+    /// is a session cookie.
+    pub fn cookie_for(&self, session: &crate::Session, now: i64) -> Cookie<'static> {
+        let mut cookie = self.cookie(session.id());
+        if session.remembered() {
+            let left = session.absolute_expires_at.unix_timestamp() - now;
+            let max_age = left.clamp(0, 400 * 24 * 3600);
+            cookie.set_max_age(time::Duration::seconds(max_age));
+        }
+        cookie
+    }
+
     /// The cookie that deletes it (same name, path and flags; empty and expired).
     pub fn removal(&self) -> Cookie<'static> {
         let mut c = self.base(String::new());

@@ -32,7 +32,7 @@ mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use config::{SessionBackend, SessionConfig};
+pub use config::{RememberConfig, SessionBackend, SessionConfig};
 pub use cookie::CookiePolicy;
 pub use id::SessionId;
 pub use memory::MemoryStore;

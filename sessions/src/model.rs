@@ -14,6 +14,9 @@ pub struct SessionPolicy {
     pub absolute_lifetime: std::time::Duration,
     /// `last_seen_at` is written at most once per interval, so a page view is not a write.
     pub touch_interval: std::time::Duration,
+    /// The idle timeout and absolute lifetime of a session the person asked to keep ("keep
+    /// me signed in", [`crate::Sessions::remember`]); `None`: no session may be kept.
+    pub remembered: Option<(std::time::Duration, std::time::Duration)>,
 }
 
 impl SessionPolicy {
@@ -25,6 +28,15 @@ impl SessionPolicy {
             idle_timeout,
             absolute_lifetime,
             touch_interval: touch,
+            remembered: None,
+        }
+    }
+
+    /// The idle timeout of a session with `data`: a kept one's, or the usual.
+    pub(crate) fn idle_secs_of(&self, data: &Value) -> i64 {
+        match self.remembered {
+            Some((idle, _)) if is_remembered(data) => secs(idle),
+            _ => self.idle_secs(),
         }
     }
 
@@ -42,6 +54,15 @@ impl SessionPolicy {
 }
 
 use infra::secs;
+
+/// The key of a session's data that marks it kept ("keep me signed in"): reserved by this
+/// crate, set only by [`crate::Sessions::remember`].
+pub(crate) const REMEMBERED_KEY: &str = "remembered";
+
+/// Whether a session's data marks it kept.
+pub(crate) fn is_remembered(data: &Value) -> bool {
+    data.get(REMEMBERED_KEY).and_then(Value::as_bool) == Some(true)
+}
 
 /// What a new session starts with.
 #[derive(Clone, Debug, Default)]
@@ -95,6 +116,12 @@ impl Session {
             external_key: self.external_key.clone(),
             cause,
         }
+    }
+
+    /// Whether the person asked to keep this session ("keep me signed in"): its cookie
+    /// outlives the browser, and its limits are the kept ones.
+    pub fn remembered(&self) -> bool {
+        is_remembered(&self.data)
     }
 
     /// The CSRF token bound to this session, for hidden form fields.

@@ -118,6 +118,13 @@ pub struct SessionInfo {
     pub client_addr: Option<String>,
 }
 
+impl SessionInfo {
+    /// Whether the person asked to keep this session ("keep me signed in").
+    pub fn remembered(&self) -> bool {
+        crate::model::is_remembered(&self.data)
+    }
+}
+
 /// The session rules over a backend. Cheap to clone.
 #[derive(Clone)]
 pub struct Sessions {
@@ -186,7 +193,7 @@ impl Sessions {
         }
         if now - stored.last_seen_at >= self.policy.touch_secs() {
             let idle = now
-                .saturating_add(self.policy.idle_secs())
+                .saturating_add(self.policy.idle_secs_of(&stored.data))
                 .min(stored.absolute_expires_at);
             self.store.touch(&hash, now, idle).await?;
             stored.last_seen_at = now;
@@ -295,6 +302,10 @@ impl Sessions {
             None => session.created_at = now_at,
         }
         let absolute = now.saturating_add(self.policy.absolute_secs());
+        // A sign-in is kept only if the person asks again ([`Sessions::remember`]).
+        if let Some(data) = session.data.as_object_mut() {
+            data.remove(crate::model::REMEMBERED_KEY);
+        }
         session.user_id = Some(user_id.to_owned());
         session.auth_time = Some(now_at);
         session.last_seen_at = now_at;
@@ -302,6 +313,29 @@ impl Sessions {
         session.idle_expires_at = at(now.saturating_add(self.policy.idle_secs()).min(absolute));
         session.set_secrets(SessionId::generate()?, random_token()?);
         Ok(plan)
+    }
+
+    /// "Keep me signed in", between [`Sessions::prepare_sign_in`] and
+    /// [`Sessions::complete_sign_in`] (in memory only): the session takes the kept idle timeout
+    /// and absolute lifetime from its sign-in, and is marked kept (its cookie then carries
+    /// `Max-Age`, [`crate::CookiePolicy::cookie_for`]). False, and nothing changed, if the
+    /// policy keeps no session.
+    pub fn remember(&self, session: &mut Session) -> bool {
+        let Some((idle, absolute)) = self.policy.remembered else {
+            return false;
+        };
+        let Some(data) = session.data.as_object_mut() else {
+            return false;
+        };
+        data.insert(crate::model::REMEMBERED_KEY.into(), true.into());
+        // From the sign-in, as its usual deadlines were.
+        let now = session
+            .auth_time
+            .map_or_else(|| self.clock.unix(), OffsetDateTime::unix_timestamp);
+        let absolute = now.saturating_add(infra::secs(absolute));
+        session.absolute_expires_at = at(absolute);
+        session.idle_expires_at = at(now.saturating_add(infra::secs(idle)).min(absolute));
+        true
     }
 
     /// Step two of a sign-in: writes `session` as [`Sessions::prepare_sign_in`] left it, in

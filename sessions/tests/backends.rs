@@ -18,6 +18,9 @@ use std::time::Duration;
 const IDLE: Duration = Duration::from_secs(60);
 const ABSOLUTE: Duration = Duration::from_secs(300);
 const TOUCH: Duration = Duration::from_secs(10);
+/// The limits of a kept session ("keep me signed in").
+const KEPT_IDLE: Duration = Duration::from_secs(120);
+const KEPT_ABSOLUTE: Duration = Duration::from_secs(600);
 
 /// A backend under test; `url` lets a test reopen the same store as a restarted process would.
 struct Backend {
@@ -95,6 +98,7 @@ fn rules(b: &Backend) -> (Sessions, Clock) {
         idle_timeout: IDLE,
         absolute_lifetime: ABSOLUTE,
         touch_interval: TOUCH,
+        remembered: Some((KEPT_IDLE, KEPT_ABSOLUTE)),
     };
     (Sessions::new(b.store.clone(), policy, clock.clone()), clock)
 }
@@ -133,6 +137,77 @@ mod behaviours {
             loaded.absolute_expires_at - loaded.created_at,
             time::Duration::seconds(300)
         );
+    }
+
+    /// "Keep me signed in": a kept session lives past the usual limits, by its own, which
+    /// every touch slides; a sign-in that does not ask again is not kept.
+    pub(crate) async fn a_kept_session_has_its_own_limits(b: Backend) {
+        let (s, clock) = rules(&b);
+        let sign_in = |kept: bool| {
+            let s = s.clone();
+            async move {
+                let mut session = s.create(NewSession::default()).await.unwrap();
+                let plan = s.prepare_sign_in(&mut session, "u1").unwrap();
+                if kept {
+                    assert!(s.remember(&mut session));
+                }
+                assert!(s.complete_sign_in(&mut session, &plan).await.unwrap());
+                session
+            }
+        };
+        let kept = sign_in(true).await;
+        let usual = sign_in(false).await;
+        assert!(kept.remembered() && !usual.remembered());
+        let lifetime = |s: &sessions::Session| {
+            s.absolute_expires_at.unix_timestamp() - s.auth_time.unwrap().unix_timestamp()
+        };
+        assert_eq!(lifetime(&kept), 600);
+        clock.advance(IDLE + Duration::from_secs(10));
+        assert!(
+            s.load(usual.id()).await.unwrap().is_none(),
+            "the usual idle timeout"
+        );
+        let loaded = s
+            .load(kept.id())
+            .await
+            .unwrap()
+            .expect("kept past the usual idle timeout");
+        assert!(loaded.remembered());
+        let listed = s.list_for_user("u1").await.unwrap();
+        assert!(
+            listed
+                .iter()
+                .any(|i| i.handle == kept.handle && i.remembered())
+        );
+        // Used every 100 s (under its own idle timeout), it lives until its own absolute limit.
+        let mut alive = IDLE + Duration::from_secs(10);
+        while alive + Duration::from_secs(100) < KEPT_ABSOLUTE {
+            clock.advance(Duration::from_secs(100));
+            alive += Duration::from_secs(100);
+            assert!(
+                s.load(kept.id()).await.unwrap().is_some(),
+                "alive at {alive:?}"
+            );
+        }
+        clock.advance(KEPT_ABSOLUTE - alive + Duration::from_secs(1));
+        assert!(
+            s.load(kept.id()).await.unwrap().is_none(),
+            "its own absolute limit"
+        );
+        // Unused for its idle timeout, another kept session ends.
+        let idle = sign_in(true).await;
+        clock.advance(KEPT_IDLE + Duration::from_secs(1));
+        assert!(
+            s.load(idle.id()).await.unwrap().is_none(),
+            "its own idle timeout"
+        );
+        // Signed in again without asking, a kept session is kept no more.
+        let mut again = sign_in(true).await;
+        let plan = s.prepare_sign_in(&mut again, "u1").unwrap();
+        assert!(s.complete_sign_in(&mut again, &plan).await.unwrap());
+        let loaded = s.load(again.id()).await.unwrap().unwrap();
+        assert!(!loaded.remembered());
+        assert_eq!(lifetime(&loaded), 300);
     }
 
     pub(crate) async fn unknown_id_is_no_session(b: Backend) {
@@ -536,6 +611,7 @@ macro_rules! all_backends {
 
 all_backends!(
     create_and_load,
+    a_kept_session_has_its_own_limits,
     unknown_id_is_no_session,
     idle_expiry,
     activity_slides_idle_expiry,

@@ -73,6 +73,8 @@ pub struct Attempt<'a> {
     pub username: &'a str,
     pub password: &'a str,
     pub addr: Option<&'a str>,
+    /// "Keep me signed in" was ticked (honoured only where the configuration allows it).
+    pub remember: bool,
 }
 
 /// Checks `attempt` and, when it succeeds, signs its user in on `session` (the caller saves
@@ -86,6 +88,7 @@ pub async fn sign_in(
         username,
         password,
         addr,
+        remember,
     } = attempt;
     let now = ctx.clock.unix();
     let keys = if ctx.config.limits.sign_in_throttle {
@@ -131,7 +134,7 @@ pub async fn sign_in(
             user_id: user.id,
         });
     }
-    finish(ctx, session, user, Methods::PASSWORD).await
+    finish(ctx, session, user, Methods::PASSWORD, remember).await
 }
 
 /// The account of a sign-in whose password step answered [`SignIn::SecondFactor`] with
@@ -155,14 +158,17 @@ pub async fn second_step_account(
 }
 
 /// Completes the sign-in of `user` (from [`second_step_account`]) once the caller has checked
-/// its code: a password and a one-time code. A change to the account after it was read still
-/// wins: the session is recorded only under the credential read (`open`).
+/// its code: a password and a one-time code; kept if the password step asked (`remember`).
+/// A change to the account after it was read still wins: the session is recorded only under
+/// the credential read (`open`).
 pub async fn finish_second_factor(
     ctx: &Ctx,
     session: &mut Session,
     user: User,
+    remember: bool,
 ) -> Result<SignIn, SystemError> {
-    finish(ctx, session, user, Methods::PASSWORD.with(Method::Otp)).await
+    let methods = Methods::PASSWORD.with(Method::Otp);
+    finish(ctx, session, user, methods, remember).await
 }
 
 /// Step-up (OIDC Core §3.1.2.1 `acr_values`): the person signed in on `session` proved
@@ -187,15 +193,17 @@ pub async fn step_up(ctx: &Ctx, session: &mut Session, added: Method) -> Result<
     Ok(true)
 }
 
-/// Signs `user` in on `session` (a new id) with `methods`, and records it.
+/// Signs `user` in on `session` (a new id) with `methods`, kept if `remember` asks and the
+/// configuration allows, and records it.
 async fn finish(
     ctx: &Ctx,
     session: &mut Session,
     user: User,
     methods: Methods,
+    remember: bool,
 ) -> Result<SignIn, SystemError> {
     let before = session.clone();
-    match open(ctx, session, &user, methods).await? {
+    match open(ctx, session, &user, methods, remember).await? {
         Opened::Yes => {}
         Opened::Overtaken => {
             // A password change, a disabled account or "sign out everywhere" came during the
@@ -227,8 +235,14 @@ async fn finish(
         .user(&user.id)
         .session(&session.handle)
         .detail(format!(
-            "idle expiry {}, absolute expiry {}",
-            session.idle_expires_at, session.absolute_expires_at
+            "idle expiry {}, absolute expiry {}{}",
+            session.idle_expires_at,
+            session.absolute_expires_at,
+            if session.remembered() {
+                ", kept signed in"
+            } else {
+                ""
+            }
         ));
     audit::record(&ctx.store, &ctx.clock, created).await;
     metrics::counter!("gatehouse_sign_ins_total").increment(1);
@@ -257,9 +271,13 @@ async fn open(
     session: &mut Session,
     user: &User,
     methods: Methods,
+    remember: bool,
 ) -> Result<Opened, SystemError> {
     let plan = ctx.sessions.prepare_sign_in(session, &user.id)?;
     set_methods(session, methods);
+    if remember {
+        ctx.sessions.remember(session);
+    }
     let credential = Credential {
         user_id: &user.id,
         password_hash: &user.password_hash,
@@ -339,6 +357,7 @@ mod tests {
             username,
             password,
             addr: Some("192.0.2.7"),
+            remember: false,
         }
     }
 
@@ -395,7 +414,7 @@ mod tests {
             let pre_login = session.clone();
             assert!(
                 matches!(
-                    open(&ctx, &mut session, &stale, Methods::PASSWORD)
+                    open(&ctx, &mut session, &stale, Methods::PASSWORD, false)
                         .await
                         .unwrap(),
                     Opened::Overtaken
@@ -424,7 +443,7 @@ mod tests {
             let fresh = read_alice(&ctx).await;
             assert!(
                 matches!(
-                    open(&ctx, &mut session, &fresh, Methods::PASSWORD)
+                    open(&ctx, &mut session, &fresh, Methods::PASSWORD, false)
                         .await
                         .unwrap(),
                     Opened::Yes

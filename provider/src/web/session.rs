@@ -40,8 +40,9 @@ pub async fn or_new(
 }
 
 /// The jar with the session's cookie (its id may be new: sign-in regenerates it).
+/// A kept session's ("keep me signed in") outlives the browser.
 pub fn remember(st: &AppState, jar: CookieJar, session: &Session) -> CookieJar {
-    jar.add(st.web.cookies.cookie(session.id()))
+    jar.add(st.web.cookies.cookie_for(session, st.ctx.clock.unix()))
 }
 
 /// The jar with the cookie dropped.

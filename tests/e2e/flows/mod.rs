@@ -10,6 +10,7 @@ mod hardening;
 mod hostile;
 mod instances;
 mod interop;
+mod kept;
 mod levels;
 mod lifecycle;
 mod login;

@@ -58,6 +58,7 @@ async fn sign_in_as(w: &World, username: &str, password: &str) -> (Session, Sign
         username,
         password,
         addr: None,
+        remember: false,
     };
     let outcome = users::sign_in(&w.ctx, &mut session, attempt).await.unwrap();
     (session, outcome)
@@ -343,6 +344,7 @@ async fn a_double_submitted_sign_in(w: World) {
         username: "alice",
         password: "wonderland",
         addr: None,
+        remember: false,
     };
     let pre_login = w.ctx.sessions.create(NewSession::default()).await.unwrap();
     let (mut first, mut second) = (pre_login.clone(), pre_login);
@@ -390,6 +392,7 @@ async fn re_authentication_of_an_ended_session(w: World) {
         username: "alice",
         password: "wonderland",
         addr: None,
+        remember: false,
     };
     let outcome = users::sign_in(&w.ctx, &mut session, attempt).await.unwrap();
     assert_eq!(

@@ -50,6 +50,10 @@ struct LoginPage {
     error: Option<String>,
     /// Asked again before a sensitive action (`fresh_sign_in`).
     again: bool,
+    /// "Keep me signed in" is offered: for this many days at most.
+    remember_days: Option<u64>,
+    /// ... and was ticked (re-shown after a refusal).
+    remember: bool,
 }
 
 /// The second step: the code of the account's authenticator app, or a recovery code.
@@ -106,8 +110,9 @@ const SECOND_FACTOR_KEY: &str = "second_factor";
 /// How long the second step may take.
 const SECOND_FACTOR_SECS: i64 = 300;
 
-/// The first step's result kept in `session`, if it is recent enough.
-fn waiting_second_factor(session: &Session, now: i64) -> Option<(String, String)> {
+/// The first step's result kept in `session`, if it is recent enough: the account, the
+/// credential, and whether "keep me signed in" was ticked.
+fn waiting_second_factor(session: &Session, now: i64) -> Option<(String, String, bool)> {
     let kept = session.data.get(SECOND_FACTOR_KEY)?;
     let at = kept.get("at")?.as_i64()?;
     if now - at > SECOND_FACTOR_SECS {
@@ -116,7 +121,15 @@ fn waiting_second_factor(session: &Session, now: i64) -> Option<(String, String)
     Some((
         kept.get("user_id")?.as_str()?.to_owned(),
         kept.get("credential")?.as_str()?.to_owned(),
+        kept.get("remember").and_then(serde_json::Value::as_bool) == Some(true),
     ))
+}
+
+/// The days "keep me signed in" lasts at most, if the configuration offers it.
+fn remember_days(st: &AppState) -> Option<u64> {
+    let kept = &st.ctx.config.session.remember;
+    kept.enabled
+        .then(|| kept.absolute_lifetime.as_secs().div_ceil(24 * 3600))
 }
 
 /// Sets (or, with `None`, drops) the first step's result in `session`'s data.
@@ -191,6 +204,8 @@ async fn login_page(
         client_name,
         error: None,
         again: false,
+        remember_days: remember_days(st),
+        remember: false,
     })
 }
 
@@ -234,10 +249,12 @@ pub async fn submit_login(
     let mut page = login_page(&st, &session, &request, form.get("next")).await?;
     page.request = request.clone();
     page.username = username.chars().take(MAX_USERNAME_BYTES).collect();
+    page.remember = page.remember_days.is_some() && form.get("remember") == Some("yes");
     let attempt = Attempt {
         username,
         password: form.get("password").unwrap_or(""),
         addr: meta.key.as_deref(),
+        remember: page.remember,
     };
     // A new first step replaces any earlier one waiting for its code.
     keep_second_factor(&mut session, None);
@@ -250,7 +267,7 @@ pub async fn submit_login(
             user_id,
             credential,
         } => {
-            let first = (user_id, credential);
+            let first = (user_id, credential, page.remember);
             let code = ask_for_code(&st, &mut session, first, request, page.next).await?;
             Ok((jar, no_store(), code).into_response())
         }
@@ -263,13 +280,14 @@ pub async fn submit_login(
 async fn ask_for_code(
     st: &AppState,
     session: &mut Session,
-    (user_id, credential): (String, String),
+    (user_id, credential, remember): (String, String, bool),
     request: String,
     next: &'static str,
 ) -> Result<CodePage, PageError> {
     let kept = serde_json::json!({
         "user_id": user_id,
         "credential": credential,
+        "remember": remember,
         "at": st.ctx.clock.unix(),
     });
     keep_second_factor(session, Some(kept));
@@ -316,7 +334,7 @@ pub async fn submit_code(
     let (mut session, form) = posted.with_session()?.ok_or_else(sign_in_expired)?;
     let request = form.get("request").unwrap_or("").to_owned();
     let next = local_next(form.get("next"));
-    let (user_id, credential) =
+    let (user_id, credential, keep) =
         waiting_second_factor(&session, st.ctx.clock.unix()).ok_or_else(sign_in_expired)?;
     let page = CodePage::sign_in(&session, request.clone(), next);
     let Some(user) = users::second_step_account(&st.ctx, &user_id, &credential).await? else {
@@ -328,7 +346,7 @@ pub async fn submit_code(
         return Ok(refused);
     }
     keep_second_factor(&mut session, None);
-    match users::finish_second_factor(&st.ctx, &mut session, user).await? {
+    match users::finish_second_factor(&st.ctx, &mut session, user, keep).await? {
         SignIn::SignedIn { .. } => {
             let jar = remember(&st, jar, &session);
             Ok(after_sign_in(&st, jar, session, &meta, &request, next).await)

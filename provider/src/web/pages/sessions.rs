@@ -53,6 +53,8 @@ struct Row {
     started: String,
     last_seen: String,
     apps: String,
+    /// "Keep me signed in": kept until this absolute expiry.
+    kept_until: Option<String>,
 }
 
 /// A short description of a `User-Agent` (browser and platform), or the raw value.
@@ -116,6 +118,7 @@ async fn render(
             address: info.client_addr.clone().unwrap_or_else(|| "unknown".into()),
             started: rfc3339(info.created_at),
             last_seen: rfc3339(info.last_seen_at),
+            kept_until: info.remembered().then(|| rfc3339(info.absolute_expires_at)),
             apps: match apps.remove(&info.handle) {
                 Some(names) if !names.is_empty() => names.join(", "),
                 _ => "None yet".into(),
