@@ -33,8 +33,7 @@ fn cookie_max_age(page: &Page) -> Option<Option<i64>> {
     page.hops
         .iter()
         .flat_map(|h| h.set_cookies.iter())
-        .filter(|c| c.starts_with("gatehouse_sso=") && !c.starts_with("gatehouse_sso=;"))
-        .last()
+        .rfind(|c| c.starts_with("gatehouse_sso=") && !c.starts_with("gatehouse_sso=;"))
         .map(|c| {
             c.split(';')
                 .find_map(|a| a.trim().strip_prefix("Max-Age="))

@@ -239,11 +239,7 @@ pub async fn submit_login(
     jar: CookieJar,
     posted: PostedForm,
 ) -> Result<Response, PageError> {
-    let Some((mut session, form)) = posted.with_session()? else {
-        return Err(PageError::Forbidden(
-            "Your sign-in page expired. Go back to the app and start again.".into(),
-        ));
-    };
+    let (mut session, form) = posted.with_session()?.ok_or_else(sign_in_expired)?;
     let request = form.get("request").unwrap_or("").to_owned();
     let username = form.get("username").unwrap_or("");
     let mut page = login_page(&st, &session, &request, form.get("next")).await?;
