@@ -4,8 +4,8 @@
 //! "Your sessions" says which sessions are kept; and a sign-out ends one like any other.
 
 use super::factors::{code, set_up};
-use super::{prompt_none_error, sign_out_everywhere};
-use crate::harness::{ALICE, BOB, Browser, Options, Page, Stack, spawn, spawn_with};
+use super::{login_page, prompt_none_error, sign_out_everywhere};
+use crate::harness::{ALICE, BOB, Browser, Options, Page, spawn, spawn_with};
 use std::time::Duration;
 
 fn with_remember() -> Options {
@@ -13,19 +13,6 @@ fn with_remember() -> Options {
         configure: Some(|c: &mut provider::Config| c.session.remember.enabled = true),
         ..Options::default()
     }
-}
-
-/// The provider's sign-in page, reached through App B.
-async fn login_page(stack: &Stack, browser: &Browser) -> Page {
-    let page = browser.follow(&format!("{}/login", stack.app_b.url)).await;
-    assert!(
-        page.url
-            .as_str()
-            .starts_with(&format!("{}/login", stack.issuer)),
-        "{}",
-        page.url
-    );
-    page
 }
 
 /// The `Max-Age` of the provider's session cookie as the hops of `page` set it, if any.

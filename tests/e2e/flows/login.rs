@@ -1,20 +1,7 @@
 //! The provider's sign-in page: passwords, CSRF, and what failure looks like.
 
-use super::{me, sign_in};
+use super::{login_page, me, sign_in};
 use crate::harness::{ALICE, Browser, spawn};
-
-/// Starts a sign-in at App B and returns the provider's login page.
-async fn login_page(stack: &crate::harness::Stack, browser: &Browser) -> crate::harness::Page {
-    let page = browser.follow(&format!("{}/login", stack.app_b.url)).await;
-    assert!(
-        page.url
-            .as_str()
-            .starts_with(&format!("{}/login", stack.issuer)),
-        "{}",
-        page.url
-    );
-    page
-}
 
 #[tokio::test]
 async fn wrong_password_and_unknown_user_get_the_same_answer() {

@@ -66,6 +66,19 @@ pub async fn sign_in(
     page
 }
 
+/// Starts a sign-in at App B and returns the provider's login page.
+pub async fn login_page(stack: &Stack, browser: &Browser) -> Page {
+    let page = browser.follow(&format!("{}/login", stack.app_b.url)).await;
+    assert!(
+        page.url
+            .as_str()
+            .starts_with(&format!("{}/login", stack.issuer)),
+        "{}",
+        page.url
+    );
+    page
+}
+
 /// Waits until `app` no longer knows `browser` (its `/me` answers 401): the app heard of the
 /// end of the session (through back-channel logout, or a refused refresh).
 pub async fn signed_out(browser: &Browser, app: &RunningApp, what: &str) {
