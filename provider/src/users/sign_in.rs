@@ -17,9 +17,12 @@ const METHODS_KEY: &str = "amr";
 /// The methods `session`'s sign-in used. A session from before methods were recorded signed
 /// in with a password.
 pub fn methods_of(session: &Session) -> Methods {
-    session
-        .data
-        .get(METHODS_KEY)
+    methods_in(&session.data)
+}
+
+/// [`methods_of`] a session's data (as "Your sessions" lists it).
+pub fn methods_in(data: &serde_json::Value) -> Methods {
+    data.get(METHODS_KEY)
         .and_then(|v| v.as_str())
         .and_then(|text| Methods::parse_strict(text).ok())
         .unwrap_or(Methods::PASSWORD)

@@ -129,6 +129,9 @@ async fn step_up_asks_only_the_missing_factor_and_keeps_the_session() {
     super::sign_in(&stack, &alice, &stack.app_b, ALICE).await;
     let (secret, _) = set_up(&stack, &alice).await;
     let sid = me(&alice, &stack.app_b).await.1["provider_sid"].clone();
+    let sessions_page = format!("{}/account/sessions", stack.issuer);
+    let listed = alice.follow(&sessions_page).await;
+    assert!(listed.body.contains("<td>Password</td>"), "{}", listed.body);
     let cookies = alice.cookies_for(&stack.issuer);
     stack.clock.advance(Duration::from_secs(90));
     let stepped_up = stack.clock.unix();
@@ -218,6 +221,12 @@ async fn step_up_asks_only_the_missing_factor_and_keeps_the_session() {
     assert!(again.body.contains(r#"id="settings""#), "{}", again.body);
     let audit = stack.cli(&["audit", "tail", "-n", "200"]).await.unwrap();
     assert!(audit.contains("sign_in.stepped_up"), "{audit}");
+    let listed = alice.follow(&sessions_page).await;
+    assert!(
+        listed.body.contains("<td>Password and code</td>"),
+        "{}",
+        listed.body
+    );
 
     // max_age older than the sign-in: both factors again, and still the same session.
     stack.clock.advance(Duration::from_secs(120));

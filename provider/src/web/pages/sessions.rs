@@ -55,6 +55,8 @@ struct Row {
     apps: String,
     /// "Keep me signed in": kept until this absolute expiry.
     kept_until: Option<String>,
+    /// How its sign-in was made, in words.
+    signed_in_with: &'static str,
 }
 
 /// A short description of a `User-Agent` (browser and platform), or the raw value.
@@ -119,6 +121,10 @@ async fn render(
             started: rfc3339(info.created_at),
             last_seen: rfc3339(info.last_seen_at),
             kept_until: info.remembered().then(|| rfc3339(info.absolute_expires_at)),
+            signed_in_with: match crate::users::methods_in(&info.data).level() {
+                crate::types::Level::Mfa => "Password and code",
+                crate::types::Level::Pwd => "Password",
+            },
             apps: match apps.remove(&info.handle) {
                 Some(names) if !names.is_empty() => names.join(", "),
                 _ => "None yet".into(),
