@@ -1,8 +1,8 @@
 //! The sign-in page (`GET`/`POST /login`), its second step for an account with an
 //! authenticator app (`POST /login/code`), step-up for a browser signed in with a password
-//! whose app asks for two factors (`POST /login/step-up`), and the account home (`GET /`). The rules are
-//! `users::sign_in` and `users::second_factor`; a sign-in that finishes an authorization
-//! request goes on to `protocol::authorize::proceed`.
+//! whose app asks for two factors (`POST /login/step-up`), and the account home (`GET /`).
+//! The rules are `users::sign_in` and `users::second_factor`; a sign-in that finishes an
+//! authorization request goes on to `protocol::authorize::proceed`.
 
 use crate::context::SystemError;
 use crate::paths;
