@@ -124,6 +124,7 @@ async fn world() -> World {
             sid: None,
             auth_time: Some(now),
             amr: provider::types::Methods::PASSWORD,
+            acr: None,
             nonce: None,
             id_token: false,
             refresh: None,

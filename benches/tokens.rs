@@ -123,6 +123,7 @@ fn store_paths(c: &mut Criterion) {
                     sid: "s".into(),
                     auth_time: now,
                     amr: provider::types::Methods::PASSWORD,
+                    acr: None,
                     expires_at: now + 60,
                 };
                 store
@@ -150,6 +151,7 @@ fn store_paths(c: &mut Criterion) {
             sid: Some("s".into()),
             auth_time: now,
             amr: provider::types::Methods::PASSWORD,
+            acr: None,
             issued_at: now,
             family_expires_at: now + 86400,
             used_at: None,

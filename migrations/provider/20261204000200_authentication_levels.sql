@@ -6,6 +6,11 @@
 -- methods were recorded were password sign-ins.
 ALTER TABLE authorization_codes ADD COLUMN amr TEXT NOT NULL DEFAULT 'pwd';
 ALTER TABLE refresh_tokens ADD COLUMN amr TEXT NOT NULL DEFAULT 'pwd';
+-- acr: the level the grant's tokens state, when the request asked for an essential one (OIDC
+-- Core 5.5.1.1: one of the values asked, which may be below the level reached); NULL: the
+-- level its methods reach.
+ALTER TABLE authorization_codes ADD COLUMN acr TEXT;
+ALTER TABLE refresh_tokens ADD COLUMN acr TEXT;
 
 -- What a client requires of a sign-in: default_acr_values (OIDC Dynamic Client Registration
 -- §2), asked when a request names none, and require_mfa, an operator's setting that no

@@ -3,6 +3,7 @@
 
 use super::io::{Io, rfc3339, store};
 use crate::Config;
+use crate::audit::{self, Event, Kind};
 use crate::protocol::registration::{self, ClientMetadata, Registered, Registrant};
 use crate::store::{Client, Store};
 use clap::Subcommand;
@@ -130,7 +131,7 @@ pub(super) async fn run(
             };
             let mut done = registration::register(&store, valid, &who, now).await?;
             if require_mfa {
-                set_require_mfa(&store, &mut done.client, true).await?;
+                set_require_mfa(&store, &mut done.client, true, now).await?;
             }
             show_registered(io, "registered", &done, json)?;
         }
@@ -152,7 +153,7 @@ pub(super) async fn run(
                 .validate(&outbound)?;
             let mut done = registration::update(&store, c, valid, first_party, now).await?;
             if let Some(required) = require_mfa {
-                set_require_mfa(&store, &mut done.client, required).await?;
+                set_require_mfa(&store, &mut done.client, required, now).await?;
             }
             show_registered(io, "updated", &done, json)?;
         }
@@ -167,8 +168,13 @@ pub(super) async fn run(
     Ok(())
 }
 
-/// Sets an operator's `require_mfa` on `client` (stored, and in the copy printed).
-async fn set_require_mfa(store: &Store, client: &mut Client, required: bool) -> anyhow::Result<()> {
+/// Sets an operator's `require_mfa` on `client` (stored, audited, and in the copy printed).
+async fn set_require_mfa(
+    store: &Store,
+    client: &mut Client,
+    required: bool,
+    now: i64,
+) -> anyhow::Result<()> {
     if !store
         .set_client_require_mfa(&client.client_id, required)
         .await?
@@ -176,6 +182,10 @@ async fn set_require_mfa(store: &Store, client: &mut Client, required: bool) -> 
         anyhow::bail!("no client {}", client.client_id);
     }
     client.require_mfa = required;
+    let event = Event::new(Kind::ClientUpdated)
+        .client(&client.client_id)
+        .detail(format!("require_mfa {required}, by an operator"));
+    audit::record_secs(store, now, event).await;
     Ok(())
 }
 

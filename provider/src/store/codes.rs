@@ -22,6 +22,9 @@ pub struct AuthCode {
     /// The methods of the sign-in the code was issued on (`amr`).
     #[sqlx(try_from = "String")]
     pub amr: Methods,
+    /// The level its tokens state, when the request asked for an essential one (`None`: the
+    /// level `amr` reaches).
+    pub acr: Option<String>,
     pub expires_at: i64,
 }
 
@@ -62,6 +65,7 @@ infra::lite_row!(AuthCode {
     sid,
     auth_time,
     amr as String,
+    acr,
     expires_at,
 });
 
@@ -77,12 +81,12 @@ impl infra::FromLite for CodeRow {
 }
 
 const CODE_COLUMNS: &str = "c.client_id, c.user_id, c.redirect_uri, c.scope, c.nonce, \
-    c.code_challenge, c.sid, c.auth_time, c.amr, c.expires_at";
+    c.code_challenge, c.sid, c.auth_time, c.amr, c.acr, c.expires_at";
 
 static AUTHORIZATION_CODES: Table = Table {
     head: "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, scope, \
-           nonce, code_challenge, sid, auth_time, amr, created_at, expires_at) VALUES",
-    columns: 12,
+           nonce, code_challenge, sid, auth_time, amr, acr, created_at, expires_at) VALUES",
+    columns: 13,
     tail: "",
 };
 
@@ -102,6 +106,7 @@ impl Insert {
                 c.sid.as_str().into(),
                 c.auth_time.into(),
                 c.amr.to_string().into(),
+                c.acr.clone().into(),
                 now.into(),
                 c.expires_at.into(),
             ],

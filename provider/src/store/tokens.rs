@@ -48,6 +48,8 @@ pub struct RefreshTokenRow {
     /// The methods of the sign-in the grant came from (`amr`).
     #[sqlx(try_from = "String")]
     pub amr: Methods,
+    /// The level its tokens state, when the request asked for an essential one.
+    pub acr: Option<String>,
     pub issued_at: i64,
     pub family_expires_at: i64,
     pub used_at: Option<i64>,
@@ -83,6 +85,7 @@ infra::lite_row!(RefreshTokenRow {
     sid,
     auth_time,
     amr as String,
+    acr,
     issued_at,
     family_expires_at,
     used_at,
@@ -90,7 +93,7 @@ infra::lite_row!(RefreshTokenRow {
 });
 
 const RT_COLUMNS: &str = "token_hash, grant_id, client_id, user_id, scope, sid, auth_time, amr, \
-    issued_at, family_expires_at, used_at, revoked_at";
+    acr, issued_at, family_expires_at, used_at, revoked_at";
 
 static ACCESS_TOKENS: Table = Table {
     head: "INSERT INTO access_tokens (jti, grant_id, client_id, user_id, scope, issued_at, \
@@ -103,8 +106,8 @@ static ACCESS_TOKENS: Table = Table {
 /// so a retry within the grace window writes the same row again.
 static REFRESH_TOKENS: Table = Table {
     head: "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scope, sid, \
-           auth_time, amr, issued_at, family_expires_at) VALUES",
-    columns: 10,
+           auth_time, amr, acr, issued_at, family_expires_at) VALUES",
+    columns: 11,
     tail: " ON CONFLICT (token_hash) DO NOTHING",
 };
 
@@ -140,6 +143,7 @@ impl Insert {
                 t.sid.clone().into(),
                 t.auth_time.into(),
                 t.amr.to_string().into(),
+                t.acr.clone().into(),
                 t.issued_at.into(),
                 t.family_expires_at.into(),
             ],

@@ -13,7 +13,7 @@ mod sign_out;
 pub mod throttle;
 
 pub use sign_in::{
-    Attempt, MAX_USERNAME_BYTES, SignIn, finish_second_factor, methods_in, methods_of,
+    Attempt, MAX_USERNAME_BYTES, SignIn, finish_second_factor, methods_in, methods_of, password_at,
     second_step_account, sign_in, step_up,
 };
 pub use sign_out::{sign_out_everywhere, sign_out_session};

@@ -28,12 +28,32 @@ pub fn methods_in(data: &serde_json::Value) -> Methods {
         .unwrap_or(Methods::PASSWORD)
 }
 
+/// Where a signed-in session keeps when its password was last typed (Unix seconds): a
+/// step-up moves `auth_time` but not this, so a code alone never passes for a password.
+const PASSWORD_AT_KEY: &str = "password_at";
+
+/// When the password of `session`'s sign-in was typed. A session from before this was
+/// recorded: its `auth_time`.
+pub fn password_at(session: &Session) -> Option<i64> {
+    session
+        .data
+        .get(PASSWORD_AT_KEY)
+        .and_then(serde_json::Value::as_i64)
+        .or_else(|| session.auth_time.map(time::OffsetDateTime::unix_timestamp))
+}
+
+/// Records, in `session`'s data, the methods of its sign-in and, when one is a password,
+/// that it was typed at `auth_time`.
 fn set_methods(session: &mut Session, methods: Methods) {
     if !session.data.is_object() {
         session.data = serde_json::json!({});
     }
+    let typed = session.auth_time.map(time::OffsetDateTime::unix_timestamp);
     if let Some(data) = session.data.as_object_mut() {
         data.insert(METHODS_KEY.into(), methods.to_string().into());
+        if let Some(at) = typed.filter(|_| methods.contains(Method::Pwd)) {
+            data.insert(PASSWORD_AT_KEY.into(), at.into());
+        }
     }
 }
 
@@ -181,7 +201,9 @@ pub async fn finish_second_factor(
 pub async fn step_up(ctx: &Ctx, session: &mut Session, added: Method) -> Result<bool, SystemError> {
     let before = session.clone();
     let methods = methods_of(session).with(added);
-    set_methods(session, methods);
+    if let Some(data) = session.data.as_object_mut() {
+        data.insert(METHODS_KEY.into(), methods.to_string().into());
+    }
     session.auth_time = Some(ctx.clock.now());
     if !ctx.sessions.regenerate(session).await? {
         *session = before;

@@ -281,12 +281,11 @@ impl SignedIn {
     }
 }
 
-/// Whether `session`'s password was typed within the last `window`.
+/// Whether `session`'s password was typed within the last `window` (a step-up with a code
+/// alone does not count).
 fn signed_in_within(session: &Session, now: i64, window: std::time::Duration) -> bool {
     let window = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
-    session
-        .auth_time
-        .is_some_and(|t| now.saturating_sub(t.unix_timestamp()) <= window)
+    crate::users::password_at(session).is_some_and(|t| now.saturating_sub(t) <= window)
 }
 
 /// For a sensitive action: fine if `session`'s password was typed within `fresh_sign_in`;

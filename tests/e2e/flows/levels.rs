@@ -133,14 +133,22 @@ async fn step_up_asks_only_the_missing_factor_and_keeps_the_session() {
     let listed = alice.follow(&sessions_page).await;
     assert!(listed.body.contains("<td>Password</td>"), "{}", listed.body);
     let cookies = alice.cookies_for(&stack.issuer);
-    stack.clock.advance(Duration::from_secs(90));
+    // Six minutes on: the password is no longer fresh enough for sensitive actions.
+    stack.clock.advance(Duration::from_secs(6 * 60));
     let stepped_up = stack.clock.unix();
 
-    // Without a person at the browser, nothing can ask for the code.
-    let asked = [("acr_values", MFA), ("prompt", "none")];
+    // Without a person at the browser, nothing can ask for the code: an essential level is
+    // refused, a voluntary one answered at the level reached (here: consent is still due).
+    let essential = format!(r#"{{"id_token":{{"acr":{{"essential":true,"values":["{MFA}"]}}}}}}"#);
+    let asked = [("claims", essential.as_str()), ("prompt", "none")];
     assert_eq!(
         refusal(&stack, &alice, &asked).await.as_deref(),
         Some("interaction_required")
+    );
+    let voluntary = [("acr_values", MFA), ("prompt", "none")];
+    assert_eq!(
+        refusal(&stack, &alice, &voluntary).await.as_deref(),
+        Some("consent_required")
     );
 
     // App B's Settings page needs two factors: the provider asks for the code only.
@@ -227,6 +235,44 @@ async fn step_up_asks_only_the_missing_factor_and_keeps_the_session() {
         "{}",
         listed.body
     );
+    // A code alone is no fresh password: disconnecting an app still asks for it.
+    let apps = alice
+        .follow(&format!("{}/account/apps", stack.issuer))
+        .await;
+    let again = alice
+        .submit(&apps, "/account/apps/disconnect", &[("client_id", "app-a")])
+        .await;
+    assert!(
+        again.body.contains(r#"id="sign-in-again-notice""#),
+        "{}",
+        again.body
+    );
+    // An essential level is answered with one of the values asked (OIDC Core §5.5.1.1).
+    let pwd = format!(r#"{{"id_token":{{"acr":{{"essential":true,"values":["{PWD}"]}}}}}}"#);
+    let (c, verifier) = consented_code_with(&stack, &alice, &[("claims", &pwd)]).await;
+    let (id, _, _) = tokens(&stack, &c, &verifier).await;
+    assert_eq!((id["acr"].as_str(), amr(&id).len()), (Some(PWD), 3));
+
+    // A request that wants the password again cannot be finished with a code alone.
+    stack.clock.advance(Duration::from_secs(2));
+    let extra = [("prompt", "login")];
+    let req = stack.authorize_url(&stack.app_a.client_id, &stack.app_a.redirect_uri, &extra);
+    let login = alice.follow(req.url.as_str()).await;
+    assert!(login.body.contains(r#"name="password""#), "{}", login.body);
+    let request = login.hidden("request").unwrap();
+    let csrf = login.hidden("csrf_token").unwrap();
+    stack.clock.advance(Duration::from_secs(30));
+    let now = code(&secret, stack.clock.unix());
+    let fields = [
+        ("csrf_token", csrf.as_str()),
+        ("request", request.as_str()),
+        ("code", now.as_str()),
+    ];
+    let refused = alice
+        .post_form(&format!("{}/login/step-up", stack.issuer), &fields)
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("code alone"), "{}", refused.body);
 
     // max_age older than the sign-in: both factors again, and still the same session.
     stack.clock.advance(Duration::from_secs(120));
@@ -261,7 +307,16 @@ async fn step_up_asks_only_the_missing_factor_and_keeps_the_session() {
 
 /// A code for App A in `browser`, consenting first if asked.
 async fn consented_code(stack: &Stack, browser: &Browser) -> (String, String) {
-    let req = stack.authorize_url(&stack.app_a.client_id, &stack.app_a.redirect_uri, &[]);
+    consented_code_with(stack, browser, &[]).await
+}
+
+/// [`consented_code`] for a request with `extra` parameters.
+async fn consented_code_with(
+    stack: &Stack,
+    browser: &Browser,
+    extra: &[(&str, &str)],
+) -> (String, String) {
+    let req = stack.authorize_url(&stack.app_a.client_id, &stack.app_a.redirect_uri, extra);
     let redirect = stack.app_a.redirect_uri.as_str();
     let page = browser.follow_until(req.url.as_str(), redirect).await;
     let page = if page
@@ -346,6 +401,11 @@ async fn a_level_the_account_cannot_reach_is_reported_when_asked_and_refused_whe
         .await
         .unwrap();
     assert!(shown.contains("requires 2 factors yes"), "{shown}");
+    let audit = stack.cli(&["audit", "tail", "-n", "50"]).await.unwrap();
+    assert!(
+        audit.contains("require_mfa true, by an operator"),
+        "{audit}"
+    );
     assert_eq!(
         refusal(&stack, &bob, &[("acr_values", PWD)])
             .await
@@ -389,6 +449,15 @@ async fn a_level_the_account_cannot_reach_is_reported_when_asked_and_refused_whe
     );
     // ... voluntarily: bob, without a factor, is signed in at one (after consenting).
     let (c, verifier) = consented_code(&stack, &bob).await;
-    let (id, _, _) = tokens(&stack, &c, &verifier).await;
+    let (id, _, body) = tokens(&stack, &c, &verifier).await;
     assert_eq!(id["acr"], PWD);
+    // Once an operator requires two factors, that one-factor grant gets no more tokens.
+    let set = ["clients", "update", "app-a", "--require-mfa", "true"];
+    stack.cli(&set).await.unwrap();
+    let refresh = body["refresh_token"].as_str().unwrap();
+    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
+    let basic = (stack.app_a.client_id.as_str(), stack.app_a.secret.as_str());
+    let (status, _, refused) = stack.token(&form, Some(basic)).await;
+    assert_eq!(status.as_u16(), 400, "{refused}");
+    assert_eq!(refused["error"], "invalid_grant");
 }

@@ -18,18 +18,55 @@ use serde::{Deserialize, Serialize};
 use sessions::Session;
 use std::borrow::Cow;
 
-/// The level a request (or its client) asks for.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+/// The levels a request (or its client) asks for: ours among those it names, in its order of
+/// preference (OIDC Core §3.1.2.1), never empty.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AcrRequest {
-    pub level: Level,
-    /// Not reaching it is an error (`unmet_authentication_requirements`), not a lower `acr`.
+    pub levels: Vec<Level>,
+    /// Reaching none of them is an error (`unmet_authentication_requirements`), and the
+    /// `acr` answered is one of them (OIDC Core §5.5.1.1), not merely the level reached.
     pub essential: bool,
 }
 
-/// The first of the space-separated `values` that is one of our levels (they come in order of
-/// preference, OIDC Core §3.1.2.1); others are not ours and are passed over.
-fn first_known<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<Level> {
-    values.into_iter().find_map(Level::parse)
+impl AcrRequest {
+    fn new(levels: Vec<Level>, essential: bool) -> Option<Self> {
+        (!levels.is_empty()).then_some(Self { levels, essential })
+    }
+
+    /// The level asked for first: step-up aims at it.
+    pub fn preferred(&self) -> Level {
+        self.levels.first().copied().unwrap_or(Level::Pwd)
+    }
+
+    /// The lowest level that will do.
+    fn lowest(&self) -> Level {
+        self.levels.iter().copied().min().unwrap_or(Level::Pwd)
+    }
+
+    /// The `acr` to state for a sign-in that `reached`: for an essential request, the first
+    /// of its levels that sign-in satisfies (OIDC Core §5.5.1.1); otherwise what it reached.
+    pub fn answer(&self, reached: Level) -> Level {
+        if !self.essential {
+            return reached;
+        }
+        self.levels
+            .iter()
+            .copied()
+            .find(|l| *l <= reached)
+            .unwrap_or(reached)
+    }
+}
+
+/// Our levels among `values`, in their order, each once; others are not ours and are passed
+/// over.
+fn known<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<Level> {
+    let mut levels = Vec::new();
+    for level in values.into_iter().filter_map(Level::parse) {
+        if !levels.contains(&level) {
+            levels.push(level);
+        }
+    }
+    levels
 }
 
 /// What the request's `claims` (OIDC Core §5.5) and `acr_values` ask of the sign-in. The
@@ -52,10 +89,7 @@ pub fn requested(
         }
     }
     let asked = params.get("acr_values").unwrap_or("");
-    Ok(first_known(asked.split(' ')).map(|level| AcrRequest {
-        level,
-        essential: false,
-    }))
+    Ok(AcrRequest::new(known(asked.split(' ')), false))
 }
 
 /// An `acr` member of `claims` (OIDC Core §5.5.1): `essential`, and `value` or `values`.
@@ -94,32 +128,25 @@ fn claimed(
         // Any level will do: the claim is returned whatever was reached.
         return Ok(None);
     }
-    match first_known(values) {
-        Some(level) => Ok(Some(AcrRequest { level, essential })),
+    match AcrRequest::new(known(values), essential) {
         None if essential => Err((
             AuthorizeErrorCode::UnmetAuthenticationRequirements,
             Cow::Borrowed("none of the essential acr values is one this provider supports"),
         )),
-        None => Ok(None),
+        asked => Ok(asked),
     }
 }
 
 /// What a request that `asked` needs at `client` as the client is registered now: two
 /// factors if an operator requires them, else what the request asked, else the client's
 /// default.
-pub fn required(asked: Option<AcrRequest>, client: &Client) -> Option<AcrRequest> {
+pub fn required(asked: Option<&AcrRequest>, client: &Client) -> Option<AcrRequest> {
     if client.require_mfa {
-        return Some(AcrRequest {
-            level: Level::Mfa,
-            essential: true,
-        });
+        return AcrRequest::new(vec![Level::Mfa], true);
     }
-    asked.or_else(|| {
-        client.default_acr_values.first().map(|level| AcrRequest {
-            level: *level,
-            essential: false,
-        })
-    })
+    asked
+        .cloned()
+        .or_else(|| AcrRequest::new(client.default_acr_values.clone(), false))
 }
 
 /// Whether a signed-in session reaches the level a request needs at `client`.
@@ -128,7 +155,8 @@ pub enum StepUp {
     /// It does (or the level was voluntary, and the account has no factor to add).
     Reached,
     /// It does not, and the account has the missing factor: ask for it (the session is kept).
-    Ask,
+    /// `optional`: the level reached will do if nobody can be asked (`prompt=none`).
+    Ask { optional: bool },
     /// It does not, the level is essential, and the account has no factor to add.
     Unmet,
 }
@@ -136,24 +164,26 @@ pub enum StepUp {
 /// [`StepUp`] for `session` and a request that `asked` ([`required`]) at `client`.
 pub async fn step_up(
     ctx: &Ctx,
-    asked: Option<AcrRequest>,
+    asked: Option<&AcrRequest>,
     client: &Client,
     session: &Session,
 ) -> Result<StepUp, SystemError> {
     let Some(need) = required(asked, client) else {
         return Ok(StepUp::Reached);
     };
-    if users::methods_of(session).level() >= need.level {
+    let reached = users::methods_of(session).level();
+    if reached >= need.preferred() {
         return Ok(StepUp::Reached);
     }
-    let Some(user_id) = session.user_id.as_deref() else {
-        return Ok(StepUp::Ask);
+    let will_do = !need.essential || reached >= need.lowest();
+    let factor = match session.user_id.as_deref() {
+        Some(user_id) => second_factor::confirmed(&ctx.store, user_id).await?,
+        None => None,
     };
-    let factor = second_factor::confirmed(&ctx.store, user_id).await?;
-    Ok(match (factor, need.essential) {
-        (Some(_), _) => StepUp::Ask,
-        (None, true) => StepUp::Unmet,
-        (None, false) => StepUp::Reached,
+    Ok(match (factor, will_do) {
+        (Some(_), optional) => StepUp::Ask { optional },
+        (None, true) => StepUp::Reached,
+        (None, false) => StepUp::Unmet,
     })
 }
 
@@ -175,33 +205,39 @@ mod tests {
     const MFA: &str = "urn:gatehouse:acr:mfa";
 
     #[test]
-    fn acr_values_are_voluntary_and_the_first_known_one_counts() {
+    fn acr_values_are_voluntary_and_ours_are_kept_in_order() {
         assert_eq!(asked(&[]), None);
         assert_eq!(asked(&[("acr_values", "urn:other:gold")]), None);
-        let got = asked(&[(
-            "acr_values",
-            "urn:other:gold urn:gatehouse:acr:mfa urn:gatehouse:acr:pwd",
-        )]);
+        let values =
+            "urn:other:gold urn:gatehouse:acr:mfa urn:gatehouse:acr:pwd urn:gatehouse:acr:mfa";
+        let want = AcrRequest {
+            levels: vec![Level::Mfa, Level::Pwd],
+            essential: false,
+        };
+        assert_eq!(asked(&[("acr_values", values)]), Some(want.clone()));
+        assert_eq!(want.preferred(), Level::Mfa);
         assert_eq!(
-            got,
-            Some(AcrRequest {
-                level: Level::Mfa,
-                essential: false
-            })
+            want.answer(Level::Pwd),
+            Level::Pwd,
+            "voluntary: what was reached"
         );
     }
 
     #[test]
-    fn an_essential_acr_claim_wins_over_acr_values() {
+    fn an_essential_acr_claim_wins_over_acr_values_and_is_answered_with_one_of_its_values() {
         let claims = format!(r#"{{"id_token":{{"acr":{{"essential":true,"values":["{MFA}"]}}}}}}"#);
         let got = asked(&[("claims", &claims), ("acr_values", "urn:gatehouse:acr:pwd")]);
         assert_eq!(
             got,
             Some(AcrRequest {
-                level: Level::Mfa,
+                levels: vec![Level::Mfa],
                 essential: true
             })
         );
+        // OIDC Core §5.5.1.1: an essential acr is answered with one of the values asked.
+        let pwd = r#"{"id_token":{"acr":{"essential":true,"value":"urn:gatehouse:acr:pwd"}}}"#;
+        let pwd = asked(&[("claims", pwd)]).unwrap();
+        assert_eq!(pwd.answer(Level::Mfa), Level::Pwd);
         let one = format!(r#"{{"id_token":{{"acr":{{"value":"{MFA}"}}}}}}"#);
         assert_eq!(asked(&[("claims", &one)]).map(|a| a.essential), Some(false));
         // Any level: nothing is required.
@@ -209,7 +245,7 @@ mod tests {
         assert_eq!(asked(&[("claims", any)]), None);
         let null = r#"{"id_token":{"acr":null}}"#;
         assert_eq!(
-            asked(&[("claims", null), ("acr_values", MFA)]).map(|a| a.level),
+            asked(&[("claims", null), ("acr_values", MFA)]).map(|a| a.preferred()),
             Some(Level::Mfa)
         );
     }

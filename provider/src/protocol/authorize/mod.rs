@@ -132,24 +132,51 @@ pub async fn on_sign_in_page(
     session: &Session,
     request_id: &str,
 ) -> Result<OnSignInPage, AuthorizeError> {
+    match answerable(ctx, session, request_id).await? {
+        None => Ok(OnSignInPage::Password),
+        Some((req, StepUp::Ask { .. })) => Ok(OnSignInPage::StepUp(req)),
+        Some(_) => Ok(match resume(ctx, session, request_id).await? {
+            Some(next) => OnSignInPage::Go(next),
+            None => OnSignInPage::Password,
+        }),
+    }
+}
+
+/// The pending request `request_id` of `session` if it waits for a step-up: the session's
+/// sign-in answers it in every other way ([`signed_in_for`]: the person, `max_age`,
+/// `prompt=login`), and only the second factor its level needs is missing. Nothing else may
+/// be finished with a code alone.
+pub async fn waiting_for_step_up(
+    ctx: &Ctx,
+    session: &Session,
+    request_id: &str,
+) -> Result<Option<AuthRequest>, AuthorizeError> {
+    Ok(match answerable(ctx, session, request_id).await? {
+        Some((req, StepUp::Ask { .. })) => Some(req),
+        _ => None,
+    })
+}
+
+/// The pending request `request_id` of a signed-in `session`, if that sign-in answers it
+/// ([`signed_in_for`]), with whether its level is reached ([`level::step_up`]).
+async fn answerable(
+    ctx: &Ctx,
+    session: &Session,
+    request_id: &str,
+) -> Result<Option<(AuthRequest, StepUp)>, AuthorizeError> {
     if session.user_id.is_none() {
-        return Ok(OnSignInPage::Password);
+        return Ok(None);
     }
     let now = ctx.clock.unix();
     let Some(req) = pending::pending(ctx, session, request_id).await? else {
-        return Ok(OnSignInPage::Password);
+        return Ok(None);
     };
     if !signed_in_for(&req, session, now) {
-        return Ok(OnSignInPage::Password);
+        return Ok(None);
     }
     let client = still_allowed(ctx, &req).await?;
-    if level::step_up(ctx, req.acr, &client, session).await? == StepUp::Ask {
-        return Ok(OnSignInPage::StepUp(req));
-    }
-    Ok(match resume(ctx, session, request_id).await? {
-        Some(next) => OnSignInPage::Go(next),
-        None => OnSignInPage::Password,
-    })
+    let verdict = level::step_up(ctx, req.acr.as_ref(), &client, session).await?;
+    Ok(Some((req, verdict)))
 }
 
 /// Whether the session's sign-in answers the waiting request `req`: the right person, recent
@@ -215,15 +242,17 @@ async fn proceed_with(
     let Some((_, consent)) = user.filter(|(u, _)| !u.disabled) else {
         return account_gone(ctx, session, req).await;
     };
-    match level::step_up(ctx, req.acr, client, session).await? {
+    match level::step_up(ctx, req.acr.as_ref(), client, session).await? {
+        // Without a person to ask (`prompt=none`), a level that will do is answered as it is.
+        StepUp::Reached | StepUp::Ask { optional: true } if req.prompt.none => {}
         StepUp::Reached => {}
         // OIDC Core §3.1.2.6: the person would have to interact.
-        StepUp::Ask if req.prompt.none => {
+        StepUp::Ask { .. } if req.prompt.none => {
             let code = AuthorizeErrorCode::InteractionRequired;
             let why = "the app needs a second factor, which the user must give";
             return Err(req.error(&ctx.issuer, code, why).into());
         }
-        StepUp::Ask => {
+        StepUp::Ask { .. } => {
             return Ok(Next::SignIn {
                 request: req,
                 session_over: false,
@@ -310,6 +339,12 @@ pub async fn issue_code(
         sid: session.handle.clone(),
         auth_time: session.auth_time.map_or(now, |t| t.unix_timestamp()),
         amr: crate::users::methods_of(session),
+        acr: level::required(req.acr.as_ref(), client)
+            .filter(|need| need.essential)
+            .map(|need| {
+                let reached = crate::users::methods_of(session).level();
+                need.answer(reached).as_str().to_owned()
+            }),
         expires_at: now + infra::secs(ctx.config.tokens.code_lifetime),
     };
     // Stored only while the session has not ended and, for a third-party app, while the

@@ -43,6 +43,7 @@ pub(super) async fn grant(
             sid: None,
             auth_time: None,
             amr: crate::types::Methods::NONE,
+            acr: None,
             nonce: None,
             id_token: false,
             refresh: None,

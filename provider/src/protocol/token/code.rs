@@ -8,7 +8,7 @@ use crate::protocol::error::TokenError;
 use crate::protocol::params::Params;
 use crate::protocol::pkce;
 use crate::store::{AuthCode, Client, CodeState, GrantRow, Guard, Revoke, User};
-use crate::types::{GrantType, Scope, TokenErrorCode};
+use crate::types::{GrantType, Level, Scope, TokenErrorCode};
 use infra::secret::{hash_secret, random_token};
 
 const UNUSABLE: &str = "the code is invalid, expired or already used";
@@ -159,6 +159,7 @@ async fn exchange(
             sid: Some(bound.sid.clone()),
             auth_time: Some(bound.auth_time),
             amr: bound.amr,
+            acr: bound.acr.as_deref().and_then(Level::parse),
             nonce: bound.nonce,
             id_token: true,
             refresh,

@@ -162,6 +162,7 @@ async fn exchange(ctx: &Ctx, client: &Client, form: &Params) -> Result<TokenResp
             sid: subject.sid.clone(),
             auth_time: subject.auth_time,
             amr: subject.methods(),
+            acr: subject.acr.as_deref().and_then(crate::types::Level::parse),
             nonce: None,
             id_token: false,
             refresh: None,

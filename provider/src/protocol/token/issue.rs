@@ -8,7 +8,7 @@ use crate::context::{Ctx, SystemError};
 use crate::keys::at_hash;
 use crate::protocol::error::TokenError;
 use crate::store::{AccessTokenRow, Client, GrantRow, Guard, Insert, RefreshTokenRow, User};
-use crate::types::{Alg, GrantType, Methods, ScopeSet, TokenType};
+use crate::types::{Alg, GrantType, Level, Methods, ScopeSet, TokenType};
 use infra::secret::{hash_secret, random_handle};
 use serde::{Deserialize, Serialize};
 
@@ -73,10 +73,14 @@ impl AccessClaims {
         ScopeSet::parse_known(&self.scope)
     }
 
-    /// The methods of the user's sign-in the token carries (those we know).
+    /// The methods of the user's sign-in the token carries (those we know); a token from
+    /// before they were carried: a password.
     pub fn methods(&self) -> Methods {
-        let named = self.amr.iter().flatten();
+        let Some(named) = &self.amr else {
+            return Methods::PASSWORD;
+        };
         named
+            .iter()
             .filter_map(|m| crate::types::Method::parse(m))
             .fold(Methods::NONE, Methods::with)
     }
@@ -131,6 +135,9 @@ pub struct Issue<'a> {
     pub auth_time: Option<i64>,
     /// The methods of the user's sign-in (none for `client_credentials`).
     pub amr: Methods,
+    /// The level to state, when the request asked for an essential one (OIDC Core §5.5.1.1);
+    /// `None`: the level `amr` reaches.
+    pub acr: Option<Level>,
     pub nonce: Option<String>,
     pub id_token: bool,
     /// A new refresh token of this grant's family.
@@ -148,6 +155,13 @@ pub struct Issue<'a> {
     pub target: Option<Target>,
     /// A token exchange's actor and subject token.
     pub exchanged: Option<Exchanged>,
+}
+
+impl Issue<'_> {
+    /// The level the tokens state.
+    fn level(&self) -> Level {
+        self.acr.unwrap_or_else(|| self.amr.level())
+    }
 }
 
 /// The refresh token to issue: the token itself (random for a new grant, the successor of
@@ -195,6 +209,7 @@ pub async fn issue(ctx: &Ctx, now: i64, i: Issue<'_>) -> Result<TokenResponse, T
                 sid: rt.sid.clone(),
                 auth_time: i.auth_time.unwrap_or(now),
                 amr: i.amr,
+                acr: i.acr.map(|l| l.as_str().to_owned()),
                 issued_at: now,
                 family_expires_at: rt.family_expires_at,
                 used_at: None,
@@ -308,7 +323,7 @@ fn access_token(ctx: &Ctx, now: i64, i: &Issue<'_>) -> Result<(String, AccessCla
         jti: random_handle()?,
         scope,
         auth_time: i.auth_time,
-        acr: i.user.map(|_| i.amr.level().as_str().to_owned()),
+        acr: i.user.map(|_| i.level().as_str().to_owned()),
         amr: i
             .user
             .map(|_| i.amr.amr().into_iter().map(str::to_owned).collect()),
@@ -339,7 +354,7 @@ fn id_token(
         sid: i.sid.as_deref(),
         at_hash: at_hash(access_token),
         azp: &i.client.client_id,
-        acr: i.amr.level().as_str(),
+        acr: i.level().as_str(),
         amr: i.amr.amr(),
     };
     Ok(ctx

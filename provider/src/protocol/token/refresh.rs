@@ -78,6 +78,13 @@ async fn rotate(
     now: i64,
 ) -> Result<TokenResponse, TokenError> {
     let (row, fresh) = presented(ctx, client, hash, now).await?;
+    // An operator who now requires two factors for the app: a grant from a sign-in with
+    // fewer gets no more tokens, and the app signs the person in again.
+    if client.require_mfa && row.amr.level() < crate::types::Level::Mfa {
+        return Err(TokenError::invalid_grant(
+            "the app now requires a sign-in with two factors",
+        ));
+    }
     // With an API named, `scope` narrows the API's scopes; the OpenID ones stay the grant's.
     let (scope, target) = match req.resource {
         None => (narrowed(row.scope, req.scope)?, None),
@@ -107,6 +114,7 @@ async fn rotate(
             sid: row.sid.clone(),
             auth_time: Some(row.auth_time),
             amr: row.amr,
+            acr: row.acr.as_deref().and_then(crate::types::Level::parse),
             nonce: None,
             // The presented token's one successor: a retry gets the same one back, so the
             // family never forks (RFC 9700 §4.14.2).
@@ -241,6 +249,7 @@ mod tests {
             sid: None,
             auth_time: 0,
             amr: Methods::PASSWORD,
+            acr: None,
             issued_at: 0,
             family_expires_at: 1000,
             used_at,

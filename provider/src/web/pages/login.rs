@@ -99,6 +99,12 @@ impl CodePage {
     }
 }
 
+fn nothing_to_step_up() -> PageError {
+    PageError::Forbidden(
+        "Nothing here waits for a code alone. Go back to the app and start again.".into(),
+    )
+}
+
 fn sign_in_expired() -> PageError {
     PageError::Forbidden("Your sign-in page expired. Go back to the app and start again.".into())
 }
@@ -363,8 +369,13 @@ pub async fn submit_step_up(
     let (mut session, form) = posted.with_session()?.ok_or_else(sign_in_expired)?;
     let user_id = session.user_id.clone().ok_or_else(sign_in_expired)?;
     let request = form.get("request").unwrap_or("").to_owned();
-    let req = pending::pending(&st.ctx, &session, &request).await?;
-    let req = req.ok_or_else(sign_in_expired)?;
+    // Only a request that waits for a second factor alone: never one that wants the password
+    // again (`prompt=login`, `max_age`), which a code must not finish.
+    let req = match authorize::waiting_for_step_up(&st.ctx, &session, &request).await {
+        Ok(Some(req)) => req,
+        Ok(None) => return Err(nothing_to_step_up()),
+        Err(e) => return Ok((jar, e).into_response()),
+    };
     let page = CodePage::step_up(&st, &session, &req, request.clone()).await?;
     let code = form.get("code").unwrap_or("");
     let checked = second_factor::check_code(&st.ctx, &user_id, code).await?;
