@@ -137,6 +137,13 @@ impl SessionConfig {
                         .into(),
                 );
             }
+            if kept.idle_timeout < self.idle_timeout
+                || kept.absolute_lifetime < self.absolute_lifetime
+            {
+                return Err(
+                    "session.remember limits must not be shorter than the usual ones".into(),
+                );
+            }
             if kept.absolute_lifetime > REMEMBER_MAX {
                 return Err("session.remember.absolute_lifetime must not exceed 400 days".into());
             }

@@ -201,8 +201,14 @@ pub async fn finish_second_factor(
 pub async fn step_up(ctx: &Ctx, session: &mut Session, added: Method) -> Result<bool, SystemError> {
     let before = session.clone();
     let methods = methods_of(session).with(added);
+    // The password's time stays as it was (a session from before it was recorded: its
+    // sign-in's), whatever the code does to `auth_time`.
+    let typed = password_at(session);
     if let Some(data) = session.data.as_object_mut() {
         data.insert(METHODS_KEY.into(), methods.to_string().into());
+        if let Some(at) = typed {
+            data.insert(PASSWORD_AT_KEY.into(), at.into());
+        }
     }
     session.auth_time = Some(ctx.clock.now());
     if !ctx.sessions.regenerate(session).await? {
@@ -407,6 +413,31 @@ mod tests {
                 .unwrap();
             a_change_during_the_hash_wins(ctx).await;
         }
+    }
+
+    /// A step-up moves `auth_time` but never the password's time, also on a session signed
+    /// in before that time was recorded: a code alone is no fresh password.
+    #[tokio::test]
+    async fn a_step_up_is_no_fresh_password() {
+        let ctx = with_alice().await;
+        let alice = read_alice(&ctx).await;
+        let mut session = ctx.sessions.create(NewSession::default()).await.unwrap();
+        ctx.sessions
+            .authenticate(&mut session, &alice.id)
+            .await
+            .unwrap();
+        assert!(
+            session.data.get(PASSWORD_AT_KEY).is_none(),
+            "as before it was kept"
+        );
+        let signed_in = session.auth_time.unwrap().unix_timestamp();
+        ctx.clock.advance(std::time::Duration::from_secs(600));
+        assert!(step_up(&ctx, &mut session, Method::Otp).await.unwrap());
+        assert_eq!(password_at(&session), Some(signed_in));
+        assert!(session.auth_time.unwrap().unix_timestamp() >= signed_in + 600);
+        assert_eq!(methods_of(&session).level(), crate::types::Level::Mfa);
+        let reloaded = ctx.sessions.load(session.id()).await.unwrap().unwrap();
+        assert_eq!(password_at(&reloaded), Some(signed_in));
     }
 
     async fn a_change_during_the_hash_wins(ctx: testing::TestCtx) {

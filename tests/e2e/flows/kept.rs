@@ -84,6 +84,12 @@ async fn a_kept_session_outlives_the_usual_idle_timeout_up_to_its_own_limits() {
         Some("login_required")
     );
     assert_eq!(prompt_none_error(&stack, &kept).await, None);
+    // Asked for the password again (prompt=login), the box is ticked: still kept.
+    let extra = [("prompt", "login")];
+    let again = stack.authorize_url(&stack.app_b.client_id, &stack.app_b.redirect_uri, &extra);
+    let again = kept.follow(again.url.as_str()).await;
+    let ticked = r#"aria-describedby="remember-help" checked"#;
+    assert!(again.body.contains(ticked), "{}", again.body);
     let sessions = kept
         .follow(&format!("{}/account/sessions", stack.issuer))
         .await;

@@ -151,6 +151,13 @@ async fn step_up_asks_only_the_missing_factor_and_keeps_the_session() {
         Some("consent_required")
     );
 
+    // Another tab waits for a sign-in of its own (prompt=login), made before the step-up.
+    let extra = [("prompt", "login")];
+    let tab = stack.authorize_url(&stack.app_a.client_id, &stack.app_a.redirect_uri, &extra);
+    let tab = alice.follow(tab.url.as_str()).await;
+    assert!(tab.body.contains(r#"name="password""#), "{}", tab.body);
+    stack.clock.advance(Duration::from_secs(2));
+
     // App B's Settings page needs two factors: the provider asks for the code only.
     let page = alice.follow(&format!("{}/settings", stack.app_b.url)).await;
     assert!(
@@ -224,6 +231,13 @@ async fn step_up_asks_only_the_missing_factor_and_keeps_the_session() {
         (Some(MFA), sid.clone())
     );
     assert!(id["auth_time"].as_i64().unwrap() >= stepped_up, "{id}");
+    // The other tab still wants the password: a step-up is no sign-in made for it.
+    let reloaded = alice.follow(tab.url.as_str()).await;
+    assert!(
+        reloaded.body.contains(r#"name="password""#),
+        "{}",
+        reloaded.body
+    );
     // Settings open at once now; a request that names no level gets the session's.
     let again = alice.follow(&format!("{}/settings", stack.app_b.url)).await;
     assert!(again.body.contains(r#"id="settings""#), "{}", again.body);

@@ -7,7 +7,8 @@
 //! Registration §2); one an operator marked `require_mfa` always needs two factors, whatever
 //! its requests say. A voluntary level the person cannot reach (their account has no second
 //! factor) is not an error: the ID token's `acr` says what was reached, and the app decides.
-//! An essential one is (OpenID Connect Core Unmet Authentication Requirements 1.0).
+//! An essential one is (OpenID Connect Core Unmet Authentication Requirements 1.0), and is
+//! answered with one of the values it named ([`AcrRequest::answer`]).
 
 use crate::context::{Ctx, SystemError};
 use crate::protocol::params::Params;

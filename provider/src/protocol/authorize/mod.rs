@@ -74,13 +74,12 @@ fn wants_fresh_sign_in(req: &AuthRequest) -> bool {
 }
 
 /// The session's sign-in is recent enough for `max_age` and of the person `id_token_hint`
-/// names, if it names one.
+/// names, if it names one. Its password counts, not a later step-up: `max_age` asks for the
+/// whole sign-in again.
 pub fn sign_in_answers(req: &AuthRequest, session: &Session, now: i64) -> bool {
-    let too_old = req.max_age.is_some_and(|max| {
-        session
-            .auth_time
-            .is_none_or(|t| now - t.unix_timestamp() > max)
-    });
+    let too_old = req
+        .max_age
+        .is_some_and(|max| crate::users::password_at(session).is_none_or(|t| now - t > max));
     let someone_else = req
         .hint_sub
         .as_deref()
@@ -184,9 +183,8 @@ async fn answerable(
 /// `select_account`), made after the request (in a later second: the same second could be
 /// the sign-in the request was made from).
 fn signed_in_for(req: &AuthRequest, session: &Session, now: i64) -> bool {
-    let since_request = session
-        .auth_time
-        .is_some_and(|t| t.unix_timestamp() > req.created_at);
+    // The password typed after the request (a step-up since then is not a sign-in).
+    let since_request = crate::users::password_at(session).is_some_and(|t| t > req.created_at);
     sign_in_answers(req, session, now) && (since_request || !wants_fresh_sign_in(req))
 }
 

@@ -115,6 +115,12 @@ async fn exchange(
     now: i64,
     target: Option<Target>,
 ) -> Result<TokenResponse, TokenError> {
+    // An operator required two factors for the app after the code was issued at one.
+    if client.require_mfa && bound.amr.level() < Level::Mfa {
+        return Err(TokenError::invalid_grant(
+            "the app now requires a sign-in with two factors",
+        ));
+    }
     // The grant is offline (outlives the SSO session) when offline_access was granted, else
     // online (dies with it). It lives as long as its refresh tokens may, or, without them,
     // its access token.

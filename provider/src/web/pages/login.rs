@@ -211,7 +211,8 @@ async fn login_page(
         error: None,
         again: false,
         remember_days: remember_days(st),
-        remember: false,
+        // Signing in again on a kept session keeps it, unless the box is unticked.
+        remember: session.remembered(),
     })
 }
 
