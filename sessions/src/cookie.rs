@@ -103,6 +103,42 @@ mod tests {
         assert!(s.contains("HttpOnly"), "{s}");
     }
 
+    /// A session with `data`, ending at `absolute_expires_at`.
+    fn session(data: serde_json::Value, absolute_expires_at: i64) -> crate::Session {
+        let stored = crate::StoredSession {
+            id_hash: String::new(),
+            handle: "h".into(),
+            user_id: Some("u".into()),
+            external_key: None,
+            data,
+            csrf_token: "c".into(),
+            created_at: 0,
+            last_seen_at: 0,
+            idle_expires_at: absolute_expires_at,
+            absolute_expires_at,
+            auth_time: Some(0),
+            user_agent: None,
+            client_addr: None,
+            version: 0,
+        };
+        crate::Session::from_stored(SessionId::generate().unwrap(), stored)
+    }
+
+    #[test]
+    fn only_a_kept_session_outlives_the_browser_and_at_most_400_days() {
+        let p = CookiePolicy::new("sid", true);
+        let kept = serde_json::json!({ "remembered": true });
+        let usual = p.cookie_for(&session(serde_json::json!({}), 1000), 100);
+        assert_eq!(usual.max_age(), None, "a session cookie");
+        let c = p.cookie_for(&session(kept.clone(), 1000), 100);
+        assert_eq!(c.max_age(), Some(time::Duration::seconds(900)));
+        assert!(c.to_string().contains("Max-Age=900"), "{c}");
+        let far = p.cookie_for(&session(kept.clone(), 500 * 86400), 0);
+        assert_eq!(far.max_age(), Some(time::Duration::days(400)));
+        let over = p.cookie_for(&session(kept, 100), 200);
+        assert_eq!(over.max_age(), Some(time::Duration::ZERO));
+    }
+
     #[test]
     fn https_is_always_secure() {
         let p = CookiePolicy::for_url("sid", &"https://idp.example".parse().unwrap(), true);
