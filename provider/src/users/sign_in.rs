@@ -3,6 +3,7 @@
 //! with an authenticator app, its code (`second_factor`, then [`finish_second_factor`]), then
 //! a new session id.
 
+use super::methods::{methods_of, record_sign_in, record_step_up};
 use super::{password, throttle};
 use crate::audit::{self, Event, Kind};
 use crate::context::{Ctx, SystemError};
@@ -10,52 +11,6 @@ use crate::logout;
 use crate::store::{Credential, User};
 use crate::types::{Method, Methods};
 use sessions::{EndCause, Session, SessionEnd};
-
-/// Where a signed-in session keeps the methods its sign-in used (`amr`, RFC 8176).
-const METHODS_KEY: &str = "amr";
-
-/// The methods `session`'s sign-in used. A session from before methods were recorded signed
-/// in with a password.
-pub fn methods_of(session: &Session) -> Methods {
-    methods_in(&session.data)
-}
-
-/// [`methods_of`] a session's data (as "Your sessions" lists it).
-pub fn methods_in(data: &serde_json::Value) -> Methods {
-    data.get(METHODS_KEY)
-        .and_then(|v| v.as_str())
-        .and_then(|text| Methods::parse_strict(text).ok())
-        .unwrap_or(Methods::PASSWORD)
-}
-
-/// Where a signed-in session keeps when its password was last typed (Unix seconds): a
-/// step-up moves `auth_time` but not this, so a code alone never passes for a password.
-const PASSWORD_AT_KEY: &str = "password_at";
-
-/// When the password of `session`'s sign-in was typed. A session from before this was
-/// recorded: its `auth_time`.
-pub fn password_at(session: &Session) -> Option<i64> {
-    session
-        .data
-        .get(PASSWORD_AT_KEY)
-        .and_then(serde_json::Value::as_i64)
-        .or_else(|| session.auth_time.map(time::OffsetDateTime::unix_timestamp))
-}
-
-/// Records, in `session`'s data, the methods of its sign-in and, when one is a password,
-/// that it was typed at `auth_time`.
-fn set_methods(session: &mut Session, methods: Methods) {
-    if !session.data.is_object() {
-        session.data = serde_json::json!({});
-    }
-    let typed = session.auth_time.map(time::OffsetDateTime::unix_timestamp);
-    if let Some(data) = session.data.as_object_mut() {
-        data.insert(METHODS_KEY.into(), methods.to_string().into());
-        if let Some(at) = typed.filter(|_| methods.contains(Method::Pwd)) {
-            data.insert(PASSWORD_AT_KEY.into(), at.into());
-        }
-    }
-}
 
 /// Longest username accepted (checked before any lookup or hash).
 pub const MAX_USERNAME_BYTES: usize = 256;
@@ -201,15 +156,7 @@ pub async fn finish_second_factor(
 pub async fn step_up(ctx: &Ctx, session: &mut Session, added: Method) -> Result<bool, SystemError> {
     let before = session.clone();
     let methods = methods_of(session).with(added);
-    // The password's time stays as it was (a session from before it was recorded: its
-    // sign-in's), whatever the code does to `auth_time`.
-    let typed = password_at(session);
-    if let Some(data) = session.data.as_object_mut() {
-        data.insert(METHODS_KEY.into(), methods.to_string().into());
-        if let Some(at) = typed {
-            data.insert(PASSWORD_AT_KEY.into(), at.into());
-        }
-    }
+    record_step_up(session, methods);
     session.auth_time = Some(ctx.clock.now());
     if !ctx.sessions.regenerate(session).await? {
         *session = before;
@@ -305,7 +252,7 @@ async fn open(
     remember: bool,
 ) -> Result<Opened, SystemError> {
     let plan = ctx.sessions.prepare_sign_in(session, &user.id)?;
-    set_methods(session, methods);
+    record_sign_in(session, methods);
     if remember {
         ctx.sessions.remember(session);
     }
@@ -427,17 +374,23 @@ mod tests {
             .await
             .unwrap();
         assert!(
-            session.data.get(PASSWORD_AT_KEY).is_none(),
+            session
+                .data
+                .get(super::super::methods::PASSWORD_AT_KEY)
+                .is_none(),
             "as before it was kept"
         );
         let signed_in = session.auth_time.unwrap().unix_timestamp();
         ctx.clock.advance(std::time::Duration::from_secs(600));
         assert!(step_up(&ctx, &mut session, Method::Otp).await.unwrap());
-        assert_eq!(password_at(&session), Some(signed_in));
+        assert_eq!(super::super::password_at(&session), Some(signed_in));
         assert!(session.auth_time.unwrap().unix_timestamp() >= signed_in + 600);
-        assert_eq!(methods_of(&session).level(), crate::types::Level::Mfa);
+        assert_eq!(
+            super::super::methods_of(&session).level(),
+            crate::types::Level::Mfa
+        );
         let reloaded = ctx.sessions.load(session.id()).await.unwrap().unwrap();
-        assert_eq!(password_at(&reloaded), Some(signed_in));
+        assert_eq!(super::super::password_at(&reloaded), Some(signed_in));
     }
 
     async fn a_change_during_the_hash_wins(ctx: testing::TestCtx) {

@@ -241,9 +241,9 @@ async fn proceed_with(
         return account_gone(ctx, session, req).await;
     };
     match level::step_up(ctx, req.acr.as_ref(), client, session).await? {
-        // Without a person to ask (`prompt=none`), a level that will do is answered as it is.
-        StepUp::Reached | StepUp::Ask { optional: true } if req.prompt.none => {}
         StepUp::Reached => {}
+        // Without a person to ask (`prompt=none`), a level that will do is answered as it is.
+        StepUp::Ask { optional: true } if req.prompt.none => {}
         // OIDC Core §3.1.2.6: the person would have to interact.
         StepUp::Ask { .. } if req.prompt.none => {
             let code = AuthorizeErrorCode::InteractionRequired;
@@ -327,6 +327,7 @@ pub async fn issue_code(
     };
     let now = ctx.clock.unix();
     let code = random_token()?;
+    let methods = crate::users::methods_of(session);
     let bound = AuthCode {
         client_id: req.client_id.clone(),
         user_id,
@@ -336,13 +337,10 @@ pub async fn issue_code(
         code_challenge: req.code_challenge.clone(),
         sid: session.handle.clone(),
         auth_time: session.auth_time.map_or(now, |t| t.unix_timestamp()),
-        amr: crate::users::methods_of(session),
+        amr: methods,
         acr: level::required(req.acr.as_ref(), client)
             .filter(|need| need.essential)
-            .map(|need| {
-                let reached = crate::users::methods_of(session).level();
-                need.answer(reached).as_str().to_owned()
-            }),
+            .map(|need| need.answer(methods.level()).as_str().to_owned()),
         expires_at: now + infra::secs(ctx.config.tokens.code_lifetime),
     };
     // Stored only while the session has not ended and, for a third-party app, while the

@@ -1,7 +1,7 @@
 //! `authorization_code` (RFC 6749 §4.1.3): the code once, every binding checked. A replayed
 //! code revokes everything it issued (RFC 6749 §4.1.2, RFC 9700 §4.2.1).
 
-use super::issue::{Issue, NewRefresh, TokenResponse, issue};
+use super::issue::{Issue, NewRefresh, TokenResponse, issue, level_still_met};
 use super::target::Target;
 use crate::context::{Ctx, SystemError};
 use crate::protocol::error::TokenError;
@@ -115,12 +115,7 @@ async fn exchange(
     now: i64,
     target: Option<Target>,
 ) -> Result<TokenResponse, TokenError> {
-    // An operator required two factors for the app after the code was issued at one.
-    if client.require_mfa && bound.amr.level() < Level::Mfa {
-        return Err(TokenError::invalid_grant(
-            "the app now requires a sign-in with two factors",
-        ));
-    }
+    level_still_met(client, bound.amr)?;
     // The grant is offline (outlives the SSO session) when offline_access was granted, else
     // online (dies with it). It lives as long as its refresh tokens may, or, without them,
     // its access token.

@@ -363,6 +363,18 @@ fn id_token(
         .sign(i.client.id_token_alg, "JWT", &claims)?)
 }
 
+/// A grant from a sign-in with `amr` may still get tokens for `client`: not if an operator
+/// has since required two factors for it and the sign-in had fewer (the app signs the
+/// person in again).
+pub(super) fn level_still_met(client: &Client, amr: Methods) -> Result<(), TokenError> {
+    if client.require_mfa && amr.level() < Level::Mfa {
+        return Err(TokenError::invalid_grant(
+            "the app now requires a sign-in with two factors",
+        ));
+    }
+    Ok(())
+}
+
 /// The user a grant was issued to, if the account is still active.
 pub(super) async fn active_user(ctx: &Ctx, id: &str) -> Result<User, TokenError> {
     ctx.store

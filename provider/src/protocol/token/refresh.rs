@@ -2,7 +2,7 @@
 //! inside the grace window gets its own answer; a reuse after it revokes the whole family and
 //! ends an online grant's SSO session. A narrower scope is allowed, a wider one is not.
 
-use super::issue::{Issue, NewRefresh, TokenResponse, active_user, issue};
+use super::issue::{Issue, NewRefresh, TokenResponse, active_user, issue, level_still_met};
 use crate::audit::{self, Event, Kind};
 use crate::context::{Ctx, SystemError};
 use crate::logout;
@@ -78,13 +78,7 @@ async fn rotate(
     now: i64,
 ) -> Result<TokenResponse, TokenError> {
     let (row, fresh) = presented(ctx, client, hash, now).await?;
-    // An operator who now requires two factors for the app: a grant from a sign-in with
-    // fewer gets no more tokens, and the app signs the person in again.
-    if client.require_mfa && row.amr.level() < crate::types::Level::Mfa {
-        return Err(TokenError::invalid_grant(
-            "the app now requires a sign-in with two factors",
-        ));
-    }
+    level_still_met(client, row.amr)?;
     // With an API named, `scope` narrows the API's scopes; the OpenID ones stay the grant's.
     let (scope, target) = match req.resource {
         None => (narrowed(row.scope, req.scope)?, None),

@@ -1,0 +1,67 @@
+//! What a signed-in session remembers of how it signed in, in its data: the methods (`amr`,
+//! RFC 8176) and when its password was typed. Sign-in and step-up write them; tokens,
+//! levels (`protocol::authorize::level`), the fresh-sign-in gate and "Your sessions" read
+//! them.
+
+use crate::types::{Method, Methods};
+use sessions::Session;
+
+/// Where a signed-in session keeps the methods its sign-in used.
+const METHODS_KEY: &str = "amr";
+
+/// Where a signed-in session keeps when its password was last typed (Unix seconds): a
+/// step-up moves `auth_time` but not this, so a code alone never passes for a password.
+pub(super) const PASSWORD_AT_KEY: &str = "password_at";
+
+/// The methods `session`'s sign-in used. A session from before methods were recorded signed
+/// in with a password.
+pub fn methods_of(session: &Session) -> Methods {
+    methods_in(&session.data)
+}
+
+/// [`methods_of`] a session's data (as "Your sessions" lists it).
+pub fn methods_in(data: &serde_json::Value) -> Methods {
+    data.get(METHODS_KEY)
+        .and_then(|v| v.as_str())
+        .and_then(|text| Methods::parse_strict(text).ok())
+        .unwrap_or(Methods::PASSWORD)
+}
+
+/// When the password of `session`'s sign-in was typed. A session from before this was
+/// recorded: its `auth_time`.
+pub fn password_at(session: &Session) -> Option<i64> {
+    session
+        .data
+        .get(PASSWORD_AT_KEY)
+        .and_then(serde_json::Value::as_i64)
+        .or_else(|| session.auth_time.map(time::OffsetDateTime::unix_timestamp))
+}
+
+/// A sign-in with `methods` on `session` (its `auth_time` already set): the methods and,
+/// when one is a password, that it was typed then.
+pub(super) fn record_sign_in(session: &mut Session, methods: Methods) {
+    let typed = session
+        .auth_time
+        .map(time::OffsetDateTime::unix_timestamp)
+        .filter(|_| methods.contains(Method::Pwd));
+    record(session, methods, typed);
+}
+
+/// A step-up to `methods` on `session` (before its `auth_time` moves): the methods, and the
+/// password's time as it was (a session from before it was recorded: its sign-in's).
+pub(super) fn record_step_up(session: &mut Session, methods: Methods) {
+    let typed = password_at(session);
+    record(session, methods, typed);
+}
+
+fn record(session: &mut Session, methods: Methods, password_at: Option<i64>) {
+    if !session.data.is_object() {
+        session.data = serde_json::json!({});
+    }
+    if let Some(data) = session.data.as_object_mut() {
+        data.insert(METHODS_KEY.into(), methods.to_string().into());
+        if let Some(at) = password_at {
+            data.insert(PASSWORD_AT_KEY.into(), at.into());
+        }
+    }
+}
