@@ -37,6 +37,10 @@ pub const LOGIN: &str = "/login";
 pub const LOGIN_CODE: &str = "/login/code";
 /// Step-up: the second factor an app's request needs, for a browser signed in with a password.
 pub const LOGIN_STEP_UP: &str = "/login/step-up";
+/// Signing in with a passkey alone (a discoverable credential).
+pub const LOGIN_PASSKEY: &str = "/login/passkey";
+/// The options of a passkey sign-in (alone, as the second step, or a step-up), as JSON.
+pub const LOGIN_PASSKEY_OPTIONS: &str = "/login/passkey/options";
 pub const CONSENT: &str = "/consent";
 /// "Your sessions".
 pub const SESSIONS: &str = "/account/sessions";
@@ -50,6 +54,10 @@ pub const SECURITY: &str = "/account/security";
 pub const SECURITY_TOTP: &str = "/account/security/totp";
 pub const SECURITY_TOTP_CONFIRM: &str = "/account/security/totp/confirm";
 pub const SECURITY_TOTP_REMOVE: &str = "/account/security/totp/remove";
+pub const SECURITY_PASSKEYS: &str = "/account/security/passkeys";
+/// The options of a passkey registration, as JSON.
+pub const SECURITY_PASSKEYS_OPTIONS: &str = "/account/security/passkeys/options";
+pub const SECURITY_PASSKEYS_REMOVE: &str = "/account/security/passkeys/remove";
 /// The developer console.
 pub const DEVELOPER: &str = "/developer";
 pub const DEVELOPER_APPS: &str = "/developer/apps";
@@ -60,6 +68,8 @@ pub const DEVELOPER_APP_DELETE: &str = "/developer/apps/{client_id}/delete";
 
 // Operations.
 pub const STYLESHEET: &str = "/static/style.css";
+/// The one script: passkey ceremonies (`navigator.credentials`).
+pub const PASSKEY_SCRIPT: &str = "/static/passkeys.js";
 /// The process is alive.
 pub const HEALTHZ: &str = "/healthz";
 /// The database and the session store answer.

@@ -7,8 +7,8 @@ use super::io::{Io, store};
 use crate::Config;
 use crate::config::SessionBackend;
 use crate::store::{NewUser, Store};
-use crate::users::admin;
 use crate::users::password::{self, MAX_PASSWORD_BYTES};
+use crate::users::{admin, second_factor};
 use clap::Subcommand;
 use infra::Clock;
 use sessions::Sessions;
@@ -53,10 +53,10 @@ pub(super) enum UsersCommand {
 #[derive(clap::Subcommand, Debug)]
 pub(super) enum MfaAction {
     /// Whether the user has an authenticator app, since when, and how many recovery codes
-    /// are left.
+    /// are left; and their passkeys.
     Show { username: String },
-    /// Remove the user's authenticator app and recovery codes: a password signs them in
-    /// again, and they can set up a new app.
+    /// Remove the user's authenticator app, recovery codes and passkeys: a password signs
+    /// them in again, and they can set up new ones.
     Reset { username: String },
 }
 
@@ -144,36 +144,49 @@ async fn mfa(store: &Store, action: MfaAction, io: &mut Io<'_>) -> anyhow::Resul
     let (MfaAction::Show { username } | MfaAction::Reset { username }) = &action;
     let user = store.user_by_username(username).await?;
     let user = user.ok_or_else(|| anyhow::anyhow!("no user named {username}"))?;
+    let passkeys = store.passkeys(&user.id).await?;
     match action {
-        MfaAction::Show { .. } => match store.totp_factor(&user.id).await? {
-            Some(f) if f.confirmed_at.is_some() => {
-                let left = store.recovery_codes_left(&user.id).await?;
-                let since = f.confirmed_at.unwrap_or_default();
+        MfaAction::Show { .. } => {
+            match store.totp_factor(&user.id).await? {
+                Some(f) if f.confirmed_at.is_some() => {
+                    let left = store.recovery_codes_left(&user.id).await?;
+                    let since = f.confirmed_at.unwrap_or_default();
+                    out!(
+                        io,
+                        "{username}: authenticator app on since {since} (unix time); {left} recovery code(s) left"
+                    );
+                }
+                Some(_) => out!(
+                    io,
+                    "{username}: an authenticator app is being set up, not on yet"
+                ),
+                None if passkeys.is_empty() => out!(io, "{username}: no second factor"),
+                None => {}
+            }
+            for p in &passkeys {
+                let used = p.last_used_at.map_or("never".into(), |t| t.to_string());
                 out!(
                     io,
-                    "{username}: authenticator app on since {since} (unix time); {left} recovery code(s) left"
+                    "{username}: passkey {:?} added {} (unix time), last used {used}",
+                    p.name,
+                    p.created_at
                 );
             }
-            Some(_) => out!(
-                io,
-                "{username}: an authenticator app is being set up, not on yet"
-            ),
-            None => out!(io, "{username}: no second factor"),
-        },
+        }
         MfaAction::Reset { .. } => {
-            let removed = crate::users::second_factor::remove(
-                store,
-                &Clock::system(),
-                &user.id,
-                "an operator",
-            )
-            .await?;
-            if removed {
+            let clock = Clock::system();
+            let app = second_factor::remove(store, &clock, &user.id, "an operator").await?;
+            let keys = crate::users::passkeys::remove_all(store, &clock, &user.id).await?;
+            if app {
                 out!(
                     io,
                     "{username}: authenticator app and recovery codes removed"
                 );
-            } else {
+            }
+            if keys > 0 {
+                out!(io, "{username}: {keys} passkey(s) removed");
+            }
+            if !app && keys == 0 {
                 out!(io, "{username}: no second factor to remove");
             }
         }

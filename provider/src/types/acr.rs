@@ -12,6 +12,16 @@ wire_enum! {
         /// A one-time password: an authenticator app's code (RFC 6238), or one of the
         /// account's one-time recovery codes.
         Otp = "otp",
+        /// A passkey kept on one device (WebAuthn: not backup eligible, such as a security
+        /// key or a platform authenticator's chip): proof of a hardware-secured key.
+        Hwk = "hwk",
+        /// A passkey that may be synchronised between devices (WebAuthn: backup eligible,
+        /// such as one in a password manager): proof of a software-secured key.
+        Swk = "swk",
+        /// The passkey's authenticator verified the person (WebAuthn's UV flag: a PIN or a
+        /// biometric on the device; which one it does not say). RFC 8176 `user` is a test of
+        /// the person's presence, which user verification includes.
+        User = "user",
     }
 }
 
@@ -21,8 +31,8 @@ wire_enum! {
     pub enum Level {
         /// One factor: a password.
         Pwd = "urn:gatehouse:acr:pwd",
-        /// Two factors of different kinds: a password and a code from something the person
-        /// has.
+        /// Two factors of different kinds: a password and something the person has (an
+        /// authenticator app's code, a passkey), or a passkey that verified the person.
         Mfa = "urn:gatehouse:acr:mfa",
     }
 }
@@ -58,6 +68,12 @@ impl Methods {
         Self(self.0 | Self::bit(method))
     }
 
+    /// These methods and `other`'s.
+    #[must_use]
+    pub fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
     pub fn contains(self, method: Method) -> bool {
         self.0 & Self::bit(method) != 0
     }
@@ -70,10 +86,18 @@ impl Methods {
             .filter(move |m| self.contains(*m))
     }
 
-    /// The level these methods reach: two factors of different kinds (something known and
-    /// something held) are [`Level::Mfa`].
+    /// Whether a key was proved (a passkey).
+    pub fn has_key(self) -> bool {
+        self.contains(Method::Hwk) || self.contains(Method::Swk)
+    }
+
+    /// The level these methods reach: two factors of different kinds are [`Level::Mfa`]:
+    /// something known (a password) and something held (a code, a key), or a key whose
+    /// authenticator verified the person (a PIN or a biometric, known or inherent).
     pub fn level(self) -> Level {
-        if self.contains(Method::Pwd) && self.contains(Method::Otp) {
+        let held = self.contains(Method::Otp) || self.has_key();
+        let known = self.contains(Method::Pwd);
+        if (known && held) || (self.has_key() && self.contains(Method::User)) {
             Level::Mfa
         } else {
             Level::Pwd
@@ -141,6 +165,14 @@ mod tests {
         assert_eq!(both.amr(), ["pwd", "otp", "mfa"]);
         // A code alone is one factor too.
         assert_eq!(Methods::NONE.with(Method::Otp).level(), Level::Pwd);
+        // A passkey that verified the person is two; one that did not, one.
+        let passkey = Methods::NONE.with(Method::Swk).with(Method::User);
+        assert_eq!(passkey.level(), Level::Mfa);
+        assert_eq!(passkey.amr(), ["swk", "user", "mfa"]);
+        assert_eq!(Methods::NONE.with(Method::Hwk).level(), Level::Pwd);
+        assert_eq!(Methods::NONE.with(Method::User).level(), Level::Pwd);
+        let second = Methods::PASSWORD.with(Method::Hwk).with(Method::User);
+        assert_eq!(second.amr(), ["pwd", "hwk", "user", "mfa"]);
         assert!(
             Level::Mfa > Level::Pwd,
             "a higher level satisfies a lower one"
@@ -152,6 +184,8 @@ mod tests {
         let both = Methods::PASSWORD.with(Method::Otp);
         assert_eq!(both.to_string(), "pwd otp");
         assert_eq!(Methods::parse_strict("otp pwd"), Ok(both));
+        let passkey = Methods::NONE.with(Method::Hwk).with(Method::User);
+        assert_eq!(Methods::parse_strict(&passkey.to_string()), Ok(passkey));
         assert_eq!(Methods::parse_strict(""), Ok(Methods::NONE));
         assert!(
             Methods::parse_strict("pwd mfa").is_err(),

@@ -9,8 +9,9 @@ use sessions::Session;
 /// Where a signed-in session keeps the methods its sign-in used.
 const METHODS_KEY: &str = "amr";
 
-/// Where a signed-in session keeps when its password was last typed (Unix seconds): a
-/// step-up moves `auth_time` but not this, so a code alone never passes for a password.
+/// Where a signed-in session keeps when its password was last typed, or a passkey that
+/// verified the person last signed it in (Unix seconds): a step-up moves `auth_time` but not
+/// this, so a code alone never passes for a password.
 pub(super) const PASSWORD_AT_KEY: &str = "password_at";
 
 /// The methods `session`'s sign-in used. A session from before methods were recorded signed
@@ -27,23 +28,26 @@ pub fn methods_in(data: &serde_json::Value) -> Methods {
         .unwrap_or(Methods::PASSWORD)
 }
 
-/// When the password of `session`'s sign-in was typed. A session from before this was
-/// recorded: its `auth_time`.
+/// When the password of `session`'s sign-in was typed (or a passkey verified the person).
+/// A session from before methods were recorded: its `auth_time`; one that records methods
+/// but no such time: none.
 pub fn password_at(session: &Session) -> Option<i64> {
-    session
-        .data
-        .get(PASSWORD_AT_KEY)
-        .and_then(serde_json::Value::as_i64)
-        .or_else(|| session.auth_time.map(time::OffsetDateTime::unix_timestamp))
+    match session.data.get(PASSWORD_AT_KEY) {
+        Some(at) => at.as_i64(),
+        None if session.data.get(METHODS_KEY).is_some() => None,
+        None => session.auth_time.map(time::OffsetDateTime::unix_timestamp),
+    }
 }
 
 /// A sign-in with `methods` on `session` (its `auth_time` already set): the methods and,
-/// when one is a password, that it was typed then.
+/// when one is a password or a passkey that verified the person (a whole sign-in by
+/// itself), that the person proved who they are then.
 pub(super) fn record_sign_in(session: &mut Session, methods: Methods) {
+    let proved = methods.contains(Method::Pwd) || methods.level() == crate::types::Level::Mfa;
     let typed = session
         .auth_time
         .map(time::OffsetDateTime::unix_timestamp)
-        .filter(|_| methods.contains(Method::Pwd));
+        .filter(|_| proved);
     record(session, methods, typed);
 }
 
@@ -60,8 +64,9 @@ fn record(session: &mut Session, methods: Methods, password_at: Option<i64>) {
     }
     if let Some(data) = session.data.as_object_mut() {
         data.insert(METHODS_KEY.into(), methods.to_string().into());
-        if let Some(at) = password_at {
-            data.insert(PASSWORD_AT_KEY.into(), at.into());
-        }
+        match password_at {
+            Some(at) => data.insert(PASSWORD_AT_KEY.into(), at.into()),
+            None => data.remove(PASSWORD_AT_KEY),
+        };
     }
 }

@@ -2,12 +2,13 @@
 //! in ([`sign_in`]) and out of one's own sessions ([`sign_out_session`],
 //! [`sign_out_everywhere`]), the apps connected to an account and disconnecting them
 //! ([`apps`]), and the operator's actions that end sessions ([`admin`]: a new password, a
-//! disabled or removed account, revoked grants), second factors ([`second_factor`]), and
+//! disabled or removed account, revoked grants), second factors ([`second_factor`], [`passkeys`]), and
 //! what a session remembers of how it signed in ([`methods_of`], [`password_at`]).
 
 pub mod admin;
 pub mod apps;
 mod methods;
+pub mod passkeys;
 pub mod password;
 pub mod second_factor;
 mod sign_in;
@@ -17,7 +18,7 @@ pub mod throttle;
 pub use methods::{methods_in, methods_of, password_at};
 pub use sign_in::{
     Attempt, MAX_USERNAME_BYTES, SignIn, finish_second_factor, second_step_account, sign_in,
-    step_up,
+    sign_in_with_passkey, step_up,
 };
 pub use sign_out::{sign_out_everywhere, sign_out_session};
 

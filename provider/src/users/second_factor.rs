@@ -147,6 +147,30 @@ pub async fn check_code(ctx: &Ctx, user_id: &str, code: &str) -> Result<Checked,
     Ok(Checked::Proved(proof))
 }
 
+/// The second factors an account has.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Factors {
+    /// A confirmed authenticator app (and its recovery codes).
+    pub app: bool,
+    /// At least one passkey.
+    pub passkey: bool,
+}
+
+impl Factors {
+    /// Whether the account has any: then a password alone does not sign it in.
+    pub fn any(self) -> bool {
+        self.app || self.passkey
+    }
+}
+
+/// The second factors `user_id` has.
+pub async fn factors(store: &Store, user_id: &str) -> Result<Factors, sqlx::Error> {
+    Ok(Factors {
+        app: confirmed(store, user_id).await?.is_some(),
+        passkey: store.has_passkey(user_id).await?,
+    })
+}
+
 /// `user_id`'s app, if confirmed.
 pub async fn confirmed(store: &Store, user_id: &str) -> Result<Option<TotpFactor>, sqlx::Error> {
     Ok(store

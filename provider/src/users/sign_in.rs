@@ -9,7 +9,7 @@ use crate::audit::{self, Event, Kind};
 use crate::context::{Ctx, SystemError};
 use crate::logout;
 use crate::store::{Credential, User};
-use crate::types::{Method, Methods};
+use crate::types::Methods;
 use sessions::{EndCause, Session, SessionEnd};
 
 /// Longest username accepted (checked before any lookup or hash).
@@ -99,13 +99,13 @@ pub async fn sign_in(
         }
     };
     throttle::succeeded(&ctx.store, &reserved).await?;
-    if super::second_factor::confirmed(&ctx.store, &user.id)
+    if super::second_factor::factors(&ctx.store, &user.id)
         .await?
-        .is_some()
+        .any()
     {
         let event = Event::new(Kind::SignInPasswordOk)
             .user(&user.id)
-            .detail("the authenticator app's code is asked next");
+            .detail("the second factor is asked next");
         audit::record(&ctx.store, &ctx.clock, event).await;
         return Ok(SignIn::SecondFactor {
             credential: credential_of(&user),
@@ -136,26 +136,49 @@ pub async fn second_step_account(
 }
 
 /// Completes the sign-in of `user` (from [`second_step_account`]) once the caller has checked
-/// its code: a password and a one-time code; kept if the password step asked (`remember`).
-/// A change to the account after it was read still wins: the session is recorded only under
-/// the credential read (`open`).
+/// its second factor (`second`: a one-time code, or a passkey's methods): a password and
+/// that; kept if the password step asked (`remember`). A change to the account after it was
+/// read still wins: the session is recorded only under the credential read (`open`).
 pub async fn finish_second_factor(
     ctx: &Ctx,
     session: &mut Session,
     user: User,
+    second: Methods,
     remember: bool,
 ) -> Result<SignIn, SystemError> {
-    let methods = Methods::PASSWORD.with(Method::Otp);
+    let methods = Methods::PASSWORD.union(second);
     finish(ctx, session, user, methods, remember).await
+}
+
+/// Signs in the account a passkey proved (`methods`: `hwk` or `swk`, and `user`) on
+/// `session`, if it is active; kept if `remember` asks.
+pub async fn sign_in_with_passkey(
+    ctx: &Ctx,
+    session: &mut Session,
+    user_id: &str,
+    methods: Methods,
+    remember: bool,
+) -> Result<SignIn, SystemError> {
+    match ctx.store.user_by_id(user_id).await? {
+        Some(user) if !user.disabled => finish(ctx, session, user, methods, remember).await,
+        other => {
+            record_refused(ctx, other.as_ref()).await;
+            Ok(SignIn::Refused)
+        }
+    }
 }
 
 /// Step-up (OIDC Core §3.1.2.1 `acr_values`): the person signed in on `session` proved
 /// `added` as well (the caller checked it). The session is kept (its handle, its apps, its
 /// deadlines); its methods gain `added`, its `auth_time` is now, and it gets a new id, as at
 /// any sign-in. False, and `session` as it was, if the session ended or changed meanwhile.
-pub async fn step_up(ctx: &Ctx, session: &mut Session, added: Method) -> Result<bool, SystemError> {
+pub async fn step_up(
+    ctx: &Ctx,
+    session: &mut Session,
+    added: Methods,
+) -> Result<bool, SystemError> {
     let before = session.clone();
-    let methods = methods_of(session).with(added);
+    let methods = methods_of(session).union(added);
     record_step_up(session, methods);
     session.auth_time = Some(ctx.clock.now());
     if !ctx.sessions.regenerate(session).await? {
@@ -320,6 +343,7 @@ async fn record_refused(ctx: &Ctx, user: Option<&User>) {
 mod tests {
     use super::*;
     use crate::context::testing;
+    use crate::types::Method;
     use sessions::NewSession;
 
     async fn with_alice() -> testing::TestCtx {
@@ -382,7 +406,11 @@ mod tests {
         );
         let signed_in = session.auth_time.unwrap().unix_timestamp();
         ctx.clock.advance(std::time::Duration::from_secs(600));
-        assert!(step_up(&ctx, &mut session, Method::Otp).await.unwrap());
+        assert!(
+            step_up(&ctx, &mut session, Methods::NONE.with(Method::Otp))
+                .await
+                .unwrap()
+        );
         assert_eq!(super::super::password_at(&session), Some(signed_in));
         assert!(session.auth_time.unwrap().unix_timestamp() >= signed_in + 600);
         assert_eq!(

@@ -3,7 +3,7 @@
 
 use super::layers::{Budget, audit_context, hsts, limit_by_address, limit_uri, security_headers};
 use super::oauth::{authorize, discovery, end_session, feed, register, token, userinfo};
-use super::pages::{apps, consent, developer, login, ops, security, sessions};
+use super::pages::{apps, consent, developer, login, ops, passkeys, security, sessions};
 use super::state::AppState;
 use crate::paths;
 use axum::Router;
@@ -24,6 +24,7 @@ pub fn router(st: AppState) -> Router {
         .merge(protocol_endpoints(&st))
         .merge(pages())
         .route(paths::STYLESHEET, get(ops::stylesheet))
+        .route(paths::PASSKEY_SCRIPT, get(ops::passkey_script))
         .route(paths::HEALTHZ, get(infra::health::alive))
         .route(paths::READYZ, get(ops::readiness))
         .fallback(ops::not_found)
@@ -112,10 +113,24 @@ fn pages() -> Router<AppState> {
         )
         .route(paths::LOGIN_CODE, post(login::submit_code))
         .route(paths::LOGIN_STEP_UP, post(login::submit_step_up))
+        .route(paths::LOGIN_PASSKEY, post(passkeys::submit_passkey))
+        .route(
+            paths::LOGIN_PASSKEY_OPTIONS,
+            post(passkeys::sign_in_options),
+        )
         .route(paths::SECURITY, get(security::show_security))
         .route(paths::SECURITY_TOTP, post(security::start_totp))
         .route(paths::SECURITY_TOTP_CONFIRM, post(security::confirm_totp))
         .route(paths::SECURITY_TOTP_REMOVE, post(security::remove_totp))
+        .route(paths::SECURITY_PASSKEYS, post(passkeys::add_passkey))
+        .route(
+            paths::SECURITY_PASSKEYS_OPTIONS,
+            post(passkeys::registration_options),
+        )
+        .route(
+            paths::SECURITY_PASSKEYS_REMOVE,
+            post(passkeys::remove_passkey),
+        )
         .route(
             paths::CONSENT,
             get(consent::show_consent).post(consent::submit_consent),

@@ -512,3 +512,99 @@ async fn an_authenticator_app_is_set_up_and_asked_for_at_the_next_sign_in() {
     chrome.wait_for_text("status", "Signed in").await;
     chrome.client.clone().close().await.unwrap();
 }
+
+/// Passkeys in Chromium, with its virtual authenticator: one added on "Security" (named, and
+/// listed), then signing in with it alone (no username, no password) at App B, whose Settings
+/// need two factors and open at once (a verified passkey is two); then, after a password, as
+/// the second step.
+#[tokio::test]
+async fn a_passkey_is_added_and_signs_in_alone_and_as_the_second_step() {
+    let Some(mut chrome) = Chrome::start("passkeys").await else {
+        return;
+    };
+    chrome.add_virtual_authenticator().await;
+    let stack = spawn_secure().await;
+    sign_in_at_app_a(&mut chrome, &stack).await;
+    chrome
+        .goto(&format!("{}/account/security", stack.issuer))
+        .await;
+    wait_for_element(&chrome, "no-passkeys").await;
+    chrome.fill("passkey-name", "Laptop").await;
+    chrome.click("add-passkey").await;
+    chrome
+        .wait_for_text("notice", "Your passkey was added.")
+        .await;
+    assert!(chrome.text("passkeys").await.contains("Laptop"));
+    chrome.shot("security-passkeys").await;
+
+    // Signed out everywhere; App B's sign-in, with the passkey alone.
+    stack
+        .cli(&["sessions", "revoke", "--user", ALICE.0])
+        .await
+        .unwrap();
+    let app_b = format!("{}/", stack.app_b.url);
+    reload_until(&chrome, &app_b, "login").await;
+    chrome.click("login").await;
+    chrome
+        .wait_for_url(&format!("{}/login", stack.issuer))
+        .await;
+    chrome.shot("sign-in-with-a-passkey").await;
+    chrome.click("passkey-sign-in").await;
+    chrome.wait_for_text("status", "Signed in").await;
+    // Two factors already: App B's Settings open without a step-up.
+    chrome.click("settings-link").await;
+    wait_for_element(&chrome, "settings").await;
+    chrome.shot("app-b-settings-with-a-passkey").await;
+
+    // After the password, the passkey is the second step.
+    stack
+        .cli(&["sessions", "revoke", "--user", ALICE.0])
+        .await
+        .unwrap();
+    reload_until(&chrome, &app_b, "login").await;
+    chrome.click("login").await;
+    chrome
+        .wait_for_url(&format!("{}/login", stack.issuer))
+        .await;
+    chrome.fill("username", ALICE.0).await;
+    chrome.fill("password", ALICE.1).await;
+    chrome.click("login-submit").await;
+    wait_for_element(&chrome, "use-passkey").await;
+    assert!(
+        chrome.client.find(Locator::Id("code")).await.is_err(),
+        "no authenticator app: no code field"
+    );
+    chrome.shot("passkey-second-step").await;
+    chrome.click("use-passkey").await;
+    chrome.wait_for_text("status", "Signed in").await;
+
+    // With an authenticator app as well, the second step offers both; the passkey button
+    // works with the code field left empty.
+    chrome
+        .goto(&format!("{}/account/security", stack.issuer))
+        .await;
+    chrome.click("start-totp").await;
+    wait_for_element(&chrome, "totp-qr").await;
+    let secret = chrome.text("totp-secret").await.replace(' ', "");
+    let code = super::factors::code(&secret, stack.clock.unix());
+    chrome.fill("confirm-code", &code).await;
+    chrome.click("confirm-totp").await;
+    wait_for_element(&chrome, "recovery-codes").await;
+    stack
+        .cli(&["sessions", "revoke", "--user", ALICE.0])
+        .await
+        .unwrap();
+    reload_until(&chrome, &app_b, "login").await;
+    chrome.click("login").await;
+    chrome
+        .wait_for_url(&format!("{}/login", stack.issuer))
+        .await;
+    chrome.fill("username", ALICE.0).await;
+    chrome.fill("password", ALICE.1).await;
+    chrome.click("login-submit").await;
+    wait_for_element(&chrome, "code").await;
+    chrome.shot("code-or-passkey").await;
+    chrome.click("use-passkey").await;
+    chrome.wait_for_text("status", "Signed in").await;
+    chrome.client.clone().close().await.unwrap();
+}

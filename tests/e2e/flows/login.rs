@@ -174,7 +174,26 @@ async fn provider_pages_carry_security_headers() {
     assert_eq!(h["referrer-policy"], "no-referrer");
     assert_eq!(h["cache-control"], "no-store");
     assert!(h.contains_key("x-request-id"));
-    assert!(!page.body.contains("<script"), "no script on our pages");
+    // One script, our own file (passkeys), and nothing inline or evaluated.
+    assert!(
+        csp.contains("script-src 'self';") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
+    let own = r#"<script src="/static/passkeys.js" defer></script>"#;
+    assert_eq!(page.body.matches("<script").count(), 1, "{}", page.body);
+    assert!(page.body.contains(own), "{}", page.body);
+    let script = browser
+        .get_once(&format!("{}/static/passkeys.js", stack.issuer))
+        .await;
+    assert_eq!(script.status, 200);
+    assert!(
+        script.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript"),
+        "{:?}",
+        script.headers
+    );
     // The cookie promised in README.md ("Sessions").
     let set = page
         .hops

@@ -16,6 +16,7 @@ mod lifecycle;
 mod login;
 mod logout;
 mod outage;
+mod passkeys;
 mod registration;
 mod rotation;
 mod sessions;

@@ -125,6 +125,16 @@ impl Chrome {
         })
     }
 
+    /// Gives the browser a virtual authenticator (WebDriver's WebAuthn extension, WebAuthn
+    /// Level 3 §11.3): a platform authenticator that keeps discoverable credentials and
+    /// verifies the person (as a fingerprint reader would) without asking anyone.
+    pub async fn add_virtual_authenticator(&self) {
+        self.client
+            .issue_cmd(AddVirtualAuthenticator)
+            .await
+            .expect("chromedriver adds a virtual authenticator");
+    }
+
     /// Saves a screenshot of the current page as `NN-name.png`.
     pub async fn shot(&mut self, name: &str) {
         self.step += 1;
@@ -248,5 +258,32 @@ impl Chrome {
     pub async fn press(&self, key: fantoccini::key::Key) {
         let el = self.client.active_element().await.unwrap();
         el.send_keys(&key.to_string()).await.unwrap();
+    }
+}
+
+/// WebAuthn Level 3 §11.3.1 "Add Virtual Authenticator".
+#[derive(Debug)]
+struct AddVirtualAuthenticator;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for AddVirtualAuthenticator {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        let session = session_id.unwrap_or_default();
+        base_url.join(&format!("session/{session}/webauthn/authenticator"))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let authenticator = serde_json::json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserConsenting": true,
+            "isUserVerified": true,
+        });
+        (http::Method::POST, Some(authenticator.to_string()))
     }
 }

@@ -1,5 +1,6 @@
 //! Starting the stack and talking to it.
 
+pub mod authenticator;
 mod browser;
 pub mod chrome;
 pub mod proxy;

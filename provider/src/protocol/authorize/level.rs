@@ -178,13 +178,13 @@ pub async fn step_up(
     }
     let will_do = !need.essential || reached >= need.lowest();
     let factor = match session.user_id.as_deref() {
-        Some(user_id) => second_factor::confirmed(&ctx.store, user_id).await?,
-        None => None,
+        Some(user_id) => second_factor::factors(&ctx.store, user_id).await?.any(),
+        None => false,
     };
     Ok(match (factor, will_do) {
-        (Some(_), optional) => StepUp::Ask { optional },
-        (None, true) => StepUp::Reached,
-        (None, false) => StepUp::Unmet,
+        (true, optional) => StepUp::Ask { optional },
+        (false, true) => StepUp::Reached,
+        (false, false) => StepUp::Unmet,
     })
 }
 

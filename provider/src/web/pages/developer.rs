@@ -117,7 +117,9 @@ impl AppPage {
     fn level_options(&self) -> Vec<(&'static str, &'static str, bool)> {
         let label = |l: Level| match l {
             Level::Pwd => "A password (urn:gatehouse:acr:pwd)",
-            Level::Mfa => "Two factors: a password and a code (urn:gatehouse:acr:mfa)",
+            Level::Mfa => {
+                "Two factors: a password and a code or a passkey, or a passkey alone (urn:gatehouse:acr:mfa)"
+            }
         };
         let none = ("", "Whatever the request asks", self.form.level.is_empty());
         std::iter::once(none)

@@ -1,16 +1,19 @@
-//! The sign-in page (`GET`/`POST /login`), its second step for an account with an
-//! authenticator app (`POST /login/code`), step-up for a browser signed in with a password
-//! whose app asks for two factors (`POST /login/step-up`), and the account home (`GET /`).
-//! The rules are `users::sign_in` and `users::second_factor`; a sign-in that finishes an
-//! authorization request goes on to `protocol::authorize::proceed`.
+//! The sign-in page (`GET`/`POST /login`), its second step for an account with a second
+//! factor (`POST /login/code`: an authenticator app's code, a recovery code or a passkey),
+//! step-up for a browser signed in with a password whose app asks for two factors
+//! (`POST /login/step-up`), and the account home (`GET /`). The rules are `users::sign_in`,
+//! `users::second_factor` and `users::passkeys` (whose browser side is the pages' passkeys
+//! module); a sign-in that finishes an authorization request goes on to
+//! `protocol::authorize::proceed`.
 
 use crate::context::SystemError;
 use crate::paths;
 use crate::protocol::authorize::request::AuthRequest;
 use crate::protocol::authorize::{self, OnSignInPage, pending};
 use crate::protocol::error::PageError;
-use crate::types::Method;
-use crate::users::second_factor::{self, Checked};
+use crate::types::{Method, Methods};
+use crate::users::passkeys::{self, PasskeyError, Purpose};
+use crate::users::second_factor::{self, Checked, Factors};
 use crate::users::{self, Attempt, MAX_USERNAME_BYTES, SignIn};
 use crate::web::error::no_store;
 use crate::web::extract::{Browser, ClientMeta, Page, PostedForm, Query, SignedIn};
@@ -29,7 +32,7 @@ use time::format_description::well_known::Rfc3339;
 
 /// Where a sign-in without an authorization request may return: our own pages only, from a
 /// fixed list, so `next` can never become an open redirect.
-fn local_next(next: Option<&str>) -> &'static str {
+pub(super) fn local_next(next: Option<&str>) -> &'static str {
     match next {
         Some(paths::SESSIONS) => paths::SESSIONS,
         Some(paths::SECURITY) => paths::SECURITY,
@@ -41,19 +44,21 @@ fn local_next(next: Option<&str>) -> &'static str {
 
 #[derive(Template, WebTemplate)]
 #[template(path = "provider/login.html")]
-struct LoginPage {
+pub(super) struct LoginPage {
     csrf_token: String,
-    request: String,
+    pub(super) request: String,
     next: &'static str,
     username: String,
     client_name: Option<String>,
-    error: Option<String>,
+    pub(super) error: Option<String>,
     /// Asked again before a sensitive action (`fresh_sign_in`).
     again: bool,
     /// "Keep me signed in" is offered: for this many days at most.
     remember_days: Option<u64>,
     /// ... and was ticked (re-shown after a refusal).
     remember: bool,
+    /// "Sign in with a passkey" is offered (the issuer is on a domain name).
+    passkeys: bool,
 }
 
 /// The second step: the code of the account's authenticator app, or a recovery code.
@@ -68,11 +73,13 @@ struct CodePage {
     action: &'static str,
     /// Stepping up: the name of the app that asks for two factors.
     step_up: Option<String>,
+    /// The account's second factors: which ways the page offers.
+    factors: Factors,
 }
 
 impl CodePage {
-    /// The second step of a sign-in.
-    fn sign_in(session: &Session, request: String, next: &'static str) -> Self {
+    /// The second step of a sign-in, for an account with `factors`.
+    fn sign_in(session: &Session, request: String, next: &'static str, factors: Factors) -> Self {
         Self {
             csrf_token: session.csrf_token().to_owned(),
             request,
@@ -80,6 +87,16 @@ impl CodePage {
             error: None,
             action: paths::LOGIN_CODE,
             step_up: None,
+            factors,
+        }
+    }
+
+    /// The purpose of a passkey answering on this page.
+    fn purpose(&self) -> Purpose {
+        if self.step_up.is_some() {
+            Purpose::StepUp
+        } else {
+            Purpose::SecondFactor
         }
     }
 
@@ -91,10 +108,14 @@ impl CodePage {
         request: String,
     ) -> Result<Self, PageError> {
         let app = st.ctx.store.client(&req.client_id).await?;
+        let factors = match &session.user_id {
+            Some(user_id) => second_factor::factors(&st.ctx.store, user_id).await?,
+            None => Factors::default(),
+        };
         Ok(Self {
             action: paths::LOGIN_STEP_UP,
             step_up: Some(app.map_or_else(|| "The app".to_owned(), |c| c.name)),
-            ..Self::sign_in(session, request, paths::HOME)
+            ..Self::sign_in(session, request, paths::HOME, factors)
         })
     }
 }
@@ -105,7 +126,7 @@ fn nothing_to_step_up() -> PageError {
     )
 }
 
-fn sign_in_expired() -> PageError {
+pub(super) fn sign_in_expired() -> PageError {
     PageError::Forbidden("Your sign-in page expired. Go back to the app and start again.".into())
 }
 
@@ -118,7 +139,7 @@ const SECOND_FACTOR_SECS: i64 = 300;
 
 /// The first step's result kept in `session`, if it is recent enough: the account, the
 /// credential, and whether "keep me signed in" was ticked.
-fn waiting_second_factor(session: &Session, now: i64) -> Option<(String, String, bool)> {
+pub(super) fn waiting_second_factor(session: &Session, now: i64) -> Option<(String, String, bool)> {
     let kept = session.data.get(SECOND_FACTOR_KEY)?;
     let at = kept.get("at")?.as_i64()?;
     if now - at > SECOND_FACTOR_SECS {
@@ -132,14 +153,14 @@ fn waiting_second_factor(session: &Session, now: i64) -> Option<(String, String,
 }
 
 /// The days "keep me signed in" lasts at most, if the configuration offers it.
-fn remember_days(st: &AppState) -> Option<u64> {
+pub(super) fn remember_days(st: &AppState) -> Option<u64> {
     let kept = &st.ctx.config.session.remember;
     kept.enabled
         .then(|| kept.absolute_lifetime.as_secs().div_ceil(24 * 3600))
 }
 
 /// Sets (or, with `None`, drops) the first step's result in `session`'s data.
-fn keep_second_factor(session: &mut Session, kept: Option<serde_json::Value>) {
+pub(super) fn keep_second_factor(session: &mut Session, kept: Option<serde_json::Value>) {
     if let Some(data) = session.data.as_object_mut() {
         match kept {
             Some(v) => data.insert(SECOND_FACTOR_KEY.into(), v),
@@ -188,7 +209,7 @@ pub async fn show_home(
 }
 
 /// The page for `session`, about the pending request `request_id` (if it is one).
-async fn login_page(
+pub(super) async fn login_page(
     st: &AppState,
     session: &Session,
     request_id: &str,
@@ -213,6 +234,7 @@ async fn login_page(
         remember_days: remember_days(st),
         // Signing in again on a kept session keeps it, unless the box is unticked.
         remember: session.remembered(),
+        passkeys: st.ctx.config.issuer.domain().is_some(),
     })
 }
 
@@ -287,6 +309,7 @@ async fn ask_for_code(
     request: String,
     next: &'static str,
 ) -> Result<CodePage, PageError> {
+    let factors = second_factor::factors(&st.ctx.store, &user_id).await?;
     let kept = serde_json::json!({
         "user_id": user_id,
         "credential": credential,
@@ -305,7 +328,7 @@ async fn ask_for_code(
             "This browser's sign-in changed meanwhile. Go back to the app and start again.",
         ));
     }
-    Ok(CodePage::sign_in(session, request, next))
+    Ok(CodePage::sign_in(session, request, next, factors))
 }
 
 /// The code page again, saying why the code did not sign in (`None`: it did).
@@ -324,8 +347,41 @@ fn code_refused(checked: Checked, mut page: CodePage) -> Option<Response> {
     }
 }
 
-/// The second step: a code of the account's authenticator app (or a recovery code) for the
-/// sign-in whose password step this session keeps; then signed in as after a password. If
+/// What the code page's form proves for `user_id`: the methods of a passkey's answer (its
+/// `credential` field), or else of a code (an app's or a recovery code); or the page again,
+/// saying why not.
+async fn check_second(
+    st: &AppState,
+    session: &Session,
+    user_id: &str,
+    form: &crate::protocol::params::Params,
+    mut page: CodePage,
+) -> Result<Result<Methods, Response>, PageError> {
+    if let Some(answer) = form.get("credential").filter(|c| !c.is_empty()) {
+        let purpose = page.purpose();
+        let proved =
+            passkeys::finish_sign_in(&st.ctx, &session.handle, purpose, Some(user_id), answer);
+        return match proved.await {
+            Ok(proved) => Ok(Ok(proved.methods)),
+            Err(PasskeyError::Refused(why)) => {
+                page.error = Some(why.to_string());
+                Ok(Err(
+                    (StatusCode::UNAUTHORIZED, no_store(), page).into_response()
+                ))
+            }
+            Err(PasskeyError::System(e)) => Err(e.into()),
+        };
+    }
+    let code = form.get("code").unwrap_or("");
+    let checked = second_factor::check_code(&st.ctx, user_id, code).await?;
+    Ok(match code_refused(checked, page) {
+        Some(refused) => Err(refused),
+        None => Ok(Methods::NONE.with(Method::Otp)),
+    })
+}
+
+/// The second step: a code of the account's authenticator app (a recovery code, or a passkey)
+/// for the sign-in whose password step this session keeps; then signed in as after a password. If
 /// the account changed since the password (a new one, disabled, signed out everywhere), back
 /// to the password, and the code is neither checked nor spent.
 pub async fn submit_code(
@@ -339,17 +395,17 @@ pub async fn submit_code(
     let next = local_next(form.get("next"));
     let (user_id, credential, keep) =
         waiting_second_factor(&session, st.ctx.clock.unix()).ok_or_else(sign_in_expired)?;
-    let page = CodePage::sign_in(&session, request.clone(), next);
     let Some(user) = users::second_step_account(&st.ctx, &user_id, &credential).await? else {
         return back_to_password(&st, &session, request, next, SignIn::Refused).await;
     };
-    let code = form.get("code").unwrap_or("");
-    let checked = second_factor::check_code(&st.ctx, &user_id, code).await?;
-    if let Some(refused) = code_refused(checked, page) {
-        return Ok(refused);
-    }
+    let factors = second_factor::factors(&st.ctx.store, &user_id).await?;
+    let page = CodePage::sign_in(&session, request.clone(), next, factors);
+    let second = match check_second(&st, &session, &user_id, &form, page).await? {
+        Ok(second) => second,
+        Err(refused) => return Ok(refused),
+    };
     keep_second_factor(&mut session, None);
-    match users::finish_second_factor(&st.ctx, &mut session, user, keep).await? {
+    match users::finish_second_factor(&st.ctx, &mut session, user, second, keep).await? {
         SignIn::SignedIn { .. } => {
             let jar = remember(&st, jar, &session);
             Ok(after_sign_in(&st, jar, session, &meta, &request, next).await)
@@ -378,12 +434,11 @@ pub async fn submit_step_up(
         Err(e) => return Ok((jar, e).into_response()),
     };
     let page = CodePage::step_up(&st, &session, &req, request.clone()).await?;
-    let code = form.get("code").unwrap_or("");
-    let checked = second_factor::check_code(&st.ctx, &user_id, code).await?;
-    if let Some(refused) = code_refused(checked, page) {
-        return Ok(refused);
-    }
-    if !users::step_up(&st.ctx, &mut session, Method::Otp).await? {
+    let added = match check_second(&st, &session, &user_id, &form, page).await? {
+        Ok(added) => added,
+        Err(refused) => return Ok(refused),
+    };
+    if !users::step_up(&st.ctx, &mut session, added).await? {
         return Err(sign_in_expired());
     }
     let jar = remember(&st, jar, &session);
@@ -391,7 +446,7 @@ pub async fn submit_step_up(
 }
 
 /// The password page again, saying why the sign-in did not complete.
-async fn back_to_password(
+pub(super) async fn back_to_password(
     st: &AppState,
     session: &Session,
     request: String,
@@ -431,7 +486,7 @@ fn not_signed_in(outcome: SignIn, mut page: LoginPage) -> Response {
 }
 
 /// Signed in: on with the pending authorization request, or back to the page asked for.
-async fn after_sign_in(
+pub(super) async fn after_sign_in(
     st: &AppState,
     jar: CookieJar,
     session: Session,

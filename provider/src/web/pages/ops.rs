@@ -1,4 +1,4 @@
-//! The stylesheet, readiness, and the answer for a path we do not serve.
+//! The stylesheet, the passkey script, readiness, and the answer for a path we do not serve.
 
 use crate::context::Ctx;
 use crate::protocol::error::PageError;
@@ -17,6 +17,19 @@ pub async fn stylesheet() -> impl IntoResponse {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         STYLESHEET,
+    )
+}
+
+/// The one script: passkey ceremonies (the pages that offer passkeys load it).
+pub const PASSKEY_SCRIPT: &str = include_str!("../../../../templates/passkeys.js");
+
+pub async fn passkey_script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        PASSKEY_SCRIPT,
     )
 }
 

@@ -1,6 +1,7 @@
-//! "Security" (`/account/security`): the signed-in user's authenticator app. Set one up (a
-//! QR code and the seed, then a code to prove it was added), see the recovery codes once,
-//! and remove it with a current code. The rules are `users::second_factor`.
+//! "Security" (`/account/security`): the signed-in user's second factors. An authenticator
+//! app: set one up (a QR code and the seed, then a code to prove it was added), see the
+//! recovery codes once, and remove it with a current code (`users::second_factor`). Passkeys:
+//! the list, with the forms that add and remove them (handled by the pages' passkeys module).
 //!
 //! Setting one up takes a recent sign-in (`fresh_sign_in`): otherwise whoever held a stolen
 //! session for a moment could add their own app and lock the owner out.
@@ -29,9 +30,17 @@ struct Setup {
     qr_svg: String,
 }
 
+/// A registered passkey, for the page.
+pub(super) struct PasskeyItem {
+    id: String,
+    name: String,
+    added: String,
+    last_used: Option<String>,
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "provider/security.html")]
-struct SecurityPage {
+pub(super) struct SecurityPage {
     username: String,
     csrf_token: String,
     /// When the app was confirmed, if one is on.
@@ -43,12 +52,17 @@ struct SecurityPage {
     /// Shown once, right after the app is confirmed.
     recovery_codes: Vec<String>,
     notice: Option<&'static str>,
-    error: Option<String>,
+    pub(super) error: Option<String>,
+    passkeys: Vec<PasskeyItem>,
+    /// Passkeys are offered (the issuer is on a domain name).
+    passkeys_offered: bool,
+    /// The longest passkey name, in characters.
+    max_name: usize,
 }
 
 /// Whether `me` typed the password recently enough to confirm an app being set up: three
 /// times `fresh_sign_in` (time to find the phone and scan).
-fn may_confirm(st: &AppState, me: &SignedIn) -> bool {
+pub(super) fn may_confirm(st: &AppState, me: &SignedIn) -> bool {
     let window = st.ctx.config.fresh_sign_in.saturating_mul(3);
     me.signed_in_within(st.ctx.clock.unix(), window)
 }
@@ -60,7 +74,7 @@ fn date(t: i64) -> String {
 }
 
 /// The page as `me`'s account stands now.
-async fn page_for(st: &AppState, me: &SignedIn) -> Result<SecurityPage, PageError> {
+pub(super) async fn page_for(st: &AppState, me: &SignedIn) -> Result<SecurityPage, PageError> {
     let store = &st.ctx.store;
     let username = store
         .user_by_id(&me.user_id)
@@ -73,6 +87,17 @@ async fn page_for(st: &AppState, me: &SignedIn) -> Result<SecurityPage, PageErro
         Some(_) => store.recovery_codes_left(&me.user_id).await?,
         None => 0,
     };
+    let passkeys = store
+        .passkeys(&me.user_id)
+        .await?
+        .into_iter()
+        .map(|p| PasskeyItem {
+            id: p.id,
+            name: p.name,
+            added: date(p.created_at),
+            last_used: p.last_used_at.map(date),
+        })
+        .collect();
     Ok(SecurityPage {
         username,
         csrf_token: me.session.csrf_token().to_owned(),
@@ -83,6 +108,9 @@ async fn page_for(st: &AppState, me: &SignedIn) -> Result<SecurityPage, PageErro
         recovery_codes: Vec::new(),
         notice: None,
         error: None,
+        passkeys,
+        passkeys_offered: st.ctx.config.issuer.domain().is_some(),
+        max_name: crate::users::passkeys::MAX_NAME_CHARS,
     })
 }
 
@@ -122,6 +150,9 @@ pub async fn show_security(
     page.notice = match query.get("done") {
         Some("removed") => Some("Your authenticator app was removed."),
         Some("on") => Some("Your authenticator app is on already."),
+        Some("passkey-added") => Some("Your passkey was added."),
+        Some("passkey-removed") => Some("The passkey was removed."),
+        Some("gone") => Some("That passkey was removed already."),
         _ => None,
     };
     Ok((no_store(), page).into_response())

@@ -121,10 +121,7 @@ async fn render(
             started: rfc3339(info.created_at),
             last_seen: rfc3339(info.last_seen_at),
             kept_until: info.remembered().then(|| rfc3339(info.absolute_expires_at)),
-            signed_in_with: match crate::users::methods_in(&info.data).level() {
-                crate::types::Level::Mfa => "Password and code",
-                crate::types::Level::Pwd => "Password",
-            },
+            signed_in_with: signed_in_with(crate::users::methods_in(&info.data)),
             apps: match apps.remove(&info.handle) {
                 Some(names) if !names.is_empty() => names.join(", "),
                 _ => "None yet".into(),
@@ -216,6 +213,17 @@ pub async fn revoke_all_sessions(
     let (me, _) = posted.signed_in()?.ok_or_else(not_signed_in)?;
     users::sign_out_everywhere(&st.ctx, &me.user_id).await?;
     Ok((forget(&st, jar), no_store(), Redirect::to(paths::HOME)).into_response())
+}
+
+/// How a session signed in, in words.
+fn signed_in_with(methods: crate::types::Methods) -> &'static str {
+    use crate::types::Method;
+    match (methods.contains(Method::Pwd), methods.has_key()) {
+        (true, true) => "Password and passkey",
+        (false, true) => "Passkey",
+        (true, false) if methods.contains(Method::Otp) => "Password and code",
+        _ => "Password",
+    }
 }
 
 #[cfg(test)]

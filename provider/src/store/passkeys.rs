@@ -1,0 +1,201 @@
+//! `user_passkeys` and `passkey_ceremonies`: a user's passkeys and the WebAuthn ceremonies
+//! under way. A ceremony is taken by the one statement that reads it (`DELETE … RETURNING`),
+//! and a signature counter only moves forward in the statement that checks it, so of two
+//! requests racing with one answer, or one authenticator's two uses, one wins, on every
+//! instance.
+
+use super::handle::{Store, is_unique_violation};
+use sqlx::FromRow;
+
+/// One registered passkey.
+#[derive(Clone, Debug, FromRow)]
+pub struct PasskeyRow {
+    /// Ours, for the page (removing one names this, never the credential id).
+    pub id: String,
+    pub user_id: String,
+    /// The WebAuthn credential id, base64url.
+    pub credential_id: String,
+    /// The name its owner gave it.
+    pub name: String,
+    /// The credential as webauthn-rs keeps it (JSON; public key and counter, nothing secret).
+    pub passkey: String,
+    pub sign_count: i64,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+const COLUMNS: &str =
+    "id, user_id, credential_id, name, passkey, sign_count, created_at, last_used_at";
+
+/// A ceremony taken: the user it was started for (none for a sign-in with a passkey alone)
+/// and its state.
+#[derive(Debug)]
+pub struct Ceremony {
+    pub user_id: Option<String>,
+    pub state: String,
+}
+
+impl Store {
+    /// `user_id`'s passkeys, oldest first.
+    pub async fn passkeys(&self, user_id: &str) -> Result<Vec<PasskeyRow>, sqlx::Error> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM user_passkeys WHERE user_id = $1 ORDER BY created_at, id"
+        )))
+        .bind(user_id)
+        .fetch_all(self.db.read())
+        .await
+    }
+
+    /// Whether `user_id` has a passkey.
+    pub async fn has_passkey(&self, user_id: &str) -> Result<bool, sqlx::Error> {
+        let found: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM user_passkeys WHERE user_id = $1 LIMIT 1")
+                .bind(user_id)
+                .fetch_optional(self.db.read())
+                .await?;
+        Ok(found.is_some())
+    }
+
+    /// The passkey with WebAuthn credential id `credential_id` (base64url), whoever's it is.
+    pub async fn passkey_by_credential(
+        &self,
+        credential_id: &str,
+    ) -> Result<Option<PasskeyRow>, sqlx::Error> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM user_passkeys WHERE credential_id = $1"
+        )))
+        .bind(credential_id)
+        .fetch_optional(self.db.read())
+        .await
+    }
+
+    /// Registers `row`; false (nothing written) if its credential is registered already, to
+    /// this account or another.
+    pub async fn add_passkey(&self, row: &PasskeyRow) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "INSERT INTO user_passkeys \
+             (id, user_id, credential_id, name, passkey, sign_count, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&row.id)
+        .bind(&row.user_id)
+        .bind(&row.credential_id)
+        .bind(&row.name)
+        .bind(&row.passkey)
+        .bind(row.sign_count)
+        .bind(row.created_at)
+        .execute(self.db.write())
+        .await;
+        match done {
+            Ok(_) => Ok(true),
+            Err(e) if is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records a use of passkey `id` at `now`, with its credential as it stands after it
+    /// (`passkey`, counter `sign_count`). A counter above zero must move past the stored one
+    /// in this statement (WebAuthn §7.2 step 22): false if it did not, because another use
+    /// with the same or a higher counter came first (a cloned authenticator, or one answer
+    /// raced).
+    pub async fn use_passkey(
+        &self,
+        id: &str,
+        passkey: &str,
+        sign_count: i64,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE user_passkeys SET passkey = $2, sign_count = $3, last_used_at = $4 \
+             WHERE id = $1 AND ($3 = 0 OR sign_count < $3)",
+        )
+        .bind(id)
+        .bind(passkey)
+        .bind(sign_count)
+        .bind(now)
+        .execute(self.db.write())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Removes `user_id`'s passkey `id`; its name if there was one.
+    pub async fn remove_passkey(
+        &self,
+        user_id: &str,
+        id: &str,
+    ) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar(
+            "DELETE FROM user_passkeys WHERE user_id = $1 AND id = $2 RETURNING name",
+        )
+        .bind(user_id)
+        .bind(id)
+        .fetch_optional(self.db.write())
+        .await
+    }
+
+    /// Removes every passkey of `user_id`; how many there were.
+    pub async fn remove_passkeys(&self, user_id: &str) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query("DELETE FROM user_passkeys WHERE user_id = $1")
+            .bind(user_id)
+            .execute(self.db.write())
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Starts a ceremony for `purpose` in browser session `session_handle`, replacing the one
+    /// of the same purpose under way there.
+    pub async fn put_ceremony(
+        &self,
+        session_handle: &str,
+        purpose: &str,
+        user_id: Option<&str>,
+        state: &str,
+        expires_at: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO passkey_ceremonies (session_handle, purpose, user_id, state, expires_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (session_handle, purpose) DO UPDATE SET \
+             user_id = excluded.user_id, state = excluded.state, expires_at = excluded.expires_at",
+        )
+        .bind(session_handle)
+        .bind(purpose)
+        .bind(user_id)
+        .bind(state)
+        .bind(expires_at)
+        .execute(self.db.write())
+        .await?;
+        Ok(())
+    }
+
+    /// Takes the ceremony for `purpose` of `session_handle`, if it is in date: one statement,
+    /// so of two answers racing one gets it, and neither can be checked again.
+    pub async fn take_ceremony(
+        &self,
+        session_handle: &str,
+        purpose: &str,
+        now: i64,
+    ) -> Result<Option<Ceremony>, sqlx::Error> {
+        let row: Option<(Option<String>, String, i64)> = sqlx::query_as(
+            "DELETE FROM passkey_ceremonies WHERE session_handle = $1 AND purpose = $2 \
+             RETURNING user_id, state, expires_at",
+        )
+        .bind(session_handle)
+        .bind(purpose)
+        .fetch_optional(self.db.write())
+        .await?;
+        Ok(row.and_then(|(user_id, state, expires_at)| {
+            (expires_at > now).then_some(Ceremony { user_id, state })
+        }))
+    }
+
+    /// Deletes ceremonies out of date.
+    pub async fn sweep_ceremonies(&self, now: i64) -> Result<u64, sqlx::Error> {
+        self.delete_batched(
+            "passkey_ceremonies",
+            "(session_handle, purpose)",
+            "expires_at <= $1",
+            &[now],
+        )
+        .await
+    }
+}
