@@ -199,3 +199,131 @@ impl Store {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::testing::{self, TestCtx};
+
+    fn row(id: &str, user_id: &str, credential_id: &str) -> PasskeyRow {
+        PasskeyRow {
+            id: id.into(),
+            user_id: user_id.into(),
+            credential_id: credential_id.into(),
+            name: "Laptop".into(),
+            passkey: "{}".into(),
+            sign_count: 0,
+            created_at: 1,
+            last_used_at: None,
+        }
+    }
+
+    /// Sixteen requests racing with one answer take its ceremony once; sixteen uses of one
+    /// authenticator with the same counter move it once; a credential registers once, to
+    /// one account.
+    async fn each_is_once(ctx: TestCtx) {
+        let alice = crate::users::create_user(&ctx.store, "alice", "pw", 1)
+            .await
+            .unwrap();
+        let bob = crate::users::create_user(&ctx.store, "bob", "pw", 1)
+            .await
+            .unwrap();
+        let now = ctx.clock.unix();
+        ctx.store
+            .put_ceremony("sid", "sign-in", None, "state", now + 300)
+            .await
+            .unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..16 {
+            let store = ctx.store.clone();
+            tasks.spawn(async move { store.take_ceremony("sid", "sign-in", now).await.unwrap() });
+        }
+        let taken = tasks.join_all().await;
+        assert_eq!(taken.iter().filter(|t| t.is_some()).count(), 1);
+        // Out of date: not handed out (and gone).
+        ctx.store
+            .put_ceremony("sid", "register", Some(&alice.id), "s", now)
+            .await
+            .unwrap();
+        assert!(
+            ctx.store
+                .take_ceremony("sid", "register", now)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(ctx.store.sweep_ceremonies(now).await.unwrap(), 0);
+
+        assert!(
+            ctx.store
+                .add_passkey(&row("p1", &alice.id, "cred"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !ctx.store
+                .add_passkey(&row("p2", &bob.id, "cred"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !ctx.store
+                .add_passkey(&row("p3", &alice.id, "cred"))
+                .await
+                .unwrap()
+        );
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..16 {
+            let store = ctx.store.clone();
+            tasks.spawn(async move { store.use_passkey("p1", "{}", 7, now).await.unwrap() });
+        }
+        let moved = tasks.join_all().await;
+        assert_eq!(moved.iter().filter(|m| **m).count(), 1, "{moved:?}");
+        assert!(
+            !ctx.store.use_passkey("p1", "{}", 3, now).await.unwrap(),
+            "backwards"
+        );
+        assert!(ctx.store.use_passkey("p1", "{}", 8, now).await.unwrap());
+        // An authenticator without a counter (zero) is used any number of times.
+        assert!(
+            ctx.store
+                .add_passkey(&row("p4", &bob.id, "synced"))
+                .await
+                .unwrap()
+        );
+        for _ in 0..2 {
+            assert!(ctx.store.use_passkey("p4", "{}", 0, now).await.unwrap());
+        }
+        // Only its owner removes one.
+        assert!(
+            ctx.store
+                .remove_passkey(&bob.id, "p1")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            ctx.store
+                .remove_passkey(&alice.id, "p1")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("Laptop")
+        );
+        assert!(ctx.store.has_passkey(&bob.id).await.unwrap());
+        assert_eq!(ctx.store.remove_passkeys(&bob.id).await.unwrap(), 1);
+        assert!(!ctx.store.has_passkey(&bob.id).await.unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn ceremonies_counters_and_credentials_are_each_once_on_sqlite() {
+        each_is_once(testing::ctx().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn ceremonies_counters_and_credentials_are_each_once_on_postgres() {
+        if let Some(ctx) = testing::postgres_ctx("passkeys").await {
+            each_is_once(ctx).await;
+        }
+    }
+}
