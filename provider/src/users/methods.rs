@@ -70,3 +70,32 @@ fn record(session: &mut Session, methods: Methods, password_at: Option<i64>) {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::testing;
+    use sessions::NewSession;
+
+    /// A passkey that verified the person is a whole sign-in, so its time counts as the
+    /// password's; methods without one (never written today) leave no such time, and never
+    /// fall back to `auth_time`.
+    #[tokio::test]
+    async fn a_verified_passkey_counts_as_a_fresh_sign_in_and_a_lone_key_does_not() {
+        let ctx = testing::ctx().await;
+        let mut session = ctx.sessions.create(NewSession::default()).await.unwrap();
+        session.auth_time = Some(ctx.clock.now());
+        let at = ctx.clock.unix();
+        record_sign_in(
+            &mut session,
+            Methods::NONE.with(Method::Hwk).with(Method::User),
+        );
+        assert_eq!(password_at(&session), Some(at));
+        record_sign_in(&mut session, Methods::NONE.with(Method::Hwk));
+        assert_eq!(password_at(&session), None, "the earlier time is gone too");
+        // A session from before methods were recorded: its sign-in's time.
+        let mut old = ctx.sessions.create(NewSession::default()).await.unwrap();
+        old.auth_time = Some(ctx.clock.now());
+        assert_eq!(password_at(&old), Some(at));
+    }
+}

@@ -10,13 +10,13 @@
 //! Adding and removing a passkey take a recent sign-in, as every change of a second factor.
 
 use super::login::{self, after_sign_in, back_to_password, local_next, sign_in_expired};
-use super::security::{may_confirm, page_for};
+use super::security::{page_for, require_confirmable, signed_in};
 use crate::paths;
 use crate::protocol::error::PageError;
 use crate::users::passkeys::{self, PasskeyError, Purpose, Refusal};
 use crate::users::{self, SignIn};
 use crate::web::error::no_store;
-use crate::web::extract::{ClientMeta, PostedForm, SignedIn};
+use crate::web::extract::{ClientMeta, PostedForm};
 use crate::web::session::remember;
 use crate::web::state::AppState;
 use axum::Json;
@@ -124,12 +124,6 @@ async fn refused_at_sign_in(
     Ok((StatusCode::UNAUTHORIZED, no_store(), page).into_response())
 }
 
-fn signed_in(posted: PostedForm) -> Result<(SignedIn, crate::protocol::params::Params), PageError> {
-    posted
-        .signed_in()?
-        .ok_or_else(|| PageError::Forbidden("You are not signed in any more.".into()))
-}
-
 /// `POST /account/security/passkeys/options`: a new passkey's options, for a recent sign-in
 /// and a name that will do.
 pub async fn registration_options(
@@ -160,11 +154,7 @@ pub async fn add_passkey(
     posted: PostedForm,
 ) -> Result<Response, PageError> {
     let (me, form) = signed_in(posted)?;
-    if !may_confirm(&st, &me) {
-        return Err(PageError::SignInAgain {
-            next: paths::SECURITY,
-        });
-    }
+    require_confirmable(&st, &me)?;
     let name = form.get("name").unwrap_or("");
     let answer = form.get("credential").unwrap_or("");
     let session = &me.session.handle;

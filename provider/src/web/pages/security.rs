@@ -62,9 +62,21 @@ pub(super) struct SecurityPage {
 
 /// Whether `me` typed the password recently enough to confirm an app being set up: three
 /// times `fresh_sign_in` (time to find the phone and scan).
-pub(super) fn may_confirm(st: &AppState, me: &SignedIn) -> bool {
+fn may_confirm(st: &AppState, me: &SignedIn) -> bool {
     let window = st.ctx.config.fresh_sign_in.saturating_mul(3);
     me.signed_in_within(st.ctx.clock.unix(), window)
+}
+
+/// Fine if `me` may confirm a factor being added ([`may_confirm`]); otherwise sign in again,
+/// then back here.
+pub(super) fn require_confirmable(st: &AppState, me: &SignedIn) -> Result<(), PageError> {
+    if may_confirm(st, me) {
+        Ok(())
+    } else {
+        Err(PageError::SignInAgain {
+            next: paths::SECURITY,
+        })
+    }
 }
 
 fn date(t: i64) -> String {
@@ -132,7 +144,10 @@ fn setup_of(secret: &str, account: &str) -> Result<Setup, PageError> {
     })
 }
 
-fn signed_in(posted: PostedForm) -> Result<(SignedIn, crate::protocol::params::Params), PageError> {
+/// The signed-in session a form came from (CSRF-checked), and the form.
+pub(super) fn signed_in(
+    posted: PostedForm,
+) -> Result<(SignedIn, crate::protocol::params::Params), PageError> {
     posted
         .signed_in()?
         .ok_or_else(|| PageError::Forbidden("You are not signed in any more.".into()))
@@ -182,11 +197,7 @@ pub async fn confirm_totp(
     posted: PostedForm,
 ) -> Result<Response, PageError> {
     let (me, form) = signed_in(posted)?;
-    if !may_confirm(&st, &me) {
-        return Err(PageError::SignInAgain {
-            next: paths::SECURITY,
-        });
-    }
+    require_confirmable(&st, &me)?;
     let secret = form.get("secret").unwrap_or("");
     let code = form.get("code").unwrap_or("");
     let confirmed = second_factor::confirm(&st.ctx, &me.user_id, secret, code).await?;
