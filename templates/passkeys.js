@@ -129,6 +129,16 @@
     form.submit();
   }
 
+  // The buttons come disabled, so that none is pressed before this script listens; they
+  // stay so, with a word why, in a browser without WebAuthn.
+  for (const button of document.querySelectorAll("button[data-passkey]")) {
+    if (window.PublicKeyCredential && navigator.credentials) {
+      button.disabled = false;
+    } else {
+      say(button, "This browser cannot use passkeys.");
+    }
+  }
+
   document.addEventListener("click", (event) => {
     const button = event.target.closest("button[data-passkey]");
     if (!button) {

@@ -37,7 +37,7 @@ pub use handle::{Store, is_unique_violation};
 pub use keys::StoredKey;
 pub use ledger::Credential;
 pub use logout::{DELIVERY_RETENTION_SECS, Delivery};
-pub use passkeys::{Ceremony, PasskeyRow};
+pub use passkeys::{Added, Ceremony, PasskeyRow};
 pub use resources::{ExchangeRule, GrantResource, NewResource, Resource};
 pub use rows::Guard;
 pub use rows::Insert;

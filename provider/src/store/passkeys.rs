@@ -27,6 +27,18 @@ pub struct PasskeyRow {
 const COLUMNS: &str =
     "id, user_id, credential_id, name, passkey, sign_count, created_at, last_used_at";
 
+/// What [`Store::add_passkey`] came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Added {
+    Yes,
+    /// The credential is registered already.
+    Taken,
+    /// The account has as many as it may.
+    TooMany,
+    /// The account is gone.
+    Gone,
+}
+
 /// A ceremony taken: the user it was started for (none for a sign-in with a passkey alone)
 /// and its state.
 #[derive(Debug)]
@@ -69,13 +81,15 @@ impl Store {
         .await
     }
 
-    /// Registers `row`; false (nothing written) if its credential is registered already, to
-    /// this account or another.
-    pub async fn add_passkey(&self, row: &PasskeyRow) -> Result<bool, sqlx::Error> {
+    /// Registers `row` if its account has fewer than `max` passkeys: [`Added::Taken`]
+    /// (nothing written) if its credential is registered already, to this account or
+    /// another; [`Added::Gone`] if the account is gone.
+    pub async fn add_passkey(&self, row: &PasskeyRow, max: i64) -> Result<Added, sqlx::Error> {
         let done = sqlx::query(
             "INSERT INTO user_passkeys \
              (id, user_id, credential_id, name, passkey, sign_count, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             SELECT $1, $2, $3, $4, $5, $6, $7 \
+             WHERE (SELECT COUNT(*) FROM user_passkeys WHERE user_id = $2) < $8",
         )
         .bind(&row.id)
         .bind(&row.user_id)
@@ -84,20 +98,23 @@ impl Store {
         .bind(&row.passkey)
         .bind(row.sign_count)
         .bind(row.created_at)
+        .bind(max)
         .execute(self.db.write())
         .await;
         match done {
-            Ok(_) => Ok(true),
-            Err(e) if is_unique_violation(&e) => Ok(false),
+            Ok(done) if done.rows_affected() == 1 => Ok(Added::Yes),
+            Ok(_) => Ok(Added::TooMany),
+            Err(e) if is_unique_violation(&e) => Ok(Added::Taken),
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => Ok(Added::Gone),
             Err(e) => Err(e),
         }
     }
 
     /// Records a use of passkey `id` at `now`, with its credential as it stands after it
-    /// (`passkey`, counter `sign_count`). A counter above zero must move past the stored one
-    /// in this statement (WebAuthn §7.2 step 22): false if it did not, because another use
-    /// with the same or a higher counter came first (a cloned authenticator, or one answer
-    /// raced).
+    /// (`passkey`, counter `sign_count`). The counter must move past the stored one in this
+    /// statement, or both be zero (an authenticator without a counter; WebAuthn §7.2 step
+    /// 22): false if it did not (a cloned authenticator, two uses racing with one counter, a
+    /// counter back at zero), or the passkey is gone.
     pub async fn use_passkey(
         &self,
         id: &str,
@@ -107,7 +124,7 @@ impl Store {
     ) -> Result<bool, sqlx::Error> {
         let done = sqlx::query(
             "UPDATE user_passkeys SET passkey = $2, sign_count = $3, last_used_at = $4 \
-             WHERE id = $1 AND ($3 = 0 OR sign_count < $3)",
+             WHERE id = $1 AND (sign_count < $3 OR ($3 = 0 AND sign_count = 0))",
         )
         .bind(id)
         .bind(passkey)
@@ -252,26 +269,25 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
-        assert_eq!(ctx.store.sweep_ceremonies(now).await.unwrap(), 0);
-
-        assert!(
+        // One out of date and one in date: the sweep takes the first.
+        for (purpose, expires_at) in [("step-up", now), ("second-factor", now + 1)] {
             ctx.store
-                .add_passkey(&row("p1", &alice.id, "cred"))
+                .put_ceremony("sid", purpose, None, "s", expires_at)
                 .await
-                .unwrap()
-        );
-        assert!(
-            !ctx.store
-                .add_passkey(&row("p2", &bob.id, "cred"))
-                .await
-                .unwrap()
-        );
-        assert!(
-            !ctx.store
-                .add_passkey(&row("p3", &alice.id, "cred"))
-                .await
-                .unwrap()
-        );
+                .unwrap();
+        }
+        assert_eq!(ctx.store.sweep_ceremonies(now).await.unwrap(), 1);
+        let kept = ctx.store.take_ceremony("sid", "second-factor", now).await;
+        assert!(kept.unwrap().is_some());
+
+        let add = |r: PasskeyRow| {
+            let store = ctx.store.clone();
+            async move { store.add_passkey(&r, 2).await.unwrap() }
+        };
+        assert_eq!(add(row("p1", &alice.id, "cred")).await, Added::Yes);
+        assert_eq!(add(row("p2", &bob.id, "cred")).await, Added::Taken);
+        assert_eq!(add(row("p3", &alice.id, "cred")).await, Added::Taken);
+        assert_eq!(add(row("p5", "nobody", "other")).await, Added::Gone);
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..16 {
             let store = ctx.store.clone();
@@ -279,21 +295,22 @@ mod tests {
         }
         let moved = tasks.join_all().await;
         assert_eq!(moved.iter().filter(|m| **m).count(), 1, "{moved:?}");
-        assert!(
-            !ctx.store.use_passkey("p1", "{}", 3, now).await.unwrap(),
-            "backwards"
-        );
-        assert!(ctx.store.use_passkey("p1", "{}", 8, now).await.unwrap());
+        let used = |id: &'static str, count: i64| {
+            let store = ctx.store.clone();
+            async move { store.use_passkey(id, "{}", count, now).await.unwrap() }
+        };
+        assert!(!used("p1", 3).await, "backwards");
+        assert!(!used("p1", 0).await, "back to zero");
+        assert!(used("p1", 8).await);
+        assert!(!used("missing", 9).await, "gone");
         // An authenticator without a counter (zero) is used any number of times.
-        assert!(
-            ctx.store
-                .add_passkey(&row("p4", &bob.id, "synced"))
-                .await
-                .unwrap()
-        );
+        assert_eq!(add(row("p4", &bob.id, "synced")).await, Added::Yes);
         for _ in 0..2 {
-            assert!(ctx.store.use_passkey("p4", "{}", 0, now).await.unwrap());
+            assert!(used("p4", 0).await);
         }
+        // The account's limit.
+        assert_eq!(add(row("p6", &bob.id, "third")).await, Added::Yes);
+        assert_eq!(add(row("p7", &bob.id, "fourth")).await, Added::TooMany);
         // Only its owner removes one.
         assert!(
             ctx.store
@@ -311,7 +328,7 @@ mod tests {
             Some("Laptop")
         );
         assert!(ctx.store.has_passkey(&bob.id).await.unwrap());
-        assert_eq!(ctx.store.remove_passkeys(&bob.id).await.unwrap(), 1);
+        assert_eq!(ctx.store.remove_passkeys(&bob.id).await.unwrap(), 2);
         assert!(!ctx.store.has_passkey(&bob.id).await.unwrap());
     }
 

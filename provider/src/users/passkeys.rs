@@ -32,7 +32,7 @@
 
 use crate::audit::{self, Event, Kind};
 use crate::context::{Ctx, SystemError};
-use crate::store::{PasskeyRow, User};
+use crate::store::{Added, PasskeyRow, User};
 use crate::types::{Method, Methods};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -286,12 +286,16 @@ pub async fn finish_registration(
         credential_id: encode_id(passkey.cred_id()),
         name,
         passkey: to_json(&passkey)?,
-        sign_count: 0,
+        sign_count: i64::from(Credential::from(passkey.clone()).counter),
         created_at: now,
         last_used_at: None,
     };
-    if !ctx.store.add_passkey(&row).await? {
-        return Err(Refusal::Taken.into());
+    let max = i64::try_from(MAX_PASSKEYS).unwrap_or(i64::MAX);
+    match ctx.store.add_passkey(&row, max).await? {
+        Added::Yes => {}
+        Added::Taken => return Err(Refusal::Taken.into()),
+        Added::TooMany => return Err(Refusal::TooMany.into()),
+        Added::Gone => return Err(Refusal::Expired.into()),
     }
     let event = Event::new(Kind::SecondFactorEnrolled)
         .user(user_id)
@@ -446,6 +450,15 @@ async fn record_use(
     let now = ctx.clock.unix();
     if ctx.store.use_passkey(&row.id, &json, count, now).await? {
         return Ok(());
+    }
+    // Removed meanwhile, or its counter did not move on.
+    if ctx
+        .store
+        .passkey_by_credential(&row.credential_id)
+        .await?
+        .is_none()
+    {
+        return Err(Refusal::Unknown.into());
     }
     Err(cloned(ctx, row).await)
 }

@@ -100,6 +100,10 @@ pub enum Budget {
     Machine,
     /// `limits.registration_rate_per_address`: registration (RFC 7591 and 7592) besides.
     Registration,
+    /// `limits.rate_per_address`, a count of its own: the passkey sign-in endpoints, which
+    /// anyone with a sign-in page may call and each of which writes (a ceremony, an audit
+    /// event).
+    Passkey,
 }
 
 /// Refuses (429, `Retry-After`) a request over its address's budget, before anything else is
@@ -114,6 +118,7 @@ pub async fn limit_by_address(
     let (what, limit) = match budget {
         Budget::Machine => ("addr", limits.rate_per_address),
         Budget::Registration => ("register", limits.registration_rate_per_address),
+        Budget::Passkey => ("passkey", limits.rate_per_address),
     };
     if let Some(addr) = &meta.key
         && let Err(wait) = st.address_rate(&format!("{what}:{addr}"), limit)

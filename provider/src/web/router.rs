@@ -23,6 +23,7 @@ pub fn router(st: AppState) -> Router {
     Router::new()
         .merge(protocol_endpoints(&st))
         .merge(pages())
+        .merge(passkey_sign_in(&st))
         .route(paths::STYLESHEET, get(ops::stylesheet))
         .route(paths::PASSKEY_SCRIPT, get(ops::passkey_script))
         .route(paths::HEALTHZ, get(infra::health::alive))
@@ -103,6 +104,21 @@ fn protocol_endpoints(st: &AppState) -> Router<AppState> {
         .merge(machines)
 }
 
+/// Signing in with a passkey: pages' endpoints anyone with a sign-in page may call, each of
+/// which writes, so counted against their address's budget.
+fn passkey_sign_in(st: &AppState) -> Router<AppState> {
+    Router::new()
+        .route(paths::LOGIN_PASSKEY, post(passkeys::submit_passkey))
+        .route(
+            paths::LOGIN_PASSKEY_OPTIONS,
+            post(passkeys::sign_in_options),
+        )
+        .route_layer(from_fn_with_state(
+            (st.clone(), Budget::Passkey),
+            limit_by_address,
+        ))
+}
+
 /// The pages for people.
 fn pages() -> Router<AppState> {
     Router::new()
@@ -113,11 +129,6 @@ fn pages() -> Router<AppState> {
         )
         .route(paths::LOGIN_CODE, post(login::submit_code))
         .route(paths::LOGIN_STEP_UP, post(login::submit_step_up))
-        .route(paths::LOGIN_PASSKEY, post(passkeys::submit_passkey))
-        .route(
-            paths::LOGIN_PASSKEY_OPTIONS,
-            post(passkeys::sign_in_options),
-        )
         .route(paths::SECURITY, get(security::show_security))
         .route(paths::SECURITY_TOTP, post(security::start_totp))
         .route(paths::SECURITY_TOTP_CONFIRM, post(security::confirm_totp))

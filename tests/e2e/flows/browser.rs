@@ -530,7 +530,7 @@ async fn a_passkey_is_added_and_signs_in_alone_and_as_the_second_step() {
         .await;
     wait_for_element(&chrome, "no-passkeys").await;
     chrome.fill("passkey-name", "Laptop").await;
-    chrome.click("add-passkey").await;
+    chrome.click_when_enabled("add-passkey").await;
     chrome
         .wait_for_text("notice", "Your passkey was added.")
         .await;
@@ -549,7 +549,7 @@ async fn a_passkey_is_added_and_signs_in_alone_and_as_the_second_step() {
         .wait_for_url(&format!("{}/login", stack.issuer))
         .await;
     chrome.shot("sign-in-with-a-passkey").await;
-    chrome.click("passkey-sign-in").await;
+    chrome.click_when_enabled("passkey-sign-in").await;
     chrome.wait_for_text("status", "Signed in").await;
     // Two factors already: App B's Settings open without a step-up.
     chrome.click("settings-link").await;
@@ -575,7 +575,7 @@ async fn a_passkey_is_added_and_signs_in_alone_and_as_the_second_step() {
         "no authenticator app: no code field"
     );
     chrome.shot("passkey-second-step").await;
-    chrome.click("use-passkey").await;
+    chrome.click_when_enabled("use-passkey").await;
     chrome.wait_for_text("status", "Signed in").await;
 
     // With an authenticator app as well, the second step offers both; the passkey button
@@ -604,7 +604,7 @@ async fn a_passkey_is_added_and_signs_in_alone_and_as_the_second_step() {
     chrome.click("login-submit").await;
     wait_for_element(&chrome, "code").await;
     chrome.shot("code-or-passkey").await;
-    chrome.click("use-passkey").await;
+    chrome.click_when_enabled("use-passkey").await;
     chrome.wait_for_text("status", "Signed in").await;
     chrome.client.clone().close().await.unwrap();
 }

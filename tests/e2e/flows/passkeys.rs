@@ -202,12 +202,15 @@ async fn a_passkey_signs_in_alone_with_two_factors_and_each_answer_counts_once()
         (a.is_ok() && lost(&b)) || (lost(&a) && b.is_ok()),
         "{a:?}\n{b:?}"
     );
-    // And once more later, in another browser: nothing to answer there.
-    let late_browser = Browser::new();
-    let (late, _) = login_for_app_a(&stack, &late_browser, &[]).await;
+    // And once more later, against a ceremony of its own: the challenge signed is not that
+    // one's.
+    let later = Browser::new();
+    let (late, _) = login_for_app_a(&stack, &later, &[]).await;
+    let asked = options(&later, &late, "/login/passkey/options", "sign-in").await;
+    assert_eq!(asked.status, 200, "{}", asked.body);
     refused(
-        answer_to(&stack, &late_browser, &late, "/login/passkey", &answer).await,
-        "answered already",
+        answer_to(&stack, &later, &late, "/login/passkey", &answer).await,
+        "did not check out",
     );
 }
 
@@ -343,6 +346,15 @@ async fn a_passkey_is_the_second_step_after_a_password_and_a_step_up() {
         step.body.contains(r#"data-purpose="step-up""#),
         "{}",
         step.body
+    );
+    // The authenticator naming another account (its user handle): refused.
+    let asked = options(&alice, &step, "/login/passkey/options", "step-up").await;
+    let own = std::mem::replace(&mut key.user_handle, uuid_bytes());
+    let answer = key.sign_in(&asked.json());
+    key.user_handle = own;
+    refused(
+        answer_to(&stack, &alice, &step, "/login/step-up", &answer).await,
+        "not registered",
     );
     let asked = options(&alice, &step, "/login/passkey/options", "step-up").await;
     let answer = key.sign_in(&asked.json());

@@ -156,6 +156,19 @@ impl Chrome {
             .unwrap();
     }
 
+    /// Clicks button `id` once it is enabled (a page's script enables it when it listens).
+    pub async fn click_when_enabled(&self, id: &str) {
+        let found = super::within_patience(|| async {
+            let button = self.client.find(Locator::Id(id)).await.ok()?;
+            button.is_enabled().await.ok()?.then_some(button)
+        })
+        .await;
+        match found {
+            Some(button) => button.click().await.unwrap(),
+            None => self.fail(&format!("#{id} is enabled")).await,
+        }
+    }
+
     pub async fn fill(&self, id: &str, text: &str) {
         let field = self.client.find(Locator::Id(id)).await.unwrap();
         field.clear().await.unwrap();
