@@ -4,6 +4,7 @@
 //!   pool and a read pool, with the hot paths' SQLite reads run on the calling thread
 //!   ([`Db::read_optional`]), and [`sql_unavailable`], the one test for "the database is out of
 //!   reach" that every caller answers with a 503;
+//! - [`backup`]: online copies of an SQLite database, checked and restored;
 //! - [`config`]: the configuration layering both programs use (defaults, file, environment)
 //!   and the duration format;
 //! - [`http`]: the HTTP client for calls a server chooses itself (the `*.localhost` resolver,
@@ -21,6 +22,7 @@
 //!
 //! The `sessions` crate builds on it; so do both servers.
 
+pub mod backup;
 pub mod client_addr;
 mod clock;
 pub mod config;

@@ -79,6 +79,15 @@ fn rows(rows: Vec<SessionRow>) -> Result<Vec<StoredSession>, StoreError> {
 }
 
 impl SqlStore {
+    fn migrator() -> sqlx::migrate::Migrator {
+        sqlx::migrate!("../migrations/sessions")
+    }
+
+    /// The schema versions [`SqlStore::migrate`] knows.
+    pub fn schema_versions() -> Vec<i64> {
+        Self::migrator().iter().map(|m| m.version).collect()
+    }
+
     /// Uses `db`; call [`SqlStore::migrate`] once at start-up.
     pub fn new(db: Db) -> Self {
         Self { db }
@@ -88,7 +97,7 @@ impl SqlStore {
     /// (sqlx takes an advisory lock on PostgreSQL), and beside other crates' migrations in the
     /// same database (missing versions from those are ignored).
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        let mut migrator = sqlx::migrate!("../migrations/sessions");
+        let mut migrator = Self::migrator();
         migrator.set_ignore_missing(true);
         migrator.run(self.db.write()).await
     }

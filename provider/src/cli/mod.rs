@@ -1,5 +1,5 @@
 //! The `provider` command line: `serve`, `migrate`, and the operator's tools for users,
-//! clients, resources, keys, sessions and the audit trail, one file each. It lives in the library so that
+//! clients, resources, keys, sessions, the audit trail, and backups, one file each. It lives in the library so that
 //! tests drive the very same commands in-process ([`run_args`]); output goes to an [`Io`], not
 //! straight to stdout.
 
@@ -11,6 +11,7 @@ macro_rules! out {
 }
 
 mod audit;
+mod backup;
 mod clients;
 mod io;
 mod keys;
@@ -75,6 +76,17 @@ enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+    /// Write a consistent copy of the SQLite database to a new FILE, while the provider
+    /// serves (PostgreSQL: use pg_dump).
+    Backup { file: std::path::PathBuf },
+    /// Replace the SQLite database with the copy in FILE (made by `backup`). Stop every
+    /// provider instance first.
+    Restore {
+        file: std::path::PathBuf,
+        /// Restore even though an instance seems to be at work on the database.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// Runs a command line (`args[0]` is the program name) against `config` (what `provider.toml`
@@ -119,6 +131,8 @@ pub async fn run(cli: Cli, mut config: Config, io: &mut Io<'_>) -> anyhow::Resul
         Command::Clients { command } => clients::run(&config, command, io).await?,
         Command::Audit { command } => audit::run(&config, command, io).await?,
         Command::Resources { command } => resources::run(&config, command, io).await?,
+        Command::Backup { file } => backup::backup(&config, file, io).await?,
+        Command::Restore { file, force } => backup::restore(&config, file, force, io).await?,
     }
     Ok(())
 }

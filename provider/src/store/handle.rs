@@ -57,6 +57,15 @@ impl Store {
         sessions::SqlStore::new(self.db.clone()).migrate().await
     }
 
+    /// Every schema version this build knows (the provider's and the session table's).
+    pub fn schema_versions() -> Vec<i64> {
+        let migrator = sqlx::migrate!("../migrations/provider");
+        let mut all: Vec<i64> = migrator.iter().map(|m| m.version).collect();
+        all.extend(sessions::SqlStore::schema_versions());
+        all.sort_unstable();
+        all
+    }
+
     /// Completes after a revocation committed in this process (one that came while nobody
     /// waited is kept for the next wait).
     pub async fn revocation_committed(&self) {

@@ -36,4 +36,13 @@ impl Store {
             .await?;
         Ok(())
     }
+
+    /// When lease `name` runs out, if someone holds it at `now`: an instance at work.
+    pub async fn lease_held_until(&self, name: &str, now: i64) -> Result<Option<i64>, sqlx::Error> {
+        sqlx::query_scalar("SELECT expires_at FROM leases WHERE name = $1 AND expires_at > $2")
+            .bind(name)
+            .bind(now)
+            .fetch_optional(self.db.read())
+            .await
+    }
 }

@@ -3,6 +3,7 @@
 mod account;
 mod apis;
 mod authorize;
+mod backup;
 mod browser;
 mod discovery;
 mod factors;
