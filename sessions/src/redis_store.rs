@@ -222,6 +222,24 @@ impl RedisStore {
         })
     }
 
+    /// What `INFO replication` says of this Redis: its role, how many replicas a primary
+    /// has, whether a replica's link to its primary is up (`role=master, connected_slaves=1`).
+    pub async fn replication(&self) -> Result<String, StoreError> {
+        let mut conn = self.conn.clone();
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut conn)
+            .await?;
+        let wanted = ["role", "connected_slaves", "master_link_status"];
+        Ok(info
+            .lines()
+            .filter_map(|line| line.split_once(':'))
+            .filter(|(key, _)| wanted.contains(key))
+            .map(|(key, value)| format!("{key}={}", value.trim()))
+            .collect::<Vec<_>>()
+            .join(", "))
+    }
+
     /// Keeps records this long past their absolute deadline (default a day). For tests that
     /// let Redis TTLs elapse in real time.
     pub fn with_grace(mut self, grace: Duration) -> Self {

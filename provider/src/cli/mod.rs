@@ -1,5 +1,6 @@
 //! The `provider` command line: `serve`, `migrate`, and the operator's tools for users,
-//! clients, resources, keys, sessions, the audit trail, and backups, one file each. It lives in the library so that
+//! clients, resources, keys, sessions, the audit trail, backups and a self-check (`doctor`), one
+//! file each. It lives in the library so that
 //! tests drive the very same commands in-process ([`run_args`]); output goes to an [`Io`], not
 //! straight to stdout.
 
@@ -13,6 +14,7 @@ macro_rules! out {
 mod audit;
 mod backup;
 mod clients;
+mod doctor;
 mod io;
 mod keys;
 mod resources;
@@ -76,6 +78,9 @@ enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+    /// Check a deployment from here: the issuer and its discovery, keys, clocks, the cookie as
+    /// served, apps' back-channel endpoints, replication. Fails on a problem.
+    Doctor,
     /// Write a consistent copy of the SQLite database to a new FILE, while the provider
     /// serves (PostgreSQL: use pg_dump).
     Backup { file: std::path::PathBuf },
@@ -131,6 +136,7 @@ pub async fn run(cli: Cli, mut config: Config, io: &mut Io<'_>) -> anyhow::Resul
         Command::Clients { command } => clients::run(&config, command, io).await?,
         Command::Audit { command } => audit::run(&config, command, io).await?,
         Command::Resources { command } => resources::run(&config, command, io).await?,
+        Command::Doctor => doctor::run(&config, io).await?,
         Command::Backup { file } => backup::backup(&config, file, io).await?,
         Command::Restore { file, force } => backup::restore(&config, file, force, io).await?,
     }

@@ -81,6 +81,33 @@ impl Store {
         &self.db
     }
 
+    /// The database server's clock (Unix seconds), to compare with this machine's; `None`
+    /// for SQLite, which has no clock of its own (it is this machine's).
+    pub async fn database_time(&self) -> Result<Option<f64>, sqlx::Error> {
+        if self.db.is_sqlite() {
+            return Ok(None);
+        }
+        sqlx::query_scalar("SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)")
+            .fetch_one(self.db.read())
+            .await
+            .map(Some)
+    }
+
+    /// PostgreSQL's replication as this server sees it: whether it is a standby, and how
+    /// many standbys stream from it; `None` for SQLite.
+    pub async fn replication(&self) -> Result<Option<(bool, i64)>, sqlx::Error> {
+        if self.db.is_sqlite() {
+            return Ok(None);
+        }
+        let standby: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
+            .fetch_one(self.db.read())
+            .await?;
+        let streaming: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_replication")
+            .fetch_one(self.db.read())
+            .await?;
+        Ok(Some((standby, streaming)))
+    }
+
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         self.db.ping().await

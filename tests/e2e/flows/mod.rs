@@ -6,6 +6,7 @@ mod authorize;
 mod backup;
 mod browser;
 mod discovery;
+mod doctor;
 mod factors;
 mod hardening;
 mod hostile;
