@@ -121,6 +121,8 @@ async fn main() -> anyhow::Result<()> {
             // The demo apps' back-channel logout endpoints: plain http on *.localhost, each on
             // its own port (and nothing else on this machine).
             "outbound": { "allow": demo_outbound },
+            // Ctrl-C stops the demo at once (no load balancer to wait for).
+            "shutdown": { "drain_delay": "0s" },
         })),
     ))?;
     let issuer = provider_config.issuer_str();

@@ -88,11 +88,18 @@ impl App {
         let sweeper = self.maintenance.spawn();
         let outbox = self.outbox.spawn();
         let feed = tokio::spawn(self.ctx.feed.clone().run());
-        // The feed's streams never end by themselves: closed first, so that the APIs move to
-        // another instance while this one finishes its requests.
+        // On the stop signal readiness goes first (503), while the instance keeps serving for
+        // `shutdown.drain_delay`, so that load balancers move away before anything is refused;
+        // then the feed's streams (which never end by themselves) are closed, so that the APIs
+        // move to another instance, and the listener, while requests in flight finish.
         let closing = self.ctx.feed.clone();
+        let ctx = self.ctx.clone();
         let shutdown = async move {
             shutdown.await;
+            ctx.start_draining();
+            let drain = ctx.config.shutdown.drain_delay;
+            tracing::info!(?drain, "stopping: not ready any more, still serving");
+            tokio::time::sleep(drain).await;
             closing.close();
         };
         let metrics = self.metrics.map(|listener| {
@@ -102,8 +109,15 @@ impl App {
                 }
             })
         });
-        let result =
-            crate::web::server::serve(listener, router, &limits, self.proxies, shutdown).await;
+        let deadline = self.ctx.config.shutdown.deadline;
+        let result = crate::web::server::serve(
+            listener,
+            router,
+            (&limits, deadline),
+            self.proxies,
+            shutdown,
+        )
+        .await;
         sweeper.abort();
         outbox.abort();
         feed.abort();

@@ -43,6 +43,30 @@ pub struct Config {
     /// again first.
     #[serde(with = "duration")]
     pub fresh_sign_in: Duration,
+    pub shutdown: ShutdownConfig,
+}
+
+/// How an instance stops (`SIGTERM`): readiness first, then the listener, then what is in
+/// flight, so that a load balancer moves away before anything is refused.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    /// How long the instance keeps serving after the stop signal while `/readyz` answers 503
+    /// (longer than the load balancer's readiness interval).
+    #[serde(with = "duration")]
+    pub drain_delay: Duration,
+    /// How long requests in flight may take to finish once the listener is closed.
+    #[serde(with = "duration")]
+    pub deadline: Duration,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self {
+            drain_delay: Duration::from_secs(5),
+            deadline: Duration::from_secs(20),
+        }
+    }
 }
 
 /// Requests the provider makes to URIs that app developers registered (back-channel logout):
@@ -226,6 +250,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             outbound: OutboundConfig::default(),
             fresh_sign_in: Duration::from_secs(300),
+            shutdown: ShutdownConfig::default(),
         }
     }
 }
@@ -272,6 +297,14 @@ impl Config {
 
     /// Rules a type cannot express.
     pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.shutdown.drain_delay <= Duration::from_secs(120),
+            "shutdown.drain_delay must be at most 2m"
+        );
+        anyhow::ensure!(
+            !self.shutdown.deadline.is_zero() && self.shutdown.deadline <= Duration::from_secs(600),
+            "shutdown.deadline must be between 1s and 10m"
+        );
         anyhow::ensure!(
             !self.fresh_sign_in.is_zero() && self.fresh_sign_in <= Duration::from_secs(3600),
             "fresh_sign_in must be between 1s and 1h"

@@ -35,6 +35,8 @@ pub struct Ctx {
     pub feed: Feed,
     /// Where the provider may send requests to registered URIs (`outbound.allow`).
     pub outbound: infra::outbound::Outbound,
+    /// Set once the instance is asked to stop: `/readyz` answers 503 from then on.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Ctx {
@@ -64,7 +66,19 @@ impl Ctx {
             clock,
             logout_queued: tokio::sync::Notify::new(),
             outbound,
+            draining: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// The instance is stopping: readiness says so from now on.
+    pub fn start_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether the instance is stopping.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The issuer followed by `path` (one of [`crate::paths`]).

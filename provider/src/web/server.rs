@@ -72,11 +72,11 @@ impl hyper::rt::Write for Watched {
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets open requests finish
-/// (for up to ten seconds).
+/// (for up to `deadline`).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
-    limits: &LimitsConfig,
+    (limits, deadline): (&LimitsConfig, Duration),
     proxies: Arc<Proxies>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -157,6 +157,11 @@ pub async fn serve(
     let _ = stopping_tx.send(true);
     // Every connection holds a slot until it ends: all slots back means all done.
     let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
-    let _ = tokio::time::timeout(Duration::from_secs(10), slots.acquire_many(all)).await;
+    if tokio::time::timeout(deadline, slots.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!(?deadline, "stopping with requests still in flight");
+    }
     Ok(())
 }

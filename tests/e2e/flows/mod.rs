@@ -20,6 +20,7 @@ mod logout;
 mod outage;
 mod passkeys;
 mod registration;
+mod rolling;
 mod rotation;
 mod sessions;
 mod sso;

@@ -1,6 +1,7 @@
 //! Starting the stack and talking to it.
 
 pub mod authenticator;
+pub mod balancer;
 mod browser;
 pub mod chrome;
 pub mod proxy;
@@ -214,6 +215,8 @@ pub async fn spawn_with(mut options: Options) -> Stack {
     };
     config.cookie.allow_insecure_http = !options.secure_cookies;
     config.registration.open = options.open_registration;
+    // No load balancer to wait for, unless a test says otherwise (`configure`).
+    config.shutdown.drain_delay = std::time::Duration::ZERO;
     config.outbound.allow = OUTBOUND_ALLOW.iter().map(|s| (*s).to_owned()).collect();
     if let Some(configure) = options.configure {
         configure(&mut config);

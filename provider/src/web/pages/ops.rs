@@ -33,9 +33,14 @@ pub async fn passkey_script() -> impl IntoResponse {
     )
 }
 
-/// `GET /readyz`: the database and the session store both answer.
+/// `GET /readyz`: the database and the session store both answer, and the instance is not
+/// stopping (once it is, 503 `draining`, so that load balancers move away while it still
+/// serves: `shutdown.drain_delay`).
 pub async fn readiness(State(ctx): State<Arc<Ctx>>) -> Response {
     use infra::health::{check, report};
+    if ctx.is_draining() {
+        return report(&[("instance", Err("draining: stopping".to_owned()))]);
+    }
     let (database, sessions) = tokio::join!(check(ctx.store.ping()), check(ctx.sessions.ping()));
     report(&[("database", database), ("sessions", sessions)])
 }
