@@ -33,6 +33,8 @@ pub enum BackupError {
     Damaged(PathBuf, String),
     #[error("{0} has no schema history: it is not a Gatehouse database")]
     NotOurs(PathBuf),
+    #[error("the database stayed busy: stop every instance that uses it, then try again")]
+    Busy,
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
     #[error(transparent)]
@@ -41,11 +43,21 @@ pub enum BackupError {
     Io(#[from] std::io::Error),
 }
 
+/// A schema migration a database records (sqlx's `_sqlx_migrations`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub version: i64,
+    /// SHA-384 of the migration's SQL as it was applied.
+    pub checksum: Vec<u8>,
+    /// False for one that failed half-way.
+    pub success: bool,
+}
+
 /// What [`inspect`] found in a copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inspection {
-    /// The schema versions applied, oldest first (sqlx's `_sqlx_migrations`).
-    pub versions: Vec<i64>,
+    /// The schema migrations recorded, oldest first.
+    pub applied: Vec<Applied>,
     /// Rows of each table asked about that exists, in the order asked.
     pub rows: Vec<(String, i64)>,
 }
@@ -71,15 +83,29 @@ impl Db {
     }
 }
 
-/// Writes a consistent copy of `db` (SQLite) to the new file `dest`, while it serves.
+/// Writes a consistent copy of `db` (SQLite) to the new file `dest`, while it serves. The
+/// file is created here, readable by its owner only (it holds the signing keys and every
+/// hash), and never through a link that is already there.
 pub async fn snapshot(db: &Db, dest: &Path) -> Result<(), BackupError> {
+    use std::os::unix::fs::OpenOptionsExt;
     if !db.is_sqlite() {
         return Err(BackupError::NotSqlite);
     }
-    if dest.exists() {
-        return Err(BackupError::Exists(dest.to_owned()));
-    }
     let target = dest.to_str().ok_or(BackupError::NotAFile)?;
+    // O_CREAT | O_EXCL: refused for anything there already, a dangling link included.
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dest);
+    match created {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(BackupError::Exists(dest.to_owned()));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    // SQLite writes a copy into an empty file as into a new one.
     sqlx::query("VACUUM INTO $1")
         .bind(target)
         .execute(db.write())
@@ -112,11 +138,18 @@ pub fn inspect(path: &Path, tables: &[&str]) -> Result<Inspection, BackupError> 
     if !present("_sqlx_migrations")? {
         return Err(BackupError::NotOurs(path.to_owned()));
     }
-    let mut versions = Vec::new();
+    let mut applied = Vec::new();
     let mut stmt =
-        conn.prepare("SELECT version FROM _sqlx_migrations WHERE success = 1 ORDER BY version")?;
-    for v in stmt.query_map([], |r| r.get::<_, i64>(0))? {
-        versions.push(v?);
+        conn.prepare("SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(Applied {
+            version: r.get(0)?,
+            checksum: r.get(1)?,
+            success: r.get(2)?,
+        })
+    })?;
+    for row in rows {
+        applied.push(row?);
     }
     let mut rows = Vec::new();
     for table in tables {
@@ -126,20 +159,31 @@ pub fn inspect(path: &Path, tables: &[&str]) -> Result<Inspection, BackupError> 
             rows.push(((*table).to_owned(), conn.query_row(&sql, [], |r| r.get(0))?));
         }
     }
-    Ok(Inspection { versions, rows })
+    Ok(Inspection { applied, rows })
 }
 
 /// Replaces the database in the file `dest` with the copy at `src` (which [`inspect`] should
-/// have passed), page by page through `dest`'s own locks and journal.
+/// have passed), page by page through `dest`'s own locks and journal: all of it, or (on an
+/// error) nothing. A database that stays busy (another process writing) for five seconds is
+/// left alone.
 pub fn restore(src: &Path, dest: &Path) -> Result<(), BackupError> {
+    use rusqlite::backup::StepResult;
     if !src.is_file() {
         return Err(BackupError::Missing(src.to_owned()));
     }
     let from = Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let mut to = Connection::open(dest)?;
+    // SQLite's busy handler waits out another connection's write, for five seconds at most.
+    to.busy_timeout(std::time::Duration::from_secs(5))?;
     let backup = rusqlite::backup::Backup::new(&from, &mut to)?;
-    backup.run_to_completion(1024, std::time::Duration::ZERO, None)?;
-    Ok(())
+    loop {
+        match backup.step(-1)? {
+            StepResult::Done => return Ok(()),
+            StepResult::More => {}
+            // Busy or locked past the wait: another connection is writing.
+            _ => return Err(BackupError::Busy),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -150,8 +194,9 @@ mod tests {
         let url = format!("sqlite://{}?mode=rwc", dir.join("live.db").display());
         let db = Db::connect(&url, 2).await.unwrap();
         for sql in [
-            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, success BOOLEAN)",
-            "INSERT INTO _sqlx_migrations VALUES (1, 1), (2, 1)",
+            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, checksum BLOB, \
+             success BOOLEAN)",
+            "INSERT INTO _sqlx_migrations VALUES (1, x'01', 1), (2, x'02', 1)",
             "CREATE TABLE users (id TEXT)",
             "INSERT INTO users VALUES ('alice'), ('bob')",
         ] {
@@ -176,7 +221,21 @@ mod tests {
             .await
             .unwrap();
         let seen = inspect(&copy, &["users", "nothing"]).unwrap();
-        assert_eq!(seen.versions, [1, 2]);
+        let versions: Vec<i64> = seen.applied.iter().map(|a| a.version).collect();
+        assert_eq!(versions, [1, 2]);
+        assert_eq!(seen.applied[1].checksum, [2]);
+        // Readable by its owner only.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&copy).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // Never through a link already there, even one pointing nowhere.
+        let link = dir.path().join("link.db");
+        std::os::unix::fs::symlink(dir.path().join("elsewhere.db"), &link).unwrap();
+        assert!(matches!(
+            snapshot(&db, &link).await,
+            Err(BackupError::Exists(_))
+        ));
+        assert!(!dir.path().join("elsewhere.db").exists());
         assert_eq!(seen.rows, [("users".to_owned(), 2)]);
         let restored = dir.path().join("restored.db");
         restore(&copy, &restored).unwrap();

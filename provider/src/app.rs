@@ -85,6 +85,7 @@ impl App {
     ) -> std::io::Result<()> {
         let router = self.router();
         let limits = self.ctx.config.limits.clone();
+        let lease_holder = self.maintenance.instance_id().to_owned();
         let sweeper = self.maintenance.spawn();
         let outbox = self.outbox.spawn();
         let feed = tokio::spawn(self.ctx.feed.clone().run());
@@ -119,6 +120,9 @@ impl App {
         )
         .await;
         sweeper.abort();
+        // Ended before the lease is given up, so that no round of it takes the lease again.
+        let _ = sweeper.await;
+        Maintenance::release(&self.ctx, &lease_holder).await;
         outbox.abort();
         feed.abort();
         if let Some(metrics) = metrics {

@@ -24,6 +24,19 @@ impl Maintenance {
         })
     }
 
+    /// This instance's name as a lease holder.
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+
+    /// Gives the shared upkeep's lease up, if this instance holds it (on a clean stop, so that
+    /// another instance, or `provider restore`, need not wait for it to run out).
+    pub async fn release(ctx: &Ctx, instance_id: &str) {
+        if let Err(e) = ctx.store.release_lease("maintenance", instance_id).await {
+            tracing::warn!(error = %e, "the maintenance lease could not be given up");
+        }
+    }
+
     /// Runs [`Maintenance::run_once`] every `session.sweep_interval` until aborted.
     pub fn spawn(self) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {

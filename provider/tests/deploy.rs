@@ -30,14 +30,11 @@ fn the_unit_runs_provider_commands() {
         assert!(args[0].ends_with("/provider"), "{command}");
         provider::cli::Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{command}: {e}"));
     }
-    let url = values(&unit, "Environment")
-        .into_iter()
-        .find_map(|v| v.strip_prefix("PROVIDER_DATABASE_URL="))
-        .expect("a database URL");
-    assert!(
-        url.starts_with("sqlite:///var/lib/gatehouse/"),
-        "in the StateDirectory: {url}"
-    );
+    // The database URL is provider.toml's (or provider.env's): an Environment= line here
+    // would override it without a word.
+    assert!(values(&unit, "Environment").is_empty());
+    assert!(unit.contains("database_url = \"sqlite:///var/lib/gatehouse/"));
+    assert_eq!(values(&unit, "WorkingDirectory"), ["/etc/gatehouse"]);
     assert_eq!(values(&unit, "StateDirectory"), ["gatehouse"]);
 }
 
@@ -57,6 +54,7 @@ fn the_unit_is_hardened() {
         ("SystemCallArchitectures", "native"),
         ("KillSignal", "SIGTERM"),
         ("UMask", "0077"),
+        ("SystemCallErrorNumber", "EPERM"),
     ] {
         assert_eq!(values(&unit, key), [value], "{key}");
     }

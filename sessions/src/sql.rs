@@ -83,9 +83,12 @@ impl SqlStore {
         sqlx::migrate!("../migrations/sessions")
     }
 
-    /// The schema versions [`SqlStore::migrate`] knows.
-    pub fn schema_versions() -> Vec<i64> {
-        Self::migrator().iter().map(|m| m.version).collect()
+    /// The schema migrations [`SqlStore::migrate`] knows: version and checksum.
+    pub fn schema() -> Vec<(i64, Vec<u8>)> {
+        Self::migrator()
+            .iter()
+            .map(|m| (m.version, m.checksum.to_vec()))
+            .collect()
     }
 
     /// Uses `db`; call [`SqlStore::migrate`] once at start-up.

@@ -13,7 +13,7 @@
 //!   (an empty POST, no logout token, which an app refuses);
 //! - replication where the servers show it: PostgreSQL's standbys, Redis's replicas.
 
-use super::io::{Io, store};
+use super::io::{Io, existing_store};
 use crate::Config;
 use crate::store::Store;
 use crate::types::Alg;
@@ -65,7 +65,7 @@ const MAX_SKEW_SECS: f64 = 2.0;
 
 /// `provider doctor`.
 pub(super) async fn run(config: &Config, io: &mut Io<'_>) -> anyhow::Result<()> {
-    let store = store(config).await?;
+    let store = existing_store(config).await?;
     let http = infra::http::client_builder()
         .timeout(Duration::from_secs(10))
         .build()?;
@@ -184,10 +184,29 @@ async fn keys(
 ) -> anyhow::Result<Vec<Finding>> {
     let now = Clock::system().unix();
     let stored = store.signing_keys().await?;
-    let published = match discovery.and_then(|d| d["jwks_uri"].as_str()) {
+    let mut findings = Vec::new();
+    let issuer = config.issuer_str();
+    // Only a key set under the issuer (a document naming another was reported above).
+    let jwks_uri = discovery
+        .and_then(|d| d["jwks_uri"].as_str())
+        .filter(|u| u.starts_with(&issuer));
+    let published = match jwks_uri {
         Some(uri) => match http.get(uri).send().await {
-            Ok(r) => r.json::<serde_json::Value>().await.ok(),
-            Err(_) => None,
+            Ok(r) if r.status().is_success() => r.json::<serde_json::Value>().await.ok(),
+            Ok(r) => {
+                findings.push(problem(
+                    format!("the key set {uri} answers {}", r.status()),
+                    "apps cannot verify tokens: check what answers there",
+                ));
+                None
+            }
+            Err(e) => {
+                findings.push(problem(
+                    format!("the key set {uri} is not reachable: {e}"),
+                    "apps cannot verify tokens: check the proxy in front of the provider",
+                ));
+                None
+            }
         },
         None => None,
     };
@@ -200,8 +219,10 @@ async fn keys(
                 .collect()
         })
         .unwrap_or_default();
-    let overdue = infra::secs(config.keys.rotation_period) + infra::secs(config.keys.publish_ahead);
-    let mut findings = Vec::new();
+    // Maintenance notices a key's turn up to a round late (`session.sweep_interval`).
+    let overdue = infra::secs(config.keys.rotation_period)
+        + infra::secs(config.keys.publish_ahead)
+        + 3 * infra::secs(config.session.sweep_interval);
     for &alg in Alg::ALL {
         let signing = stored
             .iter()
@@ -278,35 +299,49 @@ async fn cookie(config: &Config, http: &reqwest::Client) -> Finding {
         .iter()
         .filter_map(|v| v.to_str().ok().map(str::to_owned))
         .collect();
-    let Some(cookie) = set.iter().find(|c| c.contains(&config.cookie.name)) else {
+    let policy = sessions::CookiePolicy::for_url(
+        &config.cookie.name,
+        &config.issuer,
+        config.cookie.allow_insecure_http,
+    );
+    let name = policy.name();
+    let Some(cookie) = set
+        .iter()
+        .find(|c| c.split('=').next().map(str::trim) == Some(name))
+    else {
         return problem(
-            format!("{url} sets no {} cookie", config.cookie.name),
+            format!("{url} sets no {name} cookie"),
             "check cookie.name, and that nothing in front of the provider strips Set-Cookie",
         );
     };
-    let has = |attr: &str| {
-        cookie.split(';').any(|a| {
-            a.trim()
-                .to_ascii_lowercase()
-                .starts_with(&attr.to_ascii_lowercase())
-        })
-    };
-    let https = config.issuer.scheme() == "https";
-    let mut missing: Vec<&str> = ["HttpOnly", "SameSite"]
-        .into_iter()
-        .filter(|a| !has(a))
+    let attrs: Vec<String> = cookie
+        .split(';')
+        .skip(1)
+        .map(|a| a.trim().to_ascii_lowercase())
         .collect();
-    if https && !has("Secure") {
+    let has = |attr: &str| attrs.iter().any(|a| a == attr);
+    let https = config.issuer.scheme() == "https";
+    let mut missing: Vec<&str> = Vec::new();
+    if !has("httponly") {
+        missing.push("HttpOnly");
+    }
+    if !has("samesite=lax") && !has("samesite=strict") {
+        missing.push("SameSite=Lax or Strict");
+    }
+    if https && !has("secure") {
         missing.push("Secure");
     }
-    if https && !cookie.starts_with("__Host-") {
+    let domain = attrs.iter().any(|a| a.starts_with("domain="));
+    if name.starts_with("__Host-") && (!has("path=/") || domain) {
+        missing.push("the __Host- rules (Path=/, no Domain)");
+    }
+    if https && !name.starts_with("__Host-") {
         missing.push("the __Host- prefix");
     }
     if missing.is_empty() {
-        let name = cookie.split('=').next().unwrap_or_default();
+        let secure = if https { ", Secure" } else { "" };
         ok(format!(
-            "the SSO cookie {name} is served HttpOnly, SameSite{}",
-            if https { ", Secure" } else { "" }
+            "the SSO cookie {name} is served HttpOnly, SameSite{secure}"
         ))
     } else {
         problem(
@@ -337,10 +372,19 @@ async fn back_channels(config: &Config, store: &Store) -> anyhow::Result<Vec<Fin
             }
         };
         findings.push(match request.send().await {
-            Ok(answer) => ok(format!(
-                "{app}: back-channel logout endpoint answers ({})",
+            // A logout endpoint refuses a POST without a logout token (Back-Channel Logout
+            // 1.0 §2.8: 400).
+            Ok(answer) if answer.status() == 400 => ok(format!(
+                "{app}: back-channel logout endpoint answers (400 to a POST without a token)"
+            )),
+            Ok(answer) if answer.status().is_success() => info(format!(
+                "{app}: back-channel logout endpoint accepts a POST without a logout token ({})",
                 answer.status()
             )),
+            Ok(answer) => problem(
+                format!("{app}: back-channel logout to {uri} answers {}", answer.status()),
+                "ask the app's developer to fix the endpoint: logouts to it fail",
+            ),
             Err(e) if infra::outbound::was_refused(&e) => problem(
                 format!("{app}: {uri} resolves to an address the outbound policy refuses"),
                 "the app must register a public endpoint, or the operator allow it (outbound.allow)",
@@ -381,9 +425,17 @@ async fn replication(config: &Config, store: &Store) -> Vec<Finding> {
             Err(e) => Err(e),
         };
         findings.push(match status {
-            Ok(s) if s.contains("role=master") && s.contains("connected_slaves=0") => info(
-                format!("Redis {s}: no replica, so a lost Redis signs everyone out"),
+            Ok(s) if s.contains("role=slave") => problem(
+                format!("the session store is a Redis replica ({s}): writes fail"),
+                "point session.redis_url at the primary",
             ),
+            Ok(s) if s.contains("master_link_status=down") => problem(
+                format!("Redis {s}"),
+                "the replica lost its primary: check replication",
+            ),
+            Ok(s) if s.contains("connected_slaves=0") => info(format!(
+                "Redis {s}: no replica, so a lost Redis signs everyone out"
+            )),
             Ok(s) => ok(format!("Redis {s}")),
             Err(e) => problem(
                 format!("the session store (Redis) does not answer: {e}"),

@@ -57,13 +57,23 @@ impl Store {
         sessions::SqlStore::new(self.db.clone()).migrate().await
     }
 
-    /// Every schema version this build knows (the provider's and the session table's).
-    pub fn schema_versions() -> Vec<i64> {
+    /// Every schema migration this build knows (the provider's and the session table's):
+    /// version and checksum, oldest first.
+    pub fn schema() -> Vec<(i64, Vec<u8>)> {
         let migrator = sqlx::migrate!("../migrations/provider");
-        let mut all: Vec<i64> = migrator.iter().map(|m| m.version).collect();
-        all.extend(sessions::SqlStore::schema_versions());
+        let mut all: Vec<(i64, Vec<u8>)> = migrator
+            .iter()
+            .map(|m| (m.version, m.checksum.to_vec()))
+            .collect();
+        all.extend(sessions::SqlStore::schema());
         all.sort_unstable();
         all
+    }
+
+    /// The provider's first schema version: every database of its has it.
+    pub fn first_schema_version() -> Option<i64> {
+        let migrator = sqlx::migrate!("../migrations/provider");
+        migrator.iter().map(|m| m.version).min()
     }
 
     /// Completes after a revocation committed in this process (one that came while nobody

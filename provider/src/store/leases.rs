@@ -37,6 +37,15 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets every lease: for a database just restored, whose leases were held by
+    /// processes of the copy's moment, not by any that runs on it.
+    pub async fn clear_leases(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM leases")
+            .execute(self.db.write())
+            .await?;
+        Ok(())
+    }
+
     /// When lease `name` runs out, if someone holds it at `now`: an instance at work.
     pub async fn lease_held_until(&self, name: &str, now: i64) -> Result<Option<i64>, sqlx::Error> {
         sqlx::query_scalar("SELECT expires_at FROM leases WHERE name = $1 AND expires_at > $2")

@@ -3,7 +3,7 @@
 //! the moment of the copy (nothing written after it); and the refusals: an instance at work
 //! on the database, a file that exists, a file that is not a database, a missing one.
 
-use crate::harness::{ALICE, Browser, Stack, spawn};
+use crate::harness::{ALICE, Browser, Stack, eventually, spawn};
 
 /// Runs a `provider` command against the database at `database_url` (the stack's session
 /// store, so a restored sessions table is read where the command looks).
@@ -52,12 +52,18 @@ async fn a_backup_taken_while_serving_restores_users_clients_keys_and_sessions()
         .await
         .unwrap();
 
-    // Not over the database an instance is at work on (it holds the maintenance lease; its
-    // first round may still be on its way, so one is run here, which holds it either way).
-    provider::maintenance::Maintenance::new(stack.provider.clone())
-        .unwrap()
-        .run_once()
-        .await;
+    // Not over the database an instance is at work on: the stack's maintenance holds its
+    // lease (renewed every round, `session.sweep_interval`), once its first round is done.
+    let store = stack.store.clone();
+    eventually("the stack holds the maintenance lease", || {
+        let store = store.clone();
+        async move {
+            let now = infra::Clock::system().unix();
+            let held = store.lease_held_until("maintenance", now).await.unwrap();
+            held.map(|_| ())
+        }
+    })
+    .await;
     let busy = stack.cli(&["restore", file]).await.unwrap_err();
     assert!(busy.contains("at work"), "{busy}");
 
@@ -68,6 +74,14 @@ async fn a_backup_taken_while_serving_restores_users_clients_keys_and_sessions()
     );
     let restored = cli_on(&stack, &other, &["restore", file]).await.unwrap();
     assert!(restored.contains("2 user(s)"), "{restored}");
+    assert!(
+        restored.contains("everything since the copy is undone"),
+        "{restored}"
+    );
+    assert!(
+        !restored.contains("is kept in"),
+        "nothing to keep: {restored}"
+    );
     let users = cli_on(&stack, &other, &["users", "list"]).await.unwrap();
     assert!(users.contains("alice") && users.contains("bob"), "{users}");
     assert!(!users.contains("carol"), "{users}");
@@ -104,4 +118,11 @@ async fn a_backup_taken_while_serving_restores_users_clients_keys_and_sessions()
     assert!(refused.contains("is not there"), "{refused}");
     let users = cli_on(&stack, &other, &["users", "list"]).await.unwrap();
     assert!(users.contains("alice"), "{users}");
+    // Restored over a database that holds something: that one is kept beside it first.
+    let again = cli_on(&stack, &other, &["restore", file]).await.unwrap();
+    let kept = again
+        .lines()
+        .find_map(|l| l.strip_prefix("the database it replaced is kept in "))
+        .unwrap_or_else(|| panic!("a copy kept: {again}"));
+    assert!(std::path::Path::new(kept).is_file(), "{kept}");
 }
