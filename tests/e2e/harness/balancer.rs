@@ -1,6 +1,10 @@
 //! A small round-robin load balancer in front of several provider instances, behaving as the
 //! usual ones do: it asks each instance's `/readyz` every 50 ms and sends requests only to the
-//! ready ones; a request whose connection is refused (nothing was sent) goes to the next one.
+//! ready ones (an instance that says it is draining is out at once; one that fails to answer
+//! in time, after two misses, so that one slow answer on a busy machine takes nobody out); a
+//! request whose connection is refused (nothing was sent) goes to the next one, and with no
+//! instance ready every one is tried. Its idle connections are dropped after a second, well
+//! before an instance closes an idle one (`limits.header_read_timeout`).
 //! It records what it saw of each instance (ready, not ready), so a test can tell that an
 //! instance left and came back.
 
@@ -23,6 +27,8 @@ pub struct Seen {
     pub returned: usize,
     /// `/readyz` answers 503 seen (an instance draining, as opposed to gone).
     pub draining: usize,
+    /// Polls missed in a row (no answer, or not in time).
+    misses: usize,
 }
 
 #[derive(Clone)]
@@ -66,6 +72,8 @@ pub async fn spawn(upstreams: Vec<String>) -> Running {
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(2))
+            .pool_idle_timeout(Duration::from_secs(1))
+            .timeout(Duration::from_secs(15))
             .build()
             .unwrap(),
     };
@@ -90,19 +98,28 @@ pub async fn spawn(upstreams: Vec<String>) -> Running {
 async fn poll(b: Balancer) {
     loop {
         for (i, upstream) in b.upstreams.iter().enumerate() {
+            // Longer than `/readyz` may take (a second per check).
             let answer = b
                 .client
                 .get(format!("{upstream}/readyz"))
-                .timeout(Duration::from_millis(500))
+                .timeout(Duration::from_millis(2500))
                 .send()
                 .await;
-            let status = answer.as_ref().map(|a| a.status().as_u16()).ok();
+            let (status, body) = match answer {
+                Ok(a) => (
+                    Some(a.status().as_u16()),
+                    a.text().await.unwrap_or_default(),
+                ),
+                Err(_) => (None, String::new()),
+            };
             let mut seen = b.seen.lock().unwrap();
             let s = &mut seen[i];
-            let ready = status == Some(200);
-            if status == Some(503) {
+            let draining = status == Some(503) && body.contains("draining");
+            if draining {
                 s.draining += 1;
             }
+            s.misses = if status == Some(200) { 0 } else { s.misses + 1 };
+            let ready = status == Some(200) || (!draining && s.ready && s.misses < 2);
             match (s.ready, ready) {
                 (true, false) => s.left += 1,
                 (false, true) if s.left > 0 => s.returned += 1,
@@ -116,7 +133,13 @@ async fn poll(b: Balancer) {
 
 async fn forward(State(b): State<Balancer>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let body: Bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+        return Response::builder()
+            .status(400)
+            .body(Body::from("the request body broke off"))
+            .unwrap();
+    };
+    let body: Bytes = body;
     let path = parts
         .uri
         .path_and_query()
@@ -124,12 +147,18 @@ async fn forward(State(b): State<Balancer>, req: Request) -> Response {
         .to_owned();
     let n = b.upstreams.len();
     let start = b.next.fetch_add(1, Ordering::Relaxed);
-    let mut last_error = String::from("no instance is ready");
-    for k in 0..n {
-        let i = (start + k) % n;
-        if !b.seen.lock().unwrap()[i].ready {
-            continue;
-        }
+    let mut last_error = String::from("no instance answers");
+    // The ready ones in turn; with none ready, every one.
+    let ready: Vec<usize> = (0..n)
+        .map(|k| (start + k) % n)
+        .filter(|i| b.seen.lock().unwrap()[*i].ready)
+        .collect();
+    let order = if ready.is_empty() {
+        (0..n).map(|k| (start + k) % n).collect()
+    } else {
+        ready
+    };
+    for i in order {
         let mut upstream = b
             .client
             .request(parts.method.clone(), format!("{}{path}", b.upstreams[i]))

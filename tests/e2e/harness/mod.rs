@@ -513,7 +513,12 @@ impl Stack {
         }
         let url = url::Url::parse(&self.instances[index].0).unwrap();
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], url.port().unwrap()));
-        let listener = TcpListener::bind(addr).await.unwrap();
+        // The port is free again once the old listener is gone (SO_REUSEADDR), unless an
+        // outgoing connection took it as its source port meanwhile: then again, a while.
+        let listener = eventually("the instance's port is free again", || async {
+            TcpListener::bind(addr).await.ok()
+        })
+        .await;
         let mut config = self.provider_config.clone();
         config.listen = addr;
         let (_, server, _) = start_provider(config, self.clock.clone(), listener).await;
