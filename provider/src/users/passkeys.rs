@@ -151,6 +151,11 @@ fn corrupt(what: &str, e: &serde_json::Error) -> SystemError {
     SystemError::Internal(anyhow::anyhow!("a stored {what} does not decode: {e}"))
 }
 
+/// A ceremony's state as [`begin`] kept it.
+fn ceremony_state<T: serde::de::DeserializeOwned>(state: &str) -> Result<T, SystemError> {
+    serde_json::from_str(state).map_err(|e| corrupt("ceremony", &e))
+}
+
 fn stored(row: &PasskeyRow) -> Result<Passkey, SystemError> {
     serde_json::from_str(&row.passkey).map_err(|e| corrupt("passkey", &e))
 }
@@ -261,8 +266,7 @@ pub async fn finish_registration(
     let name = clean_name(name)?;
     let rp = relying_party(ctx)?;
     let state = take(ctx, session_handle, Purpose::Register, Some(user_id)).await?;
-    let state: PasskeyRegistration =
-        serde_json::from_str(&state).map_err(|e| corrupt("ceremony", &e))?;
+    let state: PasskeyRegistration = ceremony_state(&state)?;
     let answer: RegisterPublicKeyCredential =
         serde_json::from_str(credential).map_err(|_| Refusal::Invalid)?;
     let passkey = match rp.finish_passkey_registration(&answer, &state) {
@@ -388,8 +392,7 @@ async fn check_answer(
             if row.user_id != expected || other {
                 return Err(Refusal::Unknown.into());
             }
-            let state: PasskeyAuthentication =
-                serde_json::from_str(&state).map_err(|e| corrupt("ceremony", &e))?;
+            let state: PasskeyAuthentication = ceremony_state(&state)?;
             rp.finish_passkey_authentication(&answer, &state)
         }
         None => {
@@ -401,8 +404,7 @@ async fn check_answer(
             if handle != user_handle(&row.user_id)? {
                 return Err(Refusal::Unknown.into());
             }
-            let state: DiscoverableAuthentication =
-                serde_json::from_str(&state).map_err(|e| corrupt("ceremony", &e))?;
+            let state: DiscoverableAuthentication = ceremony_state(&state)?;
             let key = Credential::from(passkey.clone());
             rp.finish_discoverable_authentication_v2(&answer, state, key)
         }

@@ -513,6 +513,27 @@ async fn an_authenticator_app_is_set_up_and_asked_for_at_the_next_sign_in() {
     chrome.client.clone().close().await.unwrap();
 }
 
+/// Signs alice out everywhere and, once App B has heard (back-channel logout, in the
+/// background), opens its sign-in at the provider.
+async fn signed_out_to_app_b_sign_in(chrome: &Chrome, stack: &Stack) {
+    stack
+        .cli(&["sessions", "revoke", "--user", ALICE.0])
+        .await
+        .unwrap();
+    reload_until(chrome, &format!("{}/", stack.app_b.url), "login").await;
+    chrome.click("login").await;
+    chrome
+        .wait_for_url(&format!("{}/login", stack.issuer))
+        .await;
+}
+
+/// Types alice's name and password on the sign-in page, and sends them.
+async fn type_alices_password(chrome: &Chrome) {
+    chrome.fill("username", ALICE.0).await;
+    chrome.fill("password", ALICE.1).await;
+    chrome.click("login-submit").await;
+}
+
 /// Passkeys in Chromium, with its virtual authenticator: one added on "Security" (named, and
 /// listed), then signing in with it alone (no username, no password) at App B, whose Settings
 /// need two factors and open at once (a verified passkey is two); then, after a password, as
@@ -538,16 +559,7 @@ async fn a_passkey_is_added_and_signs_in_alone_and_as_the_second_step() {
     chrome.shot("security-passkeys").await;
 
     // Signed out everywhere; App B's sign-in, with the passkey alone.
-    stack
-        .cli(&["sessions", "revoke", "--user", ALICE.0])
-        .await
-        .unwrap();
-    let app_b = format!("{}/", stack.app_b.url);
-    reload_until(&chrome, &app_b, "login").await;
-    chrome.click("login").await;
-    chrome
-        .wait_for_url(&format!("{}/login", stack.issuer))
-        .await;
+    signed_out_to_app_b_sign_in(&chrome, &stack).await;
     chrome.shot("sign-in-with-a-passkey").await;
     chrome.click_when_enabled("passkey-sign-in").await;
     chrome.wait_for_text("status", "Signed in").await;
@@ -557,18 +569,8 @@ async fn a_passkey_is_added_and_signs_in_alone_and_as_the_second_step() {
     chrome.shot("app-b-settings-with-a-passkey").await;
 
     // After the password, the passkey is the second step.
-    stack
-        .cli(&["sessions", "revoke", "--user", ALICE.0])
-        .await
-        .unwrap();
-    reload_until(&chrome, &app_b, "login").await;
-    chrome.click("login").await;
-    chrome
-        .wait_for_url(&format!("{}/login", stack.issuer))
-        .await;
-    chrome.fill("username", ALICE.0).await;
-    chrome.fill("password", ALICE.1).await;
-    chrome.click("login-submit").await;
+    signed_out_to_app_b_sign_in(&chrome, &stack).await;
+    type_alices_password(&chrome).await;
     wait_for_element(&chrome, "use-passkey").await;
     assert!(
         chrome.client.find(Locator::Id("code")).await.is_err(),
@@ -590,18 +592,8 @@ async fn a_passkey_is_added_and_signs_in_alone_and_as_the_second_step() {
     chrome.fill("confirm-code", &code).await;
     chrome.click("confirm-totp").await;
     wait_for_element(&chrome, "recovery-codes").await;
-    stack
-        .cli(&["sessions", "revoke", "--user", ALICE.0])
-        .await
-        .unwrap();
-    reload_until(&chrome, &app_b, "login").await;
-    chrome.click("login").await;
-    chrome
-        .wait_for_url(&format!("{}/login", stack.issuer))
-        .await;
-    chrome.fill("username", ALICE.0).await;
-    chrome.fill("password", ALICE.1).await;
-    chrome.click("login-submit").await;
+    signed_out_to_app_b_sign_in(&chrome, &stack).await;
+    type_alices_password(&chrome).await;
     wait_for_element(&chrome, "code").await;
     chrome.shot("code-or-passkey").await;
     chrome.click_when_enabled("use-passkey").await;
