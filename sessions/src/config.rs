@@ -1,5 +1,6 @@
 //! Session settings as both apps configure them (`session.store`, `session.idle_timeout`, …).
 
+use crate::redis_conn::{RedisTarget, UrlError};
 use crate::{MemoryStore, RedisStore, SessionPolicy, SessionStore, Sessions, SqlStore, StoreError};
 use infra::config::{duration, opt_duration};
 use infra::{Clock, Db};
@@ -22,9 +23,16 @@ pub struct SessionConfig {
     /// How often expired sessions are swept.
     #[serde(with = "duration")]
     pub sweep_interval: Duration,
-    /// `redis://…`, for `store = "redis"`.
+    /// `redis://…` or `redis+sentinel://host:port,…/service[/db]`, for `store = "redis"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_url: Option<String>,
+    /// How many replicas must have a new session or a revocation before it is reported done
+    /// (`WAIT`); by default 1 with Sentinel and 0 with one server (see `redis_conn`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_confirm_replicas: Option<u32>,
+    /// How long such a write waits for them before failing (503).
+    #[serde(with = "duration")]
+    pub redis_confirm_timeout: Duration,
     /// Prefix of every Redis key (several apps or tests can share one Redis).
     pub redis_prefix: String,
     /// "Keep me signed in": off unless allowed here.
@@ -80,6 +88,8 @@ impl Default for SessionConfig {
             touch_interval: None,
             sweep_interval: Duration::from_secs(60),
             redis_url: None,
+            redis_confirm_replicas: None,
+            redis_confirm_timeout: Duration::from_millis(500),
             redis_prefix: "gatehouse:".into(),
             remember: RememberConfig::default(),
         }
@@ -113,7 +123,11 @@ impl SessionConfig {
                 let url = self.redis_url.as_deref().ok_or(ConfigError::Invalid(
                     "session.store = redis needs session.redis_url",
                 ))?;
-                Arc::new(RedisStore::connect(url, &self.redis_prefix).await?)
+                let target = RedisTarget::parse(url)?;
+                let mut confirm = RedisStore::default_confirm(&target);
+                confirm.replicas = self.redis_confirm_replicas.unwrap_or(confirm.replicas);
+                confirm.timeout = self.redis_confirm_timeout;
+                Arc::new(RedisStore::connect_to(&target, &self.redis_prefix, confirm).await?)
             }
             (SessionBackend::Memory, _) => Arc::new(MemoryStore::new()),
         };
@@ -127,6 +141,14 @@ impl SessionConfig {
         }
         if self.idle_timeout.is_zero() || self.sweep_interval.is_zero() {
             return Err("session durations must be positive".into());
+        }
+        if let Some(url) = &self.redis_url {
+            RedisTarget::parse(url).map_err(|e| e.to_string())?;
+        }
+        if self.redis_confirm_timeout.is_zero()
+            || self.redis_confirm_timeout > Duration::from_secs(10)
+        {
+            return Err("session.redis_confirm_timeout must be between 1ms and 10s".into());
         }
         let kept = &self.remember;
         if kept.enabled {
@@ -159,6 +181,8 @@ pub enum ConfigError {
     Invalid(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Url(#[from] UrlError),
 }
 
 #[cfg(test)]

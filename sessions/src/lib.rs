@@ -26,6 +26,7 @@ mod cookie;
 mod id;
 mod memory;
 mod model;
+pub mod redis_conn;
 mod redis_store;
 mod sql;
 mod store;

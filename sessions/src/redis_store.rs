@@ -20,10 +20,10 @@
 //! index. Idle-expired sessions are removed (and reported) by the sweeper long before that.
 
 use crate::model::StoredSession;
+use crate::redis_conn::{Confirm, Conn, RedisTarget};
 use crate::store::{SessionStore, StoreError};
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Script};
+use redis::{AsyncCommands, Cmd, Script};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -34,7 +34,7 @@ const GRACE_SECS: i64 = 86_400;
 /// Sessions in Redis.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Conn,
     prefix: String,
     scripts: std::sync::Arc<Scripts>,
     grace_secs: i64,
@@ -195,16 +195,32 @@ return out
 ";
 
 impl RedisStore {
-    /// Connects to `url` (`redis://…`). Commands time out after a second and the connection
-    /// is re-established in the background, so an outage answers with errors, not hangs.
+    /// Connects to `url` (`redis://…`, or `redis+sentinel://…`: see [`crate::redis_conn`])
+    /// with the default confirmation of writes ([`RedisStore::default_confirm`]).
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(1)))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(2));
-        let conn = ConnectionManager::new_with_config(client, config).await?;
+        let target = RedisTarget::parse(url).map_err(|e| corrupt_config(&e.to_string()))?;
+        Self::connect_to(&target, prefix, Self::default_confirm(&target)).await
+    }
+
+    /// By default, writes that matter wait for one replica with Sentinel (whose failover
+    /// would otherwise lose what the dead primary had not passed on) and for none with one
+    /// server.
+    pub fn default_confirm(target: &RedisTarget) -> Confirm {
+        Confirm {
+            replicas: u32::from(matches!(target, RedisTarget::Sentinel { .. })),
+            timeout: Duration::from_millis(500),
+        }
+    }
+
+    /// Connects to `target`. Commands time out after a second (plus the confirmation's wait)
+    /// and the connection is re-established in the background (to the primary of the moment,
+    /// with Sentinel), so an outage answers with errors, not hangs.
+    pub async fn connect_to(
+        target: &RedisTarget,
+        prefix: &str,
+        confirm: Confirm,
+    ) -> Result<Self, StoreError> {
+        let conn = Conn::open(target, confirm).await?;
         let script = |body: &str| Script::new(&format!("{LIB}\n{body}"));
         let scripts = Scripts {
             put: script(PUT),
@@ -225,10 +241,9 @@ impl RedisStore {
     /// What `INFO replication` says of this Redis: its role, how many replicas a primary
     /// has, whether a replica's link to its primary is up (`role=master, connected_slaves=1`).
     pub async fn replication(&self) -> Result<String, StoreError> {
-        let mut conn = self.conn.clone();
         let info: String = redis::cmd("INFO")
             .arg("replication")
-            .query_async(&mut conn)
+            .query_async(&mut self.conn.link())
             .await?;
         let wanted = ["role", "connected_slaves", "master_link_status"];
         Ok(info
@@ -255,30 +270,37 @@ impl RedisStore {
         now: i64,
     ) -> Result<bool, StoreError> {
         let ttl = (s.absolute_expires_at - now).max(1) + self.grace_secs;
-        let mut call = self.scripts.put.prepare_invoke();
-        call.arg(&self.prefix)
-            .arg(mode)
+        let mut args = self.args();
+        args.arg(mode)
             .arg(old_hash)
             .arg(&s.id_hash)
             .arg(now)
             .arg(ttl);
         for (k, v) in fields(s) {
-            call.arg(k).arg(v);
+            args.arg(k).arg(v);
         }
-        let done: i64 = call.invoke_async(&mut self.conn.clone()).await?;
+        let done: i64 = self.conn.eval(&self.scripts.put, &args, true).await?;
         Ok(done == 1)
     }
 
+    /// Removes the sessions of set `which` (confirmed: a revocation), or the expired ones
+    /// (not confirmed: their deadlines refuse them anyway, on whichever server).
     async fn remove_set(&self, which: &str, now: i64) -> Result<Vec<StoredSession>, StoreError> {
+        let mut args = self.args();
+        args.arg(which).arg(now);
+        let confirm = which != "expired";
         let rows: Vec<Vec<String>> = self
-            .scripts
-            .remove_set
-            .arg(&self.prefix)
-            .arg(which)
-            .arg(now)
-            .invoke_async(&mut self.conn.clone())
+            .conn
+            .eval(&self.scripts.remove_set, &args, confirm)
             .await?;
         rows.into_iter().map(from_fields).collect()
+    }
+
+    /// A script's arguments, starting with the key prefix.
+    fn args(&self) -> Cmd {
+        let mut args = Cmd::new();
+        args.arg(&self.prefix);
+        args
     }
 }
 
@@ -303,6 +325,14 @@ fn fields(s: &StoredSession) -> Vec<(&'static str, String)> {
     ];
     out.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
     out
+}
+
+fn corrupt_config(what: &str) -> StoreError {
+    StoreError::Redis(redis::RedisError::from((
+        redis::ErrorKind::InvalidClientConfig,
+        "invalid session.redis_url",
+        what.to_owned(),
+    )))
 }
 
 fn corrupt(what: &str) -> StoreError {
@@ -365,7 +395,7 @@ impl SessionStore for RedisStore {
 
     async fn get(&self, id_hash: &str, now: i64) -> Result<Option<StoredSession>, StoreError> {
         let key = format!("{}s:{id_hash}", self.prefix);
-        let flat: Vec<String> = self.conn.clone().hgetall(&key).await?;
+        let flat: Vec<String> = self.conn.link().hgetall(&key).await?;
         let found = optional(Some(flat))?.map(|mut s| {
             s.id_hash = id_hash.to_owned();
             s
@@ -382,45 +412,31 @@ impl SessionStore for RedisStore {
         self.put("update", old_hash, session, now).await
     }
 
+    /// Not confirmed: a touch lost in a failover brings the idle deadline nearer, never
+    /// further.
     async fn touch(&self, id_hash: &str, now: i64, idle_expires_at: i64) -> Result<(), StoreError> {
-        let _: i64 = self
-            .scripts
-            .touch
-            .arg(&self.prefix)
-            .arg(id_hash)
-            .arg(now)
-            .arg(idle_expires_at)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
+        let mut args = self.args();
+        args.arg(id_hash).arg(now).arg(idle_expires_at);
+        let _: i64 = self.conn.eval(&self.scripts.touch, &args, false).await?;
         Ok(())
     }
 
     async fn remove(&self, id_hash: &str) -> Result<Option<StoredSession>, StoreError> {
-        let flat: Option<Vec<String>> = self
-            .scripts
-            .remove
-            .arg(&self.prefix)
-            .arg("hash")
-            .arg(id_hash)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
+        let mut args = self.args();
+        args.arg("hash").arg(id_hash);
+        let flat: Option<Vec<String>> = self.conn.eval(&self.scripts.remove, &args, true).await?;
         optional(flat)
     }
 
     async fn remove_by_handle(&self, handle: &str) -> Result<Option<StoredSession>, StoreError> {
-        let flat: Option<Vec<String>> = self
-            .scripts
-            .remove
-            .arg(&self.prefix)
-            .arg("handle")
-            .arg(handle)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
+        let mut args = self.args();
+        args.arg("handle").arg(handle);
+        let flat: Option<Vec<String>> = self.conn.eval(&self.scripts.remove, &args, true).await?;
         optional(flat)
     }
 
     async fn get_by_handle(&self, handle: &str) -> Result<Option<StoredSession>, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn.link();
         let hash: Option<String> = conn.get(format!("{}h:{handle}", self.prefix)).await?;
         let Some(hash) = hash else {
             return Ok(None);
@@ -433,14 +449,9 @@ impl SessionStore for RedisStore {
     }
 
     async fn list_expired(&self, now: i64, limit: usize) -> Result<Vec<StoredSession>, StoreError> {
-        let rows: Vec<Vec<String>> = self
-            .scripts
-            .expired
-            .arg(&self.prefix)
-            .arg(now)
-            .arg(limit)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
+        let mut args = self.args();
+        args.arg(now).arg(limit);
+        let rows: Vec<Vec<String>> = self.conn.eval(&self.scripts.expired, &args, false).await?;
         rows.into_iter().map(from_fields).collect()
     }
 
@@ -453,13 +464,16 @@ impl SessionStore for RedisStore {
         let ttl = u64::try_from((keep_until - ended_at).max(1)).unwrap_or(1);
         let key = format!("{}e:{marker}", self.prefix);
         let value = format!("{ended_at} {keep_until}");
-        let _: () = self.conn.clone().set_ex(&key, value, ttl).await?;
+        // A revocation: confirmed like the removals.
+        let mut set = redis::cmd("SET");
+        set.arg(key).arg(value).arg("EX").arg(ttl);
+        let _: () = self.conn.query(&set, true).await?;
         Ok(())
     }
 
     async fn ended_at(&self, marker: &str, now: i64) -> Result<Option<i64>, StoreError> {
         let key = format!("{}e:{marker}", self.prefix);
-        let value: Option<String> = self.conn.clone().get(&key).await?;
+        let value: Option<String> = self.conn.link().get(&key).await?;
         // `ended_at keep_until`: the deadline is checked against the injected clock, like
         // the sessions'; the TTL only reclaims memory.
         Ok(value.and_then(|v| {
@@ -482,13 +496,9 @@ impl SessionStore for RedisStore {
         user_id: &str,
         now: i64,
     ) -> Result<Vec<StoredSession>, StoreError> {
-        let rows: Vec<Vec<String>> = self
-            .scripts
-            .list
-            .arg(&self.prefix)
-            .arg(format!("u:{user_id}"))
-            .invoke_async(&mut self.conn.clone())
-            .await?;
+        let mut args = self.args();
+        args.arg(format!("u:{user_id}"));
+        let rows: Vec<Vec<String>> = self.conn.eval(&self.scripts.list, &args, false).await?;
         let mut list: Vec<StoredSession> = rows
             .into_iter()
             .map(from_fields)
@@ -502,7 +512,7 @@ impl SessionStore for RedisStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         let _: String = redis::cmd("PING")
-            .query_async(&mut self.conn.clone())
+            .query_async(&mut self.conn.link())
             .await?;
         Ok(())
     }

@@ -19,6 +19,10 @@ pub enum StoreError {
     Data(#[from] serde_json::Error),
     #[error("session store: {0}")]
     Redis(#[from] redis::RedisError),
+    /// A write that matters reached fewer Redis replicas than required in time (see
+    /// `redis_conn`): not reported done, since a failover could take it back.
+    #[error("session store: the write reached {got} of {wanted} Redis replicas in time")]
+    Unconfirmed { wanted: u32, got: u32 },
 }
 
 impl StoreError {
@@ -32,7 +36,14 @@ impl StoreError {
                     || e.is_timeout()
                     || e.is_connection_dropped()
                     || e.is_connection_refusal()
+                    // A primary demoted under us, or one that lost its replicas
+                    // (`min-replicas-to-write`): a failover is under way.
+                    || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+                    || e.code() == Some("NOREPLICAS")
+                    || e.code() == Some("MASTERDOWN")
+                    || e.code() == Some("LOADING")
             }
+            Self::Unconfirmed { .. } => true,
             Self::Random(_) | Self::Data(_) => false,
         }
     }

@@ -43,3 +43,279 @@ impl Drop for TestRedis {
         }
     }
 }
+
+/// A `redis-server` (or sentinel) of a test's own, on a free loopback port, with its own
+/// directory; killed and reaped on drop. For the tests that need their own topology (an
+/// outage, a failover), as `.ci/run` provides the binaries.
+pub struct RedisProcess {
+    pub port: u16,
+    child: Option<std::process::Child>,
+    args: Vec<String>,
+    dir: tempfile::TempDir,
+}
+
+/// Whether `redis-server` can be run here; reports the skip (or fails, when services are
+/// required) if not.
+pub fn redis_server_available(what: &str) -> bool {
+    let found = std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !found {
+        skip(what, "redis-server on PATH");
+    }
+    found
+}
+
+/// A free loopback port (free a moment ago).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+/// How long the topology helpers wait for Redis to get somewhere (a loaded machine).
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl RedisProcess {
+    /// A server (no persistence) with `extra` arguments, listening once this returns.
+    pub async fn server(extra: &[&str]) -> Self {
+        let port = free_port();
+        let mut args: Vec<String> = [
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        Self::spawn(port, args, None).await
+    }
+
+    /// A sentinel watching `primary_port` as `service` (quorum 2), quick to act: a primary
+    /// that does not answer for a second is down.
+    pub async fn sentinel(service: &str, primary_port: u16) -> Self {
+        let port = free_port();
+        let config = format!(
+            "port {port}\nbind 127.0.0.1\n\
+             sentinel monitor {service} 127.0.0.1 {primary_port} 2\n\
+             sentinel down-after-milliseconds {service} 1000\n\
+             sentinel failover-timeout {service} 5000\n\
+             sentinel parallel-syncs {service} 1\n"
+        );
+        Self::spawn(port, Vec::new(), Some(config)).await
+    }
+
+    async fn spawn(port: u16, mut args: Vec<String>, config: Option<String>) -> Self {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        if let Some(config) = config {
+            // Sentinel rewrites its configuration file, so it is a file of its own.
+            let file = dir.path().join("sentinel.conf");
+            std::fs::write(&file, config).unwrap_or_else(|e| panic!("sentinel.conf: {e}"));
+            args = vec![file.display().to_string(), "--sentinel".into()];
+        }
+        args.extend(["--dir".into(), dir.path().display().to_string()]);
+        let mut process = Self {
+            port,
+            child: None,
+            args,
+            dir,
+        };
+        process.start().await;
+        process
+    }
+
+    async fn start(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("log"))
+            .unwrap_or_else(|e| panic!("log file: {e}"));
+        let child = std::process::Command::new("redis-server")
+            .args(&self.args)
+            .stdout(log)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("redis-server: {e}"));
+        self.child = Some(child);
+        self.wait_until("it answers", |_| true).await;
+    }
+
+    /// Kills it at once (`SIGKILL`: nothing flushed, nothing handed over), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on its port, with its arguments.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.start().await;
+    }
+
+    /// `redis://127.0.0.1:port/`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// A command's answer from this process.
+    pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+        let client = redis::Client::open(self.url())?;
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
+            .set_response_timeout(Some(std::time::Duration::from_secs(2)));
+        let mut conn = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        cmd.query_async(&mut conn).await
+    }
+
+    /// `INFO` section `section` (all the usual ones when empty) as `key → value`.
+    pub async fn info(&self, section: &str) -> std::collections::HashMap<String, String> {
+        let mut cmd = redis::cmd("INFO");
+        if !section.is_empty() {
+            cmd.arg(section);
+        }
+        let text: String = self.query(&cmd).await.unwrap_or_default();
+        text.lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+            .collect()
+    }
+
+    /// Waits (at most a minute) until `INFO` says what `ok` wants; panics with `what` after.
+    pub async fn wait_until(
+        &self,
+        what: &str,
+        ok: impl Fn(&std::collections::HashMap<String, String>) -> bool,
+    ) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let info = self.info("").await;
+            if !info.is_empty() && ok(&info) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "redis on port {}: {what}: not within {PATIENCE:?}",
+                self.port
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A primary, `replicas` replicas and three sentinels (quorum 2) on loopback, all ready: the
+/// replicas in sync and every sentinel aware of them and of the two other sentinels.
+pub struct SentinelTopology {
+    pub service: String,
+    /// The data nodes, the first being the primary at the start.
+    pub nodes: Vec<RedisProcess>,
+    pub sentinels: Vec<RedisProcess>,
+}
+
+impl SentinelTopology {
+    pub async fn start(replicas: usize) -> Self {
+        let service = "gatehouse-test".to_owned();
+        let primary = RedisProcess::server(&[]).await;
+        let mut nodes = vec![];
+        let replica_of = primary.port.to_string();
+        nodes.push(primary);
+        for _ in 0..replicas {
+            nodes.push(RedisProcess::server(&["--replicaof", "127.0.0.1", &replica_of]).await);
+        }
+        for node in &nodes[1..] {
+            node.wait_until("in sync with the primary", |i| {
+                i.get("master_link_status").is_some_and(|s| s == "up")
+            })
+            .await;
+        }
+        let mut sentinels = Vec::new();
+        for _ in 0..3 {
+            sentinels.push(RedisProcess::sentinel(&service, nodes[0].port).await);
+        }
+        let topology = Self {
+            service,
+            nodes,
+            sentinels,
+        };
+        topology.wait_until_watched(replicas).await;
+        topology
+    }
+
+    /// Waits until every sentinel sees the primary up, `replicas` replicas and the two other
+    /// sentinels (only then can they agree on a failover).
+    pub async fn wait_until_watched(&self, replicas: usize) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        for sentinel in &self.sentinels {
+            loop {
+                let fields: redis::RedisResult<std::collections::HashMap<String, String>> =
+                    sentinel
+                        .query(redis::cmd("SENTINEL").arg("MASTER").arg(&self.service))
+                        .await;
+                let ready = fields.is_ok_and(|f| {
+                    let n = |k: &str| f.get(k).and_then(|v| v.parse::<usize>().ok());
+                    f.get("flags").is_some_and(|v| v == "master")
+                        && n("num-slaves") == Some(replicas)
+                        && n("num-other-sentinels") == Some(2)
+                });
+                if ready {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the sentinels did not see the whole topology within {PATIENCE:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    /// `redis+sentinel://…` naming the three sentinels.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .sentinels
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect();
+        format!("redis+sentinel://{}/{}", hosts.join(","), self.service)
+    }
+
+    /// The port of the primary that a majority of sentinels name, once they agree.
+    pub async fn primary_port(&self) -> Option<u16> {
+        let mut named = Vec::new();
+        for sentinel in &self.sentinels {
+            let addr: redis::RedisResult<(String, u16)> = sentinel
+                .query(
+                    redis::cmd("SENTINEL")
+                        .arg("GET-MASTER-ADDR-BY-NAME")
+                        .arg(&self.service),
+                )
+                .await;
+            if let Ok((_, port)) = addr {
+                named.push(port);
+            }
+        }
+        named
+            .iter()
+            .copied()
+            .find(|p| named.iter().filter(|q| *q == p).count() >= 2)
+    }
+
+    /// The data node on `port`.
+    pub fn node(&mut self, port: u16) -> Option<&mut RedisProcess> {
+        self.nodes.iter_mut().find(|n| n.port == port)
+    }
+}

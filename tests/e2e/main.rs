@@ -6,6 +6,9 @@
 #![allow(unreachable_pub)]
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// The whole provider runs inside each test's future, whose layout the compiler computes to a
+// depth beyond its default of 128.
+#![recursion_limit = "256"]
 
 mod flows;
 mod harness;
