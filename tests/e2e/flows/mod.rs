@@ -8,6 +8,7 @@ mod browser;
 mod discovery;
 mod doctor;
 mod factors;
+mod failover;
 mod hardening;
 mod hostile;
 mod instances;
