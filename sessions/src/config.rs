@@ -23,7 +23,8 @@ pub struct SessionConfig {
     /// How often expired sessions are swept.
     #[serde(with = "duration")]
     pub sweep_interval: Duration,
-    /// `redis://…` or `redis+sentinel://host:port,…/service[/db]`, for `store = "redis"`.
+    /// `redis://…`, `redis+sentinel://host:port,…/service[/db]` or
+    /// `redis+cluster://host:port,…`, for `store = "redis"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_url: Option<String>,
     /// How many replicas must have a new session or a revocation before it is reported done

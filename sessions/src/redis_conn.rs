@@ -1,8 +1,10 @@
 //! How the Redis session store reaches Redis, and how it knows that a write will survive the
 //! loss of the primary.
 //!
-//! `session.redis_url` names either one server (`redis://host:port/db`, followed through
-//! reconnects by the redis crate's `ConnectionManager`) or a Sentinel deployment
+//! `session.redis_url` names one server (`redis://host:port/db`, followed through reconnects
+//! by the redis crate's `ConnectionManager`), a Redis Cluster
+//! (`redis+cluster://[user:password@]host:port,host:port,…`, the redis crate's cluster client,
+//! which follows the cluster's own failovers and slot moves), or a Sentinel deployment
 //! (`redis+sentinel://[user:password@]host:port,host:port,…/service[/db]`). For Sentinel the
 //! store asks the sentinels which server is the primary of `service` (the redis crate connects
 //! and checks that it says `master`), keeps one connection to it, and asks again when that
@@ -22,12 +24,14 @@
 //! revocation that was confirmed does not come undone. A write that is not confirmed in time
 //! fails as the store being unavailable (503), so nothing is reported done that a failover
 //! could take back. `n` is `session.redis_confirm_replicas`: 1 by default with Sentinel,
-//! 0 (no waiting) with one server.
+//! 0 (no waiting) with one server or a cluster.
 
 use crate::store::StoreError;
 use redis::aio::{
     ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
 };
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{
     AsyncConnectionConfig, Cmd, ConnectionAddr, ErrorKind, FromRedisValue, IntoConnectionInfo,
@@ -52,6 +56,12 @@ const RESOLVE_BACKOFF: Duration = Duration::from_millis(100);
 pub enum RedisTarget {
     /// One server: the URL as the redis crate reads it.
     Server(String),
+    /// A Redis Cluster, known first through `nodes`.
+    Cluster {
+        nodes: Vec<(String, u16)>,
+        username: Option<String>,
+        password: Option<String>,
+    },
     /// The primary of `service`, as the `sentinels` say.
     Sentinel {
         sentinels: Vec<(String, u16)>,
@@ -71,34 +81,59 @@ pub enum RedisTarget {
 pub struct UrlError(&'static str);
 
 const SENTINEL_SCHEME: &str = "redis+sentinel://";
+const CLUSTER_SCHEME: &str = "redis+cluster://";
+
+/// A URL's credentials and host list: `[user[:password]@]host:port,host:port,…`.
+type Authority = (Option<String>, Option<String>, Vec<(String, u16)>);
+
+fn authority(authority: &str, default_port: u16) -> Result<Authority, UrlError> {
+    let (userinfo, hosts) = match authority.rsplit_once('@') {
+        Some((userinfo, hosts)) => (Some(userinfo), hosts),
+        None => (None, authority),
+    };
+    let (username, password) = match userinfo {
+        None => (None, None),
+        Some(info) => {
+            let (user, pass) = info
+                .split_once(':')
+                .map_or((info, None), |(u, p)| (u, Some(p)));
+            (decoded(user)?, pass.map(decoded).transpose()?.flatten())
+        }
+    };
+    let hosts = hosts
+        .split(',')
+        .map(|h| host_port(h, default_port))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((username, password, hosts))
+}
 
 impl RedisTarget {
     pub fn parse(url: &str) -> Result<Self, UrlError> {
+        if let Some(rest) = url.strip_prefix(CLUSTER_SCHEME) {
+            let rest = rest.strip_suffix('/').unwrap_or(rest);
+            if rest.contains(['/', '?']) {
+                return Err(UrlError(
+                    "expected redis+cluster://host:port,… (a cluster has one database)",
+                ));
+            }
+            let (username, password, nodes) = authority(rest, 6379)?;
+            return Ok(Self::Cluster {
+                nodes,
+                username,
+                password,
+            });
+        }
         let Some(rest) = url.strip_prefix(SENTINEL_SCHEME) else {
-            if url.contains("+sentinel://") {
-                return Err(UrlError("only redis+sentinel:// (no TLS) is supported"));
+            if url.contains("+sentinel://") || url.contains("+cluster://") {
+                return Err(UrlError(
+                    "only redis+sentinel:// and redis+cluster:// (no TLS) are supported",
+                ));
             }
             return Ok(Self::Server(url.to_owned()));
         };
         let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let (userinfo, hosts) = match authority.rsplit_once('@') {
-            Some((userinfo, hosts)) => (Some(userinfo), hosts),
-            None => (None, authority),
-        };
-        let (username, password) = match userinfo {
-            None => (None, None),
-            Some(info) => {
-                let (user, pass) = info
-                    .split_once(':')
-                    .map_or((info, None), |(u, p)| (u, Some(p)));
-                (decoded(user)?, pass.map(decoded).transpose()?.flatten())
-            }
-        };
-        let sentinels = hosts
-            .split(',')
-            .map(host_port)
-            .collect::<Result<Vec<_>, _>>()?;
+        let (authority_part, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let (username, password, sentinels) = authority(authority_part, 26379)?;
         let mut segments = path.trim_end_matches('/').split('/');
         let service = segments.next().filter(|s| !s.is_empty()).ok_or(UrlError(
             "name the monitored service: redis+sentinel://host:port,…/service",
@@ -142,8 +177,8 @@ fn decoded(part: &str) -> Result<Option<String>, UrlError> {
         .map_err(|_| UrlError("user and password must be UTF-8"))
 }
 
-/// `host:port`, `[v6]:port`, or a host alone (port 26379, Sentinel's).
-fn host_port(entry: &str) -> Result<(String, u16), UrlError> {
+/// `host:port`, `[v6]:port`, or a host alone (on `default_port`).
+fn host_port(entry: &str, default_port: u16) -> Result<(String, u16), UrlError> {
     let bad = UrlError("each sentinel is host:port");
     let (host, port) = if let Some(v6) = entry.strip_prefix('[') {
         let (host, after) = v6.split_once(']').ok_or(bad)?;
@@ -155,7 +190,7 @@ fn host_port(entry: &str) -> Result<(String, u16), UrlError> {
         }
     };
     let port = match port {
-        None => 26379,
+        None => default_port,
         Some(p) => p
             .parse()
             .map_err(|_| UrlError("each sentinel is host:port"))?,
@@ -166,10 +201,11 @@ fn host_port(entry: &str) -> Result<(String, u16), UrlError> {
     Ok((host.to_owned(), port))
 }
 
-/// A connection to the primary, in either form; cheap to clone (clones share it).
+/// A connection to the primary, in any form; cheap to clone (clones share it).
 #[derive(Clone)]
 enum Link {
     Server(ConnectionManager),
+    Cluster(ClusterConnection),
     Sentinel(Arc<Followed>),
 }
 
@@ -185,6 +221,28 @@ impl Link {
                     .set_max_delay(Duration::from_secs(2));
                 Ok(Self::Server(
                     ConnectionManager::new_with_config(client, config).await?,
+                ))
+            }
+            RedisTarget::Cluster {
+                nodes,
+                username,
+                password,
+            } => {
+                let addrs = nodes
+                    .iter()
+                    .map(|(host, port)| ConnectionAddr::Tcp(host.clone(), *port));
+                let mut builder = ClusterClientBuilder::new(addrs)
+                    .connection_timeout(TIMEOUT)
+                    .response_timeout(response_timeout)
+                    .retries(2);
+                if let Some(u) = username {
+                    builder = builder.username(u);
+                }
+                if let Some(p) = password {
+                    builder = builder.password(p);
+                }
+                Ok(Self::Cluster(
+                    builder.build()?.get_async_connection().await?,
                 ))
             }
             RedisTarget::Sentinel { .. } => {
@@ -390,6 +448,7 @@ impl ConnectionLike for Link {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Self::Server(conn) => conn.req_packed_command(cmd),
+            Self::Cluster(conn) => conn.req_packed_command(cmd),
             Self::Sentinel(followed) => Box::pin(async move {
                 followed
                     .run(|mut conn| async move { conn.req_packed_command(cmd).await })
@@ -406,6 +465,7 @@ impl ConnectionLike for Link {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Self::Server(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
             Self::Sentinel(followed) => Box::pin(async move {
                 followed
                     .run(|mut conn| async move {
@@ -419,7 +479,7 @@ impl ConnectionLike for Link {
     fn get_db(&self) -> i64 {
         match self {
             Self::Server(conn) => conn.get_db(),
-            Self::Sentinel(_) => 0,
+            Self::Cluster(_) | Self::Sentinel(_) => 0,
         }
     }
 }
@@ -454,21 +514,27 @@ impl Conn {
         Ok(Self { main, confirmed })
     }
 
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self.main, Link::Cluster(_))
+    }
+
     /// A handle for single commands.
     pub(crate) fn link(&self) -> impl ConnectionLike + Send + use<> {
         self.main.clone()
     }
 
-    /// Runs `script` with `cmd`'s arguments (after `EVALSHA sha`); `confirm` makes it a write
-    /// that matters, reported done only once the configured replicas have it.
+    /// Runs `script` with `args` as `ARGV` and `route` as its one key (`KEYS[1]`, which a
+    /// cluster routes by: a key in the slot of every key the script touches); `confirm` makes
+    /// it a write that matters, reported done only once the configured replicas have it.
     pub(crate) async fn eval<T: FromRedisValue>(
         &self,
         script: &Script,
+        route: &str,
         args: &Cmd,
         confirm: bool,
     ) -> Result<T, StoreError> {
         let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(script.get_hash()).arg(0);
+        cmd.arg(script.get_hash()).arg(1).arg(route);
         for arg in args.args_iter() {
             if let redis::Arg::Simple(bytes) = arg {
                 cmd.arg(bytes);
@@ -531,6 +597,33 @@ fn unreachable(message: String) -> RedisError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_urls_parse() {
+        let t =
+            RedisTarget::parse("redis+cluster://:pw@10.0.0.1:7000,10.0.0.2,[::1]:7002/").unwrap();
+        assert_eq!(
+            t,
+            RedisTarget::Cluster {
+                nodes: vec![
+                    ("10.0.0.1".into(), 7000),
+                    ("10.0.0.2".into(), 6379),
+                    ("::1".into(), 7002)
+                ],
+                username: None,
+                password: Some("pw".into()),
+            }
+        );
+        for bad in [
+            "redis+cluster://h1:7000/1",
+            "redis+cluster://h1:7000?x=1",
+            "redis+cluster://",
+            "redis+cluster://h1:70000",
+            "rediss+cluster://h1:7000",
+        ] {
+            assert!(RedisTarget::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn sentinel_urls_parse() {

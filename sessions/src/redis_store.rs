@@ -1,7 +1,9 @@
 //! Redis backend: sessions shared by several processes, kept in memory by Redis.
 //!
-//! Layout under a configurable prefix `P` (one Redis database, or a primary; the scripts build
-//! key names themselves, so Redis Cluster is not supported):
+//! Layout under a configurable prefix `P` (one Redis database; on a Redis Cluster `P` is a hash
+//! tag such as `{gatehouse:}`, so that every key is in one slot and every script, which builds
+//! key names itself, touches that slot only: the cluster routes each script by its one
+//! declared key, `P` itself):
 //! - `P s:{id_hash}`: a hash with the session's fields (`data` stays one opaque JSON string, so
 //!   no script ever re-encodes it);
 //! - `P h:{handle}`: the id hash of the session with that public handle;
@@ -204,7 +206,7 @@ impl RedisStore {
 
     /// By default, writes that matter wait for one replica with Sentinel (whose failover
     /// would otherwise lose what the dead primary had not passed on) and for none with one
-    /// server.
+    /// server or a cluster (whose primaries need not have replicas).
     pub fn default_confirm(target: &RedisTarget) -> Confirm {
         Confirm {
             replicas: u32::from(matches!(target, RedisTarget::Sentinel { .. })),
@@ -221,6 +223,10 @@ impl RedisStore {
         confirm: Confirm,
     ) -> Result<Self, StoreError> {
         let conn = Conn::open(target, confirm).await?;
+        let prefix = match target {
+            RedisTarget::Cluster { .. } => hash_tagged(prefix),
+            _ => prefix.to_owned(),
+        };
         let script = |body: &str| Script::new(&format!("{LIB}\n{body}"));
         let scripts = Scripts {
             put: script(PUT),
@@ -232,20 +238,29 @@ impl RedisStore {
         };
         Ok(Self {
             conn,
-            prefix: prefix.to_owned(),
+            prefix,
             scripts: std::sync::Arc::new(scripts),
             grace_secs: GRACE_SECS,
         })
     }
 
     /// What `INFO replication` says of this Redis: its role, how many replicas a primary
-    /// has, whether a replica's link to its primary is up (`role=master, connected_slaves=1`).
+    /// has, whether a replica's link to its primary is up (`role=master, connected_slaves=1`);
+    /// of a cluster, its state and size (`cluster_state=ok, cluster_size=3, …`).
     pub async fn replication(&self) -> Result<String, StoreError> {
-        let info: String = redis::cmd("INFO")
-            .arg("replication")
-            .query_async(&mut self.conn.link())
-            .await?;
-        let wanted = ["role", "connected_slaves", "master_link_status"];
+        // A cluster answers for itself (`INFO` would go to every primary).
+        let (query, wanted): (_, &[&str]) = if self.conn.is_cluster() {
+            (
+                redis::cmd("CLUSTER").arg("INFO").to_owned(),
+                &["cluster_state", "cluster_size", "cluster_known_nodes"],
+            )
+        } else {
+            (
+                redis::cmd("INFO").arg("replication").to_owned(),
+                &["role", "connected_slaves", "master_link_status"],
+            )
+        };
+        let info: String = query.query_async(&mut self.conn.link()).await?;
         Ok(info
             .lines()
             .filter_map(|line| line.split_once(':'))
@@ -279,7 +294,10 @@ impl RedisStore {
         for (k, v) in fields(s) {
             args.arg(k).arg(v);
         }
-        let done: i64 = self.conn.eval(&self.scripts.put, &args, true).await?;
+        let done: i64 = self
+            .conn
+            .eval(&self.scripts.put, &self.prefix, &args, true)
+            .await?;
         Ok(done == 1)
     }
 
@@ -291,7 +309,7 @@ impl RedisStore {
         let confirm = which != "expired";
         let rows: Vec<Vec<String>> = self
             .conn
-            .eval(&self.scripts.remove_set, &args, confirm)
+            .eval(&self.scripts.remove_set, &self.prefix, &args, confirm)
             .await?;
         rows.into_iter().map(from_fields).collect()
     }
@@ -301,6 +319,20 @@ impl RedisStore {
         let mut args = Cmd::new();
         args.arg(&self.prefix);
         args
+    }
+}
+
+/// `prefix` as a Redis Cluster hash tag: as it is when it already holds one (`{…}` with
+/// something inside, the first such being the tag), else `{prefix}`.
+fn hash_tagged(prefix: &str) -> String {
+    let tagged = prefix
+        .split_once('{')
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .is_some_and(|(tag, _)| !tag.is_empty());
+    if tagged {
+        prefix.to_owned()
+    } else {
+        format!("{{{prefix}}}")
     }
 }
 
@@ -417,21 +449,30 @@ impl SessionStore for RedisStore {
     async fn touch(&self, id_hash: &str, now: i64, idle_expires_at: i64) -> Result<(), StoreError> {
         let mut args = self.args();
         args.arg(id_hash).arg(now).arg(idle_expires_at);
-        let _: i64 = self.conn.eval(&self.scripts.touch, &args, false).await?;
+        let _: i64 = self
+            .conn
+            .eval(&self.scripts.touch, &self.prefix, &args, false)
+            .await?;
         Ok(())
     }
 
     async fn remove(&self, id_hash: &str) -> Result<Option<StoredSession>, StoreError> {
         let mut args = self.args();
         args.arg("hash").arg(id_hash);
-        let flat: Option<Vec<String>> = self.conn.eval(&self.scripts.remove, &args, true).await?;
+        let flat: Option<Vec<String>> = self
+            .conn
+            .eval(&self.scripts.remove, &self.prefix, &args, true)
+            .await?;
         optional(flat)
     }
 
     async fn remove_by_handle(&self, handle: &str) -> Result<Option<StoredSession>, StoreError> {
         let mut args = self.args();
         args.arg("handle").arg(handle);
-        let flat: Option<Vec<String>> = self.conn.eval(&self.scripts.remove, &args, true).await?;
+        let flat: Option<Vec<String>> = self
+            .conn
+            .eval(&self.scripts.remove, &self.prefix, &args, true)
+            .await?;
         optional(flat)
     }
 
@@ -451,7 +492,10 @@ impl SessionStore for RedisStore {
     async fn list_expired(&self, now: i64, limit: usize) -> Result<Vec<StoredSession>, StoreError> {
         let mut args = self.args();
         args.arg(now).arg(limit);
-        let rows: Vec<Vec<String>> = self.conn.eval(&self.scripts.expired, &args, false).await?;
+        let rows: Vec<Vec<String>> = self
+            .conn
+            .eval(&self.scripts.expired, &self.prefix, &args, false)
+            .await?;
         rows.into_iter().map(from_fields).collect()
     }
 
@@ -498,7 +542,10 @@ impl SessionStore for RedisStore {
     ) -> Result<Vec<StoredSession>, StoreError> {
         let mut args = self.args();
         args.arg(format!("u:{user_id}"));
-        let rows: Vec<Vec<String>> = self.conn.eval(&self.scripts.list, &args, false).await?;
+        let rows: Vec<Vec<String>> = self
+            .conn
+            .eval(&self.scripts.list, &self.prefix, &args, false)
+            .await?;
         let mut list: Vec<StoredSession> = rows
             .into_iter()
             .map(from_fields)
@@ -519,5 +566,19 @@ impl SessionStore for RedisStore {
 
     async fn remove_expired(&self, now: i64) -> Result<Vec<StoredSession>, StoreError> {
         self.remove_set("expired", now).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hash_tagged;
+
+    #[test]
+    fn a_cluster_prefix_is_a_hash_tag() {
+        assert_eq!(hash_tagged("gatehouse:"), "{gatehouse:}");
+        assert_eq!(hash_tagged("{gh}:sessions:"), "{gh}:sessions:");
+        assert_eq!(hash_tagged("app:{gh}:"), "app:{gh}:");
+        assert_eq!(hash_tagged("{}gh:"), "{{}gh:}", "an empty tag is no tag");
+        assert_eq!(hash_tagged("gh{"), "{gh{}");
     }
 }

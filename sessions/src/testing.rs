@@ -319,3 +319,104 @@ impl SentinelTopology {
         self.nodes.iter_mut().find(|n| n.port == port)
     }
 }
+
+/// A Redis Cluster of three primaries (no replicas) on loopback, its slots shared out and
+/// every node agreeing that the cluster is up.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisProcess>,
+}
+
+impl RedisCluster {
+    pub async fn start() -> Self {
+        let mut nodes = Vec::new();
+        for _ in 0..3 {
+            nodes.push(
+                RedisProcess::server(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "2000",
+                ])
+                .await,
+            );
+        }
+        // The 16384 slots in three ranges, then one node meets the others.
+        let ranges = [(0, 5460), (5461, 10922), (10923, 16383)];
+        for (node, (first, last)) in nodes.iter().zip(ranges) {
+            let _: () = node
+                .query(
+                    redis::cmd("CLUSTER")
+                        .arg("ADDSLOTSRANGE")
+                        .arg(first)
+                        .arg(last),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("CLUSTER ADDSLOTSRANGE: {e}"));
+        }
+        for other in &nodes[1..] {
+            let _: () = nodes[0]
+                .query(
+                    redis::cmd("CLUSTER")
+                        .arg("MEET")
+                        .arg("127.0.0.1")
+                        .arg(other.port),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("CLUSTER MEET: {e}"));
+        }
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        for node in &nodes {
+            loop {
+                let info: String = node
+                    .query(redis::cmd("CLUSTER").arg("INFO"))
+                    .await
+                    .unwrap_or_default();
+                if info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3") {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the cluster did not come up within {PATIENCE:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+        Self { nodes }
+    }
+
+    /// `redis+cluster://…` naming the three nodes.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!("redis+cluster://{}", hosts.join(","))
+    }
+
+    /// The slot `key` hashes to.
+    pub async fn keyslot(&self, key: &str) -> u16 {
+        self.nodes[0]
+            .query(redis::cmd("CLUSTER").arg("KEYSLOT").arg(key))
+            .await
+            .unwrap_or_else(|e| panic!("CLUSTER KEYSLOT: {e}"))
+    }
+
+    /// Every key on any node, with the slot it hashes to.
+    pub async fn keys(&self) -> Vec<(String, u16)> {
+        let mut all = Vec::new();
+        for node in &self.nodes {
+            let keys: Vec<String> = node
+                .query(redis::cmd("KEYS").arg("*"))
+                .await
+                .unwrap_or_default();
+            for key in keys {
+                let slot = self.keyslot(&key).await;
+                all.push((key, slot));
+            }
+        }
+        all
+    }
+}

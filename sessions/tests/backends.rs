@@ -92,6 +92,13 @@ async fn redis() -> Option<Backend> {
     })
 }
 
+async fn cluster_backend(cluster: &sessions::testing::RedisCluster, name: &str) -> Backend {
+    let url = cluster.url();
+    let prefix = format!("{name}:");
+    let store = RedisStore::connect(&url, &prefix).await.unwrap();
+    Backend::new(Arc::new(store), Reopen::Redis(url, prefix))
+}
+
 fn rules(b: &Backend) -> (Sessions, Clock) {
     let clock = Clock::system();
     let policy = SessionPolicy {
@@ -606,6 +613,34 @@ macro_rules! all_backends {
         suite!(sqlite: $($name),*);
         suite!(postgres: $($name),*);
         suite!(redis: $($name),*);
+        in_one_cluster!($($name),*);
+    };
+}
+
+/// Every behaviour against one local Redis Cluster of three primaries (one cluster for them
+/// all: each costs three processes), each under a key prefix of its own, which the store makes
+/// a hash tag. Then every key that the behaviours left is in the slot of its prefix's tag.
+macro_rules! in_one_cluster {
+    ($($name:ident),* $(,)?) => {
+        #[tokio::test]
+        async fn redis_cluster_passes_every_behaviour() {
+            if !sessions::testing::redis_server_available("sessions store on Redis Cluster") {
+                return;
+            }
+            let cluster = sessions::testing::RedisCluster::start().await;
+            $(
+                behaviours::$name(cluster_backend(&cluster, stringify!($name)).await).await;
+            )*
+            let keys = cluster.keys().await;
+            assert!(keys.len() > 10, "{keys:?}");
+            for (key, slot) in &keys {
+                let tag = key.split_once('{').and_then(|(_, r)| r.split_once('}')).unwrap().0;
+                let tagged = cluster.keyslot(tag).await;
+                assert_eq!(*slot, tagged, "{key}");
+            }
+            let prefixes: std::collections::HashSet<u16> = keys.iter().map(|k| k.1).collect();
+            assert!(prefixes.len() > 1, "the behaviours' prefixes spread over slots");
+        }
     };
 }
 

@@ -1,13 +1,15 @@
-//! A Redis failover under load: the provider's sessions in Redis behind Sentinel (a primary,
+//! Redis beyond one server. A failover under load: the provider's sessions in Redis behind Sentinel (a primary,
 //! two replicas, three sentinels, all on loopback ports of the test's own), two provider
 //! instances sharing them, workers signing in and out through both, and the primary killed
 //! (`SIGKILL`) in the middle. Afterwards every session that was confirmed to its browser is
 //! still accepted, on both instances, and every confirmed sign-out still refuses its cookie
 //! when replayed: nothing lost, nothing wrongly accepted. The test prints what it measured
 //! (README, "Redis failover"): requests failed and the time until a new sign-in succeeds.
+//! And a Redis Cluster of three primaries holding the sessions, every key in its one slot.
 
+use super::{prompt_none_error, sign_in as sign_in_at_app, sign_out_everywhere};
 use crate::harness::{ALICE, Browser, Options, Stack, param, spawn_with};
-use sessions::testing::{SentinelTopology, redis_server_available};
+use sessions::testing::{RedisCluster, SentinelTopology, TestRedis, redis_server_available};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -243,7 +245,7 @@ async fn a_killed_redis_primary_loses_no_confirmed_session_and_revives_no_revoke
         return;
     }
     let mut topology = SentinelTopology::start(2).await;
-    let store = sessions::testing::TestRedis {
+    let store = TestRedis {
         url: topology.url(),
         prefix: "failover:".into(),
     };
@@ -331,4 +333,40 @@ async fn a_killed_redis_primary_loses_no_confirmed_session_and_revives_no_revoke
     assert_eq!(wrong, 0, "revoked sessions accepted");
     assert!(recovered.is_some());
     drop(stack);
+}
+
+#[tokio::test]
+async fn sessions_live_on_a_redis_cluster_in_one_slot() {
+    if !redis_server_available("Redis Cluster test") {
+        return;
+    }
+    let cluster = RedisCluster::start().await;
+    let stack = spawn_with(Options {
+        redis_sessions: Some(TestRedis {
+            url: cluster.url(),
+            prefix: "e2e:".into(),
+        }),
+        ..Options::default()
+    })
+    .await;
+    let browser = Browser::new();
+    let home = sign_in_at_app(&stack, &browser, &stack.app_b, ALICE).await;
+    assert_eq!(home.status, 200);
+    assert_eq!(prompt_none_error(&stack, &browser).await, None, "signed in");
+    let ready = browser.get_once(&format!("{}/readyz", stack.issuer)).await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+
+    let keys = cluster.keys().await;
+    let tag_slot = cluster.keyslot("e2e:").await;
+    assert!(keys.len() >= 3, "{keys:?}");
+    for (key, slot) in &keys {
+        assert!(key.starts_with("{e2e:}"), "{key}");
+        assert_eq!(*slot, tag_slot, "{key}");
+    }
+
+    sign_out_everywhere(&stack, &browser).await;
+    assert_eq!(
+        prompt_none_error(&stack, &browser).await.as_deref(),
+        Some("login_required")
+    );
 }
