@@ -1,6 +1,6 @@
 //! Session settings as both apps configure them (`session.store`, `session.idle_timeout`, …).
 
-use crate::redis_conn::{RedisTarget, UrlError};
+use crate::redis_conn::{Confirm, RedisTarget, UrlError};
 use crate::{MemoryStore, RedisStore, SessionPolicy, SessionStore, Sessions, SqlStore, StoreError};
 use infra::config::{duration, opt_duration};
 use infra::{Clock, Db};
@@ -124,15 +124,28 @@ impl SessionConfig {
                 let url = self.redis_url.as_deref().ok_or(ConfigError::Invalid(
                     "session.store = redis needs session.redis_url",
                 ))?;
-                let target = RedisTarget::parse(url)?;
-                let mut confirm = RedisStore::default_confirm(&target);
-                confirm.replicas = self.redis_confirm_replicas.unwrap_or(confirm.replicas);
-                confirm.timeout = self.redis_confirm_timeout;
-                Arc::new(RedisStore::connect_to(&target, &self.redis_prefix, confirm).await?)
+                Arc::new(self.redis_store(url).await?)
             }
             (SessionBackend::Memory, _) => Arc::new(MemoryStore::new()),
         };
         Ok(Sessions::new(backend, self.policy(), clock))
+    }
+
+    /// The Redis store at `url` with these settings (prefix, confirmed writes).
+    pub async fn redis_store(&self, url: &str) -> Result<RedisStore, ConfigError> {
+        let target = RedisTarget::parse(url)?;
+        let confirm = self.redis_confirm(&target);
+        Ok(RedisStore::connect_to(&target, &self.redis_prefix, confirm).await?)
+    }
+
+    /// How writes that matter are confirmed on `target`: the defaults
+    /// ([`RedisStore::default_confirm`]) overridden by these settings.
+    pub fn redis_confirm(&self, target: &RedisTarget) -> Confirm {
+        let default = RedisStore::default_confirm(target);
+        Confirm {
+            replicas: self.redis_confirm_replicas.unwrap_or(default.replicas),
+            timeout: self.redis_confirm_timeout,
+        }
     }
 
     /// Rules a type cannot express.

@@ -419,10 +419,18 @@ async fn replication(config: &Config, store: &Store) -> Vec<Finding> {
     if config.session.store == sessions::SessionBackend::Redis
         && let Some(url) = &config.session.redis_url
     {
-        let prefix = &config.session.redis_prefix;
-        let status = match sessions::RedisStore::connect(url, prefix).await {
-            Ok(redis) => redis.replication().await,
-            Err(e) => Err(e),
+        let wanted = sessions::redis_conn::RedisTarget::parse(url)
+            .map(|target| config.session.redis_confirm(&target).replicas)
+            .unwrap_or(0);
+        let status = match config.session.redis_store(url).await {
+            Ok(redis) => redis.replication().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let replicas = |s: &str| -> u32 {
+            s.split(", ")
+                .find_map(|kv| kv.strip_prefix("connected_slaves="))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
         };
         findings.push(match status {
             Ok(s) if s.contains("role=slave") => problem(
@@ -432,6 +440,13 @@ async fn replication(config: &Config, store: &Store) -> Vec<Finding> {
             Ok(s) if s.contains("master_link_status=down") => problem(
                 format!("Redis {s}"),
                 "the replica lost its primary: check replication",
+            ),
+            Ok(s) if s.contains("role=master") && replicas(&s) < wanted => problem(
+                format!(
+                    "Redis {s}, but new sessions and sign-outs wait for {wanted} replica(s): \
+                     they all fail"
+                ),
+                "add replicas, or lower session.redis_confirm_replicas",
             ),
             Ok(s) if s.contains("connected_slaves=0") => info(format!(
                 "Redis {s}: no replica, so a lost Redis signs everyone out"
@@ -473,6 +488,13 @@ mod tests {
         );
         if ctx.config.session.store == sessions::SessionBackend::Redis {
             assert!(said.iter().any(|w| w.contains("Redis role=")), "{said:?}");
+            // Writes confirmed by a replica that this Redis does not have: all would fail.
+            let mut config = ctx.config.clone();
+            config.session.redis_confirm_replicas = Some(1);
+            let found = replication(&config, &ctx.store).await;
+            let redis = found.iter().find(|f| f.what.contains("Redis")).unwrap();
+            assert_eq!(redis.verdict, Verdict::Problem, "{}", redis.what);
+            assert!(redis.what.contains("wait for 1 replica"), "{}", redis.what);
         }
     }
 }
