@@ -5,7 +5,8 @@ use super::io::{Io, rfc3339, store};
 use crate::Config;
 use crate::audit::{self, Event, Kind};
 use crate::protocol::registration::{self, ClientMetadata, Registered, Registrant};
-use crate::store::{Client, Store};
+use crate::store::{Client, ClientFlag, Store};
+use crate::types::AuthMethod;
 use clap::Subcommand;
 use infra::Clock;
 
@@ -58,6 +59,10 @@ pub(super) enum ClientsCommand {
         /// Every sign-in for this app needs two factors, whatever its requests ask.
         #[arg(long)]
         require_mfa: bool,
+        /// Whether its authorization requests must carry PKCE (default true; false only for a
+        /// confidential client, such as a certification suite's that sends no challenge).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        require_pkce: bool,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -84,6 +89,10 @@ pub(super) enum ClientsCommand {
         /// Whether every sign-in for this app needs two factors (true or false).
         #[arg(long)]
         require_mfa: Option<bool>,
+        /// Whether its authorization requests must carry PKCE (true or false; false only for
+        /// a confidential client).
+        #[arg(long)]
+        require_pkce: Option<bool>,
         #[arg(long)]
         json: bool,
     },
@@ -119,11 +128,15 @@ pub(super) async fn run(
             client_id,
             first_party,
             require_mfa,
+            require_pkce,
             json,
         } => {
             let valid = metadata
                 .apply(ClientMetadata::default())?
                 .validate(&outbound)?;
+            if !require_pkce {
+                confidential(valid.auth_method)?;
+            }
             let who = Registrant {
                 client_id,
                 first_party,
@@ -131,7 +144,17 @@ pub(super) async fn run(
             };
             let mut done = registration::register(&store, valid, &who, now).await?;
             if require_mfa {
-                set_require_mfa(&store, &mut done.client, true, now).await?;
+                set_flag(&store, &mut done.client, ClientFlag::RequireMfa, true, now).await?;
+            }
+            if !require_pkce {
+                set_flag(
+                    &store,
+                    &mut done.client,
+                    ClientFlag::RequirePkce,
+                    false,
+                    now,
+                )
+                .await?;
             }
             show_registered(io, "registered", &done, json)?;
         }
@@ -145,15 +168,37 @@ pub(super) async fn run(
             metadata,
             first_party,
             require_mfa,
+            require_pkce,
             json,
         } => {
             let c = find(&store, &client_id).await?;
             let valid = metadata
                 .apply(registration::metadata_of(&c))?
                 .validate(&outbound)?;
+            if require_pkce == Some(false) || (!c.require_pkce && require_pkce.is_none()) {
+                // Off, or left off: the client as it will be must keep a secret.
+                confidential(valid.auth_method)?;
+            }
             let mut done = registration::update(&store, c, valid, first_party, now).await?;
             if let Some(required) = require_mfa {
-                set_require_mfa(&store, &mut done.client, required, now).await?;
+                set_flag(
+                    &store,
+                    &mut done.client,
+                    ClientFlag::RequireMfa,
+                    required,
+                    now,
+                )
+                .await?;
+            }
+            if let Some(required) = require_pkce {
+                set_flag(
+                    &store,
+                    &mut done.client,
+                    ClientFlag::RequirePkce,
+                    required,
+                    now,
+                )
+                .await?;
             }
             show_registered(io, "updated", &done, json)?;
         }
@@ -168,24 +213,37 @@ pub(super) async fn run(
     Ok(())
 }
 
-/// Sets an operator's `require_mfa` on `client` (stored, audited, and in the copy printed).
-async fn set_require_mfa(
+/// Sets one of an operator's settings on `client` (stored, audited, and in the copy printed).
+async fn set_flag(
     store: &Store,
     client: &mut Client,
-    required: bool,
+    which: ClientFlag,
+    on: bool,
     now: i64,
 ) -> anyhow::Result<()> {
-    if !store
-        .set_client_require_mfa(&client.client_id, required)
-        .await?
-    {
+    if !store.set_client_flag(&client.client_id, which, on).await? {
         anyhow::bail!("no client {}", client.client_id);
     }
-    client.require_mfa = required;
+    match which {
+        ClientFlag::RequireMfa => client.require_mfa = on,
+        ClientFlag::RequirePkce => client.require_pkce = on,
+    }
     let event = Event::new(Kind::ClientUpdated)
         .client(&client.client_id)
-        .detail(format!("require_mfa {required}, by an operator"));
+        .detail(format!("{} {on}, by an operator", which.name()));
     audit::record_secs(store, now, event).await;
+    Ok(())
+}
+
+/// PKCE may be turned off only for a client that authenticates at the token endpoint: a
+/// public client's codes have nothing else to protect them (RFC 9700 §2.1.1).
+fn confidential(method: AuthMethod) -> anyhow::Result<()> {
+    if method == AuthMethod::None {
+        anyhow::bail!(
+            "PKCE stays required for a public client (token_endpoint_auth_method none): \
+             nothing else protects its codes"
+        );
+    }
     Ok(())
 }
 
@@ -377,6 +435,7 @@ fn client_json(client: &Client, secret: Option<&str>) -> serde_json::Value {
     let mut m = registration::describe(client);
     m.insert("first_party".into(), client.first_party.into());
     m.insert("require_mfa".into(), client.require_mfa.into());
+    m.insert("require_pkce".into(), client.pkce_required().into());
     if let Some(secret) = secret {
         m.insert("client_secret".into(), secret.into());
     }
@@ -412,6 +471,11 @@ fn print_client(io: &mut Io<'_>, c: &Client) -> anyhow::Result<()> {
         io,
         "requires 2 factors {}",
         if c.require_mfa { "yes" } else { "no" }
+    );
+    out!(
+        io,
+        "requires PKCE      {}",
+        if c.pkce_required() { "yes" } else { "no" }
     );
     Ok(())
 }

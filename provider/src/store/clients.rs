@@ -32,7 +32,29 @@ pub struct Client {
     pub default_acr_values: Vec<Level>,
     /// An operator's setting: every sign-in for it needs two factors.
     pub require_mfa: bool,
+    /// An operator's setting, on unless turned off for a confidential client: its
+    /// authorization requests must carry a PKCE challenge. See [`Client::pkce_required`].
+    pub require_pkce: bool,
     pub created_at: i64,
+}
+
+/// An operator's settings on a client (`provider clients update`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientFlag {
+    /// Every sign-in for it needs two factors.
+    RequireMfa,
+    /// Its authorization requests must carry PKCE. Turning it off for a public client is
+    /// stored but has no effect ([`Client::pkce_required`]); the command line refuses it.
+    RequirePkce,
+}
+
+impl ClientFlag {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RequireMfa => "require_mfa",
+            Self::RequirePkce => "require_pkce",
+        }
+    }
 }
 
 impl Client {
@@ -43,6 +65,12 @@ impl Client {
 
     pub fn allows_grant(&self, grant: GrantType) -> bool {
         self.grant_types.contains(&grant)
+    }
+
+    /// Whether its codes need PKCE: always for a public client (nothing else protects its
+    /// codes, RFC 9700 §2.1.1), and for a confidential one unless an operator said otherwise.
+    pub fn pkce_required(&self) -> bool {
+        self.require_pkce || self.auth_method == AuthMethod::None
     }
 }
 
@@ -70,7 +98,7 @@ pub struct NewClient {
 const CLIENT_COLUMNS: &str = "client_id, secret_hash, name, redirect_uris, \
     post_logout_redirect_uris, backchannel_logout_uri, backchannel_logout_session_required, \
     grant_types, token_endpoint_auth_method, id_token_signed_response_alg, first_party, jwks, \
-    owner_id, registration_token_hash, default_acr_values, require_mfa, created_at";
+    owner_id, registration_token_hash, default_acr_values, require_mfa, require_pkce, created_at";
 
 #[derive(FromRow)]
 struct ClientRow {
@@ -90,6 +118,7 @@ struct ClientRow {
     registration_token_hash: Option<String>,
     default_acr_values: String,
     require_mfa: i64,
+    require_pkce: i64,
     created_at: i64,
 }
 
@@ -110,6 +139,7 @@ infra::lite_row!(ClientRow {
     registration_token_hash,
     default_acr_values,
     require_mfa,
+    require_pkce,
     created_at,
 });
 
@@ -149,6 +179,7 @@ impl TryFrom<ClientRow> for Client {
             registration_token_hash: r.registration_token_hash,
             default_acr_values,
             require_mfa: r.require_mfa != 0,
+            require_pkce: r.require_pkce != 0,
             created_at: r.created_at,
         })
     }
@@ -240,16 +271,21 @@ impl Store {
         rows.into_iter().map(Client::try_from).collect()
     }
 
-    /// Sets whether every sign-in for a client needs two factors (an operator's setting, which
-    /// no registration update changes). False if there is no such client.
-    pub async fn set_client_require_mfa(
+    /// Sets one of an operator's settings on a client, which no registration update changes.
+    /// False if there is no such client.
+    pub async fn set_client_flag(
         &self,
         client_id: &str,
-        require_mfa: bool,
+        which: ClientFlag,
+        on: bool,
     ) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query("UPDATE clients SET require_mfa = $2 WHERE client_id = $1")
+        let sql = match which {
+            ClientFlag::RequireMfa => "UPDATE clients SET require_mfa = $2 WHERE client_id = $1",
+            ClientFlag::RequirePkce => "UPDATE clients SET require_pkce = $2 WHERE client_id = $1",
+        };
+        let done = sqlx::query(sql)
             .bind(client_id)
-            .bind(flag(require_mfa))
+            .bind(flag(on))
             .execute(self.db.write())
             .await?;
         Ok(done.rows_affected() == 1)

@@ -29,7 +29,7 @@ mod tokens;
 mod users;
 
 pub use audit::AuditRow;
-pub use clients::{Client, NewClient};
+pub use clients::{Client, ClientFlag, NewClient};
 pub use codes::{AuthCode, CodeState};
 pub use factors::TotpFactor;
 pub use grants::{GrantRow, Revoke};

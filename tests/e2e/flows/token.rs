@@ -160,6 +160,151 @@ async fn pkce_verifier_missing_or_wrong() {
     );
 }
 
+/// A code for App A without PKCE (the challenge and its method left out).
+async fn code_without_pkce(
+    stack: &crate::harness::Stack,
+    browser: &crate::harness::Browser,
+) -> Result<String, String> {
+    let no_pkce = [("code_challenge", ""), ("code_challenge_method", "")];
+    let req = stack.authorize_url(&stack.app_a.client_id, &stack.app_a.redirect_uri, &no_pkce);
+    let page = browser.get_once(req.url.as_str()).await;
+    let location = page.hops[0].location.clone().unwrap_or_default();
+    assert!(
+        location.starts_with(&stack.app_a.redirect_uri),
+        "{location}"
+    );
+    crate::harness::param(&location, "code")
+        .ok_or_else(|| crate::harness::param(&location, "error_description").unwrap_or_default())
+}
+
+/// Redeems `code` as App A without a `code_verifier`.
+async fn redeem_without_verifier(
+    stack: &crate::harness::Stack,
+    code: &str,
+) -> (u16, serde_json::Value) {
+    let (status, _, body) = stack
+        .token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", &stack.app_a.redirect_uri),
+            ],
+            Some((&stack.app_a.client_id, &stack.app_a.secret)),
+        )
+        .await;
+    (status.as_u16(), body)
+}
+
+/// An operator may let a confidential client go without PKCE (a certification suite's), and
+/// only such a client: its requests may then carry no challenge, a challenge it does send is
+/// still checked, a verifier for a code without a challenge is refused (PKCE cannot be
+/// stripped on the way), and once PKCE is required again its codes without one are refused.
+#[tokio::test]
+async fn pkce_may_be_turned_off_for_a_confidential_client_only() {
+    let stack = spawn().await;
+    let (browser, _, _) = code_for_app_a(&stack, &[]).await;
+    let refused = code_without_pkce(&stack, &browser).await.unwrap_err();
+    assert!(refused.contains("PKCE is required"), "{refused}");
+
+    let out = stack
+        .cli(&[
+            "clients",
+            "update",
+            "app-a",
+            "--require-pkce",
+            "false",
+            "--json",
+        ])
+        .await
+        .unwrap();
+    let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["require_pkce"], false, "{out}");
+
+    let code = code_without_pkce(&stack, &browser).await.unwrap();
+    let (status, body) = redeem_without_verifier(&stack, &code).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["id_token"].as_str().is_some());
+
+    let code = code_without_pkce(&stack, &browser).await.unwrap();
+    let (verifier, _) = crate::harness::pkce();
+    let (status, _, body) = stack.redeem_as_app_a(&code, &verifier).await;
+    assert_eq!(
+        (status.as_u16(), body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("no code_challenge")
+    );
+
+    // A challenge sent anyway binds the code as usual.
+    let (code, verifier) = code_with(&stack, &browser, &[]).await;
+    let (status, body) = redeem_without_verifier(&stack, &code).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+    assert_eq!(stack.redeem_as_app_a(&code, &verifier).await.0, 200);
+
+    // Required again: a code issued without PKCE meanwhile is refused, new requests too.
+    let pending = code_without_pkce(&stack, &browser).await.unwrap();
+    stack
+        .cli(&["clients", "update", "app-a", "--require-pkce", "true"])
+        .await
+        .unwrap();
+    let (status, body) = redeem_without_verifier(&stack, &pending).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    assert!(code_without_pkce(&stack, &browser).await.is_err());
+
+    // Never for a public client, at registration or later.
+    let public = [
+        "clients",
+        "add",
+        "--name",
+        "Public",
+        "--client-id",
+        "pub",
+        "--redirect-uri",
+        "http://pub.localhost/cb",
+        "--auth-method",
+        "none",
+    ];
+    let err = stack
+        .cli(&[&public[..], &["--require-pkce", "false"]].concat())
+        .await
+        .unwrap_err();
+    assert!(err.contains("public client"), "{err}");
+    stack.cli(&public).await.unwrap();
+    let err = stack
+        .cli(&["clients", "update", "pub", "--require-pkce", "false"])
+        .await
+        .unwrap_err();
+    assert!(err.contains("public client"), "{err}");
+    // Nor by making a client without PKCE public.
+    stack
+        .cli(&["clients", "update", "app-a", "--require-pkce", "false"])
+        .await
+        .unwrap();
+    let err = stack
+        .cli(&["clients", "update", "app-a", "--auth-method", "none"])
+        .await
+        .unwrap_err();
+    assert!(err.contains("public client"), "{err}");
+    let audit = stack.cli(&["audit", "tail", "-n", "200"]).await.unwrap();
+    assert!(
+        audit.contains("require_pkce false, by an operator"),
+        "{audit}"
+    );
+}
+
 #[tokio::test]
 async fn wrong_client_secret_is_401_with_www_authenticate() {
     let stack = spawn().await;

@@ -180,7 +180,7 @@ pub fn parse(
     check_shape(params).map_err(fail)?;
     check_response(params, at.client).map_err(fail)?;
     let scopes = scopes(params, at.client).map_err(fail)?;
-    let code_challenge = code_challenge(params).map_err(fail)?;
+    let code_challenge = code_challenge(params, at.client.pkce_required()).map_err(fail)?;
     let prompt =
         Prompt::parse(params.get("prompt").unwrap_or("")).map_err(|why| fail(invalid(why)))?;
     let max_age = max_age(params).map_err(fail)?;
@@ -301,9 +301,16 @@ fn scopes(params: &Params, client: &Client) -> Result<ScopeSet, Refusal> {
     })
 }
 
-/// PKCE is required of every client, with S256 only (RFC 9700 §2.1.1); a missing method
-/// would mean `plain` (RFC 7636 §4.3).
-fn code_challenge(params: &Params) -> Result<String, Refusal> {
+/// PKCE is required, with S256 only (RFC 9700 §2.1.1); a missing method would mean `plain`
+/// (RFC 7636 §4.3). Only for a confidential client whose operator turned it off
+/// (`Client::pkce_required`) may a request carry no challenge at all, given as `""`; a
+/// challenge it does send is held to the same rules.
+fn code_challenge(params: &Params, required: bool) -> Result<String, Refusal> {
+    let absent =
+        params.get("code_challenge").is_none() && params.get("code_challenge_method").is_none();
+    if absent && !required {
+        return Ok(String::new());
+    }
     match params.get("code_challenge_method").map(PkceMethod::parse) {
         Some(Some(PkceMethod::S256)) => {}
         None => {
@@ -359,6 +366,7 @@ mod tests {
             registration_token_hash: None,
             default_acr_values: vec![],
             require_mfa: false,
+            require_pkce: true,
             created_at: 0,
         }
     }

@@ -17,7 +17,8 @@ const UNUSABLE: &str = "the code is invalid, expired or already used";
 pub(super) struct CodeRequest<'a> {
     pub code: &'a str,
     pub redirect_uri: &'a str,
-    pub code_verifier: &'a str,
+    /// Absent only when the code was issued without a challenge (`check_bindings`).
+    pub code_verifier: Option<&'a str>,
     /// The API the access token is for (RFC 8707 §2.2), one the authorization request named.
     pub resource: Option<&'a str>,
 }
@@ -31,7 +32,7 @@ impl<'a> CodeRequest<'a> {
         Ok(Self {
             code: required("code", "code")?,
             redirect_uri: required("redirect_uri", "redirect_uri")?,
-            code_verifier: required("code_verifier", "code_verifier (PKCE)")?,
+            code_verifier: form.get("code_verifier"),
             resource: super::target::named(form),
         })
     }
@@ -195,8 +196,31 @@ fn check_bindings(
             "redirect_uri does not match the authorization request",
         ));
     }
-    if !pkce::verify_s256(req.code_verifier, &bound.code_challenge) {
-        return Err(TokenError::invalid_grant("PKCE verification failed"));
+    match (bound.code_challenge.as_str(), req.code_verifier) {
+        ("", None) if !client.pkce_required() => {}
+        // Issued without PKCE, and now the client must use it (an operator turned it on).
+        ("", None) => {
+            return Err(TokenError::invalid_grant(
+                "the code was issued without PKCE, which this client now requires",
+            ));
+        }
+        // A verifier for a code without a challenge: refused, so that PKCE cannot be
+        // stripped from a request on its way (RFC 9700 §2.1.1).
+        ("", Some(_)) => {
+            return Err(TokenError::invalid_grant(
+                "code_verifier was sent, but the authorization request had no code_challenge",
+            ));
+        }
+        (_, None) => {
+            return Err(TokenError::invalid_request(
+                "code_verifier (PKCE) is required",
+            ));
+        }
+        (challenge, Some(verifier)) => {
+            if !pkce::verify_s256(verifier, challenge) {
+                return Err(TokenError::invalid_grant("PKCE verification failed"));
+            }
+        }
     }
     Ok(())
 }
@@ -220,7 +244,7 @@ mod tests {
         let req = CodeRequest {
             code: &code,
             redirect_uri: REDIRECT,
-            code_verifier: VERIFIER,
+            code_verifier: Some(VERIFIER),
             resource: None,
         };
         let now = w.ctx.clock.unix();
