@@ -12,8 +12,8 @@ use infra::Clock;
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthenticationFlow, CoreClaimName, CoreClaimType, CoreClient,
     CoreClientAuthMethod, CoreGrantType, CoreIdToken, CoreIdTokenClaims, CoreJsonWebKey,
-    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreResponseMode,
-    CoreResponseType, CoreSubjectIdentifierType, CoreUserInfoClaims,
+    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm,
+    CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType, CoreUserInfoClaims,
 };
 use openidconnect::{
     AccessTokenHash, AdditionalProviderMetadata, AuthorizationCode, ClientId, ClientSecret,
@@ -328,9 +328,20 @@ impl Oidc {
         client: &'c Client,
     ) -> openidconnect::IdTokenVerifier<'c, CoreJsonWebKey> {
         let clock = self.clock.clone();
-        client.id_token_verifier().set_time_fn(move || {
-            chrono::DateTime::from_timestamp(clock.unix(), 0).unwrap_or_default()
-        })
+        // Whichever of the provider's asymmetric algorithms the app was registered with
+        // (`id_token_signed_response_alg`): the key is the provider's, found by `kid` in its
+        // JWKS and of the algorithm's own type; never a symmetric one, never `none`.
+        let algs = vec![
+            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+            CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+            CoreJwsSigningAlgorithm::EdDsa,
+        ];
+        client
+            .id_token_verifier()
+            .set_allowed_algs(algs)
+            .set_time_fn(move || {
+                chrono::DateTime::from_timestamp(clock.unix(), 0).unwrap_or_default()
+            })
     }
 
     /// The authorization URL with fresh state, nonce and PKCE S256, and what to keep of them;

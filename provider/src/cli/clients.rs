@@ -35,7 +35,7 @@ pub(super) struct MetadataArgs {
     /// The client's public keys for private_key_jwt: a JWK Set as JSON, or @FILE.
     #[arg(long)]
     jwks: Option<String>,
-    /// ID token signing algorithm: RS256 (default) or ES256.
+    /// ID token signing algorithm: RS256 (default), ES256 or EdDSA (Ed25519).
     #[arg(long)]
     id_token_alg: Option<String>,
     /// A level of sign-in asked when a request names none: urn:gatehouse:acr:pwd or

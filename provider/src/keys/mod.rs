@@ -1,4 +1,5 @@
-//! Signing keys: RS256 (every OP must support it for ID tokens, OIDC Core §15.1) and ES256.
+//! Signing keys: RS256 (every OP must support it for ID tokens, OIDC Core §15.1), ES256, and
+//! EdDSA with Ed25519 (RFC 8037), each generated at first start and rotated alike.
 //!
 //! Keys are generated at first start, kept in the store as PKCS#8, parsed once at start-up and
 //! held ready in memory. JWTs are signed here with aws-lc-rs directly instead of through
@@ -14,7 +15,8 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256,
+    RsaKeyPair,
 };
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -29,6 +31,7 @@ fn jsonwebtoken_alg(alg: Alg) -> Algorithm {
     match alg {
         Alg::RS256 => Algorithm::RS256,
         Alg::ES256 => Algorithm::ES256,
+        Alg::EdDSA => Algorithm::EdDSA,
     }
 }
 
@@ -69,6 +72,7 @@ pub struct Jwk {
 enum Pair {
     Rsa(RsaKeyPair),
     Ec(EcdsaKeyPair),
+    Ed(Ed25519KeyPair),
 }
 
 /// One parsed private key, ready to sign.
@@ -127,11 +131,27 @@ impl SigningKey {
                 };
                 (Pair::Ec(pair), jwk)
             }
+            Alg::EdDSA => {
+                let pair = Ed25519KeyPair::from_pkcs8(&der).map_err(|e| invalid(e.to_string()))?;
+                let jwk = Jwk {
+                    kty: "OKP",
+                    use_: "sig",
+                    alg: alg.as_str(),
+                    kid: String::new(),
+                    n: None,
+                    e: None,
+                    crv: Some("Ed25519"),
+                    x: Some(b64(pair.public_key().as_ref())),
+                    y: None,
+                };
+                (Pair::Ed(pair), jwk)
+            }
         };
         jwk.kid = k.kid.clone();
         let decoding = match (&jwk.n, &jwk.e, &jwk.x, &jwk.y) {
             (Some(n), Some(e), _, _) => DecodingKey::from_rsa_components(n, e),
             (_, _, Some(x), Some(y)) => DecodingKey::from_ec_components(x, y),
+            (_, _, Some(x), None) => DecodingKey::from_ed_components(x),
             _ => return Err(invalid("incomplete public key".into())),
         }
         .map_err(|e| invalid(e.to_string()))?;
@@ -160,6 +180,7 @@ impl SigningKey {
                 .map_err(|_| KeyError::Crypto)?
                 .as_ref()
                 .to_vec()),
+            Pair::Ed(pair) => Ok(pair.sign(message).as_ref().to_vec()),
         }
     }
 }
@@ -175,6 +196,11 @@ pub fn generate(alg: Alg, now: i64) -> Result<StoredKey, KeyError> {
                 .to_vec()
         }
         Alg::ES256 => EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+            .and_then(|p| p.to_pkcs8v1())
+            .map_err(|_| KeyError::Crypto)?
+            .as_ref()
+            .to_vec(),
+        Alg::EdDSA => Ed25519KeyPair::generate()
             .and_then(|p| p.to_pkcs8v1())
             .map_err(|_| KeyError::Crypto)?
             .as_ref()
@@ -202,6 +228,10 @@ pub fn thumbprint(jwk: &Jwk) -> String {
         ("RSA", Some(n), Some(e), ..) => format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#),
         ("EC", _, _, Some(crv), Some(x), Some(y)) => {
             format!(r#"{{"crv":"{crv}","kty":"EC","x":"{x}","y":"{y}"}}"#)
+        }
+        // RFC 8037 §2.
+        ("OKP", _, _, Some(crv), Some(x), None) => {
+            format!(r#"{{"crv":"{crv}","kty":"OKP","x":"{x}"}}"#)
         }
         _ => String::new(),
     };
@@ -494,11 +524,15 @@ impl KeyRing {
     }
 }
 
-/// OIDC Core §3.1.3.6 `at_hash`: the left half of the SHA-256 of the access token, base64url
-/// (SHA-256 because both RS256 and ES256 use it).
-pub fn at_hash(access_token: &str) -> String {
-    let digest = Sha256::digest(access_token.as_bytes());
-    b64(&digest[..16])
+/// OIDC Core §3.1.3.6 `at_hash`: the left half of the hash of the access token, base64url,
+/// the hash being the one of the ID token's `alg`: SHA-256 for RS256 and ES256, and for EdDSA
+/// with Ed25519 SHA-512 (Ed25519 signs with SHA-512; what certified relying parties, and the
+/// `openidconnect` crate, compute).
+pub fn at_hash(alg: Alg, access_token: &str) -> String {
+    match alg {
+        Alg::RS256 | Alg::ES256 => b64(&Sha256::digest(access_token.as_bytes())[..16]),
+        Alg::EdDSA => b64(&sha2::Sha512::digest(access_token.as_bytes())[..32]),
+    }
 }
 
 #[cfg(test)]
@@ -594,7 +628,13 @@ mod tests {
         let keys = keys();
         let jwks: serde_json::Value = serde_json::from_str(keys.jwks_json()).unwrap();
         let list = jwks["keys"].as_array().unwrap();
-        assert_eq!(list.len(), 2);
+        assert_eq!(list.len(), 3);
+        let okp = list.iter().find(|k| k["kty"] == "OKP").unwrap();
+        assert_eq!(
+            (&okp["crv"], &okp["alg"]),
+            (&"Ed25519".into(), &"EdDSA".into())
+        );
+        assert_eq!(okp["x"].as_str().unwrap().len(), 43, "32 bytes, base64url");
         for k in list {
             assert!(k.get("d").is_none(), "no private member");
             assert_eq!(k["use"], "sig");
@@ -606,8 +646,15 @@ mod tests {
     fn at_hash_matches_oidc_example() {
         // OIDC Core §A.3 example: access token and its at_hash (RS256).
         assert_eq!(
-            at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+            at_hash(Alg::RS256, "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
             "77QmUPtjPfzWtF2AnpK9RQ"
+        );
+        // SHA-512's left half (32 of 64 bytes) for Ed25519.
+        let token = "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y";
+        let full = sha2::Sha512::digest(token.as_bytes());
+        assert_eq!(
+            URL_SAFE_NO_PAD.decode(at_hash(Alg::EdDSA, token)).unwrap(),
+            full[..32].to_vec()
         );
     }
 

@@ -157,7 +157,10 @@ fn assertion_claims(
 ) -> Option<AssertionClaims> {
     let jwks: JwkSet = serde_json::from_str(client.jwks.as_deref()?).ok()?;
     let header = jsonwebtoken::decode_header(assertion).ok()?;
-    if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
+    if !matches!(
+        header.alg,
+        Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA
+    ) {
         return None;
     }
     let jwk = match header.kid.as_deref() {
@@ -169,6 +172,7 @@ fn assertion_claims(
         (&jwk.algorithm, header.alg),
         (AlgorithmParameters::RSA(_), Algorithm::RS256)
             | (AlgorithmParameters::EllipticCurve(_), Algorithm::ES256)
+            | (AlgorithmParameters::OctetKeyPair(_), Algorithm::EdDSA)
     );
     let key = DecodingKey::from_jwk(jwk).ok()?;
     if !fits {

@@ -72,6 +72,8 @@ wire_enum! {
     pub enum Alg {
         RS256 = "RS256",
         ES256 = "ES256",
+        /// Ed25519 (RFC 8037).
+        EdDSA = "EdDSA",
     }
 }
 
@@ -183,7 +185,11 @@ mod tests {
         );
         let back: Alg = serde_json::from_str("\"ES256\"").unwrap();
         assert_eq!(back, Alg::ES256);
-        let err = serde_json::from_str::<Alg>("\"EdDSA\"").unwrap_err();
+        assert_eq!(
+            serde_json::from_str::<Alg>("\"EdDSA\"").unwrap(),
+            Alg::EdDSA
+        );
+        let err = serde_json::from_str::<Alg>("\"HS256\"").unwrap_err();
         assert!(err.to_string().contains("unknown Alg"), "{err}");
     }
 

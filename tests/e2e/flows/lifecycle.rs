@@ -664,7 +664,12 @@ async fn the_app_signs_out_when_the_provider_refuses_the_refresh() {
 
 /// A client registered for private_key_jwt with a fresh ES256 key, and that key (to sign).
 async fn key_client(stack: &Stack) -> provider::keys::Keys {
-    let stored = provider::keys::generate(provider::keys::Alg::ES256, 0).unwrap();
+    key_client_with(stack, provider::keys::Alg::ES256).await
+}
+
+/// [`key_client`] with a key for `alg`.
+async fn key_client_with(stack: &Stack, alg: provider::keys::Alg) -> provider::keys::Keys {
+    let stored = provider::keys::generate(alg, 0).unwrap();
     let keys = provider::keys::Keys::from_stored(&[stored], 1).unwrap();
     client(
         stack,
@@ -684,14 +689,54 @@ async fn key_client(stack: &Stack) -> provider::keys::Keys {
 }
 
 fn assertion(stack: &Stack, keys: &provider::keys::Keys, edit: impl FnOnce(&mut Value)) -> String {
+    assertion_with(stack, keys, provider::keys::Alg::ES256, edit)
+}
+
+/// [`assertion`] signed with `keys`' key for `alg`.
+fn assertion_with(
+    stack: &Stack,
+    keys: &provider::keys::Keys,
+    alg: provider::keys::Alg,
+    edit: impl FnOnce(&mut Value),
+) -> String {
     let now = stack.clock.unix();
     let mut claims = serde_json::json!({
         "iss": "signer", "sub": "signer", "aud": format!("{}/token", stack.issuer),
         "iat": now, "exp": now + 60, "jti": infra::secret::random_handle().unwrap(),
     });
     edit(&mut claims);
-    keys.sign(provider::keys::Alg::ES256, "JWT", &claims)
-        .unwrap()
+    keys.sign(alg, "JWT", &claims).unwrap()
+}
+
+/// A client may sign its assertions with an Ed25519 key (RFC 8037), as discovery says; the
+/// key's type must fit the header's `alg`.
+#[tokio::test]
+async fn private_key_jwt_with_an_ed25519_key() {
+    use provider::keys::Alg;
+    let stack = spawn().await;
+    let keys = key_client_with(&stack, Alg::EdDSA).await;
+    let good = assertion_with(&stack, &keys, Alg::EdDSA, |_| {});
+    assert_eq!(crate::harness::jwt_part(&good, 0)["alg"], "EdDSA");
+    let (status, body) = with_assertion(&stack, &good).await;
+    assert_eq!(status, 200, "{body}");
+    // The same claims under "ES256" with the Ed25519 key's kid: refused.
+    let (head, rest) = good.split_once('.').unwrap();
+    let mut header = crate::harness::jwt_part(&good, 0);
+    header["alg"] = "ES256".into();
+    let forged = format!(
+        "{}.{rest}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            header.to_string()
+        )
+    );
+    assert_ne!(head, forged.split_once('.').unwrap().0);
+    let (status, body) = with_assertion(&stack, &forged).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{body}"
+    );
 }
 
 async fn with_assertion(stack: &Stack, assertion: &str) -> (u16, Value) {

@@ -305,6 +305,77 @@ async fn pkce_may_be_turned_off_for_a_confidential_client_only() {
     );
 }
 
+/// An app registered for EdDSA gets Ed25519 ID tokens (RFC 8037): signed by the key the JWKS
+/// publishes as an `OKP` key, with `at_hash` the left half of SHA-512; the sample app, built on
+/// the `openidconnect` crate, verifies them and signs the person in.
+#[tokio::test]
+async fn an_app_registered_for_eddsa_gets_ed25519_id_tokens() {
+    use aws_lc_rs::signature::{ED25519, UnparsedPublicKey};
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use sha2::{Digest, Sha512};
+
+    let stack = spawn().await;
+    let out = stack
+        .cli(&[
+            "clients",
+            "update",
+            "app-a",
+            "--id-token-alg",
+            "EdDSA",
+            "--json",
+        ])
+        .await
+        .unwrap();
+    assert!(
+        out.contains(r#""id_token_signed_response_alg": "EdDSA""#),
+        "{out}"
+    );
+
+    let browser = crate::harness::Browser::new();
+    let home = super::sign_in(&stack, &browser, &stack.app_a, crate::harness::ALICE).await;
+    assert_eq!(home.status, 200, "{}", home.body);
+    let (status, me) = super::me(&browser, &stack.app_a).await;
+    assert_eq!(status, 200, "the app verified the EdDSA ID token: {me}");
+
+    let (code, verifier) = code_with(&stack, &browser, &[]).await;
+    let (status, _, body) = stack.redeem_as_app_a(&code, &verifier).await;
+    assert_eq!(status, 200, "{body}");
+    let id_token = body["id_token"].as_str().unwrap();
+    let header = jwt_part(id_token, 0);
+    assert_eq!(header["alg"], "EdDSA");
+    let http = client_app::http::client_builder().build().unwrap();
+    let jwks: serde_json::Value = http
+        .get(format!("{}/jwks", stack.issuer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .expect("the signing key is published");
+    assert_eq!(
+        (&key["kty"], &key["crv"]),
+        (&"OKP".into(), &"Ed25519".into())
+    );
+    let x = URL_SAFE_NO_PAD.decode(key["x"].as_str().unwrap()).unwrap();
+    let (signed, signature) = id_token.rsplit_once('.').unwrap();
+    UnparsedPublicKey::new(&ED25519, &x)
+        .verify(
+            signed.as_bytes(),
+            &URL_SAFE_NO_PAD.decode(signature).unwrap(),
+        )
+        .expect("a valid Ed25519 signature");
+    let access_token = body["access_token"].as_str().unwrap();
+    let expected = URL_SAFE_NO_PAD.encode(&Sha512::digest(access_token.as_bytes())[..32]);
+    assert_eq!(jwt_part(id_token, 1)["at_hash"], expected);
+}
+
 #[tokio::test]
 async fn wrong_client_secret_is_401_with_www_authenticate() {
     let stack = spawn().await;

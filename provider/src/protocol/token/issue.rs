@@ -352,7 +352,7 @@ fn id_token(
         auth_time: i.auth_time.unwrap_or(now),
         nonce: i.nonce.as_deref(),
         sid: i.sid.as_deref(),
-        at_hash: at_hash(access_token),
+        at_hash: at_hash(i.client.id_token_alg, access_token),
         azp: &i.client.client_id,
         acr: i.level().as_str(),
         amr: i.amr.amr(),
