@@ -5,26 +5,37 @@
 //! by the redis crate's `ConnectionManager`), a Redis Cluster
 //! (`redis+cluster://[user:password@]host:port,host:port,…`, the redis crate's cluster client,
 //! which follows the cluster's own failovers and slot moves), or a Sentinel deployment
-//! (`redis+sentinel://[user:password@]host:port,host:port,…/service[/db]`). For Sentinel the
-//! store asks the sentinels which server is the primary of `service` (the redis crate connects
-//! and checks that it says `master`), keeps one connection to it, and asks again when that
-//! connection fails or the server answers `READONLY` (it was demoted). A command that surely
-//! did not run (the connection was refused, or `READONLY`) is sent once more to the primary
-//! found anew; any other failure is the request's, answered with 503 and retried by the person.
-//! The following is written here because the redis crate's Sentinel client resolves a primary
-//! once per connection and its `ConnectionManager` reconnects to a fixed address.
+//! (`redis+sentinel://[user:password@]host:port,host:port,…/service[/db]`).
+//!
+//! **Sentinel.** The store asks every sentinel at once which server is the primary of
+//! `service`, takes the answer of a majority of them (a sentinel on the minority side of a
+//! partition cannot send it to the old primary), connects, and checks that the server says
+//! `master` (`ROLE`). It keeps that one connection, and drops it when it fails, when the server
+//! answers `READONLY` or refuses `WAIT` (it was demoted), and when a majority of the sentinels,
+//! asked every half second in the background, names another primary: a primary that was cut
+//! off (or stopped and resumed) answers reads as if nothing had happened until Sentinel reaches
+//! it, so the connection must not wait for an error. A command that surely did not run (the
+//! connection was refused, `READONLY`) is sent once more to the primary found anew; any other
+//! failure is the request's, answered with 503 and retried by the person. This is written here
+//! rather than taken from the redis crate because its Sentinel client takes the first
+//! sentinel's word, resolves once per connection, and its `ConnectionManager` reconnects to a
+//! fixed address. Needs Redis 7 or later (6 reports a demoted primary's refusal inside script
+//! errors).
 //!
 //! **Confirmed writes.** Redis replicates asynchronously: a primary that dies takes with it
 //! what it acknowledged but had not yet sent on. The writes that matter (a new or changed
 //! session, every removal, an end marker) are therefore sent together with `WAIT n timeout`,
 //! on a connection of their own (`WAIT` holds its connection until the replicas answer, and the
 //! reads must not queue behind it), and the store reports success only when `n` replicas have
-//! the write. Sentinel promotes the replica with the most replicated data, so a confirmed write
-//! survives the loss of the primary: a session that was confirmed is not lost, and a
-//! revocation that was confirmed does not come undone. A write that is not confirmed in time
-//! fails as the store being unavailable (503), so nothing is reported done that a failover
-//! could take back. `n` is `session.redis_confirm_replicas`: 1 by default with Sentinel,
-//! 0 (no waiting) with one server or a cluster.
+//! the write. Every such script writes (a removal that finds nothing still writes a fence key),
+//! so that `WAIT` covers everything the primary had accepted before it, whoever wrote it: a
+//! removal retried after an unconfirmed one is confirmed only once the first is replicated.
+//! Sentinel promotes, among the replicas of equal priority, the one with the most replicated
+//! data, so a confirmed write survives the loss of the primary: a session that was confirmed is
+//! not lost, and a revocation that was confirmed does not come undone. A write that is not
+//! confirmed in time fails as the store being unavailable (503), so nothing is reported done
+//! that a failover could take back. `n` is `session.redis_confirm_replicas`: 1 by default with
+//! Sentinel, 0 (no waiting) with one server or a cluster.
 
 use crate::store::StoreError;
 use redis::aio::{
@@ -32,10 +43,10 @@ use redis::aio::{
 };
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{
-    AsyncConnectionConfig, Cmd, ConnectionAddr, ErrorKind, FromRedisValue, IntoConnectionInfo,
-    RedisConnectionInfo, RedisError, RedisFuture, RedisResult, Script, ServerErrorKind, Value,
+    AsyncConnectionConfig, Cmd, ConnectionAddr, ConnectionInfo, ErrorKind, FromRedisValue,
+    IntoConnectionInfo, RedisConnectionInfo, RedisError, RedisFuture, RedisResult, Script,
+    ServerErrorKind, Value,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,8 +62,8 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 /// instead of each asking again (during a failover they all would).
 const RESOLVE_BACKOFF: Duration = Duration::from_millis(100);
 
-/// What `session.redis_url` names.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What `session.redis_url` names. Its `Debug` leaves the passwords out.
+#[derive(Clone, PartialEq, Eq)]
 pub enum RedisTarget {
     /// One server: the URL as the redis crate reads it.
     Server(String),
@@ -73,6 +84,43 @@ pub enum RedisTarget {
         sentinel_username: Option<String>,
         sentinel_password: Option<String>,
     },
+}
+
+impl std::fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |p: &Option<String>| p.as_ref().map(|_| "***");
+        match self {
+            Self::Server(_) => f.write_str("Server(…)"),
+            Self::Cluster {
+                nodes,
+                username,
+                password,
+            } => f
+                .debug_struct("Cluster")
+                .field("nodes", nodes)
+                .field("username", username)
+                .field("password", &hidden(password))
+                .finish(),
+            Self::Sentinel {
+                sentinels,
+                service,
+                db,
+                username,
+                password,
+                sentinel_username,
+                sentinel_password,
+            } => f
+                .debug_struct("Sentinel")
+                .field("sentinels", sentinels)
+                .field("service", service)
+                .field("db", db)
+                .field("username", username)
+                .field("password", &hidden(password))
+                .field("sentinel_username", sentinel_username)
+                .field("sentinel_password", &hidden(sentinel_password))
+                .finish(),
+        }
+    }
 }
 
 /// `redis_url` is not one the store can use; the message never repeats a password.
@@ -100,6 +148,10 @@ fn authority(authority: &str, default_port: u16) -> Result<Authority, UrlError> 
             (decoded(user)?, pass.map(decoded).transpose()?.flatten())
         }
     };
+    if username.is_some() && password.is_none() {
+        // Redis authenticates a user only with a password: a username alone would be dropped.
+        return Err(UrlError("a username needs a password (user:password@)"));
+    }
     let hosts = hosts
         .split(',')
         .map(|h| host_port(h, default_port))
@@ -109,6 +161,10 @@ fn authority(authority: &str, default_port: u16) -> Result<Authority, UrlError> 
 
 impl RedisTarget {
     pub fn parse(url: &str) -> Result<Self, UrlError> {
+        let ours = url.starts_with(CLUSTER_SCHEME) || url.starts_with(SENTINEL_SCHEME);
+        if ours && url.contains(|c: char| c == '#' || c.is_whitespace() || c.is_control()) {
+            return Err(UrlError("no fragment, spaces or control characters"));
+        }
         if let Some(rest) = url.strip_prefix(CLUSTER_SCHEME) {
             let rest = rest.strip_suffix('/').unwrap_or(rest);
             if rest.contains(['/', '?']) {
@@ -135,29 +191,44 @@ impl RedisTarget {
         let (authority_part, path) = rest.split_once('/').unwrap_or((rest, ""));
         let (username, password, sentinels) = authority(authority_part, 26379)?;
         let mut segments = path.trim_end_matches('/').split('/');
-        let service = segments.next().filter(|s| !s.is_empty()).ok_or(UrlError(
-            "name the monitored service: redis+sentinel://host:port,…/service",
-        ))?;
+        let service = segments
+            .next()
+            .filter(|s| {
+                !s.is_empty()
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            })
+            .ok_or(UrlError(
+                "name the monitored service (letters, digits, '-', '_', '.'): \
+                 redis+sentinel://host:port,…/service",
+            ))?;
         let db = match segments.next() {
             None => 0,
             Some(db) => db
-                .parse()
+                .parse::<u16>()
+                .map(i64::from)
                 .map_err(|_| UrlError("the database must be a number"))?,
         };
         if segments.next().is_some() {
             return Err(UrlError("expected redis+sentinel://hosts/service[/db]"));
         }
         let mut target_sentinel = (None, None);
-        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
-            match key.as_ref() {
-                "sentinel_username" => target_sentinel.0 = Some(value.into_owned()),
-                "sentinel_password" => target_sentinel.1 = Some(value.into_owned()),
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            // Percent-decoded as the user and password are ('+' is a plus sign).
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = decoded(value)?.ok_or(UrlError("an empty query parameter"))?;
+            match key {
+                "sentinel_username" => target_sentinel.0 = Some(value),
+                "sentinel_password" => target_sentinel.1 = Some(value),
                 _ => return Err(UrlError("unknown query parameter")),
             }
         }
+        if target_sentinel.0.is_some() && target_sentinel.1.is_none() {
+            return Err(UrlError("sentinel_username needs sentinel_password"));
+        }
         Ok(Self::Sentinel {
             sentinels,
-            service: decoded(service)?.unwrap_or_default(),
+            service: service.to_owned(),
             db,
             username,
             password,
@@ -179,24 +250,32 @@ fn decoded(part: &str) -> Result<Option<String>, UrlError> {
 
 /// `host:port`, `[v6]:port`, or a host alone (on `default_port`).
 fn host_port(entry: &str, default_port: u16) -> Result<(String, u16), UrlError> {
-    let bad = UrlError("each sentinel is host:port");
+    const BAD: UrlError = UrlError("each host is name:port, a.b.c.d:port or [v6]:port");
     let (host, port) = if let Some(v6) = entry.strip_prefix('[') {
-        let (host, after) = v6.split_once(']').ok_or(bad)?;
-        (host, after.strip_prefix(':'))
+        let (host, after) = v6.split_once(']').ok_or(BAD)?;
+        host.parse::<std::net::Ipv6Addr>().map_err(|_| BAD)?;
+        let port = match after {
+            "" => None,
+            after => Some(after.strip_prefix(':').ok_or(BAD)?),
+        };
+        (host, port)
     } else {
-        match entry.rsplit_once(':') {
+        let (host, port) = match entry.split_once(':') {
             Some((host, port)) => (host, Some(port)),
             None => (entry, None),
+        };
+        let name = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
+        if !host.bytes().all(name) {
+            return Err(BAD);
         }
+        (host, port)
     };
     let port = match port {
         None => default_port,
-        Some(p) => p
-            .parse()
-            .map_err(|_| UrlError("each sentinel is host:port"))?,
+        Some(p) => p.parse().map_err(|_| BAD)?,
     };
     if host.is_empty() || port == 0 {
-        return Err(UrlError("each sentinel is host:port"));
+        return Err(BAD);
     }
     Ok((host.to_owned(), port))
 }
@@ -246,10 +325,11 @@ impl Link {
                 ))
             }
             RedisTarget::Sentinel { .. } => {
-                let followed = Followed::new(target, response_timeout)?;
+                let followed = Arc::new(Followed::new(target, response_timeout)?);
                 // Fails now if no sentinel names a primary, as a wrong `redis://` URL would.
                 followed.connection().await?;
-                Ok(Self::Sentinel(Arc::new(followed)))
+                Followed::watch(&followed);
+                Ok(Self::Sentinel(followed))
             }
         }
     }
@@ -257,8 +337,12 @@ impl Link {
 
 /// The primary that the sentinels name, followed across failovers (see the module docs).
 struct Followed {
-    sentinel: Mutex<SentinelClient>,
-    /// The current connection and its generation; `None` until one is made.
+    /// The sentinels, each with the connection kept to it (made again after a failure).
+    sentinels: Vec<(ConnectionInfo, Mutex<Option<MultiplexedConnection>>)>,
+    service: String,
+    /// How to speak to the data nodes (credentials, database).
+    node: RedisConnectionInfo,
+    /// The current connection, where it goes, and its generation; `None` until one is made.
     current: Mutex<Current>,
     generation: AtomicU64,
     config: AsyncConnectionConfig,
@@ -266,10 +350,17 @@ struct Followed {
 
 #[derive(Default)]
 struct Current {
-    link: Option<(u64, MultiplexedConnection)>,
+    link: Option<(u64, (String, u16), MultiplexedConnection)>,
     /// After a failed lookup: fail fast until then, with this message.
     backoff: Option<(Instant, String)>,
 }
+
+/// How often an instance asks the sentinels which server is the primary, whatever its
+/// connection says: a primary cut off by a partition (or stopped, then resumed) answers reads
+/// as if nothing had happened, until Sentinel reaches it.
+const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+/// How long one sentinel may take to answer.
+const SENTINEL_TIMEOUT: Duration = Duration::from_millis(500);
 
 impl Followed {
     fn new(target: &RedisTarget, response_timeout: Duration) -> RedisResult<Self> {
@@ -295,26 +386,22 @@ impl Followed {
             }
             info
         };
-        let nodes = sentinels
+        let sentinels = sentinels
             .iter()
             .map(|(host, port)| {
                 ConnectionAddr::Tcp(host.clone(), *port)
                     .into_connection_info()
                     .map(|c| {
-                        c.set_redis_settings(credentials(sentinel_username, sentinel_password))
+                        let c =
+                            c.set_redis_settings(credentials(sentinel_username, sentinel_password));
+                        (c, Mutex::new(None))
                     })
             })
             .collect::<RedisResult<Vec<_>>>()?;
-        let node = SentinelNodeConnectionInfo::default()
-            .set_redis_connection_info(credentials(username, password).set_db(*db));
-        let client = SentinelClient::build(
-            nodes,
-            service.clone(),
-            Some(node),
-            SentinelServerType::Master,
-        )?;
         Ok(Self {
-            sentinel: Mutex::new(client),
+            sentinels,
+            service: service.clone(),
+            node: credentials(username, password).set_db(*db),
             current: Mutex::new(Current::default()),
             generation: AtomicU64::new(0),
             config: AsyncConnectionConfig::new()
@@ -323,11 +410,69 @@ impl Followed {
         })
     }
 
+    /// What one sentinel names as the primary of the service (`None`: no answer).
+    async fn ask(&self, index: usize) -> Option<(String, u16)> {
+        let (info, kept) = self.sentinels.get(index)?;
+        let mut kept = kept.lock().await;
+        if kept.is_none() {
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(SENTINEL_TIMEOUT))
+                .set_response_timeout(Some(SENTINEL_TIMEOUT));
+            let client = redis::Client::open(info.clone()).ok()?;
+            *kept = client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+                .ok();
+        }
+        let conn = kept.as_mut()?;
+        let named: RedisResult<Option<(String, u16)>> = redis::cmd("SENTINEL")
+            .arg("GET-MASTER-ADDR-BY-NAME")
+            .arg(&self.service)
+            .query_async(conn)
+            .await;
+        match named {
+            Ok(named) => named,
+            Err(_) => {
+                *kept = None;
+                None
+            }
+        }
+    }
+
+    /// The primary that a majority of the configured sentinels name (all asked at once), so
+    /// that a sentinel on the minority side of a partition cannot send us to the old one.
+    async fn named_primary(&self) -> Option<(String, u16)> {
+        let answers =
+            futures_util::future::join_all((0..self.sentinels.len()).map(|i| self.ask(i))).await;
+        let answers: Vec<(String, u16)> = answers.into_iter().flatten().collect();
+        answers
+            .iter()
+            .find(|a| answers.iter().filter(|b| b == a).count() * 2 > self.sentinels.len())
+            .cloned()
+    }
+
+    /// A connection to the server at `addr`, which must say that it is a primary.
+    async fn connect(&self, addr: &(String, u16)) -> RedisResult<MultiplexedConnection> {
+        let info = ConnectionAddr::Tcp(addr.0.clone(), addr.1)
+            .into_connection_info()?
+            .set_redis_settings(self.node.clone());
+        let mut conn = redis::Client::open(info)?
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await?;
+        let role: Vec<Value> = redis::cmd("ROLE").query_async(&mut conn).await?;
+        match role.first() {
+            Some(Value::BulkString(r)) if r.as_slice() == b"master" => Ok(conn),
+            _ => Err(unreachable(
+                "the server the sentinels name is not a primary (yet)".into(),
+            )),
+        }
+    }
+
     /// The current connection, or a new one to the primary the sentinels name now. One lookup
     /// at a time: the others wait for its answer.
     async fn connection(&self) -> RedisResult<(u64, MultiplexedConnection)> {
         let mut current = self.current.lock().await;
-        if let Some((generation, conn)) = &current.link {
+        if let Some((generation, _, conn)) = &current.link {
             return Ok((*generation, conn.clone()));
         }
         if let Some((until, message)) = &current.backoff
@@ -336,20 +481,22 @@ impl Followed {
             return Err(unreachable(message.clone()));
         }
         let lookup = async {
-            let mut sentinel = self.sentinel.lock().await;
-            sentinel
-                .get_async_connection_with_config(&self.config)
-                .await
+            let addr = self.named_primary().await.ok_or_else(|| {
+                unreachable("no majority of the sentinels names a primary".into())
+            })?;
+            let conn = self.connect(&addr).await?;
+            Ok::<_, RedisError>((addr, conn))
         };
         let found = match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
             Ok(found) => found,
             Err(_) => Err(unreachable("the sentinels did not answer in time".into())),
         };
         match found {
-            Ok(conn) => {
+            Ok((addr, conn)) => {
                 let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::info!(primary = %format!("{}:{}", addr.0, addr.1), "Redis primary (Sentinel)");
                 *current = Current {
-                    link: Some((generation, conn.clone())),
+                    link: Some((generation, addr, conn.clone())),
                     backoff: None,
                 };
                 Ok((generation, conn))
@@ -357,7 +504,8 @@ impl Followed {
             Err(e) => {
                 tracing::warn!(error = %e, "no Redis primary reachable through Sentinel");
                 current.backoff = Some((Instant::now() + RESOLVE_BACKOFF, e.to_string()));
-                Err(e)
+                // Every failure of the lookup is the store being unavailable (503).
+                Err(unreachable(e.to_string()))
             }
         }
     }
@@ -365,9 +513,52 @@ impl Followed {
     /// Drops connection `generation` (not a newer one) so that the next command looks again.
     async fn forget(&self, generation: u64) {
         let mut current = self.current.lock().await;
-        if current.link.as_ref().is_some_and(|(g, _)| *g == generation) {
+        if current
+            .link
+            .as_ref()
+            .is_some_and(|(g, _, _)| *g == generation)
+        {
             current.link = None;
         }
+    }
+
+    /// The address of the primary in use, if any.
+    async fn primary(&self) -> Option<(String, u16)> {
+        self.current
+            .lock()
+            .await
+            .link
+            .as_ref()
+            .map(|(_, a, _)| a.clone())
+    }
+
+    /// Asks the sentinels every [`WATCH_INTERVAL`] while the store lives, and drops the
+    /// connection as soon as a majority names another primary than the one it goes to.
+    fn watch(followed: &Arc<Self>) {
+        let weak = Arc::downgrade(followed);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(WATCH_INTERVAL).await;
+                let Some(followed) = weak.upgrade() else {
+                    return;
+                };
+                let Some(named) = followed.named_primary().await else {
+                    continue;
+                };
+                let mut current = followed.current.lock().await;
+                if current
+                    .link
+                    .as_ref()
+                    .is_some_and(|(_, addr, _)| *addr != named)
+                {
+                    tracing::warn!(
+                        primary = %format!("{}:{}", named.0, named.1),
+                        "the sentinels name another Redis primary: following it"
+                    );
+                    current.link = None;
+                }
+            }
+        });
     }
 
     /// Runs `op` on the primary; once more on the primary found anew when it surely did not
@@ -411,9 +602,16 @@ enum Failure {
     Other,
 }
 
+/// What a demoted primary answers to `WAIT`: the command before it did not write either (a
+/// replica refuses writes), and the link must go.
+const WAIT_ON_REPLICA: &str = "WAIT cannot be used with replica instances";
+
 impl Failure {
     fn of(e: &RedisError) -> Self {
-        if e.is_connection_refusal() || e.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly) {
+        if e.is_connection_refusal()
+            || e.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly)
+            || e.detail().is_some_and(|d| d.contains(WAIT_ON_REPLICA))
+        {
             Self::NotRun
         } else if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
             Self::Link
@@ -429,7 +627,9 @@ trait Answer {
 }
 
 fn value_read_only(v: &Value) -> bool {
-    matches!(v, Value::ServerError(e) if e.kind() == Some(ServerErrorKind::ReadOnly))
+    matches!(v, Value::ServerError(e)
+        if e.kind() == Some(ServerErrorKind::ReadOnly)
+            || e.details().is_some_and(|d| d.contains(WAIT_ON_REPLICA)))
 }
 
 impl Answer for Value {
@@ -540,13 +740,15 @@ impl Conn {
                 cmd.arg(bytes);
             }
         }
-        match self.query(&cmd, confirm).await {
+        let (mut link, confirm) = self.link_for(confirm);
+        match Self::send(&mut link, &cmd, confirm).await {
             Err(StoreError::Redis(e))
                 if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) =>
             {
-                // A primary new since the script was loaded (or a restarted one).
-                script.load_async(&mut self.main.clone()).await?;
-                self.query(&cmd, confirm).await
+                // A primary new since the script was loaded (or a restarted one): loaded
+                // through the same link, so on the same server.
+                script.load_async(&mut link).await?;
+                Self::send(&mut link, &cmd, confirm).await
             }
             other => other,
         }
@@ -558,9 +760,36 @@ impl Conn {
         cmd: &Cmd,
         confirm: bool,
     ) -> Result<T, StoreError> {
-        let (mut link, confirm) = match (&self.confirmed, confirm) {
-            (Some((link, c)), true) => (link.clone(), *c),
-            _ => return Ok(cmd.query_async(&mut self.main.clone()).await?),
+        let (mut link, confirm) = self.link_for(confirm);
+        Self::send(&mut link, cmd, confirm).await
+    }
+
+    /// The link for a command, and the confirmation it waits for (`None`: it does not).
+    fn link_for(&self, confirm: bool) -> (Link, Option<Confirm>) {
+        match (&self.confirmed, confirm) {
+            (Some((link, c)), true) => (link.clone(), Some(*c)),
+            _ => (self.main.clone(), None),
+        }
+    }
+
+    /// The address of the primary in use, when it is Sentinel's to name.
+    pub(crate) async fn primary(&self) -> Option<String> {
+        match &self.main {
+            Link::Sentinel(followed) => followed
+                .primary()
+                .await
+                .map(|(host, port)| format!("{host}:{port}")),
+            _ => None,
+        }
+    }
+
+    async fn send<T: FromRedisValue>(
+        link: &mut Link,
+        cmd: &Cmd,
+        confirm: Option<Confirm>,
+    ) -> Result<T, StoreError> {
+        let Some(confirm) = confirm else {
+            return Ok(cmd.query_async(link).await?);
         };
         let millis = u64::try_from(confirm.timeout.as_millis())
             .unwrap_or(u64::MAX)
@@ -571,8 +800,22 @@ impl Conn {
         pipe.add_command(cmd.clone())
             .cmd("WAIT")
             .arg(confirm.replicas)
-            .arg(millis);
-        let (answer, replicas): (T, u32) = pipe.query_async(&mut link).await?;
+            .arg(millis)
+            // Each answer on its own, so that a server error keeps its code (NOREPLICAS,
+            // NOSCRIPT, …) instead of becoming the pipeline's.
+            .ignore_errors();
+        let answers: Vec<Value> = pipe.query_async(link).await?;
+        let mut answers = answers.into_iter().map(|v| match v {
+            Value::ServerError(e) => Err(RedisError::from(e)),
+            v => Ok(v),
+        });
+        let (Some(answer), Some(replicas)) = (answers.next(), answers.next()) else {
+            return Err(StoreError::Redis(invalid(
+                "WAIT pipeline: two answers expected",
+            )));
+        };
+        let answer: T = redis::from_redis_value(answer?).map_err(RedisError::from)?;
+        let replicas: u32 = redis::from_redis_value(replicas?).map_err(RedisError::from)?;
         if replicas < confirm.replicas {
             return Err(StoreError::Unconfirmed {
                 wanted: confirm.replicas,
@@ -649,7 +892,12 @@ mod tests {
         );
         let plain = RedisTarget::parse("redis://127.0.0.1:6379/").unwrap();
         assert_eq!(plain, RedisTarget::Server("redis://127.0.0.1:6379/".into()));
-        let t = RedisTarget::parse("redis+sentinel://:pw@h:1/svc").unwrap();
+        let t = RedisTarget::parse("redis+sentinel://:pw@h:1/svc?sentinel_password=a+b").unwrap();
+        assert!(
+            matches!(&t, RedisTarget::Sentinel { sentinel_password: Some(p), .. } if p == "a+b")
+        );
+        let shown = format!("{t:?}");
+        assert!(!shown.contains("pw") && !shown.contains("a+b"), "{shown}");
         assert!(
             matches!(t, RedisTarget::Sentinel { username: None, password: Some(p), .. } if p == "pw")
         );
@@ -668,6 +916,17 @@ mod tests {
             "redis+sentinel://h1/svc?password=secret",
             "rediss+sentinel://h1/svc",
             "redis+sentinel://[::1/svc",
+            "redis+sentinel://[::1]junk/svc",
+            "redis+sentinel://[nothost]:1/svc",
+            "redis+sentinel://::1/svc",
+            "redis+sentinel://h1:26379:1/svc",
+            "redis+sentinel://h 1/svc",
+            "redis+sentinel://h1/svc#frag",
+            "redis+sentinel://h1/svc/-1",
+            "redis+sentinel://user@h1/svc",
+            "redis+sentinel://h1/svc?sentinel_password=",
+            "redis+sentinel://h1/svc?sentinel_username=u",
+            "redis+sentinel://h1/s%20vc",
         ] {
             let err = RedisTarget::parse(bad).unwrap_err().to_string();
             assert!(

@@ -120,6 +120,12 @@ redis.call('ZADD', p .. 'exp', idle, handle)
 return 1
 ";
 
+/// Every removal writes this key first, so that it always replicates something and the `WAIT`
+/// sent with it covers every write the primary took before (see `redis_conn`).
+const FENCE: &str = r"
+redis.call('SET', ARGV[1] .. 'fence', '1', 'EX', 3600)
+";
+
 /// ARGV: prefix, `hash` or `handle`, value. Returns the removed session's fields (or nil).
 const REMOVE: &str = r"
 local p, by, v = ARGV[1], ARGV[2], ARGV[3]
@@ -231,8 +237,8 @@ impl RedisStore {
         let scripts = Scripts {
             put: script(PUT),
             touch: script(TOUCH),
-            remove: script(REMOVE),
-            remove_set: script(REMOVE_SET),
+            remove: script(&format!("{FENCE}\n{REMOVE}")),
+            remove_set: script(&format!("{FENCE}\n{REMOVE_SET}")),
             list: script(LIST),
             expired: script(EXPIRED),
         };
@@ -268,6 +274,11 @@ impl RedisStore {
             .map(|(key, value)| format!("{key}={}", value.trim()))
             .collect::<Vec<_>>()
             .join(", "))
+    }
+
+    /// With Sentinel, the primary in use (`host:port`), once one was found.
+    pub async fn sentinel_primary(&self) -> Option<String> {
+        self.conn.primary().await
     }
 
     /// Keeps records this long past their absolute deadline (default a day). For tests that

@@ -141,8 +141,36 @@ impl RedisProcess {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("redis-server: {e}"));
+        let pid = child.id().to_string();
         self.child = Some(child);
-        self.wait_until("it answers", |_| true).await;
+        // This process answering, not another that took the port meanwhile.
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while self.info("server").await.get("process_id") != Some(&pid) {
+            if tokio::time::Instant::now() >= deadline {
+                let log = std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default();
+                panic!("redis-server on port {} did not start:\n{log}", self.port);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops it (`SIGSTOP`) without closing anything, as a partition or a long pause would
+    /// look from outside; [`RedisProcess::resume`] lets it go on.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let done = std::process::Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status();
+            assert!(done.is_ok_and(|s| s.success()), "kill {signal}");
+        }
     }
 
     /// Kills it at once (`SIGKILL`: nothing flushed, nothing handed over), as a crash would.

@@ -85,6 +85,17 @@ async fn writes_that_matter_are_on_a_replica_before_they_are_done() {
             i.get("master_link_status").is_some_and(|s| s == "up")
         })
         .await;
+    // From here on the writes must be confirmed: a patient timeout, for a loaded machine.
+    let store = RedisStore::connect_to(
+        &target,
+        PREFIX,
+        Confirm {
+            replicas: 1,
+            timeout: Duration::from_secs(5),
+        },
+    )
+    .await
+    .unwrap();
     // Each confirmed write is on the replica the moment it is done: no polling here.
     store.insert(&session("b")).await.unwrap();
     assert!(on_node(&replica, "b").await, "a new session");
@@ -104,6 +115,18 @@ async fn writes_that_matter_are_on_a_replica_before_they_are_done() {
         .await
         .unwrap();
     assert!(marker.is_some(), "an end marker");
+    // A removal that finds nothing still writes (its fence), so that its WAIT covers whatever
+    // the primary took before it.
+    let _: () = replica
+        .query(redis::cmd("DEL").arg(format!("{PREFIX}fence")))
+        .await
+        .unwrap_or(());
+    assert!(store.remove("hash-missing").await.unwrap().is_none());
+    let fence: Option<String> = replica
+        .query(redis::cmd("GET").arg(format!("{PREFIX}fence")))
+        .await
+        .unwrap();
+    assert!(fence.is_some(), "the fence reached the replica");
 
     // The replica gone, the store fails closed again, within its timeout.
     drop(replica);
@@ -127,14 +150,18 @@ async fn the_store_follows_the_primary_through_sentinel() {
 
     // A switch-over (as for maintenance): the sentinels promote the replica and demote the
     // primary, and the store follows without being told.
-    let _: String = topology.sentinels[0]
-        .query(
-            redis::cmd("SENTINEL")
-                .arg("FAILOVER")
-                .arg(&topology.service),
-        )
-        .await
-        .unwrap();
+    // (Refused while the sentinels are still settling: asked again.)
+    eventually("the sentinels take the switch-over", || async {
+        let asked: redis::RedisResult<String> = topology.sentinels[0]
+            .query(
+                redis::cmd("SENTINEL")
+                    .arg("FAILOVER")
+                    .arg(&topology.service),
+            )
+            .await;
+        asked.is_ok()
+    })
+    .await;
     eventually("the sentinels name a new primary", || async {
         topology.primary_port().await.is_some_and(|p| p != first)
     })
@@ -207,4 +234,51 @@ async fn the_store_follows_the_primary_through_sentinel() {
     let back = topology.node(second).unwrap();
     let n = confirmed.lock().unwrap().clone();
     assert!(on_node(back, "a").await && on_node(back, &n).await);
+}
+
+/// A primary that stops (`SIGSTOP`, as a partition or a long pause looks from outside) keeps
+/// its clients' connections open, and, once it goes on, answers reads as if nothing had
+/// happened until Sentinel reaches it. An idle store must leave it for the primary a majority
+/// of the sentinels names, without waiting for an error, so that a session ended on the new
+/// primary is not read back from the old one.
+#[tokio::test]
+async fn a_primary_cut_off_is_left_for_the_one_the_sentinels_name() {
+    if !redis_server_available("Redis Sentinel partition test") {
+        return;
+    }
+    let mut topology = SentinelTopology::start(2).await;
+    let first = topology.primary_port().await.unwrap();
+    let idle = RedisStore::connect(&topology.url(), PREFIX).await.unwrap();
+    let busy = RedisStore::connect(&topology.url(), PREFIX).await.unwrap();
+    busy.insert(&session("a")).await.unwrap();
+    assert!(idle.get("hash-a", NOW).await.unwrap().is_some());
+    assert_eq!(
+        idle.sentinel_primary().await,
+        Some(format!("127.0.0.1:{first}"))
+    );
+
+    topology.node(first).unwrap().pause();
+    eventually("the sentinels promote a replica", || async {
+        topology.primary_port().await.is_some_and(|p| p != first)
+    })
+    .await;
+    let second = topology.primary_port().await.unwrap();
+    // It lets the old one go (and finds the new one at its next command).
+    eventually("the idle store leaves the old primary", || async {
+        idle.sentinel_primary().await != Some(format!("127.0.0.1:{first}"))
+    })
+    .await;
+    eventually("the session is ended on the new primary", || async {
+        busy.remove("hash-a").await.is_ok_and(|s| s.is_some())
+    })
+    .await;
+    topology.node(first).unwrap().resume();
+    assert!(
+        idle.get("hash-a", NOW).await.unwrap().is_none(),
+        "not read back from the old primary"
+    );
+    assert_eq!(
+        idle.sentinel_primary().await,
+        Some(format!("127.0.0.1:{second}"))
+    );
 }
