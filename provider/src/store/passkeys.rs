@@ -85,6 +85,20 @@ impl Store {
     /// (nothing written) if its credential is registered already, to this account or
     /// another; [`Added::Gone`] if the account is gone.
     pub async fn add_passkey(&self, row: &PasskeyRow, max: i64) -> Result<Added, sqlx::Error> {
+        let mut tx = self.db.write().begin().await?;
+        // The count below is read and the row written in one statement; on PostgreSQL (READ
+        // COMMITTED) two such statements for one account could both count below the limit,
+        // so the account's row is locked first and they take turns. SQLite has one writer.
+        if !self.db.is_sqlite() {
+            let found: Option<i32> =
+                sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
+                    .bind(&row.user_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if found.is_none() {
+                return Ok(Added::Gone);
+            }
+        }
         let done = sqlx::query(
             "INSERT INTO user_passkeys \
              (id, user_id, credential_id, name, passkey, sign_count, created_at) \
@@ -99,15 +113,19 @@ impl Store {
         .bind(row.sign_count)
         .bind(row.created_at)
         .bind(max)
-        .execute(self.db.write())
+        .execute(&mut *tx)
         .await;
-        match done {
-            Ok(done) if done.rows_affected() == 1 => Ok(Added::Yes),
-            Ok(_) => Ok(Added::TooMany),
-            Err(e) if is_unique_violation(&e) => Ok(Added::Taken),
-            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => Ok(Added::Gone),
-            Err(e) => Err(e),
-        }
+        let added = match done {
+            Ok(done) if done.rows_affected() == 1 => Added::Yes,
+            Ok(_) => return Ok(Added::TooMany),
+            Err(e) if is_unique_violation(&e) => return Ok(Added::Taken),
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                return Ok(Added::Gone);
+            }
+            Err(e) => return Err(e),
+        };
+        tx.commit().await?;
+        Ok(added)
     }
 
     /// Records a use of passkey `id` at `now`, with its credential as it stands after it
@@ -311,6 +329,15 @@ mod tests {
         // The account's limit.
         assert_eq!(add(row("p6", &bob.id, "third")).await, Added::Yes);
         assert_eq!(add(row("p7", &bob.id, "fourth")).await, Added::TooMany);
+        // Sixteen at once for an account with room for one more: one is added.
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..16 {
+            let r = row(&format!("race{i}"), &alice.id, &format!("race-cred{i}"));
+            tasks.spawn(add(r));
+        }
+        let added = tasks.join_all().await;
+        let yes = added.iter().filter(|a| **a == Added::Yes).count();
+        assert_eq!(yes, 1, "{added:?}");
         // Only its owner removes one.
         assert!(
             ctx.store
