@@ -3,46 +3,7 @@
 
 use super::sign_in;
 use crate::harness::{ALICE, Browser, Options, eventually, param, spawn_with};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A private redis-server on a spare port (killed on drop).
-struct Redis(Child);
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn start_redis(port: u16) -> Redis {
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server runs");
-    // Held by the guard from here on, so it is killed and reaped on every path.
-    let redis = Redis(child);
-    eventually("redis-server listens", || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()
-            .map(drop)
-    })
-    .await;
-    redis
-}
 
 async fn status(browser: &Browser, url: &str) -> (u16, Duration) {
     let started = Instant::now();
@@ -52,22 +13,13 @@ async fn status(browser: &Browser, url: &str) -> (u16, Duration) {
 
 #[tokio::test]
 async fn a_redis_outage_gives_quick_503s_then_recovers() {
-    if Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        infra::testing::skip("Redis outage test", "redis-server on PATH");
+    if !sessions::testing::redis_server_available("Redis outage test") {
         return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let redis = start_redis(port).await;
+    // A private redis-server on a spare port (killed on drop).
+    let mut redis = sessions::testing::RedisProcess::server(&[]).await;
     let store = sessions::testing::TestRedis {
-        url: format!("redis://127.0.0.1:{port}/"),
+        url: redis.url(),
         prefix: "outage:".into(),
     };
     let stack = spawn_with(Options {
@@ -80,7 +32,7 @@ async fn a_redis_outage_gives_quick_503s_then_recovers() {
     let readyz = format!("{}/readyz", stack.issuer);
     assert_eq!(status(&browser, &readyz).await.0, 200);
 
-    drop(redis);
+    redis.kill();
     let req = stack.authorize_url(
         &stack.app_b.client_id,
         &stack.app_b.redirect_uri,
@@ -110,7 +62,7 @@ async fn a_redis_outage_gives_quick_503s_then_recovers() {
     );
 
     // Redis comes back (empty: it keeps nothing on disk). Service resumes by itself.
-    let _redis = start_redis(port).await;
+    redis.restart().await;
     eventually("the provider reconnected", || async {
         (status(&browser, &readyz).await.0 == 200).then_some(())
     })
