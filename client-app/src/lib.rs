@@ -145,6 +145,9 @@ impl App {
                 header::X_FRAME_OPTIONS,
                 HeaderValue::from_static("DENY"),
             ))
+            // Framed by the provider's signed-out page: outside the no-framing layers above,
+            // with headers of its own (its provider as the only frame ancestor).
+            .route("/frontchannel-logout", get(pages::frontchannel_logout))
             .layer(axum::middleware::from_fn(infra::metrics::track))
             .layer(tower_http::trace::TraceLayer::new_for_http())
             .with_state(self.state.clone())

@@ -715,6 +715,63 @@ pub(crate) async fn backchannel_logout(
     }
 }
 
+/// `GET /frontchannel-logout?iss=…&sid=…` (OpenID Connect Front-Channel Logout 1.0 §2–§4):
+/// the provider's signed-out page frames this for every app of the session that ended. The
+/// browser's cookies may not come with a framed request (third-party cookies), so the local
+/// sessions of that `sid` end here on the server, as with a logout token; `iss` must be our
+/// provider. Framed by the provider only (`frame-ancestors`), never cached.
+pub(crate) async fn frontchannel_logout(State(st): Shared, RawQuery(query): RawQuery) -> Response {
+    let params = single_params(query.as_deref().unwrap_or(""));
+    let (iss, sid) = match &params {
+        Some(p) => (p.get("iss"), p.get("sid")),
+        None => (None, None),
+    };
+    let answer = |status: StatusCode, text: &'static str| {
+        let frame_ancestors = url::Url::parse(&st.issuer)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_else(|_| "'none'".into());
+        let csp = format!("default-src 'none'; frame-ancestors {frame_ancestors}");
+        let headers = [
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            ),
+        ];
+        let mut response = (status, headers, text).into_response();
+        if let Ok(csp) = HeaderValue::from_str(&csp) {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_SECURITY_POLICY, csp);
+        }
+        response
+    };
+    let Some(sid) = sid.filter(|sid| !sid.is_empty() && sid.len() <= 256) else {
+        return answer(StatusCode::BAD_REQUEST, "sid is required");
+    };
+    if !iss.is_some_and(|iss| ct_eq(iss, &st.issuer)) {
+        return answer(StatusCode::BAD_REQUEST, "iss is not this app's provider");
+    }
+    match st.sessions.revoke_external(sid).await {
+        Ok(ended) => {
+            tracing::info!(sessions = ended.len(), "front-channel logout");
+            answer(StatusCode::OK, "signed out")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "front-channel logout");
+            answer(StatusCode::SERVICE_UNAVAILABLE, "try again")
+        }
+    }
+}
+
 /// `GET /readyz`: the app's session store answers.
 pub(crate) async fn readiness(State(st): Shared) -> Response {
     use infra::health::{check, report};

@@ -25,6 +25,10 @@ pub(super) struct MetadataArgs {
     /// Where back-channel logout tokens are POSTed.
     #[arg(long)]
     backchannel_logout_uri: Option<String>,
+    /// Where the app is framed, with `iss` and `sid`, by the provider's signed-out page
+    /// (Front-Channel Logout; same scheme, host and port as a redirect URI; '' removes it).
+    #[arg(long)]
+    frontchannel_logout_uri: Option<String>,
     /// A grant type: authorization_code, refresh_token, client_credentials,
     /// urn:ietf:params:oauth:grant-type:token-exchange (repeat).
     #[arg(long = "grant-type")]
@@ -399,6 +403,10 @@ impl MetadataArgs {
             base.backchannel_logout_session_required = Some(!uri.is_empty());
             base.backchannel_logout_uri = Some(uri).filter(|u| !u.is_empty());
         }
+        if let Some(uri) = self.frontchannel_logout_uri {
+            base.frontchannel_logout_session_required = Some(!uri.is_empty());
+            base.frontchannel_logout_uri = Some(uri).filter(|u| !u.is_empty());
+        }
         if !self.grant_types.is_empty() {
             base.grant_types = Some(self.grant_types);
         }
@@ -458,6 +466,11 @@ fn print_client(io: &mut Io<'_>, c: &Client) -> anyhow::Result<()> {
         io,
         "back-channel URI   {}",
         c.backchannel_logout_uri.as_deref().unwrap_or("-")
+    );
+    out!(
+        io,
+        "front-channel URI  {}",
+        c.frontchannel_logout_uri.as_deref().unwrap_or("-")
     );
     out!(io, "ID token alg       {}", c.id_token_alg);
     out!(

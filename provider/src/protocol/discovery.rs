@@ -41,6 +41,8 @@ pub struct ProviderMetadata {
     authorization_response_iss_parameter_supported: bool,
     backchannel_logout_supported: bool,
     backchannel_logout_session_supported: bool,
+    frontchannel_logout_supported: bool,
+    frontchannel_logout_session_supported: bool,
     /// Where an API's client subscribes to the revocations of its tokens (an extension,
     /// Discovery 1.0 §3 allows more members; see `crate::feed`).
     gatehouse_revocation_feed_endpoint: String,
@@ -122,6 +124,8 @@ impl ProviderMetadata {
             // OIDC Back-Channel Logout 1.0 §2.1: logout tokens, always with `sid`.
             backchannel_logout_supported: true,
             backchannel_logout_session_supported: true,
+            frontchannel_logout_supported: true,
+            frontchannel_logout_session_supported: true,
             gatehouse_revocation_feed_endpoint: at(paths::REVOCATION_FEED),
         }
     }

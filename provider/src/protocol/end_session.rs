@@ -11,7 +11,9 @@
 //! - A `post_logout_redirect_uri` without a valid hint is never redirected to (§3: the OP must
 //!   be sure the RP sent it).
 //!
-//! Every end reaches every app of the session through the back-channel outbox.
+//! Every end reaches every app of the session through the back-channel outbox, and the apps
+//! that registered a front-channel logout URI through the signed-out page, which frames each
+//! (Front-Channel Logout 1.0 §2–§3: with `iss` and `sid` when the app asked for them).
 
 use super::error::PageError;
 use super::hint::{self, Hint};
@@ -41,6 +43,8 @@ pub enum EndSession {
     SignedOut {
         was_signed_in: bool,
         redirect: Option<PostLogoutRedirect>,
+        /// The front-channel logout URIs to frame (Front-Channel Logout §3).
+        frames: Vec<String>,
     },
 }
 
@@ -102,10 +106,8 @@ pub async fn end_session(
     let checked = check(ctx, params).await?;
     Ok(match (session, &checked.hint) {
         (Some(s), Some(hint)) if names(hint, s) => EndSession::SignedOut {
-            was_signed_in: {
-                end(ctx, s).await?;
-                true
-            },
+            frames: end(ctx, s).await?,
+            was_signed_in: true,
             redirect: checked.redirect,
         },
         (Some(s), _) => EndSession::Ask {
@@ -123,6 +125,7 @@ pub async fn end_session(
         (None, Some(_)) => EndSession::SignedOut {
             was_signed_in: false,
             redirect: checked.redirect,
+            frames: Vec::new(),
         },
         (None, None) => EndSession::NotSignedIn,
     })
@@ -180,20 +183,37 @@ fn post_logout_redirect(
 /// the caller): the session ends whatever happened meanwhile, and the browser goes back to
 /// the app only if the request it carries still checks out (the app may have been deleted,
 /// its sign-out address removed: then it stays on the provider's signed-out page).
+/// Returns where the browser goes next and the front-channel logout URIs to frame.
 pub async fn confirm(
     ctx: &Ctx,
     session: &Session,
     form: &Params,
-) -> Result<Option<PostLogoutRedirect>, PageError> {
+) -> Result<(Option<PostLogoutRedirect>, Vec<String>), PageError> {
     let checked = check(ctx, form).await;
-    end(ctx, session).await?;
+    let frames = end(ctx, session).await?;
     match checked {
-        Ok(c) => Ok(c.redirect),
+        Ok(c) => Ok((c.redirect, frames)),
         Err(PageError::System(e)) => Err(e.into()),
-        Err(_) => Ok(None),
+        Err(_) => Ok((None, frames)),
     }
 }
 
-async fn end(ctx: &Ctx, session: &Session) -> Result<(), SystemError> {
-    logout::end(ctx, &[session.ending(EndCause::Logout)]).await
+/// Ends the session; returns the front-channel logout URIs of the apps that joined it, with
+/// `iss` and `sid` for those that asked (Front-Channel Logout §2), read before the end
+/// forgets who joined.
+async fn end(ctx: &Ctx, session: &Session) -> Result<Vec<String>, SystemError> {
+    let targets = ctx.store.frontchannel_targets(&session.handle).await?;
+    logout::end(ctx, &[session.ending(EndCause::Logout)]).await?;
+    Ok(targets
+        .into_iter()
+        .filter_map(|(uri, with_session)| {
+            let mut url = url::Url::parse(&uri).ok()?;
+            if with_session {
+                url.query_pairs_mut()
+                    .append_pair("iss", &ctx.issuer)
+                    .append_pair("sid", &session.handle);
+            }
+            Some(url.into())
+        })
+        .collect())
 }

@@ -16,6 +16,10 @@ pub struct Client {
     pub backchannel_logout_uri: Option<String>,
     /// OIDC Back-Channel Logout §2.2: the client wants `sid` in logout tokens (we always send it).
     pub backchannel_logout_session_required: bool,
+    /// OIDC Front-Channel Logout §2: framed by the signed-out page of a session it joined.
+    pub frontchannel_logout_uri: Option<String>,
+    /// Front-Channel Logout §2: `iss` and `sid` are added to that URI.
+    pub frontchannel_logout_session_required: bool,
     pub grant_types: Vec<GrantType>,
     pub auth_method: AuthMethod,
     pub id_token_alg: Alg,
@@ -85,6 +89,8 @@ pub struct NewClient {
     pub(crate) post_logout_redirect_uris: Vec<String>,
     pub(crate) backchannel_logout_uri: Option<String>,
     pub(crate) backchannel_logout_session_required: bool,
+    pub(crate) frontchannel_logout_uri: Option<String>,
+    pub(crate) frontchannel_logout_session_required: bool,
     pub(crate) grant_types: Vec<GrantType>,
     pub(crate) auth_method: AuthMethod,
     pub(crate) id_token_alg: Alg,
@@ -97,6 +103,7 @@ pub struct NewClient {
 
 const CLIENT_COLUMNS: &str = "client_id, secret_hash, name, redirect_uris, \
     post_logout_redirect_uris, backchannel_logout_uri, backchannel_logout_session_required, \
+    frontchannel_logout_uri, frontchannel_logout_session_required, \
     grant_types, token_endpoint_auth_method, id_token_signed_response_alg, first_party, jwks, \
     owner_id, registration_token_hash, default_acr_values, require_mfa, require_pkce, created_at";
 
@@ -109,6 +116,8 @@ struct ClientRow {
     post_logout_redirect_uris: String,
     backchannel_logout_uri: Option<String>,
     backchannel_logout_session_required: i64,
+    frontchannel_logout_uri: Option<String>,
+    frontchannel_logout_session_required: i64,
     grant_types: String,
     token_endpoint_auth_method: String,
     id_token_signed_response_alg: String,
@@ -130,6 +139,8 @@ infra::lite_row!(ClientRow {
     post_logout_redirect_uris,
     backchannel_logout_uri,
     backchannel_logout_session_required,
+    frontchannel_logout_uri,
+    frontchannel_logout_session_required,
     grant_types,
     token_endpoint_auth_method,
     id_token_signed_response_alg,
@@ -162,6 +173,8 @@ impl TryFrom<ClientRow> for Client {
             post_logout_redirect_uris: parse_list(&r.post_logout_redirect_uris),
             backchannel_logout_uri: r.backchannel_logout_uri,
             backchannel_logout_session_required: r.backchannel_logout_session_required != 0,
+            frontchannel_logout_uri: r.frontchannel_logout_uri,
+            frontchannel_logout_session_required: r.frontchannel_logout_session_required != 0,
             grant_types,
             auth_method: decode(
                 "token_endpoint_auth_method",
@@ -197,7 +210,8 @@ impl Store {
              grant_types = $7, token_endpoint_auth_method = $8, \
              id_token_signed_response_alg = $9, first_party = $10, \
              backchannel_logout_session_required = $12, jwks = $13, owner_id = $14, \
-             registration_token_hash = $15, default_acr_values = $16",
+             registration_token_hash = $15, default_acr_values = $16, \
+             frontchannel_logout_uri = $17, frontchannel_logout_session_required = $18",
         )
         .await
         .map(|_| ())
@@ -459,9 +473,9 @@ fn client_write<'q>(
          post_logout_redirect_uris, backchannel_logout_uri, grant_types, \
          token_endpoint_auth_method, id_token_signed_response_alg, first_party, created_at, \
          backchannel_logout_session_required, jwks, owner_id, registration_token_hash, \
-         default_acr_values) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-         {on_conflict}"
+         default_acr_values, frontchannel_logout_uri, frontchannel_logout_session_required) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+         $18) {on_conflict}"
     )))
     .bind(&c.client_id)
     .bind(&c.secret_hash)
@@ -481,4 +495,6 @@ fn client_write<'q>(
     .bind(&c.owner_id)
     .bind(&c.registration_token_hash)
     .bind(json_list(c.default_acr_values.iter().map(|l| l.as_str())))
+    .bind(&c.frontchannel_logout_uri)
+    .bind(flag(c.frontchannel_logout_session_required))
 }

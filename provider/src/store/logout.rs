@@ -77,6 +77,28 @@ impl Store {
         Ok(names)
     }
 
+    /// The front-channel logout URIs (with whether each wants `iss` and `sid`) of the apps
+    /// that joined session `sid` and registered one (Front-Channel Logout §2), in joining
+    /// order; read before the session's end forgets who joined it.
+    pub async fn frontchannel_targets(
+        &self,
+        sid: &str,
+    ) -> Result<Vec<(String, bool)>, sqlx::Error> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT c.frontchannel_logout_uri, c.frontchannel_logout_session_required \
+             FROM session_clients s JOIN clients c ON c.client_id = s.client_id \
+             WHERE s.sid = $1 AND c.frontchannel_logout_uri IS NOT NULL \
+             ORDER BY s.joined_at, c.client_id",
+        )
+        .bind(sid)
+        .fetch_all(self.db.read())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(uri, with)| (uri, with != 0))
+            .collect())
+    }
+
     /// Queues a logout delivery to `client_id` for every session of `user_id` it joined (the
     /// app was disconnected; the sessions themselves go on), and forgets those memberships.
     /// Each delivery is named after the session, the client and the time, so that the

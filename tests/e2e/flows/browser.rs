@@ -189,6 +189,46 @@ async fn sign_out_everywhere_from_app_b_and_app_a_shows_signed_out_on_reload() {
     chrome.client.clone().close().await.unwrap();
 }
 
+/// Front-Channel Logout in a real browser: App A has no back-channel endpoint, only a
+/// front-channel one. Signing out everywhere from App B shows the provider's signed-out page,
+/// whose CSP lets Chromium frame App A's URI (with `iss` and `sid`); the page then goes back to
+/// App B, and App A, which heard of the end only through that frame, shows signed out.
+#[tokio::test]
+async fn front_channel_logout_reaches_an_app_through_the_browser() {
+    let Some(mut chrome) = Chrome::start("front_channel_logout").await else {
+        return;
+    };
+    let stack = spawn().await;
+    let uri = format!("{}/frontchannel-logout", stack.app_a.url);
+    crate::harness::update_client(&stack.store, "app-a", |c| {
+        c.backchannel_logout_uri = None;
+        c.frontchannel_logout_uri = Some(uri);
+        c.frontchannel_logout_session_required = Some(true);
+    })
+    .await
+    .unwrap();
+    sign_in_at_app_a(&mut chrome, &stack).await;
+    sso_at_app_b(&mut chrome, &stack).await;
+    chrome.click("logout-everywhere").await;
+    chrome
+        .wait_for_url(&format!("{}/logout", stack.issuer))
+        .await;
+    chrome.shot("provider-signed-out-with-frames").await;
+    chrome
+        .wait_for_url(&format!("{}/?state=", stack.app_b.url))
+        .await;
+    chrome
+        .wait_for_text("status", "You are not signed in.")
+        .await;
+    chrome.goto(&format!("{}/", stack.app_a.url)).await;
+    assert_eq!(
+        chrome.text("status").await,
+        "You are not signed in.",
+        "App A heard the front-channel logout"
+    );
+    chrome.client.clone().close().await.unwrap();
+}
+
 #[tokio::test]
 async fn revoking_a_session_on_your_sessions_signs_its_app_out() {
     let Some(mut chrome) = Chrome::start("your_sessions").await else {

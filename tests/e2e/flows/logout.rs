@@ -953,3 +953,141 @@ async fn apps_that_never_answer_do_not_stall_anyone_elses_logout() {
 }
 
 const HOLE_REDIRECT: &str = "https://hole.example/cb";
+
+/// The `src` of every front-channel frame on a signed-out page (HTML-unescaped).
+fn frames(page: &Page) -> Vec<String> {
+    page.body
+        .split("<iframe class=\"frontchannel\" src=\"")
+        .skip(1)
+        .filter_map(|rest| {
+            rest.split_once('"')
+                .map(|(src, _)| src.replace("&#38;", "&").replace("&amp;", "&"))
+        })
+        .collect()
+}
+
+/// Front-Channel Logout 1.0: an app that registered a front-channel logout URI (here App B,
+/// with no back-channel endpoint) is framed by the provider's signed-out page, with `iss` and
+/// `sid`, under a CSP that allows frames from it alone; loading the frame (as the browser
+/// does, without the app's cookie) ends its session. The page then goes on to the app that
+/// asked for the sign-out. Only a URI on the app's own origin can be registered.
+#[tokio::test]
+async fn front_channel_logout_frames_the_apps_that_asked_for_it() {
+    let stack = spawn().await;
+    let uri = format!("{}/frontchannel-logout", stack.app_b.url);
+    let out = stack
+        .cli(&[
+            "clients",
+            "update",
+            "app-b",
+            "--backchannel-logout-uri",
+            "",
+            "--frontchannel-logout-uri",
+            &uri,
+            "--json",
+        ])
+        .await
+        .unwrap();
+    let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["frontchannel_logout_uri"], uri.as_str(), "{out}");
+    assert_eq!(shown["frontchannel_logout_session_required"], true);
+    assert!(shown.get("backchannel_logout_uri").is_none(), "{out}");
+    let discovery = stack.discovery().await;
+    assert_eq!(discovery["frontchannel_logout_supported"], true);
+    assert_eq!(discovery["frontchannel_logout_session_supported"], true);
+
+    let (browser, sid) = signed_in_at_both(&stack).await;
+    // App A asks the provider to sign the person out (RP-initiated, with its hint).
+    let home = browser.follow(&format!("{}/", stack.app_a.url)).await;
+    let to_provider = browser
+        .post_once(
+            &format!("{}/logout/everywhere", stack.app_a.url),
+            &[("csrf_token", &home.hidden("csrf_token").unwrap())],
+        )
+        .await;
+    let page = browser
+        .get_once(to_provider.hops[0].location.as_deref().unwrap())
+        .await;
+    assert_eq!(page.status, 200, "the signed-out page, not a redirect yet");
+    assert_eq!(page.headers["clear-site-data"], "\"cookies\"");
+    let framed = frames(&page);
+    assert_eq!(framed.len(), 1, "App B only: {}", page.body);
+    assert!(framed[0].starts_with(&uri), "{}", framed[0]);
+    assert_eq!(
+        param(&framed[0], "iss").as_deref(),
+        Some(stack.issuer.as_str())
+    );
+    assert_eq!(
+        param(&framed[0], "sid").as_deref(),
+        Some(sid.as_str()),
+        "{}",
+        framed[0]
+    );
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    let app_b_origin = stack.app_b.url.clone();
+    assert!(csp.contains(&format!("frame-src {app_b_origin}")), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(
+        page.body
+            .contains("sandbox=\"allow-scripts allow-same-origin\"")
+    );
+    assert!(
+        page.body
+            .contains(&format!("content=\"2;url={}/?state=", stack.app_a.url)),
+        "then back to App A: {}",
+        page.body
+    );
+    signed_out(&browser, &stack.app_a, "App A signed out (back-channel)").await;
+    assert_eq!(me(&browser, &stack.app_b).await.0, 200, "App B not yet");
+
+    // The frame's request carries no App B cookie (a third-party frame): the sid does it.
+    let frame = Browser::new();
+    let wrong_iss = framed[0].replace(
+        &format!("iss={}", url_encoded(&stack.issuer)),
+        "iss=https%3A%2F%2Fevil.example",
+    );
+    assert_ne!(wrong_iss, framed[0]);
+    assert_eq!(frame.get_once(&wrong_iss).await.status, 400);
+    assert_eq!(frame.get_once(&uri).await.status, 400, "no sid");
+    assert_eq!(
+        me(&browser, &stack.app_b).await.0,
+        200,
+        "refusals end nothing"
+    );
+    let loaded = frame.get_once(&framed[0]).await;
+    assert_eq!(loaded.status, 200);
+    assert_eq!(loaded.headers["cache-control"], "no-store");
+    let ancestors = loaded.headers["content-security-policy"].to_str().unwrap();
+    let issuer_origin = url::Url::parse(&stack.issuer)
+        .unwrap()
+        .origin()
+        .ascii_serialization();
+    assert_eq!(
+        ancestors,
+        format!("default-src 'none'; frame-ancestors {issuer_origin}")
+    );
+    assert_eq!(me(&browser, &stack.app_b).await.0, 401, "App B signed out");
+
+    // Only the app's own origin, as a registered redirect URI has it.
+    for bad in [
+        "https://evil.example/fc",
+        "http://app-a.localhost:1/fc",
+        &format!("{uri}#x"),
+    ] {
+        let err = stack
+            .cli(&[
+                "clients",
+                "update",
+                "app-b",
+                "--frontchannel-logout-uri",
+                bad,
+            ])
+            .await
+            .unwrap_err();
+        assert!(err.contains("frontchannel_logout_uri"), "{bad}: {err}");
+    }
+}
+
+fn url_encoded(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}

@@ -357,6 +357,8 @@ mod tests {
             post_logout_redirect_uris: vec![],
             backchannel_logout_uri: None,
             backchannel_logout_session_required: false,
+            frontchannel_logout_uri: None,
+            frontchannel_logout_session_required: false,
             grant_types: grants.to_vec(),
             auth_method: AuthMethod::ClientSecretBasic,
             id_token_alg: Alg::RS256,

@@ -45,6 +45,11 @@ pub struct ClientMetadata {
     pub backchannel_logout_uri: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backchannel_logout_session_required: Option<bool>,
+    /// Front-Channel Logout §2: rendered in an iframe on the provider's signed-out page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frontchannel_logout_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frontchannel_logout_session_required: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_token_signed_response_alg: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -101,6 +106,8 @@ pub struct ValidMetadata {
     pub post_logout_redirect_uris: Vec<String>,
     pub backchannel_logout_uri: Option<String>,
     pub backchannel_logout_session_required: bool,
+    pub frontchannel_logout_uri: Option<String>,
+    pub frontchannel_logout_session_required: bool,
     pub grant_types: Vec<GrantType>,
     pub auth_method: AuthMethod,
     pub id_token_alg: Alg,
@@ -174,6 +181,18 @@ impl ClientMetadata {
                 Some(uri.to_owned())
             }
         };
+        let frontchannel_logout_uri = match self.frontchannel_logout_uri.as_deref() {
+            None | Some("") => None,
+            Some(uri) => {
+                check_frontchannel_uri(uri, &redirect_uris).map_err(|why| {
+                    MetadataError::metadata(
+                        "frontchannel_logout_uri",
+                        format!("frontchannel_logout_uri {}: {why}", shown(uri)),
+                    )
+                })?;
+                Some(uri.to_owned())
+            }
+        };
         let id_token_alg = match self.id_token_signed_response_alg.as_deref() {
             // OIDC Registration §2: RS256 when none is named.
             None => Alg::RS256,
@@ -213,6 +232,9 @@ impl ClientMetadata {
             backchannel_logout_session_required: self
                 .backchannel_logout_session_required
                 .unwrap_or(false),
+            frontchannel_logout_session_required: frontchannel_logout_uri.is_some()
+                && self.frontchannel_logout_session_required.unwrap_or(false),
+            frontchannel_logout_uri,
             grant_types,
             auth_method,
             id_token_alg,
@@ -438,6 +460,22 @@ fn check_backchannel_uri(uri: &str, outbound: &Outbound) -> Result<(), String> {
                             nothing unless the operator allows it (outbound.allow)"
                 .to_owned(),
         })
+}
+
+/// A front-channel logout URI (Front-Channel Logout §2): the shape of every URI
+/// ([`check_shape`]; absolute, no fragment, a query allowed), and the scheme, host and port
+/// of one of the client's redirect URIs, which the spec requires: a registrant can have the
+/// signed-out page frame its own app only.
+fn check_frontchannel_uri(uri: &str, redirect_uris: &[String]) -> Result<(), String> {
+    let parsed = check_shape(uri)?;
+    let own = redirect_uris
+        .iter()
+        .filter_map(|r| url::Url::parse(r).ok())
+        .any(|r| r.origin() == parsed.origin() && parsed.origin().is_tuple());
+    if !own {
+        return Err("must have the scheme, host and port of a registered redirect URI".into());
+    }
+    Ok(())
 }
 
 /// A JWK Set of public keys we can verify with.

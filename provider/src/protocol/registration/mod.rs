@@ -115,6 +115,8 @@ fn new_client(
         post_logout_redirect_uris: m.post_logout_redirect_uris,
         backchannel_logout_uri: m.backchannel_logout_uri,
         backchannel_logout_session_required: m.backchannel_logout_session_required,
+        frontchannel_logout_uri: m.frontchannel_logout_uri,
+        frontchannel_logout_session_required: m.frontchannel_logout_session_required,
         grant_types: m.grant_types,
         auth_method: m.auth_method,
         id_token_alg: m.id_token_alg,
@@ -353,6 +355,13 @@ pub fn describe(client: &Client) -> serde_json::Map<String, serde_json::Value> {
             client.backchannel_logout_session_required.into(),
         );
     }
+    if let Some(uri) = &client.frontchannel_logout_uri {
+        put("frontchannel_logout_uri", uri.clone().into());
+        put(
+            "frontchannel_logout_session_required",
+            client.frontchannel_logout_session_required.into(),
+        );
+    }
     let grants: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
     put("grant_types", grants.into());
     // RFC 7591 §2.1: the code response type goes with the authorization_code grant.
@@ -410,6 +419,8 @@ pub fn metadata_of(client: &Client) -> ClientMetadata {
         post_logout_redirect_uris: Some(client.post_logout_redirect_uris.clone()),
         backchannel_logout_uri: client.backchannel_logout_uri.clone(),
         backchannel_logout_session_required: Some(client.backchannel_logout_session_required),
+        frontchannel_logout_uri: client.frontchannel_logout_uri.clone(),
+        frontchannel_logout_session_required: Some(client.frontchannel_logout_session_required),
         id_token_signed_response_alg: Some(client.id_token_alg.as_str().to_owned()),
         jwks: client
             .jwks

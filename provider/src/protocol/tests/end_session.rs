@@ -67,7 +67,10 @@ async fn without_a_hint_the_person_is_asked_and_nothing_ends() {
     let nobody = end_session(&w.ctx, &form(&[]), None).await.unwrap();
     assert_eq!(nobody, EndSession::NotSignedIn);
     // The answer ends it, and goes nowhere.
-    assert_eq!(confirm(&w.ctx, &session, &form(&[])).await.unwrap(), None);
+    assert_eq!(
+        confirm(&w.ctx, &session, &form(&[])).await.unwrap(),
+        (None, vec![])
+    );
     assert!(!alive(&w, &session).await);
 }
 
@@ -90,7 +93,8 @@ async fn a_hint_naming_this_session_ends_it_and_sends_the_browser_back() {
         done,
         EndSession::SignedOut {
             was_signed_in: true,
-            redirect: Some(back)
+            redirect: Some(back),
+            frames: vec![],
         }
     );
     assert!(!alive(&w, &session).await);
@@ -117,7 +121,7 @@ async fn another_users_hint_asks_and_the_answer_goes_back_to_the_app() {
     );
     // The confirmation sends the request again: checked again, then bob is signed out.
     let pairs: Vec<(&str, &str)> = resend.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let back = confirm(&w.ctx, &bobs, &form(&pairs)).await.unwrap();
+    let (back, _) = confirm(&w.ctx, &bobs, &form(&pairs)).await.unwrap();
     assert_eq!(back.map(|r| r.uri).as_deref(), Some(POST_LOGOUT));
     assert!(!alive(&w, &bobs).await);
     assert!(
@@ -183,6 +187,9 @@ async fn a_confirmed_sign_out_ends_the_session_even_if_its_app_went_meanwhile() 
         ("client_id", "nobody"),
         ("post_logout_redirect_uri", POST_LOGOUT),
     ]);
-    assert_eq!(confirm(&w.ctx, &session, &gone).await.unwrap(), None);
+    assert_eq!(
+        confirm(&w.ctx, &session, &gone).await.unwrap(),
+        (None, vec![])
+    );
     assert!(!alive(&w, &session).await);
 }

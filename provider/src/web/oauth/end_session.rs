@@ -29,6 +29,10 @@ struct ConfirmPage {
 #[template(path = "provider/signed_out.html")]
 struct SignedOutPage {
     was_signed_in: bool,
+    /// Front-channel logout URIs, each framed (Front-Channel Logout §3).
+    frames: Vec<String>,
+    /// Where the browser goes once the frames had their moment (RP-Initiated Logout §3).
+    continue_to: Option<String>,
 }
 
 pub async fn end_session_get(
@@ -69,7 +73,8 @@ async fn respond(st: &AppState, browser: Browser, params: &Params) -> Result<Res
             EndSession::SignedOut {
                 was_signed_in,
                 redirect,
-            } => signed_out(st, jar, was_signed_in, redirect),
+                frames,
+            } => signed_out(st, jar, was_signed_in, redirect, frames),
         },
     )
 }
@@ -83,12 +88,45 @@ pub async fn confirm_logout(
     let Some((me, form)) = posted.signed_in()? else {
         return Ok(signed_out_page(false));
     };
-    let redirect = end_session::confirm(&st.ctx, &me.session, &form).await?;
-    Ok(signed_out(&st, jar, true, redirect))
+    let (redirect, frames) = end_session::confirm(&st.ctx, &me.session, &form).await?;
+    Ok(signed_out(&st, jar, true, redirect, frames))
 }
 
 fn signed_out_page(was_signed_in: bool) -> Response {
-    (no_store(), SignedOutPage { was_signed_in }).into_response()
+    let page = SignedOutPage {
+        was_signed_in,
+        frames: Vec::new(),
+        continue_to: None,
+    };
+    (no_store(), page).into_response()
+}
+
+/// The signed-out page framing the apps' front-channel logout URIs, then (with a redirect)
+/// going on to the app. Its CSP allows frames from those apps' origins only; the frames are
+/// sandboxed (no top navigation, no pop-ups, no forms).
+fn frames_page(frames: Vec<String>, continue_to: Option<String>) -> Response {
+    let origins: Vec<String> = frames
+        .iter()
+        .filter_map(|f| url::Url::parse(f).ok())
+        .map(|u| u.origin().ascii_serialization())
+        .collect();
+    let csp = format!(
+        "{}; frame-src {}",
+        crate::web::layers::CSP,
+        origins.join(" ")
+    );
+    let page = SignedOutPage {
+        was_signed_in: true,
+        frames,
+        continue_to,
+    };
+    let mut response = (no_store(), page).into_response();
+    if let Ok(csp) = HeaderValue::from_str(&csp) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    response
 }
 
 /// The answer of a sign-out: back to the app, or the signed-out page; the cookie dropped and
@@ -98,13 +136,24 @@ fn signed_out(
     jar: CookieJar,
     was_signed_in: bool,
     redirect: Option<end_session::PostLogoutRedirect>,
+    frames: Vec<String>,
 ) -> Response {
-    let response = match redirect {
-        Some(r) => {
+    let response = match (redirect, frames.is_empty()) {
+        (Some(r), true) => {
             let pairs: Vec<(&str, &str)> = r.state.iter().map(|s| ("state", s.as_str())).collect();
             redirect_to_client(&r.uri, &pairs)
         }
-        None => signed_out_page(was_signed_in),
+        (None, true) => signed_out_page(was_signed_in),
+        (redirect, false) => {
+            let continue_to = redirect.and_then(|r| {
+                let mut url = url::Url::parse(&r.uri).ok()?;
+                if let Some(state) = &r.state {
+                    url.query_pairs_mut().append_pair("state", state);
+                }
+                Some(String::from(url))
+            });
+            frames_page(frames, continue_to)
+        }
     };
     let mut response = (forget(st, jar), response).into_response();
     response
