@@ -33,6 +33,21 @@ async fn signed_in_at_both(stack: &Stack) -> (Browser, String) {
     (browser, sid)
 }
 
+/// "Sign out everywhere" at App A, which sends the browser to the provider's end-session
+/// endpoint with its hint; the provider's answer (not followed).
+async fn provider_logout_from_app_a(stack: &Stack, browser: &Browser) -> Page {
+    let home = browser.follow(&format!("{}/", stack.app_a.url)).await;
+    let to_provider = browser
+        .post_once(
+            &format!("{}/logout/everywhere", stack.app_a.url),
+            &[("csrf_token", &home.hidden("csrf_token").unwrap())],
+        )
+        .await;
+    browser
+        .get_once(to_provider.hops[0].location.as_deref().unwrap())
+        .await
+}
+
 async fn assert_everyone_signed_out(stack: &Stack, browser: &Browser) {
     signed_out(browser, &stack.app_a, "App A signed out").await;
     signed_out(browser, &stack.app_b, "App B signed out").await;
@@ -80,16 +95,7 @@ async fn sign_out_everywhere_from_app_b_signs_app_a_out() {
 async fn rp_initiated_logout_sends_clear_site_data() {
     let stack = spawn().await;
     let (browser, _) = signed_in_at_both(&stack).await;
-    let home = browser.follow(&format!("{}/", stack.app_a.url)).await;
-    let to_provider = browser
-        .post_once(
-            &format!("{}/logout/everywhere", stack.app_a.url),
-            &[("csrf_token", &home.hidden("csrf_token").unwrap())],
-        )
-        .await;
-    let provider_logout = browser
-        .get_once(to_provider.hops[0].location.as_deref().unwrap())
-        .await;
+    let provider_logout = provider_logout_from_app_a(&stack, &browser).await;
     assert_eq!(provider_logout.status, 303);
     assert_eq!(provider_logout.headers["clear-site-data"], "\"cookies\"");
     assert_everyone_signed_out(&stack, &browser).await;
@@ -997,17 +1003,7 @@ async fn front_channel_logout_frames_the_apps_that_asked_for_it() {
     assert_eq!(discovery["frontchannel_logout_session_supported"], true);
 
     let (browser, sid) = signed_in_at_both(&stack).await;
-    // App A asks the provider to sign the person out (RP-initiated, with its hint).
-    let home = browser.follow(&format!("{}/", stack.app_a.url)).await;
-    let to_provider = browser
-        .post_once(
-            &format!("{}/logout/everywhere", stack.app_a.url),
-            &[("csrf_token", &home.hidden("csrf_token").unwrap())],
-        )
-        .await;
-    let page = browser
-        .get_once(to_provider.hops[0].location.as_deref().unwrap())
-        .await;
+    let page = provider_logout_from_app_a(&stack, &browser).await;
     assert_eq!(page.status, 200, "the signed-out page, not a redirect yet");
     assert_eq!(page.headers["clear-site-data"], "\"cookies\"");
     let framed = frames(&page);
