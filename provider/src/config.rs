@@ -1,6 +1,7 @@
 //! Provider configuration: built-in defaults, then `provider.toml` (optional), then
 //! `PROVIDER_…` environment variables (`__` nests: `PROVIDER_SESSION__IDLE_TIMEOUT=5s`).
 
+use crate::types::Alg;
 use figment::Figment;
 use figment::providers::Serialized;
 use infra::config::duration;
@@ -194,6 +195,11 @@ pub struct KeyConfig {
     /// every client has it before it sees a token signed with it).
     #[serde(with = "duration")]
     pub publish_ahead: Duration,
+    /// The algorithms the provider keeps a signing key for (and apps may register): RS256
+    /// always (OIDC Core §15.1), ES256, and EdDSA (Ed25519) when listed. Opt-in because a key
+    /// once stored is one that an older release cannot read: enable it once every instance
+    /// runs this one.
+    pub algorithms: Vec<Alg>,
 }
 
 impl Default for KeyConfig {
@@ -201,6 +207,7 @@ impl Default for KeyConfig {
         Self {
             rotation_period: Duration::from_secs(90 * 24 * 3600),
             publish_ahead: Duration::from_secs(15 * 60),
+            algorithms: vec![Alg::RS256, Alg::ES256],
         }
     }
 }
@@ -297,6 +304,10 @@ impl Config {
 
     /// Rules a type cannot express.
     pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.keys.algorithms.contains(&Alg::RS256),
+            "keys.algorithms must include RS256 (every OpenID provider signs with it)"
+        );
         anyhow::ensure!(
             self.shutdown.drain_delay <= Duration::from_secs(120),
             "shutdown.drain_delay must be at most 2m"

@@ -9,7 +9,7 @@
 use crate::config::Config;
 use crate::feed::Feed;
 use crate::keys::successor::Successors;
-use crate::keys::{KeyError, KeyRing, Keys};
+use crate::keys::{Alg, KeyError, KeyRing, Keys};
 use crate::store::Store;
 use anyhow::Context as _;
 use infra::Clock;
@@ -49,7 +49,7 @@ impl Ctx {
             .await
             .context("cannot open the database (database_url)")?;
         store.migrate().await.context("database migration failed")?;
-        let keys = first_keys(&store, &clock).await?;
+        let keys = first_keys(&store, &clock, &config.keys.algorithms).await?;
         let successors = Successors::load(&store).await?;
         let sessions = config
             .session
@@ -90,7 +90,7 @@ impl Ctx {
 /// Loads the signing keys, creating the first ones on an empty database. Instances starting
 /// together must not each generate their own first keys: creation happens under a short
 /// lease, one instance at a time.
-async fn first_keys(store: &Store, clock: &Clock) -> anyhow::Result<Keys> {
+async fn first_keys(store: &Store, clock: &Clock, algs: &[Alg]) -> anyhow::Result<Keys> {
     let holder = infra::secret::random_handle()?;
     let mut waited = 0;
     while !store
@@ -104,7 +104,7 @@ async fn first_keys(store: &Store, clock: &Clock) -> anyhow::Result<Keys> {
         tokio::time::sleep(Duration::from_millis(50)).await;
         waited += 1;
     }
-    let keys = Keys::load_or_create(store, clock.unix()).await;
+    let keys = Keys::load_or_create(store, clock.unix(), algs).await;
     store.release_lease("key-setup", &holder).await?;
     Ok(keys?)
 }

@@ -160,7 +160,7 @@ pub async fn maintain_keys(ctx: &Ctx, rotate: bool) -> Result<(), KeyError> {
             + 180,
     };
     if rotate {
-        keys::maintain(&ctx.store, now, policy).await?;
+        keys::maintain(&ctx.store, now, policy, &ctx.config.keys.algorithms).await?;
     }
     if ctx.keys.refresh(&ctx.store, now).await? {
         tracing::info!("signing keys reloaded");

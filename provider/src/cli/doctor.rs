@@ -16,7 +16,6 @@
 use super::io::{Io, existing_store};
 use crate::Config;
 use crate::store::Store;
-use crate::types::Alg;
 use infra::Clock;
 use std::time::Duration;
 
@@ -223,7 +222,7 @@ async fn keys(
     let overdue = infra::secs(config.keys.rotation_period)
         + infra::secs(config.keys.publish_ahead)
         + 3 * infra::secs(config.session.sweep_interval);
-    for &alg in Alg::ALL {
+    for alg in crate::keys::kept_algs(&config.keys.algorithms, &stored) {
         let signing = stored
             .iter()
             .filter(|k| k.alg == alg && k.activates_at <= now)

@@ -3,7 +3,6 @@
 use super::io::{Io, rfc3339, store};
 use crate::Config;
 use crate::store::StoredKey;
-use crate::types::Alg;
 use clap::Subcommand;
 use infra::Clock;
 
@@ -32,7 +31,8 @@ pub(super) async fn run(
         }
         KeysCommand::Rotate => {
             let ahead = infra::secs(config.keys.publish_ahead);
-            for &alg in Alg::ALL {
+            let stored = store.signing_keys().await?;
+            for alg in crate::keys::kept_algs(&config.keys.algorithms, &stored) {
                 let key = crate::keys::rotate(&store, alg, now, now + ahead).await?;
                 let at = rfc3339(key.activates_at);
                 out!(io, "{:<6} {:<44} published, signs from {at}", alg, key.kid);

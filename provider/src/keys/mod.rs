@@ -305,13 +305,18 @@ pub struct RotationPolicy {
     pub retire_after: i64,
 }
 
-/// One rotation step at `now`: adds a pending key for each algorithm whose signing key is
-/// older than the rotation period (and has no successor yet), and deletes keys superseded for
-/// longer than `retire_after`. Returns whether anything changed.
-pub async fn maintain(store: &Store, now: i64, policy: RotationPolicy) -> Result<bool, KeyError> {
+/// One rotation step at `now`: adds a pending key for each algorithm of `algs`, or that has
+/// keys, whose signing key is older than the rotation period (and has no successor yet), and
+/// deletes keys superseded for longer than `retire_after`. Returns whether anything changed.
+pub async fn maintain(
+    store: &Store,
+    now: i64,
+    policy: RotationPolicy,
+    algs: &[Alg],
+) -> Result<bool, KeyError> {
     let stored = store.signing_keys().await?;
     let mut changed = false;
-    for &alg in Alg::ALL {
+    for alg in kept_algs(algs, &stored) {
         let newest = stored
             .iter()
             .filter(|k| k.alg == alg)
@@ -338,6 +343,17 @@ pub async fn maintain(store: &Store, now: i64, policy: RotationPolicy) -> Result
     Ok(changed)
 }
 
+/// The algorithms whose keys are kept and rotated: the configured ones (`keys.algorithms`),
+/// and any that still has keys (an algorithm taken off the list keeps its keys, so the apps
+/// registered for it go on working; none is made for it anew).
+pub fn kept_algs(configured: &[Alg], stored: &[StoredKey]) -> Vec<Alg> {
+    Alg::ALL
+        .iter()
+        .copied()
+        .filter(|alg| configured.contains(alg) || stored.iter().any(|k| k.alg == *alg))
+        .collect()
+}
+
 /// Adds a new key for `alg`, published now and signing from `activates_at`.
 pub async fn rotate(
     store: &Store,
@@ -360,10 +376,10 @@ pub async fn rotate(
 }
 
 impl Keys {
-    /// Loads the stored keys, generating a key for any algorithm that has none.
-    pub async fn load_or_create(store: &Store, now: i64) -> Result<Self, KeyError> {
+    /// Loads the stored keys, generating a key for any algorithm of `algs` that has none.
+    pub async fn load_or_create(store: &Store, now: i64, algs: &[Alg]) -> Result<Self, KeyError> {
         let mut stored = store.signing_keys().await?;
-        for &alg in Alg::ALL {
+        for &alg in algs {
             if !stored.iter().any(|k| k.alg == alg) {
                 let key = generate(alg, now)?;
                 store.insert_signing_key(&key).await?;

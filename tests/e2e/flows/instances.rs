@@ -196,7 +196,7 @@ async fn one_instance_at_a_time_does_the_maintenance() {
     let two = provider::App::new(config, clock.clone()).await.unwrap();
     let store = one.ctx().store.clone();
     let (one, two) = (one.maintenance(), two.maintenance());
-    let algs = provider::keys::Alg::ALL.len();
+    let algs = provider::Config::default().keys.algorithms.len();
     assert_eq!(store.signing_keys().await.unwrap().len(), algs);
     // Rotation is due; both instances run their maintenance at the same moment.
     clock.advance(Duration::from_secs(91 * 24 * 3600));
@@ -232,7 +232,7 @@ async fn two_instances_may_start_at_once_on_an_empty_database() {
     let (one, two) = (one.unwrap(), two.unwrap());
     assert_eq!(
         one.ctx().store.signing_keys().await.unwrap().len(),
-        provider::keys::Alg::ALL.len(),
+        provider::Config::default().keys.algorithms.len(),
         "one set of first keys, migrations run once"
     );
     assert_eq!(

@@ -315,7 +315,28 @@ async fn an_app_registered_for_eddsa_gets_ed25519_id_tokens() {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use sha2::{Digest, Sha512};
 
-    let stack = spawn().await;
+    // Off by default: nothing would sign.
+    let plain = spawn().await;
+    let err = plain
+        .cli(&["clients", "update", "app-a", "--id-token-alg", "EdDSA"])
+        .await
+        .unwrap_err();
+    assert!(err.contains("not enabled on this provider"), "{err}");
+    assert_eq!(
+        plain.discovery().await["id_token_signing_alg_values_supported"],
+        serde_json::json!(["RS256", "ES256"])
+    );
+    drop(plain);
+
+    let stack = crate::harness::spawn_with(crate::harness::Options {
+        configure: Some(|c| c.keys.algorithms.push(Alg::EdDSA)),
+        ..crate::harness::Options::default()
+    })
+    .await;
+    assert_eq!(
+        stack.discovery().await["id_token_signing_alg_values_supported"],
+        serde_json::json!(["RS256", "ES256", "EdDSA"])
+    );
     let out = stack
         .cli(&[
             "clients",

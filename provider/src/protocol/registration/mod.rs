@@ -19,7 +19,7 @@ pub use metadata::{ClientMetadata, MetadataError, ValidMetadata};
 use crate::audit::{self, Event, Kind};
 use crate::context::SystemError;
 use crate::store::{Client, NewClient, Store};
-use crate::types::{AuthMethod, GrantType, ResponseType};
+use crate::types::{Alg, AuthMethod, GrantType, ResponseType};
 use infra::secret::{hash_secret, random_token};
 
 /// What went wrong in a registration operation.
@@ -161,12 +161,29 @@ fn prepare(
 }
 
 /// Registers a client with validated metadata; refused if its id is taken.
+/// The provider keeps a key for `alg` (`keys.algorithms`): an app may not register an ID
+/// token algorithm that nothing would sign with.
+async fn signable(store: &Store, alg: Alg) -> Result<(), RegisterError> {
+    if store.signing_keys().await?.iter().any(|k| k.alg == alg) {
+        return Ok(());
+    }
+    Err(MetadataError::metadata(
+        "id_token_signed_response_alg",
+        format!(
+            "id_token_signed_response_alg {} is not enabled on this provider (keys.algorithms)",
+            alg.as_str()
+        ),
+    )
+    .into())
+}
+
 pub async fn register(
     store: &Store,
     metadata: ValidMetadata,
     who: &Registrant,
     now: i64,
 ) -> Result<Registered, RegisterError> {
+    signable(store, metadata.id_token_alg).await?;
     let (new, client_secret, registration_access_token) = prepare(metadata, who)?;
     let inserted = match (&who.owner_id, who.app_limit) {
         (Some(_), Some(limit)) => store
@@ -195,6 +212,7 @@ pub async fn register_or_replace(
     who: &Registrant,
     now: i64,
 ) -> Result<Registered, RegisterError> {
+    signable(store, metadata.id_token_alg).await?;
     let (new, client_secret, registration_access_token) = prepare(metadata, who)?;
     let existed = store.client(&new.client_id).await?.is_some();
     store.upsert_client(&new, now).await?;
@@ -264,6 +282,7 @@ pub async fn update(
     first_party: Option<bool>,
     now: i64,
 ) -> Result<Registered, RegisterError> {
+    signable(store, metadata.id_token_alg).await?;
     let had_secret = existing.auth_method.uses_secret() && existing.secret_hash.is_some();
     let (secret_hash, client_secret) = match (metadata.auth_method.uses_secret(), had_secret) {
         (true, true) => (existing.secret_hash.clone(), None),
