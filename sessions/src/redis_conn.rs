@@ -152,11 +152,16 @@ fn authority(authority: &str, default_port: u16) -> Result<Authority, UrlError> 
         // Redis authenticates a user only with a password: a username alone would be dropped.
         return Err(UrlError("a username needs a password (user:password@)"));
     }
-    let hosts = hosts
-        .split(',')
-        .map(|h| host_port(h, default_port))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((username, password, hosts))
+    let mut unique = Vec::new();
+    for host in hosts.split(',') {
+        let host = host_port(host, default_port)?;
+        // Each once: a sentinel named twice would count twice toward a majority.
+        if unique.contains(&host) {
+            return Err(UrlError("a host is named twice"));
+        }
+        unique.push(host);
+    }
+    Ok((username, password, unique))
 }
 
 impl RedisTarget {
@@ -204,6 +209,9 @@ impl RedisTarget {
             ))?;
         let db = match segments.next() {
             None => 0,
+            Some(db) if !db.bytes().all(|b| b.is_ascii_digit()) => {
+                return Err(UrlError("the database must be a number"));
+            }
             Some(db) => db
                 .parse::<u16>()
                 .map(i64::from)
@@ -272,7 +280,10 @@ fn host_port(entry: &str, default_port: u16) -> Result<(String, u16), UrlError> 
     };
     let port = match port {
         None => default_port,
-        Some(p) => p.parse().map_err(|_| BAD)?,
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+            p.parse().map_err(|_| BAD)?
+        }
+        Some(_) => return Err(BAD),
     };
     if host.is_empty() || port == 0 {
         return Err(BAD);
@@ -351,6 +362,8 @@ struct Followed {
 #[derive(Default)]
 struct Current {
     link: Option<(u64, (String, u16), MultiplexedConnection)>,
+    /// When a majority of the sentinels last named the primary of `link`.
+    vouched: Option<Instant>,
     /// After a failed lookup: fail fast until then, with this message.
     backoff: Option<(Instant, String)>,
 }
@@ -361,6 +374,10 @@ struct Current {
 const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 /// How long one sentinel may take to answer.
 const SENTINEL_TIMEOUT: Duration = Duration::from_millis(500);
+/// A primary that no majority of the sentinels has named for this long is left (requests
+/// get 503 until a majority names one again): an instance cut off with the old primary and
+/// a minority of sentinels must not go on reading from it.
+const VOUCH_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Followed {
     fn new(target: &RedisTarget, response_timeout: Duration) -> RedisResult<Self> {
@@ -472,6 +489,14 @@ impl Followed {
     /// at a time: the others wait for its answer.
     async fn connection(&self) -> RedisResult<(u64, MultiplexedConnection)> {
         let mut current = self.current.lock().await;
+        if current
+            .vouched
+            .is_some_and(|at| at.elapsed() > VOUCH_TIMEOUT)
+        {
+            tracing::warn!("no majority of the sentinels names the Redis primary: leaving it");
+            current.link = None;
+            current.vouched = None;
+        }
         if let Some((generation, _, conn)) = &current.link {
             return Ok((*generation, conn.clone()));
         }
@@ -497,6 +522,7 @@ impl Followed {
                 tracing::info!(primary = %format!("{}:{}", addr.0, addr.1), "Redis primary (Sentinel)");
                 *current = Current {
                     link: Some((generation, addr, conn.clone())),
+                    vouched: Some(Instant::now()),
                     backoff: None,
                 };
                 Ok((generation, conn))
@@ -542,20 +568,28 @@ impl Followed {
                 let Some(followed) = weak.upgrade() else {
                     return;
                 };
+                // The link asked about: a newer one, made while the sentinels answered, is
+                // not judged by an older answer.
+                let asked = followed.current.lock().await.link.as_ref().map(|l| l.0);
                 let Some(named) = followed.named_primary().await else {
                     continue;
                 };
                 let mut current = followed.current.lock().await;
-                if current
-                    .link
-                    .as_ref()
-                    .is_some_and(|(_, addr, _)| *addr != named)
-                {
+                let Some((generation, addr, _)) = &current.link else {
+                    continue;
+                };
+                if Some(*generation) != asked {
+                    continue;
+                }
+                if *addr == named {
+                    current.vouched = Some(Instant::now());
+                } else {
                     tracing::warn!(
                         primary = %format!("{}:{}", named.0, named.1),
                         "the sentinels name another Redis primary: following it"
                     );
                     current.link = None;
+                    current.vouched = None;
                 }
             }
         });
@@ -927,6 +961,9 @@ mod tests {
             "redis+sentinel://h1/svc?sentinel_password=",
             "redis+sentinel://h1/svc?sentinel_username=u",
             "redis+sentinel://h1/s%20vc",
+            "redis+sentinel://h1:26379,h1/svc",
+            "redis+sentinel://h1:+26379/svc",
+            "redis+sentinel://h1/svc/+1",
         ] {
             let err = RedisTarget::parse(bad).unwrap_err().to_string();
             assert!(

@@ -282,3 +282,31 @@ async fn a_primary_cut_off_is_left_for_the_one_the_sentinels_name() {
         Some(format!("127.0.0.1:{second}"))
     );
 }
+
+/// Without a majority of the sentinels (two of three gone), a store does not go on trusting
+/// the primary it has: it could be the old one, cut off with a minority. Its requests fail
+/// (503) until a majority names a primary again.
+#[tokio::test]
+async fn without_a_majority_of_sentinels_the_store_stops_trusting_its_primary() {
+    if !redis_server_available("Redis Sentinel majority test") {
+        return;
+    }
+    let mut topology = SentinelTopology::start(1).await;
+    let store = RedisStore::connect(&topology.url(), PREFIX).await.unwrap();
+    store.insert(&session("a")).await.unwrap();
+    topology.sentinels[0].kill();
+    topology.sentinels[1].kill();
+    eventually("the store refuses to answer", || async {
+        store
+            .get("hash-a", NOW)
+            .await
+            .is_err_and(|e| e.is_unavailable())
+    })
+    .await;
+    topology.sentinels[0].restart().await;
+    topology.sentinels[1].restart().await;
+    eventually("a majority names the primary again", || async {
+        store.get("hash-a", NOW).await.is_ok_and(|s| s.is_some())
+    })
+    .await;
+}

@@ -12,7 +12,7 @@ use crate::types::AuthMethod;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use infra::secret::{ct_eq, hash_secret};
-use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, OctetKeyPairParameters};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 /// RFC 7523 §2.2 `client_assertion_type`.
@@ -172,7 +172,13 @@ fn assertion_claims(
         (&jwk.algorithm, header.alg),
         (AlgorithmParameters::RSA(_), Algorithm::RS256)
             | (AlgorithmParameters::EllipticCurve(_), Algorithm::ES256)
-            | (AlgorithmParameters::OctetKeyPair(_), Algorithm::EdDSA)
+            | (
+                AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
+                    curve: EllipticCurve::Ed25519,
+                    ..
+                }),
+                Algorithm::EdDSA
+            )
     );
     let key = DecodingKey::from_jwk(jwk).ok()?;
     if !fits {

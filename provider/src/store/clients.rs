@@ -211,7 +211,9 @@ impl Store {
              id_token_signed_response_alg = $9, first_party = $10, \
              backchannel_logout_session_required = $12, jwks = $13, owner_id = $14, \
              registration_token_hash = $15, default_acr_values = $16, \
-             frontchannel_logout_uri = $17, frontchannel_logout_session_required = $18",
+             frontchannel_logout_uri = $17, frontchannel_logout_session_required = $18, \
+             require_pkce = CASE WHEN clients.token_endpoint_auth_method = $8 \
+             THEN clients.require_pkce ELSE 1 END",
         )
         .await
         .map(|_| ())

@@ -298,6 +298,20 @@ async fn pkce_may_be_turned_off_for_a_confidential_client_only() {
         .await
         .unwrap_err();
     assert!(err.contains("public client"), "{err}");
+    // A change of how the client authenticates takes the operator's exception back.
+    let out = stack
+        .cli(&[
+            "clients",
+            "update",
+            "app-a",
+            "--auth-method",
+            "client_secret_post",
+            "--json",
+        ])
+        .await
+        .unwrap();
+    let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["require_pkce"], true, "{out}");
     let audit = stack.cli(&["audit", "tail", "-n", "200"]).await.unwrap();
     assert!(
         audit.contains("require_pkce false, by an operator"),

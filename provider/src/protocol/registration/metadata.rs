@@ -508,6 +508,16 @@ fn check_jwks(v: &serde_json::Value) -> Result<String, MetadataError> {
         jsonwebtoken::DecodingKey::from_jwk(key).map_err(|e| {
             MetadataError::metadata("jwks", format!("a key in jwks cannot be used: {e}"))
         })?;
+        // jsonwebtoken does not look at an OKP key's curve: Ed25519 is the one EdDSA means
+        // here (RFC 8037 §3.1); an X25519 or Ed448 key would be taken for one.
+        if let jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(p) = &key.algorithm
+            && p.curve != jsonwebtoken::jwk::EllipticCurve::Ed25519
+        {
+            return Err(MetadataError::metadata(
+                "jwks",
+                "an OKP key in jwks must be on Ed25519 (EdDSA)",
+            ));
+        }
     }
     Ok(text)
 }
@@ -545,6 +555,21 @@ mod tests {
             Ok(v) => panic!("accepted {v:?}"),
             Err(e) => e,
         }
+    }
+
+    #[test]
+    fn an_okp_key_must_be_ed25519() {
+        let key = |crv: &str| ClientMetadata {
+            redirect_uris: vec!["https://app.example/cb".into()],
+            token_endpoint_auth_method: Some("private_key_jwt".into()),
+            jwks: Some(serde_json::json!({"keys": [{"kty": "OKP", "crv": crv,
+                "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]})),
+            ..ClientMetadata::default()
+        };
+        let policy = Outbound::parse::<&str>(&[]).unwrap();
+        assert!(key("Ed25519").validate(&policy).is_ok());
+        let e = key("X25519").validate(&policy).unwrap_err();
+        assert_eq!(e.field, "jwks", "{e:?}");
     }
 
     #[test]
