@@ -250,12 +250,38 @@ async fn pkce_may_be_turned_off_for_a_confidential_client_only() {
     );
     assert_eq!(stack.redeem_as_app_a(&code, &verifier).await.0, 200);
 
-    // Required again: a code issued without PKCE meanwhile is refused, new requests too.
+    // Required again: a code issued without PKCE meanwhile is refused, new requests too, and
+    // a request made before and finished after is answered with an error, not a code.
     let pending = code_without_pkce(&stack, &browser).await.unwrap();
+    let waiting = crate::harness::Browser::new();
+    let no_pkce = [("code_challenge", ""), ("code_challenge_method", "")];
+    let req = stack.authorize_url(&stack.app_a.client_id, &stack.app_a.redirect_uri, &no_pkce);
+    let login = waiting
+        .follow_until(req.url.as_str(), &stack.app_a.redirect_uri)
+        .await;
+    assert_eq!(login.status, 200, "the sign-in page: {}", login.body);
     stack
         .cli(&["clients", "update", "app-a", "--require-pkce", "true"])
         .await
         .unwrap();
+    let finished = waiting
+        .submit_until(
+            &login,
+            "/login",
+            &[
+                ("username", crate::harness::ALICE.0),
+                ("password", crate::harness::ALICE.1),
+            ],
+            &stack.app_a.redirect_uri,
+        )
+        .await;
+    let answer = finished.url.as_str();
+    assert!(answer.starts_with(&stack.app_a.redirect_uri), "{answer}");
+    assert_eq!(
+        crate::harness::param(answer, "error").as_deref(),
+        Some("invalid_request")
+    );
+    assert!(crate::harness::param(answer, "code").is_none());
     let (status, body) = redeem_without_verifier(&stack, &pending).await;
     assert_eq!(
         (status, body["error"].as_str()),

@@ -325,6 +325,16 @@ pub async fn issue_code(
         let bug = anyhow::anyhow!("issue_code without a signed-in session");
         return Err(crate::context::SystemError::Internal(bug).into());
     };
+    // A request taken while the client went without PKCE, finished after it must use it
+    // again: refused now rather than with a code that the token endpoint will refuse.
+    if client.pkce_required() && req.code_challenge.is_empty() {
+        let why = "PKCE is required: code_challenge is missing";
+        return Err(AuthorizeError::Redirect(req.error(
+            &ctx.issuer,
+            AuthorizeErrorCode::InvalidRequest,
+            why,
+        )));
+    }
     let now = ctx.clock.unix();
     let code = random_token()?;
     let methods = crate::users::methods_of(session);
