@@ -451,6 +451,17 @@ impl Sessions {
             .collect())
     }
 
+    /// Ends the live sessions of external key `key`, remembering nothing: for a request
+    /// anyone could send (front-channel logout), which must not leave a record for every key
+    /// it names, nor refuse later sign-ins under a key that is still live.
+    pub async fn end_external(&self, key: &str) -> Result<Vec<SessionEnd>, StoreError> {
+        let removed = self.store.remove_by_external_key(key).await?;
+        Ok(removed
+            .iter()
+            .map(|s| s.end(EndCause::ExternalRevocation))
+            .collect())
+    }
+
     /// Remembers, for an absolute lifetime, that `marker` ended now ([`external_marker`],
     /// [`user_marker`]).
     pub async fn remember_end(&self, marker: &str) -> Result<(), StoreError> {

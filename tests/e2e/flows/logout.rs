@@ -1064,6 +1064,24 @@ async fn front_channel_logout_frames_the_apps_that_asked_for_it() {
     );
     assert_eq!(me(&browser, &stack.app_b).await.0, 401, "App B signed out");
 
+    // Anyone can send that request: it ends what exists and locks nobody out. A forged one
+    // for App A's live session signs App A out, and the person signs in again at once.
+    let other = Browser::new();
+    sign_in(&stack, &other, &stack.app_a, ALICE).await;
+    let live = me(&other, &stack.app_a).await.1["provider_sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let forged = format!(
+        "{}/frontchannel-logout?iss={}&sid={live}",
+        stack.app_a.url,
+        url_encoded(&stack.issuer)
+    );
+    assert_eq!(Browser::new().get_once(&forged).await.status, 200);
+    assert_eq!(me(&other, &stack.app_a).await.0, 401);
+    sign_in(&stack, &other, &stack.app_a, ALICE).await;
+    assert_eq!(me(&other, &stack.app_a).await.0, 200, "not locked out");
+
     // Only the app's own origin, as a registered redirect URI has it.
     for bad in [
         "https://evil.example/fc",

@@ -468,6 +468,22 @@ fn check_backchannel_uri(uri: &str, outbound: &Outbound) -> Result<(), String> {
 /// signed-out page frame its own app only.
 fn check_frontchannel_uri(uri: &str, redirect_uris: &[String]) -> Result<(), String> {
     let parsed = check_shape(uri)?;
+    // Its origin goes into the signed-out page's CSP (`frame-src`): a host of letters,
+    // digits, '-' and '.' (or an IPv4 address), nothing that could end a source expression.
+    let plain_host = match parsed.host() {
+        Some(url::Host::Domain(d)) => d
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.')),
+        Some(url::Host::Ipv4(_)) => true,
+        _ => false,
+    };
+    if !plain_host {
+        return Err("must have a host of letters, digits, '-' and '.', or an IPv4 address".into());
+    }
+    // The provider adds these (Front-Channel Logout §2).
+    if parsed.query_pairs().any(|(k, _)| k == "iss" || k == "sid") {
+        return Err("must not carry iss or sid itself: the provider adds them".into());
+    }
     let own = redirect_uris
         .iter()
         .filter_map(|r| url::Url::parse(r).ok())
@@ -554,6 +570,23 @@ mod tests {
         match m.validate(&Outbound::default()) {
             Ok(v) => panic!("accepted {v:?}"),
             Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn a_frontchannel_uri_is_on_a_redirect_uris_plain_origin() {
+        let ok = ["https://app.example/cb".to_owned()];
+        assert!(check_frontchannel_uri("https://app.example/fc?x=1", &ok).is_ok());
+        assert!(check_frontchannel_uri("https://other.example/fc", &ok).is_err());
+        assert!(check_frontchannel_uri("https://app.example/fc?sid=1", &ok).is_err());
+        // A host that would end a CSP source expression, even on a registered origin.
+        let odd = [
+            "https://a,frame-src/cb".to_owned(),
+            "https://a;sandbox/cb".to_owned(),
+        ];
+        for uri in ["https://a,frame-src/fc", "https://a;sandbox/fc"] {
+            let e = check_frontchannel_uri(uri, &odd).unwrap_err();
+            assert!(e.contains("host"), "{uri}: {e}");
         }
     }
 

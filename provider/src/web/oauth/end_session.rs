@@ -104,12 +104,28 @@ fn signed_out_page(was_signed_in: bool) -> Response {
 /// The signed-out page framing the apps' front-channel logout URIs, then (with a redirect)
 /// going on to the app. Its CSP allows frames from those apps' origins only; the frames are
 /// sandboxed (no top navigation, no pop-ups, no forms).
-fn frames_page(frames: Vec<String>, continue_to: Option<String>) -> Response {
-    let origins: Vec<String> = frames
-        .iter()
-        .filter_map(|f| url::Url::parse(f).ok())
-        .map(|u| u.origin().ascii_serialization())
+fn frames_page(issuer: &str, frames: Vec<String>, continue_to: Option<String>) -> Response {
+    // Registration admits plain hosts only; this guard keeps anything else (a row written
+    // before, by hand) out of the CSP, and never frames the provider's own origin (a
+    // same-origin frame would undo the sandbox).
+    let own = url::Url::parse(issuer).map(|u| u.origin().ascii_serialization());
+    let safe = |origin: &str| {
+        own.as_deref() != Ok(origin)
+            && origin
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'/'))
+    };
+    let framed: Vec<(String, String)> = frames
+        .into_iter()
+        .filter_map(|f| {
+            let origin = url::Url::parse(&f).ok()?.origin().ascii_serialization();
+            safe(&origin).then_some((f, origin))
+        })
         .collect();
+    let mut origins: Vec<String> = framed.iter().map(|(_, o)| o.clone()).collect();
+    origins.sort();
+    origins.dedup();
+    let frames: Vec<String> = framed.into_iter().map(|(f, _)| f).collect();
     let csp = format!(
         "{}; frame-src {}",
         crate::web::layers::CSP,
@@ -152,7 +168,7 @@ fn signed_out(
                 }
                 Some(String::from(url))
             });
-            frames_page(frames, continue_to)
+            frames_page(&st.ctx.issuer, frames, continue_to)
         }
     };
     let mut response = (forget(st, jar), response).into_response();

@@ -199,6 +199,8 @@ impl FormValues {
     }
 
     /// The registration request the form stands for.
+    /// The metadata the form describes (the console has no front-channel field: see
+    /// [`keeping_frontchannel`]).
     fn metadata(&self) -> Result<ClientMetadata, MetadataError> {
         let lines = |t: &str| -> Vec<String> {
             t.lines()
@@ -391,6 +393,15 @@ pub async fn show_app(
     Ok((no_store(), page).into_response())
 }
 
+/// An update from the console keeps the front-channel logout the app registered through the
+/// registration endpoint or the command line: the console has no field for it.
+fn keeping_frontchannel(mut metadata: ClientMetadata, client: &Client) -> ClientMetadata {
+    metadata.frontchannel_logout_uri = client.frontchannel_logout_uri.clone();
+    metadata.frontchannel_logout_session_required =
+        Some(client.frontchannel_logout_session_required);
+    metadata
+}
+
 pub async fn update_app(
     State(st): State<AppState>,
     Path(client_id): Path<String>,
@@ -399,7 +410,8 @@ pub async fn update_app(
     let (me, form) = developer_form(&st, posted).await?;
     let client = me.app(&st, &client_id).await?;
     let values = FormValues::from_form(&form);
-    let valid = match values.metadata().and_then(|m| m.validate(&st.ctx.outbound)) {
+    let metadata = values.metadata().map(|m| keeping_frontchannel(m, &client));
+    let valid = match metadata.and_then(|m| m.validate(&st.ctx.outbound)) {
         Ok(v) => v,
         Err(e) => return Ok(refused(&me.session, Some(client), values, e)),
     };
