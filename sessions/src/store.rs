@@ -444,11 +444,7 @@ impl Sessions {
     /// [`Sessions::ended_at`].
     pub async fn revoke_external(&self, key: &str) -> Result<Vec<SessionEnd>, StoreError> {
         self.remember_end(&external_marker(key)).await?;
-        let removed = self.store.remove_by_external_key(key).await?;
-        Ok(removed
-            .iter()
-            .map(|s| s.end(EndCause::ExternalRevocation))
-            .collect())
+        self.end_external(key).await
     }
 
     /// Ends the live sessions of external key `key`, remembering nothing: for a request
