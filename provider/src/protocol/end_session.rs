@@ -202,8 +202,16 @@ pub async fn confirm(
 /// `iss` and `sid` for those that asked (Front-Channel Logout §2), read before the end
 /// forgets who joined.
 async fn end(ctx: &Ctx, session: &Session) -> Result<Vec<String>, SystemError> {
-    let targets = ctx.store.frontchannel_targets(&session.handle).await?;
+    let frames = frames(ctx, &session.handle).await?;
     logout::end(ctx, &[session.ending(EndCause::Logout)]).await?;
+    Ok(frames)
+}
+
+/// The front-channel logout URIs of the apps that joined session `sid`, with `iss` and `sid`
+/// for those that asked (Front-Channel Logout §2). Read before the session ends: its end
+/// forgets who joined.
+pub async fn frames(ctx: &Ctx, sid: &str) -> Result<Vec<String>, SystemError> {
+    let targets = ctx.store.frontchannel_targets(sid).await?;
     Ok(targets
         .into_iter()
         .filter_map(|(uri, with_session)| {
@@ -211,7 +219,7 @@ async fn end(ctx: &Ctx, session: &Session) -> Result<Vec<String>, SystemError> {
             if with_session {
                 url.query_pairs_mut()
                     .append_pair("iss", &ctx.issuer)
-                    .append_pair("sid", &session.handle);
+                    .append_pair("sid", sid);
             }
             Some(url.into())
         })

@@ -1105,3 +1105,65 @@ async fn front_channel_logout_frames_the_apps_that_asked_for_it() {
 fn url_encoded(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+/// "Sign out everywhere" on the provider's sessions page ends this browser's session too: its
+/// apps that asked for front-channel logout are framed as on the signed-out page (the other
+/// sessions' apps hear by back-channel); without such apps it goes home as before.
+#[tokio::test]
+async fn signing_out_everywhere_at_the_provider_frames_this_sessions_apps() {
+    let stack = spawn().await;
+    let (browser, _) = signed_in_at_both(&stack).await;
+    let page = sign_out_everywhere_page(&stack, &browser).await;
+    assert_eq!(
+        page.hops[0].status, 303,
+        "no front-channel app: home as before"
+    );
+
+    let uri = format!("{}/frontchannel-logout", stack.app_b.url);
+    stack
+        .cli(&[
+            "clients",
+            "update",
+            "app-b",
+            "--backchannel-logout-uri",
+            "",
+            "--frontchannel-logout-uri",
+            &uri,
+        ])
+        .await
+        .unwrap();
+    let (browser, sid) = signed_in_at_both(&stack).await;
+    let page = sign_out_everywhere_page(&stack, &browser).await;
+    assert_eq!(page.hops[0].status, 200, "{}", page.body);
+    let framed = frames(&page);
+    assert_eq!(framed.len(), 1, "{}", page.body);
+    assert_eq!(param(&framed[0], "sid").as_deref(), Some(sid.as_str()));
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains(&format!("frame-src {}", stack.app_b.url)),
+        "{csp}"
+    );
+    assert!(
+        page.hops[0]
+            .set_cookies
+            .iter()
+            .any(|c| c.starts_with("gatehouse_sso=") && c.contains("Max-Age=0")),
+        "the cookie is dropped"
+    );
+    assert_eq!(Browser::new().get_once(&framed[0]).await.status, 200);
+    assert_eq!(me(&browser, &stack.app_b).await.0, 401, "App B signed out");
+}
+
+/// Posts "Sign out everywhere" on the provider's sessions page; its answer, not followed.
+async fn sign_out_everywhere_page(stack: &Stack, browser: &Browser) -> Page {
+    let page = browser
+        .follow(&format!("{}/account/sessions", stack.issuer))
+        .await;
+    let csrf = page.hidden("csrf_token").unwrap();
+    browser
+        .post_once(
+            &format!("{}/account/sessions/revoke-all", stack.issuer),
+            &[("csrf_token", csrf.as_str())],
+        )
+        .await
+}

@@ -104,7 +104,11 @@ fn signed_out_page(was_signed_in: bool) -> Response {
 /// The signed-out page framing the apps' front-channel logout URIs, then (with a redirect)
 /// going on to the app. Its CSP allows frames from those apps' origins only; the frames are
 /// sandboxed (no top navigation, no pop-ups, no forms).
-fn frames_page(issuer: &str, frames: Vec<String>, continue_to: Option<String>) -> Response {
+pub(crate) fn frames_page(
+    issuer: &str,
+    frames: Vec<String>,
+    continue_to: Option<String>,
+) -> Response {
     // Registration admits plain hosts only; this guard keeps anything else (a row written
     // before, by hand) out of the CSP, and never frames the provider's own origin (a
     // same-origin frame would undo the sandbox).

@@ -7,6 +7,7 @@
 use super::apps::{AppRow, row};
 use super::login::rfc3339;
 use crate::paths;
+use crate::protocol::end_session;
 use crate::protocol::error::PageError;
 use crate::store::Delivery;
 use crate::types::DeliveryState;
@@ -196,9 +197,14 @@ pub async fn revoke_session(
     let handle = form
         .get("sid")
         .ok_or_else(|| PageError::bad_request("Which session? (sid is missing)"))?;
+    let own = handle == me.session.handle;
+    let frames = match own {
+        true => end_session::frames(&st.ctx, handle).await?,
+        false => Vec::new(),
+    };
     let ended = users::sign_out_session(&st.ctx, &me.user_id, handle).await?;
-    if handle == me.session.handle {
-        return Ok((forget(&st, jar), no_store(), Redirect::to(paths::HOME)).into_response());
+    if own {
+        return Ok(signed_out_here(&st, jar, frames));
     }
     let done = if ended { "revoked" } else { "gone" };
     let to = format!("{}?done={done}", paths::SESSIONS);
@@ -211,8 +217,20 @@ pub async fn revoke_all_sessions(
     posted: PostedForm,
 ) -> Result<Response, PageError> {
     let (me, _) = posted.signed_in()?.ok_or_else(not_signed_in)?;
+    let frames = end_session::frames(&st.ctx, &me.session.handle).await?;
     users::sign_out_everywhere(&st.ctx, &me.user_id).await?;
-    Ok((forget(&st, jar), no_store(), Redirect::to(paths::HOME)).into_response())
+    Ok(signed_out_here(&st, jar, frames))
+}
+
+/// This browser's session ended here: home, or first the signed-out page framing the apps
+/// of this session that asked for front-channel logout (the other sessions' apps hear by
+/// back-channel only: no browser of theirs is here).
+fn signed_out_here(st: &AppState, jar: CookieJar, frames: Vec<String>) -> Response {
+    if frames.is_empty() {
+        return (forget(st, jar), no_store(), Redirect::to(paths::HOME)).into_response();
+    }
+    let page = crate::web::oauth::end_session::frames_page(&st.ctx.issuer, frames, None);
+    (forget(st, jar), page).into_response()
 }
 
 /// How a session signed in, in words.
