@@ -28,6 +28,7 @@ mod memory;
 mod model;
 pub mod redis_conn;
 mod redis_store;
+mod redis_url;
 mod sql;
 mod store;
 #[cfg(feature = "testing")]

@@ -39,6 +39,17 @@ async fn sso_at_app_b(chrome: &mut Chrome, stack: &Stack) {
     assert!(at.as_str().starts_with(&stack.app_b.url), "{at}");
 }
 
+/// Waits until the provider's end-session endpoint has sent Chromium back to App B (with
+/// App B's state), which shows the person signed out.
+async fn back_at_app_b_signed_out(chrome: &Chrome, stack: &Stack) {
+    chrome
+        .wait_for_url(&format!("{}/?state=", stack.app_b.url))
+        .await;
+    chrome
+        .wait_for_text("status", "You are not signed in.")
+        .await;
+}
+
 /// A stack with `Secure`, `__Host-` cookies, as a browser on `*.localhost` takes them.
 async fn spawn_secure() -> Stack {
     spawn_with(Options {
@@ -160,12 +171,7 @@ async fn sign_out_everywhere_from_app_b_and_app_a_shows_signed_out_on_reload() {
     sso_at_app_b(&mut chrome, &stack).await;
     chrome.click("logout-everywhere").await;
     // Back from the provider's end_session_endpoint with our state.
-    chrome
-        .wait_for_url(&format!("{}/?state=", stack.app_b.url))
-        .await;
-    chrome
-        .wait_for_text("status", "You are not signed in.")
-        .await;
+    back_at_app_b_signed_out(&chrome, &stack).await;
     chrome.shot("app-b-signed-out-everywhere").await;
     // App A's cookie is still in the browser (Clear-Site-Data from the provider's site does
     // not reach another site): it is the back-channel that ended its session on the server.
@@ -214,12 +220,7 @@ async fn front_channel_logout_reaches_an_app_through_the_browser() {
         .wait_for_url(&format!("{}/logout", stack.issuer))
         .await;
     chrome.shot("provider-signed-out-with-frames").await;
-    chrome
-        .wait_for_url(&format!("{}/?state=", stack.app_b.url))
-        .await;
-    chrome
-        .wait_for_text("status", "You are not signed in.")
-        .await;
+    back_at_app_b_signed_out(&chrome, &stack).await;
     chrome.goto(&format!("{}/", stack.app_a.url)).await;
     assert_eq!(
         chrome.text("status").await,

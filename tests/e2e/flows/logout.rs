@@ -960,6 +960,26 @@ async fn apps_that_never_answer_do_not_stall_anyone_elses_logout() {
 
 const HOLE_REDIRECT: &str = "https://hole.example/cb";
 
+/// Registers App B for front-channel logout alone (no back-channel endpoint), from the
+/// command line; its front-channel URI and the command's JSON output.
+async fn app_b_front_channel_only(stack: &Stack) -> (String, String) {
+    let uri = format!("{}/frontchannel-logout", stack.app_b.url);
+    let out = stack
+        .cli(&[
+            "clients",
+            "update",
+            "app-b",
+            "--backchannel-logout-uri",
+            "",
+            "--frontchannel-logout-uri",
+            &uri,
+            "--json",
+        ])
+        .await
+        .unwrap();
+    (uri, out)
+}
+
 /// The `src` of every front-channel frame on a signed-out page (HTML-unescaped).
 fn frames(page: &Page) -> Vec<String> {
     page.body
@@ -980,20 +1000,7 @@ fn frames(page: &Page) -> Vec<String> {
 #[tokio::test]
 async fn front_channel_logout_frames_the_apps_that_asked_for_it() {
     let stack = spawn().await;
-    let uri = format!("{}/frontchannel-logout", stack.app_b.url);
-    let out = stack
-        .cli(&[
-            "clients",
-            "update",
-            "app-b",
-            "--backchannel-logout-uri",
-            "",
-            "--frontchannel-logout-uri",
-            &uri,
-            "--json",
-        ])
-        .await
-        .unwrap();
+    let (uri, out) = app_b_front_channel_only(&stack).await;
     let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(shown["frontchannel_logout_uri"], uri.as_str(), "{out}");
     assert_eq!(shown["frontchannel_logout_session_required"], true);
@@ -1119,19 +1126,7 @@ async fn signing_out_everywhere_at_the_provider_frames_this_sessions_apps() {
         "no front-channel app: home as before"
     );
 
-    let uri = format!("{}/frontchannel-logout", stack.app_b.url);
-    stack
-        .cli(&[
-            "clients",
-            "update",
-            "app-b",
-            "--backchannel-logout-uri",
-            "",
-            "--frontchannel-logout-uri",
-            &uri,
-        ])
-        .await
-        .unwrap();
+    app_b_front_channel_only(&stack).await;
     let (browser, sid) = signed_in_at_both(&stack).await;
     let page = sign_out_everywhere_page(&stack, &browser).await;
     assert_eq!(page.hops[0].status, 200, "{}", page.body);
