@@ -251,6 +251,10 @@ async fn main() -> anyhow::Result<()> {
         "Write a note in App A; App B reads it from the Notes API. \"Sign out everywhere\" and \
          App A shows the API refusing the token it held."
     );
+    println!(
+        "From a terminal (the device flow, RFC 8628): cargo run -p gatehouse-cli -- login \
+         --issuer {issuer}"
+    );
     println!();
 
     infra::shutdown::signal().await;
@@ -332,6 +336,20 @@ async fn seed(
         ..Registrant::default()
     };
     let valid = service.validate(&ctx.outbound)?;
+    registration::register_or_replace(store, valid, &who, now).await?;
+    // The command-line sample (`gatehouse-cli login`): a public client of the device flow.
+    let cli = ClientMetadata {
+        client_name: Some("Gatehouse CLI".into()),
+        grant_types: grants(&[GrantType::DeviceCode, GrantType::RefreshToken]),
+        token_endpoint_auth_method: Some("none".into()),
+        ..ClientMetadata::default()
+    };
+    let who = Registrant {
+        client_id: Some("gatehouse-cli".into()),
+        first_party: true,
+        ..Registrant::default()
+    };
+    let valid = cli.validate(&ctx.outbound)?;
     registration::register_or_replace(store, valid, &who, now).await?;
     seed_apis(ctx, now).await?;
     bobs_authenticator(store, now).await

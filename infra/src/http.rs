@@ -1,10 +1,14 @@
 //! Outbound HTTP policy shared by both servers (the app's calls to the provider, the
-//! provider's back-channel logout deliveries): a reqwest client that resolves `*.localhost` to
-//! loopback itself (RFC 6761 §6.3; the system resolver here does not), never follows redirects
-//! (an SSRF precaution), and gives up in seconds.
+//! provider's back-channel logout deliveries) and the command-line client: a reqwest client
+//! that resolves `*.localhost` to loopback itself (RFC 6761 §6.3; the system resolver here
+//! does not), never follows redirects (an SSRF precaution), and gives up in seconds; and
+//! [`OAuthHttp`], the adapter that lets the `oauth2` and `openidconnect` crates use it.
 
+use oauth2::{AsyncHttpClient, HttpClientError, HttpRequest, HttpResponse};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +47,33 @@ pub fn client_builder() -> reqwest::ClientBuilder {
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(10))
+}
+
+/// The `oauth2` crate's HTTP client trait (which `openidconnect` re-exports) over reqwest
+/// 0.13: the crates' own `reqwest` feature would pull in reqwest 0.12 as well.
+#[derive(Clone, Debug)]
+pub struct OAuthHttp(pub reqwest::Client);
+
+type ResponseFuture<'c> = Pin<
+    Box<dyn Future<Output = Result<HttpResponse, HttpClientError<reqwest::Error>>> + Send + 'c>,
+>;
+
+impl<'c> AsyncHttpClient<'c> for OAuthHttp {
+    type Error = HttpClientError<reqwest::Error>;
+    type Future = ResponseFuture<'c>;
+
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let request = reqwest::Request::try_from(request).map_err(Box::new)?;
+            let response = self.0.execute(request).await.map_err(Box::new)?;
+            let mut builder = oauth2::http::Response::builder().status(response.status());
+            for (name, value) in response.headers() {
+                builder = builder.header(name, value);
+            }
+            let body = response.bytes().await.map_err(Box::new)?;
+            builder.body(body.to_vec()).map_err(HttpClientError::Http)
+        })
+    }
 }
 
 #[cfg(test)]

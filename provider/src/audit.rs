@@ -44,6 +44,9 @@ pub enum Kind {
     ClientSecretRotated,
     ClientDeleted,
     KeyRotated,
+    DeviceApproved,
+    DeviceDenied,
+    DeviceCodeThrottled,
 }
 
 impl Kind {
@@ -72,6 +75,9 @@ impl Kind {
             Self::ClientSecretRotated => "client.secret_rotated",
             Self::ClientDeleted => "client.deleted",
             Self::KeyRotated => "key.rotated",
+            Self::DeviceApproved => "device.approved",
+            Self::DeviceDenied => "device.denied",
+            Self::DeviceCodeThrottled => "device.throttled",
         }
     }
 }

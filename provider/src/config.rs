@@ -238,6 +238,14 @@ pub struct TokenConfig {
     /// answer; a reuse after it revokes the whole family.
     #[serde(with = "duration")]
     pub refresh_grace: Duration,
+    /// How long a device authorization request (RFC 8628 §3.2 `expires_in`) waits for the
+    /// person: 1 to 30 minutes.
+    #[serde(with = "duration")]
+    pub device_code_lifetime: Duration,
+    /// The least time between a device's polls (RFC 8628 §3.2 `interval`, whole seconds, at
+    /// least 1).
+    #[serde(with = "duration")]
+    pub device_poll_interval: Duration,
 }
 
 impl Default for Config {
@@ -279,6 +287,9 @@ impl Default for TokenConfig {
             id_token_lifetime: Duration::from_secs(600),
             refresh_token_lifetime: Duration::from_secs(30 * 24 * 3600),
             refresh_grace: Duration::from_secs(5),
+            device_code_lifetime: Duration::from_secs(600),
+            // RFC 8628 §3.2: the interval a client assumes when none is given.
+            device_poll_interval: Duration::from_secs(5),
         }
     }
 }
@@ -337,6 +348,17 @@ impl Config {
         anyhow::ensure!(
             self.tokens.code_lifetime <= Duration::from_secs(60),
             "tokens.code_lifetime must be at most 60s"
+        );
+        anyhow::ensure!(
+            (Duration::from_secs(60)..=Duration::from_secs(1800))
+                .contains(&self.tokens.device_code_lifetime),
+            "tokens.device_code_lifetime must be between 1 and 30 minutes"
+        );
+        anyhow::ensure!(
+            (Duration::from_secs(1)..=Duration::from_secs(60))
+                .contains(&self.tokens.device_poll_interval)
+                && self.tokens.device_poll_interval.subsec_nanos() == 0,
+            "tokens.device_poll_interval must be whole seconds, from 1 to 60"
         );
         self.session.validate().map_err(anyhow::Error::msg)?;
         self.outbound.policy()?;

@@ -24,6 +24,8 @@ pub const REVOCATION_FEED: &str = "/revocation-feed";
 pub const END_SESSION: &str = "/logout";
 /// The answer of the sign-out confirmation page.
 pub const END_SESSION_CONFIRM: &str = "/logout/confirm";
+/// RFC 8628 §3.1.
+pub const DEVICE_AUTHORIZATION: &str = "/device_authorization";
 /// RFC 7591 §3.
 pub const REGISTRATION: &str = "/register";
 /// RFC 7592 §2: the client configuration endpoint, `/register/{client_id}`.
@@ -42,6 +44,9 @@ pub const LOGIN_PASSKEY: &str = "/login/passkey";
 /// The options of a passkey sign-in (alone, as the second step, or a step-up), as JSON.
 pub const LOGIN_PASSKEY_OPTIONS: &str = "/login/passkey/options";
 pub const CONSENT: &str = "/consent";
+/// Where a person types a device's user code (RFC 8628 §3.3 `verification_uri`), and answers.
+pub const DEVICE: &str = "/device";
+pub const DEVICE_DECIDE: &str = "/device/decide";
 /// "Your sessions".
 pub const SESSIONS: &str = "/account/sessions";
 pub const SESSIONS_REVOKE: &str = "/account/sessions/revoke";

@@ -30,7 +30,8 @@ pub(super) struct MetadataArgs {
     #[arg(long)]
     frontchannel_logout_uri: Option<String>,
     /// A grant type: authorization_code, refresh_token, client_credentials,
-    /// urn:ietf:params:oauth:grant-type:token-exchange (repeat).
+    /// urn:ietf:params:oauth:grant-type:token-exchange,
+    /// urn:ietf:params:oauth:grant-type:device_code (repeat).
     #[arg(long = "grant-type")]
     grant_types: Vec<String>,
     /// client_secret_basic (default), client_secret_post, none, private_key_jwt.

@@ -19,6 +19,8 @@ pub struct ProviderMetadata {
     introspection_endpoint: String,
     end_session_endpoint: String,
     registration_endpoint: String,
+    /// RFC 8628 §4.
+    device_authorization_endpoint: String,
     jwks_uri: String,
     scopes_supported: Vec<&'static str>,
     response_types_supported: Vec<&'static str>,
@@ -93,6 +95,7 @@ impl ProviderMetadata {
             introspection_endpoint: at(paths::INTROSPECTION),
             end_session_endpoint: at(paths::END_SESSION),
             registration_endpoint: at(paths::REGISTRATION),
+            device_authorization_endpoint: at(paths::DEVICE_AUTHORIZATION),
             jwks_uri: at(paths::JWKS),
             scopes_supported: names(Scope::ALL, Scope::as_str),
             response_types_supported: names(ResponseType::ALL, ResponseType::as_str),

@@ -351,6 +351,7 @@ impl Store {
             .await?;
         for table in [
             "authorization_codes",
+            "device_authorizations",
             "refresh_tokens",
             "token_exchange_rules",
             "consents",

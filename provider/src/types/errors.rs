@@ -44,6 +44,14 @@ wire_enum! {
         UnsupportedTokenType = "unsupported_token_type",
         /// RFC 8707 §2: the `resource` is unknown, malformed, or not one this grant covers.
         InvalidTarget = "invalid_target",
+        /// RFC 8628 §3.5: the person has not answered yet; poll again after the interval.
+        AuthorizationPending = "authorization_pending",
+        /// RFC 8628 §3.5: polled too soon; the interval grows by five seconds.
+        SlowDown = "slow_down",
+        /// RFC 8628 §3.5: the person denied the device (or the approval was withdrawn).
+        AccessDenied = "access_denied",
+        /// RFC 8628 §3.5: the device code expired before the person answered.
+        ExpiredToken = "expired_token",
     }
 }
 

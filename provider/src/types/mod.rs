@@ -27,12 +27,14 @@ pub struct UnknownValue {
 }
 
 wire_enum! {
-    /// The grant types we implement (RFC 6749 §4.1, §6 and §4.4; RFC 8693 §2.1).
+    /// The grant types we implement (RFC 6749 §4.1, §6 and §4.4; RFC 8693 §2.1; RFC 8628).
     pub enum GrantType {
         AuthorizationCode = "authorization_code",
         RefreshToken = "refresh_token",
         ClientCredentials = "client_credentials",
         TokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange",
+        /// RFC 8628 §3.4: a device's poll for the person's approval.
+        DeviceCode = "urn:ietf:params:oauth:grant-type:device_code",
     }
 }
 

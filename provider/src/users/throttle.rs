@@ -62,6 +62,21 @@ pub fn code_keys(user_id: &str) -> Vec<Key> {
     }]
 }
 
+/// The keys of a user code typed on the device page (RFC 8628 §5.1): by the signed-in
+/// account and by address, apart from sign-ins' (a person typing a device's code wrong does
+/// not slow their next sign-in).
+pub fn device_keys(user_id: &str, addr: Option<&str>) -> Vec<Key> {
+    let mut keys = vec![Key {
+        key: format!("device:{user_id}"),
+        free: 5,
+    }];
+    keys.extend(addr.map(|a| Key {
+        key: format!("device-addr:{a}"),
+        free: 20,
+    }));
+    keys
+}
+
 /// The window of second-factor codes.
 const CODE_WINDOW: i64 = 24 * 3600;
 /// At most this many wrong codes per account and day.

@@ -3,7 +3,7 @@
 
 use super::layers::{Budget, audit_context, hsts, limit_by_address, limit_uri, security_headers};
 use super::oauth::{authorize, discovery, end_session, feed, register, token, userinfo};
-use super::pages::{apps, consent, developer, login, ops, passkeys, security, sessions};
+use super::pages::{apps, consent, developer, device, login, ops, passkeys, security, sessions};
 use super::state::AppState;
 use crate::paths;
 use axum::Router;
@@ -69,6 +69,7 @@ fn protocol_endpoints(st: &AppState) -> Router<AppState> {
         .route(paths::TOKEN, post(token::issue_token))
         .route(paths::REVOCATION, post(token::revoke_token))
         .route(paths::INTROSPECTION, post(token::introspect_token))
+        .route(paths::DEVICE_AUTHORIZATION, post(token::authorize_device))
         .route(paths::REVOCATION_FEED, post(feed::subscribe_feed))
         .merge(
             Router::new()
@@ -146,6 +147,11 @@ fn pages() -> Router<AppState> {
             paths::CONSENT,
             get(consent::show_consent).post(consent::submit_consent),
         )
+        .route(
+            paths::DEVICE,
+            get(device::show_device).post(device::find_device),
+        )
+        .route(paths::DEVICE_DECIDE, post(device::decide_device))
         .route(paths::SESSIONS, get(sessions::show_sessions))
         .route(paths::SESSIONS_REVOKE, post(sessions::revoke_session))
         .route(

@@ -1,7 +1,9 @@
 //! A certified third-party relying party against the provider: openid-client (OpenID
 //! Certified) with every validation on completes the code flow, userinfo, and a `prompt=none`
-//! re-authorization (also with `max_age`), and obtains an API's token with `resource`. The Node script (tests/interop/openid-client/rp.mjs)
-//! is the RP; this test plays the browser between its steps.
+//! re-authorization (also with `max_age`), obtains an API's token with `resource`, and signs
+//! in through the device flow (RFC 8628), allowed and denied. The Node script
+//! (tests/interop/openid-client/rp.mjs) is the RP; this test plays the browser between its
+//! steps.
 
 use crate::harness::{ALICE, Browser, Options, grants, register, spawn_with};
 use provider::types::{Alg, AuthMethod, GrantType};
@@ -25,9 +27,12 @@ async fn openid_client_completes_code_flow_userinfo_and_prompt_none() {
     }
     let stack = spawn_with(Options {
         issuer_host: Some("127.0.0.1"),
+        configure: Some(super::device::quick_polls),
         ..Options::default()
     })
     .await;
+    super::device::register_device_client(&stack, "certified-device", "Certified device", true)
+        .await;
     // A redirect URI nothing listens on: the browser stops there and hands it to the RP.
     let redirect_uri = "http://127.0.0.1:9/openid-client/cb";
     register(
@@ -79,6 +84,7 @@ async fn openid_client_completes_code_flow_userinfo_and_prompt_none() {
         .env("SERVICE_ID", "certified-service")
         .env("SERVICE_SECRET", "certified-service-secret")
         .env("RESOURCE", api)
+        .env("DEVICE_ID", "certified-device")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -87,7 +93,7 @@ async fn openid_client_completes_code_flow_userinfo_and_prompt_none() {
     let mut stdin = child.stdin.take().unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
     let browser = Browser::new();
-    let mut rounds = 0;
+    let (mut rounds, mut devices) = (0, 0);
     let result = loop {
         let line = tokio::time::timeout(std::time::Duration::from_secs(30), out.next_line())
             .await
@@ -122,6 +128,20 @@ async fn openid_client_completes_code_flow_userinfo_and_prompt_none() {
             );
             let reply = serde_json::json!({ "callback": page.url.as_str() }).to_string() + "\n";
             stdin.write_all(reply.as_bytes()).await.unwrap();
+        } else if let Some(user_code) = msg["device"]["user_code"].as_str() {
+            devices += 1;
+            let url = msg["device"]["verification_uri_complete"].as_str().unwrap();
+            let page = browser.follow(url).await;
+            assert_eq!(page.url.path(), "/device", "{}", page.body);
+            let confirm = browser
+                .submit(&page, "/device", &[("user_code", user_code)])
+                .await;
+            assert_eq!(confirm.status, 200, "{}", confirm.body);
+            let answer = msg["answer"].as_str().unwrap();
+            let done = browser
+                .submit(&confirm, "/device/decide", &[("decision", answer)])
+                .await;
+            assert!(done.body.contains("id=\"device-done\""), "{}", done.body);
         } else if let Some(error) = msg["error"].as_str() {
             panic!("openid-client refused the provider: {error}");
         } else {
@@ -129,7 +149,7 @@ async fn openid_client_completes_code_flow_userinfo_and_prompt_none() {
         }
     };
     assert!(child.wait().await.unwrap().success());
-    assert_eq!(rounds, 4);
+    assert_eq!((rounds, devices), (4, 2));
     let (first, silent, fresh) = (&result["first"], &result["silent"], &result["fresh"]);
     assert_eq!(first["name"], "Alice Liddell");
     assert_eq!(first["email"], "alice@example.com");
@@ -171,4 +191,11 @@ async fn openid_client_completes_code_flow_userinfo_and_prompt_none() {
     assert_eq!(api_token["aud"], api);
     assert_eq!(api_token["scope"], "notes:read");
     assert_eq!(api_token["response_scope"], "notes:read");
+    // The device flow: openid-client validated the ID token, read userinfo and refreshed.
+    let allowed = &result["device"]["allowed"];
+    assert_eq!(allowed["sub"], first["sub"], "{allowed}");
+    assert_eq!(allowed["name"], "Alice Liddell");
+    assert_eq!(allowed["scope"], "openid profile offline_access");
+    assert_eq!(allowed["refreshed_sub"], first["sub"]);
+    assert_eq!(result["device"]["denied"]["error"], "access_denied");
 }

@@ -5,6 +5,7 @@ mod apis;
 mod authorize;
 mod backup;
 mod browser;
+mod device;
 mod discovery;
 mod doctor;
 mod factors;

@@ -5,11 +5,14 @@
 // URL comes back on stdin as {"callback": url}. Only plain http is allowed (loopback test).
 // Then: refresh (with ID token validation), introspection, revocation, and client credentials
 // for a second, machine client (SERVICE_ID / SERVICE_SECRET); and an access token for an API
-// (RESOURCE), named with `resource` (RFC 8707) at the authorization and token endpoints.
+// (RESOURCE), named with `resource` (RFC 8707) at the authorization and token endpoints. And the
+// device flow (RFC 8628) for a public client (DEVICE_ID): each device authorization goes out as
+// {"device": {...}, "answer": "allow" | "deny"} for the test to answer in its browser, while
+// openid-client polls.
 import * as client from 'openid-client';
 import readline from 'node:readline';
 
-const { ISSUER, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, SERVICE_ID, SERVICE_SECRET, RESOURCE } = process.env;
+const { ISSUER, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, SERVICE_ID, SERVICE_SECRET, RESOURCE, DEVICE_ID } = process.env;
 const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 const say = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
 
@@ -91,17 +94,43 @@ async function lifecycle(grant) {
   };
 }
 
+// One device authorization, answered `answer` by the person; what openid-client obtained, or
+// the error it ended with.
+async function device(answer) {
+  const config = await client.discovery(new URL(ISSUER), DEVICE_ID, undefined, client.None(),
+    { execute: [client.allowInsecureRequests] });
+  const started = await client.initiateDeviceAuthorization(config, { scope: 'openid profile offline_access' });
+  say({
+    device: { user_code: started.user_code, verification_uri_complete: started.verification_uri_complete },
+    answer,
+  });
+  try {
+    const tokens = await client.pollDeviceAuthorizationGrant(config, started);
+    const claims = tokens.claims();
+    const userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
+    const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token);
+    return {
+      sub: claims.sub, name: userinfo.name, scope: tokens.scope,
+      refreshed_sub: refreshed.claims()?.sub,
+    };
+  } catch (e) {
+    return { error: e.error ?? e.code ?? e.message };
+  }
+}
+
 try {
   const first = await signIn({});
   const silent = await signIn({ prompt: 'none' });
   const fresh = await signIn({ prompt: 'none', max_age: '3600' });
   const tokens = await lifecycle(fresh);
   const api = await signIn({ scope: 'openid notes:read', resource: RESOURCE });
+  const deviceAllowed = await device('allow');
+  const deviceDenied = await device('deny');
   for (const round of [first, silent, fresh]) {
     delete round.access_token;
     delete round.refresh_token;
   }
-  say({ result: { first, silent, fresh, tokens, api } });
+  say({ result: { first, silent, fresh, tokens, api, device: { allowed: deviceAllowed, denied: deviceDenied } } });
   process.exit(0);
 } catch (e) {
   say({ error: `${e.name}: ${e.message}${e.code ? ` (${e.code})` : ''}${e.cause ? ` cause: ${JSON.stringify(e.cause)}` : ''}` });

@@ -147,10 +147,14 @@ impl ClientMetadata {
                 ));
             }
         }
-        if has(GrantType::RefreshToken) && !has(GrantType::AuthorizationCode) {
+        if has(GrantType::RefreshToken)
+            && !has(GrantType::AuthorizationCode)
+            && !has(GrantType::DeviceCode)
+        {
             return Err(MetadataError::metadata(
                 "grant_types",
-                "refresh_token is only issued with authorization_code; register both",
+                "refresh_token is only issued with authorization_code or the device flow; \
+                 register one of them too",
             ));
         }
         let uses_code = has(GrantType::AuthorizationCode);

@@ -25,6 +25,7 @@ mod apis;
 mod apps;
 mod authorize;
 mod client_auth;
+mod device;
 mod durable;
 mod end_session;
 mod exchange;

@@ -1,5 +1,7 @@
 //! `authorization_code` (RFC 6749 §4.1.3): the code once, every binding checked. A replayed
-//! code revokes everything it issued (RFC 6749 §4.1.2, RFC 9700 §4.2.1).
+//! code revokes everything it issued (RFC 6749 §4.1.2, RFC 9700 §4.2.1). A device's approval
+//! (RFC 8628) is a code of its own kind ([`DEVICE_REDIRECT`]), redeemed here for `device_code`
+//! and never for this grant.
 
 use super::issue::{Issue, NewRefresh, TokenResponse, issue, level_still_met};
 use super::target::Target;
@@ -7,7 +9,7 @@ use crate::context::{Ctx, SystemError};
 use crate::protocol::error::TokenError;
 use crate::protocol::params::Params;
 use crate::protocol::pkce;
-use crate::store::{AuthCode, Client, CodeState, GrantRow, Guard, Revoke, User};
+use crate::store::{AuthCode, Client, CodeState, DEVICE_REDIRECT, GrantRow, Guard, Revoke, User};
 use crate::types::{GrantType, Level, Scope, TokenErrorCode};
 use infra::secret::{hash_secret, random_token};
 
@@ -21,6 +23,8 @@ pub(super) struct CodeRequest<'a> {
     pub code_verifier: Option<&'a str>,
     /// The API the access token is for (RFC 8707 §2.2), one the authorization request named.
     pub resource: Option<&'a str>,
+    /// A device's poll (`device_code`, RFC 8628 §3.4) rather than the code grant.
+    pub device: bool,
 }
 
 impl<'a> CodeRequest<'a> {
@@ -34,6 +38,7 @@ impl<'a> CodeRequest<'a> {
             redirect_uri: required("redirect_uri", "redirect_uri")?,
             code_verifier: form.get("code_verifier"),
             resource: super::target::named(form),
+            device: false,
         })
     }
 }
@@ -51,7 +56,7 @@ pub(super) async fn redeem(
 
 /// [`redeem`], the code as it was read (`read`): whatever happened to it since is found by
 /// the guard of the issuing transaction.
-async fn redeem_as_read(
+pub(super) async fn redeem_as_read(
     ctx: &Ctx,
     client: &Client,
     req: &CodeRequest<'_>,
@@ -117,6 +122,11 @@ async fn exchange(
     target: Option<Target>,
 ) -> Result<TokenResponse, TokenError> {
     level_still_met(client, bound.amr)?;
+    let grant = if bound.redirect_uri == DEVICE_REDIRECT {
+        GrantType::DeviceCode
+    } else {
+        GrantType::AuthorizationCode
+    };
     // The grant is offline (outlives the SSO session) when offline_access was granted, else
     // online (dies with it). It lives as long as its refresh tokens may, or, without them,
     // its access token.
@@ -153,7 +163,7 @@ async fn exchange(
         ctx,
         now,
         Issue {
-            grant: GrantType::AuthorizationCode,
+            grant,
             client,
             user: Some(user),
             scope: bound.scope,
@@ -163,7 +173,9 @@ async fn exchange(
             amr: bound.amr,
             acr: bound.acr.as_deref().and_then(Level::parse),
             nonce: bound.nonce,
-            id_token: true,
+            // Every authorization request asks for `openid`; a device's need not (RFC 8628
+            // is OAuth): without it, an access token alone.
+            id_token: bound.scope.contains(Scope::OpenId),
             refresh,
             // Stored only with the code's redemption, and only if no concurrent request
             // redeemed it and nothing revoked it (its session ended, its app was
@@ -180,7 +192,8 @@ async fn exchange(
 }
 
 /// The code was issued to this client, for this redirect URI (RFC 6749 §4.1.3), and the
-/// verifier matches its challenge (RFC 7636 §4.6).
+/// verifier matches its challenge (RFC 7636 §4.6). A device's approval is bound to its client
+/// alone: its device code is the secret, and there is no PKCE in RFC 8628.
 fn check_bindings(
     bound: &AuthCode,
     client: &Client,
@@ -190,6 +203,14 @@ fn check_bindings(
         return Err(TokenError::invalid_grant(
             "the code was issued to another client",
         ));
+    }
+    if (bound.redirect_uri == DEVICE_REDIRECT) != req.device {
+        return Err(TokenError::invalid_grant(
+            "the code was not issued for this grant type",
+        ));
+    }
+    if req.device {
+        return Ok(());
     }
     if bound.redirect_uri != req.redirect_uri {
         return Err(TokenError::invalid_grant(
@@ -246,6 +267,7 @@ mod tests {
             redirect_uri: REDIRECT,
             code_verifier: Some(VERIFIER),
             resource: None,
+            device: false,
         };
         let now = w.ctx.clock.unix();
         let hash = hash_secret(&code);

@@ -4,6 +4,7 @@
 
 mod client_credentials;
 mod code;
+mod device;
 mod exchange;
 pub mod issue;
 mod refresh;
@@ -49,5 +50,6 @@ pub async fn exchange(
         }
         GrantType::ClientCredentials => client_credentials::grant(ctx, client, form).await,
         GrantType::TokenExchange => exchange::grant(ctx, client, form).await,
+        GrantType::DeviceCode => device::grant(ctx, client, form).await,
     }
 }

@@ -1,9 +1,10 @@
-//! `POST /token` (RFC 6749 §3.2), `POST /revoke` (RFC 7009) and `POST /introspect` (RFC
-//! 7662): the client authenticates through [`ClientForm`], the rules are
-//! `protocol::token` and `protocol::revocation`.
+//! `POST /token` (RFC 6749 §3.2), `POST /revoke` (RFC 7009), `POST /introspect` (RFC
+//! 7662) and `POST /device_authorization` (RFC 8628 §3.1): the client authenticates through
+//! [`ClientForm`], the rules are `protocol::token`, `protocol::revocation` and
+//! `protocol::device`.
 
 use crate::protocol::error::TokenError;
-use crate::protocol::{revocation, token};
+use crate::protocol::{device, revocation, token};
 use crate::store::Client;
 use crate::web::error::no_store;
 use crate::web::extract::ClientForm;
@@ -49,5 +50,17 @@ pub async fn introspect_token(
     let limit = st.ctx.config.limits.introspection_rate_per_client;
     per_client(&st, "introspect", &client, limit)?;
     let answer = revocation::introspect(&st.ctx, &client, &form).await?;
+    Ok((no_store(), Json(answer)).into_response())
+}
+
+/// RFC 8628 §3.2: the device's codes, answered as JSON, or an error as the token endpoint's
+/// (RFC 6749 §5.2). Counted against the client's token budget: each request stores a row.
+pub async fn authorize_device(
+    State(st): State<AppState>,
+    ClientForm { client, form }: ClientForm,
+) -> Result<Response, TokenError> {
+    let limit = st.ctx.config.limits.token_rate_per_client;
+    per_client(&st, "device", &client, limit)?;
+    let answer = device::start(&st.ctx, &client, &form).await?;
     Ok((no_store(), Json(answer)).into_response())
 }

@@ -65,6 +65,7 @@ fn grant_label(g: GrantType) -> &'static str {
         GrantType::RefreshToken => "Stay signed in",
         GrantType::ClientCredentials => "Call APIs as itself",
         GrantType::TokenExchange => "Call other APIs on behalf of its callers (an API)",
+        GrantType::DeviceCode => "Sign users in on a device without a browser (a TV, a CLI)",
     }
 }
 

@@ -27,19 +27,42 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 use sessions::Session;
+use std::borrow::Cow;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// Where a sign-in without an authorization request may return: our own pages only, from a
-/// fixed list, so `next` can never become an open redirect.
-pub(super) fn local_next(next: Option<&str>) -> &'static str {
-    match next {
-        Some(paths::SESSIONS) => paths::SESSIONS,
-        Some(paths::SECURITY) => paths::SECURITY,
-        Some(paths::APPS) => paths::APPS,
-        Some(paths::DEVELOPER) => paths::DEVELOPER,
-        _ => paths::HOME,
+/// Where a sign-in without an authorization request returns: one of our own pages from a
+/// fixed list, or the device page with a well-formed user code (rebuilt from its letters), so
+/// `next` can never become an open redirect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Next(Cow<'static, str>);
+
+impl Next {
+    pub(super) fn as_str(&self) -> &str {
+        &self.0
     }
+}
+
+impl std::fmt::Display for Next {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// [`Next`] from a form or a query.
+pub(super) fn local_next(next: Option<&str>) -> Next {
+    Next(match next {
+        Some(paths::SESSIONS) => paths::SESSIONS.into(),
+        Some(paths::SECURITY) => paths::SECURITY.into(),
+        Some(paths::APPS) => paths::APPS.into(),
+        Some(paths::DEVELOPER) => paths::DEVELOPER.into(),
+        Some(paths::DEVICE) => paths::DEVICE.into(),
+        Some(other) => match crate::protocol::device::page_with_code(other) {
+            Some(device) => device.into(),
+            None => paths::HOME.into(),
+        },
+        None => paths::HOME.into(),
+    })
 }
 
 #[derive(Template, WebTemplate)]
@@ -47,7 +70,7 @@ pub(super) fn local_next(next: Option<&str>) -> &'static str {
 pub(super) struct LoginPage {
     csrf_token: String,
     pub(super) request: String,
-    next: &'static str,
+    next: Next,
     username: String,
     client_name: Option<String>,
     pub(super) error: Option<String>,
@@ -67,7 +90,7 @@ pub(super) struct LoginPage {
 struct CodePage {
     csrf_token: String,
     request: String,
-    next: &'static str,
+    next: Next,
     error: Option<String>,
     /// Where the form posts: the second step of a sign-in, or a step-up.
     action: &'static str,
@@ -79,7 +102,7 @@ struct CodePage {
 
 impl CodePage {
     /// The second step of a sign-in, for an account with `factors`.
-    fn sign_in(session: &Session, request: String, next: &'static str, factors: Factors) -> Self {
+    fn sign_in(session: &Session, request: String, next: Next, factors: Factors) -> Self {
         Self {
             csrf_token: session.csrf_token().to_owned(),
             request,
@@ -115,7 +138,7 @@ impl CodePage {
         Ok(Self {
             action: paths::LOGIN_STEP_UP,
             step_up: Some(app.map_or_else(|| "The app".to_owned(), |c| c.name)),
-            ..Self::sign_in(session, request, paths::HOME, factors)
+            ..Self::sign_in(session, request, local_next(None), factors)
         })
     }
 }
@@ -307,7 +330,7 @@ async fn ask_for_code(
     session: &mut Session,
     (user_id, credential, remember): (String, String, bool),
     request: String,
-    next: &'static str,
+    next: Next,
 ) -> Result<CodePage, PageError> {
     let factors = second_factor::factors(&st.ctx.store, &user_id).await?;
     let kept = serde_json::json!({
@@ -399,7 +422,7 @@ pub async fn submit_code(
         return back_to_password(&st, &session, request, next, SignIn::Refused).await;
     };
     let factors = second_factor::factors(&st.ctx.store, &user_id).await?;
-    let page = CodePage::sign_in(&session, request.clone(), next, factors);
+    let page = CodePage::sign_in(&session, request.clone(), next.clone(), factors);
     let second = match check_second(&st, &session, &user_id, &form, page).await? {
         Ok(second) => second,
         Err(refused) => return Ok(refused),
@@ -442,7 +465,7 @@ pub async fn submit_step_up(
         return Err(sign_in_expired());
     }
     let jar = remember(&st, jar, &session);
-    Ok(after_sign_in(&st, jar, session, &meta, &request, paths::HOME).await)
+    Ok(after_sign_in(&st, jar, session, &meta, &request, local_next(None)).await)
 }
 
 /// The password page again, saying why the sign-in did not complete.
@@ -450,10 +473,10 @@ pub(super) async fn back_to_password(
     st: &AppState,
     session: &Session,
     request: String,
-    next: &'static str,
+    next: Next,
     outcome: SignIn,
 ) -> Result<Response, PageError> {
-    let mut login = login_page(st, session, &request, Some(next)).await?;
+    let mut login = login_page(st, session, &request, Some(next.as_str())).await?;
     login.request = request;
     Ok(not_signed_in(outcome, login))
 }
@@ -492,10 +515,10 @@ pub(super) async fn after_sign_in(
     session: Session,
     meta: &ClientMeta,
     request: &str,
-    next: &'static str,
+    next: Next,
 ) -> Response {
     match authorize::resume(&st.ctx, &session, request).await {
-        Ok(None) => (jar, no_store(), Redirect::to(next)).into_response(),
+        Ok(None) => (jar, no_store(), Redirect::to(next.as_str())).into_response(),
         Ok(Some(n)) => follow(st, jar, Some(session), meta, Ok(n)).await,
         Err(e) => (jar, e).into_response(),
     }

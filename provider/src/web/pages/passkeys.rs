@@ -115,10 +115,10 @@ async fn refused_at_sign_in(
     st: &AppState,
     session: &sessions::Session,
     request: String,
-    next: &'static str,
+    next: login::Next,
     why: Refusal,
 ) -> Result<Response, PageError> {
-    let mut page = login::login_page(st, session, &request, Some(next)).await?;
+    let mut page = login::login_page(st, session, &request, Some(next.as_str())).await?;
     page.request = request;
     page.error = Some(why.to_string());
     Ok((StatusCode::UNAUTHORIZED, no_store(), page).into_response())
