@@ -125,6 +125,9 @@ async fn sweep(ctx: &Ctx, now: i64) {
     if let Err(e) = store.sweep_devices(now, 600).await {
         tracing::warn!(error = %e, "device authorization sweep failed");
     }
+    if let Err(e) = store.sweep_pushed(now).await {
+        tracing::warn!(error = %e, "pushed request sweep failed");
+    }
     if let Err(e) = store.sweep_ceremonies(now).await {
         tracing::warn!(error = %e, "passkey ceremony sweep failed");
     }

@@ -26,6 +26,8 @@ pub const END_SESSION: &str = "/logout";
 pub const END_SESSION_CONFIRM: &str = "/logout/confirm";
 /// RFC 8628 §3.1.
 pub const DEVICE_AUTHORIZATION: &str = "/device_authorization";
+/// RFC 9126 §2.
+pub const PUSHED_AUTHORIZATION: &str = "/par";
 /// RFC 7591 §3.
 pub const REGISTRATION: &str = "/register";
 /// RFC 7592 §2: the client configuration endpoint, `/register/{client_id}`.

@@ -47,6 +47,9 @@ pub(super) struct MetadataArgs {
     /// urn:gatehouse:acr:mfa (repeat, in order of preference; '' clears them).
     #[arg(long = "default-acr-value")]
     default_acr_values: Vec<String>,
+    /// Whether every authorization request must be pushed first (RFC 9126 PAR).
+    #[arg(long, action = clap::ArgAction::Set)]
+    require_par: Option<bool>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -417,6 +420,9 @@ impl MetadataArgs {
         if let Some(a) = self.id_token_alg {
             base.id_token_signed_response_alg = Some(a);
         }
+        if let Some(on) = self.require_par {
+            base.require_pushed_authorization_requests = Some(on);
+        }
         if !self.default_acr_values.is_empty() {
             let values = self
                 .default_acr_values
@@ -490,6 +496,11 @@ fn print_client(io: &mut Io<'_>, c: &Client) -> anyhow::Result<()> {
         io,
         "requires PKCE      {}",
         if c.pkce_required() { "yes" } else { "no" }
+    );
+    out!(
+        io,
+        "requires PAR       {}",
+        if c.require_par { "yes" } else { "no" }
     );
     Ok(())
 }

@@ -22,11 +22,13 @@ const MAX_ASSERTION_SECS: i64 = 3600;
 /// The endpoints whose URL an assertion may name as its audience, besides the issuer (RFC
 /// 7523 §3: the token endpoint; OIDC Core §9 allows the issuer too; we accept each endpoint
 /// that authenticates clients).
-const ASSERTION_AUDIENCES: [&str; 4] = [
+const ASSERTION_AUDIENCES: [&str; 6] = [
     paths::TOKEN,
     paths::REVOCATION,
     paths::INTROSPECTION,
     paths::REVOCATION_FEED,
+    paths::PUSHED_AUTHORIZATION,
+    paths::DEVICE_AUTHORIZATION,
 ];
 
 /// The client credentials of a request, before they are checked (no `Debug`: it holds the
@@ -155,8 +157,34 @@ fn assertion_claims(
     assertion: &str,
     now: i64,
 ) -> Option<AssertionClaims> {
+    let (key, alg) = client_key(client, assertion)?;
+    let mut validation = Validation::new(alg);
+    validation.validate_exp = false; // checked below on the injected clock
+    validation.set_required_spec_claims(&["iss", "sub", "aud", "exp"]);
+    validation.set_issuer(&[&client.client_id]);
+    validation.sub = Some(client.client_id.clone());
+    let mut audiences = vec![issuer.to_owned()];
+    audiences.extend(ASSERTION_AUDIENCES.iter().map(|p| format!("{issuer}{p}")));
+    validation.set_audience(&audiences);
+    let data = jsonwebtoken::decode::<serde_json::Value>(assertion, &key, &validation).ok()?;
+    let exp = data
+        .claims
+        .get("exp")
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or(0);
+    if exp <= now || exp > now + MAX_ASSERTION_SECS {
+        return None;
+    }
+    let jti = data.claims.get("jti")?.as_str()?.to_owned();
+    Some(AssertionClaims { jti, exp })
+}
+
+/// The key of `client`'s registered JWK Set that `jwt` names (by `kid`, or the only one), if
+/// its type fits the header's `alg` (RS256, ES256, or EdDSA on Ed25519; never `none` or a MAC):
+/// for client assertions and request objects (RFC 9101 §6.1) alike.
+pub(super) fn client_key(client: &Client, jwt: &str) -> Option<(DecodingKey, Algorithm)> {
     let jwks: JwkSet = serde_json::from_str(client.jwks.as_deref()?).ok()?;
-    let header = jsonwebtoken::decode_header(assertion).ok()?;
+    let header = jsonwebtoken::decode_header(jwt).ok()?;
     if !matches!(
         header.alg,
         Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA
@@ -181,28 +209,7 @@ fn assertion_claims(
             )
     );
     let key = DecodingKey::from_jwk(jwk).ok()?;
-    if !fits {
-        return None;
-    }
-    let mut validation = Validation::new(header.alg);
-    validation.validate_exp = false; // checked below on the injected clock
-    validation.set_required_spec_claims(&["iss", "sub", "aud", "exp"]);
-    validation.set_issuer(&[&client.client_id]);
-    validation.sub = Some(client.client_id.clone());
-    let mut audiences = vec![issuer.to_owned()];
-    audiences.extend(ASSERTION_AUDIENCES.iter().map(|p| format!("{issuer}{p}")));
-    validation.set_audience(&audiences);
-    let data = jsonwebtoken::decode::<serde_json::Value>(assertion, &key, &validation).ok()?;
-    let exp = data
-        .claims
-        .get("exp")
-        .and_then(serde_json::Value::as_i64)
-        .unwrap_or(0);
-    if exp <= now || exp > now + MAX_ASSERTION_SECS {
-        return None;
-    }
-    let jti = data.claims.get("jti")?.as_str()?.to_owned();
-    Some(AssertionClaims { jti, exp })
+    fits.then_some((key, header.alg))
 }
 
 /// The `iss` of an assertion, read without verifying it: only to find the client whose keys

@@ -21,6 +21,9 @@ pub struct ProviderMetadata {
     registration_endpoint: String,
     /// RFC 8628 §4.
     device_authorization_endpoint: String,
+    /// RFC 9126 §5.
+    pushed_authorization_request_endpoint: String,
+    require_pushed_authorization_requests: bool,
     jwks_uri: String,
     scopes_supported: Vec<&'static str>,
     response_types_supported: Vec<&'static str>,
@@ -39,6 +42,10 @@ pub struct ProviderMetadata {
     prompt_values_supported: Vec<&'static str>,
     claims_parameter_supported: bool,
     request_parameter_supported: bool,
+    /// RFC 9101 §10.1 (OIDC Discovery §3): how request objects may be signed.
+    request_object_signing_alg_values_supported: Vec<&'static str>,
+    /// OIDC Discovery §3: a `request_uri` the provider would fetch. Not offered: the only
+    /// `request_uri`s accepted are those of the PAR endpoint (RFC 9126 §4).
     request_uri_parameter_supported: bool,
     authorization_response_iss_parameter_supported: bool,
     backchannel_logout_supported: bool,
@@ -96,6 +103,9 @@ impl ProviderMetadata {
             end_session_endpoint: at(paths::END_SESSION),
             registration_endpoint: at(paths::REGISTRATION),
             device_authorization_endpoint: at(paths::DEVICE_AUTHORIZATION),
+            pushed_authorization_request_endpoint: at(paths::PUSHED_AUTHORIZATION),
+            // Per client (`require_pushed_authorization_requests`), not for all.
+            require_pushed_authorization_requests: false,
             jwks_uri: at(paths::JWKS),
             scopes_supported: names(Scope::ALL, Scope::as_str),
             response_types_supported: names(ResponseType::ALL, ResponseType::as_str),
@@ -121,7 +131,8 @@ impl ProviderMetadata {
             // OIDC Core §5.5: its `acr` member is honoured (`authorize::level`); the other
             // claims it names are answered by the scopes, as §5.5 allows.
             claims_parameter_supported: true,
-            request_parameter_supported: false,
+            request_parameter_supported: true,
+            request_object_signing_alg_values_supported: names(Alg::ALL, Alg::as_str),
             request_uri_parameter_supported: false,
             authorization_response_iss_parameter_supported: true,
             // OIDC Back-Channel Logout 1.0 §2.1: logout tokens, always with `sid`.

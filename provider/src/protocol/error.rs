@@ -116,11 +116,39 @@ pub enum TokenError {
         code: TokenErrorCode,
         description: Cow<'static, str>,
     },
+    /// An authorization request refused at the pushed authorization request endpoint (RFC
+    /// 9126 §2.3): JSON as here, with the authorization endpoint's code.
+    #[error("{code}: {description}")]
+    Authorization {
+        code: AuthorizeErrorCode,
+        description: String,
+    },
     /// Too many requests from this client or address: 429 with `Retry-After` (seconds).
     #[error("rate limited")]
     RateLimited(u64),
     #[error(transparent)]
     System(#[from] SystemError),
+}
+
+/// An authorization request's refusal, answered as JSON (a push, RFC 9126 §2.3): what the
+/// authorization endpoint would show as a page is `invalid_request` here.
+impl From<AuthorizeError> for TokenError {
+    fn from(e: AuthorizeError) -> Self {
+        match e {
+            AuthorizeError::Redirect(r) => Self::Authorization {
+                code: r.code,
+                description: r.description,
+            },
+            AuthorizeError::Page(PageError::System(s)) => Self::System(s),
+            AuthorizeError::Page(PageError::TooManyRequests { retry_after }) => {
+                Self::RateLimited(retry_after)
+            }
+            AuthorizeError::Page(p) => Self::Authorization {
+                code: AuthorizeErrorCode::InvalidRequest,
+                description: p.to_string(),
+            },
+        }
+    }
 }
 
 impl TokenError {

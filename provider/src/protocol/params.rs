@@ -85,6 +85,60 @@ impl Params {
             None => Ok(()),
         }
     }
+
+    /// Parameters from name and value pairs (a request object's members, RFC 9101 §4), each
+    /// name once (a later value is taken as a repetition, as in [`Params::parse`]).
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut p = Self::default();
+        for (name, value) in pairs {
+            if p.map.contains_key(&name) {
+                if !p.repeated.contains(&name) {
+                    p.repeated.push(name);
+                }
+                continue;
+            }
+            p.map.insert(name, value);
+        }
+        p
+    }
+
+    /// These parameters but those named in `names`.
+    pub fn without(&self, names: &[&str]) -> Self {
+        Self {
+            map: self
+                .map
+                .iter()
+                .filter(|(n, _)| !names.contains(&n.as_str()))
+                .map(|(n, v)| (n.clone(), v.clone()))
+                .collect(),
+            repeated: self
+                .repeated
+                .iter()
+                .filter(|n| !names.contains(&n.as_str()))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// These parameters with `name` set to `value` (whatever it was).
+    pub fn with(mut self, name: &str, value: &str) -> Self {
+        self.repeated.retain(|n| n != name);
+        self.map.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    /// As a form, in name order (to be stored, and parsed back by [`Params::parse`]); a
+    /// repeated parameter cannot be written, so there must be none.
+    pub fn encode(&self) -> Result<String, ParamsError> {
+        if let Some(name) = self.repeated.first() {
+            return Err(ParamsError::Repeated(name.clone()));
+        }
+        let mut pairs: Vec<(&String, &String)> = self.map.iter().collect();
+        pairs.sort();
+        let mut out = url::form_urlencoded::Serializer::new(String::new());
+        out.extend_pairs(pairs);
+        Ok(out.finish())
+    }
 }
 
 fn decode(raw: &[u8]) -> Result<String, ParamsError> {
@@ -118,6 +172,22 @@ fn decode(raw: &[u8]) -> Result<String, ParamsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_form_written_reads_back_the_same() {
+        let p = Params::from_pairs([
+            ("b".to_owned(), "a b&c=d%".to_owned()),
+            ("a".to_owned(), "é+/?".to_owned()),
+        ]);
+        let text = p.encode().unwrap();
+        assert_eq!(text, "a=%C3%A9%2B%2F%3F&b=a+b%26c%3Dd%25");
+        let back = Params::parse(text.as_bytes()).unwrap();
+        assert_eq!(back.get("a"), Some("é+/?"));
+        assert_eq!(back.get("b"), Some("a b&c=d%"));
+        assert_eq!(back.without(&["a"]).get("a"), None);
+        let twice = Params::from_pairs([("a".into(), "1".into()), ("a".into(), "2".into())]);
+        assert!(twice.is_repeated("a") && twice.encode().is_err());
+    }
 
     #[test]
     fn parses_and_decodes() {

@@ -21,6 +21,7 @@ mod ledger;
 mod logout;
 mod passkeys;
 mod pending;
+mod pushed;
 mod resources;
 mod rows;
 mod script;

@@ -189,6 +189,11 @@ impl IntoResponse for TokenError {
     fn into_response(self) -> Response {
         let (code, description) = match self {
             Self::OAuth { code, description } => (code, description),
+            Self::Authorization { code, description } => {
+                let body =
+                    serde_json::json!({"error": code.as_str(), "error_description": description});
+                return (StatusCode::BAD_REQUEST, no_store(), Json(body)).into_response();
+            }
             Self::RateLimited(wait) => return rate_limited_json(wait),
             Self::System(e) => return system_json(&e),
         };

@@ -70,6 +70,7 @@ fn protocol_endpoints(st: &AppState) -> Router<AppState> {
         .route(paths::REVOCATION, post(token::revoke_token))
         .route(paths::INTROSPECTION, post(token::introspect_token))
         .route(paths::DEVICE_AUTHORIZATION, post(token::authorize_device))
+        .route(paths::PUSHED_AUTHORIZATION, post(token::push_request))
         .route(paths::REVOCATION_FEED, post(feed::subscribe_feed))
         .merge(
             Router::new()

@@ -1,7 +1,8 @@
 //! A certified third-party relying party against the provider: openid-client (OpenID
 //! Certified) with every validation on completes the code flow, userinfo, and a `prompt=none`
-//! re-authorization (also with `max_age`), obtains an API's token with `resource`, and signs
-//! in through the device flow (RFC 8628), allowed and denied. The Node script
+//! re-authorization (also with `max_age`), obtains an API's token with `resource`, sends its
+//! requests pushed (RFC 9126), signed (RFC 9101) and both, and signs in through the device flow
+//! (RFC 8628), allowed and denied. The Node script
 //! (tests/interop/openid-client/rp.mjs) is the RP; this test plays the browser between its
 //! steps.
 
@@ -128,6 +129,12 @@ async fn openid_client_completes_code_flow_userinfo_and_prompt_none() {
             );
             let reply = serde_json::json!({ "callback": page.url.as_str() }).to_string() + "\n";
             stdin.write_all(reply.as_bytes()).await.unwrap();
+        } else if msg["jwks"].is_object() {
+            let jwks = msg["jwks"].clone();
+            crate::harness::update_client(&stack.store, "certified-rp", |c| c.jwks = Some(jwks))
+                .await
+                .unwrap();
+            stdin.write_all(b"{\"registered\":true}\n").await.unwrap();
         } else if let Some(user_code) = msg["device"]["user_code"].as_str() {
             devices += 1;
             let url = msg["device"]["verification_uri_complete"].as_str().unwrap();
@@ -149,7 +156,7 @@ async fn openid_client_completes_code_flow_userinfo_and_prompt_none() {
         }
     };
     assert!(child.wait().await.unwrap().success());
-    assert_eq!((rounds, devices), (4, 2));
+    assert_eq!((rounds, devices), (7, 2));
     let (first, silent, fresh) = (&result["first"], &result["silent"], &result["fresh"]);
     assert_eq!(first["name"], "Alice Liddell");
     assert_eq!(first["email"], "alice@example.com");
@@ -191,6 +198,13 @@ async fn openid_client_completes_code_flow_userinfo_and_prompt_none() {
     assert_eq!(api_token["aud"], api);
     assert_eq!(api_token["scope"], "notes:read");
     assert_eq!(api_token["response_scope"], "notes:read");
+    // Pushed (RFC 9126), signed (RFC 9101), and signed then pushed: the same sign-in.
+    for how in ["pushed", "signed", "signedAndPushed"] {
+        let round = &result[how];
+        assert_eq!(round["sub"], first["sub"], "{how}: {round}");
+        assert_eq!(round["sid"], first["sid"], "{how}");
+        assert_eq!(round["email"], "alice@example.com", "{how}");
+    }
     // The device flow: openid-client validated the ID token, read userinfo and refreshed.
     let allowed = &result["device"]["allowed"];
     assert_eq!(allowed["sub"], first["sub"], "{allowed}");

@@ -21,6 +21,7 @@ mod login;
 mod logout;
 mod outage;
 mod passkeys;
+mod pushed;
 mod registration;
 mod rolling;
 mod rotation;

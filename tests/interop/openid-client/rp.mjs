@@ -8,7 +8,9 @@
 // (RESOURCE), named with `resource` (RFC 8707) at the authorization and token endpoints. And the
 // device flow (RFC 8628) for a public client (DEVICE_ID): each device authorization goes out as
 // {"device": {...}, "answer": "allow" | "deny"} for the test to answer in its browser, while
-// openid-client polls.
+// openid-client polls. And pushed (RFC 9126) and signed (RFC 9101) authorization requests: the
+// RP's public key goes out first as {"jwks": {...}}, for the test to register, which answers
+// {"registered": true}.
 import * as client from 'openid-client';
 import readline from 'node:readline';
 
@@ -23,6 +25,14 @@ async function callbackFor(url) {
   return new URL(JSON.parse(value).callback);
 }
 
+// The key request objects are signed with (RFC 9101), registered by the test.
+const { privateKey, publicKey } = await crypto.subtle.generateKey(
+  { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']);
+const publicJwk = { ...(await crypto.subtle.exportKey('jwk', publicKey)), kid: 'rp-1', alg: 'ES256', use: 'sig' };
+say({ jwks: { keys: [publicJwk] } });
+await lines.next();
+const signingKey = { key: privateKey, kid: 'rp-1' };
+
 const config = await client.discovery(
   new URL(ISSUER),
   CLIENT_ID,
@@ -34,7 +44,7 @@ const config = await client.discovery(
 // One authorization and code exchange; `extra` adds authorization parameters. With
 // `extra.resource` (RFC 8707) the token request names it too, and the answer is the API's
 // access token as the API would read it (userinfo is the provider's, not the API's).
-async function signIn(extra) {
+async function signIn(extra, how) {
   const codeVerifier = client.randomPKCECodeVerifier();
   const state = client.randomState();
   const nonce = client.randomNonce();
@@ -47,7 +57,18 @@ async function signIn(extra) {
     nonce,
     ...extra,
   };
-  const callback = await callbackFor(client.buildAuthorizationUrl(config, params));
+  let url;
+  if (how === 'par') {
+    url = await client.buildAuthorizationUrlWithPAR(config, params);
+  } else if (how === 'jar') {
+    url = await client.buildAuthorizationUrlWithJAR(config, params, signingKey);
+  } else if (how === 'jar+par') {
+    const signed = await client.buildAuthorizationUrlWithJAR(config, params, signingKey);
+    url = await client.buildAuthorizationUrlWithPAR(config, signed.searchParams);
+  } else {
+    url = client.buildAuthorizationUrl(config, params);
+  }
+  const callback = await callbackFor(url);
   const tokens = await client.authorizationCodeGrant(config, callback, {
     pkceCodeVerifier: codeVerifier,
     expectedState: state,
@@ -97,7 +118,15 @@ async function lifecycle(grant) {
 // One device authorization, answered `answer` by the person; what openid-client obtained, or
 // the error it ended with.
 async function device(answer) {
-  const config = await client.discovery(new URL(ISSUER), DEVICE_ID, undefined, client.None(),
+  // The key request objects are signed with (RFC 9101), registered by the test.
+const { privateKey, publicKey } = await crypto.subtle.generateKey(
+  { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']);
+const publicJwk = { ...(await crypto.subtle.exportKey('jwk', publicKey)), kid: 'rp-1', alg: 'ES256', use: 'sig' };
+say({ jwks: { keys: [publicJwk] } });
+await lines.next();
+const signingKey = { key: privateKey, kid: 'rp-1' };
+
+const config = await client.discovery(new URL(ISSUER), DEVICE_ID, undefined, client.None(),
     { execute: [client.allowInsecureRequests] });
   const started = await client.initiateDeviceAuthorization(config, { scope: 'openid profile offline_access' });
   say({
@@ -124,13 +153,20 @@ try {
   const fresh = await signIn({ prompt: 'none', max_age: '3600' });
   const tokens = await lifecycle(fresh);
   const api = await signIn({ scope: 'openid notes:read', resource: RESOURCE });
+  const pushed = await signIn({}, 'par');
+  const signed = await signIn({}, 'jar');
+  const signedAndPushed = await signIn({}, 'jar+par');
+  for (const round of [pushed, signed, signedAndPushed]) {
+    delete round.access_token;
+    delete round.refresh_token;
+  }
   const deviceAllowed = await device('allow');
   const deviceDenied = await device('deny');
   for (const round of [first, silent, fresh]) {
     delete round.access_token;
     delete round.refresh_token;
   }
-  say({ result: { first, silent, fresh, tokens, api, device: { allowed: deviceAllowed, denied: deviceDenied } } });
+  say({ result: { first, silent, fresh, tokens, api, device: { allowed: deviceAllowed, denied: deviceDenied }, pushed, signed, signedAndPushed } });
   process.exit(0);
 } catch (e) {
   say({ error: `${e.name}: ${e.message}${e.code ? ` (${e.code})` : ''}${e.cause ? ` cause: ${JSON.stringify(e.cause)}` : ''}` });

@@ -1,11 +1,13 @@
 //! The authorization endpoint's rules (RFC 6749 §4.1, OIDC Core §3.1.2): which request is
-//! valid ([`request`]), and what happens next for this browser: sign in, approve the app, or
-//! receive a code ([`Next`]). Requests that wait for a person are kept in the session
-//! ([`pending`]).
+//! valid ([`request`]; pushed first, [`pushed`], or signed, [`request_object`]), and what
+//! happens next for this browser: sign in, approve the app, or receive a code ([`Next`]).
+//! Requests that wait for a person are kept in the session ([`pending`]).
 
 pub mod level;
 pub mod pending;
+pub mod pushed;
 pub mod request;
+pub mod request_object;
 
 use super::error::{AuthorizeError, PageError};
 use super::params::Params;

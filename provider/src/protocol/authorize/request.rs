@@ -84,8 +84,20 @@ fn invalid(description: &'static str) -> Refusal {
 }
 
 /// Checks every parameter: the client and redirect URI (errors shown as a page), then the
-/// rest (errors sent to the client).
-pub async fn validate(ctx: &Ctx, params: &Params) -> Result<(AuthRequest, Client), AuthorizeError> {
+/// rest (errors sent to the client). A pushed request (`request_uri`) or a request object
+/// (`request`) is resolved first ([`super::pushed::resolve`]).
+pub async fn validate(ctx: &Ctx, raw: &Params) -> Result<(AuthRequest, Client), AuthorizeError> {
+    let resolved = super::pushed::resolve(ctx, raw).await?;
+    validate_resolved(ctx, &resolved.params, resolved.pushed).await
+}
+
+/// [`validate`] for a request's own parameters (`pushed`: they came through the PAR endpoint,
+/// which a client registered with `require_pushed_authorization_requests` must use).
+pub async fn validate_resolved(
+    ctx: &Ctx,
+    params: &Params,
+    pushed: bool,
+) -> Result<(AuthRequest, Client), AuthorizeError> {
     let (client, redirect_uri) = client_and_redirect_uri(ctx, params).await?;
     // An ID token we issued (it may have expired); only its subject is used.
     let hint_subject = |hint: &str| super::super::hint::verify(ctx, hint).map(|h| h.sub);
@@ -96,6 +108,11 @@ pub async fn validate(ctx: &Ctx, params: &Params) -> Result<(AuthRequest, Client
         now: ctx.clock.unix(),
     };
     let mut req = parse(params, &at, hint_subject)?;
+    if client.require_par && !pushed {
+        let code = AuthorizeErrorCode::InvalidRequest;
+        let why = "this client must push its authorization requests first (PAR, RFC 9126)";
+        return Err(req.error(&ctx.issuer, code, why).into());
+    }
     if let Some(resource) = params.get("resource") {
         let asked = params.get("scope").unwrap_or("");
         let found = ctx.store.resource(resource).await?;
@@ -234,17 +251,9 @@ fn check_shape(params: &Params) -> Result<(), Refusal> {
             "state, nonce, login_hint, acr_values or claims is too long",
         ));
     }
-    if params.get("request").is_some() {
-        return Err(refuse(
-            AuthorizeErrorCode::RequestNotSupported,
-            "request objects are not supported",
-        ));
-    }
-    if params.get("request_uri").is_some() {
-        return Err(refuse(
-            AuthorizeErrorCode::RequestUriNotSupported,
-            "request_uri is not supported",
-        ));
+    // A request's own parameters (resolved, `pushed::resolve`) never name another request.
+    if params.get("request").is_some() || params.get("request_uri").is_some() {
+        return Err(invalid("request and request_uri cannot be nested"));
     }
     if params.get("registration").is_some() {
         return Err(refuse(
@@ -359,6 +368,7 @@ mod tests {
             backchannel_logout_session_required: false,
             frontchannel_logout_uri: None,
             frontchannel_logout_session_required: false,
+            require_par: false,
             grant_types: grants.to_vec(),
             auth_method: AuthMethod::ClientSecretBasic,
             id_token_alg: Alg::RS256,
@@ -455,12 +465,9 @@ mod tests {
                 C::InvalidRequest,
                 "response_mode=query",
             ),
-            ("request=eyJ", C::RequestNotSupported, "request objects"),
-            (
-                "request_uri=urn:x",
-                C::RequestUriNotSupported,
-                "request_uri",
-            ),
+            // Resolved already (`pushed::resolve`): a request's own parameters name no other.
+            ("request=eyJ", C::InvalidRequest, "cannot be nested"),
+            ("request_uri=urn:x", C::InvalidRequest, "cannot be nested"),
             (
                 "registration=%7B%7D",
                 C::RegistrationNotSupported,

@@ -50,6 +50,9 @@ pub struct ClientMetadata {
     pub frontchannel_logout_uri: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frontchannel_logout_session_required: Option<bool>,
+    /// RFC 9126 §6: every authorization request of the client is pushed first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_pushed_authorization_requests: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_token_signed_response_alg: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,6 +111,7 @@ pub struct ValidMetadata {
     pub backchannel_logout_session_required: bool,
     pub frontchannel_logout_uri: Option<String>,
     pub frontchannel_logout_session_required: bool,
+    pub require_par: bool,
     pub grant_types: Vec<GrantType>,
     pub auth_method: AuthMethod,
     pub id_token_alg: Alg,
@@ -239,6 +243,7 @@ impl ClientMetadata {
             frontchannel_logout_session_required: frontchannel_logout_uri.is_some()
                 && self.frontchannel_logout_session_required.unwrap_or(false),
             frontchannel_logout_uri,
+            require_par: self.require_pushed_authorization_requests.unwrap_or(false),
             grant_types,
             auth_method,
             id_token_alg,

@@ -117,6 +117,7 @@ fn new_client(
         backchannel_logout_session_required: m.backchannel_logout_session_required,
         frontchannel_logout_uri: m.frontchannel_logout_uri,
         frontchannel_logout_session_required: m.frontchannel_logout_session_required,
+        require_par: m.require_par,
         grant_types: m.grant_types,
         auth_method: m.auth_method,
         id_token_alg: m.id_token_alg,
@@ -381,6 +382,10 @@ pub fn describe(client: &Client) -> serde_json::Map<String, serde_json::Value> {
             client.frontchannel_logout_session_required.into(),
         );
     }
+    put(
+        "require_pushed_authorization_requests",
+        client.require_par.into(),
+    );
     let grants: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
     put("grant_types", grants.into());
     // RFC 7591 §2.1: the code response type goes with the authorization_code grant.
@@ -440,6 +445,7 @@ pub fn metadata_of(client: &Client) -> ClientMetadata {
         backchannel_logout_session_required: Some(client.backchannel_logout_session_required),
         frontchannel_logout_uri: client.frontchannel_logout_uri.clone(),
         frontchannel_logout_session_required: Some(client.frontchannel_logout_session_required),
+        require_pushed_authorization_requests: Some(client.require_par),
         id_token_signed_response_alg: Some(client.id_token_alg.as_str().to_owned()),
         jwks: client
             .jwks

@@ -29,6 +29,7 @@ mod device;
 mod durable;
 mod end_session;
 mod exchange;
+mod pushed;
 mod races;
 mod registrants;
 mod registration_endpoint;

@@ -1,8 +1,9 @@
 //! `POST /token` (RFC 6749 §3.2), `POST /revoke` (RFC 7009), `POST /introspect` (RFC
-//! 7662) and `POST /device_authorization` (RFC 8628 §3.1): the client authenticates through
-//! [`ClientForm`], the rules are `protocol::token`, `protocol::revocation` and
-//! `protocol::device`.
+//! 7662), `POST /device_authorization` (RFC 8628 §3.1) and `POST /par` (RFC 9126 §2): the
+//! client authenticates through [`ClientForm`], the rules are `protocol::token`,
+//! `protocol::revocation`, `protocol::device` and `protocol::authorize::pushed`.
 
+use crate::protocol::authorize::pushed;
 use crate::protocol::error::TokenError;
 use crate::protocol::{device, revocation, token};
 use crate::store::Client;
@@ -63,4 +64,16 @@ pub async fn authorize_device(
     per_client(&st, "device", &client, limit)?;
     let answer = device::start(&st.ctx, &client, &form).await?;
     Ok((no_store(), Json(answer)).into_response())
+}
+
+/// RFC 9126 §2.2: `201 Created` with the `request_uri` for the browser; an authorization
+/// request refused as JSON (§2.3). Counted against the client's token budget.
+pub async fn push_request(
+    State(st): State<AppState>,
+    ClientForm { client, form }: ClientForm,
+) -> Result<Response, TokenError> {
+    let limit = st.ctx.config.limits.token_rate_per_client;
+    per_client(&st, "par", &client, limit)?;
+    let answer = pushed::push(&st.ctx, &client, &form).await?;
+    Ok((StatusCode::CREATED, no_store(), Json(answer)).into_response())
 }
