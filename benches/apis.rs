@@ -138,6 +138,7 @@ async fn world() -> World {
                 alg: Alg::RS256,
             }),
             exchanged: None,
+            dpop_jkt: None,
         },
     )
     .await

@@ -156,6 +156,7 @@ fn store_paths(c: &mut Criterion) {
             family_expires_at: now + 86400,
             used_at: None,
             revoked_at: None,
+            dpop_jkt: None,
         };
         rt.block_on(store.insert(vec![Insert::refresh_token(&row(first.clone()))]))
             .unwrap();

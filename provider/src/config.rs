@@ -246,6 +246,8 @@ pub struct TokenConfig {
     /// least 1).
     #[serde(with = "duration")]
     pub device_poll_interval: Duration,
+    /// DPoP proofs at the token endpoint must carry a nonce the provider gave (RFC 9449 §8).
+    pub dpop_nonce: bool,
 }
 
 impl Default for Config {
@@ -290,6 +292,7 @@ impl Default for TokenConfig {
             device_code_lifetime: Duration::from_secs(600),
             // RFC 8628 §3.2: the interval a client assumes when none is given.
             device_poll_interval: Duration::from_secs(5),
+            dpop_nonce: true,
         }
     }
 }

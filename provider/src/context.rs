@@ -8,6 +8,7 @@
 
 use crate::config::Config;
 use crate::feed::Feed;
+use crate::keys::nonce::Nonces;
 use crate::keys::successor::Successors;
 use crate::keys::{Alg, KeyError, KeyRing, Keys};
 use crate::store::Store;
@@ -26,6 +27,8 @@ pub struct Ctx {
     pub keys: KeyRing,
     /// Derives each refresh token's one successor.
     pub successors: Successors,
+    /// DPoP nonces (RFC 9449 §8).
+    pub dpop_nonces: Nonces,
     /// The SSO sessions.
     pub sessions: Sessions,
     pub clock: Clock,
@@ -51,6 +54,7 @@ impl Ctx {
         store.migrate().await.context("database migration failed")?;
         let keys = first_keys(&store, &clock, &config.keys.algorithms).await?;
         let successors = Successors::load(&store).await?;
+        let dpop_nonces = Nonces::load(&store).await?;
         let sessions = config
             .session
             .sessions(Some(store.db()), clock.clone())
@@ -62,6 +66,7 @@ impl Ctx {
             store,
             keys: KeyRing::new(keys),
             successors,
+            dpop_nonces,
             sessions,
             clock,
             logout_queued: tokio::sync::Notify::new(),

@@ -128,6 +128,9 @@ async fn sweep(ctx: &Ctx, now: i64) {
     if let Err(e) = store.sweep_pushed(now).await {
         tracing::warn!(error = %e, "pushed request sweep failed");
     }
+    if let Err(e) = store.sweep_dpop_proofs(now).await {
+        tracing::warn!(error = %e, "DPoP proof sweep failed");
+    }
     if let Err(e) = store.sweep_ceremonies(now).await {
         tracing::warn!(error = %e, "passkey ceremony sweep failed");
     }

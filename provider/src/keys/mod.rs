@@ -7,6 +7,7 @@
 //! signature (about 435 µs on top of about 860 µs of signing, measured on this machine).
 //! Verification of our own access tokens goes through jsonwebtoken with pre-built keys.
 
+pub mod nonce;
 pub mod successor;
 
 use crate::store::{Store, StoredKey};

@@ -12,7 +12,10 @@ use crate::types::AuthMethod;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use infra::secret::{ct_eq, hash_secret};
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, OctetKeyPairParameters};
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, EllipticCurve, EllipticCurveKeyParameters, Jwk, JwkSet,
+    OctetKeyPairParameters,
+};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 /// RFC 7523 §2.2 `client_assertion_type`.
@@ -22,14 +25,17 @@ const MAX_ASSERTION_SECS: i64 = 3600;
 /// The endpoints whose URL an assertion may name as its audience, besides the issuer (RFC
 /// 7523 §3: the token endpoint; OIDC Core §9 allows the issuer too; we accept each endpoint
 /// that authenticates clients).
-const ASSERTION_AUDIENCES: [&str; 6] = [
+const ASSERTION_AUDIENCES: [&str; 5] = [
     paths::TOKEN,
     paths::REVOCATION,
     paths::INTROSPECTION,
     paths::REVOCATION_FEED,
+    // RFC 9126 §2: the PAR endpoint's URL is a valid audience there.
     paths::PUSHED_AUTHORIZATION,
-    paths::DEVICE_AUTHORIZATION,
 ];
+/// The `typ`s of JWTs a client signs that are not client assertions: a request object (RFC
+/// 9101), which travels through browsers, and a DPoP proof (RFC 9449).
+const NOT_ASSERTIONS: [&str; 2] = ["oauth-authz-req+jwt", "dpop+jwt"];
 
 /// The client credentials of a request, before they are checked (no `Debug`: it holds the
 /// secret).
@@ -158,6 +164,10 @@ fn assertion_claims(
     now: i64,
 ) -> Option<AssertionClaims> {
     let (key, alg) = client_key(client, assertion)?;
+    let typ = jsonwebtoken::decode_header(assertion).ok()?.typ;
+    if typ.is_some_and(|t| NOT_ASSERTIONS.iter().any(|m| is_media_type(&t, m))) {
+        return None;
+    }
     let mut validation = Validation::new(alg);
     validation.validate_exp = false; // checked below on the injected clock
     validation.set_required_spec_claims(&["iss", "sub", "aud", "exp"]);
@@ -196,10 +206,33 @@ pub(super) fn client_key(client: &Client, jwt: &str) -> Option<(DecodingKey, Alg
         None if jwks.keys.len() == 1 => jwks.keys.first(),
         None => None,
     }?;
-    let fits = matches!(
-        (&jwk.algorithm, header.alg),
+    let key = DecodingKey::from_jwk(jwk).ok()?;
+    fits(jwk, header.alg).then_some((key, header.alg))
+}
+
+/// Whether `typ` names `media` (RFC 7515 §4.1.9: the `application/` prefix may be left out;
+/// media types are compared without regard to case).
+pub(super) fn is_media_type(typ: &str, media: &str) -> bool {
+    let typ = typ
+        .get(..12)
+        .filter(|p| p.eq_ignore_ascii_case("application/"))
+        .map_or(typ, |_| &typ[12..]);
+    typ.eq_ignore_ascii_case(media)
+}
+
+/// Whether a key of `jwk`'s type signs with `alg`: RSA with RS256, P-256 with ES256, Ed25519
+/// with EdDSA (and nothing else, so a header cannot choose how its key is read).
+pub(super) fn fits(jwk: &Jwk, alg: Algorithm) -> bool {
+    matches!(
+        (&jwk.algorithm, alg),
         (AlgorithmParameters::RSA(_), Algorithm::RS256)
-            | (AlgorithmParameters::EllipticCurve(_), Algorithm::ES256)
+            | (
+                AlgorithmParameters::EllipticCurve(EllipticCurveKeyParameters {
+                    curve: EllipticCurve::P256,
+                    ..
+                }),
+                Algorithm::ES256
+            )
             | (
                 AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
                     curve: EllipticCurve::Ed25519,
@@ -207,9 +240,7 @@ pub(super) fn client_key(client: &Client, jwt: &str) -> Option<(DecodingKey, Alg
                 }),
                 Algorithm::EdDSA
             )
-    );
-    let key = DecodingKey::from_jwk(jwk).ok()?;
-    fits.then_some((key, header.alg))
+    )
 }
 
 /// The `iss` of an assertion, read without verifying it: only to find the client whose keys

@@ -231,7 +231,7 @@ pub async fn find(
         Some(c) if c.allows_grant(GrantType::DeviceCode) => c,
         _ => return Ok(Found::Nothing),
     };
-    throttle::succeeded(&ctx.store, &reserved).await?;
+    throttle::refund(&ctx.store, &reserved).await?;
     Ok(Found::Request(Box::new(DeviceRequest {
         user_code,
         scope: row.scope,
@@ -261,9 +261,9 @@ pub enum Decided {
     SignInAgain,
 }
 
-/// Answers `req` for the signed-in `session`. Approving stores the approval (and, for a
-/// third-party app, the consent the page just asked for) only while the session is live and
-/// the request open, in one guarded commit.
+/// Answers `req` for the signed-in `session`. Approving stores the approval only while the
+/// session is live and the request open, in one guarded commit; then, for a third-party app,
+/// the consent the page just asked for.
 pub async fn decide(
     ctx: &Ctx,
     session: &Session,
@@ -297,28 +297,33 @@ pub async fn decide(
             )));
         }
     }
-    if !req.client.first_party {
+    let approved = approve(ctx, session, req, &user_id, now).await?;
+    // The approval is the person's consent to a third-party app, remembered once it stands
+    // (not for an answer that came too late). An approval needs no consent row to be stored:
+    // the person allowed the app right here, and a disconnect meanwhile revokes it as a code.
+    if approved == Decided::Approved && !req.client.first_party {
         ctx.store
             .grant_consent(&user_id, &req.client.client_id, req.scope, None, now)
             .await?;
     }
-    approve(ctx, session, req, user_id, now).await
+    Ok(approved)
 }
 
 /// Writes the approval: an authorization code under the device code's hash, the app as a
-/// member of the session (for its logouts), and the audit event, under the guards.
+/// member of the session (for its logouts), and the audit event, under the guards (the
+/// session live, the request open).
 async fn approve(
     ctx: &Ctx,
     session: &Session,
     req: &DeviceRequest,
-    user_id: String,
+    user_id: &str,
     now: i64,
 ) -> Result<Decided, PageError> {
     let methods = crate::users::methods_of(session);
     let code_lifetime = infra::secs(ctx.config.tokens.code_lifetime);
     let bound = AuthCode {
         client_id: req.client.client_id.clone(),
-        user_id,
+        user_id: user_id.to_owned(),
         redirect_uri: DEVICE_REDIRECT.to_owned(),
         scope: req.scope,
         nonce: None,
@@ -332,7 +337,7 @@ async fn approve(
         expires_at: req.row.expires_at.max(now + code_lifetime),
     };
     let hash = &req.row.device_code_hash;
-    let mut guards = vec![
+    let guards = vec![
         Guard::session_live(
             &session.handle,
             &bound.user_id,
@@ -340,9 +345,6 @@ async fn approve(
         ),
         Guard::device_approved(hash, now),
     ];
-    if !req.client.first_party {
-        guards.push(Guard::consent_held(&bound.user_id, &req.client.client_id));
-    }
     let event = Event::new(Kind::DeviceApproved)
         .user(&bound.user_id)
         .client(&req.client.client_id)

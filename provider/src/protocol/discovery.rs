@@ -42,6 +42,8 @@ pub struct ProviderMetadata {
     prompt_values_supported: Vec<&'static str>,
     claims_parameter_supported: bool,
     request_parameter_supported: bool,
+    /// RFC 9449 §5.1: the algorithms a DPoP proof may be signed with.
+    dpop_signing_alg_values_supported: Vec<&'static str>,
     /// RFC 9101 §10.1 (OIDC Discovery §3): how request objects may be signed.
     request_object_signing_alg_values_supported: Vec<&'static str>,
     /// OIDC Discovery §3: a `request_uri` the provider would fetch. Not offered: the only
@@ -132,6 +134,7 @@ impl ProviderMetadata {
             // claims it names are answered by the scopes, as §5.5 allows.
             claims_parameter_supported: true,
             request_parameter_supported: true,
+            dpop_signing_alg_values_supported: names(&crate::protocol::dpop::ALGS, Alg::as_str),
             request_object_signing_alg_values_supported: names(Alg::ALL, Alg::as_str),
             request_uri_parameter_supported: false,
             authorization_response_iss_parameter_supported: true,

@@ -123,6 +123,10 @@ pub enum TokenError {
         code: AuthorizeErrorCode,
         description: String,
     },
+    /// RFC 9449 §8 `use_dpop_nonce`: try again with this nonce in the proof (sent in the
+    /// `DPoP-Nonce` header).
+    #[error("use_dpop_nonce")]
+    UseDpopNonce(String),
     /// Too many requests from this client or address: 429 with `Retry-After` (seconds).
     #[error("rate limited")]
     RateLimited(u64),

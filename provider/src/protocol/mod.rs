@@ -15,6 +15,7 @@ pub mod client_auth;
 pub mod consent;
 pub mod device;
 pub mod discovery;
+pub mod dpop;
 pub mod end_session;
 pub mod error;
 pub mod hint;

@@ -86,11 +86,20 @@ impl Params {
         }
     }
 
-    /// Parameters from name and value pairs (a request object's members, RFC 9101 §4), each
-    /// name once (a later value is taken as a repetition, as in [`Params::parse`]).
-    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+    /// Parameters from name and value pairs (a request object's members, RFC 9101 §4), held to
+    /// [`Params::parse`]'s rules: at most [`MAX_PARAMS`], no NUL, each name once (a later value
+    /// is taken as a repetition).
+    pub fn from_pairs(
+        pairs: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ParamsError> {
         let mut p = Self::default();
-        for (name, value) in pairs {
+        for (i, (name, value)) in pairs.into_iter().enumerate() {
+            if i >= MAX_PARAMS {
+                return Err(ParamsError::TooMany);
+            }
+            if name.contains('\0') || value.contains('\0') {
+                return Err(ParamsError::Encoding);
+            }
             if p.map.contains_key(&name) {
                 if !p.repeated.contains(&name) {
                     p.repeated.push(name);
@@ -99,7 +108,7 @@ impl Params {
             }
             p.map.insert(name, value);
         }
-        p
+        Ok(p)
     }
 
     /// These parameters but those named in `names`.
@@ -178,7 +187,8 @@ mod tests {
         let p = Params::from_pairs([
             ("b".to_owned(), "a b&c=d%".to_owned()),
             ("a".to_owned(), "é+/?".to_owned()),
-        ]);
+        ])
+        .unwrap();
         let text = p.encode().unwrap();
         assert_eq!(text, "a=%C3%A9%2B%2F%3F&b=a+b%26c%3Dd%25");
         let back = Params::parse(text.as_bytes()).unwrap();
@@ -186,7 +196,12 @@ mod tests {
         assert_eq!(back.get("b"), Some("a b&c=d%"));
         assert_eq!(back.without(&["a"]).get("a"), None);
         let twice = Params::from_pairs([("a".into(), "1".into()), ("a".into(), "2".into())]);
+        let twice = twice.unwrap();
         assert!(twice.is_repeated("a") && twice.encode().is_err());
+        // Held to parse's rules.
+        assert!(Params::from_pairs([("a".into(), "x\0y".into())]).is_err());
+        let many = (0..=MAX_PARAMS).map(|i| (format!("p{i}"), "v".to_owned()));
+        assert_eq!(Params::from_pairs(many).unwrap_err(), ParamsError::TooMany);
     }
 
     #[test]

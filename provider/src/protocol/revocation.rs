@@ -6,6 +6,7 @@
 use super::error::TokenError;
 use super::params::Params;
 use super::token::AccessClaims;
+use super::token::issue::Confirmation;
 use crate::audit::{self, Event, Kind};
 use crate::context::Ctx;
 use crate::store::{AccessTokenRow, Client, RefreshTokenRow, Revoke};
@@ -166,6 +167,9 @@ pub struct ActiveToken {
     exp: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     jti: Option<String>,
+    /// The DPoP key a bound access token needs (RFC 9449 §6.2, RFC 7800).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<Confirmation>,
 }
 
 impl Introspection {
@@ -207,6 +211,7 @@ pub async fn introspect(
                         iat: r.issued_at,
                         exp: r.family_expires_at,
                         jti: None,
+                        cnf: None,
                     })),
                     None => Introspection::INACTIVE,
                 }
@@ -214,7 +219,11 @@ pub async fn introspect(
             Some(Found::Access(c, row)) if row.revoked_at.is_none() && c.exp > now => {
                 Introspection::Active(Box::new(ActiveToken {
                     active: true,
-                    token_type: TokenType::Bearer.as_str(),
+                    // RFC 9449 §6.2: a bound token's type is DPoP.
+                    token_type: match c.cnf {
+                        Some(_) => TokenType::DPoP.as_str(),
+                        None => TokenType::Bearer.as_str(),
+                    },
                     scope: c.scope,
                     client_id: c.client_id,
                     sub: c.sub,
@@ -224,6 +233,7 @@ pub async fn introspect(
                     iat: c.iat,
                     exp: c.exp,
                     jti: Some(c.jti),
+                    cnf: c.cnf,
                 }))
             }
             _ => Introspection::INACTIVE,

@@ -1,14 +1,39 @@
 //! The UserInfo endpoint's rules (OIDC Core §5.3) and where a Bearer token may travel (RFC
 //! 6750 §2): the standard claims of the scopes the access token carries, once the token is
-//! ours, live, unrevoked, and its user still active.
+//! ours, live, unrevoked, and its user still active. A token bound to a DPoP key (RFC 9449)
+//! comes under the `DPoP` scheme, with a proof by that key for this request and this token
+//! (§7.1); it is refused as a bearer token, and the `DPoP` scheme with an unbound one.
 
+use super::dpop;
 use super::error::BearerError;
 use super::params::Params;
 use super::token::AccessClaims;
 use crate::context::Ctx;
 use crate::store::User;
-use crate::types::{Scope, ScopeSet};
+use crate::types::{BearerErrorCode, Scope, ScopeSet};
 use serde::Serialize;
+
+/// How a token was presented: as a bearer token (RFC 6750), or under the `DPoP` scheme with
+/// the request's proofs (its `DPoP` headers' values) and method (RFC 9449 §7.1).
+pub enum Presented<'a> {
+    Bearer,
+    Dpop {
+        proofs: &'a [&'a str],
+        method: &'a str,
+    },
+}
+
+/// The token in an `Authorization` header's value, under the `Bearer` or the `DPoP` scheme.
+pub fn scheme_and_token(value: &str) -> Result<(bool, String), BearerError> {
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("dpop") && !token.trim().is_empty() =>
+        {
+            Ok((true, token.trim().to_owned()))
+        }
+        _ => token_in_header(value).map(|t| (false, t)),
+    }
+}
 
 /// The token in an `Authorization` header's value (RFC 6750 §2.1).
 pub fn token_in_header(value: &str) -> Result<String, BearerError> {
@@ -95,12 +120,22 @@ impl UserInfo {
 
 /// The claims for the bearer of `token`.
 pub async fn userinfo(ctx: &Ctx, token: &str) -> Result<UserInfo, BearerError> {
+    userinfo_presented(ctx, token, &Presented::Bearer).await
+}
+
+/// The claims for `token`, presented as `how`.
+pub async fn userinfo_presented(
+    ctx: &Ctx,
+    token: &str,
+    how: &Presented<'_>,
+) -> Result<UserInfo, BearerError> {
     let now = ctx.clock.unix();
     let claims: AccessClaims = ctx
         .keys
         .current()
         .verify(token, "at+jwt", &ctx.issuer, &ctx.issuer, now)
         .map_err(|_| BearerError::invalid_token("the access token is invalid or expired"))?;
+    bound_as_presented(ctx, token, &claims, how).await?;
     let revoked = || BearerError::invalid_token("the access token was revoked");
     if !claims.oidc_scopes().contains(Scope::OpenId) {
         // Not a token for userinfo (RFC 6750 §3.1), once it is known to be live.
@@ -123,10 +158,55 @@ pub async fn userinfo(ctx: &Ctx, token: &str) -> Result<UserInfo, BearerError> {
     Ok(UserInfo::of(&user, claims.oidc_scopes()))
 }
 
+/// RFC 9449 §7.1: a bound token only under the `DPoP` scheme, with one proof for this request
+/// (`GET` or `POST` to userinfo), naming this token, by the key it is bound to; the `DPoP`
+/// scheme only with a bound token.
+async fn bound_as_presented(
+    ctx: &Ctx,
+    token: &str,
+    claims: &AccessClaims,
+    how: &Presented<'_>,
+) -> Result<(), BearerError> {
+    let invalid_proof = |why| BearerError::OAuth {
+        code: BearerErrorCode::InvalidDpopProof,
+        description: why,
+    };
+    match (&claims.cnf, how) {
+        (None, Presented::Bearer) => Ok(()),
+        (Some(_), Presented::Bearer) => Err(BearerError::invalid_token(
+            "the access token is bound to a DPoP key: present it under the DPoP scheme, with a \
+             proof",
+        )),
+        (None, Presented::Dpop { .. }) => Err(BearerError::invalid_token(
+            "the access token is not bound to a DPoP key: present it as a Bearer token",
+        )),
+        (Some(cnf), Presented::Dpop { proofs, method }) => {
+            let [proof] = proofs else {
+                return Err(invalid_proof("send one DPoP proof with the token"));
+            };
+            let url = ctx.url(crate::paths::USERINFO);
+            let expected = dpop::Expected {
+                method,
+                url: &url,
+                access_token: Some(token),
+                nonce: false,
+            };
+            match dpop::verify(ctx, proof, &expected).await {
+                Ok(p) if p.jkt == cnf.jkt => Ok(()),
+                Ok(_) => Err(invalid_proof(
+                    "the proof is made by another key than the token's",
+                )),
+                Err(dpop::Refused::Invalid(why)) => Err(invalid_proof(why)),
+                Err(dpop::Refused::Nonce) => Err(invalid_proof("a nonce is required")),
+                Err(dpop::Refused::System(e)) => Err(e.into()),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::BearerErrorCode;
 
     fn alice() -> User {
         User {

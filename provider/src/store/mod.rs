@@ -12,6 +12,7 @@ mod codes;
 mod columns;
 mod consents;
 mod devices;
+mod dpop;
 mod factors;
 mod grants;
 mod handle;

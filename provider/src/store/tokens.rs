@@ -54,6 +54,8 @@ pub struct RefreshTokenRow {
     pub family_expires_at: i64,
     pub used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The DPoP key (its thumbprint) a public client's token is bound to (RFC 9449 §5).
+    pub dpop_jkt: Option<String>,
 }
 
 infra::lite_row!(AccessTokenRow {
@@ -90,10 +92,11 @@ infra::lite_row!(RefreshTokenRow {
     family_expires_at,
     used_at,
     revoked_at,
+    dpop_jkt,
 });
 
 const RT_COLUMNS: &str = "token_hash, grant_id, client_id, user_id, scope, sid, auth_time, amr, \
-    acr, issued_at, family_expires_at, used_at, revoked_at";
+    acr, issued_at, family_expires_at, used_at, revoked_at, dpop_jkt";
 
 static ACCESS_TOKENS: Table = Table {
     head: "INSERT INTO access_tokens (jti, grant_id, client_id, user_id, scope, issued_at, \
@@ -106,8 +109,8 @@ static ACCESS_TOKENS: Table = Table {
 /// so a retry within the grace window writes the same row again.
 static REFRESH_TOKENS: Table = Table {
     head: "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scope, sid, \
-           auth_time, amr, acr, issued_at, family_expires_at) VALUES",
-    columns: 11,
+           auth_time, amr, acr, issued_at, family_expires_at, dpop_jkt) VALUES",
+    columns: 12,
     tail: " ON CONFLICT (token_hash) DO NOTHING",
 };
 
@@ -146,6 +149,7 @@ impl Insert {
                 t.acr.clone().into(),
                 t.issued_at.into(),
                 t.family_expires_at.into(),
+                t.dpop_jkt.clone().into(),
             ],
         )
     }

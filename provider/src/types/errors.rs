@@ -52,6 +52,10 @@ wire_enum! {
         AccessDenied = "access_denied",
         /// RFC 8628 §3.5: the device code expired before the person answered.
         ExpiredToken = "expired_token",
+        /// RFC 9449 §5: the DPoP proof is missing a part, malformed, or does not verify.
+        InvalidDpopProof = "invalid_dpop_proof",
+        /// RFC 9449 §8: the proof must carry the nonce of the `DPoP-Nonce` header.
+        UseDpopNonce = "use_dpop_nonce",
     }
 }
 
@@ -61,6 +65,8 @@ wire_enum! {
         InvalidRequest = "invalid_request",
         InvalidToken = "invalid_token",
         InsufficientScope = "insufficient_scope",
+        /// RFC 9449 §7.1: the DPoP proof presented with the token does not verify.
+        InvalidDpopProof = "invalid_dpop_proof",
     }
 }
 

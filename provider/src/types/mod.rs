@@ -62,9 +62,11 @@ wire_enum! {
 }
 
 wire_enum! {
-    /// `token_type` of the access tokens we issue (RFC 6749 §7.1): Bearer tokens (RFC 6750).
+    /// `token_type` of the access tokens we issue (RFC 6749 §7.1): Bearer tokens (RFC 6750),
+    /// or tokens bound to a DPoP key (RFC 9449 §5).
     pub enum TokenType {
         Bearer = "Bearer",
+        DPoP = "DPoP",
     }
 }
 

@@ -77,6 +77,16 @@ pub fn device_keys(user_id: &str, addr: Option<&str>) -> Vec<Key> {
     keys
 }
 
+/// A look-up that found what it looked for, where finding proves nothing (a device's user code:
+/// anyone can start a request of their own and look its code up): each key gets back the one
+/// attempt [`admit`] counted, and nothing more, so right answers cannot wipe out wrong ones.
+pub async fn refund(store: &Store, reserved: &[Reserved]) -> Result<(), sqlx::Error> {
+    for key in reserved {
+        store.refund_login_attempt(key).await?;
+    }
+    Ok(())
+}
+
 /// The window of second-factor codes.
 const CODE_WINDOW: i64 = 24 * 3600;
 /// At most this many wrong codes per account and day.

@@ -7,6 +7,7 @@
 
 use crate::context::SystemError;
 use crate::paths;
+use crate::protocol::dpop;
 use crate::protocol::error::{
     AuthorizeError, BearerError, PageError, RedirectError, RegistrationError, TokenError,
 };
@@ -189,6 +190,16 @@ impl IntoResponse for TokenError {
     fn into_response(self) -> Response {
         let (code, description) = match self {
             Self::OAuth { code, description } => (code, description),
+            Self::UseDpopNonce(nonce) => {
+                let body = serde_json::json!({"error": TokenErrorCode::UseDpopNonce.as_str(),
+                    "error_description": "the DPoP proof must carry the nonce of the DPoP-Nonce header"});
+                let mut response =
+                    (StatusCode::BAD_REQUEST, no_store(), Json(body)).into_response();
+                if let Ok(value) = HeaderValue::from_str(&nonce) {
+                    response.headers_mut().insert("dpop-nonce", value);
+                }
+                return response;
+            }
             Self::Authorization { code, description } => {
                 let body =
                     serde_json::json!({"error": code.as_str(), "error_description": description});
@@ -226,7 +237,9 @@ impl IntoResponse for BearerError {
             Self::OAuth { code, description } => {
                 let status = match code {
                     BearerErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
-                    BearerErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
+                    BearerErrorCode::InvalidToken | BearerErrorCode::InvalidDpopProof => {
+                        StatusCode::UNAUTHORIZED
+                    }
                     BearerErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
                 };
                 // RFC 6750 §3: the code in the challenge; insufficient_scope names the scope
@@ -235,9 +248,17 @@ impl IntoResponse for BearerError {
                     BearerErrorCode::InsufficientScope => format!(r#"scope="{}""#, Scope::OpenId),
                     _ => format!(r#"error_description="{description}""#),
                 };
+                // RFC 9449 §7.1: a proof's refusal is a DPoP challenge, with the algorithms.
+                let scheme = match code {
+                    BearerErrorCode::InvalidDpopProof => {
+                        let algs: Vec<&str> = dpop::ALGS.iter().map(|a| a.as_str()).collect();
+                        format!(r#"DPoP algs="{}""#, algs.join(" "))
+                    }
+                    _ => r#"Bearer realm="gatehouse""#.to_owned(),
+                };
                 (
                     status,
-                    format!(r#"Bearer realm="gatehouse", error="{code}", {detail}"#),
+                    format!(r#"{scheme}, error="{code}", {detail}"#),
                     serde_json::json!({"error": code.as_str(), "error_description": description}),
                 )
             }

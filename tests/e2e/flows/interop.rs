@@ -156,7 +156,7 @@ async fn openid_client_completes_code_flow_userinfo_and_prompt_none() {
         }
     };
     assert!(child.wait().await.unwrap().success());
-    assert_eq!((rounds, devices), (7, 2));
+    assert_eq!((rounds, devices), (8, 2));
     let (first, silent, fresh) = (&result["first"], &result["silent"], &result["fresh"]);
     assert_eq!(first["name"], "Alice Liddell");
     assert_eq!(first["email"], "alice@example.com");
@@ -199,12 +199,35 @@ async fn openid_client_completes_code_flow_userinfo_and_prompt_none() {
     assert_eq!(api_token["scope"], "notes:read");
     assert_eq!(api_token["response_scope"], "notes:read");
     // Pushed (RFC 9126), signed (RFC 9101), and signed then pushed: the same sign-in.
+    let sent = |how: &str| -> Vec<String> {
+        let names = result[how]["sent"].as_array().cloned().unwrap_or_default();
+        names
+            .iter()
+            .filter_map(|n| n.as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(sent("pushed"), ["client_id", "request_uri"]);
+    assert_eq!(sent("signed"), ["client_id", "request"]);
+    assert_eq!(sent("signedAndPushed"), ["client_id", "request_uri"]);
+    assert!(sent("first").contains(&"code_challenge".to_owned()));
     for how in ["pushed", "signed", "signedAndPushed"] {
         let round = &result[how];
         assert_eq!(round["sub"], first["sub"], "{how}: {round}");
         assert_eq!(round["sid"], first["sid"], "{how}");
         assert_eq!(round["email"], "alice@example.com", "{how}");
     }
+    // DPoP (RFC 9449): bound tokens, the nonce, userinfo with a proof, a bound refresh.
+    let dpop = &result["dpop"];
+    assert_eq!(dpop["token_type"], "dpop", "{dpop}");
+    assert_eq!(dpop["sub"], first["sub"]);
+    assert_eq!(dpop["name"], "Alice Liddell");
+    assert_eq!(dpop["refreshed_type"], "dpop");
+    assert_eq!(dpop["introspected_type"], "DPoP");
+    assert_eq!(dpop["bound"], true);
+    assert_ne!(
+        dpop["as_bearer"], "accepted",
+        "a bound token is no bearer token"
+    );
     // The device flow: openid-client validated the ID token, read userinfo and refreshed.
     let allowed = &result["device"]["allowed"];
     assert_eq!(allowed["sub"], first["sub"], "{allowed}");

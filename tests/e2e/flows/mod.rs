@@ -8,6 +8,7 @@ mod browser;
 mod device;
 mod discovery;
 mod doctor;
+mod dpop;
 mod factors;
 mod failover;
 mod hardening;

@@ -68,6 +68,7 @@ async function signIn(extra, how) {
   } else {
     url = client.buildAuthorizationUrl(config, params);
   }
+  const sent = [...url.searchParams.keys()].sort();
   const callback = await callbackFor(url);
   const tokens = await client.authorizationCodeGrant(config, callback, {
     pkceCodeVerifier: codeVerifier,
@@ -85,7 +86,7 @@ async function signIn(extra, how) {
   const userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
   return {
     sub: claims.sub, sid: claims.sid, auth_time: claims.auth_time, name: userinfo.name, email: userinfo.email,
-    access_token: tokens.access_token, refresh_token: tokens.refresh_token,
+    access_token: tokens.access_token, refresh_token: tokens.refresh_token, sent,
   };
 }
 
@@ -115,18 +116,43 @@ async function lifecycle(grant) {
   };
 }
 
+// A sign-in whose tokens are bound to a DPoP key (RFC 9449): openid-client answers the token
+// endpoint's use_dpop_nonce itself, and presents the token to userinfo with a proof.
+async function dpopRound() {
+  const DPoP = client.getDPoPHandle(config, await client.randomDPoPKeyPair());
+  const codeVerifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const nonce = client.randomNonce();
+  const url = client.buildAuthorizationUrl(config, {
+    redirect_uri: REDIRECT_URI, scope: 'openid profile email', state, nonce,
+    code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
+    code_challenge_method: 'S256',
+  });
+  const callback = await callbackFor(url);
+  const tokens = await client.authorizationCodeGrant(config, callback, {
+    pkceCodeVerifier: codeVerifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true,
+  }, undefined, { DPoP });
+  const claims = tokens.claims();
+  const userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub, { DPoP });
+  const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token, undefined, { DPoP });
+  const introspected = await client.tokenIntrospection(config, refreshed.access_token);
+  let asBearer = 'accepted';
+  try {
+    await client.fetchUserInfo(config, refreshed.access_token, claims.sub);
+  } catch (e) {
+    asBearer = e.error ?? e.code ?? e.message;
+  }
+  return {
+    token_type: tokens.token_type, sub: claims.sub, name: userinfo.name,
+    refreshed_type: refreshed.token_type, introspected_type: introspected.token_type,
+    bound: typeof introspected.cnf?.jkt === 'string', as_bearer: asBearer,
+  };
+}
+
 // One device authorization, answered `answer` by the person; what openid-client obtained, or
 // the error it ended with.
 async function device(answer) {
-  // The key request objects are signed with (RFC 9101), registered by the test.
-const { privateKey, publicKey } = await crypto.subtle.generateKey(
-  { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']);
-const publicJwk = { ...(await crypto.subtle.exportKey('jwk', publicKey)), kid: 'rp-1', alg: 'ES256', use: 'sig' };
-say({ jwks: { keys: [publicJwk] } });
-await lines.next();
-const signingKey = { key: privateKey, kid: 'rp-1' };
-
-const config = await client.discovery(new URL(ISSUER), DEVICE_ID, undefined, client.None(),
+  const config = await client.discovery(new URL(ISSUER), DEVICE_ID, undefined, client.None(),
     { execute: [client.allowInsecureRequests] });
   const started = await client.initiateDeviceAuthorization(config, { scope: 'openid profile offline_access' });
   say({
@@ -160,13 +186,14 @@ try {
     delete round.access_token;
     delete round.refresh_token;
   }
+  const dpop = await dpopRound();
   const deviceAllowed = await device('allow');
   const deviceDenied = await device('deny');
   for (const round of [first, silent, fresh]) {
     delete round.access_token;
     delete round.refresh_token;
   }
-  say({ result: { first, silent, fresh, tokens, api, device: { allowed: deviceAllowed, denied: deviceDenied }, pushed, signed, signedAndPushed } });
+  say({ result: { first, silent, fresh, tokens, api, device: { allowed: deviceAllowed, denied: deviceDenied }, pushed, signed, signedAndPushed, dpop } });
   process.exit(0);
 } catch (e) {
   say({ error: `${e.name}: ${e.message}${e.code ? ` (${e.code})` : ''}${e.cause ? ` cause: ${JSON.stringify(e.cause)}` : ''}` });

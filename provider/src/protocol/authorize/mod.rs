@@ -51,7 +51,8 @@ pub async fn authorize(
     params: &Params,
     session: Option<&Session>,
 ) -> Result<Next, AuthorizeError> {
-    let (req, client) = request::validate(ctx, params).await?;
+    let resolved = pushed::resolve(ctx, params).await?;
+    let (req, client) = request::validate_resolved(ctx, &resolved.params, resolved.pushed).await?;
     let now = ctx.clock.unix();
     match session.filter(|s| s.user_id.is_some()) {
         Some(s) if !must_sign_in(&req, s, now) => proceed_with(ctx, s, req, &client).await,
@@ -218,6 +219,12 @@ pub async fn still_allowed(ctx: &Ctx, req: &AuthRequest) -> Result<Client, PageE
     if !client.allows_grant(GrantType::AuthorizationCode) {
         return Err(PageError::bad_request(
             "This app may no longer sign you in.",
+        ));
+    }
+    if client.require_par && !req.pushed {
+        return Err(PageError::bad_request(
+            "This app must now send its sign-in requests another way. Go back to the app and \
+             start again.",
         ));
     }
     Ok(client)

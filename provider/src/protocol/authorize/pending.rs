@@ -94,6 +94,7 @@ mod tests {
             hint_sub: None,
             resource: None,
             acr: None,
+            pushed: false,
             created_at: 0,
         }
     }

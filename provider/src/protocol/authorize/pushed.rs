@@ -71,8 +71,10 @@ pub async fn push(ctx: &Ctx, client: &Client, form: &Params) -> Result<Pushed, T
             .with("client_id", &client.client_id),
     };
     super::request::validate_resolved(ctx, &params, true).await?;
+    // What is kept must read back as it was checked (`resolve` parses it again).
     let text = params
         .encode()
+        .and_then(|text| Params::parse(text.as_bytes()).map(|_| text))
         .map_err(|e| refused(AuthorizeErrorCode::InvalidRequest, e.to_string()))?;
     let request_uri = format!("{REQUEST_URI_PREFIX}{}", random_token()?);
     ctx.store

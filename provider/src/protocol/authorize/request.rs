@@ -41,6 +41,10 @@ pub struct AuthRequest {
     /// The level of sign-in asked for (`acr_values`, or an `acr` claim in `claims`).
     #[serde(default)]
     pub acr: Option<AcrRequest>,
+    /// It came through the PAR endpoint (RFC 9126): checked again when it goes on after
+    /// waiting, since an operator may require that meanwhile.
+    #[serde(default)]
+    pub pushed: bool,
     pub created_at: i64,
 }
 
@@ -83,16 +87,16 @@ fn invalid(description: &'static str) -> Refusal {
     refuse(AuthorizeErrorCode::InvalidRequest, description)
 }
 
-/// Checks every parameter: the client and redirect URI (errors shown as a page), then the
-/// rest (errors sent to the client). A pushed request (`request_uri`) or a request object
-/// (`request`) is resolved first ([`super::pushed::resolve`]).
-pub async fn validate(ctx: &Ctx, raw: &Params) -> Result<(AuthRequest, Client), AuthorizeError> {
-    let resolved = super::pushed::resolve(ctx, raw).await?;
-    validate_resolved(ctx, &resolved.params, resolved.pushed).await
+/// Checks every parameter of a request sent as it is (neither pushed nor signed): see
+/// [`validate_resolved`].
+pub async fn validate(ctx: &Ctx, params: &Params) -> Result<(AuthRequest, Client), AuthorizeError> {
+    validate_resolved(ctx, params, false).await
 }
 
-/// [`validate`] for a request's own parameters (`pushed`: they came through the PAR endpoint,
-/// which a client registered with `require_pushed_authorization_requests` must use).
+/// Checks every parameter of a request's own parameters (a pushed request or a request object
+/// resolved first, by the sibling module `pushed`): the client and redirect URI (errors shown as a
+/// page), then the rest (errors sent to the client). `pushed`: they came through the PAR
+/// endpoint, which a client registered with `require_pushed_authorization_requests` must use.
 pub async fn validate_resolved(
     ctx: &Ctx,
     params: &Params,
@@ -108,6 +112,7 @@ pub async fn validate_resolved(
         now: ctx.clock.unix(),
     };
     let mut req = parse(params, &at, hint_subject)?;
+    req.pushed = pushed;
     if client.require_par && !pushed {
         let code = AuthorizeErrorCode::InvalidRequest;
         let why = "this client must push its authorization requests first (PAR, RFC 9126)";
@@ -222,6 +227,7 @@ pub fn parse(
         hint_sub,
         resource: None,
         acr,
+        pushed: false,
         created_at: at.now,
     })
 }
@@ -251,7 +257,7 @@ fn check_shape(params: &Params) -> Result<(), Refusal> {
             "state, nonce, login_hint, acr_values or claims is too long",
         ));
     }
-    // A request's own parameters (resolved, `pushed::resolve`) never name another request.
+    // A request's own parameters (resolved before they get here) never name another request.
     if params.get("request").is_some() || params.get("request_uri").is_some() {
         return Err(invalid("request and request_uri cannot be nested"));
     }
@@ -465,7 +471,7 @@ mod tests {
                 C::InvalidRequest,
                 "response_mode=query",
             ),
-            // Resolved already (`pushed::resolve`): a request's own parameters name no other.
+            // Resolved already (by the sibling module `pushed`): a request's own parameters name no other.
             ("request=eyJ", C::InvalidRequest, "cannot be nested"),
             ("request_uri=urn:x", C::InvalidRequest, "cannot be nested"),
             (

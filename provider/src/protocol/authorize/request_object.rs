@@ -7,7 +7,7 @@
 //! Unsigned (`alg: none`) and MAC-signed objects are refused: the provider keeps only the hash
 //! of a client's secret, and an unsigned object proves nothing (RFC 9101 §10.2).
 
-use crate::protocol::client_auth::client_key;
+use crate::protocol::client_auth::{client_key, is_media_type};
 use crate::protocol::params::Params;
 use crate::store::Client;
 use jsonwebtoken::Validation;
@@ -35,7 +35,7 @@ pub fn parameters(
         "it is not signed with one of the client's registered keys (RS256, ES256 or EdDSA)",
     )?;
     let typ = jsonwebtoken::decode_header(jwt).ok().and_then(|h| h.typ);
-    if typ.is_some_and(|t| !t.eq_ignore_ascii_case(TYP) && !t.eq_ignore_ascii_case("JWT")) {
+    if typ.is_some_and(|t| !is_media_type(&t, TYP) && !is_media_type(&t, "JWT")) {
         return Err("its typ is neither oauth-authz-req+jwt nor JWT");
     }
     let mut validation = Validation::new(alg);
@@ -64,6 +64,11 @@ pub fn parameters(
     if claims.contains_key("request") || claims.contains_key("request_uri") {
         return Err("it carries request or request_uri");
     }
+    // A JWT by the client about itself is a client assertion (RFC 7523 §3), and travels in no
+    // browser: a request object must never be mistaken for one, nor one for it.
+    if claims.get("sub").and_then(Value::as_str) == Some(client.client_id.as_str()) {
+        return Err("its sub is the client (a client assertion is not a request object)");
+    }
     let mut pairs = Vec::with_capacity(claims.len());
     for (name, value) in claims {
         if JWT_CLAIMS.contains(&name.as_str()) {
@@ -80,5 +85,5 @@ pub fn parameters(
         };
         pairs.push((name, text));
     }
-    Ok(Params::from_pairs(pairs))
+    Params::from_pairs(pairs).map_err(|_| "it holds too many parameters, or a NUL character")
 }

@@ -105,4 +105,18 @@ async fn a_signed_assertion_authenticates_once() {
         try_with(far).await.is_err(),
         "an assertion may not live for hours"
     );
+    // A request object (it travels through browsers) or a DPoP proof, with every claim of an
+    // assertion, is still not one; the PAR endpoint is an audience (RFC 9126 §2).
+    for typ in [
+        "oauth-authz-req+jwt",
+        "application/oauth-authz-req+jwt",
+        "dpop+jwt",
+    ] {
+        let claims = serde_json::json!({"iss": "signer", "sub": "signer", "aud": w.ctx.issuer,
+            "exp": now + 60, "jti": infra::secret::random_handle().unwrap()});
+        let jwt = keys.sign(Alg::ES256, typ, &claims).unwrap();
+        assert!(try_with(jwt).await.is_err(), "{typ}");
+    }
+    let par = assertion(w.ctx.url(crate::paths::PUSHED_AUTHORIZATION), now + 60);
+    assert!(try_with(par).await.is_ok());
 }

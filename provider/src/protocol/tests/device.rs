@@ -14,7 +14,7 @@ use sessions::Session;
 use std::time::Duration;
 
 on_both_databases! {
-    an_approved_device_gets_tokens_once_and_a_replay_revokes_them:
+    an_approved_device_gets_tokens_once:
         approved_device_on_sqlite, approved_device_on_postgres;
     an_approval_and_its_tokens_end_with_the_session_that_gave_them:
         approval_ends_with_session_on_sqlite, approval_ends_with_session_on_postgres;
@@ -79,7 +79,7 @@ async fn answered(
     (started, decided)
 }
 
-async fn an_approved_device_gets_tokens_once_and_a_replay_revokes_them(w: World) {
+async fn an_approved_device_gets_tokens_once(w: World) {
     let w = with_devices(w).await;
     let session = w.signed_in(&w.alice).await;
     let started = start(&w, "tv", "openid profile offline_access nonsense")
@@ -118,7 +118,8 @@ async fn an_approved_device_gets_tokens_once_and_a_replay_revokes_them(w: World)
         .await
         .unwrap();
     assert_eq!(claims.sub, w.alice);
-    // Used once (RFC 6749 §4.1.2 as for any code): presented again, its grant is revoked.
+    // Used once: polled again (a lost answer, two polls at once), `invalid_grant`, and the
+    // tokens it was given stand (unlike a replayed authorization code's).
     assert_eq!(
         code_of(poll(&w, "tv", &started.device_code).await),
         Some(TokenErrorCode::InvalidGrant)
@@ -126,7 +127,7 @@ async fn an_approved_device_gets_tokens_once_and_a_replay_revokes_them(w: World)
     assert!(
         userinfo::userinfo(&w.ctx, &tokens.access_token)
             .await
-            .is_err()
+            .is_ok()
     );
 }
 
@@ -190,7 +191,14 @@ async fn approvals_and_authorization_codes_do_not_cross_grants() {
         GrantType::DeviceCode,
         GrantType::RefreshToken,
     ];
-    register(&w.ctx, "both", &grants, AuthMethod::None, true).await;
+    // Confidential, and without PKCE: nothing but the grant check tells the two apart.
+    register(&w.ctx, "both", &grants, AuthMethod::ClientSecretBasic, true).await;
+    let flag = crate::store::ClientFlag::RequirePkce;
+    w.ctx
+        .store
+        .set_client_flag("both", flag, false)
+        .await
+        .unwrap();
     let session = w.signed_in(&w.alice).await;
     let (started, _) = answered(&w, &session, "both", "openid", Answer::Approve).await;
     let as_code = [
@@ -199,7 +207,16 @@ async fn approvals_and_authorization_codes_do_not_cross_grants() {
         ("redirect_uri", DEVICE_REDIRECT),
     ];
     let r = token::exchange(&w.ctx, &w.client("both").await, &form(&as_code)).await;
-    assert_eq!(code_of(r), Some(TokenErrorCode::InvalidGrant));
+    match r {
+        Err(TokenError::OAuth { code, description }) => {
+            assert_eq!(code, TokenErrorCode::InvalidGrant);
+            assert!(
+                description.contains("not issued for this grant"),
+                "{description}"
+            );
+        }
+        other => panic!("redeemed as a code: {other:?}"),
+    }
     // Refused before anything was spent: the device still gets its tokens.
     assert!(poll(&w, "both", &started.device_code).await.is_ok());
 
@@ -208,6 +225,37 @@ async fn approvals_and_authorization_codes_do_not_cross_grants() {
         code_of(poll(&w, "both", &code).await),
         Some(TokenErrorCode::InvalidGrant)
     );
+    // Even an approved device request under that very hash does not redeem the code: the
+    // grant check refuses it, not the missing row.
+    let hash = hash_secret(&code);
+    let now = w.ctx.clock.unix();
+    let request = crate::store::NewDevice {
+        device_code_hash: &hash,
+        user_code_hash: "not-a-user-code",
+        client_id: "both",
+        scope: crate::types::ScopeSet::parse_known("openid"),
+        created_at: now,
+        expires_at: now + 600,
+        poll_interval: 5,
+    };
+    let stored = w.ctx.store.insert_device(&request);
+    assert!(stored.await.unwrap());
+    sqlx::query("UPDATE device_authorizations SET approved_at = $1 WHERE device_code_hash = $2")
+        .bind(now)
+        .bind(&hash)
+        .execute(w.ctx.store.db().write())
+        .await
+        .unwrap();
+    match poll(&w, "both", &code).await {
+        Err(TokenError::OAuth { code, description }) => {
+            assert_eq!(code, TokenErrorCode::InvalidGrant);
+            assert!(
+                description.contains("not issued for this grant"),
+                "{description}"
+            );
+        }
+        other => panic!("redeemed as a device code: {other:?}"),
+    }
     let redeem = [
         ("grant_type", "authorization_code"),
         ("code", code.as_str()),
@@ -293,6 +341,15 @@ async fn scopes_follow_the_request_and_the_client() {
 async fn a_third_party_approval_is_a_consent_and_disconnecting_withdraws_it() {
     let w = devices().await;
     let session = w.signed_in(&w.alice).await;
+    // An approval that comes too late (another tab denied it) remembers no consent.
+    let started = start(&w, "tv-third", "openid email").await.unwrap();
+    let req = found(&w, &started.user_code).await;
+    let denied = device::decide(&w.ctx, &session, &req, Answer::Deny).await;
+    assert_eq!(denied.unwrap(), Decided::Denied);
+    let late = device::decide(&w.ctx, &session, &req, Answer::Approve).await;
+    assert_eq!(late.unwrap(), Decided::TooLate);
+    let consent = w.ctx.store.consent(&w.alice, "tv-third").await.unwrap();
+    assert_eq!(consent, None);
     let (started, _) = answered(&w, &session, "tv-third", "openid email", Answer::Approve).await;
     let now = w.ctx.clock.unix();
     let connected = crate::users::apps::connected_apps(&w.ctx.store, &w.alice, now)
@@ -345,7 +402,8 @@ async fn an_app_that_needs_two_factors_sends_a_password_session_to_sign_in_again
 }
 
 /// Guessing user codes (RFC 8628 §5.1) is throttled per account, like sign-ins; a right code
-/// costs nothing.
+/// costs nothing, and wipes out nothing: anyone can start a request of their own and look its
+/// code up between guesses.
 #[tokio::test]
 async fn wrong_user_codes_are_throttled_per_account() {
     let w = devices().await;
@@ -358,6 +416,11 @@ async fn wrong_user_codes_are_throttled_per_account() {
     }
     let mut throttled = false;
     for _ in 0..8 {
+        // The guesser's own request, looked up between guesses, resets nothing.
+        assert!(matches!(
+            find(&w, &w.alice, &started.user_code).await,
+            Found::Request(_) | Found::Throttled { .. }
+        ));
         match find(&w, &w.alice, "BCDF-GHJK").await {
             Found::Nothing => {}
             Found::Throttled { wait_secs } => {

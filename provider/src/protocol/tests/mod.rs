@@ -26,6 +26,7 @@ mod apps;
 mod authorize;
 mod client_auth;
 mod device;
+mod dpop;
 mod durable;
 mod end_session;
 mod exchange;

@@ -126,6 +126,56 @@ async fn a_pushed_request_is_used_once_by_its_client_within_a_minute() {
     assert!(page(expired).contains("expired or was used"));
     let made_up = at_authorize(&w, &by_reference("first", "https://evil.example/r")).await;
     assert!(page(made_up).contains("expired or was used"));
+    let forged = format!("{}{}", pushed::REQUEST_URI_PREFIX, "x".repeat(43));
+    let forged = at_authorize(&w, &by_reference("first", &forged)).await;
+    assert!(page(forged).contains("expired or was used"));
+}
+
+/// Beside a `request_uri`, nothing is read: not a redirect URI, nor what would change who
+/// signs in or how (RFC 9126 §4).
+#[tokio::test]
+async fn parameters_beside_a_pushed_request_are_not_read() {
+    let w = world().await;
+    let usual = usual("first");
+    let pushed = push(&w, "first", &pairs(&usual)).await.unwrap();
+    let outer = form(&[
+        ("client_id", "first"),
+        ("request_uri", pushed.request_uri.as_str()),
+        ("redirect_uri", "https://evil.example/cb"),
+        ("prompt", "login"),
+        ("max_age", "0"),
+        ("id_token_hint", "not-a-token"),
+        ("resource", "https://api.example"),
+        ("scope", "openid offline_access"),
+    ]);
+    match at_authorize(&w, &outer).await {
+        Ok(Next::Code(c)) => assert_eq!(c.redirect_uri, REDIRECT),
+        other => panic!("the outer parameters were read: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn what_cannot_be_stored_as_it_was_checked_is_refused_at_the_push() {
+    let w = world().await;
+    let keys = signing_client(&w).await;
+    let nul = object(&w, &keys, |c| c["state"] = json!("a\u{0}b"));
+    let got = pushed_code(push(&w, "first", &[("request", nul.as_str())]).await);
+    assert_eq!(got, AuthorizeErrorCode::InvalidRequestObject);
+    let many = object(&w, &keys, |c| {
+        for i in 0..150 {
+            c[format!("extra{i}")] = json!("x");
+        }
+    });
+    let got = pushed_code(push(&w, "first", &[("request", many.as_str())]).await);
+    assert_eq!(got, AuthorizeErrorCode::InvalidRequestObject);
+    // A form of exactly the most parameters, client_id added by the push: refused, not kept.
+    let mut full = usual("first");
+    full.retain(|(n, _)| n != "client_id");
+    for i in full.len()..100 {
+        full.push((format!("extra{i}"), "x".into()));
+    }
+    let got = pushed_code(push(&w, "first", &pairs(&full)).await);
+    assert_eq!(got, AuthorizeErrorCode::InvalidRequest);
 }
 
 #[tokio::test]
@@ -194,6 +244,43 @@ async fn a_client_that_must_push_may_send_nothing_else() {
     let pushed = push(&w, "first", &pairs(&usual("first"))).await.unwrap();
     let next = at_authorize(&w, &by_reference("first", &pushed.request_uri)).await;
     assert!(matches!(next, Ok(Next::Code(_))), "{next:?}");
+    // A signed request by value is no pushed one.
+    let keys = signing_client(&w).await;
+    let client = w.client("first").await;
+    assert!(client.require_par, "the key's registration kept the rule");
+    let jwt = object(&w, &keys, |_| {});
+    let by_value = form(&[("client_id", "first"), ("request", jwt.as_str())]);
+    match at_authorize(&w, &by_value).await {
+        Err(AuthorizeError::Redirect(e)) => assert_eq!(e.code, AuthorizeErrorCode::InvalidRequest),
+        other => panic!("not refused: {other:?}"),
+    }
+}
+
+/// A request that waited (for sign-in) goes on only if it would still be accepted: one that
+/// was not pushed, once the client must push.
+#[tokio::test]
+async fn a_waiting_request_that_was_not_pushed_stops_once_pushing_is_required() {
+    let w = world().await;
+    let session = w.signed_in(&w.alice).await;
+    let req = match authorize::authorize(&w.ctx, &authorize_params("first", &[]), None).await {
+        Ok(Next::SignIn { request, .. }) => request,
+        other => panic!("no sign-in: {other:?}"),
+    };
+    let id = authorize::pending::remember(&w.ctx, &session, &req)
+        .await
+        .unwrap();
+    let client = w.client("first").await;
+    let mut metadata = registration::metadata_of(&client);
+    metadata.require_pushed_authorization_requests = Some(true);
+    let valid = metadata.validate(&w.ctx.outbound).unwrap();
+    let now = w.ctx.clock.unix();
+    registration::update(&w.ctx.store, client, valid, None, now)
+        .await
+        .unwrap();
+    match authorize::resume(&w.ctx, &session, &id).await {
+        Err(AuthorizeError::Page(PageError::BadRequest(m))) => assert!(m.contains("another way")),
+        other => panic!("went on: {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -215,6 +302,18 @@ async fn a_signed_request_object_is_the_request_by_value_or_pushed() {
         }
         other => panic!("no code: {other:?}"),
     }
+    // The media type may be written in full (RFC 7515 §4.1.9).
+    let now = w.ctx.clock.unix();
+    let claims = json!({
+        "iss": "first", "aud": "https://idp.example", "exp": now + 60, "client_id": "first",
+        "response_type": "code", "redirect_uri": REDIRECT, "scope": "openid",
+        "code_challenge": CHALLENGE, "code_challenge_method": "S256",
+    });
+    let full = keys
+        .sign(Alg::ES256, "application/oauth-authz-req+jwt", &claims)
+        .unwrap();
+    let outer = form(&[("client_id", "first"), ("request", full.as_str())]);
+    assert!(matches!(at_authorize(&w, &outer).await, Ok(Next::Code(_))));
     // Pushed.
     let jwt = object(&w, &keys, |_| {});
     let pushed = push(&w, "first", &[("request", jwt.as_str())])
@@ -275,6 +374,10 @@ async fn request_objects_that_do_not_verify_are_refused() {
         (
             "not yet",
             object(&w, &keys, |c| c["nbf"] = json!(now + 600)),
+        ),
+        (
+            "a client assertion's sub",
+            object(&w, &keys, |c| c["sub"] = json!("first")),
         ),
         ("a bad typ", {
             let claims = json!({"iss": "first", "aud": "https://idp.example",

@@ -12,6 +12,7 @@ pub(super) async fn grant(
     ctx: &Ctx,
     client: &Client,
     form: &Params,
+    dpop: Option<&str>,
 ) -> Result<TokenResponse, TokenError> {
     // Registration refuses the grant to public clients; a client stored otherwise is refused
     // here too (RFC 6749 §4.4: confidential clients only).
@@ -52,6 +53,7 @@ pub(super) async fn grant(
             adopt: None,
             target: None,
             exchanged: None,
+            dpop_jkt: dpop.map(str::to_owned),
         },
     )
     .await?;

@@ -10,7 +10,7 @@ use crate::protocol::error::TokenError;
 use crate::protocol::params::Params;
 use crate::protocol::pkce;
 use crate::store::{AuthCode, Client, CodeState, DEVICE_REDIRECT, GrantRow, Guard, Revoke, User};
-use crate::types::{GrantType, Level, Scope, TokenErrorCode};
+use crate::types::{AuthMethod, GrantType, Level, Scope, TokenErrorCode};
 use infra::secret::{hash_secret, random_token};
 
 const UNUSABLE: &str = "the code is invalid, expired or already used";
@@ -25,6 +25,8 @@ pub(super) struct CodeRequest<'a> {
     pub resource: Option<&'a str>,
     /// A device's poll (`device_code`, RFC 8628 §3.4) rather than the code grant.
     pub device: bool,
+    /// The thumbprint of the request's DPoP proof's key (RFC 9449), if it sent one.
+    pub dpop: Option<&'a str>,
 }
 
 impl<'a> CodeRequest<'a> {
@@ -39,6 +41,7 @@ impl<'a> CodeRequest<'a> {
             code_verifier: form.get("code_verifier"),
             resource: super::target::named(form),
             device: false,
+            dpop: None,
         })
     }
 }
@@ -79,7 +82,16 @@ pub(super) async fn redeem_as_read(
         Some(r) => Some(super::target::of_grant(ctx, code_hash, r, None, bound.scope).await?),
         None => None,
     };
-    let issued = exchange(ctx, client, bound, &user, code_hash, now, target).await;
+    let issued = exchange(
+        ctx,
+        client,
+        bound,
+        &user,
+        (code_hash, req.dpop),
+        now,
+        target,
+    )
+    .await;
     // The code was redeemed by a concurrent request between the read and this request's
     // commit: this one is the replay (and nothing of it was stored).
     if let Err(e) = &issued
@@ -93,7 +105,9 @@ pub(super) async fn redeem_as_read(
 
 /// A code presented again: the grant it started is revoked (RFC 6749 §4.1.2), but only when
 /// it comes with the code's own bindings (its client, redirect URI and PKCE verifier):
-/// someone who holds the code alone must not be able to cancel the rightful redemption.
+/// someone who holds the code alone must not be able to cancel the rightful redemption. A
+/// device polling again after its tokens (a lost answer, two polls at once) is not a replay
+/// of that kind, and revokes nothing (RFC 8628 asks no such thing).
 async fn replayed(
     ctx: &Ctx,
     code: &AuthCode,
@@ -102,7 +116,7 @@ async fn replayed(
     req: &CodeRequest<'_>,
     now: i64,
 ) -> TokenError {
-    if check_bindings(code, client, req).is_ok() {
+    if !req.device && check_bindings(code, client, req).is_ok() {
         tracing::warn!(client_id = %code.client_id, "authorization code replayed: revoking its tokens");
         if let Err(e) = ctx.store.revoke(Revoke::Grant(code_hash), now).await {
             return SystemError::from(e).into();
@@ -111,13 +125,15 @@ async fn replayed(
     TokenError::invalid_grant(UNUSABLE)
 }
 
-/// Issues the tokens of a fresh code whose bindings hold, redeeming it in their transaction.
+/// Issues the tokens of a fresh code whose bindings hold, redeeming it in their transaction;
+/// with a DPoP proof (`dpop`, its key's thumbprint), the access token is bound to its key, and
+/// so are a public client's refresh tokens (RFC 9449 §5).
 async fn exchange(
     ctx: &Ctx,
     client: &Client,
     bound: AuthCode,
     user: &User,
-    code_hash: &str,
+    (code_hash, dpop): (&str, Option<&str>),
     now: i64,
     target: Option<Target>,
 ) -> Result<TokenResponse, TokenError> {
@@ -145,6 +161,9 @@ async fn exchange(
                 sid: online.clone(),
                 family_expires_at: expires_at,
                 scope: bound.scope,
+                dpop_jkt: dpop
+                    .filter(|_| client.auth_method == AuthMethod::None)
+                    .map(str::to_owned),
             })
         })
         .transpose()?;
@@ -186,6 +205,7 @@ async fn exchange(
             adopt: None,
             target,
             exchanged: None,
+            dpop_jkt: dpop.map(str::to_owned),
         },
     )
     .await
@@ -268,6 +288,7 @@ mod tests {
             code_verifier: Some(VERIFIER),
             resource: None,
             device: false,
+            dpop: None,
         };
         let now = w.ctx.clock.unix();
         let hash = hash_secret(&code);

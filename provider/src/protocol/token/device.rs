@@ -20,6 +20,7 @@ pub(super) async fn grant(
     ctx: &Ctx,
     client: &Client,
     form: &Params,
+    dpop: Option<&str>,
 ) -> Result<TokenResponse, TokenError> {
     let device_code = form
         .get("device_code")
@@ -43,7 +44,7 @@ pub(super) async fn grant(
         return Err(denied("the user denied the request"));
     }
     if request.approved_at.is_some() {
-        return redeem(ctx, client, device_code, &hash, now).await;
+        return redeem(ctx, client, (device_code, dpop), &hash, now).await;
     }
     if request.expires_at <= now {
         return Err(expired());
@@ -64,7 +65,7 @@ pub(super) async fn grant(
 async fn redeem(
     ctx: &Ctx,
     client: &Client,
-    device_code: &str,
+    (device_code, dpop): (&str, Option<&str>),
     hash: &str,
     now: i64,
 ) -> Result<TokenResponse, TokenError> {
@@ -83,6 +84,7 @@ async fn redeem(
         code_verifier: None,
         resource: None,
         device: true,
+        dpop,
     };
     redeem_as_read(ctx, client, &req, hash, now, read).await
 }

@@ -175,6 +175,7 @@ async fn exchange(ctx: &Ctx, client: &Client, form: &Params) -> Result<TokenResp
                 act,
                 not_after: subject.exp,
             }),
+            dpop_jkt: None,
         },
     )
     .await

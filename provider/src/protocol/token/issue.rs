@@ -47,6 +47,15 @@ pub struct AccessClaims {
     /// one, and whoever acted before it.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub act: Option<Actor>,
+    /// The DPoP key the token is bound to (RFC 9449 §6.1, RFC 7800 `cnf`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cnf: Option<Confirmation>,
+}
+
+/// RFC 9449 §6.1: `cnf` with the thumbprint of the key a token is bound to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    pub jkt: String,
 }
 
 /// RFC 8693 §4.1 `act`: the current actor, and the chain of earlier ones nested inside.
@@ -155,6 +164,8 @@ pub struct Issue<'a> {
     pub target: Option<Target>,
     /// A token exchange's actor and subject token.
     pub exchanged: Option<Exchanged>,
+    /// The DPoP key the access token is bound to (the thumbprint of the request's proof).
+    pub dpop_jkt: Option<String>,
 }
 
 impl Issue<'_> {
@@ -172,6 +183,8 @@ pub struct NewRefresh {
     pub sid: Option<String>,
     pub family_expires_at: i64,
     pub scope: ScopeSet,
+    /// The DPoP key it is bound to: a public client's, from the grant's first proof on.
+    pub dpop_jkt: Option<String>,
 }
 
 /// Signs the access token, then the ID token and refresh token if asked, and stores the
@@ -214,6 +227,7 @@ pub async fn issue(ctx: &Ctx, now: i64, i: Issue<'_>) -> Result<TokenResponse, T
                 family_expires_at: rt.family_expires_at,
                 used_at: None,
                 revoked_at: None,
+                dpop_jkt: rt.dpop_jkt.clone(),
             }));
             Some(token)
         }
@@ -258,7 +272,10 @@ pub async fn issue(ctx: &Ctx, now: i64, i: Issue<'_>) -> Result<TokenResponse, T
     metrics::counter!("gatehouse_tokens_issued_total", "grant" => i.grant.as_str()).increment(1);
     Ok(TokenResponse {
         access_token,
-        token_type: TokenType::Bearer,
+        token_type: match i.dpop_jkt {
+            Some(_) => TokenType::DPoP,
+            None => TokenType::Bearer,
+        },
         expires_in: access.exp - now,
         id_token,
         refresh_token,
@@ -329,6 +346,7 @@ fn access_token(ctx: &Ctx, now: i64, i: &Issue<'_>) -> Result<(String, AccessCla
             .map(|_| i.amr.amr().into_iter().map(str::to_owned).collect()),
         sid: i.sid.clone(),
         act: i.exchanged.as_ref().map(|e| e.act.clone()),
+        cnf: i.dpop_jkt.clone().map(|jkt| Confirmation { jkt }),
     };
     let token = ctx.keys.current().sign(alg, "at+jwt", &claims)?;
     Ok((token, claims))

@@ -12,6 +12,7 @@ pub mod target;
 
 pub use issue::{AccessClaims, Actor, TokenResponse};
 
+use super::dpop::Proof;
 use super::error::TokenError;
 use super::params::Params;
 use crate::context::Ctx;
@@ -25,6 +26,18 @@ pub async fn exchange(
     client: &Client,
     form: &Params,
 ) -> Result<TokenResponse, TokenError> {
+    exchange_with(ctx, client, form, None).await
+}
+
+/// [`exchange`] with the request's DPoP proof, if it sent one (RFC 9449 §5): its access token
+/// is then bound to the proof's key.
+pub async fn exchange_with(
+    ctx: &Ctx,
+    client: &Client,
+    form: &Params,
+    dpop: Option<&Proof>,
+) -> Result<TokenResponse, TokenError> {
+    let dpop = dpop.map(|p| p.jkt.as_str());
     let grant = match form.get("grant_type") {
         None => return Err(TokenError::invalid_request("grant_type is required")),
         Some(g) => GrantType::parse(g).ok_or_else(|| {
@@ -43,13 +56,25 @@ pub async fn exchange(
     }
     match grant {
         GrantType::AuthorizationCode => {
-            code::redeem(ctx, client, &code::CodeRequest::parse(form)?).await
+            let req = code::CodeRequest {
+                dpop,
+                ..code::CodeRequest::parse(form)?
+            };
+            code::redeem(ctx, client, &req).await
         }
         GrantType::RefreshToken => {
-            refresh::refresh(ctx, client, &refresh::RefreshRequest::parse(form)?).await
+            let req = refresh::RefreshRequest {
+                dpop,
+                ..refresh::RefreshRequest::parse(form)?
+            };
+            refresh::refresh(ctx, client, &req).await
         }
-        GrantType::ClientCredentials => client_credentials::grant(ctx, client, form).await,
+        GrantType::ClientCredentials => client_credentials::grant(ctx, client, form, dpop).await,
+        // Between APIs, whose tokens a DPoP key would have to follow: not offered yet.
+        GrantType::TokenExchange if dpop.is_some() => Err(TokenError::invalid_request(
+            "DPoP is not offered for token exchange: send the request without a proof",
+        )),
         GrantType::TokenExchange => exchange::grant(ctx, client, form).await,
-        GrantType::DeviceCode => device::grant(ctx, client, form).await,
+        GrantType::DeviceCode => device::grant(ctx, client, form, dpop).await,
     }
 }

@@ -22,6 +22,8 @@ pub(super) struct RefreshRequest<'a> {
     pub scope: Option<&'a str>,
     /// The API the access token is for (RFC 8707 §2.2), one the grant was given.
     pub resource: Option<&'a str>,
+    /// The thumbprint of the request's DPoP proof's key (RFC 9449), if it sent one.
+    pub dpop: Option<&'a str>,
 }
 
 impl<'a> RefreshRequest<'a> {
@@ -32,6 +34,7 @@ impl<'a> RefreshRequest<'a> {
                 .ok_or_else(|| TokenError::invalid_request("refresh_token is required"))?,
             scope: form.get("scope"),
             resource: super::target::named(form),
+            dpop: None,
         })
     }
 }
@@ -78,6 +81,16 @@ async fn rotate(
     now: i64,
 ) -> Result<TokenResponse, TokenError> {
     let (row, fresh) = presented(ctx, client, hash, now).await?;
+    // RFC 9449 §5: a token bound to a DPoP key is refreshed only with a proof by that key
+    // (checked before anything is spent).
+    if let Some(bound) = &row.dpop_jkt
+        && req.dpop != Some(bound.as_str())
+    {
+        return Err(TokenError::new(
+            TokenErrorCode::InvalidDpopProof,
+            "the refresh token is bound to a DPoP key: refresh with a proof made by that key",
+        ));
+    }
     level_still_met(client, row.amr)?;
     // With an API named, `scope` narrows the API's scopes; the OpenID ones stay the grant's.
     let (scope, target) = match req.resource {
@@ -117,6 +130,7 @@ async fn rotate(
                 sid: row.sid.clone(),
                 family_expires_at: row.family_expires_at,
                 scope: row.scope,
+                dpop_jkt: row.dpop_jkt.clone(),
             }),
             starts: None,
             guards,
@@ -133,6 +147,7 @@ async fn rotate(
             }),
             target,
             exchanged: None,
+            dpop_jkt: req.dpop.map(str::to_owned),
         },
     )
     .await
@@ -248,6 +263,7 @@ mod tests {
             family_expires_at: 1000,
             used_at,
             revoked_at,
+            dpop_jkt: None,
         }
     }
 

@@ -5,14 +5,15 @@
 
 use crate::protocol::authorize::pushed;
 use crate::protocol::error::TokenError;
-use crate::protocol::{device, revocation, token};
+use crate::protocol::{device, dpop, revocation, token};
 use crate::store::Client;
+use crate::types::{AuthMethod, GrantType, TokenErrorCode};
 use crate::web::error::no_store;
-use crate::web::extract::ClientForm;
+use crate::web::extract::{ClientForm, dpop_headers};
 use crate::web::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 /// Counted once the client is authenticated: nobody spends another client's budget.
@@ -21,17 +22,22 @@ fn per_client(st: &AppState, what: &str, client: &Client, limit: u64) -> Result<
         .map_err(TokenError::RateLimited)
 }
 
+/// With a DPoP proof (RFC 9449), the access token is bound to its key. A device's polls are
+/// not counted against its client's budget (waiting devices would exhaust it): the interval
+/// each request keeps, `slow_down`, paces them (RFC 8628 §3.5).
 pub async fn issue_token(
     State(st): State<AppState>,
+    headers: HeaderMap,
     ClientForm { client, form }: ClientForm,
 ) -> Result<Response, TokenError> {
-    per_client(
-        &st,
-        "token",
-        &client,
-        st.ctx.config.limits.token_rate_per_client,
-    )?;
-    let response = token::exchange(&st.ctx, &client, &form).await?;
+    if form.get("grant_type") != Some(GrantType::DeviceCode.as_str()) {
+        let limit = st.ctx.config.limits.token_rate_per_client;
+        per_client(&st, "token", &client, limit)?;
+    }
+    let proofs = dpop_headers(&headers)
+        .map_err(|why| TokenError::new(TokenErrorCode::InvalidDpopProof, why))?;
+    let proof = dpop::at_token_endpoint(&st.ctx, &proofs).await?;
+    let response = token::exchange_with(&st.ctx, &client, &form, proof.as_ref()).await?;
     Ok((no_store(), Json(response)).into_response())
 }
 
@@ -55,13 +61,17 @@ pub async fn introspect_token(
 }
 
 /// RFC 8628 §3.2: the device's codes, answered as JSON, or an error as the token endpoint's
-/// (RFC 6749 §5.2). Counted against the client's token budget: each request stores a row.
+/// (RFC 6749 §5.2). Each request stores a row: a confidential client's are counted against
+/// its budget; a public client's, which anyone can send, only against their address's (the
+/// router's layer), so that nobody can spend the budget of every device of an app.
 pub async fn authorize_device(
     State(st): State<AppState>,
     ClientForm { client, form }: ClientForm,
 ) -> Result<Response, TokenError> {
-    let limit = st.ctx.config.limits.token_rate_per_client;
-    per_client(&st, "device", &client, limit)?;
+    if client.auth_method != AuthMethod::None {
+        let limit = st.ctx.config.limits.token_rate_per_client;
+        per_client(&st, "device", &client, limit)?;
+    }
     let answer = device::start(&st.ctx, &client, &form).await?;
     Ok((no_store(), Json(answer)).into_response())
 }

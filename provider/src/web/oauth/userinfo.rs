@@ -1,31 +1,29 @@
-//! `GET` and `POST /userinfo` (OIDC Core §5.3) with a Bearer token (RFC 6750): the rules are
-//! `protocol::userinfo`.
+//! `GET` and `POST /userinfo` (OIDC Core §5.3) with a Bearer token (RFC 6750), or a
+//! DPoP-bound one with its proof (RFC 9449 §7.1): the rules are `protocol::userinfo`.
 
 use crate::context::Ctx;
 use crate::protocol::error::BearerError;
 use crate::protocol::params::Params;
-use crate::protocol::userinfo::{one_token, userinfo};
+use crate::protocol::userinfo::{Presented, one_token, scheme_and_token, userinfo_presented};
 use crate::web::error::no_store;
-use crate::web::extract::{Bearer, is_form};
+use crate::web::extract::{dpop_headers, is_form};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
 pub async fn show_userinfo(
     State(ctx): State<Arc<Ctx>>,
-    Bearer(token): Bearer,
+    headers: HeaderMap,
 ) -> Result<Response, BearerError> {
-    let claims = userinfo(&ctx, &one_token(token, None)?).await?;
-    Ok((no_store(), Json(claims)).into_response())
+    answer(&ctx, &headers, "GET", None).await
 }
 
 /// POST may carry the token in a form body instead (RFC 6750 §2.2), never in both places.
 pub async fn show_userinfo_post(
     State(ctx): State<Arc<Ctx>>,
-    Bearer(token): Bearer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, BearerError> {
@@ -35,6 +33,36 @@ pub async fn show_userinfo_post(
     } else {
         None
     };
-    let claims = userinfo(&ctx, &one_token(token, form.as_ref())?).await?;
+    answer(&ctx, &headers, "POST", form.as_ref()).await
+}
+
+/// The claims for the token of the `Authorization` header (either scheme) or of the form.
+async fn answer(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    method: &str,
+    form: Option<&Params>,
+) -> Result<Response, BearerError> {
+    let (dpop, in_header) = match headers.get(header::AUTHORIZATION) {
+        None => (false, None),
+        Some(v) => {
+            let v = v
+                .to_str()
+                .map_err(|_| BearerError::invalid_request("malformed Authorization header"))?;
+            let (dpop, token) = scheme_and_token(v)?;
+            (dpop, Some(token))
+        }
+    };
+    let token = one_token(in_header, form)?;
+    let proofs = dpop_headers(headers).map_err(BearerError::invalid_request)?;
+    let how = if dpop {
+        Presented::Dpop {
+            proofs: &proofs,
+            method,
+        }
+    } else {
+        Presented::Bearer
+    };
+    let claims = userinfo_presented(ctx, &token, &how).await?;
     Ok((no_store(), Json(claims)).into_response())
 }

@@ -36,6 +36,8 @@ struct Confirm {
     /// As the device shows it, and as the form sends it back.
     user_code: String,
     canonical: String,
+    /// Not an app of the provider's operator: its name is whatever its developer chose.
+    third_party: bool,
 }
 
 struct Done {
@@ -102,6 +104,7 @@ pub async fn find_device(
         client_name: req.client.name,
         user_code: req.user_code.display(),
         canonical: req.user_code.as_str().to_owned(),
+        third_party: !req.client.first_party,
     });
     Ok((no_store(), page).into_response())
 }

@@ -1,0 +1,296 @@
+//! DPoP (RFC 9449): proofs at the token endpoint (nonce, every check of §4.3), tokens bound to
+//! their key (`cnf.jkt`, `token_type` DPoP), a public client's refresh tokens bound too, and
+//! userinfo accepting a bound token only under the DPoP scheme with a proof by its key.
+
+use super::{REDIRECT, VERIFIER, World, form, world};
+use crate::protocol::dpop::testing::ClientKey;
+use crate::protocol::dpop::{self, Proof, Refused};
+use crate::protocol::error::{BearerError, TokenError};
+use crate::protocol::token::{self, AccessClaims, TokenResponse};
+use crate::protocol::userinfo::{Presented, userinfo, userinfo_presented};
+use crate::types::{BearerErrorCode, TokenErrorCode, TokenType};
+use serde_json::json;
+
+const TOKEN_URL: &str = "https://idp.example/token";
+const USERINFO_URL: &str = "https://idp.example/userinfo";
+
+/// A proof for the token endpoint, with the current nonce.
+fn token_proof(w: &World, key: &ClientKey) -> String {
+    let now = w.ctx.clock.unix();
+    let nonce = w.ctx.dpop_nonces.current(now);
+    key.proof("POST", TOKEN_URL, now, json!({ "nonce": nonce }))
+}
+
+async fn at_token(w: &World, proof: &str) -> Result<Option<Proof>, TokenError> {
+    dpop::at_token_endpoint(&w.ctx, &[proof]).await
+}
+
+/// Redeems a code of `client` with a proof by `key`.
+async fn bound_tokens(w: &World, client: &str, key: &ClientKey) -> TokenResponse {
+    let session = w.signed_in(&w.alice).await;
+    let code = w.code(&session, client, "openid profile").await;
+    let pairs = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+    ];
+    let proof = at_token(w, &token_proof(w, key)).await.unwrap();
+    token::exchange_with(
+        &w.ctx,
+        &w.client(client).await,
+        &form(&pairs),
+        proof.as_ref(),
+    )
+    .await
+    .unwrap()
+}
+
+fn claims(token: &str) -> AccessClaims {
+    let payload = token.split('.').nth(1).unwrap();
+    let bytes =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+async fn refresh(
+    w: &World,
+    client: &str,
+    t: &TokenResponse,
+    key: Option<&ClientKey>,
+) -> Result<TokenResponse, TokenError> {
+    let pairs = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", t.refresh_token.as_deref().unwrap()),
+    ];
+    let proof = match key {
+        Some(k) => at_token(w, &token_proof(w, k)).await.unwrap(),
+        None => None,
+    };
+    token::exchange_with(
+        &w.ctx,
+        &w.client(client).await,
+        &form(&pairs),
+        proof.as_ref(),
+    )
+    .await
+}
+
+async fn with_proof(
+    w: &World,
+    token: &str,
+    proof: &str,
+) -> Result<crate::protocol::userinfo::UserInfo, BearerError> {
+    let proofs = [proof];
+    let how = Presented::Dpop {
+        proofs: &proofs,
+        method: "GET",
+    };
+    userinfo_presented(&w.ctx, token, &how).await
+}
+
+fn bearer_code<T: std::fmt::Debug>(r: Result<T, BearerError>) -> Option<BearerErrorCode> {
+    r.err().and_then(|e| e.code())
+}
+
+#[tokio::test]
+async fn a_proof_needs_the_nonce_at_the_token_endpoint() {
+    let w = world().await;
+    let key = ClientKey::new();
+    let now = w.ctx.clock.unix();
+    assert!(
+        dpop::at_token_endpoint(&w.ctx, &[])
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let bare = key.proof("POST", TOKEN_URL, now, json!({}));
+    match at_token(&w, &bare).await {
+        Err(TokenError::UseDpopNonce(nonce)) => assert!(w.ctx.dpop_nonces.accepts(&nonce, now)),
+        other => panic!("no nonce asked for: {other:?}"),
+    }
+    let proof = at_token(&w, &token_proof(&w, &key)).await.unwrap().unwrap();
+    assert_eq!(proof.jkt, key.jkt());
+    let two = dpop::at_token_endpoint(&w.ctx, &[&bare, &bare]).await;
+    assert_eq!(
+        two.unwrap_err().code(),
+        Some(TokenErrorCode::InvalidDpopProof)
+    );
+}
+
+/// Every check of RFC 9449 §4.3 refuses its own fault.
+#[tokio::test]
+async fn each_check_of_a_proof_refuses_its_fault() {
+    let w = world().await;
+    let key = ClientKey::new();
+    let now = w.ctx.clock.unix();
+    let expected = dpop::Expected {
+        method: "POST",
+        url: TOKEN_URL,
+        access_token: Some("the-token"),
+        nonce: false,
+    };
+    let ath = dpop::token_hash("the-token");
+    let good = |extra: serde_json::Value| {
+        let mut claims = json!({"ath": ath});
+        if let (Some(c), Some(e)) = (claims.as_object_mut(), extra.as_object()) {
+            c.extend(e.clone());
+        }
+        key.proof("POST", TOKEN_URL, now, claims)
+    };
+    let private_jwk = {
+        let mut raw = serde_json::to_value(&key.jwk).unwrap();
+        raw["d"] = json!("AAAA");
+        raw
+    };
+    let forged_private = {
+        use base64::Engine;
+        let b64 = |v: serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        let proof = good(json!({}));
+        let rest = proof.split_once('.').unwrap().1;
+        let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": private_jwk});
+        format!("{}.{rest}", b64(header))
+    };
+    let cases: Vec<(&str, String)> = vec![
+        ("well-formed", "garbage".into()),
+        (
+            "typ",
+            key.sign(
+                "JWT",
+                &json!({"jti": "a", "htm": "POST", "htu": TOKEN_URL, "iat": now, "ath": ath}),
+            ),
+        ),
+        ("htm", key.proof("GET", TOKEN_URL, now, json!({"ath": ath}))),
+        (
+            "htu",
+            key.proof(
+                "POST",
+                "https://idp.example/userinfo",
+                now,
+                json!({"ath": ath}),
+            ),
+        ),
+        (
+            "iat",
+            key.proof("POST", TOKEN_URL, now - 301, json!({"ath": ath})),
+        ),
+        (
+            "iat",
+            key.proof("POST", TOKEN_URL, now + 61, json!({"ath": ath})),
+        ),
+        (
+            "ath",
+            good(json!({"ath": dpop::token_hash("another token")})),
+        ),
+        ("ath", key.proof("POST", TOKEN_URL, now, json!({}))),
+        ("private", forged_private),
+        ("jti", good(json!({"jti": ""}))),
+    ];
+    // Each refusal names what was wrong.
+    for (what, proof) in &cases {
+        match dpop::verify(&w.ctx, proof, &expected).await {
+            Err(Refused::Invalid(why)) => assert!(why.contains(what), "{what}: {why}"),
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    // The query does not count in htu; the same proof twice does.
+    let proof = key.proof(
+        "POST",
+        &format!("{TOKEN_URL}?x=1"),
+        now,
+        json!({"ath": ath}),
+    );
+    assert!(dpop::verify(&w.ctx, &proof, &expected).await.is_ok());
+    match dpop::verify(&w.ctx, &proof, &expected).await {
+        Err(Refused::Invalid(why)) => assert!(why.contains("used before"), "{why}"),
+        other => panic!("replayed: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_bound_token_works_only_with_a_proof_by_its_key() {
+    let w = world().await;
+    let key = ClientKey::new();
+    let tokens = bound_tokens(&w, "first", &key).await;
+    assert_eq!(tokens.token_type, TokenType::DPoP);
+    let bound = claims(&tokens.access_token);
+    assert_eq!(bound.cnf.map(|c| c.jkt), Some(key.jkt()));
+    let now = w.ctx.clock.unix();
+    let ath = dpop::token_hash(&tokens.access_token);
+    let proof = key.proof("GET", USERINFO_URL, now, json!({ "ath": ath }));
+    assert!(with_proof(&w, &tokens.access_token, &proof).await.is_ok());
+    // As a bearer token: refused.
+    let as_bearer = userinfo(&w.ctx, &tokens.access_token).await;
+    assert_eq!(bearer_code(as_bearer), Some(BearerErrorCode::InvalidToken));
+    // A proof by another key, or the same proof again: refused.
+    let other = ClientKey::new();
+    let stolen = other.proof("GET", USERINFO_URL, now, json!({ "ath": ath }));
+    let r = with_proof(&w, &tokens.access_token, &stolen).await;
+    assert_eq!(bearer_code(r), Some(BearerErrorCode::InvalidDpopProof));
+    let r = with_proof(&w, &tokens.access_token, &proof).await;
+    assert_eq!(bearer_code(r), Some(BearerErrorCode::InvalidDpopProof));
+    // An unbound token under the DPoP scheme: refused.
+    let session = w.signed_in(&w.alice).await;
+    let code = w.code(&session, "first", "openid").await;
+    let pairs = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+    ];
+    let plain = token::exchange(&w.ctx, &w.client("first").await, &form(&pairs))
+        .await
+        .unwrap();
+    assert_eq!(plain.token_type, TokenType::Bearer);
+    let ath = dpop::token_hash(&plain.access_token);
+    let proof = key.proof("GET", USERINFO_URL, now, json!({ "ath": ath }));
+    let r = with_proof(&w, &plain.access_token, &proof).await;
+    assert_eq!(bearer_code(r), Some(BearerErrorCode::InvalidToken));
+}
+
+/// RFC 9449 §5: a public client's refresh token is bound to its key; a confidential client's
+/// is not (its authentication binds it), though each access token follows its request's proof.
+#[tokio::test]
+async fn a_public_clients_refresh_token_is_bound_to_its_key() {
+    let w = world().await;
+    super::register(
+        &w.ctx,
+        "native",
+        &[
+            crate::types::GrantType::AuthorizationCode,
+            crate::types::GrantType::RefreshToken,
+        ],
+        crate::types::AuthMethod::None,
+        true,
+    )
+    .await;
+    let key = ClientKey::new();
+    let tokens = bound_tokens(&w, "native", &key).await;
+    let without = refresh(&w, "native", &tokens, None).await;
+    assert_eq!(
+        without.unwrap_err().code(),
+        Some(TokenErrorCode::InvalidDpopProof)
+    );
+    let other = ClientKey::new();
+    let stolen = refresh(&w, "native", &tokens, Some(&other)).await;
+    assert_eq!(
+        stolen.unwrap_err().code(),
+        Some(TokenErrorCode::InvalidDpopProof)
+    );
+    // Refused before anything was spent: the rightful key still refreshes, and the successor
+    // is bound as well.
+    let next = refresh(&w, "native", &tokens, Some(&key)).await.unwrap();
+    assert_eq!(next.token_type, TokenType::DPoP);
+    let again = refresh(&w, "native", &next, None).await;
+    assert_eq!(
+        again.unwrap_err().code(),
+        Some(TokenErrorCode::InvalidDpopProof)
+    );
+
+    let confidential = bound_tokens(&w, "first", &key).await;
+    let plain = refresh(&w, "first", &confidential, None).await.unwrap();
+    assert_eq!(plain.token_type, TokenType::Bearer);
+    assert!(claims(&plain.access_token).cnf.is_none());
+}

@@ -1,0 +1,159 @@
+//! DPoP (RFC 9449) over HTTP: the token endpoint asks for its nonce (`use_dpop_nonce` with a
+//! `DPoP-Nonce` header), binds App A's tokens to the proof's key, and userinfo then wants the
+//! `DPoP` scheme with a proof by that key; refusals carry a `DPoP` challenge.
+
+use crate::harness::{ALICE, Browser, Stack, param, spawn};
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+/// A client's DPoP key.
+struct DpopKey {
+    key: EncodingKey,
+    jwk: Jwk,
+}
+
+impl DpopKey {
+    fn new() -> Self {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+        let key = EncodingKey::from_ec_der(pair.to_pkcs8v1().unwrap().as_ref());
+        let jwk = Jwk::from_encoding_key(&key, Algorithm::ES256).unwrap();
+        Self { key, jwk }
+    }
+
+    fn proof(&self, method: &str, url: &str, extra: Value) -> String {
+        let mut header = Header::new(Algorithm::ES256);
+        header.typ = Some("dpop+jwt".into());
+        header.jwk = Some(self.jwk.clone());
+        let mut claims = json!({
+            "jti": infra::secret::random_handle().unwrap(), "htm": method, "htu": url,
+            "iat": infra::Clock::system().unix(),
+        });
+        if let (Some(c), Some(e)) = (claims.as_object_mut(), extra.as_object()) {
+            c.extend(e.clone());
+        }
+        jsonwebtoken::encode(&header, &claims, &self.key).unwrap()
+    }
+}
+
+/// A code for App A, as alice (consent given).
+async fn app_a_code(stack: &Stack) -> (String, String) {
+    let app = &stack.app_a;
+    let request = stack.authorize_url(&app.client_id, &app.redirect_uri, &[]);
+    let browser = Browser::new();
+    let mut page = browser
+        .follow_until(request.url.as_str(), &app.redirect_uri)
+        .await;
+    if page.url.path() == "/login" {
+        let fields = [("username", ALICE.0), ("password", ALICE.1)];
+        page = browser
+            .submit_until(&page, "/login", &fields, &app.redirect_uri)
+            .await;
+    }
+    if page.url.path() == "/consent" {
+        let fields = [("decision", "allow")];
+        page = browser
+            .submit_until(&page, "/consent", &fields, &app.redirect_uri)
+            .await;
+    }
+    let code = param(page.url.as_str(), "code").expect("a code");
+    (code, request.verifier)
+}
+
+#[tokio::test]
+async fn tokens_bound_to_a_dpop_key_need_a_proof_by_it() {
+    let stack = spawn().await;
+    let discovery = stack.discovery().await;
+    assert_eq!(
+        discovery["dpop_signing_alg_values_supported"],
+        json!(["ES256", "RS256", "EdDSA"])
+    );
+    let http = client_app::http::client_builder().build().unwrap();
+    let token_url = format!("{}/token", stack.issuer);
+    let userinfo_url = format!("{}/userinfo", stack.issuer);
+    let key = DpopKey::new();
+    let (code, verifier) = app_a_code(&stack).await;
+    let app = &stack.app_a;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", app.redirect_uri.as_str()),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let redeem = |proof: String| {
+        http.post(&token_url)
+            .basic_auth(&app.client_id, Some(&app.secret))
+            .header("DPoP", proof)
+            .form(&form)
+            .send()
+    };
+    // Without the nonce: 400 use_dpop_nonce, the nonce in DPoP-Nonce, the code unspent.
+    let first = redeem(key.proof("POST", &token_url, json!({})))
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 400);
+    let nonce = first.headers()["dpop-nonce"].to_str().unwrap().to_owned();
+    let body: Value = first.json().await.unwrap();
+    assert_eq!(body["error"], "use_dpop_nonce");
+    let bound = redeem(key.proof("POST", &token_url, json!({ "nonce": nonce })))
+        .await
+        .unwrap();
+    assert_eq!(bound.status(), 200);
+    let tokens: Value = bound.json().await.unwrap();
+    assert_eq!(tokens["token_type"], "DPoP", "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap();
+    let claims = crate::harness::jwt_part(access, 1);
+    let jkt = key
+        .jwk
+        .thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
+        .unwrap();
+    assert_eq!(claims["cnf"]["jkt"], jkt.as_str());
+
+    // Userinfo: the DPoP scheme and a proof naming the token.
+    use base64::Engine;
+    let ath = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(<sha2::Sha256 as sha2::Digest>::digest(access.as_bytes()));
+    let proof = key.proof("GET", &userinfo_url, json!({ "ath": ath }));
+    let ok = http
+        .get(&userinfo_url)
+        .header("Authorization", format!("DPoP {access}"))
+        .header("DPoP", &proof)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let as_bearer = http
+        .get(&userinfo_url)
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(as_bearer.status(), 401);
+    let replayed = http
+        .get(&userinfo_url)
+        .header("Authorization", format!("DPoP {access}"))
+        .header("DPoP", &proof)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), 401);
+    let challenge = replayed.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.starts_with("DPoP algs=\"ES256 RS256 EdDSA\", error=\"invalid_dpop_proof\""),
+        "{challenge}"
+    );
+    // Introspection says what the token is bound to (RFC 9449 §6.2).
+    let introspected: Value = http
+        .post(format!("{}/introspect", stack.issuer))
+        .basic_auth(&app.client_id, Some(&app.secret))
+        .form(&[("token", access)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(introspected["token_type"], "DPoP");
+    assert_eq!(introspected["cnf"]["jkt"], jkt.as_str());
+}
