@@ -15,6 +15,7 @@
 //!   tokens, the `resource-server` crate's access tokens);
 //! - [`client_addr`]: the client's address behind trusted proxies, and the key it is counted
 //!   under;
+//! - [`dpop`]: the stateless checks of a DPoP proof (RFC 9449), for the provider and the APIs;
 //! - [`secret`]: random tokens from the OS, their stored (hashed) form, constant-time compares;
 //! - [`health`], [`metrics`] and [`shutdown`]: `/healthz` and `/readyz`, `/metrics`, and the
 //!   stop signal;
@@ -27,6 +28,7 @@ pub mod client_addr;
 mod clock;
 pub mod config;
 mod db;
+pub mod dpop;
 pub mod health;
 pub mod http;
 mod inline;

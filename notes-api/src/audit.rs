@@ -3,7 +3,8 @@
 
 use super::{PerUser, Running, Settings, checked, now_rfc3339, refused, verifier};
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -51,8 +52,20 @@ fn actors(mut actor: Option<&Actor>) -> Vec<String> {
     all
 }
 
-async fn list(State(api): State<Arc<Audit>>, headers: HeaderMap) -> Response {
-    let (token, validation) = match checked(&api.read, &api.settings.audience, &headers).await {
+async fn list(
+    State(api): State<Arc<Audit>>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    let (token, validation) = match checked(
+        &api.read,
+        &api.settings.audience,
+        (&method, uri.path()),
+        &headers,
+    )
+    .await
+    {
         Ok(t) => t,
         Err(refusal) => return refusal,
     };
@@ -60,8 +73,21 @@ async fn list(State(api): State<Arc<Audit>>, headers: HeaderMap) -> Response {
     Json(json!({"events": mine, "validation": validation})).into_response()
 }
 
-async fn add(State(api): State<Arc<Audit>>, headers: HeaderMap, body: Bytes) -> Response {
-    let (token, validation) = match checked(&api.write, &api.settings.audience, &headers).await {
+async fn add(
+    State(api): State<Arc<Audit>>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (token, validation) = match checked(
+        &api.write,
+        &api.settings.audience,
+        (&method, uri.path()),
+        &headers,
+    )
+    .await
+    {
         Ok(t) => t,
         Err(refusal) => return refusal,
     };

@@ -60,15 +60,17 @@ async fn verifier(
     Ok((verifier, listener))
 }
 
-/// A request's token checked against `rule`, timed: the token, or the RFC 6750 answer.
+/// A request's token checked against `rule`, timed: the token, or the RFC 6750 answer (RFC
+/// 9449's for a DPoP-bound token's proof). `request`: its method and path.
 async fn checked(
     rule: &RequireScopes,
     realm: &str,
+    (method, path): (&axum::http::Method, &str),
     headers: &HeaderMap,
 ) -> Result<(AccessToken, serde_json::Value), Response> {
     let started = Instant::now();
     let token = rule
-        .check(headers)
+        .check(method, path, headers)
         .await
         .map_err(|why| refusal_response(realm, why))?;
     let micros = started.elapsed().as_micros();

@@ -4,7 +4,8 @@
 
 use super::{PerUser, Running, Settings, checked, now_rfc3339, refused, text_of, verifier};
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -59,8 +60,20 @@ pub async fn notes(
     Ok(Running { router, listener })
 }
 
-async fn list(State(api): State<Arc<Notes>>, headers: HeaderMap) -> Response {
-    let (token, validation) = match checked(&api.read, &api.settings.audience, &headers).await {
+async fn list(
+    State(api): State<Arc<Notes>>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    let (token, validation) = match checked(
+        &api.read,
+        &api.settings.audience,
+        (&method, uri.path()),
+        &headers,
+    )
+    .await
+    {
         Ok(t) => t,
         Err(refusal) => return refusal,
     };
@@ -73,8 +86,21 @@ async fn list(State(api): State<Arc<Notes>>, headers: HeaderMap) -> Response {
     Json(body).into_response()
 }
 
-async fn add(State(api): State<Arc<Notes>>, headers: HeaderMap, body: Bytes) -> Response {
-    let (token, validation) = match checked(&api.write, &api.settings.audience, &headers).await {
+async fn add(
+    State(api): State<Arc<Notes>>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (token, validation) = match checked(
+        &api.write,
+        &api.settings.audience,
+        (&method, uri.path()),
+        &headers,
+    )
+    .await
+    {
         Ok(t) => t,
         Err(refusal) => return refusal,
     };

@@ -42,19 +42,53 @@ pub enum Refusal {
     InvalidToken(String),
     /// §3.1 `insufficient_scope`, with the scopes the route needs.
     InsufficientScope(String),
+    /// RFC 9449 §7.1 `invalid_dpop_proof`: a bound token's proof is missing or wrong.
+    InvalidDpopProof(&'static str),
     /// Whether the token was revoked cannot be known now (the revocation feed is out of
     /// reach): 503, to be tried again.
     Unavailable,
 }
 
 impl RequireScopes {
-    /// Checks a request's `Authorization` header against this route's requirement.
-    pub async fn check(&self, headers: &HeaderMap) -> Result<AccessToken, Refusal> {
-        let token = bearer(headers)?;
+    /// Checks a request (its method, path and headers) against this route's requirement: a
+    /// valid token with the route's scopes; a bound one (RFC 9449) under the `DPoP` scheme with
+    /// its proof, an unbound one as a bearer token.
+    pub async fn check(
+        &self,
+        method: &http::Method,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Result<AccessToken, Refusal> {
+        let (dpop, token) = presented(headers)?;
         let verified = self.verifier.verify(token).await.map_err(|e| match e {
             VerifyError::RevocationsUnknown => Refusal::Unavailable,
             e => Refusal::InvalidToken(e.to_string()),
         })?;
+        match (&verified.dpop_jkt, dpop) {
+            (None, false) => {}
+            (Some(_), false) => {
+                return Err(Refusal::InvalidToken(
+                    "the token is bound to a DPoP key: present it under the DPoP scheme, with a \
+                     proof"
+                        .into(),
+                ));
+            }
+            (None, true) => {
+                return Err(Refusal::InvalidToken(
+                    "the token is not bound to a DPoP key: present it as a Bearer token".into(),
+                ));
+            }
+            (Some(jkt), true) => {
+                let proofs: Vec<&str> = headers
+                    .get_all("dpop")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .collect();
+                self.verifier
+                    .check_proof(&proofs, method.as_str(), path, (token, jkt))
+                    .map_err(Refusal::InvalidDpopProof)?;
+            }
+        }
         if self.scopes.iter().all(|s| verified.has_scope(s)) {
             Ok(verified)
         } else {
@@ -67,10 +101,19 @@ impl RequireScopes {
     }
 }
 
-/// The bearer token of the `Authorization` header (RFC 6750 §2.1; the scheme is
-/// case-insensitive, RFC 9110 §11.1). Tokens in the query or body are not accepted (§2.2 and
-/// §2.3 are optional, and RFC 9700 §4.3.2 advises against the query).
+/// The bearer token of the `Authorization` header ([`presented`] under the `Bearer` scheme).
 pub fn bearer(headers: &HeaderMap) -> Result<&str, Refusal> {
+    match presented(headers)? {
+        (false, token) => Ok(token),
+        (true, _) => Err(Refusal::NoToken),
+    }
+}
+
+/// The access token of the `Authorization` header, and whether it came under the `DPoP`
+/// scheme (RFC 9449 §7.1) rather than `Bearer` (RFC 6750 §2.1; schemes are case-insensitive,
+/// RFC 9110 §11.1). Tokens in the query or body are not accepted (§2.2 and §2.3 are optional,
+/// and RFC 9700 §4.3.2 advises against the query).
+pub fn presented(headers: &HeaderMap) -> Result<(bool, &str), Refusal> {
     let mut all = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = all.next() else {
         return Err(Refusal::NoToken);
@@ -86,7 +129,8 @@ pub fn bearer(headers: &HeaderMap) -> Result<&str, Refusal> {
     let Some((scheme, token)) = value.split_once(' ') else {
         return Err(Refusal::NoToken);
     };
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let dpop = scheme.eq_ignore_ascii_case("dpop");
+    if !dpop && !scheme.eq_ignore_ascii_case("bearer") {
         return Err(Refusal::NoToken);
     }
     let token = token.trim_start_matches(' ');
@@ -96,9 +140,9 @@ pub fn bearer(headers: &HeaderMap) -> Result<&str, Refusal> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b));
     if !token68 {
-        return Err(Refusal::InvalidRequest("the bearer token is malformed"));
+        return Err(Refusal::InvalidRequest("the access token is malformed"));
     }
-    Ok(token)
+    Ok((dpop, token))
 }
 
 /// Only the characters RFC 6750 §3 allows in a quoted attribute.
@@ -143,6 +187,15 @@ pub fn refusal_response(realm: &str, why: Refusal) -> Response {
                 quotable(&what)
             ),
             serde_json::json!({"error": "invalid_token", "error_description": what}),
+        ),
+        Refusal::InvalidDpopProof(what) => (
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "DPoP algs=\"{}\", error=\"invalid_dpop_proof\", error_description=\"{}\"",
+                infra::dpop::ALGS.join(" "),
+                quotable(what)
+            ),
+            serde_json::json!({"error": "invalid_dpop_proof", "error_description": what}),
         ),
         Refusal::InsufficientScope(scopes) => (
             StatusCode::FORBIDDEN,
@@ -199,7 +252,8 @@ where
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
         Box::pin(async move {
-            match rule.check(req.headers()).await {
+            let path = req.uri().path().to_owned();
+            match rule.check(req.method(), &path, req.headers()).await {
                 Ok(token) => {
                     req.extensions_mut().insert(token);
                     inner.call(req).await

@@ -7,7 +7,10 @@
 //! names a key it does not hold, at most every ten seconds), and [`require`] is a layer that
 //! asks a route's requests for a valid token carrying the route's scopes, answering RFC 6750
 //! errors otherwise (`401` with `WWW-Authenticate: Bearer error="invalid_token"`, `403` with
-//! `error="insufficient_scope"`). The handler reads the verified token with [`Caller`].
+//! `error="insufficient_scope"`). A token bound to a DPoP key (RFC 9449) is accepted only
+//! under the `DPoP` scheme with a proof for the request by that key (`401` with
+//! `WWW-Authenticate: DPoP error="invalid_dpop_proof"` otherwise). The handler reads the
+//! verified token with [`Caller`].
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -33,13 +36,16 @@
 //! revocation feed, and a revoked token is refused within a second of its revocation (see
 //! [`revocations`](crate::Listener) for what happens while the feed cannot be heard).
 
+mod dpop;
 mod exchange;
 mod layer;
 mod revocations;
 mod verify;
 
 pub use exchange::{ExchangeError, Exchanged};
-pub use layer::{Caller, Protected, Refusal, RequireScopes, bearer, refusal_response, require};
+pub use layer::{
+    Caller, Protected, Refusal, RequireScopes, bearer, presented, refusal_response, require,
+};
 pub use revocations::{Feed, Listener};
 pub use verify::{AccessToken, Actor, Config, SetupError, Verifier, VerifyError};
 

@@ -392,3 +392,107 @@ async fn a_protected_route_answers_rfc_6750_and_hands_the_token_to_its_handler()
         StatusCode::BAD_REQUEST
     );
 }
+
+/// A DPoP proof for `method` `url` by the P-256 key `key` (PEM), with `extra` claims.
+fn dpop_proof(key: &str, method: &str, url: &str, now: i64, extra: Value) -> String {
+    let encoding = EncodingKey::from_ec_der(&der(key));
+    let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&encoding, Algorithm::ES256).unwrap();
+    let mut header = Header::new(Algorithm::ES256);
+    header.typ = Some("dpop+jwt".into());
+    header.jwk = Some(jwk);
+    let mut claims = json!({
+        "jti": infra::secret::random_handle().unwrap(), "htm": method, "htu": url, "iat": now,
+    });
+    if let (Some(c), Some(e)) = (claims.as_object_mut(), extra.as_object()) {
+        c.extend(e.clone());
+    }
+    jsonwebtoken::encode(&header, &claims, &encoding).unwrap()
+}
+
+/// RFC 9449 §7.1: a bound token (`cnf.jkt`) only under the DPoP scheme, with a proof for this
+/// request naming the token, by its key, once; an unbound one never under DPoP.
+#[tokio::test]
+async fn a_dpop_bound_token_needs_a_fresh_proof_by_its_key() {
+    let p = provider().await;
+    let v = p.verifier().await;
+    async fn notes(Caller(token): Caller) -> axum::Json<Value> {
+        axum::Json(json!({"owner": token.sub, "jkt": token.dpop_jkt}))
+    }
+    let app = Router::new().route(
+        "/notes",
+        get(notes).route_layer(require(&v, &["notes:read"])),
+    );
+    // The client's DPoP key is KEY_B; its thumbprint is what the token is bound to.
+    let client_jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(
+        &EncodingKey::from_ec_der(&der(KEY_B)),
+        Algorithm::ES256,
+    )
+    .unwrap();
+    let jkt = client_jwk
+        .thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
+        .unwrap();
+    let token = p.token(json!({ "cnf": { "jkt": jkt } }));
+    let now = p.clock.unix();
+    let ath = infra::dpop::token_hash(&token);
+    let url = format!("{API}/notes");
+    let send = |scheme: &str, proofs: Vec<String>| {
+        let mut req =
+            Request::get("/notes").header(header::AUTHORIZATION, format!("{scheme} {token}"));
+        for proof in proofs {
+            req = req.header("DPoP", proof);
+        }
+        let app = app.clone();
+        async move {
+            let resp = app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+            let challenge = resp
+                .headers()
+                .get(header::WWW_AUTHENTICATE)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            (resp.status(), challenge)
+        }
+    };
+    let proof = dpop_proof(KEY_B, "GET", &url, now, json!({ "ath": ath }));
+    assert_eq!(send("DPoP", vec![proof.clone()]).await.0, StatusCode::OK);
+    // The same proof again, none, two, another key's, another URL's, another token's.
+    let (status, challenge) = send("DPoP", vec![proof.clone()]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        challenge.starts_with("DPoP algs=\"ES256 RS256 EdDSA\", error=\"invalid_dpop_proof\""),
+        "{challenge}"
+    );
+    let fresh = || dpop_proof(KEY_B, "GET", &url, now, json!({ "ath": ath }));
+    for proofs in [
+        vec![],
+        vec![fresh(), fresh()],
+        vec![dpop_proof(KEY_A, "GET", &url, now, json!({ "ath": ath }))],
+        vec![dpop_proof(
+            KEY_B,
+            "GET",
+            "https://other.example/notes",
+            now,
+            json!({ "ath": ath }),
+        )],
+        vec![dpop_proof(KEY_B, "POST", &url, now, json!({ "ath": ath }))],
+        vec![dpop_proof(KEY_B, "GET", &url, now, json!({ "ath": "x" }))],
+    ] {
+        let (status, challenge) = send("DPoP", proofs).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(challenge.contains("invalid_dpop_proof"), "{challenge}");
+    }
+    // As a bearer token: refused, proof or not.
+    let (status, challenge) = send("Bearer", vec![fresh()]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+    // An unbound token under the DPoP scheme: refused.
+    let unbound = p.token(json!({}));
+    let req = Request::get("/notes")
+        .header(header::AUTHORIZATION, format!("DPoP {unbound}"))
+        .header("DPoP", fresh());
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+}

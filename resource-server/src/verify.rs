@@ -22,14 +22,19 @@ pub struct Config {
     pub audience: String,
     /// How far the API's clock may be from the provider's (`exp`, `nbf`, `iat`).
     pub leeway: Duration,
+    /// Where the API is reached (scheme, host, port and any path prefix): what DPoP proofs
+    /// name, with the request's path (`htu`, RFC 9449 §4.2). The audience, unless set.
+    pub public_url: String,
 }
 
 impl Config {
     /// The usual settings: a leeway of 30 seconds.
     pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        let audience: String = audience.into();
         Self {
             issuer: issuer.into(),
-            audience: audience.into(),
+            public_url: audience.clone(),
+            audience,
             leeway: Duration::from_secs(30),
         }
     }
@@ -52,6 +57,9 @@ pub struct AccessToken {
     /// Who acts for `sub` (RFC 8693 §4.1), when the token was obtained by token exchange: the
     /// API that called this one on the user's behalf, and those before it.
     pub actor: Option<Actor>,
+    /// The thumbprint of the DPoP key the token is bound to (`cnf.jkt`, RFC 9449 §6.1): it is
+    /// then accepted only with a proof by that key ([`Verifier::check_proof`]).
+    pub dpop_jkt: Option<String>,
 }
 
 /// RFC 8693 §4.1 `act`: an actor (a client id, for Gatehouse), and the one before it.
@@ -108,6 +116,13 @@ struct Claims {
     sid: Option<String>,
     acr: Option<String>,
     act: Option<Actor>,
+    cnf: Option<Confirmation>,
+}
+
+/// RFC 9449 §6.1 `cnf`.
+#[derive(Deserialize)]
+struct Confirmation {
+    jkt: String,
 }
 
 /// Verifies the access tokens addressed to one API.
@@ -121,6 +136,8 @@ pub struct Verifier {
     /// The provider's token endpoint (for token exchange), if known.
     token_endpoint: Option<String>,
     pub(crate) revocations: Arc<Revocations>,
+    /// The DPoP proofs seen (RFC 9449 §11.1).
+    replays: crate::dpop::Replays,
 }
 
 /// Why the verifier could not be set up.
@@ -185,7 +202,24 @@ impl Verifier {
             http,
             feed_endpoint: None,
             token_endpoint: None,
+            replays: crate::dpop::Replays::default(),
         }
+    }
+
+    /// Checks the DPoP proof a request carries for `token`, bound to the key `jkt` (RFC 9449
+    /// §7.1): exactly one proof (`proofs`, the `DPoP` headers' values), for `method` and this
+    /// API's `public_url` with the request's `path`, naming the token, by that key, fresh and
+    /// never seen before. The error says why not.
+    pub fn check_proof(
+        &self,
+        proofs: &[&str],
+        method: &str,
+        path: &str,
+        (token, jkt): (&str, &str),
+    ) -> Result<(), &'static str> {
+        let url = format!("{}{path}", self.config.public_url.trim_end_matches('/'));
+        let now = self.clock.unix();
+        crate::dpop::check(&self.replays, proofs, (method, &url), (token, jkt), now)
     }
 
     pub(crate) fn token_endpoint(&self) -> Option<&str> {
@@ -280,6 +314,7 @@ impl Verifier {
             sid: claims.sid,
             acr: claims.acr,
             actor: claims.act,
+            dpop_jkt: claims.cnf.map(|c| c.jkt),
         })
     }
 }

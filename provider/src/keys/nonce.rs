@@ -2,7 +2,8 @@
 //! that a proof cannot have been made ahead of time. Stateless: a nonce is a minute's number
 //! and its HMAC-SHA256 under a server secret (made at first start, shared by every instance
 //! through the store), so any instance checks any instance's nonce without a lookup. A nonce
-//! is good in its minute and the next one.
+//! is good in its minute and the next one, and a minute early (an instance whose clock runs a
+//! little ahead may hand out the next minute's).
 
 use super::KeyError;
 use crate::store::Store;
@@ -47,7 +48,8 @@ impl Nonces {
         self.of_window(now.div_euclid(WINDOW_SECS))
     }
 
-    /// Whether `nonce` was handed out in this minute or the last (constant-time comparison).
+    /// Whether `nonce` was handed out in this minute, the last or (by a clock a little ahead)
+    /// the next (constant-time comparison).
     pub fn accepts(&self, nonce: &str, now: i64) -> bool {
         let window = now.div_euclid(WINDOW_SECS);
         let Some(given) = nonce
@@ -56,7 +58,7 @@ impl Nonces {
         else {
             return false;
         };
-        (given == window || given == window - 1)
+        (window - 1..=window + 1).contains(&given)
             && infra::secret::ct_eq(&self.of_window(given), nonce)
     }
 }
@@ -73,7 +75,8 @@ mod tests {
         assert!(n.accepts(&nonce, t));
         assert!(n.accepts(&nonce, t + 119));
         assert!(!n.accepts(&nonce, t + 120));
-        assert!(!n.accepts(&nonce, t - 60), "not before it was made");
+        assert!(n.accepts(&nonce, t - 60), "a clock a minute behind");
+        assert!(!n.accepts(&nonce, t - 120), "not long before it was made");
         assert!(!Nonces::from_secret(b"other").accepts(&nonce, t));
         for forged in ["", ".", "100000.x", &format!("{}.AAAA", t / 60)] {
             assert!(!n.accepts(forged, t), "{forged}");

@@ -12,10 +12,7 @@ use crate::types::AuthMethod;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use infra::secret::{ct_eq, hash_secret};
-use jsonwebtoken::jwk::{
-    AlgorithmParameters, EllipticCurve, EllipticCurveKeyParameters, Jwk, JwkSet,
-    OctetKeyPairParameters,
-};
+use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 /// RFC 7523 §2.2 `client_assertion_type`.
@@ -207,7 +204,7 @@ pub(super) fn client_key(client: &Client, jwt: &str) -> Option<(DecodingKey, Alg
         None => None,
     }?;
     let key = DecodingKey::from_jwk(jwk).ok()?;
-    fits(jwk, header.alg).then_some((key, header.alg))
+    infra::dpop::key_fits(jwk, header.alg).then_some((key, header.alg))
 }
 
 /// Whether `typ` names `media` (RFC 7515 §4.1.9: the `application/` prefix may be left out;
@@ -218,29 +215,6 @@ pub(super) fn is_media_type(typ: &str, media: &str) -> bool {
         .filter(|p| p.eq_ignore_ascii_case("application/"))
         .map_or(typ, |_| &typ[12..]);
     typ.eq_ignore_ascii_case(media)
-}
-
-/// Whether a key of `jwk`'s type signs with `alg`: RSA with RS256, P-256 with ES256, Ed25519
-/// with EdDSA (and nothing else, so a header cannot choose how its key is read).
-pub(super) fn fits(jwk: &Jwk, alg: Algorithm) -> bool {
-    matches!(
-        (&jwk.algorithm, alg),
-        (AlgorithmParameters::RSA(_), Algorithm::RS256)
-            | (
-                AlgorithmParameters::EllipticCurve(EllipticCurveKeyParameters {
-                    curve: EllipticCurve::P256,
-                    ..
-                }),
-                Algorithm::ES256
-            )
-            | (
-                AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
-                    curve: EllipticCurve::Ed25519,
-                    ..
-                }),
-                Algorithm::EdDSA
-            )
-    )
 }
 
 /// The `iss` of an assertion, read without verifying it: only to find the client whose keys

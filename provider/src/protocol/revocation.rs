@@ -211,7 +211,7 @@ pub async fn introspect(
                         iat: r.issued_at,
                         exp: r.family_expires_at,
                         jti: None,
-                        cnf: None,
+                        cnf: r.dpop_jkt.map(|jkt| Confirmation { jkt }),
                     })),
                     None => Introspection::INACTIVE,
                 }

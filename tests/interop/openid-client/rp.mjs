@@ -140,7 +140,8 @@ async function dpopRound() {
   try {
     await client.fetchUserInfo(config, refreshed.access_token, claims.sub);
   } catch (e) {
-    asBearer = e.error ?? e.code ?? e.message;
+    // The challenge's error (RFC 6750 §3), as openid-client parsed WWW-Authenticate.
+    asBearer = `${e.status} ${e.cause?.[0]?.parameters?.error ?? e.error ?? e.code}`;
   }
   return {
     token_type: tokens.token_type, sub: claims.sub, name: userinfo.name,

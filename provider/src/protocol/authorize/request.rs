@@ -257,6 +257,13 @@ fn check_shape(params: &Params) -> Result<(), Refusal> {
             "state, nonce, login_hint, acr_values or claims is too long",
         ));
     }
+    // RFC 9449 §10: binding the code to a DPoP key is not offered; refused rather than
+    // ignored, so that no client believes its code bound.
+    if params.get("dpop_jkt").is_some() {
+        return Err(invalid(
+            "dpop_jkt is not supported: send the DPoP proof with the token request",
+        ));
+    }
     // A request's own parameters (resolved before they get here) never name another request.
     if params.get("request").is_some() || params.get("request_uri").is_some() {
         return Err(invalid("request and request_uri cannot be nested"));
@@ -474,6 +481,11 @@ mod tests {
             // Resolved already (by the sibling module `pushed`): a request's own parameters name no other.
             ("request=eyJ", C::InvalidRequest, "cannot be nested"),
             ("request_uri=urn:x", C::InvalidRequest, "cannot be nested"),
+            (
+                "dpop_jkt=abc",
+                C::InvalidRequest,
+                "dpop_jkt is not supported",
+            ),
             (
                 "registration=%7B%7D",
                 C::RegistrationNotSupported,

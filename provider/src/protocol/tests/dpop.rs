@@ -2,7 +2,8 @@
 //! their key (`cnf.jkt`, `token_type` DPoP), a public client's refresh tokens bound too, and
 //! userinfo accepting a bound token only under the DPoP scheme with a proof by its key.
 
-use super::{REDIRECT, VERIFIER, World, form, world};
+use super::{REDIRECT, VERIFIER, World, form, world, world_on};
+use crate::context::testing;
 use crate::protocol::dpop::testing::ClientKey;
 use crate::protocol::dpop::{self, Proof, Refused};
 use crate::protocol::error::{BearerError, TokenError};
@@ -209,9 +210,12 @@ async fn each_check_of_a_proof_refuses_its_fault() {
     }
 }
 
-#[tokio::test]
-async fn a_bound_token_works_only_with_a_proof_by_its_key() {
-    let w = world().await;
+on_both_databases! {
+    a_bound_token_works_only_with_a_proof_by_its_key:
+        bound_token_on_sqlite, bound_token_on_postgres;
+}
+
+async fn a_bound_token_works_only_with_a_proof_by_its_key(w: World) {
     let key = ClientKey::new();
     let tokens = bound_tokens(&w, "first", &key).await;
     assert_eq!(tokens.token_type, TokenType::DPoP);
@@ -286,6 +290,26 @@ async fn a_public_clients_refresh_token_is_bound_to_its_key() {
     let again = refresh(&w, "native", &next, None).await;
     assert_eq!(
         again.unwrap_err().code(),
+        Some(TokenErrorCode::InvalidDpopProof)
+    );
+
+    // A grant begun without DPoP is bound at its first refresh with a proof.
+    let session = w.signed_in(&w.alice).await;
+    let code = w.code(&session, "native", "openid").await;
+    let pairs = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+    ];
+    let plain = token::exchange(&w.ctx, &w.client("native").await, &form(&pairs))
+        .await
+        .unwrap();
+    assert_eq!(plain.token_type, TokenType::Bearer);
+    let now_bound = refresh(&w, "native", &plain, Some(&key)).await.unwrap();
+    let unbound_again = refresh(&w, "native", &now_bound, None).await;
+    assert_eq!(
+        unbound_again.unwrap_err().code(),
         Some(TokenErrorCode::InvalidDpopProof)
     );
 

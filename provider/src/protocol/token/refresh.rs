@@ -9,7 +9,7 @@ use crate::logout;
 use crate::protocol::error::TokenError;
 use crate::protocol::params::Params;
 use crate::store::{Client, GrantRow, Guard, RefreshTokenRow, Revoke};
-use crate::types::{GrantType, Scope, ScopeSet, TokenErrorCode};
+use crate::types::{AuthMethod, GrantType, Scope, ScopeSet, TokenErrorCode};
 use infra::secret::hash_secret;
 use sessions::EndCause;
 
@@ -130,7 +130,13 @@ async fn rotate(
                 sid: row.sid.clone(),
                 family_expires_at: row.family_expires_at,
                 scope: row.scope,
-                dpop_jkt: row.dpop_jkt.clone(),
+                // RFC 9449 §5: a public client's refresh token is bound from its first proof
+                // on (a grant begun without DPoP is bound at its first refresh with it).
+                dpop_jkt: row.dpop_jkt.clone().or_else(|| {
+                    req.dpop
+                        .filter(|_| client.auth_method == AuthMethod::None)
+                        .map(str::to_owned)
+                }),
             }),
             starts: None,
             guards,
