@@ -68,8 +68,25 @@ struct Claims {
     ath: Option<String>,
 }
 
+/// The values of a request's `DPoP` headers (RFC 9449 §4.1), each readable text (one that is
+/// not is refused, never skipped, so that two headers cannot pass for one).
+pub fn headers(all: &axum::http::HeaderMap) -> Result<Vec<&str>, &'static str> {
+    all.get_all("dpop")
+        .iter()
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| "the DPoP header is not readable text")
+        })
+        .collect()
+}
+
 /// The checks of RFC 9449 §4.3 that need no state; the error says which failed.
 pub fn check(proof: &str, expected: &Expected<'_>) -> Result<Checked, &'static str> {
+    if has_dot_segments(expected.url) {
+        // A URL parser would resolve them, and a proof for `/notes` would name
+        // `/files/../notes` too.
+        return Err("the request's path has dot segments");
+    }
     let (key, alg, jkt) = proof_key(proof)?;
     let mut validation = Validation::new(alg);
     validation.validate_exp = false;
@@ -158,6 +175,17 @@ pub fn key_fits(jwk: &Jwk, alg: Algorithm) -> bool {
     )
 }
 
+/// Whether `url`'s path (before any query) has a `.` or `..` segment, plain or
+/// percent-encoded.
+fn has_dot_segments(url: &str) -> bool {
+    let path = url.split(['?', '#']).next().unwrap_or("");
+    let path = path.split_once("://").map_or(path, |(_, rest)| rest);
+    path.split('/').skip(1).any(|segment| {
+        let lowered = segment.to_ascii_lowercase().replace("%2e", ".");
+        lowered == "." || lowered == ".."
+    })
+}
+
 /// RFC 9449 §4.2 `ath`: the token's SHA-256, base64url.
 pub fn token_hash(token: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
@@ -179,6 +207,26 @@ fn same_target(htu: &str, url: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dot_segments_are_seen_plain_and_encoded() {
+        for dotted in [
+            "https://api.example/files/../notes",
+            "https://api.example/files/%2e%2E/notes",
+            "https://api.example/./notes",
+            "https://api.example/notes/..",
+        ] {
+            assert!(has_dot_segments(dotted), "{dotted}");
+        }
+        for plain in [
+            "https://api.example/notes",
+            "https://api.example/v1.2/notes",
+            "https://api.example/notes?x=/../",
+            "https://api.example/.well-known/x",
+        ] {
+            assert!(!has_dot_segments(plain), "{plain}");
+        }
+    }
 
     #[test]
     fn targets_compare_as_urls_without_query_and_fragment() {

@@ -135,8 +135,8 @@ async fn add(
 /// Records the new note at the Audit API, as the user, through a token exchanged for the one
 /// the request carried: what Audit answered, or why it could not be asked.
 async fn record(api: &Notes, headers: &HeaderMap, audit: &AuditApi) -> Value {
-    let Ok(subject) = resource_server::bearer(headers) else {
-        return json!({"error": "no bearer token"});
+    let Ok((_, subject)) = resource_server::presented(headers) else {
+        return json!({"error": "no access token"});
     };
     let credentials = (
         api.settings.client_id.as_str(),

@@ -79,14 +79,13 @@ impl RequireScopes {
                 ));
             }
             (Some(jkt), true) => {
-                let proofs: Vec<&str> = headers
-                    .get_all("dpop")
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .collect();
+                let proofs = infra::dpop::headers(headers).map_err(Refusal::InvalidDpopProof)?;
                 self.verifier
                     .check_proof(&proofs, method.as_str(), path, (token, jkt))
-                    .map_err(Refusal::InvalidDpopProof)?;
+                    .map_err(|e| match e {
+                        crate::dpop::NotFresh::Refused(why) => Refusal::InvalidDpopProof(why),
+                        crate::dpop::NotFresh::Busy => Refusal::Unavailable,
+                    })?;
             }
         }
         if self.scopes.iter().all(|s| verified.has_scope(s)) {
@@ -252,7 +251,11 @@ where
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
         Box::pin(async move {
-            let path = req.uri().path().to_owned();
+            // The path the client sent (a proof names it), not what a nesting router left.
+            let path = req
+                .extensions()
+                .get::<axum::extract::OriginalUri>()
+                .map_or_else(|| req.uri().path().to_owned(), |o| o.0.path().to_owned());
             match rule.check(req.method(), &path, req.headers()).await {
                 Ok(token) => {
                     req.extensions_mut().insert(token);

@@ -42,6 +42,7 @@ mod layer;
 mod revocations;
 mod verify;
 
+pub use dpop::NotFresh;
 pub use exchange::{ExchangeError, Exchanged};
 pub use layer::{
     Caller, Protected, Refusal, RequireScopes, bearer, presented, refusal_response, require,

@@ -496,3 +496,59 @@ async fn a_dpop_bound_token_needs_a_fresh_proof_by_its_key() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// Behind a nesting router the proof names the path the client sent; two DPoP headers, one of
+/// them unreadable, are not one.
+#[tokio::test]
+async fn a_proof_names_the_path_the_client_sent() {
+    let p = provider().await;
+    let v = p.verifier().await;
+    async fn notes(Caller(token): Caller) -> axum::Json<Value> {
+        axum::Json(json!({"owner": token.sub}))
+    }
+    let inner = Router::new().route(
+        "/notes",
+        get(notes).route_layer(require(&v, &["notes:read"])),
+    );
+    let app = Router::new().nest("/v1", inner);
+    let client = EncodingKey::from_ec_der(&der(KEY_B));
+    let jkt = jsonwebtoken::jwk::Jwk::from_encoding_key(&client, Algorithm::ES256)
+        .unwrap()
+        .thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
+        .unwrap();
+    let token = p.token(json!({ "cnf": { "jkt": jkt } }));
+    let now = p.clock.unix();
+    let ath = infra::dpop::token_hash(&token);
+    let status = |proofs: Vec<http::HeaderValue>| {
+        let mut req =
+            Request::get("/v1/notes").header(header::AUTHORIZATION, format!("DPoP {token}"));
+        for proof in proofs {
+            req = req.header("DPoP", proof);
+        }
+        let app = app.clone();
+        async move {
+            app.oneshot(req.body(Body::empty()).unwrap())
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let proof = |url: &str| {
+        http::HeaderValue::from_str(&dpop_proof(KEY_B, "GET", url, now, json!({ "ath": ath })))
+            .unwrap()
+    };
+    assert_eq!(
+        status(vec![proof(&format!("{API}/v1/notes"))]).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(vec![proof(&format!("{API}/notes"))]).await,
+        StatusCode::UNAUTHORIZED,
+        "the path the nested router sees is not the one the client sent"
+    );
+    let unreadable = http::HeaderValue::from_bytes(b"\xff\xfe").unwrap();
+    assert_eq!(
+        status(vec![proof(&format!("{API}/v1/notes")), unreadable]).await,
+        StatusCode::UNAUTHORIZED
+    );
+}

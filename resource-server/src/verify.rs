@@ -216,7 +216,7 @@ impl Verifier {
         method: &str,
         path: &str,
         (token, jkt): (&str, &str),
-    ) -> Result<(), &'static str> {
+    ) -> Result<(), crate::dpop::NotFresh> {
         let url = format!("{}{path}", self.config.public_url.trim_end_matches('/'));
         let now = self.clock.unix();
         crate::dpop::check(&self.replays, proofs, (method, &url), (token, jkt), now)
@@ -258,7 +258,9 @@ impl Verifier {
 
     /// Verifies `token` per RFC 9068 §4: typed `at+jwt`, signed by one of the provider's keys
     /// with an algorithm its key fits, from the configured issuer, addressed to this API, in
-    /// date (with the leeway), with the claims of §2.2.
+    /// date (with the leeway), with the claims of §2.2. Its DPoP binding is not checked here:
+    /// a token with [`AccessToken::dpop_jkt`] is good only with a proof
+    /// ([`Verifier::check_proof`], which the route layer runs), never as a bearer token.
     pub async fn verify(&self, token: &str) -> Result<AccessToken, VerifyError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
         let typ = header.typ.as_deref().unwrap_or("");

@@ -426,12 +426,5 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
 
 /// The values of a request's `DPoP` headers (RFC 9449 §4.1), each readable text.
 pub fn dpop_headers(headers: &HeaderMap) -> Result<Vec<&str>, &'static str> {
-    headers
-        .get_all("dpop")
-        .iter()
-        .map(|v| {
-            v.to_str()
-                .map_err(|_| "the DPoP header is not readable text")
-        })
-        .collect()
+    infra::dpop::headers(headers)
 }

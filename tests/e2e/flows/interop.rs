@@ -1,8 +1,9 @@
 //! A certified third-party relying party against the provider: openid-client (OpenID
 //! Certified) with every validation on completes the code flow, userinfo, and a `prompt=none`
 //! re-authorization (also with `max_age`), obtains an API's token with `resource`, sends its
-//! requests pushed (RFC 9126), signed (RFC 9101) and both, and signs in through the device flow
-//! (RFC 8628), allowed and denied. The Node script
+//! requests pushed (RFC 9126), signed (RFC 9101) and both, holds DPoP-bound tokens (RFC 9449),
+//! verifies EdDSA ID tokens (RFC 8037) for a client registered for them, and signs in through
+//! the device flow (RFC 8628), allowed and denied. The Node script
 //! (tests/interop/openid-client/rp.mjs) is the RP; this test plays the browser between its
 //! steps.
 
@@ -11,6 +12,12 @@ use provider::types::{Alg, AuthMethod, GrantType};
 use std::path::PathBuf;
 use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// Quick device polls, and an Ed25519 key among the provider's (for the EdDSA client).
+fn interop_settings(c: &mut provider::Config) {
+    super::device::quick_polls(c);
+    c.keys.algorithms = vec![Alg::RS256, Alg::ES256, Alg::EdDSA];
+}
 
 #[tokio::test]
 async fn openid_client_completes_code_flow_userinfo_and_prompt_none() {
@@ -28,7 +35,7 @@ async fn openid_client_completes_code_flow_userinfo_and_prompt_none() {
     }
     let stack = spawn_with(Options {
         issuer_host: Some("127.0.0.1"),
-        configure: Some(super::device::quick_polls),
+        configure: Some(interop_settings),
         ..Options::default()
     })
     .await;
@@ -45,6 +52,18 @@ async fn openid_client_completes_code_flow_userinfo_and_prompt_none() {
         AuthMethod::ClientSecretBasic,
         false,
         Alg::RS256,
+        stack.clock.unix(),
+    )
+    .await;
+    register(
+        &stack.store,
+        "certified-eddsa",
+        "Certified RP (EdDSA)",
+        Some("certified-eddsa-secret"),
+        &[redirect_uri],
+        AuthMethod::ClientSecretBasic,
+        true,
+        Alg::EdDSA,
         stack.clock.unix(),
     )
     .await;
@@ -86,6 +105,8 @@ async fn openid_client_completes_code_flow_userinfo_and_prompt_none() {
         .env("SERVICE_SECRET", "certified-service-secret")
         .env("RESOURCE", api)
         .env("DEVICE_ID", "certified-device")
+        .env("EDDSA_ID", "certified-eddsa")
+        .env("EDDSA_SECRET", "certified-eddsa-secret")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -156,8 +177,14 @@ async fn openid_client_completes_code_flow_userinfo_and_prompt_none() {
         }
     };
     assert!(child.wait().await.unwrap().success());
-    assert_eq!((rounds, devices), (8, 2));
+    assert_eq!((rounds, devices), (9, 2));
     let (first, silent, fresh) = (&result["first"], &result["silent"], &result["fresh"]);
+    // EdDSA ID tokens (RFC 8037) for the client registered for them, RS256 for the other.
+    assert_eq!(first["id_token_alg"], "RS256");
+    let eddsa = &result["eddsa"];
+    assert_eq!(eddsa["id_token_alg"], "EdDSA", "{eddsa}");
+    assert_eq!(eddsa["sub"], first["sub"]);
+    assert_eq!(eddsa["name"], "Alice Liddell");
     assert_eq!(first["name"], "Alice Liddell");
     assert_eq!(first["email"], "alice@example.com");
     assert_eq!(

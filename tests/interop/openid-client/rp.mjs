@@ -10,11 +10,15 @@
 // {"device": {...}, "answer": "allow" | "deny"} for the test to answer in its browser, while
 // openid-client polls. And pushed (RFC 9126) and signed (RFC 9101) authorization requests: the
 // RP's public key goes out first as {"jwks": {...}}, for the test to register, which answers
-// {"registered": true}.
+// {"registered": true}. And DPoP-bound tokens (RFC 9449), and EdDSA ID tokens for a second
+// client (EDDSA_ID / EDDSA_SECRET).
 import * as client from 'openid-client';
 import readline from 'node:readline';
 
-const { ISSUER, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, SERVICE_ID, SERVICE_SECRET, RESOURCE, DEVICE_ID } = process.env;
+const {
+  ISSUER, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, SERVICE_ID, SERVICE_SECRET, RESOURCE, DEVICE_ID,
+  EDDSA_ID, EDDSA_SECRET,
+} = process.env;
 const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 const say = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
 
@@ -44,7 +48,7 @@ const config = await client.discovery(
 // One authorization and code exchange; `extra` adds authorization parameters. With
 // `extra.resource` (RFC 8707) the token request names it too, and the answer is the API's
 // access token as the API would read it (userinfo is the provider's, not the API's).
-async function signIn(extra, how) {
+async function signIn(extra, how, cfg = config) {
   const codeVerifier = client.randomPKCECodeVerifier();
   const state = client.randomState();
   const nonce = client.randomNonce();
@@ -59,18 +63,18 @@ async function signIn(extra, how) {
   };
   let url;
   if (how === 'par') {
-    url = await client.buildAuthorizationUrlWithPAR(config, params);
+    url = await client.buildAuthorizationUrlWithPAR(cfg, params);
   } else if (how === 'jar') {
-    url = await client.buildAuthorizationUrlWithJAR(config, params, signingKey);
+    url = await client.buildAuthorizationUrlWithJAR(cfg, params, signingKey);
   } else if (how === 'jar+par') {
-    const signed = await client.buildAuthorizationUrlWithJAR(config, params, signingKey);
-    url = await client.buildAuthorizationUrlWithPAR(config, signed.searchParams);
+    const signed = await client.buildAuthorizationUrlWithJAR(cfg, params, signingKey);
+    url = await client.buildAuthorizationUrlWithPAR(cfg, signed.searchParams);
   } else {
-    url = client.buildAuthorizationUrl(config, params);
+    url = client.buildAuthorizationUrl(cfg, params);
   }
   const sent = [...url.searchParams.keys()].sort();
   const callback = await callbackFor(url);
-  const tokens = await client.authorizationCodeGrant(config, callback, {
+  const tokens = await client.authorizationCodeGrant(cfg, callback, {
     pkceCodeVerifier: codeVerifier,
     expectedState: state,
     expectedNonce: nonce,
@@ -83,10 +87,11 @@ async function signIn(extra, how) {
     return { typ: header.typ, aud: payload.aud, scope: payload.scope, response_scope: tokens.scope };
   }
   const claims = tokens.claims();
-  const userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
+  const userinfo = await client.fetchUserInfo(cfg, tokens.access_token, claims.sub);
   return {
     sub: claims.sub, sid: claims.sid, auth_time: claims.auth_time, name: userinfo.name, email: userinfo.email,
     access_token: tokens.access_token, refresh_token: tokens.refresh_token, sent,
+    id_token_alg: JSON.parse(Buffer.from(tokens.id_token.split('.')[0], 'base64url').toString()).alg,
   };
 }
 
@@ -188,13 +193,20 @@ try {
     delete round.refresh_token;
   }
   const dpop = await dpopRound();
+  // An app registered for EdDSA ID tokens (RFC 8037): openid-client expects and verifies them.
+  const eddsaConfig = await client.discovery(new URL(ISSUER), EDDSA_ID,
+    { id_token_signed_response_alg: 'EdDSA' }, client.ClientSecretBasic(EDDSA_SECRET),
+    { execute: [client.allowInsecureRequests] });
+  const eddsa = await signIn({}, undefined, eddsaConfig);
+  delete eddsa.access_token;
+  delete eddsa.refresh_token;
   const deviceAllowed = await device('allow');
   const deviceDenied = await device('deny');
   for (const round of [first, silent, fresh]) {
     delete round.access_token;
     delete round.refresh_token;
   }
-  say({ result: { first, silent, fresh, tokens, api, device: { allowed: deviceAllowed, denied: deviceDenied }, pushed, signed, signedAndPushed, dpop } });
+  say({ result: { first, silent, fresh, tokens, api, device: { allowed: deviceAllowed, denied: deviceDenied }, pushed, signed, signedAndPushed, dpop, eddsa } });
   process.exit(0);
 } catch (e) {
   say({ error: `${e.name}: ${e.message}${e.code ? ` (${e.code})` : ''}${e.cause ? ` cause: ${JSON.stringify(e.cause)}` : ''}` });

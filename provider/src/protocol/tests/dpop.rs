@@ -307,6 +307,15 @@ async fn a_public_clients_refresh_token_is_bound_to_its_key() {
         .unwrap();
     assert_eq!(plain.token_type, TokenType::Bearer);
     let now_bound = refresh(&w, "native", &plain, Some(&key)).await.unwrap();
+    // A retry of that refresh (within the grace window) gets the bound successor: only with a
+    // proof by its key.
+    let retried = refresh(&w, "native", &plain, None).await;
+    assert_eq!(
+        retried.unwrap_err().code(),
+        Some(TokenErrorCode::InvalidDpopProof)
+    );
+    let retried = refresh(&w, "native", &plain, Some(&key)).await.unwrap();
+    assert_eq!(retried.refresh_token, now_bound.refresh_token);
     let unbound_again = refresh(&w, "native", &now_bound, None).await;
     assert_eq!(
         unbound_again.unwrap_err().code(),

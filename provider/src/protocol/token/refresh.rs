@@ -81,6 +81,21 @@ async fn rotate(
     now: i64,
 ) -> Result<TokenResponse, TokenError> {
     let (row, fresh) = presented(ctx, client, hash, now).await?;
+    // A retry within the grace window gets the successor already stored: bound to the key of
+    // the proof that made it, which this request must then hold too.
+    if !fresh
+        && let Some(successor) = ctx
+            .store
+            .refresh_token(&hash_secret(&ctx.successors.of(req.refresh_token)))
+            .await?
+        && let Some(bound) = successor.dpop_jkt
+        && req.dpop != Some(bound.as_str())
+    {
+        return Err(TokenError::new(
+            TokenErrorCode::InvalidDpopProof,
+            "the refresh token was refreshed with a DPoP key: retry with a proof made by it",
+        ));
+    }
     // RFC 9449 §5: a token bound to a DPoP key is refreshed only with a proof by that key
     // (checked before anything is spent).
     if let Some(bound) = &row.dpop_jkt
