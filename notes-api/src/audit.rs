@@ -3,12 +3,12 @@
 
 use super::{PerUser, Running, Settings, checked, now_rfc3339, refused, verifier};
 use axum::body::Bytes;
-use axum::extract::{OriginalUri, State};
-use axum::http::Method;
+use axum::extract::State;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use resource_server::{Actor, RequireScopes, require};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -52,20 +52,8 @@ fn actors(mut actor: Option<&Actor>) -> Vec<String> {
     all
 }
 
-async fn list(
-    State(api): State<Arc<Audit>>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-) -> Response {
-    let (token, validation) = match checked(
-        &api.read,
-        &api.settings.audience,
-        (&method, uri.path()),
-        &headers,
-    )
-    .await
-    {
+async fn list(State(api): State<Arc<Audit>>, request: Parts) -> Response {
+    let (token, validation) = match checked(&api.read, &api.settings.audience, &request).await {
         Ok(t) => t,
         Err(refusal) => return refusal,
     };
@@ -73,21 +61,8 @@ async fn list(
     Json(json!({"events": mine, "validation": validation})).into_response()
 }
 
-async fn add(
-    State(api): State<Arc<Audit>>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let (token, validation) = match checked(
-        &api.write,
-        &api.settings.audience,
-        (&method, uri.path()),
-        &headers,
-    )
-    .await
-    {
+async fn add(State(api): State<Arc<Audit>>, request: Parts, body: Bytes) -> Response {
+    let (token, validation) = match checked(&api.write, &api.settings.audience, &request).await {
         Ok(t) => t,
         Err(refusal) => return refusal,
     };

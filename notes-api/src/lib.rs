@@ -12,7 +12,7 @@
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use resource_server::{AccessToken, Config, Listener, RequireScopes, Verifier, refusal_response};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -61,13 +61,19 @@ async fn verifier(
 }
 
 /// A request's token checked against `rule`, timed: the token, or the RFC 6750 answer (RFC
-/// 9449's for a DPoP-bound token's proof). `request`: its method and path.
+/// 9449's for a DPoP-bound token's proof). `request`: its method, headers, and the path the
+/// client sent (a proof names it).
 async fn checked(
     rule: &RequireScopes,
     realm: &str,
-    (method, path): (&axum::http::Method, &str),
-    headers: &HeaderMap,
+    request: &http::request::Parts,
 ) -> Result<(AccessToken, serde_json::Value), Response> {
+    let path = request
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| request.uri.path(), |o| o.0.path());
+    let headers = &request.headers;
+    let method = &request.method;
     let started = Instant::now();
     let token = rule
         .check(method, path, headers)

@@ -4,8 +4,8 @@
 
 use super::{PerUser, Running, Settings, checked, now_rfc3339, refused, text_of, verifier};
 use axum::body::Bytes;
-use axum::extract::{OriginalUri, State};
-use axum::http::Method;
+use axum::extract::State;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -60,20 +60,8 @@ pub async fn notes(
     Ok(Running { router, listener })
 }
 
-async fn list(
-    State(api): State<Arc<Notes>>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-) -> Response {
-    let (token, validation) = match checked(
-        &api.read,
-        &api.settings.audience,
-        (&method, uri.path()),
-        &headers,
-    )
-    .await
-    {
+async fn list(State(api): State<Arc<Notes>>, request: Parts) -> Response {
+    let (token, validation) = match checked(&api.read, &api.settings.audience, &request).await {
         Ok(t) => t,
         Err(refusal) => return refusal,
     };
@@ -86,21 +74,8 @@ async fn list(
     Json(body).into_response()
 }
 
-async fn add(
-    State(api): State<Arc<Notes>>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let (token, validation) = match checked(
-        &api.write,
-        &api.settings.audience,
-        (&method, uri.path()),
-        &headers,
-    )
-    .await
-    {
+async fn add(State(api): State<Arc<Notes>>, request: Parts, body: Bytes) -> Response {
+    let (token, validation) = match checked(&api.write, &api.settings.audience, &request).await {
         Ok(t) => t,
         Err(refusal) => return refusal,
     };
@@ -125,7 +100,7 @@ async fn add(
     });
     api.notes.push(token.sub.clone(), note.clone());
     let audited = match &api.audit {
-        Some(audit) => record(&api, &headers, audit).await,
+        Some(audit) => record(&api, &request.headers, audit).await,
         None => Value::Null,
     };
     let body = json!({"note": note, "audit": audited, "validation": validation});

@@ -26,9 +26,9 @@ impl std::fmt::Debug for Nonces {
 }
 
 impl Nonces {
+    /// The provider's nonce secret, made at first start (all instances share it).
     pub async fn load(store: &Store) -> Result<Self, KeyError> {
-        let candidate = infra::secret::random_token().map_err(|_| KeyError::Crypto)?;
-        let secret = store.server_secret(SECRET, &candidate).await?;
+        let secret = super::successor::server_secret(store, SECRET).await?;
         Ok(Self::from_secret(secret.as_bytes()))
     }
 
