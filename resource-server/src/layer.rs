@@ -44,6 +44,9 @@ pub enum Refusal {
     InsufficientScope(String),
     /// RFC 9449 §7.1 `invalid_dpop_proof`: a bound token's proof is missing or wrong.
     InvalidDpopProof(&'static str),
+    /// `invalid_token` for a bound token presented as a bearer token: a `DPoP` challenge, so
+    /// that the client learns which scheme it needs (RFC 9449 §7.1).
+    NeedsDpop,
     /// Whether the token was revoked cannot be known now (the revocation feed is out of
     /// reach): 503, to be tried again.
     Unavailable,
@@ -66,13 +69,7 @@ impl RequireScopes {
         })?;
         match (&verified.dpop_jkt, dpop) {
             (None, false) => {}
-            (Some(_), false) => {
-                return Err(Refusal::InvalidToken(
-                    "the token is bound to a DPoP key: present it under the DPoP scheme, with a \
-                     proof"
-                        .into(),
-                ));
-            }
+            (Some(_), false) => return Err(Refusal::NeedsDpop),
             (None, true) => {
                 return Err(Refusal::InvalidToken(
                     "the token is not bound to a DPoP key: present it as a Bearer token".into(),
@@ -187,6 +184,18 @@ pub fn refusal_response(realm: &str, why: Refusal) -> Response {
             ),
             serde_json::json!({"error": "invalid_token", "error_description": what}),
         ),
+        Refusal::NeedsDpop => {
+            let what = "the token is bound to a DPoP key: present it under the DPoP scheme, \
+                        with a proof";
+            (
+                StatusCode::UNAUTHORIZED,
+                format!(
+                    "DPoP algs=\"{}\", error=\"invalid_token\", error_description=\"{what}\"",
+                    infra::dpop::ALGS.join(" ")
+                ),
+                serde_json::json!({"error": "invalid_token", "error_description": what}),
+            )
+        }
         Refusal::InvalidDpopProof(what) => (
             StatusCode::UNAUTHORIZED,
             format!(

@@ -480,10 +480,13 @@ async fn a_dpop_bound_token_needs_a_fresh_proof_by_its_key() {
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert!(challenge.contains("invalid_dpop_proof"), "{challenge}");
     }
-    // As a bearer token: refused, proof or not.
+    // As a bearer token: refused, proof or not, with a DPoP challenge.
     let (status, challenge) = send("Bearer", vec![fresh()]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(challenge.contains("invalid_token"), "{challenge}");
+    assert!(
+        challenge.starts_with("DPoP algs=\"ES256 RS256 EdDSA\", error=\"invalid_token\""),
+        "{challenge}"
+    );
     // An unbound token under the DPoP scheme: refused.
     let unbound = p.token(json!({}));
     let req = Request::get("/notes")

@@ -50,6 +50,9 @@ pub(super) struct MetadataArgs {
     /// Whether every authorization request must be pushed first (RFC 9126 PAR).
     #[arg(long, action = clap::ArgAction::Set)]
     require_par: Option<bool>,
+    /// Whether every token request must carry a DPoP proof (RFC 9449 §5.2).
+    #[arg(long, action = clap::ArgAction::Set)]
+    require_dpop: Option<bool>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -423,6 +426,9 @@ impl MetadataArgs {
         if let Some(on) = self.require_par {
             base.require_pushed_authorization_requests = Some(on);
         }
+        if let Some(on) = self.require_dpop {
+            base.dpop_bound_access_tokens = Some(on);
+        }
         if !self.default_acr_values.is_empty() {
             let values = self
                 .default_acr_values
@@ -501,6 +507,11 @@ fn print_client(io: &mut Io<'_>, c: &Client) -> anyhow::Result<()> {
         io,
         "requires PAR       {}",
         if c.require_par { "yes" } else { "no" }
+    );
+    out!(
+        io,
+        "requires DPoP      {}",
+        if c.dpop_bound { "yes" } else { "no" }
     );
     Ok(())
 }

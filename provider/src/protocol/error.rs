@@ -217,6 +217,10 @@ pub enum BearerError {
         code: BearerErrorCode,
         description: &'static str,
     },
+    /// `invalid_token` for a token bound to a DPoP key but presented otherwise: answered with
+    /// a `DPoP` challenge, so that the client learns which scheme it needs (RFC 9449 §7.1).
+    #[error("invalid_token: {0}")]
+    NeedsDpop(&'static str),
     #[error(transparent)]
     System(#[from] SystemError),
 }
@@ -249,6 +253,7 @@ impl BearerError {
     pub fn code(&self) -> Option<BearerErrorCode> {
         match self {
             Self::OAuth { code, .. } => Some(*code),
+            Self::NeedsDpop(_) => Some(BearerErrorCode::InvalidToken),
             _ => None,
         }
     }

@@ -173,7 +173,7 @@ async fn bound_as_presented(
     };
     match (&claims.cnf, how) {
         (None, Presented::Bearer) => Ok(()),
-        (Some(_), Presented::Bearer) => Err(BearerError::invalid_token(
+        (Some(_), Presented::Bearer) => Err(BearerError::NeedsDpop(
             "the access token is bound to a DPoP key: present it under the DPoP scheme, with a \
              proof",
         )),

@@ -22,6 +22,8 @@ pub struct Client {
     pub frontchannel_logout_session_required: bool,
     /// RFC 9126 §6: its authorization requests must be pushed first (PAR).
     pub require_par: bool,
+    /// RFC 9449 §5.2: its token requests must carry a DPoP proof.
+    pub dpop_bound: bool,
     pub grant_types: Vec<GrantType>,
     pub auth_method: AuthMethod,
     pub id_token_alg: Alg,
@@ -94,6 +96,7 @@ pub struct NewClient {
     pub(crate) frontchannel_logout_uri: Option<String>,
     pub(crate) frontchannel_logout_session_required: bool,
     pub(crate) require_par: bool,
+    pub(crate) dpop_bound: bool,
     pub(crate) grant_types: Vec<GrantType>,
     pub(crate) auth_method: AuthMethod,
     pub(crate) id_token_alg: Alg,
@@ -107,7 +110,7 @@ pub struct NewClient {
 const CLIENT_COLUMNS: &str = "client_id, secret_hash, name, redirect_uris, \
     post_logout_redirect_uris, backchannel_logout_uri, backchannel_logout_session_required, \
     frontchannel_logout_uri, frontchannel_logout_session_required, \
-    require_pushed_authorization_requests, grant_types, token_endpoint_auth_method, id_token_signed_response_alg, first_party, jwks, \
+    require_pushed_authorization_requests, dpop_bound_access_tokens, grant_types, token_endpoint_auth_method, id_token_signed_response_alg, first_party, jwks, \
     owner_id, registration_token_hash, default_acr_values, require_mfa, require_pkce, created_at";
 
 #[derive(FromRow)]
@@ -122,6 +125,7 @@ struct ClientRow {
     frontchannel_logout_uri: Option<String>,
     frontchannel_logout_session_required: i64,
     require_pushed_authorization_requests: i64,
+    dpop_bound_access_tokens: i64,
     grant_types: String,
     token_endpoint_auth_method: String,
     id_token_signed_response_alg: String,
@@ -146,6 +150,7 @@ infra::lite_row!(ClientRow {
     frontchannel_logout_uri,
     frontchannel_logout_session_required,
     require_pushed_authorization_requests,
+    dpop_bound_access_tokens,
     grant_types,
     token_endpoint_auth_method,
     id_token_signed_response_alg,
@@ -181,6 +186,7 @@ impl TryFrom<ClientRow> for Client {
             frontchannel_logout_uri: r.frontchannel_logout_uri,
             frontchannel_logout_session_required: r.frontchannel_logout_session_required != 0,
             require_par: r.require_pushed_authorization_requests != 0,
+            dpop_bound: r.dpop_bound_access_tokens != 0,
             grant_types,
             auth_method: decode(
                 "token_endpoint_auth_method",
@@ -218,7 +224,8 @@ impl Store {
              backchannel_logout_session_required = $12, jwks = $13, owner_id = $14, \
              registration_token_hash = $15, default_acr_values = $16, \
              frontchannel_logout_uri = $17, frontchannel_logout_session_required = $18, \
-             require_pushed_authorization_requests = $19, require_pkce = CASE WHEN clients.token_endpoint_auth_method = $8 \
+             require_pushed_authorization_requests = $19, dpop_bound_access_tokens = $20, \
+             require_pkce = CASE WHEN clients.token_endpoint_auth_method = $8 \
              THEN clients.require_pkce ELSE 1 END",
         )
         .await
@@ -484,9 +491,9 @@ fn client_write<'q>(
          token_endpoint_auth_method, id_token_signed_response_alg, first_party, created_at, \
          backchannel_logout_session_required, jwks, owner_id, registration_token_hash, \
          default_acr_values, frontchannel_logout_uri, frontchannel_logout_session_required, \
-         require_pushed_authorization_requests) \
+         require_pushed_authorization_requests, dpop_bound_access_tokens) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-         $18, $19) {on_conflict}"
+         $18, $19, $20) {on_conflict}"
     )))
     .bind(&c.client_id)
     .bind(&c.secret_hash)
@@ -509,4 +516,5 @@ fn client_write<'q>(
     .bind(&c.frontchannel_logout_uri)
     .bind(flag(c.frontchannel_logout_session_required))
     .bind(flag(c.require_par))
+    .bind(flag(c.dpop_bound))
 }

@@ -262,6 +262,17 @@ impl IntoResponse for BearerError {
                     serde_json::json!({"error": code.as_str(), "error_description": description}),
                 )
             }
+            Self::NeedsDpop(description) => {
+                let algs: Vec<&str> = dpop::ALGS.iter().map(|a| a.as_str()).collect();
+                (
+                    StatusCode::UNAUTHORIZED,
+                    format!(
+                        r#"DPoP algs="{}", error="invalid_token", error_description="{description}""#,
+                        algs.join(" ")
+                    ),
+                    serde_json::json!({"error": "invalid_token", "error_description": description}),
+                )
+            }
             Self::System(e) => return system_json(&e),
         };
         let mut response = (status, no_store(), Json(body)).into_response();

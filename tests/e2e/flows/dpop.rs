@@ -130,6 +130,12 @@ async fn tokens_bound_to_a_dpop_key_need_a_proof_by_it() {
         .await
         .unwrap();
     assert_eq!(as_bearer.status(), 401);
+    // The challenge tells the client which scheme the token needs (RFC 9449 §7.1).
+    let challenge = as_bearer.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.starts_with("DPoP algs=\"ES256 RS256 EdDSA\", error=\"invalid_token\""),
+        "{challenge}"
+    );
     let replayed = http
         .get(&userinfo_url)
         .header("Authorization", format!("DPoP {access}"))

@@ -382,6 +382,7 @@ mod tests {
             frontchannel_logout_uri: None,
             frontchannel_logout_session_required: false,
             require_par: false,
+            dpop_bound: false,
             grant_types: grants.to_vec(),
             auth_method: AuthMethod::ClientSecretBasic,
             id_token_alg: Alg::RS256,

@@ -53,6 +53,9 @@ pub struct ClientMetadata {
     /// RFC 9126 §6: every authorization request of the client is pushed first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_pushed_authorization_requests: Option<bool>,
+    /// RFC 9449 §5.2: every access token of the client is bound to a DPoP key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_bound_access_tokens: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_token_signed_response_alg: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,6 +115,7 @@ pub struct ValidMetadata {
     pub frontchannel_logout_uri: Option<String>,
     pub frontchannel_logout_session_required: bool,
     pub require_par: bool,
+    pub dpop_bound: bool,
     pub grant_types: Vec<GrantType>,
     pub auth_method: AuthMethod,
     pub id_token_alg: Alg,
@@ -244,6 +248,7 @@ impl ClientMetadata {
                 && self.frontchannel_logout_session_required.unwrap_or(false),
             frontchannel_logout_uri,
             require_par: self.require_pushed_authorization_requests.unwrap_or(false),
+            dpop_bound: self.dpop_bound_access_tokens.unwrap_or(false),
             grant_types,
             auth_method,
             id_token_alg,

@@ -118,6 +118,7 @@ fn new_client(
         frontchannel_logout_uri: m.frontchannel_logout_uri,
         frontchannel_logout_session_required: m.frontchannel_logout_session_required,
         require_par: m.require_par,
+        dpop_bound: m.dpop_bound,
         grant_types: m.grant_types,
         auth_method: m.auth_method,
         id_token_alg: m.id_token_alg,
@@ -386,6 +387,7 @@ pub fn describe(client: &Client) -> serde_json::Map<String, serde_json::Value> {
         "require_pushed_authorization_requests",
         client.require_par.into(),
     );
+    put("dpop_bound_access_tokens", client.dpop_bound.into());
     let grants: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
     put("grant_types", grants.into());
     // RFC 7591 §2.1: the code response type goes with the authorization_code grant.
@@ -446,6 +448,7 @@ pub fn metadata_of(client: &Client) -> ClientMetadata {
         frontchannel_logout_uri: client.frontchannel_logout_uri.clone(),
         frontchannel_logout_session_required: Some(client.frontchannel_logout_session_required),
         require_pushed_authorization_requests: Some(client.require_par),
+        dpop_bound_access_tokens: Some(client.dpop_bound),
         id_token_signed_response_alg: Some(client.id_token_alg.as_str().to_owned()),
         jwks: client
             .jwks

@@ -327,3 +327,39 @@ async fn a_public_clients_refresh_token_is_bound_to_its_key() {
     assert_eq!(plain.token_type, TokenType::Bearer);
     assert!(claims(&plain.access_token).cnf.is_none());
 }
+
+/// RFC 9449 §5.2: a client registered with `dpop_bound_access_tokens` gets no token without a
+/// proof (and its code is not spent by the refusal).
+#[tokio::test]
+async fn a_client_that_must_use_dpop_gets_no_bearer_token() {
+    let w = world().await;
+    let client = w.client("first").await;
+    let mut metadata = crate::protocol::registration::metadata_of(&client);
+    metadata.dpop_bound_access_tokens = Some(true);
+    let valid = metadata.validate(&w.ctx.outbound).unwrap();
+    let now = w.ctx.clock.unix();
+    crate::protocol::registration::update(&w.ctx.store, client, valid, None, now)
+        .await
+        .unwrap();
+    let session = w.signed_in(&w.alice).await;
+    let code = w.code(&session, "first", "openid").await;
+    let pairs = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+    ];
+    let client = w.client("first").await;
+    assert!(client.dpop_bound);
+    let bare = token::exchange(&w.ctx, &client, &form(&pairs)).await;
+    assert_eq!(
+        bare.unwrap_err().code(),
+        Some(TokenErrorCode::InvalidDpopProof)
+    );
+    let key = ClientKey::new();
+    let proof = at_token(&w, &token_proof(&w, &key)).await.unwrap();
+    let bound = token::exchange_with(&w.ctx, &client, &form(&pairs), proof.as_ref())
+        .await
+        .unwrap();
+    assert_eq!(bound.token_type, TokenType::DPoP);
+}

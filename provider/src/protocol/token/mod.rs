@@ -38,6 +38,14 @@ pub async fn exchange_with(
     dpop: Option<&Proof>,
 ) -> Result<TokenResponse, TokenError> {
     let dpop = dpop.map(|p| p.jkt.as_str());
+    // RFC 9449 §5.2: a client registered with `dpop_bound_access_tokens` sends a proof with
+    // every token request.
+    if client.dpop_bound && dpop.is_none() {
+        return Err(TokenError::new(
+            TokenErrorCode::InvalidDpopProof,
+            "this client's token requests must carry a DPoP proof",
+        ));
+    }
     let grant = match form.get("grant_type") {
         None => return Err(TokenError::invalid_request("grant_type is required")),
         Some(g) => GrantType::parse(g).ok_or_else(|| {

@@ -394,14 +394,15 @@ pub async fn show_app(
     Ok((no_store(), page).into_response())
 }
 
-/// An update from the console keeps the front-channel logout and the PAR requirement the app
-/// registered through the registration endpoint or the command line: the console has no field
-/// for them.
+/// An update from the console keeps the front-channel logout, the PAR requirement and the DPoP
+/// requirement the app registered through the registration endpoint or the command line: the
+/// console has no field for them.
 fn keeping_frontchannel(mut metadata: ClientMetadata, client: &Client) -> ClientMetadata {
     metadata.frontchannel_logout_uri = client.frontchannel_logout_uri.clone();
     metadata.frontchannel_logout_session_required =
         Some(client.frontchannel_logout_session_required);
     metadata.require_pushed_authorization_requests = Some(client.require_par);
+    metadata.dpop_bound_access_tokens = Some(client.dpop_bound);
     metadata
 }
 
