@@ -76,8 +76,8 @@ pub(crate) fn check(
             method,
             url,
             access_token: Some(token),
-            now,
         },
+        now,
     )
     .map_err(NotFresh::Refused)?;
     if checked.jkt != jkt {

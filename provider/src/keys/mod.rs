@@ -223,6 +223,13 @@ pub fn generate(alg: Alg, now: i64) -> Result<StoredKey, KeyError> {
     Ok(stored)
 }
 
+/// The server secret `name` (the HMAC key of the refresh successors, of the DPoP nonces): made
+/// at the first start that asks for it, kept in the store, the same for every instance.
+async fn server_secret(store: &crate::store::Store, name: &str) -> Result<String, KeyError> {
+    let candidate = infra::secret::random_token().map_err(|_| KeyError::Crypto)?;
+    Ok(store.server_secret(name, &candidate).await?)
+}
+
 /// RFC 7638 JWK thumbprint (SHA-256, base64url) over the required members in lexical order.
 pub fn thumbprint(jwk: &Jwk) -> String {
     let canonical = match (jwk.kty, &jwk.n, &jwk.e, jwk.crv, &jwk.x, &jwk.y) {

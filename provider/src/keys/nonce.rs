@@ -28,7 +28,7 @@ impl std::fmt::Debug for Nonces {
 impl Nonces {
     /// The provider's nonce secret, made at first start (all instances share it).
     pub async fn load(store: &Store) -> Result<Self, KeyError> {
-        let secret = super::successor::server_secret(store, SECRET).await?;
+        let secret = super::server_secret(store, SECRET).await?;
         Ok(Self::from_secret(secret.as_bytes()))
     }
 

@@ -12,13 +12,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 /// The secret's name in the store.
 const SECRET: &str = "refresh_derivation";
 
-/// The server secret `name`: made at the first start that asks for it, kept in the store, the
-/// same for every instance.
-pub(super) async fn server_secret(store: &Store, name: &str) -> Result<String, KeyError> {
-    let candidate = infra::secret::random_token().map_err(|_| KeyError::Crypto)?;
-    Ok(store.server_secret(name, &candidate).await?)
-}
-
 /// Derives successors. The key never leaves the database and this value (no `Debug` output).
 pub struct Successors(hmac::Key);
 
@@ -32,7 +25,7 @@ impl Successors {
     /// The provider's derivation secret, made at first start (all instances share it).
     pub async fn load(store: &Store) -> Result<Self, KeyError> {
         Ok(Self::from_secret(
-            server_secret(store, SECRET).await?.as_bytes(),
+            super::server_secret(store, SECRET).await?.as_bytes(),
         ))
     }
 

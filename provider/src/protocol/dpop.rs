@@ -12,7 +12,7 @@ use super::error::TokenError;
 use crate::context::{Ctx, SystemError};
 use crate::paths;
 use crate::types::{Alg, TokenErrorCode};
-pub use infra::dpop::{Expected as Request, token_hash};
+pub use infra::dpop::{Expected, token_hash};
 
 /// The algorithms a proof may be signed with (`dpop_signing_alg_values_supported`).
 pub const ALGS: [Alg; 3] = [Alg::ES256, Alg::RS256, Alg::EdDSA];
@@ -42,18 +42,6 @@ impl From<sqlx::Error> for Refused {
     }
 }
 
-/// What the proof must say of its request.
-pub struct Expected<'a> {
-    /// The HTTP method (`htm`).
-    pub method: &'a str,
-    /// The URL the request was sent to (`htu`, compared without query and fragment).
-    pub url: &'a str,
-    /// At a resource: the access token it goes with (`ath`).
-    pub access_token: Option<&'a str>,
-    /// Whether it must carry a current nonce.
-    pub nonce: bool,
-}
-
 /// The proof a token request sent, if any (its `DPoP` headers' values: more than one is
 /// refused, §4.3), checked for the token endpoint: a nonce is required when
 /// `tokens.dpop_nonce` says so (§8), and its refusals are the token endpoint's.
@@ -73,9 +61,8 @@ pub async fn at_token_endpoint(ctx: &Ctx, headers: &[&str]) -> Result<Option<Pro
         method: "POST",
         url: &url,
         access_token: None,
-        nonce: ctx.config.tokens.dpop_nonce,
     };
-    match verify(ctx, proof, &expected).await {
+    match verify(ctx, proof, &expected, ctx.config.tokens.dpop_nonce).await {
         Ok(p) => Ok(Some(p)),
         Err(Refused::Invalid(why)) => Err(TokenError::new(TokenErrorCode::InvalidDpopProof, why)),
         Err(Refused::Nonce) => Err(TokenError::UseDpopNonce(
@@ -85,20 +72,17 @@ pub async fn at_token_endpoint(ctx: &Ctx, headers: &[&str]) -> Result<Option<Pro
     }
 }
 
-/// The proof `proof` (a `DPoP` header's value), checked for `expected` (RFC 9449 §4.3).
-pub async fn verify(ctx: &Ctx, proof: &str, expected: &Expected<'_>) -> Result<Proof, Refused> {
+/// The proof `proof` (a `DPoP` header's value), checked for `expected` (RFC 9449 §4.3), and
+/// carrying a current nonce if `nonce` says so (§8).
+pub async fn verify(
+    ctx: &Ctx,
+    proof: &str,
+    expected: &Expected<'_>,
+    nonce: bool,
+) -> Result<Proof, Refused> {
     let now = ctx.clock.unix();
-    let checked = infra::dpop::check(
-        proof,
-        &Request {
-            method: expected.method,
-            url: expected.url,
-            access_token: expected.access_token,
-            now,
-        },
-    )
-    .map_err(Refused::Invalid)?;
-    if expected.nonce
+    let checked = infra::dpop::check(proof, expected, now).map_err(Refused::Invalid)?;
+    if nonce
         && !checked
             .nonce
             .as_deref()

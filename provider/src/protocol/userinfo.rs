@@ -189,9 +189,8 @@ async fn bound_as_presented(
                 method,
                 url: &url,
                 access_token: Some(token),
-                nonce: false,
             };
-            match dpop::verify(ctx, proof, &expected).await {
+            match dpop::verify(ctx, proof, &expected, false).await {
                 Ok(p) if p.jkt == cnf.jkt => Ok(()),
                 Ok(_) => Err(invalid_proof(
                     "the proof is made by another key than the token's",

@@ -115,36 +115,35 @@ async fn tokens_bound_to_a_dpop_key_need_a_proof_by_it() {
     let ath = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(<sha2::Sha256 as sha2::Digest>::digest(access.as_bytes()));
     let proof = key.proof("GET", &userinfo_url, json!({ "ath": ath }));
-    let ok = http
-        .get(&userinfo_url)
-        .header("Authorization", format!("DPoP {access}"))
-        .header("DPoP", &proof)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ok.status(), 200);
-    let as_bearer = http
-        .get(&userinfo_url)
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(as_bearer.status(), 401);
+    // Userinfo as `authorization` with `proof`: its status and challenge.
+    let userinfo = |authorization: String, proof: Option<&str>| {
+        let mut req = http
+            .get(&userinfo_url)
+            .header("Authorization", authorization);
+        if let Some(p) = proof {
+            req = req.header("DPoP", p);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            let challenge = resp
+                .headers()
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            (resp.status(), challenge)
+        }
+    };
+    let (status, _) = userinfo(format!("DPoP {access}"), Some(&proof)).await;
+    assert_eq!(status, 200);
+    let (status, challenge) = userinfo(format!("Bearer {access}"), None).await;
+    assert_eq!(status, 401);
     // The challenge tells the client which scheme the token needs (RFC 9449 §7.1).
-    let challenge = as_bearer.headers()["www-authenticate"].to_str().unwrap();
     assert!(
         challenge.starts_with("DPoP algs=\"ES256 RS256 EdDSA\", error=\"invalid_token\""),
         "{challenge}"
     );
-    let replayed = http
-        .get(&userinfo_url)
-        .header("Authorization", format!("DPoP {access}"))
-        .header("DPoP", &proof)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(replayed.status(), 401);
-    let challenge = replayed.headers()["www-authenticate"].to_str().unwrap();
+    let (status, challenge) = userinfo(format!("DPoP {access}"), Some(&proof)).await;
+    assert_eq!(status, 401);
     assert!(
         challenge.starts_with("DPoP algs=\"ES256 RS256 EdDSA\", error=\"invalid_dpop_proof\""),
         "{challenge}"

@@ -88,8 +88,12 @@ fn invalid(description: &'static str) -> Refusal {
 }
 
 /// Checks every parameter of a request sent as it is (neither pushed nor signed): see
-/// [`validate_resolved`].
-pub async fn validate(ctx: &Ctx, params: &Params) -> Result<(AuthRequest, Client), AuthorizeError> {
+/// [`validate_resolved`]. The endpoint resolves first (`super::authorize`); the tests use this.
+#[cfg(test)]
+pub(crate) async fn validate(
+    ctx: &Ctx,
+    params: &Params,
+) -> Result<(AuthRequest, Client), AuthorizeError> {
     validate_resolved(ctx, params, false).await
 }
 

@@ -26,25 +26,38 @@ async fn at_token(w: &World, proof: &str) -> Result<Option<Proof>, TokenError> {
     dpop::at_token_endpoint(&w.ctx, &[proof]).await
 }
 
-/// Redeems a code of `client` with a proof by `key`.
-async fn bound_tokens(w: &World, client: &str, key: &ClientKey) -> TokenResponse {
-    let session = w.signed_in(&w.alice).await;
-    let code = w.code(&session, client, "openid profile").await;
-    let pairs = [
+/// The form redeeming `code` (issued for the usual redirect URI and PKCE challenge).
+fn code_form(code: &str) -> crate::protocol::params::Params {
+    form(&[
         ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
+        ("code", code),
         ("redirect_uri", REDIRECT),
         ("code_verifier", VERIFIER),
-    ];
-    let proof = at_token(w, &token_proof(w, key)).await.unwrap();
-    token::exchange_with(
-        &w.ctx,
-        &w.client(client).await,
-        &form(&pairs),
-        proof.as_ref(),
-    )
-    .await
-    .unwrap()
+    ])
+}
+
+/// Alice's tokens for `client` (`scope`), redeemed with a proof by `key` if there is one.
+async fn alices_tokens(
+    w: &World,
+    client: &str,
+    scope: &str,
+    key: Option<&ClientKey>,
+) -> TokenResponse {
+    let session = w.signed_in(&w.alice).await;
+    let code = w.code(&session, client, scope).await;
+    let proof = match key {
+        Some(k) => at_token(w, &token_proof(w, k)).await.unwrap(),
+        None => None,
+    };
+    let client = w.client(client).await;
+    token::exchange_with(&w.ctx, &client, &code_form(&code), proof.as_ref())
+        .await
+        .unwrap()
+}
+
+/// Redeems a code of `client` with a proof by `key`.
+async fn bound_tokens(w: &World, client: &str, key: &ClientKey) -> TokenResponse {
+    alices_tokens(w, client, "openid profile", Some(key)).await
 }
 
 fn claims(token: &str) -> AccessClaims {
@@ -129,7 +142,6 @@ async fn each_check_of_a_proof_refuses_its_fault() {
         method: "POST",
         url: TOKEN_URL,
         access_token: Some("the-token"),
-        nonce: false,
     };
     let ath = dpop::token_hash("the-token");
     let good = |extra: serde_json::Value| {
@@ -191,7 +203,7 @@ async fn each_check_of_a_proof_refuses_its_fault() {
     ];
     // Each refusal names what was wrong.
     for (what, proof) in &cases {
-        match dpop::verify(&w.ctx, proof, &expected).await {
+        match dpop::verify(&w.ctx, proof, &expected, false).await {
             Err(Refused::Invalid(why)) => assert!(why.contains(what), "{what}: {why}"),
             other => panic!("{what}: {other:?}"),
         }
@@ -203,8 +215,8 @@ async fn each_check_of_a_proof_refuses_its_fault() {
         now,
         json!({"ath": ath}),
     );
-    assert!(dpop::verify(&w.ctx, &proof, &expected).await.is_ok());
-    match dpop::verify(&w.ctx, &proof, &expected).await {
+    assert!(dpop::verify(&w.ctx, &proof, &expected, false).await.is_ok());
+    match dpop::verify(&w.ctx, &proof, &expected, false).await {
         Err(Refused::Invalid(why)) => assert!(why.contains("used before"), "{why}"),
         other => panic!("replayed: {other:?}"),
     }
@@ -236,17 +248,7 @@ async fn a_bound_token_works_only_with_a_proof_by_its_key(w: World) {
     let r = with_proof(&w, &tokens.access_token, &proof).await;
     assert_eq!(bearer_code(r), Some(BearerErrorCode::InvalidDpopProof));
     // An unbound token under the DPoP scheme: refused.
-    let session = w.signed_in(&w.alice).await;
-    let code = w.code(&session, "first", "openid").await;
-    let pairs = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", REDIRECT),
-        ("code_verifier", VERIFIER),
-    ];
-    let plain = token::exchange(&w.ctx, &w.client("first").await, &form(&pairs))
-        .await
-        .unwrap();
+    let plain = alices_tokens(&w, "first", "openid", None).await;
     assert_eq!(plain.token_type, TokenType::Bearer);
     let ath = dpop::token_hash(&plain.access_token);
     let proof = key.proof("GET", USERINFO_URL, now, json!({ "ath": ath }));
@@ -294,17 +296,7 @@ async fn a_public_clients_refresh_token_is_bound_to_its_key() {
     );
 
     // A grant begun without DPoP is bound at its first refresh with a proof.
-    let session = w.signed_in(&w.alice).await;
-    let code = w.code(&session, "native", "openid").await;
-    let pairs = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", REDIRECT),
-        ("code_verifier", VERIFIER),
-    ];
-    let plain = token::exchange(&w.ctx, &w.client("native").await, &form(&pairs))
-        .await
-        .unwrap();
+    let plain = alices_tokens(&w, "native", "openid", None).await;
     assert_eq!(plain.token_type, TokenType::Bearer);
     let now_bound = refresh(&w, "native", &plain, Some(&key)).await.unwrap();
     // A retry of that refresh (within the grace window) gets the bound successor: only with a
@@ -333,32 +325,20 @@ async fn a_public_clients_refresh_token_is_bound_to_its_key() {
 #[tokio::test]
 async fn a_client_that_must_use_dpop_gets_no_bearer_token() {
     let w = world().await;
-    let client = w.client("first").await;
-    let mut metadata = crate::protocol::registration::metadata_of(&client);
-    metadata.dpop_bound_access_tokens = Some(true);
-    let valid = metadata.validate(&w.ctx.outbound).unwrap();
-    let now = w.ctx.clock.unix();
-    crate::protocol::registration::update(&w.ctx.store, client, valid, None, now)
-        .await
-        .unwrap();
+    w.reregister("first", |m| m.dpop_bound_access_tokens = Some(true))
+        .await;
     let session = w.signed_in(&w.alice).await;
     let code = w.code(&session, "first", "openid").await;
-    let pairs = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", REDIRECT),
-        ("code_verifier", VERIFIER),
-    ];
     let client = w.client("first").await;
     assert!(client.dpop_bound);
-    let bare = token::exchange(&w.ctx, &client, &form(&pairs)).await;
+    let bare = token::exchange(&w.ctx, &client, &code_form(&code)).await;
     assert_eq!(
         bare.unwrap_err().code(),
         Some(TokenErrorCode::InvalidDpopProof)
     );
     let key = ClientKey::new();
     let proof = at_token(&w, &token_proof(&w, &key)).await.unwrap();
-    let bound = token::exchange_with(&w.ctx, &client, &form(&pairs), proof.as_ref())
+    let bound = token::exchange_with(&w.ctx, &client, &code_form(&code), proof.as_ref())
         .await
         .unwrap();
     assert_eq!(bound.token_type, TokenType::DPoP);

@@ -139,6 +139,19 @@ impl World {
         self.ctx.store.client(id).await.unwrap().unwrap()
     }
 
+    /// Changes client `id`'s registration through the rules (RFC 7592 style: its metadata,
+    /// `edit`ed, written whole).
+    pub(super) async fn reregister(&self, id: &str, edit: impl FnOnce(&mut ClientMetadata)) {
+        let client = self.client(id).await;
+        let mut metadata = registration::metadata_of(&client);
+        edit(&mut metadata);
+        let valid = metadata.validate(&self.ctx.outbound).unwrap();
+        let now = self.ctx.clock.unix();
+        registration::update(&self.ctx.store, client, valid, None, now)
+            .await
+            .unwrap();
+    }
+
     /// A browser session signed in as `user_id`.
     pub(super) async fn signed_in(&self, user_id: &str) -> Session {
         let sessions = &self.ctx.sessions;

@@ -7,7 +7,6 @@ use crate::protocol::authorize::pushed::{self, Pushed};
 use crate::protocol::authorize::{self, Next};
 use crate::protocol::error::{AuthorizeError, PageError, TokenError};
 use crate::protocol::params::Params;
-use crate::protocol::registration;
 use crate::types::{Alg, AuthorizeErrorCode};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -16,13 +15,8 @@ use std::time::Duration;
 async fn signing_client(w: &World) -> Keys {
     let now = w.ctx.clock.unix();
     let keys = Keys::from_stored(&[generate(Alg::ES256, now).unwrap()], now).unwrap();
-    let client = w.client("first").await;
-    let mut metadata = registration::metadata_of(&client);
-    metadata.jwks = Some(serde_json::from_str(keys.jwks_json()).unwrap());
-    let valid = metadata.validate(&w.ctx.outbound).unwrap();
-    registration::update(&w.ctx.store, client, valid, None, now)
-        .await
-        .unwrap();
+    let jwks = serde_json::from_str(keys.jwks_json()).unwrap();
+    w.reregister("first", |m| m.jwks = Some(jwks)).await;
     keys
 }
 
@@ -226,14 +220,10 @@ async fn a_push_is_checked_as_the_authorization_endpoint_would_and_answered_as_j
 #[tokio::test]
 async fn a_client_that_must_push_may_send_nothing_else() {
     let w = world().await;
-    let client = w.client("first").await;
-    let mut metadata = registration::metadata_of(&client);
-    metadata.require_pushed_authorization_requests = Some(true);
-    let valid = metadata.validate(&w.ctx.outbound).unwrap();
-    let now = w.ctx.clock.unix();
-    registration::update(&w.ctx.store, client, valid, None, now)
-        .await
-        .unwrap();
+    w.reregister("first", |m| {
+        m.require_pushed_authorization_requests = Some(true)
+    })
+    .await;
     match at_authorize(&w, &authorize_params("first", &[])).await {
         Err(AuthorizeError::Redirect(e)) => {
             assert_eq!(e.code, AuthorizeErrorCode::InvalidRequest);
@@ -269,14 +259,10 @@ async fn a_waiting_request_that_was_not_pushed_stops_once_pushing_is_required() 
     let id = authorize::pending::remember(&w.ctx, &session, &req)
         .await
         .unwrap();
-    let client = w.client("first").await;
-    let mut metadata = registration::metadata_of(&client);
-    metadata.require_pushed_authorization_requests = Some(true);
-    let valid = metadata.validate(&w.ctx.outbound).unwrap();
-    let now = w.ctx.clock.unix();
-    registration::update(&w.ctx.store, client, valid, None, now)
-        .await
-        .unwrap();
+    w.reregister("first", |m| {
+        m.require_pushed_authorization_requests = Some(true)
+    })
+    .await;
     match authorize::resume(&w.ctx, &session, &id).await {
         Err(AuthorizeError::Page(PageError::BadRequest(m))) => assert!(m.contains("another way")),
         other => panic!("went on: {other:?}"),
