@@ -126,6 +126,10 @@ pub struct LimitsConfig {
     /// A whole request, body included, must be answered within this time (408).
     #[serde(with = "duration")]
     pub request_timeout: Duration,
+    /// A statement waits this long for a database connection, then the request gets a 503
+    /// (fail fast when the database is gone or overloaded).
+    #[serde(with = "duration")]
+    pub database_wait: Duration,
     /// Connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
     /// Requests per minute from one client address to the token, revocation, introspection
@@ -153,6 +157,7 @@ impl Default for LimitsConfig {
             max_header_bytes: 16 * 1024,
             header_read_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
+            database_wait: Duration::from_secs(1),
             max_connections: 1024,
             rate_per_address: 3000,
             token_rate_per_client: 1200,

@@ -48,7 +48,7 @@ impl Ctx {
     pub async fn open(config: Config, clock: Clock) -> anyhow::Result<Self> {
         config.validate()?;
         let outbound = config.outbound.policy()?;
-        let store = Store::connect(&config.database_url)
+        let store = Store::connect_waiting(&config.database_url, config.limits.database_wait)
             .await
             .context("cannot open the database (database_url)")?;
         store.migrate().await.context("database migration failed")?;
@@ -222,6 +222,9 @@ pub(crate) mod testing {
             ..Config::default()
         };
         config.session.store = sessions::SessionBackend::Memory;
+        // Tests send dozens of writes at once to one SQLite writer, whose commits a busy
+        // machine slows: they queue rather than fail after the production second.
+        config.limits.database_wait = std::time::Duration::from_secs(20);
         config
     }
 

@@ -99,8 +99,11 @@ async fn cluster_backend(cluster: &sessions::testing::RedisCluster, name: &str) 
     Backend::new(Arc::new(store), Reopen::Redis(url, prefix))
 }
 
+/// The backend's sessions under the test policy, on a frozen clock: the windows are tested
+/// a second from their edge, which a second passing during a slow commit would cross.
 fn rules(b: &Backend) -> (Sessions, Clock) {
     let clock = Clock::system();
+    clock.freeze();
     let policy = SessionPolicy {
         idle_timeout: IDLE,
         absolute_lifetime: ABSOLUTE,

@@ -3,8 +3,8 @@
 
 use super::{me, prompt_none_error, sign_in, sign_out_everywhere, signed_out};
 use crate::harness::{
-    ALICE, BOB, Browser, Options, Page, Stack, eventually, jwt_part, outbound, param, register,
-    spawn, spawn_with,
+    ALICE, BOB, Browser, Options, PATIENCE, Page, Stack, eventually, jwt_part, outbound, param,
+    register, spawn, spawn_with,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -649,7 +649,7 @@ async fn logout_tokens_are_shaped_as_the_spec_says() {
     let (_, me_b) = me(&browser, &stack.app_b).await;
     sign_out_everywhere(&stack, &browser).await;
 
-    let body = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+    let body = tokio::time::timeout(PATIENCE, rx.recv())
         .await
         .unwrap()
         .unwrap();

@@ -5,6 +5,11 @@ use super::sign_in;
 use crate::harness::{ALICE, Browser, Options, eventually, param, spawn_with};
 use std::time::{Duration, Instant};
 
+/// No hang: the provider gives up on a dead store within a second (its timeouts), and a hung
+/// request would run into the browser's ten-second timeout. The bound in between is generous,
+/// since a busy machine stalls a test for a second or two.
+const NO_HANG: Duration = Duration::from_secs(6);
+
 async fn status(browser: &Browser, url: &str) -> (u16, Duration) {
     let started = Instant::now();
     let page = browser.get_once(url).await;
@@ -40,10 +45,7 @@ async fn a_redis_outage_gives_quick_503s_then_recovers() {
     );
     let (code, took) = status(&browser, req.url.as_str()).await;
     assert_eq!(code, 503, "no session store, no answer about the session");
-    assert!(
-        took < Duration::from_millis(1500),
-        "within a second or so: {took:?}"
-    );
+    assert!(took < NO_HANG, "no hang: {took:?}");
     let page = browser.get_once(req.url.as_str()).await;
     assert!(
         page.hops[0].location.is_none(),
@@ -52,7 +54,7 @@ async fn a_redis_outage_gives_quick_503s_then_recovers() {
     assert_eq!(page.headers["retry-after"], "1");
     let (code, took) = status(&browser, &readyz).await;
     assert_eq!(code, 503);
-    assert!(took < Duration::from_millis(2500), "{took:?}");
+    assert!(took < NO_HANG, "{took:?}");
     assert_eq!(
         status(&browser, &format!("{}/healthz", stack.issuer))
             .await
@@ -170,10 +172,7 @@ async fn a_database_outage_gives_quick_503s_then_recovers() {
     cutter.cut();
     let (code, took) = status(&browser, req.url.as_str()).await;
     assert_eq!(code, 503, "no database, no answer");
-    assert!(
-        took < Duration::from_millis(1500),
-        "within a second or so: {took:?}"
-    );
+    assert!(took < NO_HANG, "no hang: {took:?}");
     let client = client_app::http::client_builder().build().unwrap();
     let token = client
         .post(format!("{}/token", stack.issuer))
