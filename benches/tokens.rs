@@ -125,6 +125,7 @@ fn store_paths(c: &mut Criterion) {
                     amr: provider::types::Methods::PASSWORD,
                     acr: None,
                     expires_at: now + 60,
+                    dpop_jkt: None,
                 };
                 store
                     .insert(vec![Insert::auth_code(&hash, &code, now)])

@@ -155,6 +155,8 @@ fn quotable(text: &str) -> String {
 /// The answer to a refused request: status, `WWW-Authenticate` and a JSON body.
 pub fn refusal_response(realm: &str, why: Refusal) -> Response {
     let realm = quotable(realm);
+    // No token: a bare challenge for each scheme the API accepts (RFC 9449 §7.1).
+    let offer_dpop = matches!(why, Refusal::NoToken);
     let (status, challenge, body) = match why {
         Refusal::Unavailable => {
             let body = serde_json::json!({"error": "temporarily_unavailable", "error_description": "revocations cannot be checked now"});
@@ -215,8 +217,14 @@ pub fn refusal_response(realm: &str, why: Refusal) -> Response {
         ),
     };
     let mut response = (status, axum::Json(body)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&challenge) {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    let mut challenges = vec![challenge];
+    if offer_dpop {
+        challenges.push(format!("DPoP algs=\"{}\"", infra::dpop::ALGS.join(" ")));
+    }
+    for challenge in challenges {
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            response.headers_mut().append(header::WWW_AUTHENTICATE, v);
+        }
     }
     response
 }

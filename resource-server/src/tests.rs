@@ -311,7 +311,8 @@ async fn discovery_must_name_the_configured_issuer() {
     );
 }
 
-/// What a protected route answers: status, `WWW-Authenticate`, body.
+/// What a protected route answers: status, `WWW-Authenticate` (its challenges joined by
+/// ` | `), body.
 async fn call(app: &Router, authorization: &[&str]) -> (StatusCode, String, Value) {
     let mut req = Request::get("/notes");
     for a in authorization {
@@ -325,9 +326,11 @@ async fn call(app: &Router, authorization: &[&str]) -> (StatusCode, String, Valu
     let status = resp.status();
     let challenge = resp
         .headers()
-        .get(header::WWW_AUTHENTICATE)
+        .get_all(header::WWW_AUTHENTICATE)
+        .iter()
         .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
+        .collect::<Vec<_>>()
+        .join(" | ");
     let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
         .await
         .unwrap();
@@ -357,10 +360,10 @@ async fn a_protected_route_answers_rfc_6750_and_hands_the_token_to_its_handler()
 
     let (status, challenge, _) = call(&app, &[]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // A challenge for each scheme, neither with an error code (RFC 6750 §3.1, RFC 9449 §7.1).
     assert_eq!(
         challenge,
-        format!("Bearer realm=\"{API}\""),
-        "no error code (§3.1)"
+        format!("Bearer realm=\"{API}\" | DPoP algs=\"ES256 RS256 EdDSA\""),
     );
     assert_eq!(
         call(&app, &["Basic YTpi"]).await.0,

@@ -335,6 +335,7 @@ async fn approve(
         // A device polls at its interval (a minute at most): an approval in the request's
         // last second still leaves it a poll.
         expires_at: req.row.expires_at.max(now + code_lifetime),
+        dpop_jkt: None,
     };
     let hash = &req.row.device_code_hash;
     let guards = vec![

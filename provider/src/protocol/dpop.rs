@@ -42,10 +42,20 @@ impl From<sqlx::Error> for Refused {
     }
 }
 
-/// The proof a token request sent, if any (its `DPoP` headers' values: more than one is
-/// refused, §4.3), checked for the token endpoint: a nonce is required when
-/// `tokens.dpop_nonce` says so (§8), and its refusals are the token endpoint's.
+/// The proof a token request sent, if any: [`at_endpoint`] for the token endpoint.
 pub async fn at_token_endpoint(ctx: &Ctx, headers: &[&str]) -> Result<Option<Proof>, TokenError> {
+    at_endpoint(ctx, paths::TOKEN, headers).await
+}
+
+/// The proof a client's POST to one of the provider's endpoints at `path` (the token endpoint,
+/// or the PAR endpoint, §10.1) sent, if any (its `DPoP` headers' values: more than one is
+/// refused, §4.3): a nonce is required when `tokens.dpop_nonce` says so (§8), and the
+/// refusals are the token endpoint's (§5.1), which the PAR endpoint shares (RFC 9126 §2.3).
+pub async fn at_endpoint(
+    ctx: &Ctx,
+    path: &str,
+    headers: &[&str],
+) -> Result<Option<Proof>, TokenError> {
     let proof = match headers {
         [] => return Ok(None),
         [one] => *one,
@@ -56,7 +66,7 @@ pub async fn at_token_endpoint(ctx: &Ctx, headers: &[&str]) -> Result<Option<Pro
             ));
         }
     };
-    let url = ctx.url(paths::TOKEN);
+    let url = ctx.url(path);
     let expected = Expected {
         method: "POST",
         url: &url,

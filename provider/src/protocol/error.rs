@@ -212,6 +212,10 @@ pub enum BearerError {
     /// No credentials at all: a bare challenge, no error code (RFC 6750 §3.1).
     #[error("missing token")]
     Missing,
+    /// No credentials at all where DPoP-bound tokens are accepted too: a bare challenge for
+    /// each scheme (RFC 9449 §7.1).
+    #[error("missing token")]
+    MissingAnyScheme,
     #[error("{code}: {description}")]
     OAuth {
         code: BearerErrorCode,

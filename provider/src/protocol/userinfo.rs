@@ -58,7 +58,7 @@ pub fn one_token(in_header: Option<String>, form: Option<&Params>) -> Result<Str
             "send the token in one place only",
         )),
         (Some(t), None) | (None, Some(t)) => Ok(t),
-        (None, None) => Err(BearerError::Missing),
+        (None, None) => Err(BearerError::MissingAnyScheme),
     }
 }
 
@@ -256,6 +256,9 @@ mod tests {
         assert_eq!(one_token(Some("h".into()), None).unwrap(), "h");
         let both = one_token(Some("h".into()), Some(&form)).unwrap_err();
         assert_eq!(both.code(), Some(BearerErrorCode::InvalidRequest));
-        assert!(matches!(one_token(None, None), Err(BearerError::Missing)));
+        assert!(matches!(
+            one_token(None, None),
+            Err(BearerError::MissingAnyScheme)
+        ));
     }
 }

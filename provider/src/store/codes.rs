@@ -26,6 +26,8 @@ pub struct AuthCode {
     /// level `amr` reaches).
     pub acr: Option<String>,
     pub expires_at: i64,
+    /// The thumbprint of the DPoP key the code is bound to (RFC 9449 §10).
+    pub dpop_jkt: Option<String>,
 }
 
 /// What a presented code is, as last committed.
@@ -67,6 +69,7 @@ infra::lite_row!(AuthCode {
     amr as String,
     acr,
     expires_at,
+    dpop_jkt,
 });
 
 impl infra::FromLite for CodeRow {
@@ -81,12 +84,13 @@ impl infra::FromLite for CodeRow {
 }
 
 const CODE_COLUMNS: &str = "c.client_id, c.user_id, c.redirect_uri, c.scope, c.nonce, \
-    c.code_challenge, c.sid, c.auth_time, c.amr, c.acr, c.expires_at";
+    c.code_challenge, c.sid, c.auth_time, c.amr, c.acr, c.expires_at, c.dpop_jkt";
 
 static AUTHORIZATION_CODES: Table = Table {
     head: "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, scope, \
-           nonce, code_challenge, sid, auth_time, amr, acr, created_at, expires_at) VALUES",
-    columns: 13,
+           nonce, code_challenge, sid, auth_time, amr, acr, created_at, expires_at, dpop_jkt) \
+           VALUES",
+    columns: 14,
     tail: "",
 };
 
@@ -109,6 +113,7 @@ impl Insert {
                 c.acr.clone().into(),
                 now.into(),
                 c.expires_at.into(),
+                c.dpop_jkt.clone().into(),
             ],
         )
     }

@@ -226,13 +226,22 @@ impl IntoResponse for TokenError {
     }
 }
 
+/// RFC 9449 §7.1: the DPoP scheme's challenge, with the algorithms a proof may use.
+fn dpop_scheme() -> String {
+    let algs: Vec<&str> = dpop::ALGS.iter().map(|a| a.as_str()).collect();
+    format!(r#"DPoP algs="{}""#, algs.join(" "))
+}
+
 impl IntoResponse for BearerError {
     fn into_response(self) -> Response {
+        // A request without a token is told both schemes it may use (RFC 9449 §7.1: one
+        // challenge each).
+        let offer_dpop = matches!(self, Self::MissingAnyScheme);
         let (status, challenge, body) = match self {
-            Self::Missing => (
+            Self::Missing | Self::MissingAnyScheme => (
                 StatusCode::UNAUTHORIZED,
                 r#"Bearer realm="gatehouse""#.to_owned(),
-                serde_json::json!({"error": "invalid_request", "error_description": "a Bearer access token is required"}),
+                serde_json::json!({"error": "invalid_request", "error_description": "an access token is required"}),
             ),
             Self::OAuth { code, description } => {
                 let status = match code {
@@ -250,10 +259,7 @@ impl IntoResponse for BearerError {
                 };
                 // RFC 9449 §7.1: a proof's refusal is a DPoP challenge, with the algorithms.
                 let scheme = match code {
-                    BearerErrorCode::InvalidDpopProof => {
-                        let algs: Vec<&str> = dpop::ALGS.iter().map(|a| a.as_str()).collect();
-                        format!(r#"DPoP algs="{}""#, algs.join(" "))
-                    }
+                    BearerErrorCode::InvalidDpopProof => dpop_scheme(),
                     _ => r#"Bearer realm="gatehouse""#.to_owned(),
                 };
                 (
@@ -262,22 +268,25 @@ impl IntoResponse for BearerError {
                     serde_json::json!({"error": code.as_str(), "error_description": description}),
                 )
             }
-            Self::NeedsDpop(description) => {
-                let algs: Vec<&str> = dpop::ALGS.iter().map(|a| a.as_str()).collect();
-                (
-                    StatusCode::UNAUTHORIZED,
-                    format!(
-                        r#"DPoP algs="{}", error="invalid_token", error_description="{description}""#,
-                        algs.join(" ")
-                    ),
-                    serde_json::json!({"error": "invalid_token", "error_description": description}),
-                )
-            }
+            Self::NeedsDpop(description) => (
+                StatusCode::UNAUTHORIZED,
+                format!(
+                    r#"{}, error="invalid_token", error_description="{description}""#,
+                    dpop_scheme()
+                ),
+                serde_json::json!({"error": "invalid_token", "error_description": description}),
+            ),
             Self::System(e) => return system_json(&e),
         };
         let mut response = (status, no_store(), Json(body)).into_response();
-        if let Ok(v) = HeaderValue::from_str(&challenge) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        let mut challenges = vec![challenge];
+        if offer_dpop {
+            challenges.push(dpop_scheme());
+        }
+        for challenge in challenges {
+            if let Ok(v) = HeaderValue::from_str(&challenge) {
+                response.headers_mut().append(header::WWW_AUTHENTICATE, v);
+            }
         }
         response
     }

@@ -22,6 +22,13 @@ impl DpopKey {
         Self { key, jwk }
     }
 
+    /// Its RFC 7638 thumbprint (`jkt`).
+    fn jkt(&self) -> String {
+        self.jwk
+            .thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
+            .unwrap()
+    }
+
     fn proof(&self, method: &str, url: &str, extra: Value) -> String {
         let mut header = Header::new(Algorithm::ES256);
         header.typ = Some("dpop+jwt".into());
@@ -37,10 +44,10 @@ impl DpopKey {
     }
 }
 
-/// A code for App A, as alice (consent given).
-async fn app_a_code(stack: &Stack) -> (String, String) {
+/// A code for App A, as alice (consent given), its request with `extra` parameters.
+async fn app_a_code(stack: &Stack, extra: &[(&str, &str)]) -> (String, String) {
     let app = &stack.app_a;
-    let request = stack.authorize_url(&app.client_id, &app.redirect_uri, &[]);
+    let request = stack.authorize_url(&app.client_id, &app.redirect_uri, extra);
     let browser = Browser::new();
     let mut page = browser
         .follow_until(request.url.as_str(), &app.redirect_uri)
@@ -73,7 +80,7 @@ async fn tokens_bound_to_a_dpop_key_need_a_proof_by_it() {
     let token_url = format!("{}/token", stack.issuer);
     let userinfo_url = format!("{}/userinfo", stack.issuer);
     let key = DpopKey::new();
-    let (code, verifier) = app_a_code(&stack).await;
+    let (code, verifier) = app_a_code(&stack, &[]).await;
     let app = &stack.app_a;
     let form = [
         ("grant_type", "authorization_code"),
@@ -104,10 +111,7 @@ async fn tokens_bound_to_a_dpop_key_need_a_proof_by_it() {
     assert_eq!(tokens["token_type"], "DPoP", "{tokens}");
     let access = tokens["access_token"].as_str().unwrap();
     let claims = crate::harness::jwt_part(access, 1);
-    let jkt = key
-        .jwk
-        .thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
-        .unwrap();
+    let jkt = key.jkt();
     assert_eq!(claims["cnf"]["jkt"], jkt.as_str());
 
     // Userinfo: the DPoP scheme and a proof naming the token.
@@ -161,4 +165,59 @@ async fn tokens_bound_to_a_dpop_key_need_a_proof_by_it() {
         .unwrap();
     assert_eq!(introspected["token_type"], "DPoP");
     assert_eq!(introspected["cnf"]["jkt"], jkt.as_str());
+}
+
+/// RFC 9449 §10: an authorization request naming a key (`dpop_jkt`) gets a code that only a
+/// proof by that key redeems; the refusals are `invalid_dpop_proof` and spend nothing.
+#[tokio::test]
+async fn a_code_bound_with_dpop_jkt_redeems_only_with_a_proof_by_that_key() {
+    let stack = spawn().await;
+    let http = client_app::http::client_builder().build().unwrap();
+    let token_url = format!("{}/token", stack.issuer);
+    let key = DpopKey::new();
+    let (code, verifier) = app_a_code(&stack, &[("dpop_jkt", &key.jkt())]).await;
+    let app = &stack.app_a;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", app.redirect_uri.as_str()),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let redeem = |proof: Option<String>| {
+        let mut req = http
+            .post(&token_url)
+            .basic_auth(&app.client_id, Some(&app.secret))
+            .form(&form);
+        if let Some(p) = proof {
+            req = req.header("DPoP", p);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            let nonce = resp
+                .headers()
+                .get("dpop-nonce")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (
+                resp.status().as_u16(),
+                nonce,
+                resp.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    let (status, nonce, _) = redeem(Some(key.proof("POST", &token_url, json!({})))).await;
+    assert_eq!(status, 400);
+    let nonce = json!({ "nonce": nonce.unwrap() });
+    let other = DpopKey::new();
+    for proof in [None, Some(other.proof("POST", &token_url, nonce.clone()))] {
+        let (status, _, body) = redeem(proof).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_dpop_proof")),
+            "{body}"
+        );
+    }
+    let (status, _, tokens) = redeem(Some(key.proof("POST", &token_url, nonce))).await;
+    assert_eq!(status, 200, "{tokens}");
+    let claims = crate::harness::jwt_part(tokens["access_token"].as_str().unwrap(), 1);
+    assert_eq!(claims["cnf"]["jkt"], key.jkt().as_str());
 }

@@ -177,7 +177,7 @@ async fn openid_client_completes_code_flow_userinfo_and_prompt_none() {
         }
     };
     assert!(child.wait().await.unwrap().success());
-    assert_eq!((rounds, devices), (9, 2));
+    assert_eq!((rounds, devices), (10, 2));
     let (first, silent, fresh) = (&result["first"], &result["silent"], &result["fresh"]);
     // EdDSA ID tokens (RFC 8037) for the client registered for them, RS256 for the other.
     assert_eq!(first["id_token_alg"], "RS256");
@@ -255,6 +255,12 @@ async fn openid_client_completes_code_flow_userinfo_and_prompt_none() {
         dpop["as_bearer"], "401 invalid_token",
         "a bound token is no bearer token"
     );
+    // Pushed with a proof (RFC 9449 §10.1): the code is bound to that key.
+    let pushed = &result["dpopPushed"];
+    assert_eq!(pushed["token_type"], "dpop", "{pushed}");
+    assert_eq!(pushed["sub"], first["sub"]);
+    assert_eq!(pushed["bound"], true);
+    assert_eq!(pushed["other_key"], "invalid_dpop_proof", "{pushed}");
     // The device flow: openid-client validated the ID token, read userinfo and refreshed.
     let allowed = &result["device"]["allowed"];
     assert_eq!(allowed["sub"], first["sub"], "{allowed}");

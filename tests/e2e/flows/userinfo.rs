@@ -57,9 +57,14 @@ async fn userinfo_errors_follow_rfc6750() {
     let url = format!("{}/userinfo", stack.issuer);
     let resp = client.get(&url).send().await.unwrap();
     assert_eq!(resp.status(), 401);
+    // A bare challenge for each scheme userinfo accepts (RFC 6750 §3.1, RFC 9449 §7.1).
+    let challenges: Vec<_> = resp.headers().get_all("www-authenticate").iter().collect();
     assert_eq!(
-        resp.headers()["www-authenticate"],
-        r#"Bearer realm="gatehouse""#
+        challenges,
+        [
+            r#"Bearer realm="gatehouse""#,
+            r#"DPoP algs="ES256 RS256 EdDSA""#
+        ]
     );
     let resp = client
         .get(&url)

@@ -122,21 +122,37 @@ async function lifecycle(grant) {
 }
 
 // A sign-in whose tokens are bound to a DPoP key (RFC 9449): openid-client answers the token
-// endpoint's use_dpop_nonce itself, and presents the token to userinfo with a proof.
-async function dpopRound() {
+// endpoint's use_dpop_nonce itself, and presents the token to userinfo with a proof. With
+// `how` 'par', the request is pushed with a proof, which binds the code to the key (§10.1):
+// a proof by another key is refused at the token endpoint (`other_key`), spending nothing.
+async function dpopRound(how) {
   const DPoP = client.getDPoPHandle(config, await client.randomDPoPKeyPair());
   const codeVerifier = client.randomPKCECodeVerifier();
   const state = client.randomState();
   const nonce = client.randomNonce();
-  const url = client.buildAuthorizationUrl(config, {
+  const params = {
     redirect_uri: REDIRECT_URI, scope: 'openid profile email', state, nonce,
     code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
     code_challenge_method: 'S256',
-  });
+  };
+  const url = how === 'par'
+    ? await client.buildAuthorizationUrlWithPAR(config, params, { DPoP })
+    : client.buildAuthorizationUrl(config, params);
   const callback = await callbackFor(url);
-  const tokens = await client.authorizationCodeGrant(config, callback, {
+  const redeem = (handle) => client.authorizationCodeGrant(config, callback, {
     pkceCodeVerifier: codeVerifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true,
-  }, undefined, { DPoP });
+  }, undefined, { DPoP: handle });
+  let otherKey;
+  if (how === 'par') {
+    const other = client.getDPoPHandle(config, await client.randomDPoPKeyPair());
+    try {
+      await redeem(other);
+      otherKey = 'accepted';
+    } catch (e) {
+      otherKey = e.error ?? e.code ?? e.message;
+    }
+  }
+  const tokens = await redeem(DPoP);
   const claims = tokens.claims();
   const userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub, { DPoP });
   const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token, undefined, { DPoP });
@@ -151,7 +167,7 @@ async function dpopRound() {
   return {
     token_type: tokens.token_type, sub: claims.sub, name: userinfo.name,
     refreshed_type: refreshed.token_type, introspected_type: introspected.token_type,
-    bound: typeof introspected.cnf?.jkt === 'string', as_bearer: asBearer,
+    bound: typeof introspected.cnf?.jkt === 'string', as_bearer: asBearer, other_key: otherKey,
   };
 }
 
@@ -193,6 +209,7 @@ try {
     delete round.refresh_token;
   }
   const dpop = await dpopRound();
+  const dpopPushed = await dpopRound('par');
   // An app registered for EdDSA ID tokens (RFC 8037): openid-client expects and verifies them.
   const eddsaConfig = await client.discovery(new URL(ISSUER), EDDSA_ID,
     { id_token_signed_response_alg: 'EdDSA' }, client.ClientSecretBasic(EDDSA_SECRET),
@@ -206,7 +223,7 @@ try {
     delete round.access_token;
     delete round.refresh_token;
   }
-  say({ result: { first, silent, fresh, tokens, api, device: { allowed: deviceAllowed, denied: deviceDenied }, pushed, signed, signedAndPushed, dpop, eddsa } });
+  say({ result: { first, silent, fresh, tokens, api, device: { allowed: deviceAllowed, denied: deviceDenied }, pushed, signed, signedAndPushed, dpop, dpopPushed, eddsa } });
   process.exit(0);
 } catch (e) {
   say({ error: `${e.name}: ${e.message}${e.code ? ` (${e.code})` : ''}${e.cause ? ` cause: ${JSON.stringify(e.cause)}` : ''}` });

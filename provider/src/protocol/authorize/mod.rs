@@ -361,6 +361,7 @@ pub async fn issue_code(
             .filter(|need| need.essential)
             .map(|need| need.answer(methods.level()).as_str().to_owned()),
         expires_at: now + infra::secs(ctx.config.tokens.code_lifetime),
+        dpop_jkt: req.dpop_jkt.clone(),
     };
     // Stored only while the session has not ended and, for a third-party app, while the
     // user's consent stands: an end or a disconnect committed meanwhile finds the code and

@@ -95,6 +95,7 @@ mod tests {
             resource: None,
             acr: None,
             pushed: false,
+            dpop_jkt: None,
             created_at: 0,
         }
     }

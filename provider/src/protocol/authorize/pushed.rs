@@ -11,10 +11,11 @@
 
 use super::request_object;
 use crate::context::{Ctx, SystemError};
+use crate::protocol::dpop::Proof;
 use crate::protocol::error::{PageError, TokenError};
 use crate::protocol::params::Params;
 use crate::store::Client;
-use crate::types::AuthorizeErrorCode;
+use crate::types::{AuthorizeErrorCode, TokenErrorCode};
 use infra::secret::{hash_secret, random_token};
 use serde::Serialize;
 use std::borrow::Cow;
@@ -43,8 +44,15 @@ fn refused(code: AuthorizeErrorCode, description: impl Into<String>) -> TokenErr
 
 /// A push from the authenticated `client` (RFC 9126 §2.1): the request (its parameters, or
 /// its request object) is checked as the authorization endpoint would check it, errors
-/// answered here as JSON (§2.3), then kept.
-pub async fn push(ctx: &Ctx, client: &Client, form: &Params) -> Result<Pushed, TokenError> {
+/// answered here as JSON (§2.3), then kept. With a DPoP proof (`dpop`, verified for this
+/// endpoint), the code is bound to the proof's key as if the request named it in `dpop_jkt`
+/// (RFC 9449 §10.1); a request that names another key is refused.
+pub async fn push(
+    ctx: &Ctx,
+    client: &Client,
+    form: &Params,
+    dpop: Option<&Proof>,
+) -> Result<Pushed, TokenError> {
     if form.get("request_uri").is_some() {
         return Err(refused(
             AuthorizeErrorCode::InvalidRequest,
@@ -69,6 +77,20 @@ pub async fn push(ctx: &Ctx, client: &Client, form: &Params) -> Result<Pushed, T
         None => form
             .without(&CLIENT_AUTHENTICATION)
             .with("client_id", &client.client_id),
+    };
+    let params = match dpop {
+        None => params,
+        // A repeated dpop_jkt is left for the request's checks to refuse.
+        Some(_) if params.is_repeated("dpop_jkt") => params,
+        Some(proof) => match params.get("dpop_jkt") {
+            Some(named) if named != proof.jkt => {
+                return Err(TokenError::new(
+                    TokenErrorCode::InvalidDpopProof,
+                    "dpop_jkt names another key than the DPoP proof's",
+                ));
+            }
+            _ => params.with("dpop_jkt", &proof.jkt),
+        },
     };
     super::request::validate_resolved(ctx, &params, true).await?;
     // What is kept must read back as it was checked (`resolve` parses it again).

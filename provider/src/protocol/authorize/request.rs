@@ -45,6 +45,10 @@ pub struct AuthRequest {
     /// waiting, since an operator may require that meanwhile.
     #[serde(default)]
     pub pushed: bool,
+    /// The DPoP key its code is bound to (RFC 9449 §10): the thumbprint of the key that must
+    /// sign the proof of the code's redemption.
+    #[serde(default)]
+    pub dpop_jkt: Option<String>,
     pub created_at: i64,
 }
 
@@ -211,6 +215,7 @@ pub fn parse(
         Prompt::parse(params.get("prompt").unwrap_or("")).map_err(|why| fail(invalid(why)))?;
     let max_age = max_age(params).map_err(fail)?;
     let acr = level::requested(params).map_err(fail)?;
+    let dpop_jkt = dpop_jkt(params).map_err(fail)?;
     let hint_sub = match params.get("id_token_hint") {
         None => None,
         Some(hint) => Some(
@@ -232,6 +237,7 @@ pub fn parse(
         resource: None,
         acr,
         pushed: false,
+        dpop_jkt,
         created_at: at.now,
     })
 }
@@ -261,13 +267,6 @@ fn check_shape(params: &Params) -> Result<(), Refusal> {
             "state, nonce, login_hint, acr_values or claims is too long",
         ));
     }
-    // RFC 9449 §10: binding the code to a DPoP key is not offered; refused rather than
-    // ignored, so that no client believes its code bound.
-    if params.get("dpop_jkt").is_some() {
-        return Err(invalid(
-            "dpop_jkt is not supported: send the DPoP proof with the token request",
-        ));
-    }
     // A request's own parameters (resolved before they get here) never name another request.
     if params.get("request").is_some() || params.get("request_uri").is_some() {
         return Err(invalid("request and request_uri cannot be nested"));
@@ -279,6 +278,24 @@ fn check_shape(params: &Params) -> Result<(), Refusal> {
         ));
     }
     Ok(())
+}
+
+/// `dpop_jkt` (RFC 9449 §10): the RFC 7638 thumbprint of a key, SHA-256 in base64url (43
+/// characters), to which the code is bound.
+fn dpop_jkt(params: &Params) -> Result<Option<String>, Refusal> {
+    let Some(jkt) = params.get("dpop_jkt") else {
+        return Ok(None);
+    };
+    let well_formed = jkt.len() == 43
+        && jkt
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !well_formed {
+        return Err(invalid(
+            "dpop_jkt must be a key's SHA-256 JWK thumbprint (RFC 7638), base64url-encoded",
+        ));
+    }
+    Ok(Some(jkt.to_owned()))
 }
 
 /// `response_type=code` (OIDC Core §3.1.2.1), answered in the query, by a client allowed the
@@ -486,10 +503,12 @@ mod tests {
             // Resolved already (by the sibling module `pushed`): a request's own parameters name no other.
             ("request=eyJ", C::InvalidRequest, "cannot be nested"),
             ("request_uri=urn:x", C::InvalidRequest, "cannot be nested"),
+            ("dpop_jkt=abc", C::InvalidRequest, "dpop_jkt must be"),
             (
-                "dpop_jkt=abc",
+                // 43 characters, one outside base64url.
+                "dpop_jkt=0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4%2B",
                 C::InvalidRequest,
-                "dpop_jkt is not supported",
+                "dpop_jkt must be",
             ),
             (
                 "registration=%7B%7D",

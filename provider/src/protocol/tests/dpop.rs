@@ -2,8 +2,9 @@
 //! their key (`cnf.jkt`, `token_type` DPoP), a public client's refresh tokens bound too, and
 //! userinfo accepting a bound token only under the DPoP scheme with a proof by its key.
 
-use super::{REDIRECT, VERIFIER, World, form, world, world_on};
+use super::{REDIRECT, VERIFIER, World, authorize_params, form, world, world_on};
 use crate::context::testing;
+use crate::protocol::authorize::{self, Next, pushed};
 use crate::protocol::dpop::testing::ClientKey;
 use crate::protocol::dpop::{self, Proof, Refused};
 use crate::protocol::error::{BearerError, TokenError};
@@ -14,6 +15,7 @@ use serde_json::json;
 
 const TOKEN_URL: &str = "https://idp.example/token";
 const USERINFO_URL: &str = "https://idp.example/userinfo";
+const PAR_URL: &str = "https://idp.example/par";
 
 /// A proof for the token endpoint, with the current nonce.
 fn token_proof(w: &World, key: &ClientKey) -> String {
@@ -45,14 +47,22 @@ async fn alices_tokens(
 ) -> TokenResponse {
     let session = w.signed_in(&w.alice).await;
     let code = w.code(&session, client, scope).await;
+    redeem(w, client, &code, key).await.unwrap()
+}
+
+/// Redeems `code` as `client`, with a proof by `key` if there is one.
+async fn redeem(
+    w: &World,
+    client: &str,
+    code: &str,
+    key: Option<&ClientKey>,
+) -> Result<TokenResponse, TokenError> {
     let proof = match key {
         Some(k) => at_token(w, &token_proof(w, k)).await.unwrap(),
         None => None,
     };
     let client = w.client(client).await;
-    token::exchange_with(&w.ctx, &client, &code_form(&code), proof.as_ref())
-        .await
-        .unwrap()
+    token::exchange_with(&w.ctx, &client, &code_form(code), proof.as_ref()).await
 }
 
 /// Redeems a code of `client` with a proof by `key`.
@@ -136,6 +146,8 @@ async fn a_proof_needs_the_nonce_at_the_token_endpoint() {
 #[tokio::test]
 async fn each_check_of_a_proof_refuses_its_fault() {
     let w = world().await;
+    // The proofs are made a second outside the accepted window: frozen, it stays a second.
+    w.ctx.clock.freeze();
     let key = ClientKey::new();
     let now = w.ctx.clock.unix();
     let expected = dpop::Expected {
@@ -261,6 +273,8 @@ async fn a_bound_token_works_only_with_a_proof_by_its_key(w: World) {
 #[tokio::test]
 async fn a_public_clients_refresh_token_is_bound_to_its_key() {
     let w = world().await;
+    // The retries below are within the refresh grace window: only the test moves time.
+    w.ctx.clock.freeze();
     super::register(
         &w.ctx,
         "native",
@@ -342,4 +356,90 @@ async fn a_client_that_must_use_dpop_gets_no_bearer_token() {
         .await
         .unwrap();
     assert_eq!(bound.token_type, TokenType::DPoP);
+}
+
+fn token_code<T: std::fmt::Debug>(r: Result<T, TokenError>) -> Option<TokenErrorCode> {
+    r.err().and_then(|e| e.code())
+}
+
+/// RFC 9449 §10: a code whose request named a key (`dpop_jkt`) is redeemed only with a proof
+/// by it; the refusals spend nothing, and a replay by someone without the key revokes nothing.
+#[tokio::test]
+async fn a_code_bound_by_dpop_jkt_needs_a_proof_by_that_key() {
+    let w = world().await;
+    let key = ClientKey::new();
+    let session = w.signed_in(&w.alice).await;
+    let jkt = key.jkt();
+    let params = authorize_params("first", &[("dpop_jkt", &jkt)]);
+    let code = match authorize::authorize(&w.ctx, &params, Some(&session)).await {
+        Ok(Next::Code(c)) => c.code,
+        other => panic!("no code: {other:?}"),
+    };
+    let stolen = ClientKey::new();
+    for by in [None, Some(&stolen)] {
+        let refused = redeem(&w, "first", &code, by).await;
+        assert_eq!(token_code(refused), Some(TokenErrorCode::InvalidDpopProof));
+    }
+    let tokens = redeem(&w, "first", &code, Some(&key)).await.unwrap();
+    assert_eq!(tokens.token_type, TokenType::DPoP);
+    assert_eq!(claims(&tokens.access_token).cnf.map(|c| c.jkt), Some(jkt));
+    // The code again, without its key: refused, and the tokens stand.
+    let replay = redeem(&w, "first", &code, None).await;
+    assert_eq!(token_code(replay), Some(TokenErrorCode::InvalidGrant));
+    let now = w.ctx.clock.unix();
+    let ath = dpop::token_hash(&tokens.access_token);
+    let proof = key.proof("GET", USERINFO_URL, now, json!({ "ath": ath }));
+    assert!(with_proof(&w, &tokens.access_token, &proof).await.is_ok());
+}
+
+/// RFC 9449 §10.1: a proof sent with a push binds the code as `dpop_jkt` would; a push that
+/// names another key in `dpop_jkt` is refused; the proof is checked for the PAR endpoint.
+#[tokio::test]
+async fn a_proof_sent_with_a_push_binds_the_code() {
+    let w = world().await;
+    let key = ClientKey::new();
+    let client = w.client("first").await;
+    let now = w.ctx.clock.unix();
+    let nonce = w.ctx.dpop_nonces.current(now);
+    let ctx = &w.ctx;
+    let at_par = |proof: String| async move {
+        dpop::at_endpoint(ctx, crate::paths::PUSHED_AUTHORIZATION, &[&proof]).await
+    };
+    // A proof made for the token endpoint is not one for the PAR endpoint.
+    let misdirected = at_par(token_proof(&w, &key)).await;
+    assert_eq!(
+        token_code(misdirected),
+        Some(TokenErrorCode::InvalidDpopProof)
+    );
+    let proof = at_par(key.proof("POST", PAR_URL, now, json!({ "nonce": nonce })))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let other = ClientKey::new().jkt();
+    let contradicted = authorize_params("first", &[("dpop_jkt", &other)]);
+    let refused = pushed::push(&w.ctx, &client, &contradicted, Some(&proof)).await;
+    assert_eq!(token_code(refused), Some(TokenErrorCode::InvalidDpopProof));
+
+    let pushed = pushed::push(
+        &w.ctx,
+        &client,
+        &authorize_params("first", &[]),
+        Some(&proof),
+    )
+    .await
+    .unwrap();
+    let by_reference = form(&[("client_id", "first"), ("request_uri", &pushed.request_uri)]);
+    let session = w.signed_in(&w.alice).await;
+    let code = match authorize::authorize(&w.ctx, &by_reference, Some(&session)).await {
+        Ok(Next::Code(c)) => c.code,
+        other => panic!("no code: {other:?}"),
+    };
+    let unbound = redeem(&w, "first", &code, None).await;
+    assert_eq!(token_code(unbound), Some(TokenErrorCode::InvalidDpopProof));
+    let tokens = redeem(&w, "first", &code, Some(&key)).await.unwrap();
+    assert_eq!(
+        claims(&tokens.access_token).cnf.map(|c| c.jkt),
+        Some(key.jkt())
+    );
 }

@@ -35,7 +35,7 @@ fn object(w: &World, keys: &Keys, edit: impl FnOnce(&mut Value)) -> String {
 }
 
 async fn push(w: &World, client: &str, pairs: &[(&str, &str)]) -> Result<Pushed, TokenError> {
-    pushed::push(&w.ctx, &w.client(client).await, &form(pairs)).await
+    pushed::push(&w.ctx, &w.client(client).await, &form(pairs), None).await
 }
 
 fn pushed_code(r: Result<Pushed, TokenError>) -> AuthorizeErrorCode {

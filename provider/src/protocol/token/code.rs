@@ -211,9 +211,10 @@ async fn exchange(
     .await
 }
 
-/// The code was issued to this client, for this redirect URI (RFC 6749 §4.1.3), and the
-/// verifier matches its challenge (RFC 7636 §4.6). A device's approval is bound to its client
-/// alone: its device code is the secret, and there is no PKCE in RFC 8628.
+/// The code was issued to this client, for this redirect URI (RFC 6749 §4.1.3), the
+/// verifier matches its challenge (RFC 7636 §4.6), and a code bound to a DPoP key comes with
+/// a proof by it (RFC 9449 §10). A device's approval is bound to its client alone: its
+/// device code is the secret, and there is no PKCE in RFC 8628.
 fn check_bindings(
     bound: &AuthCode,
     client: &Client,
@@ -262,6 +263,15 @@ fn check_bindings(
                 return Err(TokenError::invalid_grant("PKCE verification failed"));
             }
         }
+    }
+    // RFC 9449 §10: a code bound to a DPoP key is redeemed only with a proof by that key.
+    if let Some(jkt) = &bound.dpop_jkt
+        && req.dpop != Some(jkt.as_str())
+    {
+        return Err(TokenError::new(
+            TokenErrorCode::InvalidDpopProof,
+            "the code is bound to a DPoP key: send a proof signed by that key",
+        ));
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! client authenticates through [`ClientForm`], the rules are `protocol::token`,
 //! `protocol::revocation`, `protocol::device` and `protocol::authorize::pushed`.
 
+use crate::paths;
 use crate::protocol::authorize::pushed;
 use crate::protocol::error::TokenError;
 use crate::protocol::{device, dpop, revocation, token};
@@ -77,13 +78,18 @@ pub async fn authorize_device(
 }
 
 /// RFC 9126 §2.2: `201 Created` with the `request_uri` for the browser; an authorization
-/// request refused as JSON (§2.3). Counted against the client's token budget.
+/// request refused as JSON (§2.3). Counted against the client's token budget. A DPoP proof
+/// sent with the push binds the code to its key (RFC 9449 §10.1).
 pub async fn push_request(
     State(st): State<AppState>,
+    headers: HeaderMap,
     ClientForm { client, form }: ClientForm,
 ) -> Result<Response, TokenError> {
     let limit = st.ctx.config.limits.token_rate_per_client;
     per_client(&st, "par", &client, limit)?;
-    let answer = pushed::push(&st.ctx, &client, &form).await?;
+    let proofs = dpop_headers(&headers)
+        .map_err(|why| TokenError::new(TokenErrorCode::InvalidDpopProof, why))?;
+    let proof = dpop::at_endpoint(&st.ctx, paths::PUSHED_AUTHORIZATION, &proofs).await?;
+    let answer = pushed::push(&st.ctx, &client, &form, proof.as_ref()).await?;
     Ok((StatusCode::CREATED, no_store(), Json(answer)).into_response())
 }
