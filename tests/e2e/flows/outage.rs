@@ -130,12 +130,17 @@ impl Cutter {
         }
     }
 
+    /// Listens again on its port (tried again for a while if an outgoing connection took it
+    /// as its source port meanwhile).
     async fn restore(&mut self) {
-        self.open(
-            tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+        let port = self.port;
+        let listener = eventually("the cutter's port is free again", || async move {
+            tokio::net::TcpListener::bind(("127.0.0.1", port))
                 .await
-                .unwrap(),
-        );
+                .ok()
+        })
+        .await;
+        self.open(listener);
     }
 }
 

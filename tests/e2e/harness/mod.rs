@@ -130,6 +130,16 @@ async fn start_provider(
     (state, server, metrics)
 }
 
+/// A listener on `addr` again, after a restart. The port is free once the old listener is
+/// gone (SO_REUSEADDR), unless an outgoing connection took it as its source port meanwhile:
+/// then it is tried again, for a while.
+async fn rebind(addr: std::net::SocketAddr) -> TcpListener {
+    eventually("the port is free again", || async {
+        TcpListener::bind(addr).await.ok()
+    })
+    .await
+}
+
 /// Starts an app on `listener`, or (for a restart) on its configured address again.
 async fn start_app(
     config: client_app::Config,
@@ -138,7 +148,7 @@ async fn start_app(
 ) -> Server {
     let listener = match listener {
         Some(l) => l,
-        None => TcpListener::bind(config.listen).await.unwrap(),
+        None => rebind(config.listen).await,
     };
     let app = client_app::App::new(config, clock).await.unwrap();
     Server::spawn(|stopped| async move {
@@ -478,9 +488,7 @@ impl Stack {
         if let Some(server) = self.provider_server.take() {
             server.stop().await;
         }
-        let listener = TcpListener::bind(self.provider_config.listen)
-            .await
-            .unwrap();
+        let listener = rebind(self.provider_config.listen).await;
         let (state, server, metrics_url) =
             start_provider(self.provider_config.clone(), self.clock.clone(), listener).await;
         self.provider = state;
@@ -513,12 +521,7 @@ impl Stack {
         }
         let url = url::Url::parse(&self.instances[index].0).unwrap();
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], url.port().unwrap()));
-        // The port is free again once the old listener is gone (SO_REUSEADDR), unless an
-        // outgoing connection took it as its source port meanwhile: then again, a while.
-        let listener = eventually("the instance's port is free again", || async {
-            TcpListener::bind(addr).await.ok()
-        })
-        .await;
+        let listener = rebind(addr).await;
         let mut config = self.provider_config.clone();
         config.listen = addr;
         let (_, server, _) = start_provider(config, self.clock.clone(), listener).await;

@@ -312,3 +312,43 @@ fn claims_unchecked(token: &str) -> AccessClaims {
         .unwrap();
     serde_json::from_slice(&json).unwrap()
 }
+
+/// RFC 9449 §5 with RFC 8693: an exchange sent with a DPoP proof gets a token bound to the
+/// acting API's key (the downstream API then wants that API's proof); without one, a bearer
+/// token as before.
+#[tokio::test]
+async fn an_exchange_with_a_proof_binds_the_new_token_to_the_acting_apis_key() {
+    use crate::protocol::dpop::{self, testing::ClientKey};
+    use crate::types::TokenType;
+    let w = world().await;
+    apis(&w).await;
+    let (subject, _) = alices_notes_token(&w).await;
+    let key = ClientKey::new();
+    let now = w.ctx.clock.unix();
+    let nonce = w.ctx.dpop_nonces.current(now);
+    let proof = key.proof(
+        "POST",
+        "https://idp.example/token",
+        now,
+        serde_json::json!({ "nonce": nonce }),
+    );
+    let proof = dpop::at_token_endpoint(&w.ctx, &[&proof]).await.unwrap();
+    let pairs = [
+        ("grant_type", EXCHANGE),
+        ("subject_token", subject.as_str()),
+        ("subject_token_type", SUBJECT_TYPE),
+        ("resource", AUDIT),
+    ];
+    let notes_svc = w.client("notes-svc").await;
+    let bound = token::exchange_with(&w.ctx, &notes_svc, &form(&pairs), proof.as_ref())
+        .await
+        .unwrap();
+    assert_eq!(bound.token_type, TokenType::DPoP);
+    let down = claims(&w, &bound.access_token, AUDIT);
+    assert_eq!(down.cnf.map(|c| c.jkt), Some(key.jkt()));
+    let plain = exchange(&w, "notes-svc", &subject, AUDIT, &[])
+        .await
+        .unwrap();
+    assert_eq!(plain.token_type, TokenType::Bearer);
+    assert!(claims(&w, &plain.access_token, AUDIT).cnf.is_none());
+}

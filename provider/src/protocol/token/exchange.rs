@@ -7,6 +7,11 @@
 //! parent: revoking either (or ending the session) revokes it too, and the downstream API's
 //! revocation feed hears of it.
 //!
+//! With a DPoP proof (RFC 9449 §5), the new token is bound to the acting API's key, as any
+//! token request's: the downstream API then accepts it only with a proof by that key. The
+//! subject token is not the acting API's to prove: it was presented to the API (with a proof,
+//! if it was bound) and is redeemed here by the API's own authentication.
+//!
 //! Refusals (§2.2.2): a subject token that is not ours, not an access token, expired, revoked
 //! or not addressed to an API of the calling client is `invalid_request`, and so is an
 //! `actor_token` (the actor is the authenticated client) or a token type we do not issue; a
@@ -90,12 +95,14 @@ impl<'a> Request<'a> {
     }
 }
 
+/// The exchange; `dpop`, the thumbprint of the request's DPoP proof's key, if it sent one.
 pub(super) async fn grant(
     ctx: &Ctx,
     client: &Client,
     form: &Params,
+    dpop: Option<&str>,
 ) -> Result<TokenResponse, TokenError> {
-    let outcome = exchange(ctx, client, form).await;
+    let outcome = exchange(ctx, client, form, dpop).await;
     if let Err(TokenError::OAuth { code, description }) = &outcome {
         let event = Event::new(Kind::TokenExchangeRefused)
             .client(&client.client_id)
@@ -105,7 +112,12 @@ pub(super) async fn grant(
     outcome
 }
 
-async fn exchange(ctx: &Ctx, client: &Client, form: &Params) -> Result<TokenResponse, TokenError> {
+async fn exchange(
+    ctx: &Ctx,
+    client: &Client,
+    form: &Params,
+    dpop: Option<&str>,
+) -> Result<TokenResponse, TokenError> {
     // Registration keeps the grant from public clients; a client stored otherwise is refused.
     if client.auth_method == AuthMethod::None {
         return Err(TokenError::unauthorized_client());
@@ -175,7 +187,7 @@ async fn exchange(ctx: &Ctx, client: &Client, form: &Params) -> Result<TokenResp
                 act,
                 not_after: subject.exp,
             }),
-            dpop_jkt: None,
+            dpop_jkt: dpop.map(str::to_owned),
         },
     )
     .await

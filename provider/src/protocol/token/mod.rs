@@ -78,11 +78,7 @@ pub async fn exchange_with(
             refresh::refresh(ctx, client, &req).await
         }
         GrantType::ClientCredentials => client_credentials::grant(ctx, client, form, dpop).await,
-        // Between APIs, whose tokens a DPoP key would have to follow: not offered yet.
-        GrantType::TokenExchange if dpop.is_some() => Err(TokenError::invalid_request(
-            "DPoP is not offered for token exchange: send the request without a proof",
-        )),
-        GrantType::TokenExchange => exchange::grant(ctx, client, form).await,
+        GrantType::TokenExchange => exchange::grant(ctx, client, form, dpop).await,
         GrantType::DeviceCode => device::grant(ctx, client, form, dpop).await,
     }
 }
