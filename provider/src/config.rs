@@ -253,6 +253,11 @@ pub struct TokenConfig {
     pub device_poll_interval: Duration,
     /// DPoP proofs at the token endpoint must carry a nonce the provider gave (RFC 9449 §8).
     pub dpop_nonce: bool,
+    /// Authorization codes may be bound to a DPoP key (RFC 9449 §10: `dpop_jkt`, or a proof
+    /// sent with a push). Off only while instances of a release without it share the
+    /// database: they would redeem a bound code without its key. Off, `dpop_jkt` is refused
+    /// and a push's proof binds nothing, as that release did.
+    pub dpop_code_binding: bool,
 }
 
 impl Default for Config {
@@ -298,6 +303,7 @@ impl Default for TokenConfig {
             // RFC 8628 §3.2: the interval a client assumes when none is given.
             device_poll_interval: Duration::from_secs(5),
             dpop_nonce: true,
+            dpop_code_binding: true,
         }
     }
 }

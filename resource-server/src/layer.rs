@@ -97,11 +97,14 @@ impl RequireScopes {
     }
 }
 
-/// The bearer token of the `Authorization` header ([`presented`] under the `Bearer` scheme).
+/// The bearer token of the `Authorization` header ([`presented`] under the `Bearer` scheme),
+/// for a route that takes no other: a token under the `DPoP` scheme is `invalid_token`.
 pub fn bearer(headers: &HeaderMap) -> Result<&str, Refusal> {
     match presented(headers)? {
         (false, token) => Ok(token),
-        (true, _) => Err(Refusal::NoToken),
+        (true, _) => Err(Refusal::InvalidToken(
+            "this route takes a Bearer token, not the DPoP scheme".into(),
+        )),
     }
 }
 

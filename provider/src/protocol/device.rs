@@ -134,6 +134,13 @@ pub async fn start(
             "resource is not supported with the device flow",
         ));
     }
+    // RFC 9449 §10 binds authorization codes; a device's approval is not bound to a key
+    // before its poll: refused rather than ignored, so that no client believes it bound.
+    if form.get("dpop_jkt").is_some() {
+        return Err(TokenError::invalid_request(
+            "dpop_jkt is not supported with the device flow: send the proof with the poll",
+        ));
+    }
     let asked = ScopeSet::parse_known(form.get("scope").unwrap_or(""));
     let scope = if client.allows_grant(GrantType::RefreshToken) {
         asked

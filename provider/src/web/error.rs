@@ -238,7 +238,12 @@ impl IntoResponse for BearerError {
         // challenge each).
         let offer_dpop = matches!(self, Self::MissingAnyScheme);
         let (status, challenge, body) = match self {
-            Self::Missing | Self::MissingAnyScheme => (
+            Self::Missing => (
+                StatusCode::UNAUTHORIZED,
+                r#"Bearer realm="gatehouse""#.to_owned(),
+                serde_json::json!({"error": "invalid_request", "error_description": "a Bearer access token is required"}),
+            ),
+            Self::MissingAnyScheme => (
                 StatusCode::UNAUTHORIZED,
                 r#"Bearer realm="gatehouse""#.to_owned(),
                 serde_json::json!({"error": "invalid_request", "error_description": "an access token is required"}),

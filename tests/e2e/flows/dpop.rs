@@ -48,10 +48,15 @@ impl DpopKey {
 async fn app_a_code(stack: &Stack, extra: &[(&str, &str)]) -> (String, String) {
     let app = &stack.app_a;
     let request = stack.authorize_url(&app.client_id, &app.redirect_uri, extra);
+    (code_at(stack, request.url.as_str()).await, request.verifier)
+}
+
+/// The code App A gets for the authorization request at `url`, alice signing in (and
+/// consenting) in a new browser.
+async fn code_at(stack: &Stack, url: &str) -> String {
+    let app = &stack.app_a;
     let browser = Browser::new();
-    let mut page = browser
-        .follow_until(request.url.as_str(), &app.redirect_uri)
-        .await;
+    let mut page = browser.follow_until(url, &app.redirect_uri).await;
     if page.url.path() == "/login" {
         let fields = [("username", ALICE.0), ("password", ALICE.1)];
         page = browser
@@ -64,8 +69,7 @@ async fn app_a_code(stack: &Stack, extra: &[(&str, &str)]) -> (String, String) {
             .submit_until(&page, "/consent", &fields, &app.redirect_uri)
             .await;
     }
-    let code = param(page.url.as_str(), "code").expect("a code");
-    (code, request.verifier)
+    param(page.url.as_str(), "code").expect("a code")
 }
 
 #[tokio::test]
@@ -217,6 +221,88 @@ async fn a_code_bound_with_dpop_jkt_redeems_only_with_a_proof_by_that_key() {
         );
     }
     let (status, _, tokens) = redeem(Some(key.proof("POST", &token_url, nonce))).await;
+    assert_eq!(status, 200, "{tokens}");
+    let claims = crate::harness::jwt_part(tokens["access_token"].as_str().unwrap(), 1);
+    assert_eq!(claims["cnf"]["jkt"], key.jkt().as_str());
+}
+
+/// RFC 9449 §10.1: a push to the PAR endpoint sent with a proof (for that endpoint, with the
+/// provider's nonce) binds the code the browser brings back to the proof's key.
+#[tokio::test]
+async fn a_push_sent_with_a_proof_binds_the_code_to_its_key() {
+    let stack = spawn().await;
+    let http = client_app::http::client_builder().build().unwrap();
+    let (par_url, token_url) = (
+        format!("{}/par", stack.issuer),
+        format!("{}/token", stack.issuer),
+    );
+    let app = &stack.app_a;
+    let request = stack.authorize_url(&app.client_id, &app.redirect_uri, &[]);
+    let params: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();
+    let key = DpopKey::new();
+    let push = |proof: String| {
+        let req = http
+            .post(&par_url)
+            .basic_auth(&app.client_id, Some(&app.secret))
+            .header("DPoP", proof)
+            .form(&params);
+        async move {
+            let resp = req.send().await.unwrap();
+            let nonce = resp
+                .headers()
+                .get("dpop-nonce")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (
+                resp.status().as_u16(),
+                nonce,
+                resp.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    let (status, nonce, body) = push(key.proof("POST", &par_url, json!({}))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("use_dpop_nonce"))
+    );
+    let nonce = json!({ "nonce": nonce.unwrap() });
+    // A proof made for the token endpoint is not one for the PAR endpoint.
+    let (status, _, body) = push(key.proof("POST", &token_url, nonce.clone())).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_dpop_proof"))
+    );
+    let (status, _, pushed) = push(key.proof("POST", &par_url, nonce.clone())).await;
+    assert_eq!(status, 201, "{pushed}");
+
+    let mut url = url::Url::parse(&format!("{}/authorize", stack.issuer)).unwrap();
+    url.query_pairs_mut()
+        .append_pair("client_id", &app.client_id)
+        .append_pair("request_uri", pushed["request_uri"].as_str().unwrap());
+    let code = code_at(&stack, url.as_str()).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", app.redirect_uri.as_str()),
+        ("code_verifier", request.verifier.as_str()),
+    ];
+    let redeem = |proof: String| {
+        let req = http
+            .post(&token_url)
+            .basic_auth(&app.client_id, Some(&app.secret))
+            .header("DPoP", proof)
+            .form(&form);
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let other = DpopKey::new();
+    let (status, body) = redeem(other.proof("POST", &token_url, nonce.clone())).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_dpop_proof"))
+    );
+    let (status, tokens) = redeem(key.proof("POST", &token_url, nonce)).await;
     assert_eq!(status, 200, "{tokens}");
     let claims = crate::harness::jwt_part(tokens["access_token"].as_str().unwrap(), 1);
     assert_eq!(claims["cnf"]["jkt"], key.jkt().as_str());

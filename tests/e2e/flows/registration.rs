@@ -502,7 +502,9 @@ async fn registration_needs_a_live_initial_access_token() {
     let body = json!({"redirect_uris": ["https://app.example/cb"]});
     let (status, headers, err) = post_registration(&stack, None, &body).await;
     assert_eq!(status, 401, "{err}");
-    assert!(headers.contains_key("www-authenticate"));
+    // A bare Bearer challenge, and only that: registration takes no DPoP-bound token.
+    let challenges: Vec<_> = headers.get_all("www-authenticate").iter().collect();
+    assert_eq!(challenges, [r#"Bearer realm="gatehouse""#]);
     let (status, _, err) = post_registration(&stack, Some("made-up"), &body).await;
     assert_eq!(
         (status, err["error"].as_str()),

@@ -79,9 +79,8 @@ pub async fn push(
             .with("client_id", &client.client_id),
     };
     let params = match dpop {
+        Some(_) if !ctx.config.tokens.dpop_code_binding => params,
         None => params,
-        // A repeated dpop_jkt is left for the request's checks to refuse.
-        Some(_) if params.is_repeated("dpop_jkt") => params,
         Some(proof) => match params.get("dpop_jkt") {
             Some(named) if named != proof.jkt => {
                 return Err(TokenError::new(

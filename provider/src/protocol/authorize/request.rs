@@ -121,6 +121,11 @@ pub async fn validate_resolved(
     };
     let mut req = parse(params, &at, hint_subject)?;
     req.pushed = pushed;
+    if req.dpop_jkt.is_some() && !ctx.config.tokens.dpop_code_binding {
+        let code = AuthorizeErrorCode::InvalidRequest;
+        let why = "dpop_jkt is not supported: send the DPoP proof with the token request";
+        return Err(req.error(&ctx.issuer, code, why).into());
+    }
     if client.require_par && !pushed {
         let code = AuthorizeErrorCode::InvalidRequest;
         let why = "this client must push its authorization requests first (PAR, RFC 9126)";

@@ -333,6 +333,11 @@ async fn scopes_follow_the_request_and_the_client() {
     let with_api = [("client_id", "tv"), ("resource", "https://api.example")];
     let r = device::start(&w.ctx, &w.client("tv").await, &form(&with_api)).await;
     assert_eq!(r.unwrap_err().code(), Some(TokenErrorCode::InvalidTarget));
+    // Nor `dpop_jkt` (RFC 9449 §10 binds codes): refused, so no client believes it bound.
+    let jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+    let with_key = [("client_id", "tv"), ("dpop_jkt", jkt)];
+    let r = device::start(&w.ctx, &w.client("tv").await, &form(&with_key)).await;
+    assert_eq!(r.unwrap_err().code(), Some(TokenErrorCode::InvalidRequest));
 }
 
 /// A third-party app's approval is the consent: it is remembered (and listed), and taking it

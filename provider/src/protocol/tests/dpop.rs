@@ -387,9 +387,20 @@ async fn a_code_bound_by_dpop_jkt_needs_a_proof_by_that_key() {
     let replay = redeem(&w, "first", &code, None).await;
     assert_eq!(token_code(replay), Some(TokenErrorCode::InvalidGrant));
     let now = w.ctx.clock.unix();
-    let ath = dpop::token_hash(&tokens.access_token);
-    let proof = key.proof("GET", USERINFO_URL, now, json!({ "ath": ath }));
-    assert!(with_proof(&w, &tokens.access_token, &proof).await.is_ok());
+    let userinfo_proof = || {
+        let ath = dpop::token_hash(&tokens.access_token);
+        key.proof("GET", USERINFO_URL, now, json!({ "ath": ath }))
+    };
+    assert!(
+        with_proof(&w, &tokens.access_token, &userinfo_proof())
+            .await
+            .is_ok()
+    );
+    // With its key, the replay is the code's own client's: its tokens are revoked.
+    let replay = redeem(&w, "first", &code, Some(&key)).await;
+    assert_eq!(token_code(replay), Some(TokenErrorCode::InvalidGrant));
+    let after = with_proof(&w, &tokens.access_token, &userinfo_proof()).await;
+    assert_eq!(bearer_code(after), Some(BearerErrorCode::InvalidToken));
 }
 
 /// RFC 9449 §10.1: a proof sent with a push binds the code as `dpop_jkt` would; a push that
@@ -421,6 +432,16 @@ async fn a_proof_sent_with_a_push_binds_the_code() {
     let refused = pushed::push(&w.ctx, &client, &contradicted, Some(&proof)).await;
     assert_eq!(token_code(refused), Some(TokenErrorCode::InvalidDpopProof));
 
+    // Naming the proof's own key is no contradiction.
+    let same = authorize_params("first", &[("dpop_jkt", &key.jkt())]);
+    let again = at_par(key.proof("POST", PAR_URL, now, json!({ "nonce": &nonce })))
+        .await
+        .unwrap();
+    assert!(
+        pushed::push(&w.ctx, &client, &same, again.as_ref())
+            .await
+            .is_ok()
+    );
     let pushed = pushed::push(
         &w.ctx,
         &client,
@@ -442,4 +463,45 @@ async fn a_proof_sent_with_a_push_binds_the_code() {
         claims(&tokens.access_token).cnf.map(|c| c.jkt),
         Some(key.jkt())
     );
+}
+
+/// While instances of a release without code binding share the database
+/// (`tokens.dpop_code_binding` off), a request naming a key is refused, as that release did,
+/// and a push's proof binds nothing: no code is bound that such an instance could redeem.
+#[tokio::test]
+async fn without_code_binding_dpop_jkt_is_refused_and_a_push_binds_nothing() {
+    let mut ctx = testing::ctx().await;
+    let config = &mut std::sync::Arc::get_mut(&mut ctx.ctx).unwrap().config;
+    config.tokens.dpop_code_binding = false;
+    let w = world_on(ctx).await;
+    let key = ClientKey::new();
+    let session = w.signed_in(&w.alice).await;
+    let named = authorize_params("first", &[("dpop_jkt", &key.jkt())]);
+    match authorize::authorize(&w.ctx, &named, Some(&session)).await {
+        Err(crate::protocol::error::AuthorizeError::Redirect(r)) => {
+            assert!(r.description.contains("dpop_jkt"), "{}", r.description);
+        }
+        other => panic!("not refused: {other:?}"),
+    }
+    let now = w.ctx.clock.unix();
+    let nonce = w.ctx.dpop_nonces.current(now);
+    let proof = key.proof("POST", PAR_URL, now, json!({ "nonce": nonce }));
+    let paths = crate::paths::PUSHED_AUTHORIZATION;
+    let proof = dpop::at_endpoint(&w.ctx, paths, &[&proof]).await.unwrap();
+    let client = w.client("first").await;
+    let pushed = pushed::push(
+        &w.ctx,
+        &client,
+        &authorize_params("first", &[]),
+        proof.as_ref(),
+    )
+    .await
+    .unwrap();
+    let by_reference = form(&[("client_id", "first"), ("request_uri", &pushed.request_uri)]);
+    let code = match authorize::authorize(&w.ctx, &by_reference, Some(&session)).await {
+        Ok(Next::Code(c)) => c.code,
+        other => panic!("no code: {other:?}"),
+    };
+    let tokens = redeem(&w, "first", &code, None).await.unwrap();
+    assert_eq!(tokens.token_type, TokenType::Bearer);
 }

@@ -398,3 +398,58 @@ async fn request_objects_that_do_not_verify_are_refused() {
     let anonymous = form(&[("request", cases[1].1.as_str())]);
     assert!(page(at_authorize(&w, &anonymous).await).contains("client_id"));
 }
+
+/// A request object's `dpop_jkt` claim binds the code (RFC 9449 §10), by value or pushed; one
+/// beside the request object is not read (RFC 9101 §6.3).
+#[tokio::test]
+async fn a_request_objects_dpop_jkt_binds_its_code() {
+    use crate::protocol::token;
+    use crate::types::TokenErrorCode;
+    let w = world().await;
+    let keys = signing_client(&w).await;
+    let jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+    let redeem = |code: String| {
+        let w = &w;
+        async move {
+            let pairs = [
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", super::VERIFIER),
+            ];
+            let client = w.client("first").await;
+            token::exchange(&w.ctx, &client, &form(&pairs))
+                .await
+                .map(|_| ())
+                .map_err(|e| e.code())
+        }
+    };
+    let code_of = |next: Result<Next, AuthorizeError>| match next {
+        Ok(Next::Code(c)) => c.code,
+        other => panic!("no code: {other:?}"),
+    };
+    let bound = object(&w, &keys, |c| c["dpop_jkt"] = json!(jkt));
+    let by_value = form(&[("client_id", "first"), ("request", bound.as_str())]);
+    let code = code_of(at_authorize(&w, &by_value).await);
+    assert_eq!(
+        redeem(code).await,
+        Err(Some(TokenErrorCode::InvalidDpopProof))
+    );
+    let pushed = push(&w, "first", &[("request", bound.as_str())])
+        .await
+        .unwrap();
+    let code = code_of(at_authorize(&w, &by_reference("first", &pushed.request_uri)).await);
+    assert_eq!(
+        redeem(code).await,
+        Err(Some(TokenErrorCode::InvalidDpopProof))
+    );
+    // Beside an unbound request object, dpop_jkt is not the request's.
+    let plain = object(&w, &keys, |_| {});
+    let beside = form(&[
+        ("client_id", "first"),
+        ("request", plain.as_str()),
+        ("dpop_jkt", jkt),
+    ]);
+    let code = code_of(at_authorize(&w, &beside).await);
+    assert_eq!(redeem(code).await, Ok(()));
+}
