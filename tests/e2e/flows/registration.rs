@@ -926,6 +926,60 @@ async fn a_developer_registers_edits_rotates_and_deletes_an_app_in_the_console()
     assert_eq!(status, 401, "the old secret no longer authenticates");
     full_sign_in(&stack, &id, Some(&new_secret), redirect).await;
 
+    // Front-channel logout, PAR and DPoP required: set, shown, and cleared again.
+    let edit = browser.follow(&edit_url).await;
+    let base = [
+        ("name", "Console app"),
+        ("redirect_uris", redirect),
+        ("auth_method", "client_secret_basic"),
+        ("id_token_alg", "ES256"),
+        ("grant_authorization_code", "on"),
+    ];
+    let frontchannel = "http://console-app.localhost:7005/frontchannel-logout";
+    let mut strict = base.to_vec();
+    strict.extend([
+        ("frontchannel_logout_uri", frontchannel),
+        ("require_par", "on"),
+        ("dpop_bound", "on"),
+    ]);
+    let saved = browser
+        .submit(&edit, &format!("/developer/apps/{id}"), &strict)
+        .await;
+    assert_eq!(saved.status, 200, "{}", saved.body);
+    let stored = stack.store.client(&id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.frontchannel_logout_uri.as_deref(),
+        Some(frontchannel)
+    );
+    assert!(stored.frontchannel_logout_session_required);
+    assert!(stored.require_par && stored.dpop_bound);
+    for checked in [
+        "id=\"require_par\" value=\"on\" checked",
+        "id=\"dpop_bound\" value=\"on\" checked",
+    ] {
+        assert!(saved.body.contains(checked), "{checked}: {}", saved.body);
+    }
+    assert!(saved.body.contains(frontchannel));
+    // A front-channel URI on a host that is no redirect URI's is refused beside its field.
+    let mut elsewhere = base.to_vec();
+    elsewhere.push(("frontchannel_logout_uri", "http://other.localhost:7005/fc"));
+    let refused = browser
+        .submit(&saved, &format!("/developer/apps/{id}"), &elsewhere)
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .contains("id=\"frontchannel_logout_uri-error\"")
+    );
+    let cleared = browser
+        .submit(&saved, &format!("/developer/apps/{id}"), &base)
+        .await;
+    assert_eq!(cleared.status, 200, "{}", cleared.body);
+    let stored = stack.store.client(&id).await.unwrap().unwrap();
+    assert!(stored.frontchannel_logout_uri.is_none());
+    assert!(!stored.require_par && !stored.dpop_bound);
+
     // Delete: needs the confirmation box, then the app and its tokens are gone.
     let edit = browser.follow(&edit_url).await;
     let unconfirmed = browser

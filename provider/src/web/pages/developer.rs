@@ -39,6 +39,11 @@ struct FormValues {
     redirect_uris: String,
     post_logout_redirect_uris: String,
     backchannel_logout_uri: String,
+    frontchannel_logout_uri: String,
+    /// `require_pushed_authorization_requests` (RFC 9126 §6).
+    require_par: bool,
+    /// `dpop_bound_access_tokens` (RFC 9449 §5.2).
+    dpop_bound: bool,
     auth_method: String,
     id_token_alg: String,
     grants: Vec<GrantType>,
@@ -168,6 +173,9 @@ impl FormValues {
             redirect_uris: c.redirect_uris.join("\n"),
             post_logout_redirect_uris: c.post_logout_redirect_uris.join("\n"),
             backchannel_logout_uri: c.backchannel_logout_uri.clone().unwrap_or_default(),
+            frontchannel_logout_uri: c.frontchannel_logout_uri.clone().unwrap_or_default(),
+            require_par: c.require_par,
+            dpop_bound: c.dpop_bound,
             auth_method: c.auth_method.as_str().into(),
             id_token_alg: c.id_token_alg.as_str().into(),
             grants: c.grant_types.clone(),
@@ -187,6 +195,9 @@ impl FormValues {
             redirect_uris: text("redirect_uris"),
             post_logout_redirect_uris: text("post_logout_redirect_uris"),
             backchannel_logout_uri: text("backchannel_logout_uri").trim().to_owned(),
+            frontchannel_logout_uri: text("frontchannel_logout_uri").trim().to_owned(),
+            require_par: f.get("require_par").is_some(),
+            dpop_bound: f.get("dpop_bound").is_some(),
             auth_method: text("auth_method"),
             id_token_alg: text("id_token_alg"),
             grants: GrantType::ALL
@@ -199,9 +210,7 @@ impl FormValues {
         }
     }
 
-    /// The registration request the form stands for.
-    /// The metadata the form describes (the console has no front-channel field: see
-    /// [`keeping_frontchannel`]).
+    /// The metadata the form describes.
     fn metadata(&self) -> Result<ClientMetadata, MetadataError> {
         let lines = |t: &str| -> Vec<String> {
             t.lines()
@@ -224,6 +233,11 @@ impl FormValues {
             backchannel_logout_session_required: Some(!self.backchannel_logout_uri.is_empty()),
             backchannel_logout_uri: Some(self.backchannel_logout_uri.clone())
                 .filter(|u| !u.is_empty()),
+            frontchannel_logout_session_required: Some(!self.frontchannel_logout_uri.is_empty()),
+            frontchannel_logout_uri: Some(self.frontchannel_logout_uri.clone())
+                .filter(|u| !u.is_empty()),
+            require_pushed_authorization_requests: Some(self.require_par),
+            dpop_bound_access_tokens: Some(self.dpop_bound),
             token_endpoint_auth_method: Some(self.auth_method.clone()),
             id_token_signed_response_alg: Some(self.id_token_alg.clone()),
             grant_types: Some(self.grants.iter().map(|g| g.as_str().to_owned()).collect()),
@@ -394,18 +408,6 @@ pub async fn show_app(
     Ok((no_store(), page).into_response())
 }
 
-/// An update from the console keeps the front-channel logout, the PAR requirement and the DPoP
-/// requirement the app registered through the registration endpoint or the command line: the
-/// console has no field for them.
-fn keeping_frontchannel(mut metadata: ClientMetadata, client: &Client) -> ClientMetadata {
-    metadata.frontchannel_logout_uri = client.frontchannel_logout_uri.clone();
-    metadata.frontchannel_logout_session_required =
-        Some(client.frontchannel_logout_session_required);
-    metadata.require_pushed_authorization_requests = Some(client.require_par);
-    metadata.dpop_bound_access_tokens = Some(client.dpop_bound);
-    metadata
-}
-
 pub async fn update_app(
     State(st): State<AppState>,
     Path(client_id): Path<String>,
@@ -414,8 +416,7 @@ pub async fn update_app(
     let (me, form) = developer_form(&st, posted).await?;
     let client = me.app(&st, &client_id).await?;
     let values = FormValues::from_form(&form);
-    let metadata = values.metadata().map(|m| keeping_frontchannel(m, &client));
-    let valid = match metadata.and_then(|m| m.validate(&st.ctx.outbound)) {
+    let valid = match values.metadata().and_then(|m| m.validate(&st.ctx.outbound)) {
         Ok(v) => v,
         Err(e) => return Ok(refused(&me.session, Some(client), values, e)),
     };
