@@ -34,8 +34,11 @@ pub fn require(verifier: &Arc<Verifier>, scopes: &[&str]) -> RequireScopes {
 /// A request refused, answered as RFC 6750 §3 says.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
-    /// No bearer token (§3.1: no error code).
+    /// No token (§3.1: no error code): a bare challenge for each scheme the API takes, Bearer
+    /// and DPoP (RFC 9449 §7.1).
     NoToken,
+    /// No bearer token where only that scheme is taken ([`bearer`]): a bare Bearer challenge.
+    NoBearerToken,
     /// More than one `Authorization` header, or a bearer token that is not token68 (§2.1).
     InvalidRequest(&'static str),
     /// §3.1 `invalid_token`, with what was wrong.
@@ -98,13 +101,16 @@ impl RequireScopes {
 }
 
 /// The bearer token of the `Authorization` header ([`presented`] under the `Bearer` scheme),
-/// for a route that takes no other: a token under the `DPoP` scheme is `invalid_token`.
+/// for a route that takes no other: a token under the `DPoP` scheme is `invalid_token`, and
+/// none is answered with a Bearer challenge alone.
 pub fn bearer(headers: &HeaderMap) -> Result<&str, Refusal> {
-    match presented(headers)? {
-        (false, token) => Ok(token),
-        (true, _) => Err(Refusal::InvalidToken(
+    match presented(headers) {
+        Ok((false, token)) => Ok(token),
+        Ok((true, _)) => Err(Refusal::InvalidToken(
             "this route takes a Bearer token, not the DPoP scheme".into(),
         )),
+        Err(Refusal::NoToken) => Err(Refusal::NoBearerToken),
+        Err(other) => Err(other),
     }
 }
 
@@ -169,7 +175,7 @@ pub fn refusal_response(realm: &str, why: Refusal) -> Response {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             return response;
         }
-        Refusal::NoToken => (
+        Refusal::NoToken | Refusal::NoBearerToken => (
             StatusCode::UNAUTHORIZED,
             format!("Bearer realm=\"{realm}\""),
             serde_json::json!({"error": "unauthorized", "error_description": "an access token is required"}),

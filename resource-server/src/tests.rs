@@ -558,3 +558,30 @@ async fn a_proof_names_the_path_the_client_sent() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// `bearer()` is for routes that take the Bearer scheme alone: no token is a bare Bearer
+/// challenge (no DPoP one), and a token under the DPoP scheme is `invalid_token`.
+#[test]
+fn bearer_takes_the_bearer_scheme_alone() {
+    let headers = |value: Option<&str>| {
+        let mut h = http::HeaderMap::new();
+        if let Some(v) = value {
+            h.insert(header::AUTHORIZATION, v.parse().unwrap());
+        }
+        h
+    };
+    assert_eq!(bearer(&headers(Some("Bearer abc"))), Ok("abc"));
+    let none = bearer(&headers(None)).unwrap_err();
+    assert_eq!(none, Refusal::NoBearerToken);
+    let answer = refusal_response("https://api.example", none);
+    let challenges: Vec<_> = answer
+        .headers()
+        .get_all(header::WWW_AUTHENTICATE)
+        .iter()
+        .collect();
+    assert_eq!(challenges, [r#"Bearer realm="https://api.example""#]);
+    assert!(matches!(
+        bearer(&headers(Some("DPoP abc"))),
+        Err(Refusal::InvalidToken(_))
+    ));
+}

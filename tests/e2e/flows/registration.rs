@@ -960,6 +960,19 @@ async fn a_developer_registers_edits_rotates_and_deletes_an_app_in_the_console()
         assert!(saved.body.contains(checked), "{checked}: {}", saved.body);
     }
     assert!(saved.body.contains(frontchannel));
+    // A form from before the console had these fields (no `request_security`) keeps them.
+    let mut stale = base.to_vec();
+    stale.push(("request_security", ""));
+    let kept = browser
+        .submit(&saved, &format!("/developer/apps/{id}"), &stale)
+        .await;
+    assert_eq!(kept.status, 200, "{}", kept.body);
+    let stored = stack.store.client(&id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.frontchannel_logout_uri.as_deref(),
+        Some(frontchannel)
+    );
+    assert!(stored.require_par && stored.dpop_bound);
     // A front-channel URI on a host that is no redirect URI's is refused beside its field.
     let mut elsewhere = base.to_vec();
     elsewhere.push(("frontchannel_logout_uri", "http://other.localhost:7005/fc"));

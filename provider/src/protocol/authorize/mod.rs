@@ -221,7 +221,11 @@ pub async fn still_allowed(ctx: &Ctx, req: &AuthRequest) -> Result<Client, PageE
             "This app may no longer sign you in.",
         ));
     }
-    if client.require_par && !req.pushed {
+    // The app now requires pushed requests, or an operator turned code binding off while
+    // instances that cannot enforce it share the database (`tokens.dpop_code_binding`).
+    if (client.require_par && !req.pushed)
+        || (req.dpop_jkt.is_some() && !ctx.config.tokens.dpop_code_binding)
+    {
         return Err(PageError::bad_request(
             "This app must now send its sign-in requests another way. Go back to the app and \
              start again.",

@@ -351,4 +351,12 @@ async fn an_exchange_with_a_proof_binds_the_new_token_to_the_acting_apis_key() {
         .unwrap();
     assert_eq!(plain.token_type, TokenType::Bearer);
     assert!(claims(&w, &plain.access_token, AUDIT).cnf.is_none());
+    // An API registered with dpop_bound_access_tokens exchanges only with a proof (§5.2).
+    w.reregister("notes-svc", |m| m.dpop_bound_access_tokens = Some(true))
+        .await;
+    let refused = exchange(&w, "notes-svc", &subject, AUDIT, &[]).await;
+    assert_eq!(
+        refused.unwrap_err().code(),
+        Some(TokenErrorCode::InvalidDpopProof)
+    );
 }

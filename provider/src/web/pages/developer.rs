@@ -44,6 +44,10 @@ struct FormValues {
     require_par: bool,
     /// `dpop_bound_access_tokens` (RFC 9449 §5.2).
     dpop_bound: bool,
+    /// The form had the three fields above (`request_security`). One without them (a page
+    /// served before the console had them, still open or from an older instance) keeps the
+    /// app's stored values rather than clearing them.
+    has_security_fields: bool,
     auth_method: String,
     id_token_alg: String,
     grants: Vec<GrantType>,
@@ -160,6 +164,7 @@ impl SecretPage {
 impl FormValues {
     fn new_app() -> Self {
         Self {
+            has_security_fields: true,
             auth_method: AuthMethod::default().as_str().into(),
             id_token_alg: Alg::RS256.as_str().into(),
             grants: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
@@ -176,6 +181,7 @@ impl FormValues {
             frontchannel_logout_uri: c.frontchannel_logout_uri.clone().unwrap_or_default(),
             require_par: c.require_par,
             dpop_bound: c.dpop_bound,
+            has_security_fields: true,
             auth_method: c.auth_method.as_str().into(),
             id_token_alg: c.id_token_alg.as_str().into(),
             grants: c.grant_types.clone(),
@@ -198,6 +204,7 @@ impl FormValues {
             frontchannel_logout_uri: text("frontchannel_logout_uri").trim().to_owned(),
             require_par: f.get("require_par").is_some(),
             dpop_bound: f.get("dpop_bound").is_some(),
+            has_security_fields: f.get("request_security").is_some(),
             auth_method: text("auth_method"),
             id_token_alg: text("id_token_alg"),
             grants: GrantType::ALL
@@ -415,7 +422,12 @@ pub async fn update_app(
 ) -> Result<Response, PageError> {
     let (me, form) = developer_form(&st, posted).await?;
     let client = me.app(&st, &client_id).await?;
-    let values = FormValues::from_form(&form);
+    let mut values = FormValues::from_form(&form);
+    if !values.has_security_fields {
+        values.frontchannel_logout_uri = client.frontchannel_logout_uri.clone().unwrap_or_default();
+        values.require_par = client.require_par;
+        values.dpop_bound = client.dpop_bound;
+    }
     let valid = match values.metadata().and_then(|m| m.validate(&st.ctx.outbound)) {
         Ok(v) => v,
         Err(e) => return Ok(refused(&me.session, Some(client), values, e)),
