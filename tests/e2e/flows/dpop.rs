@@ -72,6 +72,42 @@ async fn code_at(stack: &Stack, url: &str) -> String {
     param(page.url.as_str(), "code").expect("a code")
 }
 
+/// The token request redeeming App A's `code` (PKCE `verifier`).
+fn code_form<'a>(stack: &'a Stack, code: &'a str, verifier: &'a str) -> [(&'a str, &'a str); 4] {
+    [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", &stack.app_a.redirect_uri),
+        ("code_verifier", verifier),
+    ]
+}
+
+/// What App A's POST of `form` to `url` (HTTP Basic, with a DPoP proof if given) gets: the
+/// status, the `DPoP-Nonce` header, and the JSON body.
+async fn post_as_app_a(
+    stack: &Stack,
+    url: &str,
+    form: &[(&str, &str)],
+    proof: Option<String>,
+) -> (u16, Option<String>, Value) {
+    let app = &stack.app_a;
+    let http = client_app::http::client_builder().build().unwrap();
+    let mut req = http
+        .post(url)
+        .basic_auth(&app.client_id, Some(&app.secret))
+        .form(form);
+    if let Some(p) = proof {
+        req = req.header("DPoP", p);
+    }
+    let resp = req.send().await.unwrap();
+    let nonce = resp
+        .headers()
+        .get("dpop-nonce")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let status = resp.status().as_u16();
+    (status, nonce, resp.json().await.unwrap())
+}
+
 #[tokio::test]
 async fn tokens_bound_to_a_dpop_key_need_a_proof_by_it() {
     let stack = spawn().await;
@@ -86,12 +122,7 @@ async fn tokens_bound_to_a_dpop_key_need_a_proof_by_it() {
     let key = DpopKey::new();
     let (code, verifier) = app_a_code(&stack, &[]).await;
     let app = &stack.app_a;
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", app.redirect_uri.as_str()),
-        ("code_verifier", verifier.as_str()),
-    ];
+    let form = code_form(&stack, &code, &verifier);
     let redeem = |proof: String| {
         http.post(&token_url)
             .basic_auth(&app.client_id, Some(&app.secret))
@@ -176,38 +207,11 @@ async fn tokens_bound_to_a_dpop_key_need_a_proof_by_it() {
 #[tokio::test]
 async fn a_code_bound_with_dpop_jkt_redeems_only_with_a_proof_by_that_key() {
     let stack = spawn().await;
-    let http = client_app::http::client_builder().build().unwrap();
     let token_url = format!("{}/token", stack.issuer);
     let key = DpopKey::new();
     let (code, verifier) = app_a_code(&stack, &[("dpop_jkt", &key.jkt())]).await;
-    let app = &stack.app_a;
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", app.redirect_uri.as_str()),
-        ("code_verifier", verifier.as_str()),
-    ];
-    let redeem = |proof: Option<String>| {
-        let mut req = http
-            .post(&token_url)
-            .basic_auth(&app.client_id, Some(&app.secret))
-            .form(&form);
-        if let Some(p) = proof {
-            req = req.header("DPoP", p);
-        }
-        async move {
-            let resp = req.send().await.unwrap();
-            let nonce = resp
-                .headers()
-                .get("dpop-nonce")
-                .map(|v| v.to_str().unwrap().to_owned());
-            (
-                resp.status().as_u16(),
-                nonce,
-                resp.json::<Value>().await.unwrap(),
-            )
-        }
-    };
+    let form = code_form(&stack, &code, &verifier);
+    let redeem = |proof| post_as_app_a(&stack, &token_url, &form, proof);
     let (status, nonce, _) = redeem(Some(key.proof("POST", &token_url, json!({})))).await;
     assert_eq!(status, 400);
     let nonce = json!({ "nonce": nonce.unwrap() });
@@ -231,7 +235,6 @@ async fn a_code_bound_with_dpop_jkt_redeems_only_with_a_proof_by_that_key() {
 #[tokio::test]
 async fn a_push_sent_with_a_proof_binds_the_code_to_its_key() {
     let stack = spawn().await;
-    let http = client_app::http::client_builder().build().unwrap();
     let (par_url, token_url) = (
         format!("{}/par", stack.issuer),
         format!("{}/token", stack.issuer),
@@ -239,26 +242,9 @@ async fn a_push_sent_with_a_proof_binds_the_code_to_its_key() {
     let app = &stack.app_a;
     let request = stack.authorize_url(&app.client_id, &app.redirect_uri, &[]);
     let params: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();
+    let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (&**k, &**v)).collect();
     let key = DpopKey::new();
-    let push = |proof: String| {
-        let req = http
-            .post(&par_url)
-            .basic_auth(&app.client_id, Some(&app.secret))
-            .header("DPoP", proof)
-            .form(&params);
-        async move {
-            let resp = req.send().await.unwrap();
-            let nonce = resp
-                .headers()
-                .get("dpop-nonce")
-                .map(|v| v.to_str().unwrap().to_owned());
-            (
-                resp.status().as_u16(),
-                nonce,
-                resp.json::<Value>().await.unwrap(),
-            )
-        }
-    };
+    let push = |proof| post_as_app_a(&stack, &par_url, &params, Some(proof));
     let (status, nonce, body) = push(key.proof("POST", &par_url, json!({}))).await;
     assert_eq!(
         (status, body["error"].as_str()),
@@ -279,30 +265,15 @@ async fn a_push_sent_with_a_proof_binds_the_code_to_its_key() {
         .append_pair("client_id", &app.client_id)
         .append_pair("request_uri", pushed["request_uri"].as_str().unwrap());
     let code = code_at(&stack, url.as_str()).await;
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", app.redirect_uri.as_str()),
-        ("code_verifier", request.verifier.as_str()),
-    ];
-    let redeem = |proof: String| {
-        let req = http
-            .post(&token_url)
-            .basic_auth(&app.client_id, Some(&app.secret))
-            .header("DPoP", proof)
-            .form(&form);
-        async move {
-            let resp = req.send().await.unwrap();
-            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
-        }
-    };
+    let form = code_form(&stack, &code, &request.verifier);
+    let redeem = |proof| post_as_app_a(&stack, &token_url, &form, Some(proof));
     let other = DpopKey::new();
-    let (status, body) = redeem(other.proof("POST", &token_url, nonce.clone())).await;
+    let (status, _, body) = redeem(other.proof("POST", &token_url, nonce.clone())).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (400, Some("invalid_dpop_proof"))
     );
-    let (status, tokens) = redeem(key.proof("POST", &token_url, nonce)).await;
+    let (status, _, tokens) = redeem(key.proof("POST", &token_url, nonce)).await;
     assert_eq!(status, 200, "{tokens}");
     let claims = crate::harness::jwt_part(tokens["access_token"].as_str().unwrap(), 1);
     assert_eq!(claims["cnf"]["jkt"], key.jkt().as_str());

@@ -4,7 +4,7 @@
 
 use super::{REDIRECT, VERIFIER, World, authorize_params, form, world, world_on};
 use crate::context::testing;
-use crate::protocol::authorize::{self, Next, pushed};
+use crate::protocol::authorize::{self, pushed};
 use crate::protocol::dpop::testing::ClientKey;
 use crate::protocol::dpop::{self, Proof, Refused};
 use crate::protocol::error::{BearerError, TokenError};
@@ -371,10 +371,7 @@ async fn a_code_bound_by_dpop_jkt_needs_a_proof_by_that_key() {
     let session = w.signed_in(&w.alice).await;
     let jkt = key.jkt();
     let params = authorize_params("first", &[("dpop_jkt", &jkt)]);
-    let code = match authorize::authorize(&w.ctx, &params, Some(&session)).await {
-        Ok(Next::Code(c)) => c.code,
-        other => panic!("no code: {other:?}"),
-    };
+    let code = w.code_for(&session, &params).await;
     let stolen = ClientKey::new();
     for by in [None, Some(&stolen)] {
         let refused = redeem(&w, "first", &code, by).await;
@@ -452,10 +449,7 @@ async fn a_proof_sent_with_a_push_binds_the_code() {
     .unwrap();
     let by_reference = form(&[("client_id", "first"), ("request_uri", &pushed.request_uri)]);
     let session = w.signed_in(&w.alice).await;
-    let code = match authorize::authorize(&w.ctx, &by_reference, Some(&session)).await {
-        Ok(Next::Code(c)) => c.code,
-        other => panic!("no code: {other:?}"),
-    };
+    let code = w.code_for(&session, &by_reference).await;
     let unbound = redeem(&w, "first", &code, None).await;
     assert_eq!(token_code(unbound), Some(TokenErrorCode::InvalidDpopProof));
     let tokens = redeem(&w, "first", &code, Some(&key)).await.unwrap();
@@ -498,10 +492,7 @@ async fn without_code_binding_dpop_jkt_is_refused_and_a_push_binds_nothing() {
     .await
     .unwrap();
     let by_reference = form(&[("client_id", "first"), ("request_uri", &pushed.request_uri)]);
-    let code = match authorize::authorize(&w.ctx, &by_reference, Some(&session)).await {
-        Ok(Next::Code(c)) => c.code,
-        other => panic!("no code: {other:?}"),
-    };
+    let code = w.code_for(&session, &by_reference).await;
     let tokens = redeem(&w, "first", &code, None).await.unwrap();
     assert_eq!(tokens.token_type, TokenType::Bearer);
 }

@@ -168,6 +168,14 @@ impl World {
         }
     }
 
+    /// The code the authorization request `params` comes to through `session`.
+    pub(super) async fn code_for(&self, session: &Session, params: &Params) -> String {
+        match super::authorize::authorize(&self.ctx, params, Some(session)).await {
+            Ok(Next::Code(c)) => c.code,
+            other => panic!("no code: {other:?}"),
+        }
+    }
+
     /// A code for `client_id` through `session`, or what the authorization request came to
     /// instead.
     pub(super) async fn try_code(
