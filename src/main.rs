@@ -179,6 +179,7 @@ async fn main() -> anyhow::Result<()> {
             audience: id.into(),
             client_id: client.into(),
             client_secret: secret.into(),
+            public_url: None,
         }
     };
     let audit = notes_api::audit(settings(AUDIT), http.clone(), clock.clone()).await?;

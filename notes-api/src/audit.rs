@@ -81,6 +81,8 @@ async fn add(State(api): State<Arc<Audit>>, request: Parts, body: Bytes) -> Resp
         "for": token.sub,
         "client_id": token.client_id,
         "acted_by": actors(token.actor.as_ref()),
+        // Bound to the caller's DPoP key, whose proof the layer checked (RFC 9449 §7).
+        "sender_constrained": token.dpop_jkt.is_some(),
         "at": now_rfc3339(&api.clock),
     });
     api.events.push(token.sub, event.clone());

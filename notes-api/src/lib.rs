@@ -39,6 +39,9 @@ pub struct Settings {
     /// This API's client (to hear its revocation feed, and to exchange tokens).
     pub client_id: String,
     pub client_secret: String,
+    /// Where this API is reached, when not at its indicator: what DPoP proofs sent to it
+    /// name (`resource_server::Config::public_url`).
+    pub public_url: Option<String>,
 }
 
 /// An API's router and the listener that keeps it hearing revocations (keep both).
@@ -53,7 +56,10 @@ async fn verifier(
     http: reqwest::Client,
     clock: infra::Clock,
 ) -> anyhow::Result<(Arc<Verifier>, Listener)> {
-    let config = Config::new(settings.issuer.clone(), settings.audience.clone());
+    let mut config = Config::new(settings.issuer.clone(), settings.audience.clone());
+    if let Some(url) = &settings.public_url {
+        config.public_url = url.clone();
+    }
     let verifier = Arc::new(Verifier::discover(config, http, clock).await?);
     let listener =
         verifier.hear_revocations(settings.client_id.clone(), settings.client_secret.clone())?;

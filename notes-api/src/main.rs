@@ -46,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
         audience: args.audience,
         client_id: args.client_id,
         client_secret: args.client_secret,
+        public_url: None,
     };
     let http = infra::http::client_builder().build()?;
     let audit = args.audit.map(|a| notes_api::AuditApi {

@@ -1,6 +1,7 @@
 //! The Notes API: each user's notes, written by one app and read by another. A new note is
 //! also recorded at the Audit API, on the user's behalf, with a token exchanged for the one
-//! the note came with.
+//! the note came with, bound to this API's own DPoP key (RFC 9449): a token taken from the
+//! call to Audit is of no use without the key.
 
 use super::{PerUser, Running, Settings, checked, now_rfc3339, refused, text_of, verifier};
 use axum::body::Bytes;
@@ -10,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use http::{HeaderMap, StatusCode};
-use resource_server::{RequireScopes, Verifier, require};
+use resource_server::{ProofKey, RequireScopes, Verifier, require};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -25,6 +26,8 @@ struct Notes {
     clock: infra::Clock,
     /// Each user's notes.
     notes: PerUser,
+    /// This API's DPoP key: the tokens it obtains for Audit are bound to it.
+    proof_key: ProofKey,
 }
 
 /// Where the Audit API is: its resource indicator (what a token for it names), and the base
@@ -44,7 +47,9 @@ pub async fn notes(
     clock: infra::Clock,
 ) -> anyhow::Result<Running> {
     let (verifier, listener) = verifier(&settings, http.clone(), clock.clone()).await?;
+    let proof_key = ProofKey::generate(clock.clone())?;
     let api = Arc::new(Notes {
+        proof_key,
         read: require(&verifier, &["notes:read"]),
         write: require(&verifier, &["notes:write"]),
         settings,
@@ -117,26 +122,44 @@ async fn record(api: &Notes, headers: &HeaderMap, audit: &AuditApi) -> Value {
         api.settings.client_id.as_str(),
         api.settings.client_secret.as_str(),
     );
+    let key = Some(&api.proof_key);
     let exchanged = api
         .verifier
-        .exchange(credentials, subject, &audit.resource, Some("audit:write"))
+        .exchange_with(
+            credentials,
+            subject,
+            &audit.resource,
+            Some("audit:write"),
+            key,
+        )
         .await;
     let token = match exchanged {
         Ok(t) => t,
         Err(e) => return json!({"error": e.to_string()}),
     };
-    let sent = api
-        .http
-        .post(format!("{}/events", audit.url.trim_end_matches('/')))
-        .bearer_auth(&token.access_token)
-        .json(&json!({"what": "note written"}))
-        .send()
-        .await;
-    match sent {
+    let url = format!("{}/events", audit.url.trim_end_matches('/'));
+    let mut request = api.http.post(&url).json(&json!({"what": "note written"}));
+    request = if token.token_type.eq_ignore_ascii_case("DPoP") {
+        match api
+            .proof_key
+            .authorization("POST", &url, &token.access_token)
+        {
+            Ok((authorization, proof)) => request
+                .header(http::header::AUTHORIZATION, authorization)
+                .header("DPoP", proof),
+            Err(e) => return json!({"error": e.to_string()}),
+        }
+    } else {
+        request.bearer_auth(&token.access_token)
+    };
+    match request.send().await {
         Ok(r) => {
             let status = r.status().as_u16();
             let answer: Value = r.json().await.unwrap_or(Value::Null);
-            json!({"status": status, "event": answer.get("event"), "scope": token.scope})
+            json!({
+                "status": status, "event": answer.get("event"), "scope": token.scope,
+                "token_type": token.token_type,
+            })
         }
         Err(e) => json!({"error": e.to_string()}),
     }

@@ -39,6 +39,7 @@
 mod dpop;
 mod exchange;
 mod layer;
+mod proof;
 mod revocations;
 mod verify;
 
@@ -47,6 +48,7 @@ pub use exchange::{ExchangeError, Exchanged};
 pub use layer::{
     Caller, Protected, Refusal, RequireScopes, bearer, presented, refusal_response, require,
 };
+pub use proof::{ProofKey, ProofKeyError};
 pub use revocations::{Feed, Listener};
 pub use verify::{AccessToken, Actor, Config, SetupError, Verifier, VerifyError};
 

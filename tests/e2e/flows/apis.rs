@@ -696,21 +696,27 @@ pub(super) async fn spawn_with_notes(options: Options) -> (Stack, RunningApis) {
         audience: audience.into(),
         client_id: client.into(),
         client_secret: secret.into(),
+        public_url: None,
     };
     let serve = |listener: tokio::net::TcpListener, router: axum::Router| {
         tokio::spawn(async move { axum::serve(listener, router).await });
     };
+    // Audit is reached at its listener's address: what the DPoP proofs sent to it name.
+    let audit_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let audit_url = format!("http://{}", audit_listener.local_addr().unwrap());
     let audit = notes_api::audit(
-        settings(AUDIT, "audit-api", "audit-secret"),
+        notes_api::Settings {
+            public_url: Some(audit_url.clone()),
+            ..settings(AUDIT, "audit-api", "audit-secret")
+        },
         http.clone(),
         stack.clock.clone(),
     )
     .await
     .unwrap();
-    let audit_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let target = notes_api::AuditApi {
         resource: AUDIT.into(),
-        url: format!("http://{}", audit_listener.local_addr().unwrap()),
+        url: audit_url,
     };
     serve(audit_listener, audit.router);
     let notes = notes_api::notes(
@@ -774,6 +780,10 @@ async fn the_notes_api_keeps_notes_audits_them_and_hears_sign_out_everywhere() {
     let event = &written["audit"]["event"];
     assert_eq!(event["acted_by"], serde_json::json!(["notes-api"]));
     assert_eq!(event["client_id"], "notes-api");
+    // The exchanged token is bound to Notes' own DPoP key (RFC 9449 §5), and Audit took it
+    // only with Notes' proof (§7).
+    assert_eq!(written["audit"]["token_type"], "DPoP", "{written}");
+    assert_eq!(event["sender_constrained"], true);
     assert_eq!(event["for"], jwt_part(&token, 1)["sub"]);
     assert!(written["validation"]["microseconds"].is_u64());
     let (status, listed) = call(reqwest::Method::GET, Some(token.clone()), None).await;
