@@ -103,7 +103,7 @@ impl Verifier {
             if let (Some(key), Some(nonce)) = (key, response.headers().get("dpop-nonce"))
                 && let Ok(nonce) = nonce.to_str()
             {
-                key.heard_nonce(nonce);
+                key.heard_nonce(endpoint, nonce);
             }
             if response.status().is_success() {
                 return response.json().await.map_err(unreachable);

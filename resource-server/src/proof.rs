@@ -5,13 +5,18 @@
 //! the handful §4.2 lists.
 //!
 //! The key lives in memory: a restarted API makes a new one, and its bound tokens (minutes
-//! long) are simply exchanged again. The provider's last `DPoP-Nonce` (§8) is kept, so that
-//! only the first request, or one after the nonce moved on, costs a second round trip.
+//! long) are simply exchanged again. Each server's last `DPoP-Nonce` (§8) is kept, by origin,
+//! and sent to that server alone, so that only the first request, or one after the nonce
+//! moved on, costs a second round trip.
 
 use infra::Clock;
 use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
+
+/// The most servers whose nonces are kept (an API calls a handful).
+const MAX_NONCES: usize = 16;
 
 /// Why no key could be made, or no proof signed.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +29,8 @@ pub struct ProofKey {
     jwk: Jwk,
     jkt: String,
     clock: Clock,
-    nonce: Mutex<Option<String>>,
+    /// The last nonce each server (by origin) sent.
+    nonces: Mutex<HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for ProofKey {
@@ -52,7 +58,7 @@ impl ProofKey {
             jwk,
             jkt,
             clock,
-            nonce: Mutex::new(None),
+            nonces: Mutex::new(HashMap::new()),
         })
     }
 
@@ -62,8 +68,8 @@ impl ProofKey {
     }
 
     /// A proof for one request (§4.2): `method` to `url` (its query and fragment are not
-    /// part of `htu`), with the provider's last nonce if one was heard, naming
-    /// `access_token` (`ath`) when the request carries one.
+    /// part of `htu`), with that server's last nonce if one was heard, naming `access_token`
+    /// (`ath`) when the request carries one.
     pub fn proof(
         &self,
         method: &str,
@@ -75,7 +81,7 @@ impl ProofKey {
         let mut claims = serde_json::json!({
             "jti": jti, "htm": method, "htu": htu, "iat": self.clock.unix(),
         });
-        if let Some(nonce) = self.nonce() {
+        if let Some(nonce) = self.nonce_of(url) {
             claims["nonce"] = nonce.into();
         }
         if let Some(token) = access_token {
@@ -101,17 +107,26 @@ impl ProofKey {
         ))
     }
 
-    /// Keeps the nonce a server sent (`DPoP-Nonce`), for the next proofs.
-    pub(crate) fn heard_nonce(&self, nonce: &str) {
-        *self.nonce.lock().unwrap_or_else(PoisonError::into_inner) = Some(nonce.to_owned());
+    /// Keeps the nonce the server at `url` sent (`DPoP-Nonce`), for the next proofs to it.
+    pub fn heard_nonce(&self, url: &str, nonce: &str) {
+        let Some(origin) = origin(url) else { return };
+        let mut nonces = self.nonces.lock().unwrap_or_else(PoisonError::into_inner);
+        if nonces.len() >= MAX_NONCES && !nonces.contains_key(&origin) {
+            nonces.clear();
+        }
+        nonces.insert(origin, nonce.to_owned());
     }
 
-    fn nonce(&self) -> Option<String> {
-        self.nonce
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    fn nonce_of(&self, url: &str) -> Option<String> {
+        let nonces = self.nonces.lock().unwrap_or_else(PoisonError::into_inner);
+        nonces.get(&origin(url)?).cloned()
     }
+}
+
+/// The origin of `url` (scheme, host and port): whose nonce a proof carries.
+fn origin(url: &str) -> Option<String> {
+    let url = url::Url::parse(url).ok()?;
+    Some(url.origin().ascii_serialization())
 }
 
 #[cfg(test)]
@@ -135,13 +150,23 @@ mod tests {
         let checked = infra::dpop::check(&proof, &expected, clock.unix()).unwrap();
         assert_eq!(checked.jkt, key.jkt());
         assert_eq!(checked.nonce, None);
-        // Another proof has another jti; a nonce heard is carried from then on.
-        key.heard_nonce("n-1");
+        // Another proof has another jti; a nonce heard is carried from then on, to its
+        // server alone.
+        key.heard_nonce("https://audit.example/other", "n-1");
         let (authorization, again) = key.authorization("POST", url, "tok").unwrap();
         assert_eq!(authorization, "DPoP tok");
         let again = infra::dpop::check(&again, &expected, clock.unix()).unwrap();
         assert_ne!(again.jti, checked.jti);
         assert_eq!(again.nonce.as_deref(), Some("n-1"));
+        let elsewhere = key
+            .proof("POST", "https://idp.example/token", None)
+            .unwrap();
+        let payload = elsewhere.split('.').nth(1).unwrap();
+        let claims =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+                .unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(&claims).unwrap();
+        assert!(claims.get("nonce").is_none(), "{claims}");
         assert!(!format!("{key:?}").contains("key:"));
     }
 }
