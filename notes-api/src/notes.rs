@@ -144,9 +144,16 @@ async fn record(api: &Notes, headers: &HeaderMap, audit: &AuditApi) -> Value {
             .proof_key
             .authorization("POST", &url, &token.access_token)
         {
-            Ok((authorization, proof)) => request
-                .header(http::header::AUTHORIZATION, authorization)
-                .header("DPoP", proof),
+            Ok((authorization, proof)) => match http::HeaderValue::from_str(&authorization) {
+                Ok(mut value) => {
+                    // As `bearer_auth` marks it: kept out of `Debug` and header compression.
+                    value.set_sensitive(true);
+                    request
+                        .header(http::header::AUTHORIZATION, value)
+                        .header("DPoP", proof)
+                }
+                Err(e) => return json!({"error": e.to_string()}),
+            },
             Err(e) => return json!({"error": e.to_string()}),
         }
     } else {

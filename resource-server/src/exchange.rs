@@ -12,6 +12,7 @@ const GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 /// A token for the downstream API.
 #[derive(Clone, Debug, Deserialize)]
+#[non_exhaustive]
 pub struct Exchanged {
     pub access_token: String,
     /// `Bearer`, or `DPoP` for a token bound to the key the exchange was sent with.
@@ -24,6 +25,7 @@ pub struct Exchanged {
 
 /// Why no token was obtained.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ExchangeError {
     #[error("the provider's discovery document names no token endpoint")]
     NoEndpoint,
@@ -109,21 +111,23 @@ impl Verifier {
                 return response.json().await.map_err(unreachable);
             }
             let status = response.status();
-            let body: Option<ErrorBody> = response.json().await.ok();
-            return Err(match body {
-                Some(b) if b.error == "use_dpop_nonce" && key.is_some() && !retried => {
-                    retried = true;
-                    continue;
-                }
-                Some(b) => ExchangeError::Refused {
+            let refusal = match response.json::<ErrorBody>().await {
+                Ok(b) => ExchangeError::Refused {
                     error: b.error,
                     description: b.error_description,
                 },
-                None => ExchangeError::Refused {
+                Err(_) => ExchangeError::Refused {
                     error: status.to_string(),
                     description: String::new(),
                 },
-            });
+            };
+            let wants_nonce = matches!(&refusal, ExchangeError::Refused { error, .. } if error == "use_dpop_nonce");
+            if wants_nonce && key.is_some() && !retried {
+                // The nonce it sent was kept above: once more, with it.
+                retried = true;
+                continue;
+            }
+            return Err(refusal);
         }
     }
 }

@@ -142,6 +142,8 @@ async fn tokens_bound_to_a_dpop_key_need_a_proof_by_it() {
         .await
         .unwrap();
     assert_eq!(bound.status(), 200);
+    // A success carries the nonce too (RFC 9449 §8.2): the next proof needs no round trip.
+    assert!(bound.headers().contains_key("dpop-nonce"));
     let tokens: Value = bound.json().await.unwrap();
     assert_eq!(tokens["token_type"], "DPoP", "{tokens}");
     let access = tokens["access_token"].as_str().unwrap();

@@ -14,8 +14,21 @@ use crate::web::extract::{ClientForm, dpop_headers};
 use crate::web::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+
+/// A success answered to a request with a DPoP proof carries the provider's current nonce
+/// (RFC 9449 §8.2), so that the client's next proof has it without a `use_dpop_nonce` round
+/// trip once the one it holds has aged.
+fn with_nonce(st: &AppState, mut response: Response, proof: Option<&dpop::Proof>) -> Response {
+    if proof.is_some()
+        && st.ctx.config.tokens.dpop_nonce
+        && let Ok(nonce) = HeaderValue::from_str(&st.ctx.dpop_nonces.current(st.ctx.clock.unix()))
+    {
+        response.headers_mut().insert("dpop-nonce", nonce);
+    }
+    response
+}
 
 /// Counted once the client is authenticated: nobody spends another client's budget.
 fn per_client(st: &AppState, what: &str, client: &Client, limit: u64) -> Result<(), TokenError> {
@@ -39,7 +52,8 @@ pub async fn issue_token(
         .map_err(|why| TokenError::new(TokenErrorCode::InvalidDpopProof, why))?;
     let proof = dpop::at_token_endpoint(&st.ctx, &proofs).await?;
     let response = token::exchange_with(&st.ctx, &client, &form, proof.as_ref()).await?;
-    Ok((no_store(), Json(response)).into_response())
+    let response = (no_store(), Json(response)).into_response();
+    Ok(with_nonce(&st, response, proof.as_ref()))
 }
 
 /// RFC 7009 §2.2: 200 for every well-formed request, whether or not a token was revoked.
@@ -91,5 +105,6 @@ pub async fn push_request(
         .map_err(|why| TokenError::new(TokenErrorCode::InvalidDpopProof, why))?;
     let proof = dpop::at_endpoint(&st.ctx, paths::PUSHED_AUTHORIZATION, &proofs).await?;
     let answer = pushed::push(&st.ctx, &client, &form, proof.as_ref()).await?;
-    Ok((StatusCode::CREATED, no_store(), Json(answer)).into_response())
+    let response = (StatusCode::CREATED, no_store(), Json(answer)).into_response();
+    Ok(with_nonce(&st, response, proof.as_ref()))
 }
