@@ -258,8 +258,8 @@ async fn main() -> anyhow::Result<()> {
     );
     println!();
 
-    infra::shutdown::signal().await;
-    println!("stopping…");
+    infra::shutdown::signal_then_force().await;
+    println!("stopping… (again to stop at once)");
     let _ = stop_tx.send(true);
     for task in tasks {
         task.await??;

@@ -20,6 +20,7 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!(name = %config.name, url = %config.public_url, "client app listening");
     let app = App::new(config, Clock::system()).await?;
-    app.serve(listener, infra::shutdown::signal()).await?;
+    app.serve(listener, infra::shutdown::signal_then_force())
+        .await?;
     Ok(())
 }

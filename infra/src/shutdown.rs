@@ -3,35 +3,58 @@
 
 use std::future::Future;
 
-/// A future that completes when the process is asked to stop. The `SIGTERM` handler is
-/// installed when this is called (so a signal sent right after is not lost); call it inside
-/// the runtime. If a handler cannot be installed, the other one alone is waited for (and with
+/// A future that completes when the process is asked to stop. Both handlers are installed
+/// when this is called (so a signal sent right after is not lost); call it inside the
+/// runtime. If a handler cannot be installed, the other one alone is waited for (and with
 /// neither, it never completes: the process then stops only when killed, which is no worse
 /// than having no handler).
 pub fn signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
-    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    let listeners = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        )
+    };
     async move {
         #[cfg(unix)]
-        {
-            let Ok(mut term) = term else {
-                interrupted().await;
-                return;
-            };
-            let heard = tokio::select! {
-                r = tokio::signal::ctrl_c() => r.is_ok(),
-                _ = term.recv() => true,
-            };
-            if !heard {
-                term.recv().await;
+        match listeners {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
             }
+            (Ok(mut one), Err(_)) | (Err(_), Ok(mut one)) => {
+                one.recv().await;
+            }
+            (Err(_), Err(_)) => std::future::pending::<()>().await,
         }
         #[cfg(not(unix))]
         interrupted().await;
     }
 }
 
+/// [`signal`] for a server that drains before it stops: once the first stop signal is heard,
+/// a second one ends the process at once (exit status 130, as for an interrupt), so that an
+/// operator who asks twice does not wait out the drain. The second signal's handler is in
+/// place before this future completes.
+pub fn signal_then_force() -> impl Future<Output = ()> {
+    let first = signal();
+    async move {
+        first.await;
+        let second = signal();
+        tokio::spawn(async move {
+            second.await;
+            tracing::warn!("a second stop signal: stopping now, without draining");
+            std::process::exit(130);
+        });
+    }
+}
+
 /// Ctrl-C, or never if it cannot be listened for.
+#[cfg(not(unix))]
 async fn interrupted() {
     if tokio::signal::ctrl_c().await.is_err() {
         std::future::pending::<()>().await;

@@ -57,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen).await?;
     tracing::info!(addr = %args.listen, "the Notes API is listening");
     axum::serve(listener, api.router)
-        .with_graceful_shutdown(infra::shutdown::signal())
+        .with_graceful_shutdown(infra::shutdown::signal_then_force())
         .await?;
     drop(api.listener);
     Ok(())

@@ -123,7 +123,8 @@ pub async fn run(cli: Cli, mut config: Config, io: &mut Io<'_>) -> anyhow::Resul
             let listener = tokio::net::TcpListener::bind(config.listen).await?;
             tracing::info!(issuer = %config.issuer, listen = %config.listen, "provider listening");
             let app = App::new(config, Clock::system()).await?;
-            app.serve(listener, infra::shutdown::signal()).await?;
+            app.serve(listener, infra::shutdown::signal_then_force())
+                .await?;
         }
         Command::Migrate => {
             let store = Store::connect(&config.database_url).await?;
