@@ -53,6 +53,21 @@ pub enum Refusal {
     /// Whether the token was revoked cannot be known now (the revocation feed is out of
     /// reach): 503, to be tried again.
     Unavailable,
+    /// A refusal of a request that presented its token under the `DPoP` scheme: answered
+    /// under a `DPoP` challenge, the scheme the client used (RFC 9449 §7.1).
+    UnderDpop(Box<Refusal>),
+}
+
+impl Refusal {
+    /// This refusal, for a request that presented its token under the `DPoP` scheme.
+    fn under_dpop(self) -> Self {
+        match self {
+            Self::InvalidRequest(_) | Self::InvalidToken(_) | Self::InsufficientScope(_) => {
+                Self::UnderDpop(Box::new(self))
+            }
+            other => other,
+        }
+    }
 }
 
 impl RequireScopes {
@@ -66,6 +81,19 @@ impl RequireScopes {
         headers: &HeaderMap,
     ) -> Result<AccessToken, Refusal> {
         let (dpop, token) = presented(headers)?;
+        self.check_presented(method, path, headers, (dpop, token))
+            .await
+            .map_err(|why| if dpop { why.under_dpop() } else { why })
+    }
+
+    /// [`RequireScopes::check`] for the token presented (and whether under `DPoP`).
+    async fn check_presented(
+        &self,
+        method: &http::Method,
+        path: &str,
+        headers: &HeaderMap,
+        (dpop, token): (bool, &str),
+    ) -> Result<AccessToken, Refusal> {
         let verified = self.verifier.verify(token).await.map_err(|e| match e {
             VerifyError::RevocationsUnknown => Refusal::Unavailable,
             e => Refusal::InvalidToken(e.to_string()),
@@ -163,10 +191,19 @@ fn quotable(text: &str) -> String {
 
 /// The answer to a refused request: status, `WWW-Authenticate` and a JSON body.
 pub fn refusal_response(realm: &str, why: Refusal) -> Response {
-    let realm = quotable(realm);
+    let (why, under_dpop) = match why {
+        Refusal::UnderDpop(inner) => (*inner, true),
+        other => (other, false),
+    };
+    let bearer = format!("Bearer realm=\"{}\"", quotable(realm));
+    let dpop = format!("DPoP algs=\"{}\"", infra::dpop::ALGS.join(" "));
+    let error = |code: &str, what: &str| {
+        format!("error=\"{code}\", error_description=\"{}\"", quotable(what))
+    };
     // No token: a bare challenge for each scheme the API accepts (RFC 9449 §7.1).
     let offer_dpop = matches!(why, Refusal::NoToken);
-    let (status, challenge, body) = match why {
+    // The status, whether the challenge is the DPoP scheme's, its error attributes, the body.
+    let (status, in_dpop, attributes, body) = match why {
         Refusal::Unavailable => {
             let body = serde_json::json!({"error": "temporarily_unavailable", "error_description": "revocations cannot be checked now"});
             let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
@@ -175,24 +212,24 @@ pub fn refusal_response(realm: &str, why: Refusal) -> Response {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             return response;
         }
+        // Nested (never built so): answered as the innermost.
+        Refusal::UnderDpop(inner) => return refusal_response(realm, Refusal::UnderDpop(inner)),
         Refusal::NoToken | Refusal::NoBearerToken => (
             StatusCode::UNAUTHORIZED,
-            format!("Bearer realm=\"{realm}\""),
+            false,
+            None,
             serde_json::json!({"error": "unauthorized", "error_description": "an access token is required"}),
         ),
         Refusal::InvalidRequest(what) => (
             StatusCode::BAD_REQUEST,
-            format!(
-                "Bearer realm=\"{realm}\", error=\"invalid_request\", error_description=\"{what}\""
-            ),
+            under_dpop,
+            Some(error("invalid_request", what)),
             serde_json::json!({"error": "invalid_request", "error_description": what}),
         ),
         Refusal::InvalidToken(what) => (
             StatusCode::UNAUTHORIZED,
-            format!(
-                "Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{}\"",
-                quotable(&what)
-            ),
+            under_dpop,
+            Some(error("invalid_token", &what)),
             serde_json::json!({"error": "invalid_token", "error_description": what}),
         ),
         Refusal::NeedsDpop => {
@@ -200,36 +237,36 @@ pub fn refusal_response(realm: &str, why: Refusal) -> Response {
                         with a proof";
             (
                 StatusCode::UNAUTHORIZED,
-                format!(
-                    "DPoP algs=\"{}\", error=\"invalid_token\", error_description=\"{what}\"",
-                    infra::dpop::ALGS.join(" ")
-                ),
+                true,
+                Some(error("invalid_token", what)),
                 serde_json::json!({"error": "invalid_token", "error_description": what}),
             )
         }
         Refusal::InvalidDpopProof(what) => (
             StatusCode::UNAUTHORIZED,
-            format!(
-                "DPoP algs=\"{}\", error=\"invalid_dpop_proof\", error_description=\"{}\"",
-                infra::dpop::ALGS.join(" "),
-                quotable(what)
-            ),
+            true,
+            Some(error("invalid_dpop_proof", what)),
             serde_json::json!({"error": "invalid_dpop_proof", "error_description": what}),
         ),
         Refusal::InsufficientScope(scopes) => (
             StatusCode::FORBIDDEN,
-            format!(
-                "Bearer realm=\"{realm}\", error=\"insufficient_scope\", scope=\"{}\"",
+            under_dpop,
+            Some(format!(
+                "error=\"insufficient_scope\", scope=\"{}\"",
                 quotable(&scopes)
-            ),
+            )),
             serde_json::json!({"error": "insufficient_scope", "scope": scopes}),
         ),
     };
-    let mut response = (status, axum::Json(body)).into_response();
-    let mut challenges = vec![challenge];
+    let scheme = if in_dpop { &dpop } else { &bearer };
+    let mut challenges = vec![match attributes {
+        Some(a) => format!("{scheme}, {a}"),
+        None => scheme.clone(),
+    }];
     if offer_dpop {
-        challenges.push(format!("DPoP algs=\"{}\"", infra::dpop::ALGS.join(" ")));
+        challenges.push(dpop);
     }
+    let mut response = (status, axum::Json(body)).into_response();
     for challenge in challenges {
         if let Ok(v) = HeaderValue::from_str(&challenge) {
             response.headers_mut().append(header::WWW_AUTHENTICATE, v);

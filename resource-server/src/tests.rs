@@ -490,7 +490,7 @@ async fn a_dpop_bound_token_needs_a_fresh_proof_by_its_key() {
         challenge.starts_with("DPoP algs=\"ES256 RS256 EdDSA\", error=\"invalid_token\""),
         "{challenge}"
     );
-    // An unbound token under the DPoP scheme: refused.
+    // An unbound token under the DPoP scheme: refused, under the scheme it came with (§7.1).
     let unbound = p.token(json!({}));
     let req = Request::get("/notes")
         .header(header::AUTHORIZATION, format!("DPoP {unbound}"))
@@ -501,6 +501,11 @@ async fn a_dpop_bound_token_needs_a_fresh_proof_by_its_key() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let challenge = resp.headers()[header::WWW_AUTHENTICATE].to_str().unwrap();
+    assert!(
+        challenge.starts_with("DPoP algs=\"ES256 RS256 EdDSA\", error=\"invalid_token\""),
+        "{challenge}"
+    );
 }
 
 /// Behind a nesting router the proof names the path the client sent; two DPoP headers, one of

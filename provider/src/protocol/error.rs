@@ -221,6 +221,13 @@ pub enum BearerError {
         code: BearerErrorCode,
         description: &'static str,
     },
+    /// An error of a request that presented its token under the `DPoP` scheme: answered
+    /// under a `DPoP` challenge, the scheme the client used (RFC 9449 §7.1).
+    #[error("{code}: {description}")]
+    UnderDpop {
+        code: BearerErrorCode,
+        description: &'static str,
+    },
     /// `invalid_token` for a token bound to a DPoP key but presented otherwise: answered with
     /// a `DPoP` challenge, so that the client learns which scheme it needs (RFC 9449 §7.1).
     #[error("invalid_token: {0}")]
@@ -253,10 +260,18 @@ impl BearerError {
         }
     }
 
+    /// This error, for a request that presented its token under the `DPoP` scheme.
+    pub fn under_dpop(self) -> Self {
+        match self {
+            Self::OAuth { code, description } => Self::UnderDpop { code, description },
+            other => other,
+        }
+    }
+
     /// The code, when this is a protocol error (for tests and logs).
     pub fn code(&self) -> Option<BearerErrorCode> {
         match self {
-            Self::OAuth { code, .. } => Some(*code),
+            Self::OAuth { code, .. } | Self::UnderDpop { code, .. } => Some(*code),
             Self::NeedsDpop(_) => Some(BearerErrorCode::InvalidToken),
             _ => None,
         }

@@ -237,6 +237,7 @@ impl IntoResponse for BearerError {
         // A request without a token is told both schemes it may use (RFC 9449 §7.1: one
         // challenge each).
         let offer_dpop = matches!(self, Self::MissingAnyScheme);
+        let under_dpop = matches!(self, Self::UnderDpop { .. });
         let (status, challenge, body) = match self {
             Self::Missing => (
                 StatusCode::UNAUTHORIZED,
@@ -248,7 +249,7 @@ impl IntoResponse for BearerError {
                 r#"Bearer realm="gatehouse""#.to_owned(),
                 serde_json::json!({"error": "invalid_request", "error_description": "an access token is required"}),
             ),
-            Self::OAuth { code, description } => {
+            Self::OAuth { code, description } | Self::UnderDpop { code, description } => {
                 let status = match code {
                     BearerErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
                     BearerErrorCode::InvalidToken | BearerErrorCode::InvalidDpopProof => {
@@ -264,6 +265,7 @@ impl IntoResponse for BearerError {
                 };
                 // RFC 9449 §7.1: a proof's refusal is a DPoP challenge, with the algorithms.
                 let scheme = match code {
+                    _ if under_dpop => dpop_scheme(),
                     BearerErrorCode::InvalidDpopProof => dpop_scheme(),
                     _ => r#"Bearer realm="gatehouse""#.to_owned(),
                 };

@@ -189,6 +189,13 @@ async fn tokens_bound_to_a_dpop_key_need_a_proof_by_it() {
         challenge.starts_with("DPoP algs=\"ES256 RS256 EdDSA\", error=\"invalid_dpop_proof\""),
         "{challenge}"
     );
+    // A token refused under the DPoP scheme is refused under that scheme's challenge.
+    let (status, challenge) = userinfo("DPoP not-a-token".into(), Some(&proof)).await;
+    assert_eq!(status, 401);
+    assert!(
+        challenge.starts_with("DPoP algs=\"ES256 RS256 EdDSA\", error=\"invalid_token\""),
+        "{challenge}"
+    );
     // Introspection says what the token is bound to (RFC 9449 §6.2).
     let introspected: Value = http
         .post(format!("{}/introspect", stack.issuer))

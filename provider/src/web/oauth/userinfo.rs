@@ -63,6 +63,9 @@ async fn answer(
     } else {
         Presented::Bearer
     };
-    let claims = userinfo_presented(ctx, &token, &how).await?;
+    // Refused under the scheme the token came with (RFC 9449 §7.1).
+    let claims = userinfo_presented(ctx, &token, &how)
+        .await
+        .map_err(|e| if dpop { e.under_dpop() } else { e })?;
     Ok((no_store(), Json(claims)).into_response())
 }
