@@ -3,9 +3,9 @@
 
 use std::future::Future;
 
-/// A future that completes when the process is asked to stop. Both handlers are installed
-/// when this is called (so a signal sent right after is not lost); call it inside the
-/// runtime. If a handler cannot be installed, the other one alone is waited for (and with
+/// A future that completes when the process is asked to stop. On unix both handlers are
+/// installed when this is called (so a signal sent right after is not lost); elsewhere Ctrl-C
+/// is listened for once the future is first polled. Call it inside the runtime. If a handler cannot be installed, the other one alone is waited for (and with
 /// neither, it never completes: the process then stops only when killed, which is no worse
 /// than having no handler).
 pub fn signal() -> impl Future<Output = ()> {
@@ -36,17 +36,29 @@ pub fn signal() -> impl Future<Output = ()> {
     }
 }
 
+/// A second stop signal within this time of the first is the same request: a process
+/// manager that forwards Ctrl-C to a process group and then sends `SIGTERM` to each member
+/// asks once, not twice.
+const SAME_REQUEST: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// [`signal`] for a server that drains before it stops: once the first stop signal is heard,
-/// a second one ends the process at once (exit status 130, as for an interrupt), so that an
-/// operator who asks twice does not wait out the drain. The second signal's handler is in
-/// place before this future completes.
+/// a second one (a second or more later) ends the process at once (exit status 130, as for an
+/// interrupt), so that an operator who asks twice does not wait out the drain. On unix the
+/// second signal's handler is in place before this future completes.
 pub fn signal_then_force() -> impl Future<Output = ()> {
     let first = signal();
     async move {
         first.await;
-        let second = signal();
+        let heard = std::time::Instant::now();
+        let mut again = signal();
         tokio::spawn(async move {
-            second.await;
+            loop {
+                again.await;
+                if heard.elapsed() >= SAME_REQUEST {
+                    break;
+                }
+                again = signal();
+            }
             tracing::warn!("a second stop signal: stopping now, without draining");
             std::process::exit(130);
         });

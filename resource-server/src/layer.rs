@@ -33,6 +33,7 @@ pub fn require(verifier: &Arc<Verifier>, scopes: &[&str]) -> RequireScopes {
 
 /// A request refused, answered as RFC 6750 §3 says.
 #[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Refusal {
     /// No token (§3.1: no error code): a bare challenge for each scheme the API takes, Bearer
     /// and DPoP (RFC 9449 §7.1).
@@ -80,10 +81,11 @@ impl RequireScopes {
         path: &str,
         headers: &HeaderMap,
     ) -> Result<AccessToken, Refusal> {
-        let (dpop, token) = presented(headers)?;
+        let under = |why: Refusal, dpop: bool| if dpop { why.under_dpop() } else { why };
+        let (dpop, token) = presented(headers).map_err(|why| under(why, dpop_scheme(headers)))?;
         self.check_presented(method, path, headers, (dpop, token))
             .await
-            .map_err(|why| if dpop { why.under_dpop() } else { why })
+            .map_err(|why| under(why, dpop))
     }
 
     /// [`RequireScopes::check`] for the token presented (and whether under `DPoP`).
@@ -126,6 +128,15 @@ impl RequireScopes {
     fn refuse(&self, why: Refusal) -> Response {
         refusal_response(&self.verifier.config().audience, why)
     }
+}
+
+/// Whether the (first) `Authorization` header names the `DPoP` scheme, well-formed or not.
+fn dpop_scheme(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(' ').next())
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("dpop"))
 }
 
 /// The bearer token of the `Authorization` header ([`presented`] under the `Bearer` scheme),

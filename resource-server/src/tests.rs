@@ -590,3 +590,32 @@ fn bearer_takes_the_bearer_scheme_alone() {
         Err(Refusal::InvalidToken(_))
     ));
 }
+
+/// A request under the DPoP scheme is refused under that scheme, even when its
+/// `Authorization` headers cannot be read (RFC 9449 §7.1); under Bearer, as RFC 6750 says.
+#[tokio::test]
+async fn malformed_requests_are_refused_under_the_scheme_they_used() {
+    let p = provider().await;
+    let v = p.verifier().await;
+    async fn notes(Caller(token): Caller) -> axum::Json<Value> {
+        axum::Json(json!({"owner": token.sub}))
+    }
+    let app = Router::new().route(
+        "/notes",
+        get(notes).route_layer(require(&v, &["notes:read"])),
+    );
+    let (status, challenge, _) = call(&app, &["DPoP a", "DPoP b"]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        challenge.starts_with("DPoP algs=\"ES256 RS256 EdDSA\", error=\"invalid_request\""),
+        "{challenge}"
+    );
+    let (status, challenge, _) = call(&app, &["Bearer a", "Bearer b"]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        challenge.starts_with(&format!(
+            "Bearer realm=\"{API}\", error=\"invalid_request\""
+        )),
+        "{challenge}"
+    );
+}

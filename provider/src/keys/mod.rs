@@ -516,12 +516,15 @@ impl Keys {
 }
 
 /// The keys in force, shared by every request and replaced whole when rotation changes what is
-/// stored (each instance reloads on its own).
-pub struct KeyRing(std::sync::RwLock<std::sync::Arc<Keys>>);
+/// stored (each instance reloads on its own), with the time they were chosen for.
+pub struct KeyRing(std::sync::RwLock<(std::sync::Arc<Keys>, i64)>);
 
 impl KeyRing {
     pub fn new(keys: Keys) -> Self {
-        Self(std::sync::RwLock::new(std::sync::Arc::new(keys)))
+        Self(std::sync::RwLock::new((
+            std::sync::Arc::new(keys),
+            i64::MIN,
+        )))
     }
 
     /// The keys in force now (a cheap clone of a shared pointer).
@@ -529,21 +532,29 @@ impl KeyRing {
         self.0
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0
             .clone()
     }
 
     /// Reloads the keys if the stored ones (at `now`) differ from those in force, including a
-    /// published key whose time to sign has come. Returns whether it reloaded.
+    /// published key whose time to sign has come. Returns whether it reloaded. Two reloads at
+    /// once (the maintenance round and an operator's) may finish in either order: keys chosen
+    /// for an earlier time never replace those chosen for a later one, so a slow reload cannot
+    /// bring back a key that has been superseded.
     pub async fn refresh(&self, store: &Store, now: i64) -> Result<bool, KeyError> {
         let stored = store.signing_keys().await?;
         if !self.current().is_stale(&stored, now) {
             return Ok(false);
         }
         let fresh = std::sync::Arc::new(Keys::from_stored(&stored, now)?);
-        *self
+        let mut installed = self
             .0
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if installed.1 > now {
+            return Ok(false);
+        }
+        *installed = (fresh, now);
         Ok(true)
     }
 }
@@ -562,6 +573,27 @@ pub fn at_hash(alg: Alg, access_token: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Keys chosen for an earlier time (a slow reload that read the clock before a faster one)
+    /// never replace those chosen for a later one.
+    #[tokio::test]
+    async fn a_reload_for_an_earlier_time_does_not_undo_a_later_one() {
+        let ctx = crate::context::testing::ctx().await;
+        let now = ctx.clock.unix();
+        let signer = |keys: &Keys| {
+            let jwt = keys
+                .sign(Alg::RS256, "JWT", &serde_json::json!({"sub": "s"}))
+                .unwrap();
+            jsonwebtoken::decode_header(&jwt).unwrap().kid.unwrap()
+        };
+        let before = signer(&ctx.keys.current());
+        let next = rotate(&ctx.store, Alg::RS256, now, now + 60).await.unwrap();
+        assert!(ctx.keys.refresh(&ctx.store, now + 61).await.unwrap());
+        assert_eq!(signer(&ctx.keys.current()), next.kid);
+        assert!(!ctx.keys.refresh(&ctx.store, now).await.unwrap());
+        assert_eq!(signer(&ctx.keys.current()), next.kid);
+        assert_ne!(before, next.kid);
+    }
 
     fn keys() -> Keys {
         let stored: Vec<StoredKey> = Alg::ALL.iter().map(|a| generate(*a, 1).unwrap()).collect();

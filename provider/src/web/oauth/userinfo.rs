@@ -53,8 +53,10 @@ async fn answer(
             (dpop, Some(token))
         }
     };
-    let token = one_token(in_header, form)?;
-    let proofs = dpop_headers(headers).map_err(BearerError::invalid_request)?;
+    // Refused under the scheme the token came with (RFC 9449 §7.1).
+    let scheme = |e: BearerError| if dpop { e.under_dpop() } else { e };
+    let token = one_token(in_header, form).map_err(scheme)?;
+    let proofs = dpop_headers(headers).map_err(|why| scheme(BearerError::invalid_request(why)))?;
     let how = if dpop {
         Presented::Dpop {
             proofs: &proofs,
@@ -63,9 +65,8 @@ async fn answer(
     } else {
         Presented::Bearer
     };
-    // Refused under the scheme the token came with (RFC 9449 §7.1).
     let claims = userinfo_presented(ctx, &token, &how)
         .await
-        .map_err(|e| if dpop { e.under_dpop() } else { e })?;
+        .map_err(scheme)?;
     Ok((no_store(), Json(claims)).into_response())
 }
