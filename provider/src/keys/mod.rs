@@ -516,15 +516,19 @@ impl Keys {
 }
 
 /// The keys in force, shared by every request and replaced whole when rotation changes what is
-/// stored (each instance reloads on its own), with the time they were chosen for.
-pub struct KeyRing(std::sync::RwLock<(std::sync::Arc<Keys>, i64)>);
+/// stored (each instance reloads on its own), with the time they were chosen for; reloads
+/// take turns (the second lock).
+pub struct KeyRing(
+    std::sync::RwLock<(std::sync::Arc<Keys>, i64)>,
+    tokio::sync::Mutex<()>,
+);
 
 impl KeyRing {
     pub fn new(keys: Keys) -> Self {
-        Self(std::sync::RwLock::new((
-            std::sync::Arc::new(keys),
-            i64::MIN,
-        )))
+        Self(
+            std::sync::RwLock::new((std::sync::Arc::new(keys), i64::MIN)),
+            tokio::sync::Mutex::new(()),
+        )
     }
 
     /// The keys in force now (a cheap clone of a shared pointer).
@@ -537,11 +541,13 @@ impl KeyRing {
     }
 
     /// Reloads the keys if the stored ones (at `now`) differ from those in force, including a
-    /// published key whose time to sign has come. Returns whether it reloaded. Two reloads at
-    /// once (the maintenance round and an operator's) may finish in either order: keys chosen
-    /// for an earlier time never replace those chosen for a later one, so a slow reload cannot
-    /// bring back a key that has been superseded.
+    /// published key whose time to sign has come. Returns whether it reloaded. Reloads take
+    /// turns, each reading the store after the one before installed its keys, and keys chosen
+    /// for an earlier time never replace those chosen for a later one: a slow reload (the
+    /// maintenance round's, which read the clock before an operator's) cannot bring back what
+    /// was superseded.
     pub async fn refresh(&self, store: &Store, now: i64) -> Result<bool, KeyError> {
+        let _turn = self.1.lock().await;
         let stored = store.signing_keys().await?;
         if !self.current().is_stale(&stored, now) {
             return Ok(false);

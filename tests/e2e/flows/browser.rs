@@ -266,15 +266,20 @@ async fn revoking_a_session_on_your_sessions_signs_its_app_out() {
     chrome.shot("your-sessions-after-revoke").await;
     let what = "the app of the revoked session signed it out";
     super::signed_out(&other, &stack.app_b, what).await;
-    chrome.client.refresh().await.unwrap();
+    // The outbox records the delivery once the app has answered: a reload soon shows it.
+    let page = &chrome;
+    crate::harness::eventually("the page shows the delivery", || async move {
+        page.client.refresh().await.unwrap();
+        page.text("deliveries")
+            .await
+            .contains("Delivered")
+            .then_some(())
+    })
+    .await;
     assert_eq!(
         chrome.text("notice").await,
         "The session was signed out.",
         "a reload re-submits nothing"
-    );
-    assert!(
-        chrome.text("deliveries").await.contains("Delivered"),
-        "the page shows the delivery"
     );
     chrome.shot("your-sessions-delivered").await;
     chrome.goto(&format!("{}/", stack.app_a.url)).await;
