@@ -311,6 +311,18 @@ async fn discovery_must_name_the_configured_issuer() {
     );
 }
 
+/// `GET /notes` behind the layer (`notes:read`), answering the caller and the key its token
+/// is bound to.
+fn notes_router(v: &Arc<Verifier>) -> Router {
+    async fn notes(Caller(token): Caller) -> axum::Json<Value> {
+        axum::Json(json!({"owner": token.sub, "jkt": token.dpop_jkt}))
+    }
+    Router::new().route(
+        "/notes",
+        get(notes).route_layer(require(v, &["notes:read"])),
+    )
+}
+
 /// What a protected route answers: status, `WWW-Authenticate` (its challenges joined by
 /// ` | `), body.
 async fn call(app: &Router, authorization: &[&str]) -> (StatusCode, String, Value) {
@@ -342,13 +354,7 @@ async fn call(app: &Router, authorization: &[&str]) -> (StatusCode, String, Valu
 async fn a_protected_route_answers_rfc_6750_and_hands_the_token_to_its_handler() {
     let p = provider().await;
     let v = p.verifier().await;
-    async fn notes(Caller(token): Caller) -> axum::Json<Value> {
-        axum::Json(json!({"owner": token.sub}))
-    }
-    let app = Router::new().route(
-        "/notes",
-        get(notes).route_layer(require(&v, &["notes:read"])),
-    );
+    let app = notes_router(&v);
     let good = format!("Bearer {}", p.token(json!({})));
     let (status, _, body) = call(&app, &[&good]).await;
     assert_eq!(
@@ -418,13 +424,7 @@ fn dpop_proof(key: &str, method: &str, url: &str, now: i64, extra: Value) -> Str
 async fn a_dpop_bound_token_needs_a_fresh_proof_by_its_key() {
     let p = provider().await;
     let v = p.verifier().await;
-    async fn notes(Caller(token): Caller) -> axum::Json<Value> {
-        axum::Json(json!({"owner": token.sub, "jkt": token.dpop_jkt}))
-    }
-    let app = Router::new().route(
-        "/notes",
-        get(notes).route_layer(require(&v, &["notes:read"])),
-    );
+    let app = notes_router(&v);
     // The client's DPoP key is KEY_B; its thumbprint is what the token is bound to.
     let client_jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(
         &EncodingKey::from_ec_der(&der(KEY_B)),
@@ -514,13 +514,7 @@ async fn a_dpop_bound_token_needs_a_fresh_proof_by_its_key() {
 async fn a_proof_names_the_path_the_client_sent() {
     let p = provider().await;
     let v = p.verifier().await;
-    async fn notes(Caller(token): Caller) -> axum::Json<Value> {
-        axum::Json(json!({"owner": token.sub}))
-    }
-    let inner = Router::new().route(
-        "/notes",
-        get(notes).route_layer(require(&v, &["notes:read"])),
-    );
+    let inner = notes_router(&v);
     let app = Router::new().nest("/v1", inner);
     let client = EncodingKey::from_ec_der(&der(KEY_B));
     let jkt = jsonwebtoken::jwk::Jwk::from_encoding_key(&client, Algorithm::ES256)
@@ -597,13 +591,7 @@ fn bearer_takes_the_bearer_scheme_alone() {
 async fn malformed_requests_are_refused_under_the_scheme_they_used() {
     let p = provider().await;
     let v = p.verifier().await;
-    async fn notes(Caller(token): Caller) -> axum::Json<Value> {
-        axum::Json(json!({"owner": token.sub}))
-    }
-    let app = Router::new().route(
-        "/notes",
-        get(notes).route_layer(require(&v, &["notes:read"])),
-    );
+    let app = notes_router(&v);
     let (status, challenge, _) = call(&app, &["DPoP a", "DPoP b"]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(

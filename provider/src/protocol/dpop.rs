@@ -10,7 +10,6 @@
 
 use super::error::TokenError;
 use crate::context::{Ctx, SystemError};
-use crate::paths;
 use crate::types::{Alg, TokenErrorCode};
 pub use infra::dpop::{Expected, token_hash};
 
@@ -42,9 +41,14 @@ impl From<sqlx::Error> for Refused {
     }
 }
 
-/// The proof a token request sent, if any: [`at_endpoint`] for the token endpoint.
-pub async fn at_token_endpoint(ctx: &Ctx, headers: &[&str]) -> Result<Option<Proof>, TokenError> {
-    at_endpoint(ctx, paths::TOKEN, headers).await
+/// The proof a token request sent, if any: [`at_endpoint`] for the token endpoint (the tests'
+/// shorthand; the handlers name their endpoint).
+#[cfg(test)]
+pub(crate) async fn at_token_endpoint(
+    ctx: &Ctx,
+    headers: &[&str],
+) -> Result<Option<Proof>, TokenError> {
+    at_endpoint(ctx, crate::paths::TOKEN, headers).await
 }
 
 /// The proof a client's POST to one of the provider's endpoints at `path` (the token endpoint,

@@ -46,17 +46,20 @@ impl Params {
                 Some(eq) => (&pair[..eq], &pair[eq + 1..]),
                 None => (pair, &[][..]),
             };
-            let name = decode(name)?;
-            let value = decode(value)?;
-            if p.map.contains_key(&name) {
-                if !p.repeated.contains(&name) {
-                    p.repeated.push(name);
-                }
-                continue;
-            }
-            p.map.insert(name, value);
+            p.add(decode(name)?, decode(value)?);
         }
         Ok(p)
+    }
+
+    /// Adds one parameter; a name sent before is a repetition (its first value stands).
+    fn add(&mut self, name: String, value: String) {
+        if self.map.contains_key(&name) {
+            if !self.repeated.contains(&name) {
+                self.repeated.push(name);
+            }
+            return;
+        }
+        self.map.insert(name, value);
     }
 
     /// The value, or `None` when absent or empty (RFC 6749 §3.1).
@@ -100,13 +103,7 @@ impl Params {
             if name.contains('\0') || value.contains('\0') {
                 return Err(ParamsError::Encoding);
             }
-            if p.map.contains_key(&name) {
-                if !p.repeated.contains(&name) {
-                    p.repeated.push(name);
-                }
-                continue;
-            }
-            p.map.insert(name, value);
+            p.add(name, value);
         }
         Ok(p)
     }

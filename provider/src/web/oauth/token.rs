@@ -17,6 +17,17 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+/// The DPoP proof a client's POST to `path` carries, if any, checked for that endpoint.
+async fn proof_at(
+    st: &AppState,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<Option<dpop::Proof>, TokenError> {
+    let proofs = dpop_headers(headers)
+        .map_err(|why| TokenError::new(TokenErrorCode::InvalidDpopProof, why))?;
+    dpop::at_endpoint(&st.ctx, path, &proofs).await
+}
+
 /// A success answered to a request with a DPoP proof carries the provider's current nonce
 /// (RFC 9449 §8.2), so that the client's next proof has it without a `use_dpop_nonce` round
 /// trip once the one it holds has aged.
@@ -48,9 +59,7 @@ pub async fn issue_token(
         let limit = st.ctx.config.limits.token_rate_per_client;
         per_client(&st, "token", &client, limit)?;
     }
-    let proofs = dpop_headers(&headers)
-        .map_err(|why| TokenError::new(TokenErrorCode::InvalidDpopProof, why))?;
-    let proof = dpop::at_token_endpoint(&st.ctx, &proofs).await?;
+    let proof = proof_at(&st, paths::TOKEN, &headers).await?;
     let response = token::exchange_with(&st.ctx, &client, &form, proof.as_ref()).await?;
     let response = (no_store(), Json(response)).into_response();
     Ok(with_nonce(&st, response, proof.as_ref()))
@@ -101,9 +110,7 @@ pub async fn push_request(
 ) -> Result<Response, TokenError> {
     let limit = st.ctx.config.limits.token_rate_per_client;
     per_client(&st, "par", &client, limit)?;
-    let proofs = dpop_headers(&headers)
-        .map_err(|why| TokenError::new(TokenErrorCode::InvalidDpopProof, why))?;
-    let proof = dpop::at_endpoint(&st.ctx, paths::PUSHED_AUTHORIZATION, &proofs).await?;
+    let proof = proof_at(&st, paths::PUSHED_AUTHORIZATION, &headers).await?;
     let answer = pushed::push(&st.ctx, &client, &form, proof.as_ref()).await?;
     let response = (StatusCode::CREATED, no_store(), Json(answer)).into_response();
     Ok(with_nonce(&st, response, proof.as_ref()))
